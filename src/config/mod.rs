@@ -1,0 +1,1 @@
+//! ZPL (ZeroMQ Property Language, RFC 4) configuration trees.

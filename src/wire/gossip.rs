@@ -1,0 +1,1 @@
+//! ZGP (ZeroMQ Gossip Protocol) message codec.
