@@ -1,1 +1,1488 @@
-//! ZMTP 3.1 connection codec.
+//! ZMTP 3.1 connection codec (RFC 23 / RFC 37), sans-IO.
+//!
+//! A [`Connection`] turns the byte stream received from one peer into
+//! [`Event`]s and produces the bytes to send back. It never touches a socket
+//! and never reads a clock: the reactor [`feed`](Connection::feed)s received
+//! bytes, [`poll`](Connection::poll)s events until `Ok(None)`, writes
+//! [`pending_output`](Connection::pending_output) and reports what it wrote
+//! with [`consume_output`](Connection::consume_output).
+//!
+//! What happens on the wire:
+//!
+//! * Our 64-byte greeting is queued at construction (`FF`, padding
+//!   `00 00 00 00 00 00 00 01` as libzmq sends, `7F`, version 3.1, the
+//!   mechanism name padded to 20 bytes, as-server, 31 zero bytes).
+//! * The peer's greeting is parsed incrementally: a bad signature or a
+//!   ZMTP 1.0/2.0 peer is refused as soon as the first 11 bytes are in.
+//!   Peers of version 3.0 and later are accepted (RFC 37: "MUST accept
+//!   higher protocol versions"); PING is only ever sent to 3.1+ peers.
+//! * The security handshake runs through an internal mechanism object.
+//!   Only NULL exists today: both sides send `READY` with `Socket-Type`
+//!   and `Identity` (then any extra properties from [`Config`]). The peer's
+//!   socket type is checked against ours (RFC 37 matrix); on a handshake
+//!   error we queue an `ERROR` command with the reason before closing.
+//! * After the handshake, message frames are delivered as whole (possibly
+//!   multipart) messages borrowed from the input buffer, so receiving does
+//!   not allocate per message. `PING` is answered with `PONG` internally,
+//!   `PONG` and unknown commands are ignored (libzmq does the same), and
+//!   `ERROR` ends the connection.
+//!
+//! Limits: every frame whose declared size exceeds [`Config::max_frame`]
+//! is refused as soon as its header is read, before any of its body is
+//! buffered; a multipart message may not exceed `max_frame` + 9 bytes in
+//! total (headers included). Nothing is ever allocated from a length read
+//! off the wire.
+//!
+//! Adding CURVE (RFC 26) later: the `Mechanism` enum gets a `Curve`
+//! variant. Its handshake commands (HELLO, WELCOME, INITIATE, READY) go
+//! through `Mechanism::on_handshake_command`, and after the handshake
+//! `Mechanism::encode_message_frame` boxes every outgoing frame into a
+//! MESSAGE command; incoming MESSAGE commands would be opened into a
+//! connection-owned plaintext buffer that [`MessageRef`] borrows from
+//! instead of the input buffer.
+
+use std::fmt;
+
+/// Length of a ZMTP 3.x greeting.
+pub const GREETING_LEN: usize = 64;
+/// Default limit on the size of one received frame (1 MiB).
+pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
+/// Longest PING context that RFC 37 allows (and that we echo).
+pub const MAX_PING_CONTEXT: usize = 16;
+
+const FLAG_MORE: u8 = 0x01;
+const FLAG_LONG: u8 = 0x02;
+const FLAG_COMMAND: u8 = 0x04;
+const FLAGS_KNOWN: u8 = FLAG_MORE | FLAG_LONG | FLAG_COMMAND;
+/// Longest frame header: flags + 8-byte size.
+const MAX_HEADER_LEN: usize = 9;
+
+/// The padding libzmq sends in the greeting signature (octets 1..=8).
+const SIGNATURE_PADDING: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
+const OUR_MAJOR: u8 = 3;
+const OUR_MINOR: u8 = 1;
+const MECHANISM_LEN: usize = 20;
+
+/// A ZeroMQ socket type, as announced in the `Socket-Type` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketType {
+    /// `PAIR`
+    Pair,
+    /// `PUB`
+    Pub,
+    /// `SUB`
+    Sub,
+    /// `REQ`
+    Req,
+    /// `REP`
+    Rep,
+    /// `DEALER`
+    Dealer,
+    /// `ROUTER`
+    Router,
+    /// `PULL`
+    Pull,
+    /// `PUSH`
+    Push,
+    /// `XPUB`
+    XPub,
+    /// `XSUB`
+    XSub,
+    /// `STREAM` (raw TCP in libzmq; never completes a ZMTP handshake)
+    Stream,
+}
+
+impl SocketType {
+    /// Every socket type, for tests and fuzzing.
+    pub const ALL: [SocketType; 12] = [
+        SocketType::Pair,
+        SocketType::Pub,
+        SocketType::Sub,
+        SocketType::Req,
+        SocketType::Rep,
+        SocketType::Dealer,
+        SocketType::Router,
+        SocketType::Pull,
+        SocketType::Push,
+        SocketType::XPub,
+        SocketType::XSub,
+        SocketType::Stream,
+    ];
+
+    /// The name sent in `Socket-Type`, e.g. `"DEALER"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketType::Pair => "PAIR",
+            SocketType::Pub => "PUB",
+            SocketType::Sub => "SUB",
+            SocketType::Req => "REQ",
+            SocketType::Rep => "REP",
+            SocketType::Dealer => "DEALER",
+            SocketType::Router => "ROUTER",
+            SocketType::Pull => "PULL",
+            SocketType::Push => "PUSH",
+            SocketType::XPub => "XPUB",
+            SocketType::XSub => "XSUB",
+            SocketType::Stream => "STREAM",
+        }
+    }
+
+    /// Parses a `Socket-Type` value. Exact, case-sensitive match, as libzmq.
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        SocketType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.name().as_bytes() == name)
+    }
+
+    /// Whether a socket of this type may talk to a peer of type `peer`
+    /// (the RFC 37 table of legal combinations).
+    pub fn compatible_with(self, peer: SocketType) -> bool {
+        use SocketType::*;
+        matches!(
+            (self, peer),
+            (Req, Rep | Router)
+                | (Rep, Req | Dealer)
+                | (Dealer, Rep | Dealer | Router)
+                | (Router, Req | Dealer | Router)
+                | (Pub | XPub, Sub | XSub)
+                | (Sub | XSub, Pub | XPub)
+                | (Push, Pull)
+                | (Pull, Push)
+                | (Pair, Pair)
+        )
+    }
+}
+
+impl fmt::Display for SocketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Settings of one connection.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our socket type, announced in `READY` and checked against the peer's.
+    pub socket_type: SocketType,
+    /// The as-server greeting flag. NULL requires it to be false (it is
+    /// for security mechanisms with client and server roles).
+    pub as_server: bool,
+    /// Largest frame body we accept, in bytes (also the budget of one
+    /// multipart message). Larger frames are refused before buffering.
+    /// Must leave room for the peer's `READY` (a few hundred bytes).
+    pub max_frame: usize,
+    /// Extra `READY` properties sent after `Socket-Type` and `Identity`,
+    /// e.g. `("X-ZGossip", b"2")`. Names must be 1 to 255 bytes; entries
+    /// with other names are left out.
+    pub properties: Vec<(String, Vec<u8>)>,
+}
+
+impl Config {
+    /// A configuration with defaults: not as-server, [`DEFAULT_MAX_FRAME`],
+    /// no extra properties.
+    pub fn new(socket_type: SocketType) -> Self {
+        Config {
+            socket_type,
+            as_server: false,
+            max_frame: DEFAULT_MAX_FRAME,
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// What the peer told us in its handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's `Socket-Type`.
+    pub socket_type: SocketType,
+    /// The peer's `Identity` property (empty when absent).
+    pub identity: Vec<u8>,
+    /// Major ZMTP version from the peer's greeting (3 or more).
+    pub major_version: u8,
+    /// Minor ZMTP version from the peer's greeting (0 for ZMTP 3.0).
+    pub minor_version: u8,
+    /// Every property of the peer's `READY`, in order, including
+    /// `Socket-Type` and `Identity`. Names are decoded lossily as UTF-8.
+    pub properties: Vec<(String, Vec<u8>)>,
+}
+
+impl PeerInfo {
+    /// Value of the first property called `name`, compared without regard
+    /// to ASCII case (metadata names are case-insensitive).
+    pub fn property(&self, name: &str) -> Option<&[u8]> {
+        self.properties
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether the peer speaks ZMTP 3.1 or later (understands PING).
+    pub fn supports_ping(&self) -> bool {
+        supports_ping(self.major_version, self.minor_version)
+    }
+}
+
+fn supports_ping(major: u8, minor: u8) -> bool {
+    major > 3 || (major == 3 && minor >= 1)
+}
+
+/// One received message: one or more frames, borrowed from the
+/// connection's input buffer (valid until the next `feed` or `poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    first: &'a [u8],
+    raw: &'a [u8],
+    count: usize,
+}
+
+impl<'a> MessageRef<'a> {
+    /// Body of the first frame (for a single-frame message, the message).
+    pub fn first(&self) -> &'a [u8] {
+        self.first
+    }
+
+    /// Number of frames, at least 1.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a message has at least one frame.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the message has more than one frame.
+    pub fn is_multipart(&self) -> bool {
+        self.count > 1
+    }
+
+    /// The frame bodies, in order.
+    pub fn parts(&self) -> Parts<'a> {
+        Parts { rest: self.raw }
+    }
+
+    /// Copies the frame bodies out.
+    pub fn to_vec(&self) -> Vec<Vec<u8>> {
+        self.parts().map(<[u8]>::to_vec).collect()
+    }
+}
+
+/// Iterator over the frame bodies of a [`MessageRef`].
+#[derive(Debug, Clone)]
+pub struct Parts<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        // The frames were validated when the message was parsed; any
+        // inconsistency here just ends the iteration.
+        let hdr = parse_header(self.rest, usize::MAX).ok()??;
+        let end = hdr.header_len.checked_add(hdr.body_len)?;
+        let body = self.rest.get(hdr.header_len..end)?;
+        self.rest = self.rest.get(end..).unwrap_or(&[]);
+        Some(body)
+    }
+}
+
+/// Something the connection has to tell the reactor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The handshake completed; messages may now be sent and received.
+    Ready(PeerInfo),
+    /// A whole message arrived.
+    Message(MessageRef<'a>),
+}
+
+/// Why a connection failed or refused an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The greeting does not start with `FF` .. `7F` (not ZMTP, or ZMTP 1.0).
+    BadSignature,
+    /// The peer speaks a ZMTP version before 3.0.
+    UnsupportedVersion {
+        /// The peer's major version octet.
+        major: u8,
+    },
+    /// The peer's security mechanism differs from ours.
+    MechanismMismatch {
+        /// Our mechanism name.
+        ours: &'static str,
+        /// The peer's mechanism name (lossy UTF-8, padding removed).
+        peer: String,
+    },
+    /// A frame flags octet has reserved bits set, or MORE on a command.
+    BadFlags(u8),
+    /// A frame declares a body larger than `max_frame`.
+    FrameTooLarge {
+        /// Declared size.
+        size: u64,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// A multipart message exceeds its size budget.
+    MessageTooLarge {
+        /// Bytes of the message seen so far (headers included).
+        size: usize,
+        /// Limit in bytes (headers included).
+        limit: usize,
+    },
+    /// A command frame is malformed (the string names the problem).
+    MalformedCommand(&'static str),
+    /// A command that is not allowed at this point of the handshake.
+    UnexpectedCommand(String),
+    /// A message frame arrived before the handshake completed.
+    UnexpectedMessage,
+    /// A command frame arrived in the middle of a multipart message.
+    CommandInsideMessage,
+    /// The peer's `READY` has no `Socket-Type`.
+    MissingSocketType,
+    /// The peer's `Socket-Type` is not a socket type we know.
+    UnknownSocketType(String),
+    /// The peer's socket type cannot talk to ours.
+    IncompatibleSocketType {
+        /// The peer's type.
+        peer: SocketType,
+        /// Our type.
+        ours: SocketType,
+    },
+    /// The peer sent an `ERROR` command with this reason.
+    PeerError(String),
+    /// Sending a message before the handshake completed.
+    NotReady,
+    /// Sending on a connection that failed or was closed.
+    Closed,
+    /// Sending a message with no frames.
+    EmptyMessage,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadSignature => f.write_str("peer greeting has bad signature"),
+            Error::UnsupportedVersion { major } => {
+                write!(f, "peer speaks ZMTP major version {major}, need 3 or later")
+            }
+            Error::MechanismMismatch { ours, peer } => {
+                write!(f, "peer security mechanism {peer:?} does not match {ours}")
+            }
+            Error::BadFlags(b) => write!(f, "invalid frame flags 0x{b:02x}"),
+            Error::FrameTooLarge { size, limit } => {
+                write!(f, "frame of {size} bytes exceeds limit {limit}")
+            }
+            Error::MessageTooLarge { size, limit } => {
+                write!(f, "multipart message of {size} bytes exceeds limit {limit}")
+            }
+            Error::MalformedCommand(what) => write!(f, "malformed command: {what}"),
+            Error::UnexpectedCommand(name) => {
+                write!(f, "unexpected command {name} during handshake")
+            }
+            Error::UnexpectedMessage => f.write_str("message frame before handshake completed"),
+            Error::CommandInsideMessage => f.write_str("command frame inside a multipart message"),
+            Error::MissingSocketType => f.write_str("peer READY has no Socket-Type"),
+            Error::UnknownSocketType(t) => write!(f, "peer socket type {t:?} is unknown"),
+            Error::IncompatibleSocketType { peer, ours } => {
+                write!(f, "peer socket type {peer} is incompatible with {ours}")
+            }
+            Error::PeerError(reason) => write!(f, "peer sent ERROR: {reason}"),
+            Error::NotReady => f.write_str("connection handshake not complete"),
+            Error::Closed => f.write_str("connection is closed"),
+            Error::EmptyMessage => f.write_str("message has no frames"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    flags: u8,
+    header_len: usize,
+    body_len: usize,
+}
+
+/// Parses a frame header at the start of `buf`. `Ok(None)` means more
+/// bytes are needed. The declared size is checked against `limit` before
+/// anything else is done with it.
+fn parse_header(buf: &[u8], limit: usize) -> Result<Option<Header>, Error> {
+    let Some(&flags) = buf.first() else {
+        return Ok(None);
+    };
+    if flags & !FLAGS_KNOWN != 0 || (flags & FLAG_COMMAND != 0 && flags & FLAG_MORE != 0) {
+        return Err(Error::BadFlags(flags));
+    }
+    let (size, header_len) = if flags & FLAG_LONG != 0 {
+        let Some(bytes) = buf.get(1..MAX_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let mut a = [0u8; 8];
+        a.copy_from_slice(bytes);
+        (u64::from_be_bytes(a), MAX_HEADER_LEN)
+    } else {
+        let Some(&b) = buf.get(1) else {
+            return Ok(None);
+        };
+        (u64::from(b), 2)
+    };
+    let body_len = match usize::try_from(size) {
+        Ok(n) if n <= limit => n,
+        _ => return Err(Error::FrameTooLarge { size, limit }),
+    };
+    Ok(Some(Header {
+        flags,
+        header_len,
+        body_len,
+    }))
+}
+
+/// Appends one frame (short form up to 255 bytes, long form otherwise).
+fn push_frame(out: &mut Vec<u8>, flags: u8, body_len: usize) {
+    if body_len <= 255 {
+        out.push(flags);
+        out.push(body_len as u8);
+    } else {
+        out.push(flags | FLAG_LONG);
+        out.extend_from_slice(&(body_len as u64).to_be_bytes());
+    }
+}
+
+/// Appends a command frame: name (1 to 255 bytes) followed by `data` pieces.
+fn push_command(out: &mut Vec<u8>, name: &[u8], data: &[&[u8]]) {
+    debug_assert!(!name.is_empty() && name.len() <= 255);
+    let body_len = 1 + name.len() + data.iter().map(|d| d.len()).sum::<usize>();
+    out.reserve(MAX_HEADER_LEN + body_len);
+    push_frame(out, FLAG_COMMAND, body_len);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    for d in data {
+        out.extend_from_slice(d);
+    }
+}
+
+/// Appends an ERROR command; the reason is cut to 255 bytes.
+fn push_error(out: &mut Vec<u8>, reason: &str) {
+    let bytes = reason.as_bytes();
+    let reason = bytes.get(..255).unwrap_or(bytes);
+    push_command(out, b"ERROR", &[&[reason.len() as u8], reason]);
+}
+
+/// Splits a command body into (name, data).
+fn split_command(body: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    let (&len, rest) = body
+        .split_first()
+        .ok_or(Error::MalformedCommand("empty command frame"))?;
+    let len = usize::from(len);
+    if len == 0 {
+        return Err(Error::MalformedCommand("empty command name"));
+    }
+    if rest.len() < len {
+        return Err(Error::MalformedCommand("command name longer than frame"));
+    }
+    Ok(rest.split_at(len))
+}
+
+/// Reason of an ERROR command body; lenient about a bad length.
+fn error_reason(data: &[u8]) -> String {
+    let reason = match data.split_first() {
+        Some((&len, rest)) => rest.get(..usize::from(len)).unwrap_or(rest),
+        None => &[],
+    };
+    String::from_utf8_lossy(reason).into_owned()
+}
+
+/// Outcome of a handshake command.
+enum Handshake {
+    /// More handshake commands are expected. NULL completes in one
+    /// command; multi-step mechanisms (CURVE) will use this.
+    #[allow(dead_code)]
+    Continue,
+    /// The handshake completed.
+    Done(PeerInfo),
+}
+
+/// State of the NULL mechanism. It has no state today; the struct exists
+/// so that every mechanism has the same shape.
+#[derive(Debug, Default)]
+struct NullMechanism;
+
+/// The security mechanism of a connection. Handshake commands and, after
+/// the handshake, message frames go through it.
+#[derive(Debug)]
+enum Mechanism {
+    Null(NullMechanism),
+}
+
+impl Mechanism {
+    fn name(&self) -> &'static str {
+        match self {
+            Mechanism::Null(_) => "NULL",
+        }
+    }
+
+    /// Called once the peer's greeting is accepted: queue our first
+    /// handshake commands.
+    fn start(&mut self, config: &Config, out: &mut Vec<u8>) {
+        match self {
+            Mechanism::Null(_) => push_ready(config, out),
+        }
+    }
+
+    /// Handles one handshake command from the peer.
+    fn on_handshake_command(
+        &mut self,
+        config: &Config,
+        name: &[u8],
+        data: &[u8],
+        versions: (u8, u8),
+    ) -> Result<Handshake, Error> {
+        match self {
+            Mechanism::Null(_) => match name {
+                b"READY" => parse_ready(config, data, versions).map(Handshake::Done),
+                b"ERROR" => Err(Error::PeerError(error_reason(data))),
+                other => Err(Error::UnexpectedCommand(
+                    String::from_utf8_lossy(other).into_owned(),
+                )),
+            },
+        }
+    }
+
+    /// Appends one outgoing message frame.
+    fn encode_message_frame(&mut self, more: bool, body: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Mechanism::Null(_) => {
+                push_frame(out, if more { FLAG_MORE } else { 0 }, body.len());
+                out.extend_from_slice(body);
+            }
+        }
+    }
+
+    /// Appends one outgoing command after the handshake.
+    fn encode_command(&mut self, name: &[u8], data: &[&[u8]], out: &mut Vec<u8>) {
+        match self {
+            Mechanism::Null(_) => push_command(out, name, data),
+        }
+    }
+}
+
+/// Appends our NULL `READY`: Socket-Type, Identity (empty), extras.
+fn push_ready(config: &Config, out: &mut Vec<u8>) {
+    let type_name = config.socket_type.name().as_bytes();
+    let mut props: Vec<(&[u8], &[u8])> = vec![(b"Socket-Type", type_name), (b"Identity", b"")];
+    for (name, value) in &config.properties {
+        let ok_name = !name.is_empty() && name.len() <= 255;
+        let ok_value = value.len() <= i32::MAX as usize;
+        debug_assert!(ok_name && ok_value, "invalid READY property {name:?}");
+        if ok_name && ok_value {
+            props.push((name.as_bytes(), value));
+        }
+    }
+    let mut body = Vec::new();
+    for (name, value) in props {
+        body.push(name.len() as u8);
+        body.extend_from_slice(name);
+        body.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        body.extend_from_slice(value);
+    }
+    push_command(out, b"READY", &[&body]);
+}
+
+/// Parses and validates the peer's NULL `READY` metadata.
+fn parse_ready(config: &Config, mut data: &[u8], versions: (u8, u8)) -> Result<PeerInfo, Error> {
+    let mut properties = Vec::new();
+    while let Some((&name_len, rest)) = data.split_first() {
+        let name_len = usize::from(name_len);
+        if name_len == 0 {
+            return Err(Error::MalformedCommand("READY property with empty name"));
+        }
+        let (name, rest) = match rest.get(..name_len) {
+            Some(name) => (name, rest.get(name_len..).unwrap_or(&[])),
+            None => return Err(Error::MalformedCommand("READY property name truncated")),
+        };
+        let (len_bytes, rest) = match rest.get(..4) {
+            Some(b) => (b, rest.get(4..).unwrap_or(&[])),
+            None => return Err(Error::MalformedCommand("READY value length truncated")),
+        };
+        let mut a = [0u8; 4];
+        a.copy_from_slice(len_bytes);
+        let value_len = u32::from_be_bytes(a);
+        if value_len > i32::MAX as u32 {
+            return Err(Error::MalformedCommand("READY value longer than 2^31-1"));
+        }
+        let value_len = usize::try_from(value_len)
+            .map_err(|_| Error::MalformedCommand("READY value truncated"))?;
+        let value = rest
+            .get(..value_len)
+            .ok_or(Error::MalformedCommand("READY value truncated"))?;
+        data = rest.get(value_len..).unwrap_or(&[]);
+        properties.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
+    }
+    let find = |key: &str| {
+        properties
+            .iter()
+            .find(|(n, _): &&(String, Vec<u8>)| n.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_slice())
+    };
+    let type_name = find("Socket-Type").ok_or(Error::MissingSocketType)?;
+    let socket_type = SocketType::from_name(type_name)
+        .ok_or_else(|| Error::UnknownSocketType(String::from_utf8_lossy(type_name).into_owned()))?;
+    if !config.socket_type.compatible_with(socket_type) {
+        return Err(Error::IncompatibleSocketType {
+            peer: socket_type,
+            ours: config.socket_type,
+        });
+    }
+    let identity = find("Identity").unwrap_or(&[]).to_vec();
+    Ok(PeerInfo {
+        socket_type,
+        identity,
+        major_version: versions.0,
+        minor_version: versions.1,
+        properties,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the peer's greeting.
+    Greeting,
+    /// Greeting exchanged, security handshake running.
+    Handshake,
+    /// Handshake complete: traffic.
+    Ready,
+    /// Failed or closed; nothing more is read or accepted.
+    Closed,
+}
+
+/// Result of one parsing step, as offsets into the input buffer (so that
+/// the borrow of the buffer is taken only once, at the end of `poll`).
+enum Step {
+    NeedMore,
+    Continue,
+    Ready(PeerInfo),
+    Message {
+        first: (usize, usize),
+        raw: (usize, usize),
+        count: usize,
+    },
+}
+
+/// One ZMTP connection, sans-IO. See the module documentation.
+#[derive(Debug)]
+pub struct Connection {
+    config: Config,
+    mechanism: Mechanism,
+    state: State,
+    /// Received bytes; `inbuf[start..]` is not yet consumed.
+    inbuf: Vec<u8>,
+    start: usize,
+    /// Progress through a multipart message that is not complete yet:
+    /// bytes (from `start`) of whole frames already checked, and their count.
+    scan_len: usize,
+    scan_count: usize,
+    /// Bytes to send; `out[out_pos..]` is not yet written.
+    out: Vec<u8>,
+    out_pos: usize,
+    peer_major: u8,
+    peer_minor: u8,
+    /// The error that killed the connection, returned again by `poll`.
+    error: Option<Error>,
+}
+
+impl Connection {
+    /// Creates a connection and queues our greeting.
+    pub fn new(config: Config) -> Self {
+        let mechanism = Mechanism::Null(NullMechanism);
+        let mut out = Vec::with_capacity(256);
+        out.push(0xFF);
+        out.extend_from_slice(&SIGNATURE_PADDING);
+        out.push(0x7F);
+        out.push(OUR_MAJOR);
+        out.push(OUR_MINOR);
+        let mut mech = [0u8; MECHANISM_LEN];
+        for (slot, b) in mech.iter_mut().zip(mechanism.name().bytes()) {
+            *slot = b;
+        }
+        out.extend_from_slice(&mech);
+        out.push(u8::from(config.as_server));
+        out.extend_from_slice(&[0u8; 31]);
+        debug_assert_eq!(out.len(), GREETING_LEN);
+        Connection {
+            config,
+            mechanism,
+            state: State::Greeting,
+            inbuf: Vec::new(),
+            start: 0,
+            scan_len: 0,
+            scan_count: 0,
+            out,
+            out_pos: 0,
+            peer_major: 0,
+            peer_minor: 0,
+            error: None,
+        }
+    }
+
+    /// The configuration this connection was created with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Appends received bytes. Call [`poll`](Self::poll) until it returns
+    /// `Ok(None)` before feeding more, so the buffer stays bounded by one
+    /// frame plus what was fed. Bytes fed after the connection closed are
+    /// dropped.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        let unread = self.inbuf.len() - self.start;
+        if self.start > 0 && self.start >= unread {
+            // Consumed part at least as big as what is left: moving the
+            // rest costs no more than what was consumed (amortized O(1)).
+            self.inbuf.drain(..self.start);
+            self.start = 0;
+        }
+        self.inbuf.extend_from_slice(data);
+    }
+
+    /// Number of received bytes not yet consumed by `poll`.
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len() - self.start
+    }
+
+    /// Processes buffered input and returns the next event, `Ok(None)` when
+    /// more input is needed (or the connection was closed with
+    /// [`fail`](Self::fail)). Handshake commands and PING are handled
+    /// internally (their replies go to the output buffer).
+    ///
+    /// After an `Err` the connection is closed: later calls return the same
+    /// error. Output queued before the error (and an `ERROR` command for
+    /// handshake failures) is still available to flush.
+    pub fn poll(&mut self) -> Result<Option<Event<'_>>, Error> {
+        loop {
+            if self.state == State::Closed {
+                return match &self.error {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(None),
+                };
+            }
+            match self.step() {
+                Ok(Step::Continue) => continue,
+                Ok(Step::NeedMore) => return Ok(None),
+                Ok(Step::Ready(info)) => return Ok(Some(Event::Ready(info))),
+                Ok(Step::Message { first, raw, count }) => {
+                    let first = self.inbuf.get(first.0..first.1).unwrap_or(&[]);
+                    let raw = self.inbuf.get(raw.0..raw.1).unwrap_or(&[]);
+                    return Ok(Some(Event::Message(MessageRef { first, raw, count })));
+                }
+                Err(e) => {
+                    if self.state != State::Greeting && !matches!(e, Error::PeerError(_)) {
+                        push_error(&mut self.out, &e.to_string());
+                    }
+                    self.close(Some(e.clone()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, error: Option<Error>) {
+        self.state = State::Closed;
+        self.error = error;
+        self.inbuf = Vec::new();
+        self.start = 0;
+        self.scan_len = 0;
+        self.scan_count = 0;
+    }
+
+    fn step(&mut self) -> Result<Step, Error> {
+        match self.state {
+            State::Greeting => self.step_greeting(),
+            State::Handshake | State::Ready => self.step_frames(),
+            State::Closed => Ok(Step::NeedMore),
+        }
+    }
+
+    fn step_greeting(&mut self) -> Result<Step, Error> {
+        let buf = self.inbuf.get(self.start..).unwrap_or(&[]);
+        // Check what we can as early as we can: a ZMTP 1.0/2.0 peer or a
+        // stranger is refused without waiting for 64 bytes.
+        if buf.first().is_some_and(|&b| b != 0xFF) || buf.get(9).is_some_and(|&b| b != 0x7F) {
+            return Err(Error::BadSignature);
+        }
+        if let Some(&major) = buf.get(10) {
+            if major < 3 {
+                return Err(Error::UnsupportedVersion { major });
+            }
+        }
+        let Some(greeting) = buf.get(..GREETING_LEN) else {
+            return Ok(Step::NeedMore);
+        };
+        let major = greeting.get(10).copied().unwrap_or(0);
+        let minor = greeting.get(11).copied().unwrap_or(0);
+        let mech = greeting.get(12..12 + MECHANISM_LEN).unwrap_or(&[]);
+        let ours = self.mechanism.name();
+        let mut expected = [0u8; MECHANISM_LEN];
+        for (slot, b) in expected.iter_mut().zip(ours.bytes()) {
+            *slot = b;
+        }
+        if mech != expected {
+            let end = mech.iter().position(|&b| b == 0).unwrap_or(mech.len());
+            let peer = String::from_utf8_lossy(mech.get(..end).unwrap_or(mech)).into_owned();
+            return Err(Error::MechanismMismatch { ours, peer });
+        }
+        // as-server and filler carry no meaning for NULL; not validated.
+        self.peer_major = major;
+        self.peer_minor = minor;
+        self.start += GREETING_LEN;
+        self.state = State::Handshake;
+        self.mechanism.start(&self.config, &mut self.out);
+        Ok(Step::Continue)
+    }
+
+    fn step_frames(&mut self) -> Result<Step, Error> {
+        let limit = self.config.max_frame;
+        let message_limit = limit.saturating_add(MAX_HEADER_LEN);
+        let base = self.start;
+        let mut off = self.scan_len;
+        let mut count = self.scan_count;
+        let mut first = (0, 0);
+        loop {
+            let buf = self.inbuf.get(base + off..).unwrap_or(&[]);
+            let hdr = match parse_header(buf, limit)? {
+                Some(h) if buf.len() - h.header_len >= h.body_len => h,
+                _ => {
+                    self.scan_len = off;
+                    self.scan_count = count;
+                    return Ok(Step::NeedMore);
+                }
+            };
+            let body_start = base + off + hdr.header_len;
+            let body_end = body_start + hdr.body_len;
+            if hdr.flags & FLAG_COMMAND != 0 {
+                if count > 0 {
+                    return Err(Error::CommandInsideMessage);
+                }
+                self.start = body_end;
+                return self.on_command(body_start, body_end);
+            }
+            if self.state != State::Ready {
+                return Err(Error::UnexpectedMessage);
+            }
+            let end = off + hdr.header_len + hdr.body_len;
+            if end > message_limit {
+                return Err(Error::MessageTooLarge {
+                    size: end,
+                    limit: message_limit,
+                });
+            }
+            if count == 0 {
+                first = (body_start, body_end);
+            }
+            count += 1;
+            off = end;
+            if hdr.flags & FLAG_MORE == 0 {
+                if count > 1 {
+                    // The first frame was scanned by an earlier poll.
+                    first = self.first_frame_range(base);
+                }
+                self.start = base + off;
+                self.scan_len = 0;
+                self.scan_count = 0;
+                return Ok(Step::Message {
+                    first,
+                    raw: (base, base + off),
+                    count,
+                });
+            }
+        }
+    }
+
+    /// Body range of the frame at `base` (already validated).
+    fn first_frame_range(&self, base: usize) -> (usize, usize) {
+        let buf = self.inbuf.get(base..).unwrap_or(&[]);
+        match parse_header(buf, usize::MAX) {
+            Ok(Some(h)) => (base + h.header_len, base + h.header_len + h.body_len),
+            _ => (base, base),
+        }
+    }
+
+    fn on_command(&mut self, body_start: usize, body_end: usize) -> Result<Step, Error> {
+        let body = self.inbuf.get(body_start..body_end).unwrap_or(&[]);
+        let (name, data) = split_command(body)?;
+        if self.state == State::Handshake {
+            let versions = (self.peer_major, self.peer_minor);
+            return match self
+                .mechanism
+                .on_handshake_command(&self.config, name, data, versions)?
+            {
+                Handshake::Continue => Ok(Step::Continue),
+                Handshake::Done(info) => {
+                    self.state = State::Ready;
+                    Ok(Step::Ready(info))
+                }
+            };
+        }
+        match name {
+            b"PING" => {
+                let context = data
+                    .get(2..)
+                    .ok_or(Error::MalformedCommand("PING shorter than its TTL"))?;
+                // RFC 37 caps the context at 16 octets; echo at most that.
+                let context = context.get(..MAX_PING_CONTEXT).unwrap_or(context);
+                self.mechanism
+                    .encode_command(b"PONG", &[context], &mut self.out);
+            }
+            b"ERROR" => return Err(Error::PeerError(error_reason(data))),
+            // PONG: any traffic is a sign of life, nothing else to do.
+            // Anything else (SUBSCRIBE, CANCEL, JOIN, ... or commands of
+            // later versions) is ignored, as libzmq does.
+            _ => {}
+        }
+        Ok(Step::Continue)
+    }
+
+    /// Whether the handshake completed and the connection is open.
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Whether the connection failed or was closed with [`fail`](Self::fail).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the peer understands PING (ZMTP 3.1 or later). False until
+    /// the peer's greeting arrived.
+    pub fn peer_supports_ping(&self) -> bool {
+        self.state != State::Greeting && supports_ping(self.peer_major, self.peer_minor)
+    }
+
+    /// Queues one message (one frame per part, MORE on all but the last).
+    pub fn queue_message(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
+        match self.state {
+            State::Ready => {}
+            State::Closed => return Err(Error::Closed),
+            State::Greeting | State::Handshake => return Err(Error::NotReady),
+        }
+        let Some((last, init)) = parts.split_last() else {
+            return Err(Error::EmptyMessage);
+        };
+        let total: usize = parts.iter().map(|p| p.len() + MAX_HEADER_LEN).sum();
+        self.out.reserve(total);
+        for part in init {
+            self.mechanism
+                .encode_message_frame(true, part, &mut self.out);
+        }
+        self.mechanism
+            .encode_message_frame(false, last, &mut self.out);
+        Ok(())
+    }
+
+    /// Queues a PING (RFC 37) with a TTL in tenths of a second and a
+    /// context of at most [`MAX_PING_CONTEXT`] bytes. Returns false and
+    /// queues nothing when the handshake is not complete, the peer speaks
+    /// ZMTP 3.0, or the context is too long.
+    pub fn queue_ping(&mut self, ttl_ds: u16, context: &[u8]) -> bool {
+        if self.state != State::Ready
+            || !supports_ping(self.peer_major, self.peer_minor)
+            || context.len() > MAX_PING_CONTEXT
+        {
+            return false;
+        }
+        self.mechanism
+            .encode_command(b"PING", &[&ttl_ds.to_be_bytes(), context], &mut self.out);
+        true
+    }
+
+    /// Bytes waiting to be written to the peer.
+    pub fn pending_output(&self) -> &[u8] {
+        self.out.get(self.out_pos..).unwrap_or(&[])
+    }
+
+    /// Reports that the first `n` bytes of [`pending_output`](Self::pending_output)
+    /// were written. Larger `n` are clamped.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out_pos = self.out_pos.saturating_add(n).min(self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos >= self.out.len() - self.out_pos {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+    }
+
+    /// Closes the connection on our side: queues an `ERROR` command with
+    /// `reason` (cut to 255 bytes) when the peer's greeting has arrived, and
+    /// stops reading. Pending output stays available to flush. Does nothing
+    /// if already closed.
+    pub fn fail(&mut self, reason: &str) {
+        match self.state {
+            State::Closed => return,
+            State::Greeting => {}
+            State::Handshake | State::Ready => push_error(&mut self.out, reason),
+        }
+        self.close(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(t: SocketType) -> Config {
+        Config::new(t)
+    }
+
+    /// Collected outcome of polling a connection.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Ready(SocketType, Vec<u8>),
+        Msg(Vec<Vec<u8>>),
+    }
+
+    fn drain(c: &mut Connection, seen: &mut Vec<Seen>) -> Result<(), Error> {
+        while let Some(ev) = c.poll()? {
+            seen.push(match ev {
+                Event::Ready(p) => Seen::Ready(p.socket_type, p.identity),
+                Event::Message(m) => {
+                    assert_eq!(m.first(), m.parts().next().unwrap());
+                    assert_eq!(m.len(), m.parts().count());
+                    Seen::Msg(m.to_vec())
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn take_output(c: &mut Connection) -> Vec<u8> {
+        let v = c.pending_output().to_vec();
+        c.consume_output(v.len());
+        v
+    }
+
+    /// Shuttles bytes between two connections until both are quiet.
+    fn pump(a: &mut Connection, b: &mut Connection) -> (Vec<Seen>, Vec<Seen>) {
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            let ab = take_output(a);
+            let ba = take_output(b);
+            if ab.is_empty() && ba.is_empty() {
+                break;
+            }
+            b.feed(&ab);
+            a.feed(&ba);
+            drain(a, &mut sa).unwrap();
+            drain(b, &mut sb).unwrap();
+        }
+        (sa, sb)
+    }
+
+    fn connected(x: SocketType, y: SocketType) -> (Connection, Connection) {
+        let mut a = Connection::new(cfg(x));
+        let mut b = Connection::new(cfg(y));
+        let (sa, sb) = pump(&mut a, &mut b);
+        assert_eq!(sa, vec![Seen::Ready(y, vec![])]);
+        assert_eq!(sb, vec![Seen::Ready(x, vec![])]);
+        assert!(a.is_ready() && b.is_ready());
+        (a, b)
+    }
+
+    /// A fake peer: greeting of the given version followed by READY.
+    fn peer_bytes(minor: u8, socket_type: &str) -> Vec<u8> {
+        let mut v = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, minor];
+        let mut mech = [0u8; 20];
+        mech[..4].copy_from_slice(b"NULL");
+        v.extend_from_slice(&mech);
+        v.push(0);
+        v.extend_from_slice(&[0; 31]);
+        let mut body = vec![11];
+        body.extend_from_slice(b"Socket-Type");
+        body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
+        body.extend_from_slice(socket_type.as_bytes());
+        push_command(&mut v, b"READY", &[&body]);
+        v
+    }
+
+    fn ready_dealer(minor: u8) -> Connection {
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        c.feed(&peer_bytes(minor, "ROUTER"));
+        let mut seen = Vec::new();
+        drain(&mut c, &mut seen).unwrap();
+        assert_eq!(seen, vec![Seen::Ready(SocketType::Router, vec![])]);
+        take_output(&mut c);
+        c
+    }
+
+    #[test]
+    fn greeting_bytes() {
+        let c = Connection::new(cfg(SocketType::Dealer));
+        let g = c.pending_output();
+        assert_eq!(g.len(), 64);
+        assert_eq!(&g[..12], &[0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 1]);
+        assert_eq!(&g[12..16], b"NULL");
+        assert!(g[16..].iter().all(|&b| b == 0));
+        let mut s = cfg(SocketType::Dealer);
+        s.as_server = true;
+        assert_eq!(Connection::new(s).pending_output()[32], 1);
+    }
+
+    #[test]
+    fn handshake_and_messages() {
+        let (mut a, mut b) = connected(SocketType::Dealer, SocketType::Router);
+        let long = vec![7u8; 300];
+        a.queue_message(&[b"hello"]).unwrap();
+        a.queue_message(&[b"", b"two", &long]).unwrap();
+        let wire = a.pending_output().to_vec();
+        // short frame, then MORE frames, then a long (8-byte size) frame.
+        assert_eq!(&wire[..7], &[0, 5, b'h', b'e', b'l', b'l', b'o']);
+        assert_eq!(&wire[7..9], &[FLAG_MORE, 0]);
+        assert_eq!(&wire[9..14], &[FLAG_MORE, 3, b't', b'w', b'o']);
+        assert_eq!(wire[14], FLAG_LONG);
+        assert_eq!(&wire[15..23], &300u64.to_be_bytes());
+        let (_, sb) = pump(&mut a, &mut b);
+        assert_eq!(
+            sb,
+            vec![
+                Seen::Msg(vec![b"hello".to_vec()]),
+                Seen::Msg(vec![vec![], b"two".to_vec(), long.clone()]),
+            ]
+        );
+        assert_eq!(b.buffered_input(), 0);
+    }
+
+    #[test]
+    fn all_compatible_pairs_handshake() {
+        for x in SocketType::ALL {
+            for y in SocketType::ALL {
+                assert_eq!(x.compatible_with(y), y.compatible_with(x), "{x} {y}");
+                assert_eq!(SocketType::from_name(x.name().as_bytes()), Some(x));
+                if x.compatible_with(y) {
+                    connected(x, y);
+                }
+            }
+        }
+        assert_eq!(SocketType::from_name(b"dealer"), None);
+    }
+
+    #[test]
+    fn byte_by_byte_and_every_prefix() {
+        let (mut a, _) = connected(SocketType::Dealer, SocketType::Router);
+        let mut stream = Connection::new(cfg(SocketType::Dealer))
+            .pending_output()
+            .to_vec();
+        push_ready(&cfg(SocketType::Dealer), &mut stream);
+        take_output(&mut a);
+        a.queue_message(&[b"one"]).unwrap();
+        a.queue_message(&[b"a", &[9u8; 400], b"c"]).unwrap();
+        push_command(&mut a.out, b"PING", &[&[0, 10], b"ctx"]);
+        a.queue_message(&[b"three"]).unwrap();
+        stream.extend_from_slice(&take_output(&mut a));
+
+        let mut whole = Connection::new(cfg(SocketType::Router));
+        whole.feed(&stream);
+        let mut want = Vec::new();
+        drain(&mut whole, &mut want).unwrap();
+        assert_eq!(want.len(), 4);
+
+        let mut bytewise = Connection::new(cfg(SocketType::Router));
+        let mut got = Vec::new();
+        for b in &stream {
+            bytewise.feed(&[*b]);
+            drain(&mut bytewise, &mut got).unwrap();
+        }
+        assert_eq!(got, want);
+        assert_eq!(bytewise.buffered_input(), 0);
+        assert!(
+            bytewise.inbuf.capacity() < 2048,
+            "input buffer not compacted"
+        );
+
+        for n in 0..stream.len() {
+            let mut c = Connection::new(cfg(SocketType::Router));
+            c.feed(&stream[..n]);
+            let mut seen = Vec::new();
+            drain(&mut c, &mut seen).unwrap();
+            assert_eq!(seen[..], want[..seen.len()], "prefix {n}");
+        }
+    }
+
+    #[test]
+    fn bad_greetings() {
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        c.feed(&[0x01, 0x00]); // ZMTP 1.0: short identity frame
+        assert_eq!(c.poll(), Err(Error::BadSignature));
+        assert_eq!(c.poll(), Err(Error::BadSignature));
+        assert!(c.is_closed());
+        assert_eq!(c.pending_output().len(), 64, "no ERROR before greeting");
+
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        c.feed(&[0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 1]); // ZMTP 2.0
+        let e = c.poll().unwrap_err();
+        assert_eq!(e, Error::UnsupportedVersion { major: 1 });
+
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        let mut g = peer_bytes(1, "ROUTER");
+        g[12..16].copy_from_slice(b"PLAI");
+        c.feed(&g[..64]);
+        assert!(matches!(
+            c.poll(),
+            Err(Error::MechanismMismatch { ours: "NULL", .. })
+        ));
+        assert_eq!(
+            Error::BadSignature.to_string(),
+            "peer greeting has bad signature"
+        );
+
+        // Needs more until the 64th byte; version 3.0 and 4.x accepted.
+        for (major, minor) in [(3u8, 0u8), (4, 7)] {
+            let mut g = peer_bytes(minor, "ROUTER");
+            g[10] = major;
+            let mut c = Connection::new(cfg(SocketType::Dealer));
+            c.feed(&g[..63]);
+            assert_eq!(c.poll(), Ok(None));
+            assert_eq!(c.pending_output().len(), 64);
+            c.feed(&g[63..]);
+            match c.poll() {
+                Ok(Some(Event::Ready(p))) => {
+                    assert_eq!((p.major_version, p.minor_version), (major, minor));
+                    assert_eq!(p.supports_ping(), minor >= 1);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn incompatible_socket_type_sends_error() {
+        let mut c = Connection::new(cfg(SocketType::Router));
+        c.feed(&peer_bytes(1, "PUB"));
+        let e = c.poll().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "peer socket type PUB is incompatible with ROUTER"
+        );
+        let out = c.pending_output();
+        let tail = b"ERROR\x30peer socket type PUB is incompatible with ROUTER";
+        assert!(out.ends_with(tail), "{out:?}");
+        assert!(c.is_closed());
+        assert_eq!(c.queue_message(&[b"x"]), Err(Error::Closed));
+
+        let mut c = Connection::new(cfg(SocketType::Router));
+        c.feed(&peer_bytes(1, "BOGUS"));
+        assert_eq!(c.poll(), Err(Error::UnknownSocketType("BOGUS".to_string())));
+
+        let mut c = Connection::new(cfg(SocketType::Router));
+        let mut v = peer_bytes(1, "X");
+        v.truncate(64);
+        push_command(&mut v, b"READY", &[]);
+        c.feed(&v);
+        assert_eq!(c.poll(), Err(Error::MissingSocketType));
+    }
+
+    #[test]
+    fn malformed_ready_every_truncation() {
+        let full = peer_bytes(1, "ROUTER");
+        let body = &full[64 + 2 + 6..];
+        for n in 0..body.len() {
+            let mut v = full[..64].to_vec();
+            push_command(&mut v, b"READY", &[&body[..n]]);
+            let mut c = Connection::new(cfg(SocketType::Dealer));
+            c.feed(&v);
+            assert!(c.poll().is_err(), "truncated READY {n} accepted");
+        }
+    }
+
+    #[test]
+    fn peer_error_command() {
+        let mut v = peer_bytes(1, "ROUTER");
+        v.truncate(64);
+        push_error(&mut v, "no thanks");
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        c.feed(&v);
+        let e = c.poll().unwrap_err();
+        assert_eq!(e.to_string(), "peer sent ERROR: no thanks");
+        assert!(!c.pending_output().ends_with(b"no thanks"));
+
+        let mut c = ready_dealer(1);
+        let mut v = Vec::new();
+        push_error(&mut v, "bye");
+        c.feed(&v);
+        assert_eq!(c.poll(), Err(Error::PeerError("bye".into())));
+    }
+
+    #[test]
+    fn ping_gets_pong() {
+        let mut c = ready_dealer(1);
+        let mut v = Vec::new();
+        push_command(&mut v, b"PING", &[&[0, 50], b"context"]);
+        push_command(&mut v, b"PING", &[&[0, 0], &[1u8; 20]]);
+        push_command(&mut v, b"PONG", &[b"x"]);
+        push_command(&mut v, b"SUBSCRIBE", &[b"x"]);
+        c.feed(&v);
+        assert_eq!(c.poll(), Ok(None));
+        let mut want = Vec::new();
+        push_command(&mut want, b"PONG", &[b"context"]);
+        push_command(&mut want, b"PONG", &[&[1u8; 16]]);
+        assert_eq!(c.pending_output(), &want[..]);
+
+        let mut v = Vec::new();
+        push_command(&mut v, b"PING", &[&[0]]);
+        c.feed(&v);
+        assert!(matches!(c.poll(), Err(Error::MalformedCommand(_))));
+    }
+
+    #[test]
+    fn queue_ping_only_to_31() {
+        let mut c = ready_dealer(1);
+        assert!(c.queue_ping(30, b"abc"));
+        let mut want = Vec::new();
+        push_command(&mut want, b"PING", &[&[0, 30], b"abc"]);
+        assert_eq!(c.pending_output(), &want[..]);
+        assert!(!c.queue_ping(30, &[0; 17]));
+        let mut c = ready_dealer(0);
+        assert!(!c.peer_supports_ping());
+        assert!(!c.queue_ping(30, b""));
+        assert!(c.pending_output().is_empty());
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        assert!(!c.queue_ping(1, b""));
+    }
+
+    #[test]
+    fn frame_limits() {
+        let mut config = cfg(SocketType::Dealer);
+        config.max_frame = 1_048_576;
+        let mut c = Connection::new(config);
+        c.feed(&peer_bytes(1, "ROUTER"));
+        assert!(matches!(c.poll(), Ok(Some(Event::Ready(_)))));
+        let mut hdr = vec![FLAG_LONG];
+        hdr.extend_from_slice(&9_999_999u64.to_be_bytes());
+        c.feed(&hdr); // header only: refused before any body arrives
+        let e = c.poll().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "frame of 9999999 bytes exceeds limit 1048576"
+        );
+
+        let mut c = ready_dealer(1);
+        let mut hdr = vec![FLAG_LONG];
+        hdr.extend_from_slice(&u64::MAX.to_be_bytes());
+        c.feed(&hdr);
+        assert!(matches!(c.poll(), Err(Error::FrameTooLarge { .. })));
+
+        // Multipart budget.
+        let mut config = cfg(SocketType::Dealer);
+        config.max_frame = 1000;
+        let mut c = Connection::new(config);
+        c.feed(&peer_bytes(1, "ROUTER"));
+        assert!(matches!(c.poll(), Ok(Some(Event::Ready(_)))));
+        for _ in 0..4 {
+            c.feed(&[FLAG_MORE, 250]);
+            c.feed(&[0; 250]);
+        }
+        assert_eq!(c.poll(), Ok(None));
+        c.feed(&[FLAG_MORE, 250]);
+        c.feed(&[0; 250]);
+        assert!(matches!(c.poll(), Err(Error::MessageTooLarge { .. })));
+    }
+
+    #[test]
+    fn bad_frames() {
+        for (bytes, want) in [
+            (vec![0x08, 0], Error::BadFlags(0x08)),
+            (vec![0x05, 1, 0], Error::BadFlags(0x05)),
+            (vec![0x01, 0, 0x04, 1, 1], Error::CommandInsideMessage),
+            (
+                vec![0x04, 0],
+                Error::MalformedCommand("empty command frame"),
+            ),
+            (
+                vec![0x04, 1, 0],
+                Error::MalformedCommand("empty command name"),
+            ),
+            (
+                vec![0x04, 2, 5, b'x'],
+                Error::MalformedCommand("command name longer than frame"),
+            ),
+        ] {
+            let mut c = ready_dealer(1);
+            c.feed(&bytes);
+            assert_eq!(c.poll(), Err(want.clone()), "{bytes:?}");
+            assert_eq!(c.poll(), Err(want));
+        }
+        // Message before handshake; unknown handshake command.
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        let mut v = peer_bytes(1, "ROUTER");
+        v.truncate(64);
+        v.extend_from_slice(&[0, 1, 0]);
+        c.feed(&v);
+        assert_eq!(c.poll(), Err(Error::UnexpectedMessage));
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        v.truncate(64);
+        push_command(&mut v, b"HELLO", &[]);
+        c.feed(&v);
+        assert_eq!(c.poll(), Err(Error::UnexpectedCommand("HELLO".into())));
+    }
+
+    #[test]
+    fn fail_and_not_ready() {
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        assert_eq!(c.queue_message(&[b"x"]), Err(Error::NotReady));
+        c.fail("early");
+        assert!(c.is_closed());
+        assert_eq!(c.pending_output().len(), 64);
+        assert_eq!(c.poll(), Ok(None));
+
+        let mut c = ready_dealer(1);
+        assert_eq!(c.queue_message(&[]), Err(Error::EmptyMessage));
+        c.fail(&"x".repeat(300));
+        let out = c.pending_output();
+        assert_eq!(
+            &out[..9],
+            &[FLAG_COMMAND | FLAG_LONG, 0, 0, 0, 0, 0, 0, 1, 6]
+        );
+        assert_eq!(out.len(), 9 + 6 + 1 + 255);
+        c.feed(b"ignored");
+        assert_eq!(c.poll(), Ok(None));
+        assert!(!c.is_ready());
+    }
+
+    #[test]
+    fn extra_properties_and_lookup() {
+        let mut a_cfg = cfg(SocketType::Dealer);
+        a_cfg.properties.push(("X-ZGossip".into(), b"2".to_vec()));
+        let mut a = Connection::new(a_cfg);
+        let mut b = Connection::new(cfg(SocketType::Router));
+        b.feed(&take_output(&mut a));
+        a.feed(&take_output(&mut b));
+        a.poll().unwrap();
+        b.feed(&take_output(&mut a));
+        match b.poll() {
+            Ok(Some(Event::Ready(p))) => {
+                assert_eq!(p.property("x-zgossip"), Some(&b"2"[..]));
+                assert_eq!(p.property("socket-type"), Some(&b"DEALER"[..]));
+                assert_eq!(p.property("nope"), None);
+                let names: Vec<_> = p.properties.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(names, ["Socket-Type", "Identity", "X-ZGossip"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn output_partial_consume() {
+        let mut c = Connection::new(cfg(SocketType::Dealer));
+        let all = c.pending_output().to_vec();
+        c.consume_output(10);
+        assert_eq!(c.pending_output(), &all[10..]);
+        c.consume_output(40);
+        assert_eq!(c.pending_output(), &all[50..]);
+        c.consume_output(1000);
+        assert!(c.pending_output().is_empty());
+    }
+}
