@@ -853,32 +853,33 @@ impl Connection {
         let mut first = (0, 0);
         loop {
             let buf = self.inbuf.get(base + off..).unwrap_or(&[]);
-            let hdr = match parse_header(buf, limit)? {
-                Some(h) if buf.len() - h.header_len >= h.body_len => h,
-                _ => {
-                    self.scan_len = off;
-                    self.scan_count = count;
-                    return Ok(Step::NeedMore);
-                }
+            let Some(hdr) = parse_header(buf, limit)? else {
+                return Ok(self.need_more(off, count));
             };
-            let body_start = base + off + hdr.header_len;
-            let body_end = body_start + hdr.body_len;
-            if hdr.flags & FLAG_COMMAND != 0 {
-                if count > 0 {
-                    return Err(Error::CommandInsideMessage);
-                }
-                self.start = body_end;
-                return self.on_command(body_start, body_end);
+            // Every check that the header allows is done before the body
+            // is buffered.
+            let is_command = hdr.flags & FLAG_COMMAND != 0;
+            if is_command && count > 0 {
+                return Err(Error::CommandInsideMessage);
             }
-            if self.state != State::Ready {
+            if !is_command && self.state != State::Ready {
                 return Err(Error::UnexpectedMessage);
             }
             let end = off + hdr.header_len + hdr.body_len;
-            if end > message_limit {
+            if !is_command && end > message_limit {
                 return Err(Error::MessageTooLarge {
                     size: end,
                     limit: message_limit,
                 });
+            }
+            if buf.len() - hdr.header_len < hdr.body_len {
+                return Ok(self.need_more(off, count));
+            }
+            let body_start = base + off + hdr.header_len;
+            let body_end = body_start + hdr.body_len;
+            if is_command {
+                self.start = body_end;
+                return self.on_command(body_start, body_end);
             }
             if count == 0 {
                 first = (body_start, body_end);
@@ -900,6 +901,13 @@ impl Connection {
                 });
             }
         }
+    }
+
+    /// Remembers how far a multipart message was scanned.
+    fn need_more(&mut self, off: usize, count: usize) -> Step {
+        self.scan_len = off;
+        self.scan_count = count;
+        Step::NeedMore
     }
 
     /// Body range of the frame at `base` (already validated).
@@ -1386,8 +1394,7 @@ mod tests {
             c.feed(&[0; 250]);
         }
         assert_eq!(c.poll(), Ok(None));
-        c.feed(&[FLAG_MORE, 250]);
-        c.feed(&[0; 250]);
+        c.feed(&[FLAG_MORE, 250]); // refused on the header alone
         assert!(matches!(c.poll(), Err(Error::MessageTooLarge { .. })));
     }
 
