@@ -1,6 +1,40 @@
 //! zgossip: nodes publish key/value tuples that spread through a loosely
 //! connected network until every node holds them. Wire-compatible with
 //! CZMQ 4.2.1 `zgossip`.
+//!
+//! Layers, each using only those below it: [`wire`] (sans-IO codecs),
+//! [`store`] (tuples), [`node`] (the sans-IO gossip engine), the reactor
+//! (mio event loop, private) and the [`Node`] handle.
 
+mod actor;
+mod command;
 pub mod config;
+pub mod endpoint;
+mod error;
+pub mod node;
+mod reactor;
+pub mod store;
 pub mod wire;
+
+pub use actor::Node;
+pub use command::Command;
+pub use error::{Error, ErrorKind, Result};
+
+/// Helpers for tests and tools that speak to a node directly, below the
+/// command API. Not part of the stable API.
+#[doc(hidden)]
+pub mod testing {
+    /// Opens a raw stream to an `inproc://` name bound in this process; the
+    /// caller speaks ZMTP on it (blocking).
+    pub fn connect_inproc(name: &str) -> crate::Result<std::os::unix::net::UnixStream> {
+        let s = crate::reactor::inproc::connect(name)?;
+        s.set_nonblocking(false)
+            .map_err(|e| crate::Error::io("cannot configure inproc stream", e))?;
+        Ok(s)
+    }
+}
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what is
+# missing (Debian packages; Python packages go into ./.venv), then runs the
+# Rust checks and tests, the bounded fuzz runs, the C tests (ctest) and the
+# Python tests (pytest). Exits non-zero on the first failure.
+#
+#   scripts/test.sh            everything
+#   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# ---------------------------------------------------------------- packages
+DEB_PACKAGES=(pkg-config cmake libczmq-dev)
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing Debian packages: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------- rust
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo test"
+cargo test --all-targets --quiet 2>&1 | tee "$ROOT/target/cargo-test.log"
+cargo test --doc --quiet
+
+# ---------------------------------------------------------------- fuzz
+if [ "$FUZZ_SECONDS" != "0" ] && [ -d fuzz ]; then
+    step "fuzzing each decoder for ${FUZZ_SECONDS}s"
+    scripts/fuzz.sh "$FUZZ_SECONDS"
+fi
+
+step "all tests passed"

@@ -1,0 +1,313 @@
+//! The node handle: a thread running the reactor, a command pipe into it
+//! and a reply pipe out of it, as a CZMQ `zactor`.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::reactor::Reactor;
+
+/// A command on its way to the node thread, with where to send the outcome
+/// when the caller waits for it.
+pub(crate) struct Envelope {
+    pub cmd: Command,
+    pub ack: Option<mpsc::SyncSender<Result<Option<Vec<String>>>>>,
+    /// Return the command's reply (PORT, STATUS) through `ack` instead of
+    /// the reply pipe: the typed conveniences use this, so they never take
+    /// deliveries off the pipe.
+    pub direct: bool,
+}
+
+/// A gossip node running in its own thread.
+///
+/// Commands are multipart strings, as with CZMQ's zgossip actor:
+///
+/// ```no_run
+/// let node = zgossip::Node::new("alpha")?;
+/// node.send(&["BIND", "tcp://127.0.0.1:*"])?;
+/// node.send(&["PORT"])?;
+/// let reply = node.recv()?; // ["PORT", "49152"]
+/// # Ok::<(), zgossip::Error>(())
+/// ```
+///
+/// Replies (`PORT n`, `STATUS n`) and deliveries (`DELIVER key value`)
+/// arrive in the order the node produced them. Dropping the handle stops
+/// the node, like `$TERM`.
+pub struct Node {
+    name: String,
+    commands: mpsc::Sender<Envelope>,
+    waker: Arc<mio::Waker>,
+    replies: Arc<Replies>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Starts a node; `name` prefixes its trace lines.
+    pub fn new(name: &str) -> Result<Node> {
+        let replies = Arc::new(Replies::new()?);
+        let (tx, rx) = mpsc::channel();
+        let (reactor, waker) = Reactor::new(name, rx, replies.clone())?;
+        let thread = std::thread::Builder::new()
+            .name(format!("zgossip-{name}"))
+            .spawn(move || reactor.run())
+            .map_err(|e| Error::io("cannot start node thread", e))?;
+        Ok(Node {
+            name: name.to_string(),
+            commands: tx,
+            waker,
+            replies,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends a command. It is checked here first: a bad one is refused with
+    /// an error saying what is wrong. Every command but PUBLISH then waits
+    /// until the node has carried it out, so errors such as a busy port
+    /// come back here. `$TERM` stops the node and waits for its thread.
+    pub fn send<S: AsRef<str>>(&self, frames: &[S]) -> Result<()> {
+        let cmd = Command::parse(frames)?;
+        self.execute(cmd)
+    }
+
+    fn execute(&self, cmd: Command) -> Result<()> {
+        self.execute_with(cmd, false).map(|_| ())
+    }
+
+    /// Runs a command; with `direct`, its reply comes back here.
+    fn execute_with(&self, cmd: Command, direct: bool) -> Result<Option<Vec<String>>> {
+        let term = cmd == Command::Term;
+        if !cmd.acknowledged() {
+            self.commands
+                .send(Envelope {
+                    cmd,
+                    ack: None,
+                    direct: false,
+                })
+                .map_err(|_| Error::Terminated)?;
+            return self.wake().map(|_| None);
+        }
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        self.commands
+            .send(Envelope {
+                cmd,
+                ack: Some(ack_tx),
+                direct,
+            })
+            .map_err(|_| Error::Terminated)?;
+        self.wake()?;
+        let outcome = ack_rx.recv().map_err(|_| Error::Terminated)?;
+        if term {
+            self.join();
+        }
+        outcome
+    }
+
+    fn wake(&self) -> Result<()> {
+        self.waker
+            .wake()
+            .map_err(|e| Error::io("cannot wake node thread", e))
+    }
+
+    fn join(&self) {
+        let handle = lock(&self.thread).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Waits for the next reply or delivery.
+    pub fn recv(&self) -> Result<Vec<String>> {
+        self.replies.pop(None).map(|m| m.expect("no deadline"))
+    }
+
+    /// Waits at most `timeout` for the next reply or delivery; `Ok(None)`
+    /// when none came in time.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Vec<String>>> {
+        self.replies.pop(Some(Instant::now() + timeout))
+    }
+
+    /// Takes a waiting reply without blocking.
+    pub fn try_recv(&self) -> Result<Option<Vec<String>>> {
+        self.replies.pop(Some(Instant::now()))
+    }
+
+    /// Messages waiting in the reply pipe.
+    pub fn pending(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// A file descriptor that is readable while a reply waits, for `poll`,
+    /// `select`, `epoll` or an event loop. Do not read from it.
+    pub fn fd(&self) -> RawFd {
+        self.replies.fd()
+    }
+
+    // Typed conveniences over the string commands. They take nothing off
+    // the reply pipe: replies come back directly.
+
+    /// BIND; returns the TCP port bound, or `None` for ipc and inproc.
+    pub fn bind(&self, endpoint: &str) -> Result<Option<u16>> {
+        let cmd = Command::parse(&["BIND", endpoint])?;
+        let reply = self.execute_with(cmd, true)?;
+        Ok(reply
+            .and_then(|r| r.get(1).and_then(|p| p.parse::<u16>().ok()))
+            .filter(|p| *p != 0))
+    }
+
+    /// CONNECT to a remote endpoint.
+    pub fn connect(&self, endpoint: &str) -> Result<()> {
+        self.send(&["CONNECT", endpoint])
+    }
+
+    /// PUBLISH a tuple.
+    pub fn publish(&self, key: &str, value: &str) -> Result<()> {
+        self.send(&["PUBLISH", key, value])
+    }
+
+    /// The number of tuples held (as STATUS, without using the pipe).
+    pub fn status(&self) -> Result<usize> {
+        let reply = self.execute_with(Command::Status, true)?;
+        Ok(reply
+            .and_then(|r| r.get(1).and_then(|n| n.parse().ok()))
+            .unwrap_or(0))
+    }
+
+    /// The port of the last TCP bind, 0 if none (as PORT, without the pipe).
+    pub fn port(&self) -> Result<u16> {
+        let reply = self.execute_with(Command::Port, true)?;
+        Ok(reply
+            .and_then(|r| r.get(1).and_then(|n| n.parse().ok()))
+            .unwrap_or(0))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if lock(&self.thread).is_some() {
+            let _ = self.commands.send(Envelope {
+                cmd: Command::Term,
+                ack: None,
+                direct: false,
+            });
+            let _ = self.waker.wake();
+            self.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("name", &self.name).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The reply pipe: a queue of messages plus a socket pair whose read end is
+/// readable exactly while the queue is not empty.
+pub(crate) struct Replies {
+    inner: Mutex<RepliesInner>,
+    ready: Condvar,
+    signal_tx: UnixStream,
+    signal_rx: UnixStream,
+}
+
+struct RepliesInner {
+    queue: VecDeque<Vec<String>>,
+    closed: bool,
+    signalled: bool,
+}
+
+impl Replies {
+    fn new() -> Result<Replies> {
+        let (signal_tx, signal_rx) =
+            UnixStream::pair().map_err(|e| Error::io("cannot create reply pipe", e))?;
+        signal_tx
+            .set_nonblocking(true)
+            .and_then(|_| signal_rx.set_nonblocking(true))
+            .map_err(|e| Error::io("cannot create reply pipe", e))?;
+        Ok(Replies {
+            inner: Mutex::new(RepliesInner {
+                queue: VecDeque::new(),
+                closed: false,
+                signalled: false,
+            }),
+            ready: Condvar::new(),
+            signal_tx,
+            signal_rx,
+        })
+    }
+
+    /// Queues a message for the application.
+    pub(crate) fn push(&self, msg: Vec<String>) {
+        let mut g = lock(&self.inner);
+        g.queue.push_back(msg);
+        if !g.signalled {
+            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        }
+        drop(g);
+        self.ready.notify_one();
+    }
+
+    /// Marks the pipe closed: readers get what is queued, then `Terminated`.
+    pub(crate) fn close(&self) {
+        let mut g = lock(&self.inner);
+        g.closed = true;
+        if !g.signalled {
+            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        }
+        drop(g);
+        self.ready.notify_all();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.inner).queue.len()
+    }
+
+    fn pop(&self, deadline: Option<Instant>) -> Result<Option<Vec<String>>> {
+        let mut g = lock(&self.inner);
+        loop {
+            if let Some(m) = g.queue.pop_front() {
+                if g.queue.is_empty() && !g.closed && g.signalled {
+                    let mut buf = [0u8; 16];
+                    while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
+                    g.signalled = false;
+                }
+                return Ok(Some(m));
+            }
+            if g.closed {
+                return Err(Error::Terminated);
+            }
+            g = match deadline {
+                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    self.ready
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.signal_rx.as_raw_fd()
+    }
+}

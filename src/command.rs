@@ -1,0 +1,188 @@
+//! The string commands an application sends to a node, parsed and checked
+//! in the caller's thread so a bad one is refused before it is queued.
+
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::wire::gossip::MAX_KEY_LEN;
+
+/// Largest value a PUBLISH may carry (the default largest frame less the
+/// message header).
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+
+/// A command, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Verbose,
+    Term,
+    Bind(Endpoint),
+    Port,
+    /// LOAD or its old name CONFIGURE.
+    Load(String),
+    Set(String, String),
+    Save(String),
+    Connect(Endpoint),
+    Publish {
+        key: String,
+        value: String,
+    },
+    Status,
+}
+
+impl Command {
+    /// Parses a multipart string command (`["BIND", "tcp://*:*"]`). Names are
+    /// case-sensitive, as in CZMQ.
+    pub fn parse<S: AsRef<str>>(frames: &[S]) -> Result<Command, Error> {
+        let Some(name) = frames.first().map(AsRef::as_ref) else {
+            return Err(Error::command("empty command: expected a command name"));
+        };
+        let args: Vec<&str> = frames[1..].iter().map(AsRef::as_ref).collect();
+        for a in frames {
+            if a.as_ref().contains('\0') {
+                return Err(Error::command(format!(
+                    "{name}: arguments cannot contain NUL characters"
+                )));
+            }
+        }
+        let want = |n: usize, usage: &str| -> Result<(), Error> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(Error::command(format!(
+                    "{name} takes {n} argument{}, got {}: usage: {usage}",
+                    if n == 1 { "" } else { "s" },
+                    args.len()
+                )))
+            }
+        };
+        match name {
+            "VERBOSE" => want(0, "VERBOSE").map(|_| Command::Verbose),
+            "$TERM" => want(0, "$TERM").map(|_| Command::Term),
+            "BIND" => {
+                want(1, "BIND endpoint")?;
+                Endpoint::parse_bind(args[0]).map(Command::Bind)
+            }
+            "PORT" => want(0, "PORT").map(|_| Command::Port),
+            "LOAD" | "CONFIGURE" => {
+                want(1, &format!("{name} filename"))?;
+                non_empty(name, "filename", args[0])?;
+                Ok(Command::Load(args[0].to_string()))
+            }
+            "SET" => {
+                want(2, "SET path value")?;
+                non_empty(name, "path", args[0])?;
+                Ok(Command::Set(args[0].to_string(), args[1].to_string()))
+            }
+            "SAVE" => {
+                want(1, "SAVE filename")?;
+                non_empty(name, "filename", args[0])?;
+                Ok(Command::Save(args[0].to_string()))
+            }
+            "CONNECT" => {
+                want(1, "CONNECT endpoint")?;
+                Endpoint::parse_connect(args[0]).map(Command::Connect)
+            }
+            "PUBLISH" => {
+                want(2, "PUBLISH key value")?;
+                check_key(args[0])?;
+                if args[1].len() > MAX_VALUE_LEN {
+                    return Err(Error::command(format!(
+                        "PUBLISH: value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
+                        args[1].len()
+                    )));
+                }
+                Ok(Command::Publish {
+                    key: args[0].to_string(),
+                    value: args[1].to_string(),
+                })
+            }
+            "STATUS" => want(0, "STATUS").map(|_| Command::Status),
+            "" => Err(Error::command("empty command name")),
+            other => Err(Error::command(format!(
+                "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
+                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, STATUS)"
+            ))),
+        }
+    }
+
+    /// Whether the caller waits until the node has carried the command out
+    /// (so it sees execution errors such as a busy port). Only PUBLISH is
+    /// fire-and-forget, for throughput.
+    pub fn acknowledged(&self) -> bool {
+        !matches!(self, Command::Publish { .. })
+    }
+}
+
+fn non_empty(name: &str, what: &str, v: &str) -> Result<(), Error> {
+    if v.is_empty() {
+        Err(Error::command(format!("{name}: {what} is empty")))
+    } else {
+        Ok(())
+    }
+}
+
+/// A key must fit ZGP's one-byte length.
+pub fn check_key(key: &str) -> Result<(), Error> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::command(format!(
+            "PUBLISH: key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(frames: &[&str]) -> String {
+        Command::parse(frames).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(Command::parse(&["VERBOSE"]).unwrap(), Command::Verbose);
+        assert_eq!(Command::parse(&["$TERM"]).unwrap(), Command::Term);
+        assert!(matches!(
+            Command::parse(&["BIND", "tcp://*:*"]).unwrap(),
+            Command::Bind(_)
+        ));
+        assert_eq!(Command::parse(&["PORT"]).unwrap(), Command::Port);
+        assert_eq!(
+            Command::parse(&["CONFIGURE", "f"]).unwrap(),
+            Command::Load("f".into())
+        );
+        assert_eq!(
+            Command::parse(&["SET", "server/timeout", "100"]).unwrap(),
+            Command::Set("server/timeout".into(), "100".into())
+        );
+        assert_eq!(
+            Command::parse(&["PUBLISH", "k", ""]).unwrap(),
+            Command::Publish {
+                key: "k".into(),
+                value: "".into()
+            }
+        );
+        assert_eq!(Command::parse(&["STATUS"]).unwrap(), Command::Status);
+        assert!(!Command::parse(&["PUBLISH", "k", "v"])
+            .unwrap()
+            .acknowledged());
+        assert!(Command::parse(&["STATUS"]).unwrap().acknowledged());
+    }
+
+    #[test]
+    fn refuses_bad_commands_saying_why() {
+        assert!(err(&[]).contains("empty command"));
+        assert!(err(&["FROB"]).contains("unknown command 'FROB'"));
+        assert!(err(&["status"]).contains("unknown command 'status'"));
+        assert!(err(&["BIND"]).contains("BIND takes 1 argument, got 0"));
+        assert!(err(&["PUBLISH", "k"]).contains("usage: PUBLISH key value"));
+        assert!(err(&["STATUS", "x"]).contains("STATUS takes 0 arguments, got 1"));
+        assert!(err(&["BIND", "foo"]).contains("bad endpoint 'foo'"));
+        let long = "k".repeat(256);
+        assert!(err(&["PUBLISH", &long, "v"]).contains("key of 256 bytes exceeds"));
+        assert!(Command::parse(&["PUBLISH", &"k".repeat(255), "v"]).is_ok());
+        assert!(err(&["PUBLISH", "a\0b", "v"]).contains("NUL"));
+        assert!(err(&["SAVE", ""]).contains("filename is empty"));
+    }
+}

@@ -1,0 +1,300 @@
+//! Engine tests on a virtual network: engines wired by in-memory links,
+//! a fake clock, and a step limit that catches livelock.
+
+use super::*;
+use crate::wire::gossip::decode;
+
+fn at(ms: u64) -> Now {
+    Now {
+        mono_ms: ms,
+        wall_ms: 1_700_000_000_000 + ms,
+    }
+}
+
+fn drain(e: &mut Engine, conn: ConnId) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    e.drain_outbox(conn, |f| {
+        out.push(f.to_vec());
+        true
+    });
+    out
+}
+
+fn names(frames: &[Vec<u8>]) -> Vec<&'static str> {
+    frames.iter().map(|f| decode(f).unwrap().name()).collect()
+}
+
+fn server() -> Engine {
+    Engine::new("server", 1, Settings::default())
+}
+
+#[test]
+fn hello_gets_every_tuple_then_session_is_connected() {
+    let mut s = server();
+    s.publish("a", "1", at(0));
+    s.publish("b", "2", at(0));
+    assert_eq!(s.poll_delivery().unwrap().key, "a");
+    assert_eq!(s.poll_delivery().unwrap().key, "b");
+    s.handle_connected(10, Role::Inbound, at(0));
+    s.handle_frame(10, &enc(Message::Hello), false, at(1));
+    assert_eq!(names(&drain(&mut s, 10)), ["PUBLISH", "PUBLISH"]);
+    // Connected: a PUBLISH is stored and delivered, not echoed back.
+    s.handle_frame(10, &enc(pubmsg("c", "3")), false, at(2));
+    assert_eq!(s.store().len(), 3);
+    assert!(drain(&mut s, 10).is_empty());
+    assert_eq!(s.poll_delivery().unwrap().key, "c");
+}
+
+fn enc(m: Message<'_>) -> Vec<u8> {
+    let mut v = Vec::new();
+    m.encode(&mut v);
+    v
+}
+
+fn pubmsg<'a>(k: &'a str, v: &'a str) -> Message<'a> {
+    Message::Publish {
+        key: k,
+        value: v,
+        ttl: 0,
+    }
+}
+
+#[test]
+fn ping_gets_pong_in_any_state() {
+    let mut s = server();
+    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_frame(1, &enc(Message::Ping), false, at(0));
+    assert_eq!(names(&drain(&mut s, 1)), ["PONG"]);
+    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    s.handle_frame(1, &enc(Message::Ping), false, at(0));
+    assert_eq!(names(&drain(&mut s, 1)), ["PONG"]);
+}
+
+#[test]
+fn anything_else_is_invalid_and_forgets_the_session() {
+    let mut s = server();
+    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_frame(1, &enc(pubmsg("k", "v")), false, at(0));
+    assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
+    assert_eq!(s.store().len(), 0);
+    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    s.handle_frame(1, &enc(Message::Pong), false, at(0));
+    assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
+    // Forgotten: a PUBLISH is invalid again until the next HELLO.
+    s.handle_frame(1, &enc(pubmsg("k", "v")), false, at(0));
+    assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
+    assert!(s.poll_action().is_none(), "the connection stays open");
+}
+
+#[test]
+fn malformed_frame_gets_invalid_and_close() {
+    let mut s = server();
+    s.publish("keep", "me", at(0));
+    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_connected(2, Role::Inbound, at(0));
+    s.handle_frame(2, &enc(Message::Hello), false, at(0));
+    drain(&mut s, 2);
+    s.handle_frame(1, b"\xaa\xa0\x01\x07", false, at(0));
+    assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
+    assert!(matches!(
+        s.poll_action(),
+        Some(Action::Close { conn: 1, .. })
+    ));
+    // Nothing more goes to or comes from the closing connection.
+    s.publish("new", "x", at(1));
+    assert!(drain(&mut s, 1).is_empty());
+    assert_eq!(names(&drain(&mut s, 2)), ["PUBLISH"]);
+    s.handle_frame(1, &enc(Message::Ping), false, at(0));
+    assert!(drain(&mut s, 1).is_empty());
+    s.handle_closed(1, at(2));
+    assert_eq!(s.store().len(), 2);
+    // A multipart message is malformed too.
+    s.handle_frame(2, &enc(Message::Ping), true, at(3));
+    assert!(matches!(
+        s.poll_action(),
+        Some(Action::Close { conn: 2, .. })
+    ));
+}
+
+#[test]
+fn silent_session_expires_after_timeout() {
+    let mut s = Engine::new(
+        "s",
+        1,
+        Settings {
+            session_timeout_ms: 100,
+            ..Settings::default()
+        },
+    );
+    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    let mut t = 0;
+    while t < 200 {
+        t = s.poll_timeout().unwrap();
+        s.handle_timeout(at(t));
+    }
+    assert_eq!(s.stats().sessions_expired, 1);
+    s.handle_frame(1, &enc(pubmsg("k", "v")), false, at(t));
+    assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
+}
+
+#[test]
+fn remote_lifecycle_dial_hello_ping_invalid_redial() {
+    let mut c = Engine::new("c", 2, Settings::default());
+    c.publish("k", "v", at(0));
+    let r = c.add_remote("tcp://x:1", at(0));
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Dial {
+            remote: r,
+            endpoint: "tcp://x:1".into()
+        })
+    );
+    // Adding it again does not dial twice.
+    assert_eq!(c.add_remote("tcp://x:1", at(0)), r);
+    assert!(c.poll_action().is_none());
+    c.handle_dial_failed(r, "refused", at(0));
+    let t = 0;
+    let mut redialled_at = None;
+    for step in 0..100 {
+        let next = c.poll_timeout().expect("a redial is pending");
+        assert!(next >= t, "time never goes back (step {step})");
+        c.handle_timeout(at(next));
+        if let Some(Action::Dial { .. }) = c.poll_action() {
+            redialled_at = Some(next);
+            break;
+        }
+    }
+    let redialled_at = redialled_at.expect("redialled");
+    assert!((100..=200).contains(&redialled_at), "{redialled_at}");
+    c.handle_connected(5, Role::Outbound(r), at(redialled_at));
+    assert_eq!(names(&drain(&mut c, 5)), ["HELLO", "PUBLISH"]);
+    // Idle: a PING within the ping interval.
+    let mut now = redialled_at;
+    let mut pinged = false;
+    for _ in 0..20 {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(at(now));
+        if names(&drain(&mut c, 5)) == ["PING"] {
+            pinged = true;
+            break;
+        }
+    }
+    assert!(pinged);
+    assert!(
+        now - redialled_at <= 250 + 62,
+        "pinged after {}",
+        now - redialled_at
+    );
+    // INVALID: HELLO and every tuple again.
+    c.handle_frame(5, &enc(Message::Invalid), false, at(now));
+    assert_eq!(names(&drain(&mut c, 5)), ["HELLO", "PUBLISH"]);
+    // Tuples from the server are stored, delivered, not sent back.
+    c.handle_frame(5, &enc(pubmsg("s", "1")), false, at(now));
+    assert!(drain(&mut c, 5).is_empty());
+    // Closed: redial with backoff reset.
+    c.handle_closed(5, at(now));
+    let next = c.poll_timeout().unwrap();
+    assert!(next <= now + 100 + 62);
+}
+
+#[test]
+fn dead_remote_is_closed_and_redialled() {
+    let mut c = Engine::new("c", 2, Settings::default());
+    let r = c.add_remote("inproc://x", at(0));
+    c.poll_action();
+    c.handle_connected(5, Role::Outbound(r), at(0));
+    let mut now = 0;
+    let mut closed = false;
+    for _ in 0..1000 {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(at(now));
+        drain(&mut c, 5);
+        if let Some(Action::Close { conn: 5, .. }) = c.poll_action() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed);
+    assert!(now > 10_000 && now < 10_400, "{now}");
+}
+
+/// Engines joined by in-memory links; frames move only when `step` runs.
+struct Net {
+    nodes: Vec<Engine>,
+    /// (node a, conn at a, node b, conn at b)
+    links: Vec<(usize, ConnId, usize, ConnId)>,
+    now: u64,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        Net {
+            nodes: (0..n)
+                .map(|i| Engine::new(&format!("n{i}"), i as u64 + 1, Settings::default()))
+                .collect(),
+            links: Vec::new(),
+            now: 0,
+        }
+    }
+
+    /// `client` dials `server`.
+    fn link(&mut self, client: usize, server: usize) {
+        let id = self.links.len() as ConnId * 2 + 100;
+        let r = self.nodes[client].add_remote(&format!("sim://{server}"), at(self.now));
+        self.nodes[client].poll_action();
+        self.nodes[server].handle_connected(id + 1, Role::Inbound, at(self.now));
+        self.nodes[client].handle_connected(id, Role::Outbound(r), at(self.now));
+        self.links.push((client, id, server, id + 1));
+    }
+
+    /// Moves every queued frame once; returns how many moved.
+    fn step(&mut self) -> usize {
+        let mut moved = 0;
+        for &(a, ca, b, cb) in &self.links.clone() {
+            for f in drain(&mut self.nodes[a], ca) {
+                self.nodes[b].handle_frame(cb, &f, false, at(self.now));
+                moved += 1;
+            }
+            for f in drain(&mut self.nodes[b], cb) {
+                self.nodes[a].handle_frame(ca, &f, false, at(self.now));
+                moved += 1;
+            }
+        }
+        self.now += 1;
+        moved
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            if self.step() == 0 {
+                return;
+            }
+        }
+        panic!("no quiescence after 1000 steps: livelock");
+    }
+}
+
+#[test]
+fn cycle_of_nodes_converges_without_livelock() {
+    let mut net = Net::new(5);
+    for i in 0..5 {
+        net.link(i, (i + 1) % 5);
+    }
+    net.link(0, 2);
+    for i in 0..5 {
+        net.nodes[i].publish(&format!("k{i}"), "v", at(0));
+    }
+    net.settle();
+    for n in &net.nodes {
+        assert_eq!(n.store().len(), 5, "{}", n.name());
+    }
+    // A new value for an existing key reaches everyone once.
+    net.nodes[3].publish("k0", "new", at(5));
+    net.settle();
+    for n in &mut net.nodes {
+        assert_eq!(&*n.store().get("k0").unwrap().value, "new");
+        let delivered: Vec<Delivery> = std::iter::from_fn(|| n.poll_delivery()).collect();
+        assert_eq!(delivered.len(), 6, "5 tuples then the update, each once");
+    }
+}

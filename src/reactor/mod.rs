@@ -1,0 +1,716 @@
+//! The reactor: one mio event loop per node. It is the only place that does
+//! I/O: it accepts and dials connections, runs each through the ZMTP codec,
+//! hands ZGP frames to the engine and writes what the engine queues.
+
+pub(crate) mod inproc;
+mod net;
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::actor::{Envelope, Replies};
+use crate::command::Command;
+use crate::config::Config;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::node::{Action, ConnId, Engine, Now, RemoteId, Role, Settings};
+use crate::wire::zmtp;
+
+use net::{Listener, Stream};
+
+const WAKER: Token = Token(0);
+/// Largest ZMTP frame accepted from a peer.
+const MAX_FRAME: usize = (1 << 20) + 512;
+/// Bytes read from one connection per wakeup before serving the others.
+const READ_BUDGET: usize = 1 << 20;
+/// Encoded bytes kept ahead of the socket per connection; the rest waits
+/// in the engine's outbox until the socket drains.
+const WRITE_AHEAD: usize = 256 << 10;
+/// A connection must finish its ZMTP handshake within this time.
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// How often a loaded configuration file is checked for changes.
+const CONFIG_CHECK_MS: u64 = 1_000;
+
+struct Conn {
+    stream: Stream,
+    zmtp: zmtp::Connection,
+    role: Role,
+    /// TCP connect still in progress.
+    connecting: bool,
+    /// Handshake done and the engine knows this connection.
+    ready: bool,
+    born_ms: u64,
+    peer: String,
+}
+
+pub(crate) struct Reactor {
+    poll: Poll,
+    events: Events,
+    engine: Engine,
+    commands: Receiver<Envelope>,
+    replies: Arc<Replies>,
+    waker: Arc<Waker>,
+    inproc_tx: Sender<StdUnixStream>,
+    inproc_rx: Receiver<StdUnixStream>,
+    owner: u64,
+    listeners: HashMap<Token, (Listener, String)>,
+    bound: Vec<String>,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    port: i64,
+    config: Config,
+    config_file: Option<(PathBuf, Option<SystemTime>)>,
+    next_config_check: u64,
+    next_handshake_check: u64,
+    origin: Instant,
+    read_buf: Vec<u8>,
+    dirty: Vec<ConnId>,
+    /// Connections that still had unread input when their budget ran out.
+    backlog: Vec<Token>,
+    running: bool,
+}
+
+impl Reactor {
+    pub(crate) fn new(
+        name: &str,
+        commands: Receiver<Envelope>,
+        replies: Arc<Replies>,
+    ) -> Result<(Reactor, Arc<Waker>)> {
+        let poll = Poll::new().map_err(|e| Error::io("cannot create poller", e))?;
+        // One waker per poller: the handle and the inproc registry share it.
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("cannot create waker", e))?,
+        );
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id)
+            .map_err(|e| Error::io("cannot draw a node id", io::Error::other(e.to_string())))?;
+        let owner = u64::from_le_bytes(id);
+        let (inproc_tx, inproc_rx) = mpsc::channel();
+        let mut config = Config::new();
+        // As CZMQ: the default client timeout is part of the saved tree.
+        config
+            .put("server/timeout", "1000")
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let reactor = Reactor {
+            poll,
+            events: Events::with_capacity(1024),
+            engine: Engine::new(name, owner, Settings::default()),
+            commands,
+            replies,
+            waker: waker.clone(),
+            inproc_tx,
+            inproc_rx,
+            owner,
+            listeners: HashMap::new(),
+            bound: Vec::new(),
+            conns: HashMap::new(),
+            next_token: 1,
+            port: 0,
+            config,
+            config_file: None,
+            next_config_check: CONFIG_CHECK_MS,
+            next_handshake_check: 1_000,
+            origin: Instant::now(),
+            read_buf: vec![0; 64 << 10],
+            dirty: Vec::new(),
+            backlog: Vec::new(),
+            running: true,
+        };
+        Ok((reactor, waker))
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.origin.elapsed().as_millis() as u64,
+            wall_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        }
+    }
+
+    fn trace(&self, what: std::fmt::Arguments<'_>) {
+        if self.engine.verbose() {
+            eprintln!("zgossip {}: {}", self.engine.name(), what);
+        }
+    }
+
+    /// Runs until `$TERM` or until the handle is dropped.
+    pub(crate) fn run(mut self) {
+        while self.running {
+            let timeout = self.poll_timeout();
+            let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("zgossip {}: poll failed: {e}", self.engine.name());
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == WAKER {
+                    self.handle_wakeup();
+                } else if self.listeners.contains_key(&token) {
+                    self.accept(token);
+                } else {
+                    self.conn_ready(token, ev.is_writable());
+                }
+                self.after_engine();
+            }
+            self.events = events;
+            for token in std::mem::take(&mut self.backlog) {
+                self.conn_ready(token, false);
+                self.after_engine();
+            }
+            let now = self.now();
+            self.engine.handle_timeout(now);
+            self.housekeeping(now);
+            self.after_engine();
+        }
+        self.shutdown();
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.backlog.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.now().mono_ms;
+        let mut at = self.next_handshake_check.min(self.next_config_check);
+        if let Some(t) = self.engine.poll_timeout() {
+            at = at.min(t);
+        }
+        Some(Duration::from_millis(at.saturating_sub(now)))
+    }
+
+    fn shutdown(&mut self) {
+        inproc::unbind_all(self.owner);
+        self.listeners.clear();
+        for (_, mut c) in self.conns.drain() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        self.replies.close();
+    }
+
+    // ------------------------------------------------------------------
+    // Commands from the application
+
+    fn handle_wakeup(&mut self) {
+        while let Ok(stream) = self.inproc_rx.try_recv() {
+            let stream = Stream::Unix(mio::net::UnixStream::from_std(stream));
+            self.add_conn(stream, Role::Inbound, false, "inproc peer".into());
+        }
+        loop {
+            match self.commands.try_recv() {
+                Ok(Envelope { cmd, ack, direct }) => {
+                    let pipe_reply = matches!(cmd, Command::Port | Command::Status);
+                    let outcome = self.execute(cmd);
+                    // Deliveries caused by the command precede its reply.
+                    self.after_engine();
+                    let outcome = match outcome {
+                        Ok(Some(reply)) if !direct => {
+                            if pipe_reply {
+                                self.replies.push(reply);
+                            }
+                            Ok(None)
+                        }
+                        other => other,
+                    };
+                    match ack {
+                        Some(ack) => {
+                            let _ = ack.send(outcome);
+                        }
+                        None => {
+                            if let Err(e) = outcome {
+                                self.trace(format_args!("command failed: {e}"));
+                            }
+                        }
+                    }
+                    if !self.running {
+                        return;
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.running = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out a command; returns its reply, if it has one.
+    fn execute(&mut self, cmd: Command) -> Result<Option<Vec<String>>> {
+        let now = self.now();
+        self.trace(format_args!("API command {cmd:?}"));
+        match cmd {
+            Command::Verbose => {
+                self.engine.set_verbose(true);
+                Ok(None)
+            }
+            Command::Term => {
+                self.running = false;
+                Ok(None)
+            }
+            Command::Bind(ep) => {
+                // No reply on the pipe (as CZMQ); the typed API gets the port.
+                self.bind(&ep)?;
+                Ok(Some(self.port_reply()))
+            }
+            Command::Port => {
+                self.flush_deliveries();
+                Ok(Some(self.port_reply()))
+            }
+            Command::Status => {
+                self.flush_deliveries();
+                Ok(Some(vec![
+                    "STATUS".into(),
+                    self.engine.store().len().to_string(),
+                ]))
+            }
+            Command::Connect(ep) => {
+                self.engine.add_remote(&ep.to_string(), now);
+                Ok(None)
+            }
+            Command::Publish { key, value } => {
+                self.engine.publish(&key, &value, now);
+                Ok(None)
+            }
+            Command::Set(path, value) => self.set(&path, &value).map(|_| None),
+            Command::Load(file) => self.load(&file).map(|_| None),
+            Command::Save(file) => self
+                .config
+                .save(&file)
+                .map(|_| None)
+                .map_err(|e| Error::Config(format!("cannot save configuration: {e}"))),
+        }
+    }
+
+    fn port_reply(&self) -> Vec<String> {
+        vec!["PORT".into(), self.port.to_string()]
+    }
+
+    fn bind(&mut self, ep: &Endpoint) -> Result<()> {
+        let text = ep.to_string();
+        if let Endpoint::Inproc(name) = ep {
+            inproc::bind(name, self.owner, self.inproc_tx.clone(), self.waker.clone())?;
+            self.port = 0;
+            self.bound.push(text);
+            self.trace(format_args!("bound {ep}"));
+            return Ok(());
+        }
+        let (mut listener, port) = net::bind(ep)?;
+        let token = self.token();
+        self.poll
+            .registry()
+            .register(listener.source(), token, Interest::READABLE)
+            .map_err(|e| Error::io(format!("cannot bind {ep}"), e))?;
+        self.port = port.map_or(0, i64::from);
+        let shown = match (ep, port) {
+            (Endpoint::Tcp { host, .. }, Some(p)) => format!("tcp://{host}:{p}"),
+            _ => text.clone(),
+        };
+        self.trace(format_args!("bound {shown}"));
+        self.bound.push(text);
+        self.listeners.insert(token, (listener, shown));
+        Ok(())
+    }
+
+    fn set(&mut self, path: &str, value: &str) -> Result<()> {
+        let mut next = self.config.clone();
+        next.put(path, value)
+            .map_err(|e| Error::Config(format!("SET {path}: {e}")))?;
+        self.apply_config(&next)?;
+        self.config = next;
+        Ok(())
+    }
+
+    fn load(&mut self, file: &str) -> Result<()> {
+        let cfg = Config::load(file)
+            .map_err(|e| Error::Config(format!("cannot load configuration: {e}")))?;
+        self.apply_config(&cfg)?;
+        self.config = cfg;
+        self.config_file = Some((PathBuf::from(file), modified(file)));
+        self.bind_from_config()
+    }
+
+    /// Binds the `zgossip/bind/endpoint` entries not bound yet.
+    fn bind_from_config(&mut self) -> Result<()> {
+        let mut endpoints = Vec::new();
+        if let Some(section) = self.config.locate("zgossip") {
+            for child in section.children() {
+                if child.name() == "bind" {
+                    if let Some(ep) = child.child("endpoint").and_then(|e| e.value()) {
+                        endpoints.push(ep.to_string());
+                    }
+                }
+            }
+        }
+        for ep in endpoints {
+            if self.bound.contains(&ep) {
+                continue;
+            }
+            let parsed = Endpoint::parse_bind(&ep)
+                .map_err(|e| Error::Config(format!("zgossip/bind/endpoint: {e}")))?;
+            self.bind(&parsed)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the settings the node reads from its configuration tree.
+    fn apply_config(&mut self, cfg: &Config) -> Result<()> {
+        let mut s = self.engine.settings().clone();
+        let ms = |path: &str, current: u64| -> Result<u64> {
+            match cfg.get(path) {
+                None => Ok(current),
+                Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                    Error::Config(format!(
+                        "{path} must be a number of milliseconds, got '{v}'"
+                    ))
+                }),
+            }
+        };
+        s.session_timeout_ms = ms("server/timeout", Settings::default().session_timeout_ms)?;
+        s.ping_interval_ms = ms("remote/ping-interval", s.ping_interval_ms)?.max(1);
+        s.remote_timeout_ms = ms("remote/timeout", s.remote_timeout_ms)?.max(1);
+        s.reconnect_ivl_ms = ms("remote/reconnect-ivl", s.reconnect_ivl_ms)?.max(1);
+        s.reconnect_ivl_max_ms = ms("remote/reconnect-ivl-max", s.reconnect_ivl_max_ms)?.max(1);
+        let verbose = cfg.get("server/verbose").map(str::trim);
+        if matches!(verbose, Some(v) if v != "0" && !v.is_empty()) {
+            self.engine.set_verbose(true);
+        }
+        if s.session_timeout_ms == 0 {
+            // CZMQ treats 0 as "never expire".
+            s.session_timeout_ms = u64::MAX / 4;
+        }
+        self.engine.set_settings(s);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Connections
+
+    fn token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token += 1;
+        t
+    }
+
+    fn add_conn(&mut self, mut stream: Stream, role: Role, connecting: bool, peer: String) {
+        let token = self.token();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.trace(format_args!("cannot register connection: {e}"));
+            if let Role::Outbound(remote) = role {
+                let now = self.now();
+                self.engine.handle_dial_failed(remote, &e.to_string(), now);
+            }
+            return;
+        }
+        let socket_type = match role {
+            Role::Inbound => zmtp::SocketType::Router,
+            Role::Outbound(_) => zmtp::SocketType::Dealer,
+        };
+        let zmtp = zmtp::Connection::new(zmtp::Config {
+            socket_type,
+            as_server: false,
+            max_frame: MAX_FRAME,
+            properties: Vec::new(),
+        });
+        let born_ms = self.now().mono_ms;
+        self.conns.insert(
+            token,
+            Conn {
+                stream,
+                zmtp,
+                role,
+                connecting,
+                ready: false,
+                born_ms,
+                peer,
+            },
+        );
+        // Send our greeting now if we can.
+        self.conn_ready(token, true);
+    }
+
+    fn accept(&mut self, token: Token) {
+        loop {
+            let Some((listener, name)) = self.listeners.get(&token) else {
+                return;
+            };
+            match listener.accept() {
+                Ok(stream) => {
+                    let peer = stream.peer();
+                    self.trace(format_args!("accepted {peer} on {name}"));
+                    self.add_conn(stream, Role::Inbound, false, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors or similar: log, try again later.
+                    self.trace(format_args!("accept failed on {name}: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn dial(&mut self, remote: RemoteId, endpoint: &str) {
+        let now = self.now();
+        let result = Endpoint::parse_connect(endpoint).and_then(|ep| match &ep {
+            Endpoint::Inproc(name) => {
+                inproc::connect(name).map(|s| Stream::Unix(mio::net::UnixStream::from_std(s)))
+            }
+            _ => net::dial(&ep),
+        });
+        match result {
+            Ok(stream) => {
+                let connecting = matches!(stream, Stream::Tcp(_));
+                self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into())
+            }
+            Err(e) => self.engine.handle_dial_failed(remote, &e.to_string(), now),
+        }
+    }
+
+    /// The socket of `token` may be readable or writable (or both: with
+    /// edge-triggered events we simply try).
+    fn conn_ready(&mut self, token: Token, _writable: bool) {
+        let now = self.now();
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if c.connecting {
+            match c.stream.connect_finished() {
+                Ok(true) => c.connecting = false,
+                Ok(false) => return,
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.drop_conn(token, &reason, now);
+                    return;
+                }
+            }
+        }
+        if let Err(reason) = self.read_conn(token, now) {
+            self.drop_conn(token, &reason, now);
+            return;
+        }
+        if let Err(reason) = self.pump(token) {
+            self.drop_conn(token, &reason, now);
+        }
+    }
+
+    /// Reads what the socket has (up to the budget), feeding the codec and
+    /// the engine. `Err` carries the reason to close.
+    fn read_conn(&mut self, token: Token, now: Now) -> std::result::Result<(), String> {
+        let Reactor {
+            conns,
+            engine,
+            read_buf,
+            backlog,
+            ..
+        } = self;
+        let Some(c) = conns.get_mut(&token) else {
+            return Ok(());
+        };
+        let id = token.0 as ConnId;
+        let mut total = 0;
+        let mut eof = false;
+        loop {
+            if total >= READ_BUDGET {
+                backlog.push(token);
+                break;
+            }
+            match c.stream.read(read_buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    total += n;
+                    c.zmtp.feed(&read_buf[..n]);
+                    process_input(c, engine, id, now)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if eof {
+            return Err("closed by peer".into());
+        }
+        Ok(())
+    }
+
+    /// Moves engine output into the codec and codec output into the socket
+    /// until the socket would block or nothing is left.
+    fn pump(&mut self, token: Token) -> std::result::Result<(), String> {
+        let Reactor { conns, engine, .. } = self;
+        let Some(c) = conns.get_mut(&token) else {
+            return Ok(());
+        };
+        if c.connecting {
+            return Ok(());
+        }
+        let id = token.0 as ConnId;
+        loop {
+            if c.ready {
+                let zmtp = &mut c.zmtp;
+                engine.drain_outbox(id, |frame| {
+                    zmtp.pending_output().len() < WRITE_AHEAD
+                        && zmtp.queue_message(&[frame]).is_ok()
+                });
+            }
+            let out = c.zmtp.pending_output();
+            if out.is_empty() {
+                return Ok(());
+            }
+            match c.stream.write(out) {
+                Ok(0) => return Err("connection closed while writing".into()),
+                Ok(n) => c.zmtp.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Closes a connection and tells the engine.
+    fn drop_conn(&mut self, token: Token, reason: &str, now: Now) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        self.trace(format_args!(
+            "connection {} ({}) closed: {reason}",
+            token.0, c.peer
+        ));
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        if c.ready {
+            self.engine.handle_closed(token.0 as ConnId, now);
+        } else if let Role::Outbound(remote) = c.role {
+            self.engine.handle_dial_failed(remote, reason, now);
+        }
+    }
+
+    /// Carries out what the engine asked for and passes its output on,
+    /// until it has nothing more (closing a connection can cause more).
+    fn after_engine(&mut self) {
+        loop {
+            let now = self.now();
+            let mut acted = false;
+            while let Some(action) = self.engine.poll_action() {
+                acted = true;
+                match action {
+                    Action::Dial { remote, endpoint } => self.dial(remote, &endpoint),
+                    Action::Close { conn, reason } => {
+                        let token = Token(conn as usize);
+                        // Flush what is queued (an INVALID, say), best effort.
+                        if let Some(c) = self.conns.get_mut(&token) {
+                            let zmtp = &mut c.zmtp;
+                            self.engine
+                                .drain_outbox(conn, |f| zmtp.queue_message(&[f]).is_ok());
+                            let _ = c.stream.write(c.zmtp.pending_output());
+                        }
+                        self.drop_conn(token, &reason, now);
+                    }
+                }
+            }
+            self.flush_deliveries();
+            let mut dirty = std::mem::take(&mut self.dirty);
+            self.engine.take_dirty(&mut dirty);
+            for &id in &dirty {
+                let token = Token(id as usize);
+                if let Err(reason) = self.pump(token) {
+                    self.drop_conn(token, &reason, now);
+                }
+            }
+            let done = dirty.is_empty() && !acted;
+            self.dirty = dirty;
+            if done {
+                return;
+            }
+        }
+    }
+
+    fn flush_deliveries(&mut self) {
+        while let Some(d) = self.engine.poll_delivery() {
+            self.replies.push(vec!["DELIVER".into(), d.key, d.value]);
+        }
+    }
+
+    fn housekeeping(&mut self, now: Now) {
+        if now.mono_ms >= self.next_handshake_check {
+            self.next_handshake_check = now.mono_ms + 1_000;
+            let late: Vec<Token> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.ready && now.mono_ms - c.born_ms > HANDSHAKE_TIMEOUT_MS)
+                .map(|(t, _)| *t)
+                .collect();
+            for t in late {
+                self.drop_conn(t, "handshake timed out", now);
+            }
+        }
+        if now.mono_ms >= self.next_config_check {
+            self.next_config_check = now.mono_ms + CONFIG_CHECK_MS;
+            self.reload_if_changed();
+        }
+    }
+
+    /// As CZMQ: a loaded configuration file that changes on disk is loaded
+    /// again and applied.
+    fn reload_if_changed(&mut self) {
+        let Some((path, stamp)) = &self.config_file else {
+            return;
+        };
+        let path = path.clone();
+        let current = modified(&path);
+        if current == *stamp {
+            return;
+        }
+        let file = path.to_string_lossy().into_owned();
+        match self.load(&file) {
+            Ok(()) => self.trace(format_args!("reloaded configuration from {file}")),
+            Err(e) => {
+                eprintln!("zgossip {}: {e}", self.engine.name());
+                self.config_file = Some((path, current));
+            }
+        }
+    }
+}
+
+fn modified(path: impl AsRef<std::path::Path>) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Runs the codec over buffered input: handshake completion tells the
+/// engine, each message goes to the engine.
+fn process_input(
+    c: &mut Conn,
+    engine: &mut Engine,
+    id: ConnId,
+    now: Now,
+) -> std::result::Result<(), String> {
+    loop {
+        match c.zmtp.poll() {
+            Ok(None) => return Ok(()),
+            Ok(Some(zmtp::Event::Ready(_peer))) => {
+                c.ready = true;
+                engine.handle_connected(id, c.role, now);
+            }
+            Ok(Some(zmtp::Event::Message(msg))) => {
+                let (first, multipart) = (msg.first(), msg.is_multipart());
+                engine.handle_frame(id, first, multipart, now);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
