@@ -54,9 +54,14 @@ impl Node {
         let replies = Arc::new(Replies::new()?);
         let (tx, rx) = mpsc::channel();
         let (reactor, waker) = Reactor::new(name, rx, replies.clone())?;
+        let guard = CloseOnDrop(replies.clone());
         let thread = std::thread::Builder::new()
             .name(format!("zgossip-{name}"))
-            .spawn(move || reactor.run())
+            .spawn(move || {
+                // Even if the node thread dies, readers are woken and told.
+                let _guard = guard;
+                reactor.run()
+            })
             .map_err(|e| Error::io("cannot start node thread", e))?;
         Ok(Node {
             name: name.to_string(),
@@ -209,6 +214,14 @@ impl Drop for Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node").field("name", &self.name).finish()
+    }
+}
+
+struct CloseOnDrop(Arc<Replies>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

@@ -112,6 +112,25 @@ impl Command {
     }
 }
 
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Verbose => write!(f, "VERBOSE"),
+            Command::Term => write!(f, "$TERM"),
+            Command::Bind(ep) => write!(f, "BIND {ep}"),
+            Command::Port => write!(f, "PORT"),
+            Command::Load(file) => write!(f, "LOAD {file}"),
+            Command::Set(path, value) => write!(f, "SET {path} {value}"),
+            Command::Save(file) => write!(f, "SAVE {file}"),
+            Command::Connect(ep) => write!(f, "CONNECT {ep}"),
+            Command::Publish { key, value } => {
+                write!(f, "PUBLISH {key} ({} bytes)", value.len())
+            }
+            Command::Status => write!(f, "STATUS"),
+        }
+    }
+}
+
 fn non_empty(name: &str, what: &str, v: &str) -> Result<(), Error> {
     if v.is_empty() {
         Err(Error::command(format!("{name}: {what} is empty")))

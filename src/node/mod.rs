@@ -365,7 +365,9 @@ impl Engine {
                 return;
             }
         };
-        self.trace(format_args!("{conn} -> {}", msg.name()));
+        if self.verbose {
+            self.trace(format_args!("{} {conn}: recv {}", role_name(role), describe(&msg)));
+        }
         match role {
             Role::Inbound => self.server_message(conn, session, msg, now),
             Role::Outbound(_) => self.client_message(conn, msg, now),
@@ -429,23 +431,25 @@ impl Engine {
             key: key.to_string(),
             value: value.to_string(),
         });
-        let mut frame = std::mem::take(&mut self.scratch);
-        frame.clear();
-        Message::Publish { key, value, ttl: 0 }.encode(&mut frame);
-        let targets: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(id, c)| {
-                Some(**id) != from
-                    && !c.closing
-                    && (matches!(c.role, Role::Outbound(_)) || c.session == Session::Connected)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in targets {
-            self.queue_frame(conn, &frame, now);
+        let msg = Message::Publish { key, value, ttl: 0 };
+        let mut sent = 0;
+        for (&id, c) in self.conns.iter_mut() {
+            let forward = Some(id) != from
+                && !c.closing
+                && (matches!(c.role, Role::Outbound(_)) || c.session == Session::Connected);
+            if forward {
+                if c.outbox.len() == c.outbox_pos {
+                    self.dirty.push(id);
+                }
+                push_frame(&mut c.outbox, &msg);
+                c.last_tx = now.mono_ms;
+                sent += 1;
+            }
         }
-        self.scratch = frame;
+        self.stats.frames_out += sent;
+        if self.verbose {
+            self.trace(format_args!("forwarded {} to {sent} peers", describe(&msg)));
+        }
     }
 
     fn send_hello_and_tuples(&mut self, conn: ConnId, now: Now) {
@@ -468,6 +472,9 @@ impl Engine {
             push_frame(&mut c.outbox, &msg);
             n += 1;
         }
+        if self.verbose && n > 0 {
+            eprintln!("zgossip {}: {} {conn}: send {n} x PUBLISH (every tuple)", self.name, role_name(c.role));
+        }
         if n > 0 {
             c.last_tx = now.mono_ms;
             self.stats.frames_out += n;
@@ -486,6 +493,11 @@ impl Engine {
     }
 
     fn queue_frame(&mut self, conn: ConnId, frame: &[u8], now: Now) {
+        if self.verbose {
+            if let (Some(c), Ok(msg)) = (self.conns.get(&conn), gossip::decode(frame)) {
+                self.trace(format_args!("{} {conn}: send {}", role_name(c.role), describe(&msg)));
+            }
+        }
         if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
             let was_empty = c.outbox.len() == c.outbox_pos;
             c.outbox
@@ -639,6 +651,23 @@ impl Engine {
         if busy {
             self.ensure_tick(now);
         }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Inbound => "client",
+        Role::Outbound(_) => "remote",
+    }
+}
+
+/// A message for the trace: name, and key and value size for PUBLISH.
+fn describe(msg: &Message<'_>) -> String {
+    match msg {
+        Message::Publish { key, value, ttl } => {
+            format!("PUBLISH key={key} value={} bytes ttl={ttl}", value.len())
+        }
+        other => other.name().to_string(),
     }
 }
 

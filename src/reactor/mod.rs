@@ -247,7 +247,7 @@ impl Reactor {
     /// Carries out a command; returns its reply, if it has one.
     fn execute(&mut self, cmd: Command) -> Result<Option<Vec<String>>> {
         let now = self.now();
-        self.trace(format_args!("API command {cmd:?}"));
+        self.trace(format_args!("API command {cmd}"));
         match cmd {
             Command::Verbose => {
                 self.engine.set_verbose(true);
