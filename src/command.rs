@@ -9,6 +9,10 @@ use crate::wire::gossip::MAX_KEY_LEN;
 /// message header).
 pub const MAX_VALUE_LEN: usize = 1 << 20;
 
+/// Longest time to live a PUBLISH may ask for (about 49 days: what the
+/// ttl field of a plain ZGP PUBLISH can carry).
+pub const MAX_TTL_MS: u64 = u32::MAX as u64;
+
 /// A command, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -21,10 +25,18 @@ pub enum Command {
     Set(String, String),
     Save(String),
     Connect(Endpoint),
+    /// PUBLISH key value [ttl-msecs]
     Publish {
         key: String,
         value: String,
+        ttl_ms: Option<u64>,
     },
+    /// UNPUBLISH key: delete network-wide.
+    Unpublish(String),
+    /// GET key: reply `VALUE key value`, or `VALUE key` when absent.
+    Get(String),
+    /// KEYS prefix: reply `KEYS key...` (live keys starting with prefix).
+    Keys(String),
     Status,
 }
 
@@ -82,8 +94,26 @@ impl Command {
                 Endpoint::parse_connect(args[0]).map(Command::Connect)
             }
             "PUBLISH" => {
-                want(2, "PUBLISH key value")?;
+                if args.len() != 3 {
+                    want(2, "PUBLISH key value [ttl-msecs]")?;
+                }
                 check_key(args[0])?;
+                let ttl_ms = match args.get(2) {
+                    None => None,
+                    Some(t) => match t.parse::<u64>() {
+                        Ok(0) | Err(_) => {
+                            return Err(Error::command(format!(
+                                "PUBLISH: ttl must be a positive number of milliseconds, got '{t}'"
+                            )))
+                        }
+                        Ok(n) if n > MAX_TTL_MS => {
+                            return Err(Error::command(format!(
+                                "PUBLISH: ttl of {n} ms exceeds the limit of {MAX_TTL_MS} ms"
+                            )))
+                        }
+                        Ok(n) => Some(n),
+                    },
+                };
                 if args[1].len() > MAX_VALUE_LEN {
                     return Err(Error::command(format!(
                         "PUBLISH: value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
@@ -93,13 +123,30 @@ impl Command {
                 Ok(Command::Publish {
                     key: args[0].to_string(),
                     value: args[1].to_string(),
+                    ttl_ms,
                 })
+            }
+            "UNPUBLISH" => {
+                want(1, "UNPUBLISH key")?;
+                check_key(args[0])?;
+                Ok(Command::Unpublish(args[0].to_string()))
+            }
+            "GET" => {
+                want(1, "GET key")?;
+                check_key(args[0])?;
+                Ok(Command::Get(args[0].to_string()))
+            }
+            "KEYS" => {
+                if args.len() > 1 {
+                    want(1, "KEYS [prefix]")?;
+                }
+                Ok(Command::Keys(args.first().unwrap_or(&"").to_string()))
             }
             "STATUS" => want(0, "STATUS").map(|_| Command::Status),
             "" => Err(Error::command("empty command name")),
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
-                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, STATUS)"
+                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS)"
             ))),
         }
     }
@@ -108,7 +155,7 @@ impl Command {
     /// (so it sees execution errors such as a busy port). Only PUBLISH is
     /// fire-and-forget, for throughput.
     pub fn acknowledged(&self) -> bool {
-        !matches!(self, Command::Publish { .. })
+        !matches!(self, Command::Publish { .. } | Command::Unpublish(_))
     }
 }
 
@@ -123,9 +170,16 @@ impl std::fmt::Display for Command {
             Command::Set(path, value) => write!(f, "SET {path} {value}"),
             Command::Save(file) => write!(f, "SAVE {file}"),
             Command::Connect(ep) => write!(f, "CONNECT {ep}"),
-            Command::Publish { key, value } => {
-                write!(f, "PUBLISH {key} ({} bytes)", value.len())
+            Command::Publish { key, value, ttl_ms } => {
+                write!(f, "PUBLISH {key} ({} bytes)", value.len())?;
+                match ttl_ms {
+                    Some(t) => write!(f, " ttl {t} ms"),
+                    None => Ok(()),
+                }
             }
+            Command::Unpublish(key) => write!(f, "UNPUBLISH {key}"),
+            Command::Get(key) => write!(f, "GET {key}"),
+            Command::Keys(prefix) => write!(f, "KEYS {prefix}"),
             Command::Status => write!(f, "STATUS"),
         }
     }
@@ -143,7 +197,7 @@ fn non_empty(name: &str, what: &str, v: &str) -> Result<(), Error> {
 pub fn check_key(key: &str) -> Result<(), Error> {
     if key.len() > MAX_KEY_LEN {
         return Err(Error::command(format!(
-            "PUBLISH: key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes",
+            "key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes",
             key.len()
         )));
     }
@@ -179,8 +233,30 @@ mod tests {
             Command::parse(&["PUBLISH", "k", ""]).unwrap(),
             Command::Publish {
                 key: "k".into(),
-                value: "".into()
+                value: "".into(),
+                ttl_ms: None
             }
+        );
+        assert_eq!(
+            Command::parse(&["PUBLISH", "k", "v", "1500"]).unwrap(),
+            Command::Publish {
+                key: "k".into(),
+                value: "v".into(),
+                ttl_ms: Some(1500)
+            }
+        );
+        assert_eq!(
+            Command::parse(&["UNPUBLISH", "k"]).unwrap(),
+            Command::Unpublish("k".into())
+        );
+        assert_eq!(
+            Command::parse(&["GET", "k"]).unwrap(),
+            Command::Get("k".into())
+        );
+        assert_eq!(Command::parse(&["KEYS"]).unwrap(), Command::Keys("".into()));
+        assert_eq!(
+            Command::parse(&["KEYS", "a/"]).unwrap(),
+            Command::Keys("a/".into())
         );
         assert_eq!(Command::parse(&["STATUS"]).unwrap(), Command::Status);
         assert!(!Command::parse(&["PUBLISH", "k", "v"])
@@ -195,7 +271,12 @@ mod tests {
         assert!(err(&["FROB"]).contains("unknown command 'FROB'"));
         assert!(err(&["status"]).contains("unknown command 'status'"));
         assert!(err(&["BIND"]).contains("BIND takes 1 argument, got 0"));
-        assert!(err(&["PUBLISH", "k"]).contains("usage: PUBLISH key value"));
+        assert!(err(&["PUBLISH", "k"]).contains("usage: PUBLISH key value [ttl-msecs]"));
+        assert!(err(&["PUBLISH", "k", "v", "soon"]).contains("ttl must be a positive number"));
+        assert!(err(&["PUBLISH", "k", "v", "0"]).contains("ttl must be a positive number"));
+        assert!(err(&["PUBLISH", "k", "v", "99999999999"]).contains("exceeds the limit"));
+        assert!(err(&["UNPUBLISH"]).contains("usage: UNPUBLISH key"));
+        assert!(err(&["KEYS", "a", "b"]).contains("usage: KEYS [prefix]"));
         assert!(err(&["STATUS", "x"]).contains("STATUS takes 0 arguments, got 1"));
         assert!(err(&["BIND", "foo"]).contains("bad endpoint 'foo'"));
         let long = "k".repeat(256);

@@ -13,9 +13,13 @@
 //! server (ROUTER) on it; an *outbound* connection is one we dialled to a
 //! remote, where we play the ZGP client (DEALER).
 
-use std::collections::{BTreeMap, VecDeque};
+mod sync;
 
-use crate::store::{Hlc, Outcome, Store, Version};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+use crate::store::{Hlc, Outcome, Store, Tuple, Version, Write};
+use crate::wire::ext;
 use crate::wire::gossip::{self, Message};
 
 /// Identifies one connection; chosen by the driver, never reused.
@@ -56,6 +60,13 @@ pub struct Settings {
     /// First delay before redialling a remote; doubles up to the maximum.
     pub reconnect_ivl_ms: u64,
     pub reconnect_ivl_max_ms: u64,
+    /// How often the server side of an extended connection starts a
+    /// set reconciliation (anti-entropy) with its client.
+    pub sync_interval_ms: u64,
+    /// How long a tombstone (deleted or expired key) is kept.
+    pub tombstone_grace_ms: u64,
+    /// Clocks of peers further ahead of ours than this are not followed.
+    pub max_clock_ahead_ms: u64,
 }
 
 impl Default for Settings {
@@ -66,6 +77,9 @@ impl Default for Settings {
             remote_timeout_ms: 10_000,
             reconnect_ivl_ms: 100,
             reconnect_ivl_max_ms: 2_000,
+            sync_interval_ms: 10_000,
+            tombstone_grace_ms: 24 * 3600 * 1000,
+            max_clock_ahead_ms: 60_000,
         }
     }
 }
@@ -81,11 +95,33 @@ pub enum Action {
     Close { conn: ConnId, reason: String },
 }
 
-/// A tuple for the application (`DELIVER key value`).
+/// News for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub key: String,
-    pub value: String,
+pub enum Event {
+    /// A new tuple or a new value (`DELIVER key value`).
+    Deliver { key: String, value: String },
+    /// A tuple's time to live ran out (`EXPIRE key`).
+    Expire { key: String },
+    /// A tuple was deleted somewhere in the network (`DELETE key`).
+    Delete { key: String },
+}
+
+impl Event {
+    /// The key the news is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Event::Deliver { key, .. } | Event::Expire { key } | Event::Delete { key } => key,
+        }
+    }
+}
+
+/// What the driver learned about a peer in its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peer {
+    /// The peer announced the ZGP/2 extension (and so did we).
+    pub extended: bool,
+    /// The session timeout the peer announced, in ms.
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +136,9 @@ enum Session {
 struct Conn {
     role: Role,
     session: Session,
+    peer: Peer,
+    /// When the next anti-entropy round starts (server side, extended).
+    next_sync: u64,
     /// Frames waiting for the driver: each is a 4-byte little-endian length
     /// then the ZGP body.
     outbox: Vec<u8>,
@@ -128,6 +167,12 @@ pub struct Stats {
     pub invalid_sent: u64,
     pub malformed: u64,
     pub sessions_expired: u64,
+    /// Tuples sent during set reconciliation (delta sync).
+    pub sync_tuples_out: u64,
+    /// Tuples received that changed the store.
+    pub tuples_applied: u64,
+    pub expired: u64,
+    pub tombstones_collected: u64,
 }
 
 /// The gossip engine of one node.
@@ -142,9 +187,14 @@ pub struct Engine {
     remotes: Vec<Remote>,
     dirty: Vec<ConnId>,
     actions: VecDeque<Action>,
-    deliveries: VecDeque<Delivery>,
+    events: VecDeque<Event>,
     scratch: Vec<u8>,
+    /// Keys with a time to live, by expiry (wall ms); stale entries are
+    /// skipped when popped.
+    expiries: BinaryHeap<Reverse<(u64, Box<str>)>>,
     next_tick: Option<u64>,
+    next_gc: u64,
+    last_now: Now,
     stats: Stats,
 }
 
@@ -162,9 +212,12 @@ impl Engine {
             remotes: Vec::new(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
-            deliveries: VecDeque::new(),
+            events: VecDeque::new(),
             scratch: Vec::with_capacity(256),
+            expiries: BinaryHeap::new(),
             next_tick: None,
+            next_gc: 0,
+            last_now: Now::default(),
             stats: Stats::default(),
         }
     }
@@ -218,10 +271,44 @@ impl Engine {
     // ------------------------------------------------------------------
     // Application side
 
-    /// The application publishes a tuple: stored if new, delivered back to
-    /// the application (as CZMQ does) and forwarded to every peer.
-    pub fn publish(&mut self, key: &str, value: &str, now: Now) {
-        self.accept(key, value, None, now);
+    /// The application publishes a tuple, optionally with a time to live:
+    /// stored if new, delivered back to the application (as CZMQ does) and
+    /// forwarded to every peer. Publishing the same value again refreshes
+    /// its version and its time to live.
+    pub fn publish(&mut self, key: &str, value: &str, ttl_ms: Option<u64>, now: Now) {
+        if ttl_ms.is_none() && self.store.value(key) == Some(value) {
+            // CZMQ's rule for an unchanged value: nothing to do.
+            return;
+        }
+        let version = self.stamp(now);
+        let expires = ttl_ms.map_or(0, |t| now.wall_ms.saturating_add(t.max(1)));
+        let w = Write {
+            value,
+            version,
+            expires,
+            deleted: false,
+        };
+        self.apply(key, w, None, now);
+    }
+
+    /// The application deletes a key network-wide: a tombstone spreads and
+    /// every node removes the tuple and tells its application.
+    pub fn unpublish(&mut self, key: &str, now: Now) {
+        let version = self.stamp(now);
+        let w = Write {
+            value: "",
+            version,
+            expires: 0,
+            deleted: true,
+        };
+        self.apply(key, w, None, now);
+    }
+
+    fn stamp(&mut self, now: Now) -> Version {
+        Version {
+            clock: self.hlc.now(now.wall_ms),
+            origin: self.id,
+        }
     }
 
     /// Adds a remote endpoint to keep connected. Adding an endpoint that is
@@ -259,13 +346,17 @@ impl Engine {
     // Driver side: connection lifecycle
 
     /// A connection finished its handshake. For an outbound one we send
-    /// HELLO and every tuple we hold.
-    pub fn handle_connected(&mut self, conn: ConnId, role: Role, now: Now) {
+    /// HELLO, then every tuple we hold (plain ZGP) or nothing (extended: the
+    /// server starts a set reconciliation).
+    pub fn handle_connected(&mut self, conn: ConnId, role: Role, peer: Peer, now: Now) {
+        self.last_now = now;
         self.conns.insert(
             conn,
             Conn {
                 role,
                 session: Session::Start,
+                peer,
+                next_sync: now.mono_ms + self.settings.sync_interval_ms,
                 outbox: Vec::new(),
                 outbox_pos: 0,
                 last_rx: now.mono_ms,
@@ -280,7 +371,10 @@ impl Engine {
                 r.redial_at = None;
                 r.backoff_ms = self.settings.reconnect_ivl_ms;
             }
-            self.trace(format_args!("remote {conn} connected"));
+            self.trace(format_args!(
+                "remote {conn} connected ({})",
+                if peer.extended { "ZGP/2" } else { "ZGP v1" }
+            ));
             self.send_hello_and_tuples(conn, now);
         } else {
             self.trace(format_args!("client {conn} connected"));
@@ -347,6 +441,17 @@ impl Engine {
         let role = c.role;
         let session = c.session;
         self.stats.frames_in += 1;
+        let extended = c.peer.extended;
+        if extended && !multipart && ext::is_extension(frame) {
+            match ext::decode(frame) {
+                Ok(m) => self.ext_message(conn, role, session, m, now),
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    self.close(conn, format!("malformed ZGP/2 message: {e}"), now);
+                }
+            }
+            return;
+        }
         let msg = if multipart {
             Err("multipart message (ZGP messages are one frame)".to_string())
         } else {
@@ -366,7 +471,11 @@ impl Engine {
             }
         };
         if self.verbose {
-            self.trace(format_args!("{} {conn}: recv {}", role_name(role), describe(&msg)));
+            self.trace(format_args!(
+                "{} {conn}: recv {}",
+                role_name(role),
+                describe(&msg)
+            ));
         }
         match role {
             Role::Inbound => self.server_message(conn, session, msg, now),
@@ -379,13 +488,18 @@ impl Engine {
         match (session, msg) {
             (_, Message::Ping) => self.send(conn, &Message::Pong, now),
             (Session::Start, Message::Hello) => {
-                self.send_all_tuples(conn, now);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Session::Connected;
+                    c.next_sync = now.mono_ms + self.settings.sync_interval_ms;
+                }
+                if self.is_extended(conn) {
+                    self.start_sync(conn, now);
+                } else {
+                    self.send_all_tuples(conn, now);
                 }
             }
-            (Session::Connected, Message::Publish { key, value, .. }) => {
-                self.accept(key, value, Some(conn), now);
+            (Session::Connected, Message::Publish { key, value, ttl }) => {
+                self.accept_v1(key, value, ttl, conn, now);
             }
             (_, other) => {
                 self.trace(format_args!(
@@ -405,7 +519,7 @@ impl Engine {
     /// What a remote (the ZGP client side) does with server messages.
     fn client_message(&mut self, conn: ConnId, msg: Message<'_>, now: Now) {
         match msg {
-            Message::Publish { key, value, .. } => self.accept(key, value, Some(conn), now),
+            Message::Publish { key, value, ttl } => self.accept_v1(key, value, ttl, conn, now),
             // The server forgot our session: start over, resending every
             // tuple so that nothing sent into the forgotten session is lost.
             Message::Invalid => self.send_hello_and_tuples(conn, now),
@@ -417,44 +531,175 @@ impl Engine {
         }
     }
 
-    /// Stores a tuple if new; then delivers it and forwards it to every
-    /// connected peer except `from`.
-    fn accept(&mut self, key: &str, value: &str, from: Option<ConnId>, now: Now) {
-        let version = Version {
-            clock: self.hlc.now(now.wall_ms),
-            origin: self.id,
-        };
-        if self.store.apply(key, value, version) == Outcome::Duplicate {
-            return;
-        }
-        self.deliveries.push_back(Delivery {
-            key: key.to_string(),
-            value: value.to_string(),
-        });
-        let msg = Message::Publish { key, value, ttl: 0 };
-        let mut sent = 0;
-        for (&id, c) in self.conns.iter_mut() {
-            let forward = Some(id) != from
-                && !c.closing
-                && (matches!(c.role, Role::Outbound(_)) || c.session == Session::Connected);
-            if forward {
-                if c.outbox.len() == c.outbox_pos {
-                    self.dirty.push(id);
-                }
-                push_frame(&mut c.outbox, &msg);
-                c.last_tx = now.mono_ms;
-                sent += 1;
+    fn is_extended(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.peer.extended)
+    }
+
+    /// A plain ZGP PUBLISH (from CZMQ or any v1 peer): it carries no
+    /// version, so it is taken as a new write made now, unless it is a
+    /// stale copy of what we hold.
+    fn accept_v1(&mut self, key: &str, value: &str, ttl: u32, from: ConnId, now: Now) {
+        if let Some(t) = self.store.get(key) {
+            if t.is_live() && *t.value == *value {
+                return; // duplicate, as CZMQ
+            }
+            // A copy of the value a recent write replaced (or of a deleted
+            // or expired tuple within the grace period): a peer that cannot
+            // know versions is echoing old state; ignore it rather than
+            // flip the value back.
+            let recent = now.wall_ms.saturating_sub(t.version.wall_ms()) < self.stale_window_ms(t);
+            if t.prev_hash == crate::store::value_hash(value) && recent {
+                self.trace(format_args!("stale copy of {key} from {from} ignored"));
+                return;
             }
         }
-        self.stats.frames_out += sent;
-        if self.verbose {
-            self.trace(format_args!("forwarded {} to {sent} peers", describe(&msg)));
+        let version = self.stamp(now);
+        let expires = if ttl == 0 {
+            0
+        } else {
+            now.wall_ms.saturating_add(u64::from(ttl))
+        };
+        let w = Write {
+            value,
+            version,
+            expires,
+            deleted: false,
+        };
+        self.apply(key, w, Some(from), now);
+    }
+
+    /// How long an echo of a replaced value counts as stale: for tombstones
+    /// the whole grace period, for live values a few session timeouts.
+    fn stale_window_ms(&self, t: &Tuple) -> u64 {
+        if t.deleted {
+            self.settings.tombstone_grace_ms
+        } else {
+            self.settings
+                .session_timeout_ms
+                .saturating_mul(4)
+                .max(4_000)
         }
     }
 
+    /// A versioned write from an extended peer.
+    fn accept_ext(&mut self, t: ext::Tuple<'_>, from: ConnId, now: Now) {
+        if t.key.len() > gossip::MAX_KEY_LEN {
+            return;
+        }
+        let s = &self.settings;
+        self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
+        let version = Version {
+            clock: t.clock,
+            origin: t.origin,
+        };
+        // Too old to matter: a tombstone past its grace period.
+        if t.deleted
+            && version.wall_ms().saturating_add(s.tombstone_grace_ms) < now.wall_ms
+            && self.store.get(t.key).is_none()
+        {
+            return;
+        }
+        let expired = t.expires != 0 && t.expires <= now.wall_ms;
+        let w = Write {
+            value: t.value,
+            version,
+            expires: t.expires,
+            // A write whose time ran out arrives as what it is everywhere
+            // else by now: a tombstone with that version.
+            deleted: t.deleted || expired,
+        };
+        if self.apply(t.key, w, Some(from), now) == Outcome::Stale {
+            // The sender holds an older write: repair it with ours.
+            self.send_tuple_to(from, t.key, now);
+        }
+    }
+
+    /// Merges a write into the store; on change tells the application and
+    /// forwards it to every peer but `from`.
+    fn apply(&mut self, key: &str, w: Write<'_>, from: Option<ConnId>, now: Now) -> Outcome {
+        let outcome = self.store.merge(key, w);
+        match outcome {
+            Outcome::Stored => self.events.push_back(Event::Deliver {
+                key: key.to_string(),
+                value: w.value.to_string(),
+            }),
+            Outcome::Deleted => self.events.push_back(Event::Delete {
+                key: key.to_string(),
+            }),
+            Outcome::Refreshed | Outcome::TombstoneUpdated => {}
+            Outcome::Duplicate | Outcome::Stale => return outcome,
+        }
+        if from.is_some() {
+            self.stats.tuples_applied += 1;
+        }
+        if w.expires != 0 && !w.deleted {
+            self.expiries.push(Reverse((w.expires, key.into())));
+            self.ensure_tick(now);
+        }
+        self.forward(key, from, now);
+        outcome
+    }
+
+    /// Sends the current write of `key` to every peer except `from`: ZGP/2
+    /// peers get the versioned tuple, plain peers the live value only.
+    fn forward(&mut self, key: &str, from: Option<ConnId>, now: Now) {
+        let Some(t) = self.store.get(key) else {
+            return;
+        };
+        let mut v2 = std::mem::take(&mut self.scratch);
+        v2.clear();
+        ext::encode_tuple(&ext_tuple(key, t), &mut v2);
+        let v1 = Message::Publish {
+            key,
+            value: &t.value,
+            ttl: ttl_left(t, now),
+        };
+        let mut sent = 0;
+        for (&id, c) in self.conns.iter_mut() {
+            let eligible = Some(id) != from
+                && !c.closing
+                && (matches!(c.role, Role::Outbound(_)) || c.session == Session::Connected);
+            if !eligible || (!c.peer.extended && t.deleted) {
+                continue;
+            }
+            if c.outbox.len() == c.outbox_pos {
+                self.dirty.push(id);
+            }
+            if c.peer.extended {
+                push_raw(&mut c.outbox, &v2);
+            } else {
+                push_frame(&mut c.outbox, &v1);
+            }
+            c.last_tx = now.mono_ms;
+            sent += 1;
+        }
+        self.stats.frames_out += sent;
+        if self.verbose {
+            self.trace(format_args!("forwarded {} to {sent} peers", describe(&v1)));
+        }
+        self.scratch = v2;
+    }
+
+    /// Sends our write of `key` to one extended connection.
+    fn send_tuple_to(&mut self, conn: ConnId, key: &str, now: Now) {
+        let Some(t) = self.store.get(key) else {
+            return;
+        };
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        ext::encode_tuple(&ext_tuple(key, t), &mut frame);
+        self.queue_frame(conn, &frame, now);
+        self.scratch = frame;
+    }
+
+    /// What a remote sends on connect and after INVALID: HELLO, then on a
+    /// plain connection every tuple (CZMQ's way); on an extended one the
+    /// server answers HELLO with a set reconciliation instead.
     fn send_hello_and_tuples(&mut self, conn: ConnId, now: Now) {
         self.send(conn, &Message::Hello, now);
-        self.send_all_tuples(conn, now);
+        if !self.is_extended(conn) {
+            self.send_all_tuples(conn, now);
+        }
     }
 
     fn send_all_tuples(&mut self, conn: ConnId, now: Now) {
@@ -463,17 +708,21 @@ impl Engine {
         };
         let was_empty = c.outbox.len() == c.outbox_pos;
         let mut n = 0u64;
-        for (key, t) in self.store.iter() {
+        for (key, t) in self.store.live() {
             let msg = Message::Publish {
                 key,
                 value: &t.value,
-                ttl: 0,
+                ttl: ttl_left(t, now),
             };
             push_frame(&mut c.outbox, &msg);
             n += 1;
         }
         if self.verbose && n > 0 {
-            eprintln!("zgossip {}: {} {conn}: send {n} x PUBLISH (every tuple)", self.name, role_name(c.role));
+            eprintln!(
+                "zgossip {}: {} {conn}: send {n} x PUBLISH (every tuple)",
+                self.name,
+                role_name(c.role)
+            );
         }
         if n > 0 {
             c.last_tx = now.mono_ms;
@@ -495,7 +744,11 @@ impl Engine {
     fn queue_frame(&mut self, conn: ConnId, frame: &[u8], now: Now) {
         if self.verbose {
             if let (Some(c), Ok(msg)) = (self.conns.get(&conn), gossip::decode(frame)) {
-                self.trace(format_args!("{} {conn}: send {}", role_name(c.role), describe(&msg)));
+                self.trace(format_args!(
+                    "{} {conn}: send {}",
+                    role_name(c.role),
+                    describe(&msg)
+                ));
             }
         }
         if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
@@ -569,14 +822,21 @@ impl Engine {
         self.actions.pop_front()
     }
 
-    /// The next tuple for the application, if any.
-    pub fn poll_delivery(&mut self) -> Option<Delivery> {
-        self.deliveries.pop_front()
+    /// The next news for the application, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// When [`Engine::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.next_tick
+        let expiry = self.expiries.peek().map(|Reverse((wall, _))| {
+            let n = self.last_now;
+            n.mono_ms + wall.saturating_sub(n.wall_ms)
+        });
+        match (self.next_tick, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn tick_interval(&self) -> u64 {
@@ -594,15 +854,25 @@ impl Engine {
     /// Runs timers due at `now`: expires silent inbound sessions, pings idle
     /// remotes, closes dead ones and redials those whose backoff ran out.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.last_now = now;
+        self.run_expiries(now);
         if self.next_tick.is_some_and(|t| t > now.mono_ms) {
             return;
         }
         self.next_tick = None;
+        if now.mono_ms >= self.next_gc {
+            self.next_gc =
+                now.mono_ms + (self.settings.tombstone_grace_ms / 10).clamp(1_000, 60_000);
+            let before = now.wall_ms.saturating_sub(self.settings.tombstone_grace_ms);
+            let n = self.store.collect_tombstones(before);
+            self.stats.tombstones_collected += n as u64;
+        }
         let t = now.mono_ms;
         let s = self.settings.clone();
         let mut expire = Vec::new();
         let mut ping = Vec::new();
         let mut dead = Vec::new();
+        let mut sync = Vec::new();
         for (&id, c) in &self.conns {
             if c.closing {
                 continue;
@@ -613,12 +883,19 @@ impl Engine {
                         && t.saturating_sub(c.last_rx) > s.session_timeout_ms
                     {
                         expire.push(id);
+                    } else if c.session == Session::Connected && c.peer.extended && t >= c.next_sync
+                    {
+                        sync.push(id);
                     }
                 }
                 Role::Outbound(_) => {
+                    let interval = match c.peer.timeout_ms {
+                        Some(peer) => (peer / 3).clamp(1, s.ping_interval_ms.max(1)),
+                        None => s.ping_interval_ms,
+                    };
                     if t.saturating_sub(c.last_rx) > s.remote_timeout_ms {
                         dead.push(id);
-                    } else if t.saturating_sub(c.last_tx) >= s.ping_interval_ms {
+                    } else if t.saturating_sub(c.last_tx) >= interval {
                         ping.push(id);
                     }
                 }
@@ -634,6 +911,12 @@ impl Engine {
         for id in ping {
             self.send(id, &Message::Ping, now);
         }
+        for id in sync {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.next_sync = t + s.sync_interval_ms;
+            }
+            self.start_sync(id, now);
+        }
         for id in dead {
             self.close(id, "remote silent too long".to_string(), now);
         }
@@ -647,9 +930,32 @@ impl Engine {
                 });
             }
         }
-        let busy = !self.conns.is_empty() || self.remotes.iter().any(|r| r.redial_at.is_some());
+        let busy = !self.conns.is_empty()
+            || self.remotes.iter().any(|r| r.redial_at.is_some())
+            || self.store.entries() > self.store.len();
         if busy {
             self.ensure_tick(now);
+        }
+    }
+
+    /// Turns tuples whose time ran out into tombstones and tells the
+    /// application. Every node does this at the same wall time, so no
+    /// message is needed.
+    fn run_expiries(&mut self, now: Now) {
+        while let Some(Reverse((wall, _))) = self.expiries.peek() {
+            if *wall > now.wall_ms {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.expiries.pop() else {
+                break;
+            };
+            if self.store.expire(&key, now.wall_ms) {
+                self.stats.expired += 1;
+                self.trace(format_args!("{key} expired"));
+                self.events.push_back(Event::Expire {
+                    key: key.into_string(),
+                });
+            }
         }
     }
 }
@@ -669,6 +975,33 @@ fn describe(msg: &Message<'_>) -> String {
         }
         other => other.name().to_string(),
     }
+}
+
+fn ext_tuple<'a>(key: &'a str, t: &'a Tuple) -> ext::Tuple<'a> {
+    ext::Tuple {
+        key,
+        value: &t.value,
+        clock: t.version.clock,
+        origin: t.version.origin,
+        expires: t.expires,
+        deleted: t.deleted,
+    }
+}
+
+/// The ttl field of a plain PUBLISH: ms left to live, 0 for none.
+fn ttl_left(t: &Tuple, now: Now) -> u32 {
+    if t.expires == 0 {
+        0
+    } else {
+        t.expires
+            .saturating_sub(now.wall_ms)
+            .clamp(1, u64::from(u32::MAX)) as u32
+    }
+}
+
+fn push_raw(outbox: &mut Vec<u8>, frame: &[u8]) {
+    outbox.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    outbox.extend_from_slice(frame);
 }
 
 fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {

@@ -31,18 +31,18 @@ fn server() -> Engine {
 #[test]
 fn hello_gets_every_tuple_then_session_is_connected() {
     let mut s = server();
-    s.publish("a", "1", at(0));
-    s.publish("b", "2", at(0));
-    assert_eq!(s.poll_delivery().unwrap().key, "a");
-    assert_eq!(s.poll_delivery().unwrap().key, "b");
-    s.handle_connected(10, Role::Inbound, at(0));
+    s.publish("a", "1", None, at(0));
+    s.publish("b", "2", None, at(0));
+    assert_eq!(s.poll_event().unwrap().key(), "a");
+    assert_eq!(s.poll_event().unwrap().key(), "b");
+    s.handle_connected(10, Role::Inbound, Peer::default(), at(0));
     s.handle_frame(10, &enc(Message::Hello), false, at(1));
     assert_eq!(names(&drain(&mut s, 10)), ["PUBLISH", "PUBLISH"]);
     // Connected: a PUBLISH is stored and delivered, not echoed back.
     s.handle_frame(10, &enc(pubmsg("c", "3")), false, at(2));
     assert_eq!(s.store().len(), 3);
     assert!(drain(&mut s, 10).is_empty());
-    assert_eq!(s.poll_delivery().unwrap().key, "c");
+    assert_eq!(s.poll_event().unwrap().key(), "c");
 }
 
 fn enc(m: Message<'_>) -> Vec<u8> {
@@ -62,7 +62,7 @@ fn pubmsg<'a>(k: &'a str, v: &'a str) -> Message<'a> {
 #[test]
 fn ping_gets_pong_in_any_state() {
     let mut s = server();
-    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
     s.handle_frame(1, &enc(Message::Ping), false, at(0));
     assert_eq!(names(&drain(&mut s, 1)), ["PONG"]);
     s.handle_frame(1, &enc(Message::Hello), false, at(0));
@@ -73,7 +73,7 @@ fn ping_gets_pong_in_any_state() {
 #[test]
 fn anything_else_is_invalid_and_forgets_the_session() {
     let mut s = server();
-    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
     s.handle_frame(1, &enc(pubmsg("k", "v")), false, at(0));
     assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
     assert_eq!(s.store().len(), 0);
@@ -89,9 +89,9 @@ fn anything_else_is_invalid_and_forgets_the_session() {
 #[test]
 fn malformed_frame_gets_invalid_and_close() {
     let mut s = server();
-    s.publish("keep", "me", at(0));
-    s.handle_connected(1, Role::Inbound, at(0));
-    s.handle_connected(2, Role::Inbound, at(0));
+    s.publish("keep", "me", None, at(0));
+    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
+    s.handle_connected(2, Role::Inbound, Peer::default(), at(0));
     s.handle_frame(2, &enc(Message::Hello), false, at(0));
     drain(&mut s, 2);
     s.handle_frame(1, b"\xaa\xa0\x01\x07", false, at(0));
@@ -101,7 +101,7 @@ fn malformed_frame_gets_invalid_and_close() {
         Some(Action::Close { conn: 1, .. })
     ));
     // Nothing more goes to or comes from the closing connection.
-    s.publish("new", "x", at(1));
+    s.publish("new", "x", None, at(1));
     assert!(drain(&mut s, 1).is_empty());
     assert_eq!(names(&drain(&mut s, 2)), ["PUBLISH"]);
     s.handle_frame(1, &enc(Message::Ping), false, at(0));
@@ -126,7 +126,7 @@ fn silent_session_expires_after_timeout() {
             ..Settings::default()
         },
     );
-    s.handle_connected(1, Role::Inbound, at(0));
+    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
     s.handle_frame(1, &enc(Message::Hello), false, at(0));
     let mut t = 0;
     while t < 200 {
@@ -141,7 +141,7 @@ fn silent_session_expires_after_timeout() {
 #[test]
 fn remote_lifecycle_dial_hello_ping_invalid_redial() {
     let mut c = Engine::new("c", 2, Settings::default());
-    c.publish("k", "v", at(0));
+    c.publish("k", "v", None, at(0));
     let r = c.add_remote("tcp://x:1", at(0));
     assert_eq!(
         c.poll_action(),
@@ -167,7 +167,7 @@ fn remote_lifecycle_dial_hello_ping_invalid_redial() {
     }
     let redialled_at = redialled_at.expect("redialled");
     assert!((100..=200).contains(&redialled_at), "{redialled_at}");
-    c.handle_connected(5, Role::Outbound(r), at(redialled_at));
+    c.handle_connected(5, Role::Outbound(r), Peer::default(), at(redialled_at));
     assert_eq!(names(&drain(&mut c, 5)), ["HELLO", "PUBLISH"]);
     // Idle: a PING within the ping interval.
     let mut now = redialled_at;
@@ -203,7 +203,7 @@ fn dead_remote_is_closed_and_redialled() {
     let mut c = Engine::new("c", 2, Settings::default());
     let r = c.add_remote("inproc://x", at(0));
     c.poll_action();
-    c.handle_connected(5, Role::Outbound(r), at(0));
+    c.handle_connected(5, Role::Outbound(r), Peer::default(), at(0));
     let mut now = 0;
     let mut closed = false;
     for _ in 0..1000 {
@@ -243,8 +243,8 @@ impl Net {
         let id = self.links.len() as ConnId * 2 + 100;
         let r = self.nodes[client].add_remote(&format!("sim://{server}"), at(self.now));
         self.nodes[client].poll_action();
-        self.nodes[server].handle_connected(id + 1, Role::Inbound, at(self.now));
-        self.nodes[client].handle_connected(id, Role::Outbound(r), at(self.now));
+        self.nodes[server].handle_connected(id + 1, Role::Inbound, Peer::default(), at(self.now));
+        self.nodes[client].handle_connected(id, Role::Outbound(r), Peer::default(), at(self.now));
         self.links.push((client, id, server, id + 1));
     }
 
@@ -283,18 +283,18 @@ fn cycle_of_nodes_converges_without_livelock() {
     }
     net.link(0, 2);
     for i in 0..5 {
-        net.nodes[i].publish(&format!("k{i}"), "v", at(0));
+        net.nodes[i].publish(&format!("k{i}"), "v", None, at(0));
     }
     net.settle();
     for n in &net.nodes {
         assert_eq!(n.store().len(), 5, "{}", n.name());
     }
     // A new value for an existing key reaches everyone once.
-    net.nodes[3].publish("k0", "new", at(5));
+    net.nodes[3].publish("k0", "new", None, at(5));
     net.settle();
     for n in &mut net.nodes {
         assert_eq!(&*n.store().get("k0").unwrap().value, "new");
-        let delivered: Vec<Delivery> = std::iter::from_fn(|| n.poll_delivery()).collect();
+        let delivered: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
         assert_eq!(delivered.len(), 6, "5 tuples then the update, each once");
     }
 }

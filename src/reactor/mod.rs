@@ -20,8 +20,8 @@ use crate::command::Command;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{Action, ConnId, Engine, Now, RemoteId, Role, Settings};
-use crate::wire::zmtp;
+use crate::node::{Action, ConnId, Engine, Event, Now, Peer, RemoteId, Role, Settings};
+use crate::wire::{ext, zmtp};
 
 use net::{Listener, Stream};
 
@@ -74,6 +74,8 @@ pub(crate) struct Reactor {
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
+    /// Announce and speak ZGP/2 with peers that announce it too.
+    extensions: bool,
     running: bool,
 }
 
@@ -121,6 +123,7 @@ impl Reactor {
             read_buf: vec![0; 64 << 10],
             dirty: Vec::new(),
             backlog: Vec::new(),
+            extensions: true,
             running: true,
         };
         Ok((reactor, waker))
@@ -208,7 +211,10 @@ impl Reactor {
         loop {
             match self.commands.try_recv() {
                 Ok(Envelope { cmd, ack, direct }) => {
-                    let pipe_reply = matches!(cmd, Command::Port | Command::Status);
+                    let pipe_reply = matches!(
+                        cmd,
+                        Command::Port | Command::Status | Command::Get(_) | Command::Keys(_)
+                    );
                     let outcome = self.execute(cmd);
                     // Deliveries caused by the command precede its reply.
                     self.after_engine();
@@ -277,9 +283,33 @@ impl Reactor {
                 self.engine.add_remote(&ep.to_string(), now);
                 Ok(None)
             }
-            Command::Publish { key, value } => {
-                self.engine.publish(&key, &value, now);
+            Command::Publish { key, value, ttl_ms } => {
+                self.engine.publish(&key, &value, ttl_ms, now);
                 Ok(None)
+            }
+            Command::Unpublish(key) => {
+                self.engine.unpublish(&key, now);
+                Ok(None)
+            }
+            Command::Get(key) => {
+                self.flush_deliveries();
+                let mut reply = vec!["VALUE".to_string(), key.clone()];
+                if let Some(v) = self.engine.store().value(&key) {
+                    reply.push(v.to_string());
+                }
+                Ok(Some(reply))
+            }
+            Command::Keys(prefix) => {
+                self.flush_deliveries();
+                let mut reply = vec!["KEYS".to_string()];
+                reply.extend(
+                    self.engine
+                        .store()
+                        .live()
+                        .filter(|(k, _)| k.starts_with(prefix.as_str()))
+                        .map(|(k, _)| k.to_string()),
+                );
+                Ok(Some(reply))
             }
             Command::Set(path, value) => self.set(&path, &value).map(|_| None),
             Command::Load(file) => self.load(&file).map(|_| None),
@@ -380,6 +410,18 @@ impl Reactor {
         s.remote_timeout_ms = ms("remote/timeout", s.remote_timeout_ms)?.max(1);
         s.reconnect_ivl_ms = ms("remote/reconnect-ivl", s.reconnect_ivl_ms)?.max(1);
         s.reconnect_ivl_max_ms = ms("remote/reconnect-ivl-max", s.reconnect_ivl_max_ms)?.max(1);
+        s.sync_interval_ms = ms("server/sync-interval", s.sync_interval_ms)?.max(1);
+        s.tombstone_grace_ms = ms("server/tombstone-grace", s.tombstone_grace_ms)?;
+        let extensions = match cfg.get("server/extensions").map(str::trim) {
+            None | Some("1") => true,
+            Some("0") => false,
+            Some(v) => {
+                return Err(Error::Config(format!(
+                    "server/extensions must be 0 or 1, got '{v}'"
+                )))
+            }
+        };
+        self.extensions = extensions;
         let verbose = cfg.get("server/verbose").map(str::trim);
         if matches!(verbose, Some(v) if v != "0" && !v.is_empty()) {
             self.engine.set_verbose(true);
@@ -419,11 +461,24 @@ impl Reactor {
             Role::Inbound => zmtp::SocketType::Router,
             Role::Outbound(_) => zmtp::SocketType::Dealer,
         };
+        let mut properties = Vec::new();
+        if self.extensions {
+            properties.push((ext::PROPERTY.to_string(), b"2".to_vec()));
+            let timeout = self
+                .engine
+                .settings()
+                .session_timeout_ms
+                .min(u64::from(u32::MAX));
+            properties.push((
+                ext::TIMEOUT_PROPERTY.to_string(),
+                timeout.to_string().into_bytes(),
+            ));
+        }
         let zmtp = zmtp::Connection::new(zmtp::Config {
             socket_type,
             as_server: false,
             max_frame: MAX_FRAME,
-            properties: Vec::new(),
+            properties,
         });
         let born_ms = self.now().mono_ms;
         self.conns.insert(
@@ -516,6 +571,7 @@ impl Reactor {
             engine,
             read_buf,
             backlog,
+            extensions,
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
@@ -537,7 +593,7 @@ impl Reactor {
                 Ok(n) => {
                     total += n;
                     c.zmtp.feed(&read_buf[..n]);
-                    process_input(c, engine, id, now)?;
+                    process_input(c, engine, *extensions, id, now)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -640,9 +696,14 @@ impl Reactor {
         }
     }
 
+    /// Passes the engine's news to the application, in order.
     fn flush_deliveries(&mut self) {
-        while let Some(d) = self.engine.poll_delivery() {
-            self.replies.push(vec!["DELIVER".into(), d.key, d.value]);
+        while let Some(e) = self.engine.poll_event() {
+            self.replies.push(match e {
+                Event::Deliver { key, value } => vec!["DELIVER".into(), key, value],
+                Event::Expire { key } => vec!["EXPIRE".into(), key],
+                Event::Delete { key } => vec!["DELETE".into(), key],
+            });
         }
     }
 
@@ -696,15 +757,25 @@ fn modified(path: impl AsRef<std::path::Path>) -> Option<SystemTime> {
 fn process_input(
     c: &mut Conn,
     engine: &mut Engine,
+    extensions: bool,
     id: ConnId,
     now: Now,
 ) -> std::result::Result<(), String> {
     loop {
         match c.zmtp.poll() {
             Ok(None) => return Ok(()),
-            Ok(Some(zmtp::Event::Ready(_peer))) => {
+            Ok(Some(zmtp::Event::Ready(info))) => {
                 c.ready = true;
-                engine.handle_connected(id, c.role, now);
+                let number = |name: &str| {
+                    info.property(name)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                };
+                let peer = Peer {
+                    extended: extensions && number(ext::PROPERTY).is_some_and(|v| v >= 2),
+                    timeout_ms: number(ext::TIMEOUT_PROPERTY),
+                };
+                engine.handle_connected(id, c.role, peer, now);
             }
             Ok(Some(zmtp::Event::Message(msg))) => {
                 let (first, multipart) = (msg.first(), msg.is_multipart());

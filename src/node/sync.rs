@@ -1,0 +1,349 @@
+//! Set reconciliation between two extended nodes (delta sync and
+//! anti-entropy), after range-based set reconciliation.
+//!
+//! Every entry of the store (tombstones too) is an item placed by its
+//! [`key_hash`](crate::store::key_hash) on the 64-bit line, with a
+//! fingerprint of its version. A range of the line is summarised by its
+//! item count and the wrapping sum of its items' fingerprints. The server
+//! of a connection sends RANGES covering the whole line; each side answers
+//! a range that differs by splitting it (RANGES again), by listing its items
+//! (ITEMS) when it holds few, or by sending its tuples outright when the
+//! other side holds none. ITEMS is answered with the tuples the other side
+//! lacks or holds older, and a WANT for those it has newer. Messages carry
+//! their whole context, so the exchange needs no per-connection state and
+//! survives loss and reordering; the periodic rerun repairs what was lost.
+
+use super::*;
+use crate::wire::ext::{Group, Item, Range};
+
+/// How many parts a differing range is split into.
+const FANOUT: u64 = 16;
+/// A side holding at most this many items in a differing range lists them.
+const LEAF: u32 = 48;
+/// Largest list put into one message (keeps frames well under the limit).
+const CHUNK_RANGES: usize = 8_192;
+const CHUNK_ITEMS: usize = 16_384;
+const CHUNK_WANT: usize = 32_768;
+
+/// `n` equal parts of `[lo, hi]` (fewer when the range is narrower).
+fn split(lo: u64, hi: u64, n: u64) -> Vec<(u64, u64)> {
+    let width = hi - lo;
+    if width < n {
+        return (lo..=hi).map(|x| (x, x)).collect();
+    }
+    let step = width / n + 1;
+    let mut parts = Vec::with_capacity(n as usize);
+    let mut start = lo;
+    loop {
+        let end = start.saturating_add(step - 1).min(hi);
+        parts.push((start, end));
+        if end == hi {
+            break;
+        }
+        start = end + 1;
+    }
+    parts
+}
+
+/// Index of the range holding `h`, for sorted disjoint ranges.
+fn find(ranges: &[(u64, u64)], h: u64) -> Option<usize> {
+    let i = ranges.partition_point(|&(_, hi)| hi < h);
+    ranges.get(i).filter(|&&(lo, _)| lo <= h).map(|_| i)
+}
+
+impl Engine {
+    /// Count and fingerprint of our items in each range (one pass).
+    fn summarize(&self, ranges: &[(u64, u64)]) -> Vec<(u32, u64)> {
+        let mut sums = vec![(0u32, 0u64); ranges.len()];
+        for (_, t) in self.store.iter() {
+            if let Some(i) = find(ranges, t.key_hash) {
+                let s = &mut sums[i];
+                s.0 += 1;
+                s.1 = s.1.wrapping_add(t.fingerprint());
+            }
+        }
+        sums
+    }
+
+    /// Our items in each range (one pass).
+    fn collect(&self, ranges: &[(u64, u64)]) -> Vec<Vec<Item>> {
+        let mut out = vec![Vec::new(); ranges.len()];
+        for (_, t) in self.store.iter() {
+            if let Some(i) = find(ranges, t.key_hash) {
+                out[i].push(Item {
+                    key_hash: t.key_hash,
+                    clock: t.version.clock,
+                    origin: t.version.origin,
+                });
+            }
+        }
+        out
+    }
+
+    fn send_ranges(&mut self, conn: ConnId, parts: &[(u64, u64)], now: Now) {
+        let sums = self.summarize(parts);
+        let ranges: Vec<Range> = parts
+            .iter()
+            .zip(sums)
+            .map(|(&(lo, hi), (count, fingerprint))| Range {
+                lo,
+                hi,
+                count,
+                fingerprint,
+            })
+            .collect();
+        for chunk in ranges.chunks(CHUNK_RANGES) {
+            let mut frame = Vec::with_capacity(8 + chunk.len() * ext::RANGE_LEN);
+            ext::encode_ranges(chunk, &mut frame);
+            self.queue_frame(conn, &frame, now);
+        }
+    }
+
+    /// Starts a reconciliation round on an extended connection.
+    pub(super) fn start_sync(&mut self, conn: ConnId, now: Now) {
+        let parts = split(0, u64::MAX, FANOUT);
+        self.send_ranges(conn, &parts, now);
+    }
+
+    /// Sends every tuple we hold whose key hash falls in `ranges`.
+    fn send_tuples_in(&mut self, conn: ConnId, ranges: &[(u64, u64)], now: Now) {
+        if ranges.is_empty() {
+            return;
+        }
+        let keys: Vec<Box<str>> = self
+            .store
+            .iter()
+            .filter(|(_, t)| find(ranges, t.key_hash).is_some())
+            .map(|(k, _)| k.into())
+            .collect();
+        self.send_keys(conn, &keys, now);
+    }
+
+    fn send_keys(&mut self, conn: ConnId, keys: &[Box<str>], now: Now) {
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        let was_empty = c.outbox.len() == c.outbox_pos;
+        let mut frame = std::mem::take(&mut self.scratch);
+        let mut n = 0;
+        for key in keys {
+            if let Some(t) = self.store.get(key) {
+                frame.clear();
+                ext::encode_tuple(&ext_tuple(key, t), &mut frame);
+                push_raw(&mut c.outbox, &frame);
+                n += 1;
+            }
+        }
+        self.scratch = frame;
+        if n > 0 {
+            c.last_tx = now.mono_ms;
+            self.stats.frames_out += n;
+            self.stats.sync_tuples_out += n;
+            if was_empty {
+                self.dirty.push(conn);
+            }
+        }
+    }
+
+    /// A ZGP/2 message arrived.
+    pub(super) fn ext_message(
+        &mut self,
+        conn: ConnId,
+        role: Role,
+        session: Session,
+        msg: ext::Message<'_>,
+        now: Now,
+    ) {
+        if self.verbose {
+            let what = match &msg {
+                ext::Message::Tuple(t) => format!(
+                    "TUPLE key={}{}",
+                    t.key,
+                    if t.deleted { " (deleted)" } else { "" }
+                ),
+                ext::Message::Ranges(r) => format!("RANGES x{}", r.len()),
+                ext::Message::Items(g) => format!("ITEMS x{}", g.len()),
+                ext::Message::Want(w) => format!("WANT x{}", w.len()),
+            };
+            self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
+        }
+        if role == Role::Inbound && session != Session::Connected {
+            // As every message before HELLO: refused, session stays new.
+            self.send(conn, &Message::Invalid, now);
+            self.stats.invalid_sent += 1;
+            return;
+        }
+        match msg {
+            ext::Message::Tuple(t) => self.accept_ext(t, conn, now),
+            ext::Message::Ranges(ranges) => self.on_ranges(conn, &ranges, now),
+            ext::Message::Items(groups) => self.on_items(conn, &groups, now),
+            ext::Message::Want(hashes) => self.on_want(conn, &hashes, now),
+        }
+    }
+
+    fn on_ranges(&mut self, conn: ConnId, theirs: &[Range], now: Now) {
+        let mut parts: Vec<(u64, u64)> = Vec::with_capacity(theirs.len());
+        for r in theirs {
+            if r.lo > r.hi || parts.last().is_some_and(|&(_, hi)| hi >= r.lo) {
+                self.close(conn, "RANGES not sorted and disjoint".into(), now);
+                return;
+            }
+            parts.push((r.lo, r.hi));
+        }
+        let ours = self.summarize(&parts);
+        let mut push = Vec::new(); // they hold nothing here: send ours
+        let mut list = Vec::new(); // list our items
+        let mut deeper = Vec::new(); // split further
+        for (r, (count, fp)) in theirs.iter().zip(ours) {
+            if count == r.count && fp == r.fingerprint {
+                continue;
+            }
+            if r.count == 0 {
+                push.push((r.lo, r.hi));
+            } else if count <= LEAF || r.hi - r.lo < FANOUT {
+                list.push((r.lo, r.hi));
+            } else {
+                deeper.extend(split(r.lo, r.hi, FANOUT));
+            }
+        }
+        self.send_tuples_in(conn, &push, now);
+        if !list.is_empty() {
+            let items = self.collect(&list);
+            let groups: Vec<Group> = list
+                .iter()
+                .zip(items)
+                .map(|(&(lo, hi), items)| Group { lo, hi, items })
+                .collect();
+            self.send_groups(conn, groups, now);
+        }
+        if !deeper.is_empty() {
+            self.send_ranges(conn, &deeper, now);
+        }
+    }
+
+    fn send_groups(&mut self, conn: ConnId, groups: Vec<Group>, now: Now) {
+        let mut batch: Vec<Group> = Vec::new();
+        let mut size = 0;
+        let flush = |engine: &mut Engine, batch: &mut Vec<Group>| {
+            if !batch.is_empty() {
+                let mut frame = Vec::new();
+                ext::encode_items(batch, &mut frame);
+                engine.queue_frame(conn, &frame, now);
+                batch.clear();
+            }
+        };
+        for g in groups {
+            if size + g.items.len() > CHUNK_ITEMS {
+                flush(self, &mut batch);
+                size = 0;
+            }
+            size += g.items.len();
+            batch.push(g);
+        }
+        flush(self, &mut batch);
+    }
+
+    fn on_items(&mut self, conn: ConnId, groups: &[Group], now: Now) {
+        let mut parts: Vec<(u64, u64)> = Vec::with_capacity(groups.len());
+        for g in groups {
+            if g.lo > g.hi || parts.last().is_some_and(|&(_, hi)| hi >= g.lo) {
+                self.close(conn, "ITEMS not sorted and disjoint".into(), now);
+                return;
+            }
+            parts.push((g.lo, g.hi));
+        }
+        let ours = self.collect(&parts);
+        let mut send: Vec<u64> = Vec::new();
+        let mut want: Vec<u64> = Vec::new();
+        for (g, mine) in groups.iter().zip(ours) {
+            let theirs: std::collections::HashMap<u64, Version> = g
+                .items
+                .iter()
+                .map(|i| {
+                    (
+                        i.key_hash,
+                        Version {
+                            clock: i.clock,
+                            origin: i.origin,
+                        },
+                    )
+                })
+                .collect();
+            let mut seen = std::collections::HashSet::with_capacity(mine.len());
+            for i in &mine {
+                let v = Version {
+                    clock: i.clock,
+                    origin: i.origin,
+                };
+                seen.insert(i.key_hash);
+                match theirs.get(&i.key_hash) {
+                    None => send.push(i.key_hash),
+                    Some(tv) if *tv < v => send.push(i.key_hash),
+                    Some(tv) if *tv > v => want.push(i.key_hash),
+                    Some(_) => {}
+                }
+            }
+            for i in &g.items {
+                if !seen.contains(&i.key_hash) {
+                    want.push(i.key_hash);
+                }
+            }
+        }
+        self.send_hashes(conn, &send, now);
+        want.sort_unstable();
+        want.dedup();
+        for chunk in want.chunks(CHUNK_WANT) {
+            let mut frame = Vec::with_capacity(8 + chunk.len() * 8);
+            ext::encode_want(chunk, &mut frame);
+            self.queue_frame(conn, &frame, now);
+        }
+    }
+
+    fn on_want(&mut self, conn: ConnId, hashes: &[u64], now: Now) {
+        self.send_hashes(conn, hashes, now);
+    }
+
+    /// Sends our tuples whose key hash is in `hashes`.
+    fn send_hashes(&mut self, conn: ConnId, hashes: &[u64], now: Now) {
+        if hashes.is_empty() {
+            return;
+        }
+        let set: std::collections::HashSet<u64> = hashes.iter().copied().collect();
+        let keys: Vec<Box<str>> = self
+            .store
+            .iter()
+            .filter(|(_, t)| set.contains(&t.key_hash))
+            .map(|(k, _)| k.into())
+            .collect();
+        self.send_keys(conn, &keys, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_covers_the_range_exactly() {
+        for &(lo, hi) in &[(0, u64::MAX), (0, 15), (5, 9), (100, 1000), (7, 7)] {
+            let parts = split(lo, hi, FANOUT);
+            assert_eq!(parts.first().unwrap().0, lo);
+            assert_eq!(parts.last().unwrap().1, hi);
+            for w in parts.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+            assert!(parts.len() as u64 <= FANOUT.max((hi - lo).saturating_add(1)));
+        }
+        assert_eq!(split(0, u64::MAX, 16).len(), 16);
+    }
+
+    #[test]
+    fn find_locates_ranges() {
+        let r = [(0, 9), (10, 19), (30, 39)];
+        assert_eq!(find(&r, 0), Some(0));
+        assert_eq!(find(&r, 15), Some(1));
+        assert_eq!(find(&r, 25), None);
+        assert_eq!(find(&r, 39), Some(2));
+        assert_eq!(find(&r, 40), None);
+    }
+}

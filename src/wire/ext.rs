@@ -1,0 +1,410 @@
+//! ZGP/2: the extension our nodes speak to each other, negotiated in the
+//! ZMTP `READY` metadata (see `docs/protocol.md`). A peer that did not
+//! announce [`PROPERTY`] never receives any of these messages.
+//!
+//! ```text
+//! ext-message = signature id %x02 body
+//! TUPLE   (6) = key value clock origin expires flags
+//! RANGES  (7) = number-2 *( lo hi count fingerprint )
+//! ITEMS   (8) = number-2 *( lo hi number-4 *( key-hash clock origin ) )
+//! WANT    (9) = number-4 *key-hash
+//! key = number-1 *OCTET ; value = number-4 *OCTET
+//! clock, origin, expires, lo, hi, fingerprint, key-hash = number-8
+//! count = number-4 ; flags = number-1 (bit 0: deleted)
+//! ```
+//!
+//! All numbers are unsigned, big-endian. Decoding checks every length
+//! against what remains before reading.
+
+use std::fmt;
+
+use super::gossip::{MAX_KEY_LEN, SIGNATURE};
+
+/// The READY property announcing the extension; its value is the highest
+/// extension version spoken, as ASCII digits.
+pub const PROPERTY: &str = "X-ZGossip";
+/// The READY property giving the sender's session timeout in ms (ASCII),
+/// so a connecting node knows how often it must ping.
+pub const TIMEOUT_PROPERTY: &str = "X-ZGossip-Timeout";
+/// The extension version byte.
+pub const VERSION: u8 = 2;
+
+const ID_TUPLE: u8 = 6;
+const ID_RANGES: u8 = 7;
+const ID_ITEMS: u8 = 8;
+const ID_WANT: u8 = 9;
+
+const FLAG_DELETED: u8 = 1;
+
+/// Bytes of one range entry in RANGES.
+pub const RANGE_LEN: usize = 28;
+/// Bytes of one item in ITEMS.
+pub const ITEM_LEN: usize = 24;
+
+/// A tuple write with its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub clock: u64,
+    pub origin: u64,
+    /// Wall-clock ms of expiry, 0 = never.
+    pub expires: u64,
+    pub deleted: bool,
+}
+
+/// A range of key hashes, inclusive at both ends, with the sender's count
+/// and fingerprint of the items in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub lo: u64,
+    pub hi: u64,
+    pub count: u32,
+    pub fingerprint: u64,
+}
+
+/// One item of an ITEMS list: which write of which key the sender holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item {
+    pub key_hash: u64,
+    pub clock: u64,
+    pub origin: u64,
+}
+
+/// The sender's items in one range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub lo: u64,
+    pub hi: u64,
+    pub items: Vec<Item>,
+}
+
+/// One ZGP/2 message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    Tuple(Tuple<'a>),
+    Ranges(Vec<Range>),
+    Items(Vec<Group>),
+    Want(Vec<u64>),
+}
+
+/// Why bytes are not a ZGP/2 message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    NotExtension,
+    UnknownId(u8),
+    Truncated(&'static str),
+    TrailingBytes(usize),
+    NotUtf8(&'static str),
+    NulByte(&'static str),
+    KeyTooLong(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::NotExtension => write!(f, "not a ZGP/2 message"),
+            DecodeError::UnknownId(id) => write!(f, "unknown ZGP/2 message id {id}"),
+            DecodeError::Truncated(field) => write!(f, "ZGP/2 message truncated in {field}"),
+            DecodeError::TrailingBytes(n) => write!(f, "{n} bytes after the ZGP/2 message"),
+            DecodeError::NotUtf8(field) => write!(f, "ZGP/2 {field} is not UTF-8"),
+            DecodeError::NulByte(field) => write!(f, "ZGP/2 {field} contains a NUL byte"),
+            DecodeError::KeyTooLong(n) => write!(f, "ZGP/2 key of {n} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// True when a frame carries the extension version byte.
+pub fn is_extension(frame: &[u8]) -> bool {
+    frame.len() >= 4 && frame[..2] == SIGNATURE && frame[3] == VERSION
+}
+
+impl Message<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Tuple(_) => "TUPLE",
+            Message::Ranges(_) => "RANGES",
+            Message::Items(_) => "ITEMS",
+            Message::Want(_) => "WANT",
+        }
+    }
+}
+
+fn header(out: &mut Vec<u8>, id: u8) {
+    out.extend_from_slice(&SIGNATURE);
+    out.push(id);
+    out.push(VERSION);
+}
+
+/// Appends a TUPLE. The key must be at most 255 bytes (callers check).
+pub fn encode_tuple(t: &Tuple<'_>, out: &mut Vec<u8>) {
+    debug_assert!(t.key.len() <= MAX_KEY_LEN);
+    header(out, ID_TUPLE);
+    out.push(t.key.len().min(MAX_KEY_LEN) as u8);
+    out.extend_from_slice(&t.key.as_bytes()[..t.key.len().min(MAX_KEY_LEN)]);
+    out.extend_from_slice(&(t.value.len() as u32).to_be_bytes());
+    out.extend_from_slice(t.value.as_bytes());
+    out.extend_from_slice(&t.clock.to_be_bytes());
+    out.extend_from_slice(&t.origin.to_be_bytes());
+    out.extend_from_slice(&t.expires.to_be_bytes());
+    out.push(if t.deleted { FLAG_DELETED } else { 0 });
+}
+
+/// Appends a RANGES message.
+pub fn encode_ranges(ranges: &[Range], out: &mut Vec<u8>) {
+    header(out, ID_RANGES);
+    out.extend_from_slice(&(ranges.len() as u16).to_be_bytes());
+    for r in ranges {
+        out.extend_from_slice(&r.lo.to_be_bytes());
+        out.extend_from_slice(&r.hi.to_be_bytes());
+        out.extend_from_slice(&r.count.to_be_bytes());
+        out.extend_from_slice(&r.fingerprint.to_be_bytes());
+    }
+}
+
+/// Appends an ITEMS message.
+pub fn encode_items(groups: &[Group], out: &mut Vec<u8>) {
+    header(out, ID_ITEMS);
+    out.extend_from_slice(&(groups.len() as u16).to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.lo.to_be_bytes());
+        out.extend_from_slice(&g.hi.to_be_bytes());
+        out.extend_from_slice(&(g.items.len() as u32).to_be_bytes());
+        for i in &g.items {
+            out.extend_from_slice(&i.key_hash.to_be_bytes());
+            out.extend_from_slice(&i.clock.to_be_bytes());
+            out.extend_from_slice(&i.origin.to_be_bytes());
+        }
+    }
+}
+
+/// Appends a WANT message.
+pub fn encode_want(hashes: &[u64], out: &mut Vec<u8>) {
+    header(out, ID_WANT);
+    out.extend_from_slice(&(hashes.len() as u32).to_be_bytes());
+    for h in hashes {
+        out.extend_from_slice(&h.to_be_bytes());
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated(field));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, field)?[0])
+    }
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        let b = self.take(2, field)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        let b = self.take(4, field)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let b = self.take(8, field)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn text(&mut self, n: usize, field: &'static str) -> Result<&'a str, DecodeError> {
+        let b = self.take(n, field)?;
+        if b.contains(&0) {
+            return Err(DecodeError::NulByte(field));
+        }
+        std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8(field))
+    }
+    /// Checks that `count` entries of `size` bytes can still follow, before
+    /// anything is allocated for them.
+    fn room(&self, count: usize, size: usize, field: &'static str) -> Result<(), DecodeError> {
+        match count.checked_mul(size) {
+            Some(n) if n <= self.buf.len() => Ok(()),
+            _ => Err(DecodeError::Truncated(field)),
+        }
+    }
+}
+
+/// Decodes a ZGP/2 frame.
+pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
+    if !is_extension(frame) {
+        return Err(DecodeError::NotExtension);
+    }
+    let id = frame[2];
+    let mut r = Reader { buf: &frame[4..] };
+    let msg = match id {
+        ID_TUPLE => {
+            let klen = r.u8("key")? as usize;
+            let key = r.text(klen, "key")?;
+            let vlen = r.u32("value")? as usize;
+            let value = r.text(vlen, "value")?;
+            let clock = r.u64("clock")?;
+            let origin = r.u64("origin")?;
+            let expires = r.u64("expires")?;
+            let flags = r.u8("flags")?;
+            Message::Tuple(Tuple {
+                key,
+                value,
+                clock,
+                origin,
+                expires,
+                deleted: flags & FLAG_DELETED != 0,
+            })
+        }
+        ID_RANGES => {
+            let n = r.u16("ranges")? as usize;
+            r.room(n, RANGE_LEN, "ranges")?;
+            let mut ranges = Vec::with_capacity(n);
+            for _ in 0..n {
+                ranges.push(Range {
+                    lo: r.u64("range")?,
+                    hi: r.u64("range")?,
+                    count: r.u32("range")?,
+                    fingerprint: r.u64("range")?,
+                });
+            }
+            Message::Ranges(ranges)
+        }
+        ID_ITEMS => {
+            let n = r.u16("groups")? as usize;
+            r.room(n, 20, "groups")?;
+            let mut groups = Vec::with_capacity(n);
+            for _ in 0..n {
+                let lo = r.u64("group")?;
+                let hi = r.u64("group")?;
+                let m = r.u32("group")? as usize;
+                r.room(m, ITEM_LEN, "items")?;
+                let mut items = Vec::with_capacity(m);
+                for _ in 0..m {
+                    items.push(Item {
+                        key_hash: r.u64("item")?,
+                        clock: r.u64("item")?,
+                        origin: r.u64("item")?,
+                    });
+                }
+                groups.push(Group { lo, hi, items });
+            }
+            Message::Items(groups)
+        }
+        ID_WANT => {
+            let n = r.u32("want")? as usize;
+            r.room(n, 8, "want")?;
+            let mut hashes = Vec::with_capacity(n);
+            for _ in 0..n {
+                hashes.push(r.u64("want")?);
+            }
+            Message::Want(hashes)
+        }
+        other => return Err(DecodeError::UnknownId(other)),
+    };
+    if !r.buf.is_empty() {
+        return Err(DecodeError::TrailingBytes(r.buf.len()));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tuple_round_trips() {
+        let t = Tuple {
+            key: "k",
+            value: "v",
+            clock: 1 << 40,
+            origin: 7,
+            expires: 99,
+            deleted: true,
+        };
+        let mut out = Vec::new();
+        encode_tuple(&t, &mut out);
+        assert_eq!(&out[..4], &[0xAA, 0xA0, 6, 2]);
+        assert_eq!(decode(&out).unwrap(), Message::Tuple(t));
+    }
+
+    #[test]
+    fn lists_round_trip() {
+        let ranges = vec![Range {
+            lo: 0,
+            hi: u64::MAX,
+            count: 3,
+            fingerprint: 42,
+        }];
+        let mut out = Vec::new();
+        encode_ranges(&ranges, &mut out);
+        assert_eq!(decode(&out).unwrap(), Message::Ranges(ranges));
+        let groups = vec![
+            Group {
+                lo: 1,
+                hi: 2,
+                items: vec![Item {
+                    key_hash: 5,
+                    clock: 6,
+                    origin: 7,
+                }],
+            },
+            Group {
+                lo: 3,
+                hi: 4,
+                items: vec![],
+            },
+        ];
+        out.clear();
+        encode_items(&groups, &mut out);
+        assert_eq!(decode(&out).unwrap(), Message::Items(groups));
+        out.clear();
+        encode_want(&[1, 2, 3], &mut out);
+        assert_eq!(decode(&out).unwrap(), Message::Want(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn hostile_counts_do_not_allocate() {
+        // Claims 65535 ranges / 4 billion wants with no bytes behind them.
+        assert_eq!(
+            decode(&[0xAA, 0xA0, 7, 2, 0xFF, 0xFF]),
+            Err(DecodeError::Truncated("ranges"))
+        );
+        assert_eq!(
+            decode(&[0xAA, 0xA0, 9, 2, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Err(DecodeError::Truncated("want"))
+        );
+        assert_eq!(decode(&[0xAA, 0xA0, 6, 1]), Err(DecodeError::NotExtension));
+        assert_eq!(
+            decode(&[0xAA, 0xA0, 42, 2]),
+            Err(DecodeError::UnknownId(42))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut framed = vec![0xAA, 0xA0, 6 + bytes.first().copied().unwrap_or(0) % 4, 2];
+            framed.extend_from_slice(&bytes);
+            let _ = decode(&framed);
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn every_prefix_of_a_tuple_is_rejected(key in "[a-z]{0,20}", value in "[a-z]{0,40}") {
+            let mut out = Vec::new();
+            encode_tuple(&Tuple { key: &key, value: &value, clock: 1, origin: 2, expires: 3, deleted: false }, &mut out);
+            for n in 0..out.len() {
+                prop_assert!(decode(&out[..n]).is_err());
+            }
+            prop_assert!(decode(&out).is_ok());
+        }
+    }
+}
