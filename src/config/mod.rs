@@ -32,7 +32,7 @@
 //! double quotes, even when the value holds one (which it cannot read back);
 //! here such a value is written `'value'`, or bare when it holds both kinds
 //! of quote. Values no ZPL line can carry (a newline or NUL; both quotes and
-//! leading or trailing whitespace or an inner `#`) are refused by
+//! a leading quote, leading or trailing whitespace or an inner `#`) are refused by
 //! [`Config::put`] with [`ConfigError::BadValue`].
 //!
 //! Every walk over the tree (parse, print, compare, clone, drop) is
@@ -348,6 +348,8 @@ fn value_quote(value: &str) -> Result<Option<char>, String> {
     let b = value.as_bytes();
     let bare = !b.is_empty()
         && !is_space(b[0])
+        && b[0] != b'"'
+        && b[0] != b'\''
         && !is_space(b[b.len() - 1])
         && (b[0] == b'#' || !value.contains('#'));
     if bare {
@@ -355,7 +357,7 @@ fn value_quote(value: &str) -> Result<Option<char>, String> {
     } else {
         Err(format!(
             "{value:?} holds both quote characters and cannot be written unquoted \
-             (it has a '#' or leading or trailing whitespace)"
+             (it starts with a quote, has a '#' or leading or trailing whitespace)"
         ))
     }
 }

@@ -133,7 +133,9 @@ fn put_rejects_bad_paths_and_values() {
             other => panic!("{path:?}: {other:?}"),
         }
     }
-    for value in ["a\nb", "a\0", "'\"#", " '\"", "'\" ", "x'\"#y"] {
+    for value in [
+        "a\nb", "a\0", "'\"#", " '\"", "'\" ", "x'\"#y", "'\"", "\"x'",
+    ] {
         match c.put("k", value) {
             Err(ConfigError::BadValue(m)) => assert!(!m.is_empty()),
             other => panic!("{value:?}: {other:?}"),

@@ -11,6 +11,7 @@
     Build: cc -O1 -o zpl_probe zpl_probe.c $(pkg-config --cflags --libs libczmq)
 */
 #include <czmq.h>
+#include <unistd.h>
 
 static char *
 s_read_all (size_t *size_p)
@@ -42,8 +43,14 @@ main (int argc, char *argv [])
 {
     if (argc != 2)
         return 2;
-    //  zconfig reports syntax errors through the log; keep stdout clean
-    zsys_set_logstream (stderr);
+    //  zconfig prints syntax errors on stdout; keep it for our output and
+    //  point fd 1 at stderr
+    int out_fd = dup (STDOUT_FILENO);
+    if (out_fd == -1 || dup2 (STDERR_FILENO, STDOUT_FILENO) == -1)
+        return 3;
+    FILE *out = fdopen (out_fd, "w");
+    if (!out)
+        return 3;
     size_t size = 0;
     char *text = s_read_all (&size);
     if (!text)
@@ -54,7 +61,8 @@ main (int argc, char *argv [])
         root = zconfig_chunk_load (chunk);
         zchunk_destroy (&chunk);
         if (!root) {
-            printf ("ERROR\n");
+            fputs ("ERROR\n", out);
+            fclose (out);
             free (text);
             return 0;
         }
@@ -80,7 +88,8 @@ main (int argc, char *argv [])
         return 2;
     }
     char *saved = zconfig_str_save (root);
-    fputs (saved, stdout);
+    fputs (saved, out);
+    fclose (out);
     free (saved);
     zconfig_destroy (&root);
     free (text);
