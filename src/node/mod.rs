@@ -130,6 +130,12 @@ enum Session {
     Start,
     /// HELLO seen: PUBLISH accepted, tuples forwarded.
     Connected,
+    /// Silent for longer than the session timeout. On the wire this is
+    /// CZMQ's forgotten session (the next message gets INVALID, so the
+    /// client says HELLO again and is resynchronised), but since the
+    /// connection itself is still open nothing is dropped: tuples are still
+    /// forwarded to it and a PUBLISH that arrives is kept.
+    Expired,
 }
 
 #[derive(Debug)]
@@ -486,8 +492,14 @@ impl Engine {
     /// The ZGP server state machine (zgossip.xml).
     fn server_message(&mut self, conn: ConnId, session: Session, msg: Message<'_>, now: Now) {
         match (session, msg) {
-            (_, Message::Ping) => self.send(conn, &Message::Pong, now),
-            (Session::Start, Message::Hello) => {
+            (_, Message::Ping) => {
+                if session == Session::Expired {
+                    // Alive after all: the session goes on.
+                    self.set_session(conn, Session::Connected);
+                }
+                self.send(conn, &Message::Pong, now);
+            }
+            (Session::Start | Session::Expired, Message::Hello) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Session::Connected;
                     c.next_sync = now.mono_ms + self.settings.sync_interval_ms;
@@ -501,6 +513,15 @@ impl Engine {
             (Session::Connected, Message::Publish { key, value, ttl }) => {
                 self.accept_v1(key, value, ttl, conn, now);
             }
+            (Session::Expired, Message::Publish { key, value, ttl }) => {
+                // CZMQ would drop this tuple for good. Keep it, and answer
+                // INVALID as CZMQ does, so the client resends HELLO and
+                // gets every tuple again.
+                self.accept_v1(key, value, ttl, conn, now);
+                self.send(conn, &Message::Invalid, now);
+                self.stats.invalid_sent += 1;
+                self.set_session(conn, Session::Start);
+            }
             (_, other) => {
                 self.trace(format_args!(
                     "{} from client {conn} in state {:?}: INVALID, session forgotten",
@@ -513,6 +534,12 @@ impl Engine {
                     c.session = Session::Start;
                 }
             }
+        }
+    }
+
+    fn set_session(&mut self, conn: ConnId, session: Session) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = session;
         }
     }
 
@@ -658,7 +685,7 @@ impl Engine {
         for (&id, c) in self.conns.iter_mut() {
             let eligible = Some(id) != from
                 && !c.closing
-                && (matches!(c.role, Role::Outbound(_)) || c.session == Session::Connected);
+                && (matches!(c.role, Role::Outbound(_)) || c.session != Session::Start);
             if !eligible || (!c.peer.extended && t.deleted) {
                 continue;
             }
@@ -905,7 +932,7 @@ impl Engine {
             self.trace(format_args!("client {id} silent too long: session expired"));
             self.stats.sessions_expired += 1;
             if let Some(c) = self.conns.get_mut(&id) {
-                c.session = Session::Start;
+                c.session = Session::Expired;
             }
         }
         for id in ping {

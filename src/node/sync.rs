@@ -167,7 +167,10 @@ impl Engine {
             };
             self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
         }
-        if role == Role::Inbound && session != Session::Connected {
+        if role == Role::Inbound && session == Session::Expired {
+            // Extended clients ping; traffic means the session is alive.
+            self.set_session(conn, Session::Connected);
+        } else if role == Role::Inbound && session != Session::Connected {
             // As every message before HELLO: refused, session stays new.
             self.send(conn, &Message::Invalid, now);
             self.stats.invalid_sent += 1;

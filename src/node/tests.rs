@@ -134,8 +134,17 @@ fn silent_session_expires_after_timeout() {
         s.handle_timeout(at(t));
     }
     assert_eq!(s.stats().sessions_expired, 1);
+    // Still forwarded to: the connection is open.
+    s.publish("mine", "1", None, at(t));
+    assert_eq!(names(&drain(&mut s, 1)), ["PUBLISH"]);
+    // A PUBLISH into the expired session gets INVALID, as from CZMQ, but
+    // the tuple is kept (CZMQ loses it).
     s.handle_frame(1, &enc(pubmsg("k", "v")), false, at(t));
     assert_eq!(names(&drain(&mut s, 1)), ["INVALID"]);
+    assert_eq!(s.store().value("k"), Some("v"));
+    // The client says HELLO again and gets everything.
+    s.handle_frame(1, &enc(Message::Hello), false, at(t));
+    assert_eq!(names(&drain(&mut s, 1)), ["PUBLISH", "PUBLISH"]);
 }
 
 #[test]

@@ -1,0 +1,148 @@
+//! Interop with real CZMQ 4.2.1 zgossip nodes (Debian libczmq-dev), driven
+//! through tests/czmq/czmq_node.c. Loopback only; every wait is bounded.
+
+mod common;
+#[path = "support/czmq.rs"]
+mod czmq;
+
+use std::time::{Duration, Instant};
+
+use czmq::{require_czmq, CzmqNode};
+use zgossip::Node;
+
+const T: Duration = Duration::from_secs(10);
+
+fn wait_ours(node: &Node, n: usize) {
+    common::wait_status(node, n, T);
+}
+
+#[test]
+fn czmq_node_connects_to_ours() {
+    if !require_czmq() {
+        return;
+    }
+    let ours = Node::new("ours").unwrap();
+    let port = ours.bind("tcp://127.0.0.1:*").unwrap().unwrap();
+    ours.publish("ours-key", "ours-value").unwrap();
+    let mut cz = CzmqNode::spawn("cz");
+    cz.connect(&format!("tcp://127.0.0.1:{port}"));
+    cz.publish("czmq-key", "czmq-value");
+    assert_eq!(cz.wait_status(2, T), 2);
+    wait_ours(&ours, 2);
+    // Idle for longer than CZMQ's 1 s session timeout, then publish again
+    // both ways: nothing is lost.
+    std::thread::sleep(Duration::from_millis(2500));
+    ours.publish("after-idle-ours", "1").unwrap();
+    cz.publish("after-idle-czmq", "2");
+    assert_eq!(cz.wait_status(4, T), 4);
+    wait_ours(&ours, 4);
+}
+
+#[test]
+fn ours_connects_to_czmq_node_and_survives_idleness() {
+    if !require_czmq() {
+        return;
+    }
+    let mut cz = CzmqNode::spawn("cz");
+    cz.bind("tcp://127.0.0.1:*");
+    let port = cz.port();
+    cz.publish("czmq-key", "czmq-value");
+    let ours = Node::new("ours").unwrap();
+    ours.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    ours.publish("ours-key", "ours-value").unwrap();
+    assert_eq!(cz.wait_status(2, T), 2);
+    wait_ours(&ours, 2);
+    let values = cz.drain_deliveries();
+    assert!(values.contains(&("ours-key".to_string(), "ours-value".to_string())));
+    // CZMQ forgets a session after 1 s of silence; our remote pings, so the
+    // next tuple still arrives (real CZMQ remotes lose it here).
+    std::thread::sleep(Duration::from_millis(2500));
+    ours.publish("after-idle", "x").unwrap();
+    assert_eq!(cz.wait_status(3, T), 3);
+    cz.publish("czmq-after-idle", "y");
+    wait_ours(&ours, 4);
+}
+
+#[test]
+fn chain_czmq_ours_czmq_ours_delivers_everything_everywhere() {
+    if !require_czmq() {
+        return;
+    }
+    // c1 <- o1 <- c2 <- o2 : each node connects to the previous one.
+    let mut c1 = CzmqNode::spawn("c1");
+    c1.bind("tcp://127.0.0.1:*");
+    let p1 = c1.port();
+    let o1 = Node::new("o1").unwrap();
+    let q1 = o1.bind("tcp://127.0.0.1:*").unwrap().unwrap();
+    o1.connect(&format!("tcp://127.0.0.1:{p1}")).unwrap();
+    let mut c2 = CzmqNode::spawn("c2");
+    c2.bind("tcp://127.0.0.1:*");
+    let p2 = c2.port();
+    c2.connect(&format!("tcp://127.0.0.1:{q1}"));
+    let o2 = Node::new("o2").unwrap();
+    o2.connect(&format!("tcp://127.0.0.1:{p2}")).unwrap();
+
+    c1.publish("c1", "from c1");
+    o1.publish("o1", "from o1").unwrap();
+    c2.publish("c2", "from c2");
+    o2.publish("o2", "from o2").unwrap();
+
+    let deadline = Instant::now() + T;
+    loop {
+        let counts = [
+            c1.status(),
+            o1.status().unwrap(),
+            c2.status(),
+            o2.status().unwrap(),
+        ];
+        if counts == [4, 4, 4, 4] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "STATUS counts {counts:?}, want 4 each"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every node holds every value, as published.
+    for (name, node) in [("o1", &o1), ("o2", &o2)] {
+        for k in ["c1", "o1", "c2", "o2"] {
+            node.send(&["GET", k]).unwrap();
+            let reply = loop {
+                let m = node.recv_timeout(T).unwrap().expect("GET reply");
+                if m[0] == "VALUE" {
+                    break m;
+                }
+            };
+            assert_eq!(reply, ["VALUE", k, &format!("from {k}")], "at {name}");
+        }
+    }
+}
+
+#[test]
+fn czmq_peer_gets_only_plain_zgp_and_keeps_serving() {
+    if !require_czmq() {
+        return;
+    }
+    // Deletes and TTLs do not exist for CZMQ: it must never see an extended
+    // message (it would stop serving). After an UNPUBLISH and a TTL expiry
+    // on our side, the CZMQ node still answers and still takes tuples.
+    let mut cz = CzmqNode::spawn("cz");
+    cz.bind("tcp://127.0.0.1:*");
+    let port = cz.port();
+    let ours = Node::new("ours").unwrap();
+    ours.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    ours.publish("doomed", "x").unwrap();
+    ours.send(&["PUBLISH", "short", "y", "200"]).unwrap();
+    assert_eq!(cz.wait_status(2, T), 2);
+    ours.send(&["UNPUBLISH", "doomed"]).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    ours.publish("still-works", "z").unwrap();
+    assert_eq!(cz.wait_status(3, T), 3);
+    // A second connection to the CZMQ node works: it did not stop serving.
+    let other = Node::new("other").unwrap();
+    other.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    wait_ours(&other, 3);
+    // Our node does not take the deleted or expired tuple back from CZMQ.
+    assert_eq!(ours.status().unwrap(), 1);
+}
