@@ -188,6 +188,45 @@ impl Node {
             .unwrap_or(0))
     }
 
+    /// PUBLISH with a time to live: the tuple disappears from every node
+    /// when it runs out (each application gets `EXPIRE key`).
+    pub fn publish_ttl(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
+        let ms = ttl.as_millis().max(1).to_string();
+        self.send(&["PUBLISH", key, value, ms.as_str()])
+    }
+
+    /// UNPUBLISH: deletes a key network-wide (each application gets
+    /// `DELETE key`).
+    pub fn unpublish(&self, key: &str) -> Result<()> {
+        self.send(&["UNPUBLISH", key])
+    }
+
+    /// GET: the value of `key`, if the node holds it (without the pipe).
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        let cmd = Command::parse(&["GET", key])?;
+        let reply = self.execute_with(cmd, true)?.unwrap_or_default();
+        Ok(reply.into_iter().nth(2))
+    }
+
+    /// KEYS: the keys held that start with `prefix` (without the pipe).
+    pub fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let cmd = Command::parse(&["KEYS", prefix])?;
+        let reply = self.execute_with(cmd, true)?.unwrap_or_default();
+        Ok(reply.into_iter().skip(1).collect())
+    }
+
+    /// STATS: the node's counters by name (without the pipe).
+    pub fn stats(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let reply = self.execute_with(Command::Stats, true)?.unwrap_or_default();
+        Ok(reply[1.min(reply.len())..]
+            .chunks(2)
+            .filter_map(|c| match c {
+                [k, v] => v.parse().ok().map(|v| (k.clone(), v)),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The port of the last TCP bind, 0 if none (as PORT, without the pipe).
     pub fn port(&self) -> Result<u16> {
         let reply = self.execute_with(Command::Port, true)?;

@@ -38,6 +38,8 @@ pub enum Command {
     /// KEYS prefix: reply `KEYS key...` (live keys starting with prefix).
     Keys(String),
     Status,
+    /// STATS: reply `STATS name value name value ...` (counters).
+    Stats,
 }
 
 impl Command {
@@ -143,10 +145,11 @@ impl Command {
                 Ok(Command::Keys(args.first().unwrap_or(&"").to_string()))
             }
             "STATUS" => want(0, "STATUS").map(|_| Command::Status),
+            "STATS" => want(0, "STATS").map(|_| Command::Stats),
             "" => Err(Error::command("empty command name")),
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
-                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS)"
+                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS)"
             ))),
         }
     }
@@ -181,6 +184,7 @@ impl std::fmt::Display for Command {
             Command::Get(key) => write!(f, "GET {key}"),
             Command::Keys(prefix) => write!(f, "KEYS {prefix}"),
             Command::Status => write!(f, "STATUS"),
+            Command::Stats => write!(f, "STATS"),
         }
     }
 }

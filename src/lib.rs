@@ -13,6 +13,7 @@ pub mod endpoint;
 mod error;
 pub mod node;
 mod reactor;
+pub mod sim;
 pub mod store;
 pub mod wire;
 

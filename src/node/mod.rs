@@ -145,6 +145,9 @@ struct Conn {
     peer: Peer,
     /// When the next anti-entropy round starts (server side, extended).
     next_sync: u64,
+    /// When the server last started a round with us (client side,
+    /// extended): if rounds stop coming, our HELLO was lost; say it again.
+    last_sync_rx: u64,
     /// Frames waiting for the driver: each is a 4-byte little-endian length
     /// then the ZGP body.
     outbox: Vec<u8>,
@@ -363,6 +366,7 @@ impl Engine {
                 session: Session::Start,
                 peer,
                 next_sync: now.mono_ms + self.settings.sync_interval_ms,
+                last_sync_rx: now.mono_ms,
                 outbox: Vec::new(),
                 outbox_pos: 0,
                 last_rx: now.mono_ms,
@@ -900,6 +904,7 @@ impl Engine {
         let mut ping = Vec::new();
         let mut dead = Vec::new();
         let mut sync = Vec::new();
+        let mut rehello = Vec::new();
         for (&id, c) in &self.conns {
             if c.closing {
                 continue;
@@ -922,6 +927,10 @@ impl Engine {
                     };
                     if t.saturating_sub(c.last_rx) > s.remote_timeout_ms {
                         dead.push(id);
+                    } else if c.peer.extended
+                        && t.saturating_sub(c.last_sync_rx) > s.sync_interval_ms.saturating_mul(3)
+                    {
+                        rehello.push(id);
                     } else if t.saturating_sub(c.last_tx) >= interval {
                         ping.push(id);
                     }
@@ -937,6 +946,15 @@ impl Engine {
         }
         for id in ping {
             self.send(id, &Message::Ping, now);
+        }
+        for id in rehello {
+            self.trace(format_args!(
+                "remote {id}: no sync round for long, HELLO again"
+            ));
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.last_sync_rx = t;
+            }
+            self.send(id, &Message::Hello, now);
         }
         for id in sync {
             if let Some(c) = self.conns.get_mut(&id) {

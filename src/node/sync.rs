@@ -176,6 +176,11 @@ impl Engine {
             self.stats.invalid_sent += 1;
             return;
         }
+        if role != Role::Inbound && matches!(msg, ext::Message::Ranges(_)) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.last_sync_rx = now.mono_ms;
+            }
+        }
         match msg {
             ext::Message::Tuple(t) => self.accept_ext(t, conn, now),
             ext::Message::Ranges(ranges) => self.on_ranges(conn, &ranges, now),

@@ -213,7 +213,11 @@ impl Reactor {
                 Ok(Envelope { cmd, ack, direct }) => {
                     let pipe_reply = matches!(
                         cmd,
-                        Command::Port | Command::Status | Command::Get(_) | Command::Keys(_)
+                        Command::Port
+                            | Command::Status
+                            | Command::Stats
+                            | Command::Get(_)
+                            | Command::Keys(_)
                     );
                     let outcome = self.execute(cmd);
                     // Deliveries caused by the command precede its reply.
@@ -290,6 +294,32 @@ impl Reactor {
             Command::Unpublish(key) => {
                 self.engine.unpublish(&key, now);
                 Ok(None)
+            }
+            Command::Stats => {
+                self.flush_deliveries();
+                let st = self.engine.stats();
+                let store = self.engine.store();
+                let counters = [
+                    ("tuples", store.len() as u64),
+                    ("tombstones", (store.entries() - store.len()) as u64),
+                    ("connections", self.engine.connection_count() as u64),
+                    ("frames-in", st.frames_in),
+                    ("frames-out", st.frames_out),
+                    ("tuples-applied", st.tuples_applied),
+                    ("sync-tuples-out", st.sync_tuples_out),
+                    ("expired", st.expired),
+                    ("tombstones-collected", st.tombstones_collected),
+                    ("invalid-sent", st.invalid_sent),
+                    ("malformed", st.malformed),
+                    ("sessions-expired", st.sessions_expired),
+                    ("replies-pending", self.replies.len() as u64),
+                ];
+                let mut reply = vec!["STATS".to_string()];
+                for (name, value) in counters {
+                    reply.push(name.to_string());
+                    reply.push(value.to_string());
+                }
+                Ok(Some(reply))
             }
             Command::Get(key) => {
                 self.flush_deliveries();
