@@ -76,6 +76,8 @@ pub(crate) struct Reactor {
     backlog: Vec<Token>,
     /// Announce and speak ZGP/2 with peers that announce it too.
     extensions: bool,
+    /// How long `$TERM` waits for queued output to leave.
+    linger_ms: u64,
     running: bool,
 }
 
@@ -124,6 +126,7 @@ impl Reactor {
             dirty: Vec::new(),
             backlog: Vec::new(),
             extensions: true,
+            linger_ms: 500,
             running: true,
         };
         Ok((reactor, waker))
@@ -194,10 +197,41 @@ impl Reactor {
     fn shutdown(&mut self) {
         inproc::unbind_all(self.owner);
         self.listeners.clear();
+        self.linger();
         for (_, mut c) in self.conns.drain() {
             let _ = self.poll.registry().deregister(&mut c.stream);
         }
         self.replies.close();
+    }
+
+    /// Gives output still queued on established connections a bounded
+    /// time (`server/linger`) to leave, so a tuple published just before
+    /// `$TERM` is not lost.
+    fn linger(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(self.linger_ms);
+        let mut events = Events::with_capacity(64);
+        loop {
+            let tokens: Vec<Token> = self.conns.keys().copied().collect();
+            let mut pending = false;
+            for t in tokens {
+                if self.pump(t).is_err() {
+                    self.conns.remove(&t);
+                    continue;
+                }
+                if let Some(c) = self.conns.get(&t) {
+                    let queued = self.engine.outbox_len(t.0 as ConnId);
+                    if c.ready && (queued > 0 || !c.zmtp.pending_output().is_empty()) {
+                        pending = true;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if !pending || now >= deadline {
+                return;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            let _ = self.poll.poll(&mut events, Some(wait));
+        }
     }
 
     // ------------------------------------------------------------------
@@ -452,6 +486,7 @@ impl Reactor {
             }
         };
         self.extensions = extensions;
+        self.linger_ms = ms("server/linger", self.linger_ms)?;
         let verbose = cfg.get("server/verbose").map(str::trim);
         if matches!(verbose, Some(v) if v != "0" && !v.is_empty()) {
             self.engine.set_verbose(true);

@@ -1,73 +1,10 @@
-//! The `zgossip` command. For now: `zgossip demo`, a local cluster on
-//! loopback that shows tuples spreading.
+//! `zgossip demo`: a cluster on loopback in this process, showing tuples
+//! spreading.
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use zgossip::Node;
-
-const USAGE: &str = "\
-usage: zgossip demo [--nodes N] [--tuples N]
-
-  demo    start a cluster of gossip nodes on 127.0.0.1 in this process, each
-          connected to one earlier node (a random tree) plus one link that
-          closes a cycle; publish tuples at random nodes and show them
-          spreading until every node holds every tuple.
-          --nodes N    nodes in the cluster (default 8, 2..=500)
-          --tuples N   tuples to publish (default 200, 1..=100000)
-";
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") => match parse_demo(&args[1..]).and_then(|(n, t)| demo(n, t)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("zgossip demo: {e}");
-                ExitCode::from(1)
-            }
-        },
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("zgossip: unknown command '{other}'\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-        None => {
-            eprint!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn parse_demo(args: &[String]) -> Result<(usize, usize), String> {
-    let mut nodes = 8;
-    let mut tuples = 200;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = |it: &mut std::slice::Iter<'_, String>| -> Result<usize, String> {
-            it.next()
-                .ok_or(format!("{flag} needs a number"))?
-                .parse::<usize>()
-                .map_err(|_| format!("{flag} needs a number"))
-        };
-        match flag.as_str() {
-            "--nodes" => nodes = value(&mut it)?,
-            "--tuples" => tuples = value(&mut it)?,
-            other => return Err(format!("unknown option '{other}'\n\n{USAGE}")),
-        }
-    }
-    if !(2..=500).contains(&nodes) {
-        return Err("--nodes must be between 2 and 500".into());
-    }
-    if !(1..=100_000).contains(&tuples) {
-        return Err("--tuples must be between 1 and 100000".into());
-    }
-    Ok((nodes, tuples))
-}
 
 /// A small deterministic generator so every run builds the same topology.
 struct Rng(u64);
@@ -80,7 +17,7 @@ impl Rng {
     }
 }
 
-fn demo(n: usize, tuples: usize) -> Result<(), String> {
+pub fn run(n: usize, tuples: usize) -> Result<(), String> {
     let err = |e: zgossip::Error| e.to_string();
     let started = Instant::now();
     println!("zgossip demo: {n} nodes on 127.0.0.1, {tuples} tuples");

@@ -1,0 +1,376 @@
+//! The `zgossip` command: run a node, read and write a gossip network from
+//! the shell, or watch a demo cluster.
+
+mod demo;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use zgossip::Node;
+
+/// Exit codes scripts can rely on.
+const EXIT_NOT_FOUND: u8 = 1;
+const EXIT_FAILURE: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "zgossip",
+    version,
+    about = "Spread key/value tuples across a network of nodes (wire-compatible with CZMQ zgossip)",
+    after_help = "Exit codes: 0 success, 1 key not found or nothing reached in time, \
+                  2 bad usage, 3 failure (cannot bind, bad endpoint, ...)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node until interrupted, printing deliveries, expiries and deletes
+    Node(NodeArgs),
+    /// Print the value of a key, asking the network
+    Get {
+        key: String,
+        #[command(flatten)]
+        join: JoinArgs,
+    },
+    /// Publish a tuple into the network
+    Put {
+        key: String,
+        value: String,
+        /// Time to live in milliseconds (the tuple disappears everywhere after it)
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        join: JoinArgs,
+    },
+    /// Delete a key everywhere in the network
+    Del {
+        key: String,
+        #[command(flatten)]
+        join: JoinArgs,
+    },
+    /// Print every tuple and every change (under a prefix) until interrupted
+    Watch {
+        /// Only keys starting with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        join: JoinArgs,
+    },
+    /// Start a small cluster on loopback in this process and show tuples spreading
+    Demo {
+        /// Nodes in the cluster (2..=500)
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(2..=500))]
+        nodes: u16,
+        /// Tuples to publish (1..=100000)
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        tuples: u32,
+    },
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Name shown in traces
+    #[arg(long, default_value = "node")]
+    name: String,
+    /// Endpoint to bind (repeatable), e.g. tcp://*:5670 or tcp://127.0.0.1:*
+    #[arg(long)]
+    bind: Vec<String>,
+    /// Endpoint of a node to keep connected (repeatable)
+    #[arg(long)]
+    connect: Vec<String>,
+    /// Tuple to publish at start, key=value (repeatable)
+    #[arg(long, value_parser = parse_pair)]
+    publish: Vec<(String, String)>,
+    /// Time to live of the --publish tuples, in ms (they are refreshed
+    /// every ttl/3 while the node runs, as a presence record)
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Configuration file to LOAD (ZPL, as CZMQ zconfig)
+    #[arg(long)]
+    config: Option<String>,
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    json: bool,
+    /// Trace protocol events on stderr
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Args)]
+struct JoinArgs {
+    /// Endpoint of a node of the network (repeatable)
+    #[arg(long, short = 'c', required = true)]
+    connect: Vec<String>,
+    /// How long to wait for the network, in ms
+    #[arg(long, default_value_t = 3000)]
+    timeout: u64,
+    /// Configuration file to LOAD first
+    #[arg(long)]
+    config: Option<String>,
+    /// Trace protocol events on stderr
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got '{s}'"))
+}
+
+/// A failure with its exit code.
+struct Failure(u8, String);
+
+impl From<zgossip::Error> for Failure {
+    fn from(e: zgossip::Error) -> Failure {
+        Failure(EXIT_FAILURE, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Node(args) => run_node(args),
+        Cmd::Get { key, join } => get(&key, &join),
+        Cmd::Put {
+            key,
+            value,
+            ttl,
+            join,
+        } => put(&key, &value, ttl, &join),
+        Cmd::Del { key, join } => del(&key, &join),
+        Cmd::Watch { prefix, json, join } => watch(&prefix, json, &join),
+        Cmd::Demo { nodes, tuples } => demo::run(usize::from(nodes), tuples as usize)
+            .map_err(|e| Failure(EXIT_FAILURE, e)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("zgossip: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Set when SIGINT or SIGTERM arrives.
+fn stop_flag() -> Result<Arc<AtomicBool>, Failure> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone())
+            .map_err(|e| Failure(EXIT_FAILURE, format!("cannot handle signals: {e}")))?;
+    }
+    Ok(flag)
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Prints one message from a node, as text or JSON. Returns false for
+/// messages that are not news (replies).
+fn print_event(m: &[String], json: bool, prefix: &str) -> bool {
+    let (event, key, value) = match m {
+        [e, k, v] if e == "DELIVER" => ("deliver", k, Some(v)),
+        [e, k] if e == "EXPIRE" => ("expire", k, None),
+        [e, k] if e == "DELETE" => ("delete", k, None),
+        _ => return false,
+    };
+    if !key.starts_with(prefix) {
+        return true;
+    }
+    let line = if json {
+        match value {
+            Some(v) => format!(
+                "{{\"event\":\"{event}\",\"key\":{},\"value\":{}}}",
+                json_string(key),
+                json_string(v)
+            ),
+            None => format!("{{\"event\":\"{event}\",\"key\":{}}}", json_string(key)),
+        }
+    } else {
+        match (event, value) {
+            ("deliver", Some(v)) => format!("{key} = {v}"),
+            ("expire", _) => format!("{key} expired"),
+            _ => format!("{key} deleted"),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    true
+}
+
+fn run_node(args: NodeArgs) -> Result<(), Failure> {
+    let stop = stop_flag()?;
+    let node = Node::new(&args.name)?;
+    if args.verbose {
+        node.send(&["VERBOSE"])?;
+    }
+    if let Some(file) = &args.config {
+        node.send(&["LOAD", file])?;
+    }
+    for ep in &args.bind {
+        let port = node.bind(ep)?;
+        let shown = match (port, ep.rsplit_once(':')) {
+            (Some(p), Some((host, _))) if ep.starts_with("tcp://") => format!("{host}:{p}"),
+            _ => ep.clone(),
+        };
+        if args.json {
+            println!("{{\"event\":\"bound\",\"endpoint\":{}}}", json_string(&shown));
+        } else {
+            println!("bound {shown}");
+        }
+    }
+    for ep in &args.connect {
+        node.connect(ep)?;
+    }
+    let publish_all = |node: &Node| -> Result<(), zgossip::Error> {
+        for (k, v) in &args.publish {
+            match args.ttl {
+                Some(t) => node.publish_ttl(k, v, Duration::from_millis(t))?,
+                None => node.publish(k, v)?,
+            }
+        }
+        Ok(())
+    };
+    publish_all(&node)?;
+    let _ = std::io::stdout().flush();
+    let refresh = args.ttl.map(|t| Duration::from_millis((t / 3).max(1)));
+    let mut next_refresh = refresh.map(|r| Instant::now() + r);
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(m) = node.recv_timeout(Duration::from_millis(100))? {
+            print_event(&m, args.json, "");
+        }
+        if let (Some(at), Some(r)) = (next_refresh, refresh) {
+            if Instant::now() >= at {
+                publish_all(&node)?;
+                next_refresh = Some(Instant::now() + r);
+            }
+        }
+    }
+    node.send(&["$TERM"])?;
+    Ok(())
+}
+
+/// Joins the network briefly: a node that connects to the given endpoints
+/// and waits until at least one connection is up and the store has been
+/// quiet for a moment (the initial synchronisation is over).
+fn join(args: &JoinArgs) -> Result<Node, Failure> {
+    let node = Node::new("cli")?;
+    if args.verbose {
+        node.send(&["VERBOSE"])?;
+    }
+    if let Some(file) = &args.config {
+        node.send(&["LOAD", file])?;
+    }
+    for ep in &args.connect {
+        node.connect(ep)?;
+    }
+    let deadline = Instant::now() + Duration::from_millis(args.timeout);
+    while node.stats()?.get("connections").copied().unwrap_or(0) == 0 {
+        if Instant::now() >= deadline {
+            return Err(Failure(
+                EXIT_NOT_FOUND,
+                format!(
+                    "no node reachable at {} within {} ms",
+                    args.connect.join(", "),
+                    args.timeout
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_quiet(&node, deadline)?;
+    Ok(node)
+}
+
+/// Waits until the store has not changed for 250 ms (or the deadline).
+fn wait_quiet(node: &Node, deadline: Instant) -> Result<(), Failure> {
+    let mut last = node.stats()?;
+    let mut since = Instant::now();
+    while Instant::now() < deadline && since.elapsed() < Duration::from_millis(250) {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = node.stats()?;
+        if now.get("tuples") != last.get("tuples")
+            || now.get("tuples-applied") != last.get("tuples-applied")
+        {
+            since = Instant::now();
+        }
+        last = now;
+    }
+    Ok(())
+}
+
+fn get(key: &str, args: &JoinArgs) -> Result<(), Failure> {
+    let node = join(args)?;
+    match node.get(key)? {
+        Some(v) => {
+            println!("{v}");
+            Ok(())
+        }
+        None => Err(Failure(EXIT_NOT_FOUND, format!("{key}: not found"))),
+    }
+}
+
+fn put(key: &str, value: &str, ttl: Option<u64>, args: &JoinArgs) -> Result<(), Failure> {
+    let node = join(args)?;
+    match ttl {
+        Some(t) => node.publish_ttl(key, value, Duration::from_millis(t))?,
+        None => node.publish(key, value)?,
+    }
+    // The node lingers on $TERM until the tuple has left.
+    node.send(&["$TERM"])?;
+    Ok(())
+}
+
+fn del(key: &str, args: &JoinArgs) -> Result<(), Failure> {
+    let node = join(args)?;
+    node.unpublish(key)?;
+    node.send(&["$TERM"])?;
+    Ok(())
+}
+
+fn watch(prefix: &str, json: bool, args: &JoinArgs) -> Result<(), Failure> {
+    let stop = stop_flag()?;
+    let node = Node::new("watch")?;
+    if args.verbose {
+        node.send(&["VERBOSE"])?;
+    }
+    if let Some(file) = &args.config {
+        node.send(&["LOAD", file])?;
+    }
+    for ep in &args.connect {
+        node.connect(ep)?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(m) = node.recv_timeout(Duration::from_millis(100))? {
+            print_event(&m, json, prefix);
+        }
+    }
+    node.send(&["$TERM"])?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The `zgossip` command, driven as real processes on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
+const T: Duration = Duration::from_secs(10);
+
+/// A `zgossip node` process whose stdout lines arrive on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out: ChildStdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines: rx }
+    }
+
+    /// Waits for a line satisfying `f`; returns it.
+    fn expect(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if f(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line '{what}' within {T:?}"),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn bound_endpoint(p: &Proc) -> String {
+    let line = p.expect("bound", |l| l.starts_with("bound tcp://"));
+    line.trim_start_matches("bound ").to_string()
+}
+
+#[test]
+fn two_node_processes_exchange_tuples() {
+    let a = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*", "--publish", "from-a=1"]);
+    let ep = bound_endpoint(&a);
+    let b = Proc::spawn(&["node", "--connect", &ep, "--publish", "from-b=2", "--json"]);
+    a.expect("b's tuple", |l| l == "from-b = 2");
+    b.expect("a's tuple", |l| {
+        l == r#"{"event":"deliver","key":"from-a","value":"1"}"#
+    });
+    assert_eq!(b.terminate(), 0);
+    assert_eq!(a.terminate(), 0);
+}
+
+#[test]
+fn put_then_get_from_other_processes() {
+    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
+    let ep = bound_endpoint(&hub);
+    let (code, _, err) = run(&["put", "greeting", "hello world", "-c", &ep]);
+    assert_eq!(code, 0, "{err}");
+    hub.expect("the tuple at the hub", |l| l == "greeting = hello world");
+    let (code, out, err) = run(&["get", "greeting", "-c", &ep]);
+    assert_eq!((code, out.as_str()), (0, "hello world\n"), "{err}");
+    let (code, _, err) = run(&["get", "missing", "-c", &ep]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing: not found"), "{err}");
+    let (code, _, err) = run(&["del", "greeting", "-c", &ep]);
+    assert_eq!(code, 0, "{err}");
+    hub.expect("the delete at the hub", |l| l == "greeting deleted");
+    let (code, _, _) = run(&["get", "greeting", "-c", &ep]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn exit_codes_tell_what_went_wrong() {
+    let (code, _, err) = run(&["get"]);
+    assert_eq!(code, 2, "usage: {err}");
+    let (code, _, err) = run(&["get", "k", "-c", "tcp://127.0.0.1:1", "--timeout", "300"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no node reachable"), "{err}");
+    let (code, _, err) = run(&["get", "k", "-c", "bogus"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("bad endpoint 'bogus'"), "{err}");
+    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
+    let ep = bound_endpoint(&hub);
+    let (code, _, err) = run(&["node", "--bind", &ep]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot bind"), "{err}");
+}
+
+#[test]
+fn demo_runs_to_a_clean_exit() {
+    let (code, out, err) = run(&["demo", "--nodes", "4", "--tuples", "20"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("every node holds all 20 tuples"), "{out}");
+}
