@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -44,6 +45,8 @@ pub struct Node {
     name: String,
     commands: mpsc::Sender<Envelope>,
     waker: Arc<mio::Waker>,
+    /// Set while a wakeup is on its way, so a burst of commands costs one.
+    wake_pending: Arc<AtomicBool>,
     replies: Arc<Replies>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -53,7 +56,8 @@ impl Node {
     pub fn new(name: &str) -> Result<Node> {
         let replies = Arc::new(Replies::new()?);
         let (tx, rx) = mpsc::channel();
-        let (reactor, waker) = Reactor::new(name, rx, replies.clone())?;
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let (reactor, waker) = Reactor::new(name, rx, replies.clone(), wake_pending.clone())?;
         let guard = CloseOnDrop(replies.clone());
         let thread = std::thread::Builder::new()
             .name(format!("zgossip-{name}"))
@@ -67,6 +71,7 @@ impl Node {
             name: name.to_string(),
             commands: tx,
             waker,
+            wake_pending,
             replies,
             thread: Mutex::new(Some(thread)),
         })
@@ -119,6 +124,9 @@ impl Node {
     }
 
     fn wake(&self) -> Result<()> {
+        if self.wake_pending.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         self.waker
             .wake()
             .map_err(|e| Error::io("cannot wake node thread", e))
@@ -307,6 +315,21 @@ impl Replies {
     pub(crate) fn push(&self, msg: Vec<String>) {
         let mut g = lock(&self.inner);
         g.queue.push_back(msg);
+        if !g.signalled {
+            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        }
+        drop(g);
+        self.ready.notify_one();
+    }
+
+    /// Queues several messages under one lock.
+    pub(crate) fn push_many(&self, msgs: impl Iterator<Item = Vec<String>>) {
+        let mut g = lock(&self.inner);
+        let before = g.queue.len();
+        g.queue.extend(msgs);
+        if g.queue.len() == before {
+            return;
+        }
         if !g.signalled {
             g.signalled = (&self.signal_tx).write(&[1]).is_ok();
         }

@@ -14,6 +14,10 @@
 
 use indexmap::IndexMap;
 
+/// The map's hasher: fast, and seeded at random per process so that keys
+/// chosen by a peer cannot be made to collide.
+type Hasher = foldhash::fast::RandomState;
+
 /// The version of a write: a hybrid logical clock reading plus the id of the
 /// node that made the write. Totally ordered (clock, then origin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -91,7 +95,7 @@ pub enum Outcome {
 /// Key/value tuples held by one node.
 #[derive(Debug, Default)]
 pub struct Store {
-    map: IndexMap<Box<str>, Tuple>,
+    map: IndexMap<Box<str>, Tuple, Hasher>,
     live: usize,
 }
 

@@ -86,7 +86,13 @@ fn bound_endpoint(p: &Proc) -> String {
 
 #[test]
 fn two_node_processes_exchange_tuples() {
-    let a = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*", "--publish", "from-a=1"]);
+    let a = Proc::spawn(&[
+        "node",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--publish",
+        "from-a=1",
+    ]);
     let ep = bound_endpoint(&a);
     let b = Proc::spawn(&["node", "--connect", &ep, "--publish", "from-b=2", "--json"]);
     a.expect("b's tuple", |l| l == "from-b = 2");

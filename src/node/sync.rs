@@ -107,40 +107,39 @@ impl Engine {
 
     /// Sends every tuple we hold whose key hash falls in `ranges`.
     fn send_tuples_in(&mut self, conn: ConnId, ranges: &[(u64, u64)], now: Now) {
-        if ranges.is_empty() {
-            return;
+        if !ranges.is_empty() {
+            self.send_matching(conn, now, |t| find(ranges, t.key_hash).is_some());
         }
-        let keys: Vec<Box<str>> = self
-            .store
-            .iter()
-            .filter(|(_, t)| find(ranges, t.key_hash).is_some())
-            .map(|(k, _)| k.into())
-            .collect();
-        self.send_keys(conn, &keys, now);
     }
 
-    fn send_keys(&mut self, conn: ConnId, keys: &[Box<str>], now: Now) {
-        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
+    /// Sends, as TUPLE messages on `conn`, every entry of the store that
+    /// `wanted` selects: one pass, encoding straight into the outbox.
+    fn send_matching(&mut self, conn: ConnId, now: Now, wanted: impl Fn(&Tuple) -> bool) {
+        let Engine {
+            store,
+            conns,
+            scratch,
+            stats,
+            dirty,
+            ..
+        } = self;
+        let Some(c) = conns.get_mut(&conn).filter(|c| !c.closing) else {
             return;
         };
         let was_empty = c.outbox.len() == c.outbox_pos;
-        let mut frame = std::mem::take(&mut self.scratch);
         let mut n = 0;
-        for key in keys {
-            if let Some(t) = self.store.get(key) {
-                frame.clear();
-                ext::encode_tuple(&ext_tuple(key, t), &mut frame);
-                push_raw(&mut c.outbox, &frame);
-                n += 1;
-            }
+        for (key, t) in store.iter().filter(|(_, t)| wanted(t)) {
+            scratch.clear();
+            ext::encode_tuple(&ext_tuple(key, t), scratch);
+            push_raw(&mut c.outbox, scratch);
+            n += 1;
         }
-        self.scratch = frame;
         if n > 0 {
             c.last_tx = now.mono_ms;
-            self.stats.frames_out += n;
-            self.stats.sync_tuples_out += n;
+            stats.frames_out += n;
+            stats.sync_tuples_out += n;
             if was_empty {
-                self.dirty.push(conn);
+                dirty.push(conn);
             }
         }
     }
@@ -260,10 +259,16 @@ impl Engine {
             }
             parts.push((g.lo, g.hi));
         }
-        let ours = self.collect(&parts);
+        // Ranges where the peer holds nothing: send all of ours, one pass.
+        let (empty, listed): (Vec<&Group>, Vec<&Group>) =
+            groups.iter().partition(|g| g.items.is_empty());
+        let empty: Vec<(u64, u64)> = empty.iter().map(|g| (g.lo, g.hi)).collect();
+        self.send_tuples_in(conn, &empty, now);
+        let listed_parts: Vec<(u64, u64)> = listed.iter().map(|g| (g.lo, g.hi)).collect();
+        let ours = self.collect(&listed_parts);
         let mut send: Vec<u64> = Vec::new();
         let mut want: Vec<u64> = Vec::new();
-        for (g, mine) in groups.iter().zip(ours) {
+        for (g, mine) in listed.iter().zip(ours) {
             let theirs: std::collections::HashMap<u64, Version> = g
                 .items
                 .iter()
@@ -317,13 +322,7 @@ impl Engine {
             return;
         }
         let set: std::collections::HashSet<u64> = hashes.iter().copied().collect();
-        let keys: Vec<Box<str>> = self
-            .store
-            .iter()
-            .filter(|(_, t)| set.contains(&t.key_hash))
-            .map(|(k, _)| k.into())
-            .collect();
-        self.send_keys(conn, &keys, now);
+        self.send_matching(conn, now, |t| set.contains(&t.key_hash));
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,6 +38,9 @@ const WRITE_AHEAD: usize = 256 << 10;
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// How often a loaded configuration file is checked for changes.
 const CONFIG_CHECK_MS: u64 = 1_000;
+/// Commands taken from the application per wakeup before the network is
+/// served again.
+const COMMAND_BUDGET: usize = 4096;
 
 struct Conn {
     stream: Stream,
@@ -78,6 +82,10 @@ pub(crate) struct Reactor {
     extensions: bool,
     /// How long `$TERM` waits for queued output to leave.
     linger_ms: u64,
+    /// Set by the handle when it woke us; cleared when commands are drained.
+    wake_pending: Arc<AtomicBool>,
+    /// Commands were left in the queue (budget used up).
+    commands_pending: bool,
     running: bool,
 }
 
@@ -86,6 +94,7 @@ impl Reactor {
         name: &str,
         commands: Receiver<Envelope>,
         replies: Arc<Replies>,
+        wake_pending: Arc<AtomicBool>,
     ) -> Result<(Reactor, Arc<Waker>)> {
         let poll = Poll::new().map_err(|e| Error::io("cannot create poller", e))?;
         // One waker per poller: the handle and the inproc registry share it.
@@ -127,6 +136,8 @@ impl Reactor {
             backlog: Vec::new(),
             extensions: true,
             linger_ms: 500,
+            wake_pending: wake_pending.clone(),
+            commands_pending: false,
             running: true,
         };
         Ok((reactor, waker))
@@ -170,6 +181,10 @@ impl Reactor {
                 self.after_engine();
             }
             self.events = events;
+            if self.commands_pending {
+                self.handle_wakeup();
+                self.after_engine();
+            }
             for token in std::mem::take(&mut self.backlog) {
                 self.conn_ready(token, false);
                 self.after_engine();
@@ -183,7 +198,7 @@ impl Reactor {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.backlog.is_empty() {
+        if !self.backlog.is_empty() || self.commands_pending {
             return Some(Duration::ZERO);
         }
         let now = self.now().mono_ms;
@@ -238,13 +253,24 @@ impl Reactor {
     // Commands from the application
 
     fn handle_wakeup(&mut self) {
+        // Cleared before draining: a command sent from now on wakes us again.
+        self.wake_pending.store(false, Ordering::SeqCst);
+        self.commands_pending = false;
         while let Ok(stream) = self.inproc_rx.try_recv() {
             let stream = Stream::Unix(mio::net::UnixStream::from_std(stream));
             self.add_conn(stream, Role::Inbound, false, "inproc peer".into());
         }
-        loop {
+        for _ in 0..COMMAND_BUDGET {
             match self.commands.try_recv() {
                 Ok(Envelope { cmd, ack, direct }) => {
+                    let Some(ack) = ack else {
+                        // Fire-and-forget (PUBLISH): its output goes out with
+                        // the rest of the batch.
+                        if let Err(e) = self.execute(cmd) {
+                            self.trace(format_args!("command failed: {e}"));
+                        }
+                        continue;
+                    };
                     let pipe_reply = matches!(
                         cmd,
                         Command::Port
@@ -254,7 +280,7 @@ impl Reactor {
                             | Command::Keys(_)
                     );
                     let outcome = self.execute(cmd);
-                    // Deliveries caused by the command precede its reply.
+                    // Everything the commands before it caused goes first.
                     self.after_engine();
                     let outcome = match outcome {
                         Ok(Some(reply)) if !direct => {
@@ -265,16 +291,7 @@ impl Reactor {
                         }
                         other => other,
                     };
-                    match ack {
-                        Some(ack) => {
-                            let _ = ack.send(outcome);
-                        }
-                        None => {
-                            if let Err(e) = outcome {
-                                self.trace(format_args!("command failed: {e}"));
-                            }
-                        }
-                    }
+                    let _ = ack.send(outcome);
                     if !self.running {
                         return;
                     }
@@ -286,6 +303,8 @@ impl Reactor {
                 }
             }
         }
+        // More commands wait: serve the network, then come back.
+        self.commands_pending = true;
     }
 
     /// Carries out a command; returns its reply, if it has one.
@@ -763,13 +782,13 @@ impl Reactor {
 
     /// Passes the engine's news to the application, in order.
     fn flush_deliveries(&mut self) {
-        while let Some(e) = self.engine.poll_event() {
-            self.replies.push(match e {
+        let engine = &mut self.engine;
+        self.replies
+            .push_many(std::iter::from_fn(|| engine.poll_event()).map(|e| match e {
                 Event::Deliver { key, value } => vec!["DELIVER".into(), key, value],
                 Event::Expire { key } => vec!["EXPIRE".into(), key],
                 Event::Delete { key } => vec!["DELETE".into(), key],
-            });
-        }
+            }));
     }
 
     fn housekeeping(&mut self, now: Now) {

@@ -150,8 +150,9 @@ fn main() -> ExitCode {
         } => put(&key, &value, ttl, &join),
         Cmd::Del { key, join } => del(&key, &join),
         Cmd::Watch { prefix, json, join } => watch(&prefix, json, &join),
-        Cmd::Demo { nodes, tuples } => demo::run(usize::from(nodes), tuples as usize)
-            .map_err(|e| Failure(EXIT_FAILURE, e)),
+        Cmd::Demo { nodes, tuples } => {
+            demo::run(usize::from(nodes), tuples as usize).map_err(|e| Failure(EXIT_FAILURE, e))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,7 +241,10 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
             _ => ep.clone(),
         };
         if args.json {
-            println!("{{\"event\":\"bound\",\"endpoint\":{}}}", json_string(&shown));
+            println!(
+                "{{\"event\":\"bound\",\"endpoint\":{}}}",
+                json_string(&shown)
+            );
         } else {
             println!("bound {shown}");
         }
