@@ -21,6 +21,7 @@ need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 pkg-config --exists libzmq 2>/dev/null || need+=(libzmq3-dev)
+pkg-config --exists libczmq 2>/dev/null || need+=(libczmq-dev)
 command -v c++ >/dev/null || need+=(g++)
 if [ "$VALGRIND" = "ON" ]; then command -v valgrind >/dev/null || need+=(valgrind); fi
 if [ ${#need[@]} -gt 0 ]; then
