@@ -131,7 +131,8 @@ typedef enum {
 /*
  A gossip node running in its own thread (CZMQ: the `zgossip` actor).
  Opaque: create with `zgossip_new`, destroy with `zgossip_destroy`. One
- handle may be used from several threads at once.
+ handle may be used from several threads at once, but `zgossip_destroy`
+ must not overlap any other call on it.
  */
 typedef struct zgossip_t zgossip_t;
 

@@ -14,13 +14,20 @@ use crate::Node;
 
 /// A gossip node running in its own thread (CZMQ: the `zgossip` actor).
 /// Opaque: create with `zgossip_new`, destroy with `zgossip_destroy`. One
-/// handle may be used from several threads at once.
+/// handle may be used from several threads at once, but `zgossip_destroy`
+/// must not overlap any other call on it.
 #[allow(non_camel_case_types)]
 pub struct zgossip_t {
     node: Node,
     /// Timeout of `zgossip_recvx` in ms, -1 = wait forever.
     rcvtimeo: AtomicI32,
 }
+
+// The claim above: a handle is shared between C threads as `&zgossip_t`.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<zgossip_t>()
+};
 
 /// Starts a node; `name` prefixes its trace lines (CZMQ:
 /// `zactor_new (zgossip, name)`). Returns NULL on failure (`name` NULL or
