@@ -11,6 +11,7 @@ mod command;
 pub mod config;
 pub mod endpoint;
 mod error;
+pub mod ffi;
 pub mod node;
 mod reactor;
 pub mod sim;

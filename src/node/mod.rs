@@ -877,7 +877,7 @@ impl Engine {
 
     fn ensure_tick(&mut self, now: Now) {
         let at = now.mono_ms + self.tick_interval();
-        if self.next_tick.map_or(true, |t| t > at) {
+        if self.next_tick.is_none_or(|t| t > at) {
             self.next_tick = Some(at);
         }
     }

@@ -1,0 +1,220 @@
+//! Every pointer that crosses the C boundary goes through here: handles
+//! (boxed Rust values given to C), borrowed arguments, and strings and
+//! string arrays handed to C (allocated with the C allocator, so C may free
+//! them with `free` too, as CZMQ's `zstr_free` does).
+
+use std::ffi::{c_char, c_void, CStr};
+
+use super::boundary::Failure;
+use super::error::zgossip_result;
+
+extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn free(ptr: *mut c_void);
+}
+
+/// Gives a value to C as an owned handle.
+pub(crate) fn handle_into_raw<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Takes back the handle `*slot` (if any) and sets `*slot` to NULL.
+///
+/// # Safety
+/// `slot` is NULL or points to a valid `*mut T` that is NULL or came from
+/// [`handle_into_raw`] and was not taken back yet.
+pub(crate) unsafe fn handle_take<T>(slot: *mut *mut T) -> Option<Box<T>> {
+    if slot.is_null() {
+        return None;
+    }
+    // SAFETY: slot is non-NULL and points to a valid pointer (caller's
+    // contract); we read it and clear it so it cannot be freed twice.
+    let raw = unsafe { std::ptr::replace(slot, std::ptr::null_mut()) };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: raw came from Box::into_raw in handle_into_raw and is taken
+    // back exactly once (the slot is now NULL).
+    Some(unsafe { Box::from_raw(raw) })
+}
+
+/// Borrows the value behind a handle.
+///
+/// # Safety
+/// `ptr` is NULL or came from [`handle_into_raw`] and is still live for `'a`.
+pub(crate) unsafe fn handle_ref<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
+    // SAFETY: per the caller's contract a non-NULL ptr is a live handle.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null_arg(what))
+}
+
+/// Borrows an output argument for writing.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes and not aliased for `'a`.
+pub(crate) unsafe fn out_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: per the caller's contract a non-NULL ptr is valid for writes.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null_arg(what))
+}
+
+/// Borrows a C string argument as UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null_arg(what));
+    }
+    // SAFETY: ptr is non-NULL and NUL-terminated (caller's contract).
+    let s = unsafe { CStr::from_ptr(ptr) };
+    s.to_str().map_err(|e| {
+        Failure::new(
+            zgossip_result::ZGOSSIP_ERR_UTF8,
+            format!(
+                "{what} is not valid UTF-8 (bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Borrows an array of `count` C strings as UTF-8.
+///
+/// # Safety
+/// `array` is NULL or points to `count` pointers, each NULL or a
+/// NUL-terminated string, all valid for `'a`.
+pub(crate) unsafe fn str_array<'a>(
+    array: *const *const c_char,
+    count: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, Failure> {
+    if array.is_null() {
+        return Err(Failure::null_arg(what));
+    }
+    // SAFETY: array is non-NULL and holds count pointers (caller's contract).
+    let ptrs = unsafe { std::slice::from_raw_parts(array, count) };
+    ptrs.iter()
+        .enumerate()
+        // SAFETY: each element is NULL or a valid C string (caller's contract).
+        .map(|(i, &p)| unsafe { str_arg(p, &format!("{what}[{i}]")) })
+        .collect()
+}
+
+/// Copies a string into a new C string from `malloc`. A NUL inside `s`
+/// ends the C string there, as C would read it.
+pub(crate) fn c_string(s: &str) -> Result<*mut c_char, Failure> {
+    let bytes = s.as_bytes();
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    // SAFETY: malloc may be called with any size; the result is checked.
+    let p = unsafe { malloc(len + 1) }.cast::<u8>();
+    if p.is_null() {
+        return Err(out_of_memory());
+    }
+    // SAFETY: p holds len + 1 bytes, bytes holds at least len; they do not
+    // overlap (p is fresh).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, len);
+        *p.add(len) = 0;
+    }
+    Ok(p.cast())
+}
+
+/// Copies frames into a new `malloc`ed array of `malloc`ed C strings.
+pub(crate) fn c_frames(frames: &[String]) -> Result<*mut *mut c_char, Failure> {
+    let n = frames.len().max(1);
+    let size = n
+        .checked_mul(std::mem::size_of::<*mut c_char>())
+        .ok_or_else(out_of_memory)?;
+    // SAFETY: malloc may be called with any size; the result is checked.
+    let array = unsafe { malloc(size) }.cast::<*mut c_char>();
+    if array.is_null() {
+        return Err(out_of_memory());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        match c_string(f) {
+            // SAFETY: i < frames.len() <= n, the array's length.
+            Ok(s) => unsafe { array.add(i).write(s) },
+            Err(e) => {
+                // SAFETY: the first i slots hold strings from c_string;
+                // the array came from malloc.
+                unsafe { free_frames(array, i) };
+                return Err(e);
+            }
+        }
+    }
+    Ok(array)
+}
+
+/// Frees a string from [`c_string`]; NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or came from [`c_string`] (or C's `malloc`) and is not used
+/// again.
+pub(crate) unsafe fn free_string(s: *mut c_char) {
+    // SAFETY: s is NULL or malloc'ed (caller's contract); free(NULL) is a no-op.
+    unsafe { free(s.cast()) }
+}
+
+/// Frees an array from [`c_frames`] and every non-NULL string in it.
+///
+/// # Safety
+/// `array` is NULL or came from [`c_frames`] with at least `count` frames;
+/// each of its first `count` slots is NULL or a string from [`c_string`].
+pub(crate) unsafe fn free_frames(array: *mut *mut c_char, count: usize) {
+    if array.is_null() {
+        return;
+    }
+    for i in 0..count {
+        // SAFETY: i < count, within the array (caller's contract); each slot
+        // is NULL or a malloc'ed string.
+        unsafe { free_string(array.add(i).read()) };
+    }
+    // SAFETY: the array came from malloc (caller's contract).
+    unsafe { free(array.cast()) }
+}
+
+fn out_of_memory() -> Failure {
+    Failure::new(zgossip_result::ZGOSSIP_ERR_IO, "out of memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let frames = vec!["DELIVER".to_string(), "k".to_string(), "a\0b".to_string()];
+        let array = c_frames(&frames).unwrap();
+        // SAFETY: array holds 3 strings from c_frames.
+        let read: Vec<String> = (0..3)
+            .map(|i| unsafe { CStr::from_ptr(array.add(i).read()) })
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(read, ["DELIVER", "k", "a"]);
+        // SAFETY: array came from c_frames with 3 frames.
+        unsafe { free_frames(array, 3) };
+    }
+
+    #[test]
+    fn bad_strings_are_refused() {
+        let bad = b"\xff\xfe\0";
+        // SAFETY: bad is NUL-terminated.
+        let e = unsafe { str_arg(bad.as_ptr().cast(), "frames[1]") }.unwrap_err();
+        assert_eq!(e.code, zgossip_result::ZGOSSIP_ERR_UTF8);
+        assert!(e.message.contains("frames[1]"));
+        // SAFETY: NULL is allowed.
+        let e = unsafe { str_arg(std::ptr::null(), "name") }.unwrap_err();
+        assert_eq!(e.code, zgossip_result::ZGOSSIP_ERR_NULL_ARG);
+    }
+
+    #[test]
+    fn handles_are_taken_once() {
+        let mut h = handle_into_raw(5u32);
+        // SAFETY: h came from handle_into_raw.
+        assert_eq!(unsafe { handle_take(&mut h) }.map(|b| *b), Some(5));
+        assert!(h.is_null());
+        // SAFETY: the slot now holds NULL.
+        assert!(unsafe { handle_take(&mut h) }.is_none());
+        // SAFETY: a NULL slot is allowed.
+        assert!(unsafe { handle_take::<u32>(std::ptr::null_mut()) }.is_none());
+    }
+}
