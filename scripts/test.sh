@@ -14,7 +14,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 step() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------- packages
-DEB_PACKAGES=(pkg-config cmake libczmq-dev)
+DEB_PACKAGES=(pkg-config cmake g++ valgrind libzmq3-dev libczmq-dev)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,6 +37,10 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "cargo test"
 cargo test --all-targets --quiet 2>&1 | tee "$ROOT/target/cargo-test.log"
 cargo test --doc --quiet
+
+# ---------------------------------------------------------------- C
+step "C tests (ffi-tests against a staged install, valgrind included)"
+scripts/ctest.sh
 
 # ---------------------------------------------------------------- fuzz
 if [ "$FUZZ_SECONDS" != "0" ] && [ -d fuzz ]; then
