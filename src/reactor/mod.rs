@@ -52,6 +52,9 @@ struct Conn {
     ready: bool,
     born_ms: u64,
     peer: String,
+    /// Registered for writability too (only while output waits or a
+    /// connect is in progress: otherwise every ACK would wake us).
+    writable_interest: bool,
 }
 
 pub(crate) struct Reactor {
@@ -575,6 +578,7 @@ impl Reactor {
                 ready: false,
                 born_ms,
                 peer,
+                writable_interest: true,
             },
         );
         // Send our greeting now if we can.
@@ -693,7 +697,12 @@ impl Reactor {
     /// Moves engine output into the codec and codec output into the socket
     /// until the socket would block or nothing is left.
     fn pump(&mut self, token: Token) -> std::result::Result<(), String> {
-        let Reactor { conns, engine, .. } = self;
+        let Reactor {
+            conns,
+            engine,
+            poll,
+            ..
+        } = self;
         let Some(c) = conns.get_mut(&token) else {
             return Ok(());
         };
@@ -701,7 +710,7 @@ impl Reactor {
             return Ok(());
         }
         let id = token.0 as ConnId;
-        loop {
+        let blocked = loop {
             if c.ready {
                 let zmtp = &mut c.zmtp;
                 engine.drain_outbox(id, |frame| {
@@ -711,16 +720,29 @@ impl Reactor {
             }
             let out = c.zmtp.pending_output();
             if out.is_empty() {
-                return Ok(());
+                break false;
             }
             match c.stream.write(out) {
                 Ok(0) => return Err("connection closed while writing".into()),
                 Ok(n) => c.zmtp.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
             }
+        };
+        // Ask for writability exactly while output waits.
+        if blocked != c.writable_interest {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            poll.registry()
+                .reregister(&mut c.stream, token, interest)
+                .map_err(|e| e.to_string())?;
+            c.writable_interest = blocked;
         }
+        Ok(())
     }
 
     /// Closes a connection and tells the engine.

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds bench/gossip_bench.c twice (against CZMQ's zgossip actor and
+# against zgossip's C API), runs every scenario alternately RUNS times on
+# loopback, then prints medians and ratios against the targets of issue 8
+# (bench/report.py) and regenerates the plots in docs/img/.
+#
+#   bench/compare.sh            # RUNS=3, about 5-8 minutes on 2 cores
+#   RUNS=1 bench/compare.sh     # quicker
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+OUT=${OUT:-target/bench/results.jsonl}
+mkdir -p target/bench
+cargo build --release --lib --quiet
+cc -O2 -DUSE_CZMQ -o target/bench/bench-czmq bench/gossip_bench.c $(pkg-config --cflags --libs libczmq)
+cc -O2 -Iinclude -o target/bench/bench-zgossip bench/gossip_bench.c \
+    target/release/libzgossip.a -lpthread -ldl -lm
+ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+: > "$OUT"
+
+run() { # impl scenario [n] -- one bounded run, one JSON line appended
+    local impl=$1; shift
+    local line
+    if line=$(BENCH_DEADLINE=${DEADLINE:-30} timeout 120 "target/bench/bench-$impl" "$@" 2>/dev/null | tail -n 1) && [ -n "$line" ]; then
+        echo "$line" | tee -a "$OUT"
+    else
+        echo "{\"impl\":\"$impl\",\"scenario\":\"$1\",\"n\":${2:-0},\"seconds\":-1,\"ok\":false}" | tee -a "$OUT"
+    fi
+}
+
+for r in $(seq 1 "$RUNS"); do
+    echo "== run $r of $RUNS"
+    for impl in czmq zgossip; do
+        run "$impl" star 100000
+        run "$impl" chain 20
+        run "$impl" memory 200000
+        run "$impl" swarm
+    done
+    # Join: CZMQ against 100,000 tuples (1,000,000 takes it many seconds
+    # per run), zgossip against the 1,000,000 of the target as well.
+    run czmq join 100000
+    run zgossip join 100000
+    run zgossip join 1000000
+done
+# Scenarios CZMQ fails: once each, with a 30 s deadline.
+for impl in czmq zgossip; do
+    DEADLINE=30 run "$impl" chain128
+    DEADLINE=30 run "$impl" mesh1000
+done
+python3 bench/report.py "$OUT"
