@@ -42,6 +42,11 @@ cargo test --doc --quiet
 step "C tests (ffi-tests against a staged install, valgrind included)"
 scripts/ctest.sh
 
+step "README examples (C with pkg-config, CMake, Python)"
+PY=""
+[ -x .venv/bin/python ] && .venv/bin/python -c "import zgossip" 2>/dev/null && PY=.venv/bin/python
+python3 scripts/readme_snippets.py build/stage $PY
+
 # ---------------------------------------------------------------- fuzz
 if [ "$FUZZ_SECONDS" != "0" ] && [ -d fuzz ]; then
     step "fuzzing each decoder for ${FUZZ_SECONDS}s"
