@@ -1,19 +1,17 @@
 //! The node handle: a thread running the reactor, a command pipe into it
 //! and a reply pipe out of it, as a CZMQ `zactor`.
 
-use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::reactor::Reactor;
+use crate::replies::Replies;
 
 /// A command on its way to the node thread, with where to send the outcome
 /// when the caller waits for it.
@@ -272,117 +270,6 @@ impl Drop for CloseOnDrop {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The reply pipe: a queue of messages plus a socket pair whose read end is
-/// readable exactly while the queue is not empty.
-pub(crate) struct Replies {
-    inner: Mutex<RepliesInner>,
-    ready: Condvar,
-    signal_tx: UnixStream,
-    signal_rx: UnixStream,
-}
-
-struct RepliesInner {
-    queue: VecDeque<Vec<String>>,
-    closed: bool,
-    signalled: bool,
-}
-
-impl Replies {
-    fn new() -> Result<Replies> {
-        let (signal_tx, signal_rx) =
-            UnixStream::pair().map_err(|e| Error::io("cannot create reply pipe", e))?;
-        signal_tx
-            .set_nonblocking(true)
-            .and_then(|_| signal_rx.set_nonblocking(true))
-            .map_err(|e| Error::io("cannot create reply pipe", e))?;
-        Ok(Replies {
-            inner: Mutex::new(RepliesInner {
-                queue: VecDeque::new(),
-                closed: false,
-                signalled: false,
-            }),
-            ready: Condvar::new(),
-            signal_tx,
-            signal_rx,
-        })
-    }
-
-    /// Queues a message for the application.
-    pub(crate) fn push(&self, msg: Vec<String>) {
-        let mut g = lock(&self.inner);
-        g.queue.push_back(msg);
-        if !g.signalled {
-            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        }
-        drop(g);
-        self.ready.notify_one();
-    }
-
-    /// Queues several messages under one lock.
-    pub(crate) fn push_many(&self, msgs: impl Iterator<Item = Vec<String>>) {
-        let mut g = lock(&self.inner);
-        let before = g.queue.len();
-        g.queue.extend(msgs);
-        if g.queue.len() == before {
-            return;
-        }
-        if !g.signalled {
-            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        }
-        drop(g);
-        self.ready.notify_one();
-    }
-
-    /// Marks the pipe closed: readers get what is queued, then `Terminated`.
-    pub(crate) fn close(&self) {
-        let mut g = lock(&self.inner);
-        g.closed = true;
-        if !g.signalled {
-            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        }
-        drop(g);
-        self.ready.notify_all();
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.inner).queue.len()
-    }
-
-    fn pop(&self, deadline: Option<Instant>) -> Result<Option<Vec<String>>> {
-        let mut g = lock(&self.inner);
-        loop {
-            if let Some(m) = g.queue.pop_front() {
-                if g.queue.is_empty() && !g.closed && g.signalled {
-                    let mut buf = [0u8; 16];
-                    while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
-                    g.signalled = false;
-                }
-                return Ok(Some(m));
-            }
-            if g.closed {
-                return Err(Error::Terminated);
-            }
-            g = match deadline {
-                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Ok(None);
-                    }
-                    self.ready
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
-    }
-
-    fn fd(&self) -> RawFd {
-        self.signal_rx.as_raw_fd()
-    }
 }

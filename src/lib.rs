@@ -14,6 +14,7 @@ mod error;
 pub mod ffi;
 pub mod node;
 mod reactor;
+mod replies;
 pub mod sim;
 pub mod store;
 pub mod wire;

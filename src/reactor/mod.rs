@@ -16,12 +16,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::actor::{Envelope, Replies};
+use crate::actor::Envelope;
 use crate::command::Command;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{Action, ConnId, Engine, Event, Now, Peer, RemoteId, Role, Settings};
+use crate::node::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
+use crate::replies::Replies;
 use crate::wire::{ext, zmtp};
 
 use net::{Listener, Stream};
@@ -369,6 +370,7 @@ impl Reactor {
                     ("malformed", st.malformed),
                     ("sessions-expired", st.sessions_expired),
                     ("replies-pending", self.replies.len() as u64),
+                    ("replies-coalesced", self.replies.coalesced()),
                 ];
                 let mut reply = vec!["STATS".to_string()];
                 for (name, value) in counters {
@@ -509,6 +511,9 @@ impl Reactor {
         };
         self.extensions = extensions;
         self.linger_ms = ms("server/linger", self.linger_ms)?;
+        let limit = ms("server/pipe-limit", crate::replies::DEFAULT_LIMIT as u64)?;
+        self.replies
+            .set_limit(usize::try_from(limit).unwrap_or(usize::MAX));
         let verbose = cfg.get("server/verbose").map(str::trim);
         if matches!(verbose, Some(v) if v != "0" && !v.is_empty()) {
             self.engine.set_verbose(true);
@@ -806,11 +811,7 @@ impl Reactor {
     fn flush_deliveries(&mut self) {
         let engine = &mut self.engine;
         self.replies
-            .push_many(std::iter::from_fn(|| engine.poll_event()).map(|e| match e {
-                Event::Deliver { key, value } => vec!["DELIVER".into(), key, value],
-                Event::Expire { key } => vec!["EXPIRE".into(), key],
-                Event::Delete { key } => vec!["DELETE".into(), key],
-            }));
+            .push_news(std::iter::from_fn(|| engine.poll_event()));
     }
 
     fn housekeeping(&mut self, now: Now) {
