@@ -12,12 +12,12 @@ fi
 for target in $(cargo fuzz list); do
     echo "fuzzing $target for ${SECONDS_EACH}s"
     mkdir -p "corpus/$target"
-    log="../target/fuzz-$target.log"
-    mkdir -p ../target
+    log="${CARGO_TARGET_DIR:-../target}/fuzz-$target.log"
+    mkdir -p "$(dirname "$log")"
     if ! cargo fuzz run -s none "$target" "corpus/$target" -- \
         -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log"
-        echo "fuzz target $target failed (log: target/fuzz-$target.log)"
+        echo "fuzz target $target failed (log: $log)"
         exit 1
     fi
     grep -E "^stat::number_of_executed_units" "$log" || true

@@ -35,7 +35,7 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --all-targets --quiet -- -D warnings
 
 step "cargo test"
-cargo test --all-targets --quiet 2>&1 | tee "$ROOT/target/cargo-test.log"
+cargo test --all-targets --quiet
 cargo test --doc --quiet
 
 # ---------------------------------------------------------------- C
