@@ -42,6 +42,9 @@ export MYPY_CACHE_DIR="$VENV/.mypy_cache"
 step "mypy.stubtest zgossip"
 "$PY" -m mypy.stubtest zgossip
 
+step "mypy on the tests (the stub is usable)"
+"$PY" -m mypy "$HERE/tests"
+
 step "pytest"
 status=0
 "$PY" -m pytest -p no:cacheprovider --rootdir "$HERE" -c "$HERE/pyproject.toml" "$HERE/tests" "$@" || status=$?

@@ -297,6 +297,5 @@ fn utf8_path(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 #[pymodule]
 fn _zgossip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeCore>()?;
-    m.add("SLICE_SECONDS", SLICE.as_secs_f64())?;
     Ok(())
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import List
+from typing import List, Optional
 
 import pytest
 
@@ -16,7 +16,7 @@ from conftest import BOUND, require, wait_status
 try:
     import zmq
 except ImportError:  # pragma: no cover - depends on the machine
-    zmq = None
+    zmq = None  # type: ignore[assignment]
 
 HELLO = b"\xaa\xa0\x01\x01"
 PING = b"\xaa\xa0\x03\x01"
@@ -48,7 +48,8 @@ def ctx():
     context.destroy(linger=0)
 
 
-def dealer(ctx, port: int):
+def dealer(ctx, port: Optional[int]):
+    assert port is not None
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.rcvtimeo = int(BOUND * 1000)

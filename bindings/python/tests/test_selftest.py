@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import List
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_czmq_selftest_scenario(transport: str) -> None:
 
         # As CZMQ's test: STATUS comes after the four deliveries. A slow
         # machine may need longer than 200 ms, so ask again (bounded).
-        deliveries = []
+        deliveries: List[List[str]] = []
         deadline = time.monotonic() + BOUND
         while True:
             alpha.send("STATUS")
