@@ -16,6 +16,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
+# The binding crate is its own cargo workspace; keep its build under the
+# repository's ignored target/ unless the caller chose a directory.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/python}
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -36,7 +36,7 @@ def test_recv_async_gets_delivery_without_blocking_the_loop() -> None:
             tick_task.cancel()
             assert msg == ["DELIVER", "k", "v"]
             # The loop ran other tasks while recv_async waited.
-            assert ticks >= 5
+            assert ticks >= 3
 
     run(main())
 
