@@ -1,0 +1,85 @@
+# Hand-written stub for the zgossip package (checked with
+# `python -m mypy.stubtest zgossip`).
+import os
+from types import TracebackType
+from typing import AsyncIterator, Iterator, List, Optional, Type, Union
+
+__all__ = [
+    "Node",
+    "Error",
+    "CommandError",
+    "IoError",
+    "ConfigError",
+    "TerminatedError",
+    "__version__",
+]
+
+__version__: str
+
+class Error(Exception):
+    """Base class of every error the zgossip node reports."""
+
+class CommandError(Error, ValueError):
+    """A command was refused (bad name, arguments, endpoint, key, ttl)."""
+
+class IoError(Error, OSError):
+    """An operating-system operation failed; ``errno`` is set when known."""
+
+class ConfigError(Error):
+    """A configuration file or path could not be read, written or applied."""
+
+class TerminatedError(Error):
+    """The node has stopped."""
+
+class Node:
+    """A gossip node running in its own thread."""
+
+    def __new__(cls, name: str = "zgossip") -> "Node": ...
+    @property
+    def name(self) -> str:
+        """The name given when the node was created."""
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+    @property
+    def pending(self) -> int:
+        """Number of replies and deliveries waiting to be received."""
+    def close(self) -> None:
+        """Stops the node and waits for its thread; idempotent."""
+    def __enter__(self) -> "Node": ...
+    def __exit__(
+        self,
+        *exc_info: Union[Type[BaseException], BaseException, TracebackType, None],
+    ) -> None: ...
+    def send(self, *frames: str) -> None:
+        """Sends a raw command, one string per frame."""
+    def recv(self, timeout: Optional[float] = None) -> Optional[List[str]]:
+        """Next reply or delivery; ``None`` when ``timeout`` seconds pass."""
+    def fileno(self) -> int:
+        """A descriptor readable while a reply or delivery waits."""
+    def bind(self, endpoint: str) -> Optional[int]:
+        """Binds an endpoint; returns the TCP port, ``None`` for ipc/inproc."""
+    def connect(self, endpoint: str) -> None:
+        """Connects to a remote node's endpoint."""
+    def publish(self, key: str, value: str, ttl: Optional[float] = None) -> None:
+        """Publishes a tuple; ``ttl`` in seconds makes it expire."""
+    def status(self) -> int:
+        """The number of tuples held."""
+    def port(self) -> int:
+        """The port of the last TCP bind, 0 if none."""
+    def verbose(self) -> None:
+        """Traces protocol events on standard error."""
+    def set(self, path: str, value: Union[str, int]) -> None:
+        """Sets a configuration path."""
+    def load(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Loads a ZPL configuration file."""
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Saves the configuration tree as ZPL."""
+    def deliveries(self, timeout: Optional[float] = None) -> Iterator[tuple[str, str]]:
+        """Iterates over ``(key, value)`` deliveries."""
+    async def recv_async(self, timeout: Optional[float] = None) -> Optional[List[str]]:
+        """``recv()`` for asyncio."""
+    def deliveries_async(
+        self, timeout: Optional[float] = None
+    ) -> AsyncIterator[tuple[str, str]]:
+        """``deliveries()`` for asyncio."""
