@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is
 # missing (Debian packages; Python packages go into ./.venv), then runs the
-# Rust checks and tests, the bounded fuzz runs, the C tests (ctest) and the
-# Python tests (pytest). Exits non-zero on the first failure.
+# Rust checks and tests, the C tests (ctest, valgrind), the Python tests
+# (pytest), the README examples and bounded fuzz runs. Exits non-zero on
+# the first failure.
 #
 #   scripts/test.sh            everything
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz runs
@@ -41,6 +42,9 @@ cargo test --doc --quiet
 # ---------------------------------------------------------------- C
 step "C tests (ffi-tests against a staged install, valgrind included)"
 scripts/ctest.sh
+
+step "python package (bindings/python/test.sh)"
+bindings/python/test.sh
 
 step "README examples (C with pkg-config, CMake, Python)"
 PY=""

@@ -148,6 +148,12 @@ struct Conn {
     /// When the server last started a round with us (client side,
     /// extended): if rounds stop coming, our HELLO was lost; say it again.
     last_sync_rx: u64,
+    /// Outbound extended connection before the server's first RANGES:
+    /// forwards wait here (until that RANGES is answered, or
+    /// `hold_until`), so that tuples published while the connection came
+    /// up do not overtake older ones that travel by the reconciliation.
+    held: Option<Vec<u8>>,
+    hold_until: u64,
     /// Frames waiting for the driver: each is a 4-byte little-endian length
     /// then the ZGP body.
     outbox: Vec<u8>,
@@ -167,6 +173,10 @@ struct Remote {
     backoff_ms: u64,
     redial_at: Option<u64>,
 }
+
+/// Longest time forwards wait on a new outbound extended connection for
+/// the server's first reconciliation message.
+const HOLD_MS: u64 = 500;
 
 /// Counters for STATUS-like introspection and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -367,6 +377,8 @@ impl Engine {
                 peer,
                 next_sync: now.mono_ms + self.settings.sync_interval_ms,
                 last_sync_rx: now.mono_ms,
+                held: (peer.extended && matches!(role, Role::Outbound(_))).then(Vec::new),
+                hold_until: now.mono_ms + HOLD_MS,
                 outbox: Vec::new(),
                 outbox_pos: 0,
                 last_rx: now.mono_ms,
@@ -541,6 +553,22 @@ impl Engine {
         }
     }
 
+    /// Sends the forwards held on a new outbound connection.
+    pub(super) fn release_held(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(held) = c.held.take() else {
+            return;
+        };
+        if !held.is_empty() {
+            if c.outbox.len() == c.outbox_pos {
+                self.dirty.push(conn);
+            }
+            c.outbox.extend_from_slice(&held);
+        }
+    }
+
     fn set_session(&mut self, conn: ConnId, session: Session) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = session;
@@ -691,6 +719,11 @@ impl Engine {
                 && !c.closing
                 && (matches!(c.role, Role::Outbound(_)) || c.session != Session::Start);
             if !eligible || (!c.peer.extended && t.deleted) {
+                continue;
+            }
+            if let Some(held) = c.held.as_mut() {
+                push_raw(held, &v2);
+                sent += 1;
                 continue;
             }
             if c.outbox.len() == c.outbox_pos {
@@ -946,6 +979,15 @@ impl Engine {
         }
         for id in ping {
             self.send(id, &Message::Ping, now);
+        }
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.held.is_some() && t >= c.hold_until)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.release_held(id);
         }
         for id in rehello {
             self.trace(format_args!(

@@ -182,7 +182,12 @@ impl Engine {
         }
         match msg {
             ext::Message::Tuple(t) => self.accept_ext(t, conn, now),
-            ext::Message::Ranges(ranges) => self.on_ranges(conn, &ranges, now),
+            ext::Message::Ranges(ranges) => {
+                self.on_ranges(conn, &ranges, now);
+                // What we answered goes first, then the forwards held
+                // while the connection came up.
+                self.release_held(conn);
+            }
             ext::Message::Items(groups) => self.on_items(conn, &groups, now),
             ext::Message::Want(hashes) => self.on_want(conn, &hashes, now),
         }

@@ -307,3 +307,39 @@ fn cycle_of_nodes_converges_without_livelock() {
         assert_eq!(delivered.len(), 6, "5 tuples then the update, each once");
     }
 }
+
+#[test]
+fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
+    // k0 exists before the connection (it travels by reconciliation), k1
+    // is published right after it came up (it is forwarded): the server
+    // must still see k0 first.
+    let ext = Peer {
+        extended: true,
+        timeout_ms: Some(1000),
+    };
+    let mut c = Engine::new("c", 2, Settings::default());
+    let mut s = Engine::new("s", 1, Settings::default());
+    c.publish("k0", "v", None, at(0));
+    let r = c.add_remote("sim://s", at(0));
+    c.poll_action();
+    s.handle_connected(11, Role::Inbound, ext, at(0));
+    c.handle_connected(10, Role::Outbound(r), ext, at(0));
+    c.publish("k1", "v", None, at(1));
+    for _ in 0..20 {
+        let to_s = drain(&mut c, 10);
+        let to_c = drain(&mut s, 11);
+        if to_s.is_empty() && to_c.is_empty() {
+            break;
+        }
+        for f in to_s {
+            s.handle_frame(11, &f, false, at(2));
+        }
+        for f in to_c {
+            c.handle_frame(10, &f, false, at(2));
+        }
+    }
+    let keys: Vec<String> = std::iter::from_fn(|| s.poll_event())
+        .map(|e| e.key().to_string())
+        .collect();
+    assert_eq!(keys, ["k0", "k1"]);
+}

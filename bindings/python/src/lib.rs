@@ -225,6 +225,33 @@ impl NodeCore {
         py.detach(|| self.node.status()).map_err(|e| raise(py, e))
     }
 
+    /// Deletes a key on every node of the network; each application gets
+    /// ``DELETE key``.
+    fn unpublish(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        py.detach(|| self.node.unpublish(key))
+            .map_err(|e| raise(py, e))
+    }
+
+    /// The value of ``key`` if the node holds it, else ``None``. Takes
+    /// nothing off the reply pipe.
+    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<String>> {
+        py.detach(|| self.node.get(key)).map_err(|e| raise(py, e))
+    }
+
+    /// The keys the node holds that start with ``prefix``, oldest first.
+    /// Takes nothing off the reply pipe.
+    #[pyo3(signature = (prefix = ""))]
+    fn keys(&self, py: Python<'_>, prefix: &str) -> PyResult<Vec<String>> {
+        py.detach(|| self.node.keys(prefix))
+            .map_err(|e| raise(py, e))
+    }
+
+    /// The node's counters by name (tuples, tombstones, connections,
+    /// frames, sync traffic, expiries, ...).
+    fn stats(&self, py: Python<'_>) -> PyResult<std::collections::BTreeMap<String, u64>> {
+        py.detach(|| self.node.stats()).map_err(|e| raise(py, e))
+    }
+
     /// The port of the last TCP bind, 0 if none. Takes nothing off the
     /// reply pipe.
     fn port(&self, py: Python<'_>) -> PyResult<u16> {

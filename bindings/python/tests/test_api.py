@@ -410,3 +410,26 @@ def test_load_errors_raise_config_error(node, tmp_path: pathlib.Path) -> None:
         node.load(bad)
     with pytest.raises(zgossip.ConfigError):
         node.save(tmp_path / "no" / "such" / "dir" / "x.cfg")
+
+
+def test_get_keys_unpublish_and_stats() -> None:
+    with zgossip.Node("a") as a, zgossip.Node("b") as b:
+        port = a.bind("tcp://127.0.0.1:*")
+        b.connect(f"tcp://127.0.0.1:{port}")
+        a.publish("svc/db", "10.0.0.5")
+        a.publish("svc/web", "10.0.0.6")
+        a.publish("other", "x")
+        deadline = time.monotonic() + 5
+        while b.status() < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert b.get("svc/db") == "10.0.0.5"
+        assert b.get("missing") is None
+        assert b.keys("svc/") == ["svc/db", "svc/web"]
+        assert len(b.keys()) == 3
+        b.unpublish("svc/db")
+        while a.get("svc/db") is not None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert a.stats()["tombstones"] == 1
+        assert a.stats()["tuples"] == 2

@@ -2,7 +2,7 @@
 # `python -m mypy.stubtest zgossip`).
 import os
 from types import TracebackType
-from typing import AsyncIterator, Iterator, List, Optional, Type, Union
+from typing import AsyncIterator, Dict, Iterator, List, Optional, Type, Union
 
 __all__ = [
     "Node",
@@ -67,6 +67,14 @@ class Node:
         """The number of tuples held."""
     def port(self) -> int:
         """The port of the last TCP bind, 0 if none."""
+    def unpublish(self, key: str) -> None:
+        """Deletes a key on every node of the network."""
+    def get(self, key: str) -> Optional[str]:
+        """The value of ``key`` if the node holds it, else ``None``."""
+    def keys(self, prefix: str = "") -> List[str]:
+        """The keys held that start with ``prefix``."""
+    def stats(self) -> Dict[str, int]:
+        """The node's counters by name."""
     def verbose(self) -> None:
         """Traces protocol events on standard error."""
     def set(self, path: str, value: Union[str, int]) -> None:
