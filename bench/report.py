@@ -185,8 +185,23 @@ def main():
                    [("messages per tuple per node", "#2a7ab9", [s["messages_per_tuple"] / s["nodes"] * 1000 for s in sim]),
                     ("hops to converge", "#c0392b", [s["rounds"] for s in sim])],
                    "nodes (log scale)", "hops; messages per tuple per 1000 nodes")
+    os.makedirs(os.path.join(ROOT, "target", "bench"), exist_ok=True)
     with open(os.path.join(ROOT, "target", "bench", "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    # The results table of docs/benchmarks.md.
+    doc = os.path.join(ROOT, "docs", "benchmarks.md")
+    if os.path.exists(doc) and rows:
+        text = open(doc).read()
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        if start in text and end in text:
+            import datetime
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            runs = max((sum(1 for r in rows if r["impl"] == "zgossip" and r["scenario"] == "star")), 1)
+            stamp = datetime.date.today().isoformat()
+            body = f"\nMedians of {runs} run(s), {stamp}:\n\n" + "\n".join(lines) + "\n\n"
+            with open(doc, "w") as f:
+                f.write(head + start + body + end + tail)
 
 
 if __name__ == "__main__":
