@@ -4,25 +4,14 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::command::Command;
+use crate::command::{Command, Envelope};
 use crate::error::{Error, Result};
 use crate::reactor::Reactor;
-use crate::replies::Replies;
-
-/// A command on its way to the node thread, with where to send the outcome
-/// when the caller waits for it.
-pub(crate) struct Envelope {
-    pub cmd: Command,
-    pub ack: Option<mpsc::SyncSender<Result<Option<Vec<String>>>>>,
-    /// Return the command's reply (PORT, STATUS) through `ack` instead of
-    /// the reply pipe: the typed conveniences use this, so they never take
-    /// deliveries off the pipe.
-    pub direct: bool,
-}
+use crate::replies::{lock, Replies};
 
 /// A gossip node running in its own thread.
 ///
@@ -268,8 +257,4 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close();
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,8 +1,10 @@
 //! The string commands an application sends to a node, parsed and checked
 //! in the caller's thread so a bad one is refused before it is queued.
 
+use std::sync::mpsc;
+
 use crate::endpoint::Endpoint;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::wire::gossip::MAX_KEY_LEN;
 
 /// Largest value a PUBLISH may carry (the default largest frame less the
@@ -12,6 +14,17 @@ pub const MAX_VALUE_LEN: usize = 1 << 20;
 /// Longest time to live a PUBLISH may ask for (about 49 days: what the
 /// ttl field of a plain ZGP PUBLISH can carry).
 pub const MAX_TTL_MS: u64 = u32::MAX as u64;
+
+/// A command on its way to the node thread, with where to send the outcome
+/// when the caller waits for it.
+pub(crate) struct Envelope {
+    pub cmd: Command,
+    pub ack: Option<mpsc::SyncSender<Result<Option<Vec<String>>>>>,
+    /// Return the command's reply (PORT, STATUS) through `ack` instead of
+    /// the reply pipe: the typed conveniences use this, so they never take
+    /// deliveries off the pipe.
+    pub direct: bool,
+}
 
 /// A command, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,10 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::actor::lock;
 use crate::error::{Error, Result};
 use crate::node::Event;
 
@@ -194,6 +193,12 @@ impl Replies {
     pub(crate) fn fd(&self) -> RawFd {
         self.signal_rx.as_raw_fd()
     }
+}
+
+/// Locks a mutex, going on if another thread panicked while holding it
+/// (the data here stays consistent at every step).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The message form of news: `DELIVER key value`, `EXPIRE key`, `DELETE key`.

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::actor::Envelope;
-use crate::command::Command;
+use crate::command::{Command, Envelope};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
