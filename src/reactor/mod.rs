@@ -571,6 +571,7 @@ impl Reactor {
             as_server: false,
             max_frame: MAX_FRAME,
             properties,
+            mechanism: zmtp::MechanismConfig::Null,
         });
         let born_ms = self.now().mono_ms;
         self.conns.insert(
