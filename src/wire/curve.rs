@@ -62,10 +62,13 @@ pub const MESSAGE_OVERHEAD: usize = 8 + 8 + TAG_LEN + 1;
 pub(crate) const INNER_MORE: u8 = 0x01;
 pub(crate) const INNER_COMMAND: u8 = 0x02;
 
+/// The function behind a [`ClientCheck`].
+pub type CheckFn = dyn Fn(&[u8; KEY_LEN]) -> Result<(), String> + Send + Sync;
+
 /// Decides whether a CURVE client, known by its long-term public key, may
 /// connect. `Err` carries the reason sent back in the `ERROR` command.
 #[derive(Clone)]
-pub struct ClientCheck(pub Arc<dyn Fn(&[u8; KEY_LEN]) -> Result<(), String> + Send + Sync>);
+pub struct ClientCheck(pub Arc<CheckFn>);
 
 impl fmt::Debug for ClientCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
