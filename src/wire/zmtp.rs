@@ -184,6 +184,9 @@ pub struct Config {
     pub properties: Vec<(String, Vec<u8>)>,
     /// The security mechanism, NULL by default.
     pub mechanism: MechanismConfig,
+    /// When set, the peer is refused: once its greeting arrived it gets an
+    /// `ERROR` with this reason and nothing else (no handshake command).
+    pub refuse: Option<String>,
 }
 
 /// Which security mechanism a connection runs, with its keys.
@@ -237,6 +240,7 @@ impl Config {
             max_frame: DEFAULT_MAX_FRAME,
             properties: Vec::new(),
             mechanism: MechanismConfig::Null,
+            refuse: None,
         }
     }
 }
@@ -986,6 +990,12 @@ impl Connection {
             let peer = String::from_utf8_lossy(mech.get(..end).unwrap_or(mech)).into_owned();
             return Err(Error::MechanismMismatch { ours, peer });
         }
+        if let Some(reason) = &self.config.refuse {
+            // Past the greeting, so `poll` sends the ERROR.
+            let e = Error::Refused(reason.clone());
+            self.state = State::Handshake;
+            return Err(e);
+        }
         // as-server and filler carry no meaning for NULL; not validated.
         // CURVE needs one client and one server.
         if let Mechanism::Curve(c) = &self.mechanism {
@@ -1262,7 +1272,18 @@ impl Connection {
         match self.state {
             State::Closed => return,
             State::Greeting => {}
-            State::Handshake | State::Ready => push_error(&mut self.out, reason),
+            State::Handshake => push_error(&mut self.out, reason),
+            State::Ready => {
+                // After the handshake the ERROR goes through the mechanism
+                // (boxed under CURVE).
+                let bytes = reason.as_bytes();
+                let reason = bytes.get(..255).unwrap_or(bytes);
+                let _ = self.mechanism.encode_command(
+                    b"ERROR",
+                    &[&[reason.len() as u8], reason],
+                    &mut self.out,
+                );
+            }
         }
         self.close(None);
     }
@@ -1972,6 +1993,23 @@ mod tests {
             }
         }
         assert!(fresh.is_closed(), "a recorded stream was accepted again");
+    }
+
+    #[test]
+    fn refused_peer_gets_error_only() {
+        let (c, s, _, _) = curve_cfgs(None, None);
+        let mut refusing = s;
+        refusing.refuse = Some("address 10.0.0.9 is denied".into());
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(refusing);
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert_eq!(rb, Err(Error::Refused("address 10.0.0.9 is denied".into())));
+        assert_eq!(
+            ra,
+            Err(Error::PeerError(
+                "access denied: address 10.0.0.9 is denied".into()
+            ))
+        );
     }
 
     #[test]
