@@ -37,7 +37,32 @@ pub enum Command {
     Load(String),
     Set(String, String),
     Save(String),
-    Connect(Endpoint),
+    /// CONNECT endpoint [server-public-key]: with a key, dial as a CURVE
+    /// client of that server.
+    Connect(Endpoint, Option<[u8; 32]>),
+    /// `SET PUBLICKEY key` (one frame "SET PUBLICKEY", as CZMQ): our CURVE
+    /// public key, Z85.
+    SetPublicKey([u8; 32]),
+    /// `SET SECRETKEY key`: our CURVE secret key, Z85. Once set, inbound
+    /// connections are CURVE.
+    SetSecretKey([u8; 32]),
+    /// `ZAP DOMAIN domain` (as CZMQ; recorded, shown in traces).
+    ZapDomain(String),
+    /// KEYGEN: reply `KEYGEN public secret` (a new key pair, Z85).
+    Keygen,
+    /// CERT path: our key pair from a CZMQ zcert file (`path_secret` or
+    /// `path`).
+    Cert(String),
+    /// ALLOW address...: only these peer addresses may connect (zauth).
+    Allow(Vec<std::net::IpAddr>),
+    /// DENY address...: these peer addresses may not connect (zauth).
+    Deny(Vec<std::net::IpAddr>),
+    /// `CURVE ALLOW key...`: only these CURVE client keys (Z85) may connect.
+    CurveAllow(Vec<[u8; 32]>),
+    /// `CURVE *`: any CURVE client that knows our public key (default).
+    CurveAny,
+    /// `CURVE directory`: clients whose zcert public files are there (zauth).
+    CurveCerts(String),
     /// PUBLISH key value [ttl-msecs]
     Publish {
         key: String,
@@ -105,8 +130,77 @@ impl Command {
                 Ok(Command::Save(args[0].to_string()))
             }
             "CONNECT" => {
-                want(1, "CONNECT endpoint")?;
-                Endpoint::parse_connect(args[0]).map(Command::Connect)
+                if args.len() != 2 {
+                    want(1, "CONNECT endpoint [server-public-key]")?;
+                }
+                let ep = Endpoint::parse_connect(args[0])?;
+                let key = match args.get(1) {
+                    Some(k) => Some(crate::curve::decode_key("CONNECT: server public key", k)?),
+                    None => None,
+                };
+                Ok(Command::Connect(ep, key))
+            }
+            "SET PUBLICKEY" | "SET SECRETKEY" => {
+                want(1, &format!("{name} key"))?;
+                let key = crate::curve::decode_key(name, args[0])?;
+                Ok(if name == "SET PUBLICKEY" {
+                    Command::SetPublicKey(key)
+                } else {
+                    Command::SetSecretKey(key)
+                })
+            }
+            "ZAP DOMAIN" => {
+                want(1, "ZAP DOMAIN domain")?;
+                Ok(Command::ZapDomain(args[0].to_string()))
+            }
+            "KEYGEN" => want(0, "KEYGEN").map(|_| Command::Keygen),
+            "CERT" => {
+                want(1, "CERT path")?;
+                non_empty(name, "path", args[0])?;
+                Ok(Command::Cert(args[0].to_string()))
+            }
+            "ALLOW" | "DENY" => {
+                if args.is_empty() {
+                    return Err(Error::command(format!(
+                        "{name} takes at least 1 argument: usage: {name} address..."
+                    )));
+                }
+                let ips = args
+                    .iter()
+                    .map(|a| {
+                        crate::security::parse_address(a)
+                            .map_err(|e| Error::command(format!("{name}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(if name == "ALLOW" {
+                    Command::Allow(ips)
+                } else {
+                    Command::Deny(ips)
+                })
+            }
+            "CURVE" | "CURVE ALLOW" => {
+                let keys = match (name, args.first()) {
+                    ("CURVE ALLOW", _) => &args[..],
+                    (_, Some(&"ALLOW")) => &args[1..],
+                    _ => {
+                        want(1, "CURVE * | CURVE directory | CURVE ALLOW key...")?;
+                        non_empty(name, "directory", args[0])?;
+                        return Ok(if args[0] == "*" {
+                            Command::CurveAny
+                        } else {
+                            Command::CurveCerts(args[0].to_string())
+                        });
+                    }
+                };
+                if keys.is_empty() {
+                    return Err(Error::command(
+                        "CURVE ALLOW takes at least 1 key: usage: CURVE ALLOW key...",
+                    ));
+                }
+                keys.iter()
+                    .map(|k| crate::curve::decode_key("CURVE ALLOW: client key", k))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Command::CurveAllow)
             }
             "PUBLISH" => {
                 if args.len() != 3 {
@@ -162,7 +256,8 @@ impl Command {
             "" => Err(Error::command("empty command name")),
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
-                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS)"
+                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS, \
+                 SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE)"
             ))),
         }
     }
@@ -185,7 +280,30 @@ impl std::fmt::Display for Command {
             Command::Load(file) => write!(f, "LOAD {file}"),
             Command::Set(path, value) => write!(f, "SET {path} {value}"),
             Command::Save(file) => write!(f, "SAVE {file}"),
-            Command::Connect(ep) => write!(f, "CONNECT {ep}"),
+            Command::Connect(ep, None) => write!(f, "CONNECT {ep}"),
+            Command::Connect(ep, Some(k)) => {
+                write!(f, "CONNECT {ep} {}", crate::wire::z85::encode_key(k))
+            }
+            Command::SetPublicKey(k) => {
+                write!(f, "SET PUBLICKEY {}", crate::wire::z85::encode_key(k))
+            }
+            // Never show a secret in a trace.
+            Command::SetSecretKey(_) => write!(f, "SET SECRETKEY <redacted>"),
+            Command::ZapDomain(d) => write!(f, "ZAP DOMAIN {d}"),
+            Command::Keygen => write!(f, "KEYGEN"),
+            Command::Cert(p) => write!(f, "CERT {p}"),
+            Command::Allow(ips) | Command::Deny(ips) => {
+                let verb = if matches!(self, Command::Allow(_)) {
+                    "ALLOW"
+                } else {
+                    "DENY"
+                };
+                write!(f, "{verb}")?;
+                ips.iter().try_for_each(|ip| write!(f, " {ip}"))
+            }
+            Command::CurveAllow(keys) => write!(f, "CURVE ALLOW ({} keys)", keys.len()),
+            Command::CurveAny => write!(f, "CURVE *"),
+            Command::CurveCerts(dir) => write!(f, "CURVE {dir}"),
             Command::Publish { key, value, ttl_ms } => {
                 write!(f, "PUBLISH {key} ({} bytes)", value.len())?;
                 match ttl_ms {
@@ -301,5 +419,50 @@ mod tests {
         assert!(Command::parse(&["PUBLISH", &"k".repeat(255), "v"]).is_ok());
         assert!(err(&["PUBLISH", "a\0b", "v"]).contains("NUL"));
         assert!(err(&["SAVE", ""]).contains("filename is empty"));
+    }
+
+    #[test]
+    fn security_commands() {
+        let (public, secret) = crate::curve::keypair();
+        let key = crate::wire::z85::decode_key(&public).unwrap();
+        assert_eq!(
+            Command::parse(&["SET PUBLICKEY", &public]).unwrap(),
+            Command::SetPublicKey(key)
+        );
+        let c = Command::parse(&["SET SECRETKEY", &secret]).unwrap();
+        assert!(matches!(c, Command::SetSecretKey(_)));
+        assert!(!c.to_string().contains(&secret), "secret shown: {c}");
+        assert!(matches!(
+            Command::parse(&["CONNECT", "tcp://127.0.0.1:5", &public]).unwrap(),
+            Command::Connect(_, Some(k)) if k == key
+        ));
+        assert!(err(&["CONNECT", "tcp://127.0.0.1:5", "short"]).contains("40-character Z85"));
+        assert!(err(&["SET PUBLICKEY", "HelloWorld"]).contains("40-character Z85"));
+        assert_eq!(
+            Command::parse(&["ZAP DOMAIN", "global"]).unwrap(),
+            Command::ZapDomain("global".into())
+        );
+        assert_eq!(Command::parse(&["KEYGEN"]).unwrap(), Command::Keygen);
+        assert_eq!(Command::parse(&["CURVE", "*"]).unwrap(), Command::CurveAny);
+        assert_eq!(
+            Command::parse(&["CURVE", ".curve"]).unwrap(),
+            Command::CurveCerts(".curve".into())
+        );
+        for frames in [
+            vec!["CURVE ALLOW", public.as_str()],
+            vec!["CURVE", "ALLOW", public.as_str()],
+        ] {
+            assert_eq!(
+                Command::parse(&frames).unwrap(),
+                Command::CurveAllow(vec![key])
+            );
+        }
+        assert!(err(&["CURVE", "ALLOW"]).contains("at least 1 key"));
+        assert!(matches!(
+            Command::parse(&["ALLOW", "127.0.0.1", "::1"]).unwrap(),
+            Command::Allow(v) if v.len() == 2
+        ));
+        assert!(err(&["DENY", "example.com"]).contains("not an IP address"));
+        assert!(err(&["DENY"]).contains("at least 1 argument"));
     }
 }

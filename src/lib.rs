@@ -9,12 +9,14 @@
 mod actor;
 mod command;
 pub mod config;
+pub mod curve;
 pub mod endpoint;
 mod error;
 pub mod ffi;
 pub mod node;
 mod reactor;
 mod replies;
+mod security;
 pub mod sim;
 pub mod store;
 pub mod wire;

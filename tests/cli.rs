@@ -145,3 +145,22 @@ fn demo_runs_to_a_clean_exit() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("every node holds all 20 tuples"), "{out}");
 }
+
+#[test]
+fn keygen_prints_or_writes_a_key_pair() {
+    let (code, out, _) = run(&["keygen"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l.len() == 40));
+    let path = std::env::temp_dir().join(format!("zgossip-cli-{}.cert", std::process::id()));
+    let (code, out, _) = run(&["keygen", "--cert", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let cert = zgossip::curve::load_cert(&path).unwrap();
+    assert_eq!(cert.public, out.trim());
+    assert!(cert.secret.is_some());
+    let mut secret = path.clone().into_os_string();
+    secret.push("_secret");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(secret).unwrap();
+}

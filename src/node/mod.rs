@@ -163,6 +163,8 @@ struct Conn {
     last_tx: u64,
     /// Asked the driver to close it: no traffic in or out any more.
     closing: bool,
+    /// Tuples received on this connection (for the driver's limits).
+    tuples_in: u64,
 }
 
 #[derive(Debug)]
@@ -384,6 +386,7 @@ impl Engine {
                 last_rx: now.mono_ms,
                 last_tx: now.mono_ms,
                 closing: false,
+                tuples_in: 0,
             },
         );
         if let Role::Outbound(remote) = role {
@@ -590,6 +593,18 @@ impl Engine {
         }
     }
 
+    fn count_tuple_in(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.tuples_in += 1;
+        }
+    }
+
+    /// Tuples received on `conn` so far (0 for an unknown connection), so
+    /// the driver can enforce a per-connection limit.
+    pub fn tuples_received(&self, conn: ConnId) -> u64 {
+        self.conns.get(&conn).map_or(0, |c| c.tuples_in)
+    }
+
     fn is_extended(&self, conn: ConnId) -> bool {
         self.conns.get(&conn).is_some_and(|c| c.peer.extended)
     }
@@ -598,6 +613,7 @@ impl Engine {
     /// version, so it is taken as a new write made now, unless it is a
     /// stale copy of what we hold.
     fn accept_v1(&mut self, key: &str, value: &str, ttl: u32, from: ConnId, now: Now) {
+        self.count_tuple_in(from);
         if let Some(t) = self.store.get(key) {
             if t.is_live() && *t.value == *value {
                 return; // duplicate, as CZMQ
@@ -642,6 +658,7 @@ impl Engine {
 
     /// A versioned write from an extended peer.
     fn accept_ext(&mut self, t: ext::Tuple<'_>, from: ConnId, now: Now) {
+        self.count_tuple_in(from);
         if t.key.len() > gossip::MAX_KEY_LEN {
             return;
         }

@@ -22,20 +22,18 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::node::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::replies::Replies;
-use crate::wire::{ext, zmtp};
+use crate::security::{AddressCounts, Limits, Policy, Usage};
+use crate::wire::curve::{ClientCheck, Keypair};
+use crate::wire::{ext, z85, zmtp};
 
 use net::{Listener, Stream};
 
 const WAKER: Token = Token(0);
-/// Largest ZMTP frame accepted from a peer.
-const MAX_FRAME: usize = (1 << 20) + 512;
 /// Bytes read from one connection per wakeup before serving the others.
 const READ_BUDGET: usize = 1 << 20;
 /// Encoded bytes kept ahead of the socket per connection; the rest waits
 /// in the engine's outbox until the socket drains.
 const WRITE_AHEAD: usize = 256 << 10;
-/// A connection must finish its ZMTP handshake within this time.
-const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// How often a loaded configuration file is checked for changes.
 const CONFIG_CHECK_MS: u64 = 1_000;
 /// Commands taken from the application per wakeup before the network is
@@ -52,6 +50,10 @@ struct Conn {
     ready: bool,
     born_ms: u64,
     peer: String,
+    /// Inbound TCP peer address (counted for `limits/connections-per-address`).
+    ip: Option<std::net::IpAddr>,
+    /// Traffic in the current second (`limits/*-per-second`).
+    usage: Usage,
     /// Registered for writability too (only while output waits or a
     /// connect is in progress: otherwise every ACK would wake us).
     writable_interest: bool,
@@ -90,6 +92,25 @@ pub(crate) struct Reactor {
     /// Commands were left in the queue (budget used up).
     commands_pending: bool,
     running: bool,
+    security: Security,
+}
+
+/// CURVE keys, access rules and limits of a node.
+#[derive(Default)]
+struct Security {
+    /// Our key pair, once a secret key is set (or drawn for a CURVE dial).
+    keys: Option<Keypair>,
+    /// A public key set before the secret key (checked against it).
+    public: Option<[u8; 32]>,
+    /// Secret key set: inbound connections are CURVE.
+    server: bool,
+    zap_domain: String,
+    policy: Arc<Policy>,
+    limits: Limits,
+    /// Server public keys of CURVE remotes.
+    remote_keys: HashMap<RemoteId, [u8; 32]>,
+    addresses: AddressCounts,
+    inbound: usize,
 }
 
 impl Reactor {
@@ -142,6 +163,7 @@ impl Reactor {
             wake_pending: wake_pending.clone(),
             commands_pending: false,
             running: true,
+            security: Security::default(),
         };
         Ok((reactor, waker))
     }
@@ -261,7 +283,15 @@ impl Reactor {
         self.commands_pending = false;
         while let Ok(stream) = self.inproc_rx.try_recv() {
             let stream = Stream::Unix(mio::net::UnixStream::from_std(stream));
-            self.add_conn(stream, Role::Inbound, false, "inproc peer".into());
+            let refuse = self.refusal(None);
+            self.add_conn_with(
+                stream,
+                Role::Inbound,
+                false,
+                "inproc peer".into(),
+                None,
+                refuse,
+            );
         }
         for _ in 0..COMMAND_BUDGET {
             match self.commands.try_recv() {
@@ -281,6 +311,7 @@ impl Reactor {
                             | Command::Stats
                             | Command::Get(_)
                             | Command::Keys(_)
+                            | Command::Keygen
                     );
                     let outcome = self.execute(cmd);
                     // Everything the commands before it caused goes first.
@@ -339,10 +370,23 @@ impl Reactor {
                     self.engine.store().len().to_string(),
                 ]))
             }
-            Command::Connect(ep) => {
-                self.engine.add_remote(&ep.to_string(), now);
+            Command::Connect(ep, key) => {
+                let remote = self.engine.add_remote(&ep.to_string(), now);
+                if let Some(key) = key {
+                    self.security.remote_keys.insert(remote, key);
+                }
                 Ok(None)
             }
+            Command::SetPublicKey(_)
+            | Command::SetSecretKey(_)
+            | Command::ZapDomain(_)
+            | Command::Keygen
+            | Command::Cert(_)
+            | Command::Allow(_)
+            | Command::Deny(_)
+            | Command::CurveAllow(_)
+            | Command::CurveAny
+            | Command::CurveCerts(_) => self.execute_security(cmd),
             Command::Publish { key, value, ttl_ms } => {
                 self.engine.publish(&key, &value, ttl_ms, now);
                 Ok(None)
@@ -410,6 +454,73 @@ impl Reactor {
 
     fn port_reply(&self) -> Vec<String> {
         vec!["PORT".into(), self.port.to_string()]
+    }
+
+    /// The CURVE, authentication and key commands.
+    fn execute_security(&mut self, cmd: Command) -> Result<Option<Vec<String>>> {
+        let sec = &mut self.security;
+        match cmd {
+            Command::SetPublicKey(public) => {
+                if let Some(k) = &sec.keys {
+                    if sec.server && k.public != public {
+                        return Err(Error::Config(
+                            "SET PUBLICKEY: the key does not belong to the secret key set".into(),
+                        ));
+                    }
+                }
+                sec.public = Some(public);
+            }
+            Command::SetSecretKey(secret) => self.set_keys(Keypair::from_secret(secret))?,
+            Command::ZapDomain(domain) => sec.zap_domain = domain,
+            Command::Keygen => {
+                let k = Keypair::generate().map_err(Error::Config)?;
+                return Ok(Some(vec![
+                    "KEYGEN".into(),
+                    z85::encode_key(&k.public),
+                    z85::encode_key(&k.secret),
+                ]));
+            }
+            Command::Cert(path) => {
+                let cert = crate::curve::load_cert(&path)?;
+                let Some(secret) = cert.secret else {
+                    return Err(Error::Config(format!(
+                        "CERT {path}: no secret key (neither {path}_secret nor {path} has one)"
+                    )));
+                };
+                let secret = crate::curve::decode_key("secret-key", &secret)?;
+                sec.public = None;
+                self.set_keys(Keypair::from_secret(secret))?;
+            }
+            Command::Allow(ips) => Arc::make_mut(&mut sec.policy).allow(&ips),
+            Command::Deny(ips) => Arc::make_mut(&mut sec.policy).deny(&ips),
+            Command::CurveAllow(keys) => Arc::make_mut(&mut sec.policy).curve_allow(&keys),
+            Command::CurveAny => Arc::make_mut(&mut sec.policy).curve_allow_any(),
+            Command::CurveCerts(dir) => {
+                let keys = crate::curve::load_public_certs(&dir)?;
+                self.trace(format_args!("CURVE: {} client keys from {dir}", keys.len()));
+                Arc::make_mut(&mut self.security.policy).curve_allow(&keys);
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Our long-term key pair: from now on inbound connections are CURVE.
+    fn set_keys(&mut self, keys: Keypair) -> Result<()> {
+        if let Some(public) = self.security.public {
+            if public != keys.public {
+                return Err(Error::Config(
+                    "SET SECRETKEY: the key does not belong to the public key set".into(),
+                ));
+            }
+        }
+        self.trace(format_args!(
+            "CURVE server, public key {}",
+            z85::encode_key(&keys.public)
+        ));
+        self.security.keys = Some(keys);
+        self.security.server = true;
+        Ok(())
     }
 
     fn bind(&mut self, ep: &Endpoint) -> Result<()> {
@@ -510,6 +621,24 @@ impl Reactor {
         };
         self.extensions = extensions;
         self.linger_ms = ms("server/linger", self.linger_ms)?;
+        let d = Limits::default();
+        let num = |path: &str, default: u64| ms(path, default);
+        let max_frame = num("limits/max-frame", d.max_frame as u64)?;
+        let limits = Limits {
+            max_frame: usize::try_from(max_frame)
+                .unwrap_or(usize::MAX)
+                .max(crate::security::MIN_MAX_FRAME),
+            handshake_timeout_ms: num("limits/handshake-timeout", d.handshake_timeout_ms)?.max(1),
+            connections_per_address: usize::try_from(num(
+                "limits/connections-per-address",
+                d.connections_per_address as u64,
+            )?)
+            .unwrap_or(usize::MAX),
+            connections: usize::try_from(num("limits/connections", d.connections as u64)?)
+                .unwrap_or(usize::MAX),
+            tuples_per_second: num("limits/tuples-per-second", d.tuples_per_second)?,
+            bytes_per_second: num("limits/bytes-per-second", d.bytes_per_second)?,
+        };
         let limit = ms("server/pipe-limit", crate::replies::DEFAULT_LIMIT as u64)?;
         self.replies
             .set_limit(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -522,6 +651,7 @@ impl Reactor {
             s.session_timeout_ms = u64::MAX / 4;
         }
         self.engine.set_settings(s);
+        self.security.limits = limits;
         Ok(())
     }
 
@@ -534,7 +664,19 @@ impl Reactor {
         t
     }
 
-    fn add_conn(&mut self, mut stream: Stream, role: Role, connecting: bool, peer: String) {
+    fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
+        self.add_conn_with(stream, role, connecting, peer, None, None);
+    }
+
+    fn add_conn_with(
+        &mut self,
+        mut stream: Stream,
+        role: Role,
+        connecting: bool,
+        peer: String,
+        ip: Option<std::net::IpAddr>,
+        refuse: Option<String>,
+    ) {
         let token = self.token();
         if let Err(e) = self.poll.registry().register(
             &mut stream,
@@ -565,12 +707,32 @@ impl Reactor {
                 timeout.to_string().into_bytes(),
             ));
         }
+        let mechanism = match self.mechanism_for(role) {
+            Ok(m) => m,
+            Err(e) => {
+                self.trace(format_args!("cannot dial {peer}: {e}"));
+                let _ = self.poll.registry().deregister(&mut stream);
+                if let Role::Outbound(remote) = role {
+                    let now = self.now();
+                    self.engine.handle_dial_failed(remote, &e, now);
+                }
+                return;
+            }
+        };
         let zmtp = zmtp::Connection::new(zmtp::Config {
             socket_type,
             as_server: false,
-            max_frame: MAX_FRAME,
+            max_frame: self.security.limits.max_frame,
             properties,
+            mechanism,
+            refuse,
         });
+        if let Some(ip) = ip {
+            self.security.addresses.add(ip);
+        }
+        if role == Role::Inbound {
+            self.security.inbound += 1;
+        }
         let born_ms = self.now().mono_ms;
         self.conns.insert(
             token,
@@ -582,11 +744,69 @@ impl Reactor {
                 ready: false,
                 born_ms,
                 peer,
+                ip,
+                usage: Usage::default(),
                 writable_interest: true,
             },
         );
         // Send our greeting now if we can.
         self.conn_ready(token, true);
+    }
+
+    /// The security mechanism of a new connection: CURVE server for
+    /// inbound ones once a secret key is set; CURVE client for a remote
+    /// CONNECTed with a server key.
+    fn mechanism_for(&mut self, role: Role) -> std::result::Result<zmtp::MechanismConfig, String> {
+        let sec = &mut self.security;
+        match role {
+            Role::Inbound => match (&sec.keys, sec.server) {
+                (Some(keys), true) => {
+                    let policy = sec.policy.clone();
+                    let check =
+                        ClientCheck(Arc::new(move |key: &[u8; 32]| policy.check_curve_key(key)));
+                    Ok(zmtp::MechanismConfig::CurveServer {
+                        keys: keys.clone(),
+                        check: Some(check),
+                    })
+                }
+                _ => Ok(zmtp::MechanismConfig::Null),
+            },
+            Role::Outbound(remote) => match sec.remote_keys.get(&remote) {
+                None => Ok(zmtp::MechanismConfig::Null),
+                Some(server_key) => {
+                    if sec.keys.is_none() {
+                        // A client needs a long-term key pair; a node with
+                        // none gets one for its lifetime.
+                        sec.keys = Some(Keypair::generate()?);
+                    }
+                    let keys = sec.keys.clone().ok_or("no key pair")?;
+                    Ok(zmtp::MechanismConfig::CurveClient {
+                        keys,
+                        server_key: *server_key,
+                    })
+                }
+            },
+        }
+    }
+
+    /// Why a new inbound connection is refused, if it is.
+    fn refusal(&self, ip: Option<std::net::IpAddr>) -> Option<String> {
+        let sec = &self.security;
+        let limits = &sec.limits;
+        if limits.connections > 0 && sec.inbound >= limits.connections {
+            return Some(format!("limits/connections reached ({} open)", sec.inbound));
+        }
+        let ip = ip?;
+        if let Err(why) = sec.policy.check_address(ip) {
+            return Some(why);
+        }
+        let open = sec.addresses.count(ip);
+        if limits.connections_per_address > 0 && open >= limits.connections_per_address {
+            return Some(format!(
+                "limits/connections-per-address reached ({open} open from {ip})"
+            ));
+        }
+        None
     }
 
     fn accept(&mut self, token: Token) {
@@ -597,8 +817,19 @@ impl Reactor {
             match listener.accept() {
                 Ok(stream) => {
                     let peer = stream.peer();
-                    self.trace(format_args!("accepted {peer} on {name}"));
-                    self.add_conn(stream, Role::Inbound, false, peer);
+                    let ip = match &stream {
+                        Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+                        Stream::Unix(_) => None,
+                    };
+                    let refuse = self.refusal(ip);
+                    match &refuse {
+                        Some(why) => self.trace(format_args!(
+                            "refusing {peer} on {name} (ZAP domain '{}'): {why}",
+                            self.security.zap_domain
+                        )),
+                        None => self.trace(format_args!("accepted {peer} on {name}")),
+                    }
+                    self.add_conn_with(stream, Role::Inbound, false, peer, ip, refuse);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -664,6 +895,7 @@ impl Reactor {
             read_buf,
             backlog,
             extensions,
+            security,
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
@@ -684,8 +916,18 @@ impl Reactor {
                 }
                 Ok(n) => {
                     total += n;
+                    // Bytes are counted before they are processed, tuples
+                    // after each message.
+                    let tuples = engine.tuples_received(id);
+                    if let Err(why) =
+                        c.usage
+                            .account(&security.limits, now.mono_ms, n as u64, tuples)
+                    {
+                        c.zmtp.fail(&why);
+                        return Err(why);
+                    }
                     c.zmtp.feed(&read_buf[..n]);
-                    process_input(c, engine, *extensions, id, now)?;
+                    process_input(c, engine, *extensions, &security.limits, id, now)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -758,6 +1000,17 @@ impl Reactor {
             "connection {} ({}) closed: {reason}",
             token.0, c.peer
         ));
+        // Best effort: an ERROR the codec queued (refusal, limit, protocol
+        // error) reaches the peer before the close.
+        if !c.connecting {
+            let _ = c.stream.write(c.zmtp.pending_output());
+        }
+        if let Some(ip) = c.ip {
+            self.security.addresses.remove(ip);
+        }
+        if c.role == Role::Inbound {
+            self.security.inbound = self.security.inbound.saturating_sub(1);
+        }
         let _ = self.poll.registry().deregister(&mut c.stream);
         if c.ready {
             self.engine.handle_closed(token.0 as ConnId, now);
@@ -815,15 +1068,22 @@ impl Reactor {
 
     fn housekeeping(&mut self, now: Now) {
         if now.mono_ms >= self.next_handshake_check {
-            self.next_handshake_check = now.mono_ms + 1_000;
+            let limit = self.security.limits.handshake_timeout_ms;
+            self.next_handshake_check = now.mono_ms + (limit / 2).clamp(10, 1_000);
             let late: Vec<Token> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| !c.ready && now.mono_ms - c.born_ms > HANDSHAKE_TIMEOUT_MS)
+                .filter(|(_, c)| {
+                    !c.ready && now.mono_ms - c.born_ms > self.security.limits.handshake_timeout_ms
+                })
                 .map(|(t, _)| *t)
                 .collect();
             for t in late {
-                self.drop_conn(t, "handshake timed out", now);
+                if let Some(c) = self.conns.get_mut(&t) {
+                    c.zmtp.fail("handshake timed out");
+                }
+                let why = format!("limits/handshake-timeout ({limit} ms) exceeded");
+                self.drop_conn(t, &why, now);
             }
         }
         if now.mono_ms >= self.next_config_check {
@@ -864,6 +1124,7 @@ fn process_input(
     c: &mut Conn,
     engine: &mut Engine,
     extensions: bool,
+    limits: &Limits,
     id: ConnId,
     now: Now,
 ) -> std::result::Result<(), String> {
@@ -886,6 +1147,11 @@ fn process_input(
             Ok(Some(zmtp::Event::Message(msg))) => {
                 let (first, multipart) = (msg.first(), msg.is_multipart());
                 engine.handle_frame(id, first, multipart, now);
+                let tuples = engine.tuples_received(id);
+                if let Err(why) = c.usage.account(limits, now.mono_ms, 0, tuples) {
+                    c.zmtp.fail(&why);
+                    return Err(why);
+                }
             }
             Err(e) => return Err(e.to_string()),
         }

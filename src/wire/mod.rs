@@ -1,6 +1,9 @@
-//! Sans-IO codecs: ZMTP 3.1 stream framing and handshake, ZGP messages.
+//! Sans-IO codecs: ZMTP 3.1 stream framing and handshake (NULL and CURVE),
+//! Z85, ZGP messages.
 //! Nothing here touches a socket or a clock.
 
+pub mod curve;
 pub mod ext;
 pub mod gossip;
+pub mod z85;
 pub mod zmtp;

@@ -16,11 +16,16 @@
 //!   ZMTP 1.0/2.0 peer is refused as soon as the first 11 bytes are in.
 //!   Peers of version 3.0 and later are accepted (RFC 37: "MUST accept
 //!   higher protocol versions"); PING is only ever sent to 3.1+ peers.
-//! * The security handshake runs through an internal mechanism object.
-//!   Only NULL exists today: both sides send `READY` with `Socket-Type`
-//!   and `Identity` (then any extra properties from [`Config`]). The peer's
-//!   socket type is checked against ours (RFC 37 matrix); on a handshake
-//!   error we queue an `ERROR` command with the reason before closing.
+//! * The security handshake runs through an internal mechanism object,
+//!   chosen by [`Config::mechanism`]. NULL: both sides send `READY` with
+//!   `Socket-Type` and `Identity` (then any extra properties from
+//!   [`Config`]). CURVE (RFC 26, [`super::curve`]): HELLO, WELCOME,
+//!   INITIATE, READY, the same metadata inside the INITIATE and READY
+//!   boxes; we send as-server = 1 as a CURVE server but do not check the
+//!   peer's flag (libzmq 4.3 always sends 0).
+//!   The peer's socket type is checked against ours (RFC 37 matrix); on a
+//!   handshake error we queue an `ERROR` command with the reason before
+//!   closing.
 //! * After the handshake, message frames are delivered as whole (possibly
 //!   multipart) messages borrowed from the input buffer, so receiving does
 //!   not allocate per message. `PING` is answered with `PONG` internally,
@@ -33,15 +38,17 @@
 //! total (headers included). Nothing is ever allocated from a length read
 //! off the wire.
 //!
-//! Adding CURVE (RFC 26) later: the `Mechanism` enum gets a `Curve`
-//! variant. Its handshake commands (HELLO, WELCOME, INITIATE, READY) go
-//! through `Mechanism::on_handshake_command`, and after the handshake
-//! `Mechanism::encode_message_frame` boxes every outgoing frame into a
-//! MESSAGE command; incoming MESSAGE commands would be opened into a
-//! connection-owned plaintext buffer that [`MessageRef`] borrows from
-//! instead of the input buffer.
+//! Under CURVE every frame after the handshake travels as a MESSAGE
+//! command (a data frame starting `\x07MESSAGE`, as libzmq sends it) whose
+//! box holds the MORE/COMMAND flags and the frame. Received boxes are opened
+//! into a connection-owned plaintext buffer that [`MessageRef`] borrows
+//! from; a MESSAGE frame may be [`super::curve::MESSAGE_OVERHEAD`] bytes
+//! above `max_frame`, the plaintext is held to the same budget as a NULL
+//! message.
 
 use std::fmt;
+
+use super::curve::{self, ClientCheck, Curve, Keypair, KEY_LEN};
 
 /// Length of a ZMTP 3.x greeting.
 pub const GREETING_LEN: usize = 64;
@@ -176,6 +183,52 @@ pub struct Config {
     /// e.g. `("X-ZGossip", b"2")`. Names must be 1 to 255 bytes; entries
     /// with other names are left out.
     pub properties: Vec<(String, Vec<u8>)>,
+    /// The security mechanism, NULL by default.
+    pub mechanism: MechanismConfig,
+    /// When set, the peer is refused: once its greeting arrived it gets an
+    /// `ERROR` with this reason and nothing else (no handshake command).
+    pub refuse: Option<String>,
+}
+
+/// Which security mechanism a connection runs, with its keys.
+#[derive(Clone, Default)]
+pub enum MechanismConfig {
+    /// NULL (RFC 23): no security.
+    #[default]
+    Null,
+    /// CURVE server (greeting as-server = 1) with our long-term key pair;
+    /// `check`, when set, decides which client keys may connect.
+    CurveServer {
+        /// Our long-term key pair.
+        keys: Keypair,
+        /// Client authorization (None: any client that knows our key).
+        check: Option<ClientCheck>,
+    },
+    /// CURVE client with our long-term key pair and the server's public key.
+    CurveClient {
+        /// Our long-term key pair.
+        keys: Keypair,
+        /// The server's long-term public key.
+        server_key: [u8; KEY_LEN],
+    },
+}
+
+impl fmt::Debug for MechanismConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MechanismConfig::Null => f.write_str("Null"),
+            MechanismConfig::CurveServer { keys, check } => f
+                .debug_struct("CurveServer")
+                .field("keys", keys)
+                .field("check", &check.is_some())
+                .finish(),
+            MechanismConfig::CurveClient { keys, server_key } => f
+                .debug_struct("CurveClient")
+                .field("keys", keys)
+                .field("server_key", &super::z85::encode_key(server_key))
+                .finish(),
+        }
+    }
 }
 
 impl Config {
@@ -187,6 +240,8 @@ impl Config {
             as_server: false,
             max_frame: DEFAULT_MAX_FRAME,
             properties: Vec::new(),
+            mechanism: MechanismConfig::Null,
+            refuse: None,
         }
     }
 }
@@ -205,6 +260,9 @@ pub struct PeerInfo {
     /// Every property of the peer's `READY`, in order, including
     /// `Socket-Type` and `Identity`. Names are decoded lossily as UTF-8.
     pub properties: Vec<(String, Vec<u8>)>,
+    /// Under CURVE, the peer's long-term public key (the client's key as
+    /// the server authenticated it, or the server's key we dialled).
+    pub curve_key: Option<[u8; KEY_LEN]>,
 }
 
 impl PeerInfo {
@@ -357,6 +415,11 @@ pub enum Error {
     Closed,
     /// Sending a message with no frames.
     EmptyMessage,
+    /// A CURVE box did not open, a nonce did not increase, or another
+    /// cryptographic check failed (the string names it).
+    Crypto(&'static str),
+    /// The peer authenticated but is not allowed in (the reason).
+    Refused(String),
 }
 
 impl fmt::Display for Error {
@@ -391,6 +454,8 @@ impl fmt::Display for Error {
             Error::NotReady => f.write_str("connection handshake not complete"),
             Error::Closed => f.write_str("connection is closed"),
             Error::EmptyMessage => f.write_str("message has no frames"),
+            Error::Crypto(what) => write!(f, "CURVE: {what}"),
+            Error::Refused(why) => write!(f, "access denied: {why}"),
         }
     }
 }
@@ -440,7 +505,7 @@ fn parse_header(buf: &[u8], limit: usize) -> Result<Option<Header>, Error> {
 }
 
 /// Appends one frame (short form up to 255 bytes, long form otherwise).
-fn push_frame(out: &mut Vec<u8>, flags: u8, body_len: usize) {
+pub(crate) fn push_frame(out: &mut Vec<u8>, flags: u8, body_len: usize) {
     if body_len <= 255 {
         out.push(flags);
         out.push(body_len as u8);
@@ -451,7 +516,7 @@ fn push_frame(out: &mut Vec<u8>, flags: u8, body_len: usize) {
 }
 
 /// Appends a command frame: name (1 to 255 bytes) followed by `data` pieces.
-fn push_command(out: &mut Vec<u8>, name: &[u8], data: &[&[u8]]) {
+pub(crate) fn push_command(out: &mut Vec<u8>, name: &[u8], data: &[&[u8]]) {
     debug_assert!(!name.is_empty() && name.len() <= 255);
     let body_len = 1 + name.len() + data.iter().map(|d| d.len()).sum::<usize>();
     out.reserve(MAX_HEADER_LEN + body_len);
@@ -496,9 +561,7 @@ fn error_reason(data: &[u8]) -> String {
 
 /// Outcome of a handshake command.
 enum Handshake {
-    /// More handshake commands are expected. NULL completes in one
-    /// command; multi-step mechanisms (CURVE) will use this.
-    #[allow(dead_code)]
+    /// More handshake commands are expected (CURVE).
     Continue,
     /// The handshake completed.
     Done(PeerInfo),
@@ -514,20 +577,46 @@ struct NullMechanism;
 #[derive(Debug)]
 enum Mechanism {
     Null(NullMechanism),
+    Curve(Box<Curve>),
 }
 
 impl Mechanism {
+    fn new(config: &MechanismConfig) -> Mechanism {
+        match config {
+            MechanismConfig::Null => Mechanism::Null(NullMechanism),
+            MechanismConfig::CurveServer { keys, check } => {
+                Mechanism::Curve(Box::new(Curve::server(keys.clone(), check.clone())))
+            }
+            MechanismConfig::CurveClient { keys, server_key } => {
+                Mechanism::Curve(Box::new(Curve::client(keys.clone(), *server_key)))
+            }
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Mechanism::Null(_) => "NULL",
+            Mechanism::Curve(_) => "CURVE",
+        }
+    }
+
+    /// The as-server flag we send.
+    fn as_server(&self, config: &Config) -> bool {
+        match self {
+            Mechanism::Null(_) => config.as_server,
+            Mechanism::Curve(c) => c.is_server(),
         }
     }
 
     /// Called once the peer's greeting is accepted: queue our first
     /// handshake commands.
-    fn start(&mut self, config: &Config, out: &mut Vec<u8>) {
+    fn start(&mut self, config: &Config, out: &mut Vec<u8>) -> Result<(), Error> {
         match self {
-            Mechanism::Null(_) => push_ready(config, out),
+            Mechanism::Null(_) => {
+                push_command(out, b"READY", &[&metadata(config)]);
+                Ok(())
+            }
+            Mechanism::Curve(c) => c.start(out),
         }
     }
 
@@ -538,38 +627,71 @@ impl Mechanism {
         name: &[u8],
         data: &[u8],
         versions: (u8, u8),
+        out: &mut Vec<u8>,
     ) -> Result<Handshake, Error> {
+        if name == b"ERROR" {
+            return Err(Error::PeerError(error_reason(data)));
+        }
         match self {
             Mechanism::Null(_) => match name {
-                b"READY" => parse_ready(config, data, versions).map(Handshake::Done),
-                b"ERROR" => Err(Error::PeerError(error_reason(data))),
+                b"READY" => parse_metadata(config, data, versions, None).map(Handshake::Done),
                 other => Err(Error::UnexpectedCommand(
                     String::from_utf8_lossy(other).into_owned(),
                 )),
+            },
+            Mechanism::Curve(c) => match c.on_command(name, data, &metadata(config), out)? {
+                None => Ok(Handshake::Continue),
+                Some(done) => parse_metadata(config, &done.metadata, versions, Some(done.peer_key))
+                    .map(Handshake::Done),
             },
         }
     }
 
     /// Appends one outgoing message frame.
-    fn encode_message_frame(&mut self, more: bool, body: &[u8], out: &mut Vec<u8>) {
+    fn encode_message_frame(
+        &mut self,
+        more: bool,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         match self {
             Mechanism::Null(_) => {
                 push_frame(out, if more { FLAG_MORE } else { 0 }, body.len());
                 out.extend_from_slice(body);
+                Ok(())
+            }
+            Mechanism::Curve(c) => {
+                let flags = if more { curve::INNER_MORE } else { 0 };
+                c.seal_message(flags, &[body], out)
             }
         }
     }
 
     /// Appends one outgoing command after the handshake.
-    fn encode_command(&mut self, name: &[u8], data: &[&[u8]], out: &mut Vec<u8>) {
+    fn encode_command(
+        &mut self,
+        name: &[u8],
+        data: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         match self {
-            Mechanism::Null(_) => push_command(out, name, data),
+            Mechanism::Null(_) => {
+                push_command(out, name, data);
+                Ok(())
+            }
+            Mechanism::Curve(c) => {
+                let len = [name.len() as u8];
+                let mut parts: Vec<&[u8]> = vec![&len, name];
+                parts.extend_from_slice(data);
+                c.seal_message(curve::INNER_COMMAND, &parts, out)
+            }
         }
     }
 }
 
-/// Appends our NULL `READY`: Socket-Type, Identity (empty), extras.
-fn push_ready(config: &Config, out: &mut Vec<u8>) {
+/// Our metadata (the body of a NULL `READY`, the tail of CURVE's
+/// INITIATE and READY boxes): Socket-Type, Identity (empty), extras.
+fn metadata(config: &Config) -> Vec<u8> {
     let type_name = config.socket_type.name().as_bytes();
     let mut props: Vec<(&[u8], &[u8])> = vec![(b"Socket-Type", type_name), (b"Identity", b"")];
     for (name, value) in &config.properties {
@@ -587,11 +709,16 @@ fn push_ready(config: &Config, out: &mut Vec<u8>) {
         body.extend_from_slice(&(value.len() as u32).to_be_bytes());
         body.extend_from_slice(value);
     }
-    push_command(out, b"READY", &[&body]);
+    body
 }
 
-/// Parses and validates the peer's NULL `READY` metadata.
-fn parse_ready(config: &Config, mut data: &[u8], versions: (u8, u8)) -> Result<PeerInfo, Error> {
+/// Parses and validates the peer's metadata.
+fn parse_metadata(
+    config: &Config,
+    mut data: &[u8],
+    versions: (u8, u8),
+    curve_key: Option<[u8; KEY_LEN]>,
+) -> Result<PeerInfo, Error> {
     let mut properties = Vec::new();
     while let Some((&name_len, rest)) = data.split_first() {
         let name_len = usize::from(name_len);
@@ -642,6 +769,7 @@ fn parse_ready(config: &Config, mut data: &[u8], versions: (u8, u8)) -> Result<P
         major_version: versions.0,
         minor_version: versions.1,
         properties,
+        curve_key,
     })
 }
 
@@ -667,6 +795,8 @@ enum Step {
         first: (usize, usize),
         raw: (usize, usize),
         count: usize,
+        /// The ranges are in the plaintext buffer (CURVE), not the input.
+        plain: bool,
     },
 }
 
@@ -690,12 +820,20 @@ pub struct Connection {
     peer_minor: u8,
     /// The error that killed the connection, returned again by `poll`.
     error: Option<Error>,
+    /// CURVE: opened frames of the message being received, framed as on a
+    /// NULL connection (header + body), and their count.
+    plain: Vec<u8>,
+    plain_count: usize,
+    /// Body range of the first frame in `plain`.
+    plain_first: (usize, usize),
+    /// `plain` holds a message already returned by `poll`.
+    plain_delivered: bool,
 }
 
 impl Connection {
     /// Creates a connection and queues our greeting.
     pub fn new(config: Config) -> Self {
-        let mechanism = Mechanism::Null(NullMechanism);
+        let mechanism = Mechanism::new(&config.mechanism);
         let mut out = Vec::with_capacity(256);
         out.push(0xFF);
         out.extend_from_slice(&SIGNATURE_PADDING);
@@ -707,7 +845,7 @@ impl Connection {
             *slot = b;
         }
         out.extend_from_slice(&mech);
-        out.push(u8::from(config.as_server));
+        out.push(u8::from(mechanism.as_server(&config)));
         out.extend_from_slice(&[0u8; 31]);
         debug_assert_eq!(out.len(), GREETING_LEN);
         Connection {
@@ -723,6 +861,10 @@ impl Connection {
             peer_major: 0,
             peer_minor: 0,
             error: None,
+            plain: Vec::new(),
+            plain_count: 0,
+            plain_first: (0, 0),
+            plain_delivered: false,
         }
     }
 
@@ -774,9 +916,15 @@ impl Connection {
                 Ok(Step::Continue) => continue,
                 Ok(Step::NeedMore) => return Ok(None),
                 Ok(Step::Ready(info)) => return Ok(Some(Event::Ready(info))),
-                Ok(Step::Message { first, raw, count }) => {
-                    let first = self.inbuf.get(first.0..first.1).unwrap_or(&[]);
-                    let raw = self.inbuf.get(raw.0..raw.1).unwrap_or(&[]);
+                Ok(Step::Message {
+                    first,
+                    raw,
+                    count,
+                    plain,
+                }) => {
+                    let buf = if plain { &self.plain } else { &self.inbuf };
+                    let first = buf.get(first.0..first.1).unwrap_or(&[]);
+                    let raw = buf.get(raw.0..raw.1).unwrap_or(&[]);
                     return Ok(Some(Event::Message(MessageRef { first, raw, count })));
                 }
                 Err(e) => {
@@ -797,11 +945,14 @@ impl Connection {
         self.start = 0;
         self.scan_len = 0;
         self.scan_count = 0;
+        self.plain = Vec::new();
+        self.plain_count = 0;
     }
 
     fn step(&mut self) -> Result<Step, Error> {
         match self.state {
             State::Greeting => self.step_greeting(),
+            State::Ready if matches!(self.mechanism, Mechanism::Curve(_)) => self.step_boxes(),
             State::Handshake | State::Ready => self.step_frames(),
             State::Closed => Ok(Step::NeedMore),
         }
@@ -835,12 +986,20 @@ impl Connection {
             let peer = String::from_utf8_lossy(mech.get(..end).unwrap_or(mech)).into_owned();
             return Err(Error::MechanismMismatch { ours, peer });
         }
-        // as-server and filler carry no meaning for NULL; not validated.
+        if let Some(reason) = &self.config.refuse {
+            // Past the greeting, so `poll` sends the ERROR.
+            let e = Error::Refused(reason.clone());
+            self.state = State::Handshake;
+            return Err(e);
+        }
+        // as-server and filler are not validated: libzmq 4.3 sends
+        // as-server = 0 even as a CURVE server (seen on the wire), so a
+        // role mix-up shows as an unexpected handshake command instead.
         self.peer_major = major;
         self.peer_minor = minor;
         self.start += GREETING_LEN;
         self.state = State::Handshake;
-        self.mechanism.start(&self.config, &mut self.out);
+        self.mechanism.start(&self.config, &mut self.out)?;
         Ok(Step::Continue)
     }
 
@@ -898,9 +1057,70 @@ impl Connection {
                     first,
                     raw: (base, base + off),
                     count,
+                    plain: false,
                 });
             }
         }
+    }
+
+    /// CURVE after the handshake: each frame is one MESSAGE box, opened
+    /// into `plain` until a frame without MORE completes the message.
+    fn step_boxes(&mut self) -> Result<Step, Error> {
+        if self.plain_delivered {
+            self.plain.clear();
+            self.plain_count = 0;
+            self.plain_delivered = false;
+        }
+        let limit = self.config.max_frame;
+        let message_limit = limit.saturating_add(MAX_HEADER_LEN);
+        let buf = self.inbuf.get(self.start..).unwrap_or(&[]);
+        let Some(hdr) = parse_header(buf, limit.saturating_add(curve::MESSAGE_OVERHEAD))? else {
+            return Ok(Step::NeedMore);
+        };
+        let end = hdr.header_len + hdr.body_len;
+        let Some(body) = buf.get(hdr.header_len..end) else {
+            return Ok(Step::NeedMore);
+        };
+        let Mechanism::Curve(c) = &mut self.mechanism else {
+            return Err(Error::Crypto("not a CURVE connection"));
+        };
+        let (flags, data) = c.open_message(body)?;
+        self.start += end;
+        if flags & curve::INNER_COMMAND != 0 {
+            if self.plain_count > 0 {
+                return Err(Error::CommandInsideMessage);
+            }
+            return self.on_ready_command(&data);
+        }
+        let size = self.plain.len() + MAX_HEADER_LEN + data.len();
+        if size > message_limit {
+            return Err(Error::MessageTooLarge {
+                size,
+                limit: message_limit,
+            });
+        }
+        let more = flags & curve::INNER_MORE != 0;
+        push_frame(
+            &mut self.plain,
+            if more { FLAG_MORE } else { 0 },
+            data.len(),
+        );
+        let body_start = self.plain.len();
+        self.plain.extend_from_slice(&data);
+        if self.plain_count == 0 {
+            self.plain_first = (body_start, self.plain.len());
+        }
+        self.plain_count += 1;
+        if more {
+            return Ok(Step::Continue);
+        }
+        self.plain_delivered = true;
+        Ok(Step::Message {
+            first: self.plain_first,
+            raw: (0, self.plain.len()),
+            count: self.plain_count,
+            plain: true,
+        })
     }
 
     /// Remembers how far a multipart message was scanned.
@@ -921,13 +1141,16 @@ impl Connection {
 
     fn on_command(&mut self, body_start: usize, body_end: usize) -> Result<Step, Error> {
         let body = self.inbuf.get(body_start..body_end).unwrap_or(&[]);
-        let (name, data) = split_command(body)?;
         if self.state == State::Handshake {
+            let (name, data) = split_command(body)?;
             let versions = (self.peer_major, self.peer_minor);
-            return match self
-                .mechanism
-                .on_handshake_command(&self.config, name, data, versions)?
-            {
+            return match self.mechanism.on_handshake_command(
+                &self.config,
+                name,
+                data,
+                versions,
+                &mut self.out,
+            )? {
                 Handshake::Continue => Ok(Step::Continue),
                 Handshake::Done(info) => {
                     self.state = State::Ready;
@@ -935,6 +1158,14 @@ impl Connection {
                 }
             };
         }
+        let body = body.to_vec();
+        self.on_ready_command(&body)
+    }
+
+    /// A command after the handshake (from a command frame, or from a
+    /// CURVE box flagged COMMAND).
+    fn on_ready_command(&mut self, body: &[u8]) -> Result<Step, Error> {
+        let (name, data) = split_command(body)?;
         match name {
             b"PING" => {
                 let context = data
@@ -943,7 +1174,7 @@ impl Connection {
                 // RFC 37 caps the context at 16 octets; echo at most that.
                 let context = context.get(..MAX_PING_CONTEXT).unwrap_or(context);
                 self.mechanism
-                    .encode_command(b"PONG", &[context], &mut self.out);
+                    .encode_command(b"PONG", &[context], &mut self.out)?;
             }
             b"ERROR" => return Err(Error::PeerError(error_reason(data))),
             // PONG: any traffic is a sign of life, nothing else to do.
@@ -984,10 +1215,10 @@ impl Connection {
         self.out.reserve(total);
         for part in init {
             self.mechanism
-                .encode_message_frame(true, part, &mut self.out);
+                .encode_message_frame(true, part, &mut self.out)?;
         }
         self.mechanism
-            .encode_message_frame(false, last, &mut self.out);
+            .encode_message_frame(false, last, &mut self.out)?;
         Ok(())
     }
 
@@ -1003,8 +1234,8 @@ impl Connection {
             return false;
         }
         self.mechanism
-            .encode_command(b"PING", &[&ttl_ds.to_be_bytes(), context], &mut self.out);
-        true
+            .encode_command(b"PING", &[&ttl_ds.to_be_bytes(), context], &mut self.out)
+            .is_ok()
     }
 
     /// Bytes waiting to be written to the peer.
@@ -1033,7 +1264,18 @@ impl Connection {
         match self.state {
             State::Closed => return,
             State::Greeting => {}
-            State::Handshake | State::Ready => push_error(&mut self.out, reason),
+            State::Handshake => push_error(&mut self.out, reason),
+            State::Ready => {
+                // After the handshake the ERROR goes through the mechanism
+                // (boxed under CURVE).
+                let bytes = reason.as_bytes();
+                let reason = bytes.get(..255).unwrap_or(bytes);
+                let _ = self.mechanism.encode_command(
+                    b"ERROR",
+                    &[&[reason.len() as u8], reason],
+                    &mut self.out,
+                );
+            }
         }
         self.close(None);
     }
@@ -1184,7 +1426,11 @@ mod tests {
         let mut stream = Connection::new(cfg(SocketType::Dealer))
             .pending_output()
             .to_vec();
-        push_ready(&cfg(SocketType::Dealer), &mut stream);
+        push_command(
+            &mut stream,
+            b"READY",
+            &[&metadata(&cfg(SocketType::Dealer))],
+        );
         take_output(&mut a);
         a.queue_message(&[b"one"]).unwrap();
         a.queue_message(&[b"a", &[9u8; 400], b"c"]).unwrap();
@@ -1479,6 +1725,302 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    // ------------------------------------------------------------------
+    // CURVE
+
+    fn curve_cfgs(
+        check: Option<ClientCheck>,
+        server_key: Option<[u8; 32]>,
+    ) -> (Config, Config, Keypair, Keypair) {
+        let server = Keypair::generate().unwrap();
+        let client = Keypair::generate().unwrap();
+        let mut c = cfg(SocketType::Dealer);
+        c.properties.push(("X-ZGossip".into(), b"2".to_vec()));
+        c.mechanism = MechanismConfig::CurveClient {
+            keys: client.clone(),
+            server_key: server_key.unwrap_or(server.public),
+        };
+        let mut s = cfg(SocketType::Router);
+        s.mechanism = MechanismConfig::CurveServer {
+            keys: server.clone(),
+            check,
+        };
+        (c, s, client, server)
+    }
+
+    /// Shuttles bytes until quiet; returns the first error of either side.
+    fn pump_result(
+        a: &mut Connection,
+        b: &mut Connection,
+    ) -> (Result<Vec<Seen>, Error>, Result<Vec<Seen>, Error>) {
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        let (mut ea, mut eb) = (None, None);
+        for _ in 0..100 {
+            let ab = take_output(a);
+            let ba = take_output(b);
+            if ab.is_empty() && ba.is_empty() {
+                break;
+            }
+            b.feed(&ab);
+            a.feed(&ba);
+            if ea.is_none() {
+                ea = drain(a, &mut sa).err();
+            }
+            if eb.is_none() {
+                eb = drain(b, &mut sb).err();
+            }
+        }
+        (ea.map_or(Ok(sa), Err), eb.map_or(Ok(sb), Err))
+    }
+
+    #[test]
+    fn curve_handshake_and_messages() {
+        let (c, s, client, server) = curve_cfgs(None, None);
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(s);
+        assert_eq!(&a.pending_output()[12..17], b"CURVE");
+        assert_eq!(a.pending_output()[32], 0);
+        assert_eq!(b.pending_output()[32], 1, "server sets as-server");
+        // HELLO is exactly 200 bytes of command body, as libzmq checks.
+        b.feed(&take_output(&mut a)[..64]);
+        a.feed(&take_output(&mut b));
+        assert_eq!(a.poll(), Ok(None));
+        let hello = take_output(&mut a);
+        assert_eq!(&hello[..2], &[FLAG_COMMAND, 200]);
+        assert_eq!(&hello[2..8], b"\x05HELLO");
+        b.feed(&hello);
+        assert_eq!(b.poll(), Ok(None));
+        let welcome = take_output(&mut b);
+        assert_eq!(&welcome[..2], &[FLAG_COMMAND, 168]);
+        a.feed(&welcome);
+        let mut ready_a = None;
+        let mut ready_b = None;
+        for _ in 0..10 {
+            let ab = take_output(&mut a);
+            let ba = take_output(&mut b);
+            b.feed(&ab);
+            a.feed(&ba);
+            if let Ok(Some(Event::Ready(p))) = a.poll() {
+                ready_a = Some(p);
+            }
+            if let Ok(Some(Event::Ready(p))) = b.poll() {
+                ready_b = Some(p);
+            }
+        }
+        let (pa, pb) = (ready_a.unwrap(), ready_b.unwrap());
+        assert_eq!(pa.socket_type, SocketType::Router);
+        assert_eq!(pa.curve_key, Some(server.public));
+        assert_eq!(pb.socket_type, SocketType::Dealer);
+        assert_eq!(pb.curve_key, Some(client.public), "server learns C");
+        assert_eq!(pb.property("X-ZGossip"), Some(&b"2"[..]));
+
+        let long = vec![9u8; 70_000];
+        a.queue_message(&[b"hello"]).unwrap();
+        a.queue_message(&[b"", b"two", &long]).unwrap();
+        b.queue_message(&[b"back"]).unwrap();
+        let wire = a.pending_output().to_vec();
+        assert!(!wire.windows(5).any(|w| w == b"hello"), "plaintext on wire");
+        assert_eq!(&wire[..2], &[0, 8 + 8 + 16 + 1 + 5]);
+        assert_eq!(&wire[2..10], b"\x07MESSAGE");
+        assert_eq!(&wire[10..18], &3u64.to_be_bytes(), "client nonce 3");
+        assert!(a.queue_ping(10, b"ctx"));
+        let (sa, sb) = pump_result(&mut a, &mut b);
+        assert_eq!(sa.unwrap(), vec![Seen::Msg(vec![b"back".to_vec()])]);
+        assert_eq!(
+            sb.unwrap(),
+            vec![
+                Seen::Msg(vec![b"hello".to_vec()]),
+                Seen::Msg(vec![vec![], b"two".to_vec(), long]),
+            ]
+        );
+        assert!(a.is_ready() && b.is_ready());
+    }
+
+    fn curve_connected() -> (Connection, Connection) {
+        let (c, s, _, _) = curve_cfgs(None, None);
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(s);
+        let (sa, sb) = pump_result(&mut a, &mut b);
+        assert!(matches!(sa.unwrap()[..], [Seen::Ready(..)]));
+        assert!(matches!(sb.unwrap()[..], [Seen::Ready(..)]));
+        (a, b)
+    }
+
+    #[test]
+    fn curve_wrong_server_key_refused_with_error() {
+        let other = Keypair::generate().unwrap();
+        let (c, s, _, _) = curve_cfgs(None, Some(other.public));
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(s);
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert_eq!(
+            rb,
+            Err(Error::Crypto("cannot open HELLO box (wrong server key?)"))
+        );
+        assert!(matches!(ra, Err(Error::PeerError(ref r)) if r.contains("wrong server key")));
+    }
+
+    #[test]
+    fn curve_client_check_refuses() {
+        let check = ClientCheck(std::sync::Arc::new(|_: &[u8; 32]| {
+            Err("key not allowed".to_string())
+        }));
+        let (c, s, _, _) = curve_cfgs(Some(check), None);
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(s);
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert_eq!(rb, Err(Error::Refused("key not allowed".into())));
+        assert_eq!(
+            ra,
+            Err(Error::PeerError("access denied: key not allowed".into()))
+        );
+    }
+
+    #[test]
+    fn curve_against_null_and_same_roles() {
+        let (c, s, _, _) = curve_cfgs(None, None);
+        let mut a = Connection::new(cfg(SocketType::Dealer));
+        let mut b = Connection::new(s.clone());
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert!(matches!(
+            rb,
+            Err(Error::MechanismMismatch { ours: "CURVE", .. })
+        ));
+        assert!(matches!(
+            ra,
+            Err(Error::MechanismMismatch { ours: "NULL", .. })
+        ));
+        let mut a = Connection::new(s.clone());
+        let mut b = Connection::new(s);
+        // Two servers wait for a HELLO (the handshake timeout ends it);
+        // two clients refuse each other's HELLO.
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert_eq!((ra, rb), (Ok(vec![]), Ok(vec![])));
+        assert!(!a.is_ready() && !b.is_ready());
+        let mut a = Connection::new(c.clone());
+        let mut b = Connection::new(c);
+        assert_eq!(
+            pump_result(&mut a, &mut b).0,
+            Err(Error::UnexpectedCommand("HELLO".into()))
+        );
+    }
+
+    #[test]
+    fn curve_replayed_and_forged_boxes_refused() {
+        let (mut a, mut b) = curve_connected();
+        a.queue_message(&[b"one"]).unwrap();
+        let first = take_output(&mut a);
+        b.feed(&first);
+        assert!(matches!(b.poll(), Ok(Some(Event::Message(_)))));
+        b.feed(&first); // replay
+        assert_eq!(
+            b.poll(),
+            Err(Error::Crypto("short nonce not increasing (replayed box?)"))
+        );
+
+        let (mut a, mut b) = curve_connected();
+        a.queue_message(&[b"two"]).unwrap();
+        let mut forged = take_output(&mut a);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        b.feed(&forged);
+        assert_eq!(
+            b.poll(),
+            Err(Error::Crypto(
+                "cannot open MESSAGE box (forged or corrupted)"
+            ))
+        );
+
+        // A box sealed for the other direction does not open either.
+        let (mut a, mut b) = curve_connected();
+        b.queue_message(&[b"reflect"]).unwrap();
+        let reflected = take_output(&mut b);
+        b.feed(&reflected);
+        assert!(matches!(b.poll(), Err(Error::Crypto(_))));
+        drop(a.poll());
+
+        // A plain frame on a CURVE connection.
+        let (mut a, mut b) = curve_connected();
+        let mut plain = Vec::new();
+        push_frame(&mut plain, 0, 5);
+        plain.extend_from_slice(b"hello");
+        b.feed(&plain);
+        assert_eq!(b.poll(), Err(Error::Crypto("expected a MESSAGE command")));
+        let mut short = Vec::new();
+        push_frame(&mut short, 0, 10);
+        short.extend_from_slice(b"\x07MESSAGEab");
+        a.feed(&short);
+        assert_eq!(a.poll(), Err(Error::MalformedCommand("MESSAGE too short")));
+    }
+
+    #[test]
+    fn curve_every_prefix_and_byte_by_byte() {
+        let (c, s, _, _) = curve_cfgs(None, None);
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(s.clone());
+        // Record what the client sends until ready plus two messages.
+        let mut stream = Vec::new();
+        for _ in 0..10 {
+            let ab = take_output(&mut a);
+            stream.extend_from_slice(&ab);
+            b.feed(&ab);
+            a.feed(&take_output(&mut b));
+            let _ = a.poll();
+            let _ = b.poll();
+        }
+        assert!(a.is_ready());
+        a.queue_message(&[b"x", b"y"]).unwrap();
+        stream.extend_from_slice(&take_output(&mut a));
+        // The recorded stream only opens for the server that saw it, so
+        // every prefix fed to a fresh server must fail or wait, never panic.
+        for n in 0..stream.len() {
+            let mut fresh = Connection::new(s.clone());
+            fresh.feed(&stream[..n]);
+            let _ = fresh.poll();
+        }
+        let mut fresh = Connection::new(s);
+        for byte in &stream {
+            fresh.feed(&[*byte]);
+            if fresh.poll().is_err() {
+                break;
+            }
+        }
+        assert!(fresh.is_closed(), "a recorded stream was accepted again");
+    }
+
+    #[test]
+    fn refused_peer_gets_error_only() {
+        let (c, s, _, _) = curve_cfgs(None, None);
+        let mut refusing = s;
+        refusing.refuse = Some("address 10.0.0.9 is denied".into());
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(refusing);
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert_eq!(rb, Err(Error::Refused("address 10.0.0.9 is denied".into())));
+        assert_eq!(
+            ra,
+            Err(Error::PeerError(
+                "access denied: address 10.0.0.9 is denied".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn curve_frame_limit_and_ping() {
+        let (mut a, mut b) = curve_connected();
+        let mut hdr = vec![FLAG_LONG];
+        hdr.extend_from_slice(&(DEFAULT_MAX_FRAME as u64 + 1000).to_be_bytes());
+        b.feed(&hdr);
+        assert!(matches!(b.poll(), Err(Error::FrameTooLarge { .. })));
+        assert!(a.queue_ping(10, b"abc"));
+        let ping = take_output(&mut a);
+        assert_eq!(&ping[2..10], b"\x07MESSAGE", "PING travels boxed");
+        let (mut a, mut b) = curve_connected();
+        assert!(a.queue_ping(10, b"abc"));
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        assert_eq!((ra.unwrap(), rb.unwrap()), (vec![], vec![]));
     }
 
     #[test]

@@ -68,6 +68,65 @@ impl RawPeer {
         p
     }
 
+    /// Connects with a given ZMTP configuration (e.g. CURVE keys) and runs
+    /// the handshake to its end: `Err` is why it failed. Every byte
+    /// received is kept in `received` (to check a refused peer learnt
+    /// nothing).
+    pub fn try_connect(
+        endpoint: &str,
+        config: zmtp::Config,
+        received: &mut Vec<u8>,
+    ) -> Result<RawPeer, String> {
+        let io = raw_stream(endpoint);
+        io.set_timeout(Duration::from_millis(50));
+        let mut p = RawPeer {
+            io,
+            zmtp: zmtp::Connection::new(config),
+        };
+        p.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 4096];
+        loop {
+            match p.zmtp.poll() {
+                Ok(Some(zmtp::Event::Ready(_))) => return Ok(p),
+                Ok(Some(zmtp::Event::Message(_))) => return Err("message before ready".into()),
+                Ok(None) => {}
+                Err(e) => {
+                    // Collect whatever else arrives until the node closes.
+                    let end = Instant::now() + Duration::from_millis(500);
+                    while Instant::now() < end {
+                        match p.io.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => received.extend_from_slice(&buf[..n]),
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                    return Err(e.to_string());
+                }
+            }
+            if p.io.write_all(p.zmtp.pending_output()).is_err() {
+                return Err("write failed".into());
+            }
+            let n = p.zmtp.pending_output().len();
+            p.zmtp.consume_output(n);
+            assert!(Instant::now() < deadline, "handshake timed out");
+            match p.io.read(&mut buf) {
+                Ok(0) => return Err("closed by node".into()),
+                Ok(n) => {
+                    received.extend_from_slice(&buf[..n]);
+                    p.zmtp.feed(&buf[..n]);
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     pub fn flush(&mut self) {
         while !self.zmtp.pending_output().is_empty() {
             let n = self.io.write(self.zmtp.pending_output()).unwrap();

@@ -66,6 +66,13 @@ enum Cmd {
         #[command(flatten)]
         join: JoinArgs,
     },
+    /// Make a CURVE key pair: print the public and the secret key (Z85), or
+    /// write a CZMQ zcert pair (PATH and PATH_secret) and print the public key
+    Keygen {
+        /// Write the certificate files here instead of printing the secret
+        #[arg(long, value_name = "PATH")]
+        cert: Option<std::path::PathBuf>,
+    },
     /// Start a small cluster on loopback in this process and show tuples spreading
     Demo {
         /// Nodes in the cluster (2..=500)
@@ -150,6 +157,7 @@ fn main() -> ExitCode {
         } => put(&key, &value, ttl, &join),
         Cmd::Del { key, join } => del(&key, &join),
         Cmd::Watch { prefix, json, join } => watch(&prefix, json, &join),
+        Cmd::Keygen { cert } => keygen(cert.as_deref()),
         Cmd::Demo { nodes, tuples } => {
             demo::run(usize::from(nodes), tuples as usize).map_err(|e| Failure(EXIT_FAILURE, e))
         }
@@ -161,6 +169,19 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+fn keygen(cert: Option<&std::path::Path>) -> Result<(), Failure> {
+    let (public, secret) = zgossip::curve::keypair();
+    match cert {
+        None => println!("{public}\n{secret}"),
+        Some(path) => {
+            zgossip::curve::save_cert(path, &public, &secret)
+                .map_err(|e| Failure(EXIT_FAILURE, e.to_string()))?;
+            println!("{public}");
+        }
+    }
+    Ok(())
 }
 
 /// Set when SIGINT or SIGTERM arrives.
