@@ -141,6 +141,15 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ Generates a CURVE key pair as two 40-character Z85 strings (for
+ `SET PUBLICKEY`, `SET SECRETKEY` and the second argument of `CONNECT`).
+ On success returns 0 and gives you both strings (free them with
+ `zgossip_str_free`); on failure returns a negative code and writes
+ nothing.
+ */
+int zgossip_keypair(char **public_out, char **secret_out);
+
+/*
  The message of the last failed call on the calling thread, or `""` if
  none failed yet. Successful calls leave it as it is. The string belongs
  to the library and stays valid until the next failing call on this

@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn security_commands() {
-        let (public, secret) = crate::curve::keypair();
+        let (public, secret) = crate::curve::keypair().unwrap();
         let key = crate::wire::z85::decode_key(&public).unwrap();
         assert_eq!(
             Command::parse(&["SET PUBLICKEY", &public]).unwrap(),

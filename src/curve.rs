@@ -21,9 +21,14 @@ use crate::wire::z85;
 ///
 /// Never in practice: panics only if the operating system has no random
 /// source (getrandom fails), where no key can be made safely.
-pub fn keypair() -> (String, String) {
-    let k = Keypair::generate().expect("the operating system random source failed");
-    (z85::encode_key(&k.public), z85::encode_key(&k.secret))
+pub fn keypair() -> Result<(String, String)> {
+    let k = Keypair::generate().map_err(|e| {
+        Error::io(
+            "cannot draw a CURVE key",
+            std::io::Error::other(format!("the operating system random source failed: {e}")),
+        )
+    })?;
+    Ok((z85::encode_key(&k.public), z85::encode_key(&k.secret)))
 }
 
 /// Decodes a Z85 CURVE key (40 characters), saying what is wrong.
@@ -163,7 +168,7 @@ mod tests {
 
     #[test]
     fn keypair_save_load_round_trip() {
-        let (public, secret) = keypair();
+        let (public, secret) = keypair().unwrap();
         assert_eq!((public.len(), secret.len()), (40, 40));
         let dir = std::env::temp_dir().join(format!("zgossip-cert-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -182,7 +187,7 @@ mod tests {
         );
         std::fs::remove_file(dir.join("node.cert_secret")).unwrap();
         assert_eq!(load_cert(&path).unwrap().secret, None);
-        assert!(save_cert(&path, &public, &keypair().1).is_err());
+        assert!(save_cert(&path, &public, &keypair().unwrap().1).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -164,3 +164,30 @@ fn keygen_prints_or_writes_a_key_pair() {
     std::fs::remove_file(&path).unwrap();
     std::fs::remove_file(secret).unwrap();
 }
+
+#[test]
+fn curve_keys_from_keygen_secure_a_network() {
+    let (code, server_keys, _) = run(&["keygen"]);
+    assert_eq!(code, 0);
+    let (code, client_keys, _) = run(&["keygen"]);
+    assert_eq!(code, 0);
+    let server: Vec<&str> = server_keys.lines().collect();
+    let client: Vec<&str> = client_keys.lines().collect();
+    assert_eq!((server.len(), server[0].len()), (2, 40), "{server_keys}");
+    let hub = Proc::spawn(&[
+        "node",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--curve-secret",
+        server[1],
+    ]);
+    let ep = bound_endpoint(&hub);
+    let (code, _, err) = run(&[
+        "put", "secret", "42", "-c", &ep, "--curve-secret", client[1], "--curve-server", server[0],
+    ]);
+    assert_eq!(code, 0, "{err}");
+    hub.expect("the tuple", |l| l == "secret = 42");
+    // Without the server key a client cannot reach the network.
+    let (code, _, err) = run(&["get", "secret", "-c", &ep, "--timeout", "500"]);
+    assert_eq!(code, 1, "{err}");
+}

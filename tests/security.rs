@@ -17,7 +17,7 @@ use zgossip::Node;
 const T: Duration = Duration::from_secs(10);
 
 fn keys() -> (String, String) {
-    zgossip::curve::keypair()
+    zgossip::curve::keypair().unwrap()
 }
 
 /// A node with a CURVE key pair, bound on loopback; returns it, its

@@ -22,11 +22,13 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod boundary;
+mod curve;
 mod error;
 mod node;
 mod ownership;
 mod version;
 
+pub use curve::zgossip_keypair;
 pub use error::{zgossip_last_error, zgossip_result, zgossip_result_name};
 pub use node::{
     zgossip_destroy, zgossip_fd, zgossip_frames_free, zgossip_new, zgossip_rcvtimeo, zgossip_recv,

@@ -321,8 +321,16 @@ fn utf8_path(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 }
 
 /// Native part of the zgossip package; import ``zgossip`` instead.
+/// Generates a CURVE key pair: ``(public, secret)``, two 40-character Z85
+/// strings for ``SET PUBLICKEY``, ``SET SECRETKEY`` and ``CONNECT``.
+#[pyfunction]
+fn keypair(py: Python<'_>) -> PyResult<(String, String)> {
+    zgossip::curve::keypair().map_err(|e| raise(py, e))
+}
+
 #[pymodule]
 fn _zgossip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeCore>()?;
+    m.add_function(wrap_pyfunction!(keypair, m)?)?;
     Ok(())
 }

@@ -433,3 +433,19 @@ def test_get_keys_unpublish_and_stats() -> None:
             time.sleep(0.02)
         assert a.stats()["tombstones"] == 1
         assert a.stats()["tuples"] == 2
+
+
+def test_curve_network_with_generated_keys() -> None:
+    server_public, server_secret = zgossip.keypair()
+    client_public, client_secret = zgossip.keypair()
+    assert len(server_public) == 40 and server_public != client_public
+    with zgossip.Node("server") as server, zgossip.Node("client") as client:
+        server.send("SET SECRETKEY", server_secret)
+        port = server.bind("tcp://127.0.0.1:*")
+        client.send("SET SECRETKEY", client_secret)
+        client.send("CONNECT", f"tcp://127.0.0.1:{port}", server_public)
+        client.publish("secret/k", "v")
+        deadline = time.monotonic() + 5
+        while server.get("secret/k") != "v":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)

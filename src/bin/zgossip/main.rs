@@ -111,6 +111,8 @@ struct NodeArgs {
     /// Trace protocol events on stderr
     #[arg(long)]
     verbose: bool,
+    #[command(flatten)]
+    curve: CurveArgs,
 }
 
 #[derive(Args)]
@@ -127,6 +129,52 @@ struct JoinArgs {
     /// Trace protocol events on stderr
     #[arg(long)]
     verbose: bool,
+    #[command(flatten)]
+    curve: CurveArgs,
+}
+
+/// CURVE security (see docs/security.md). Keys are 40-character Z85.
+#[derive(Args, Default)]
+struct CurveArgs {
+    /// Our CURVE secret key (the public key is derived from it)
+    #[arg(long, value_name = "KEY")]
+    curve_secret: Option<String>,
+    /// Load our CURVE key pair from a CZMQ zcert secret file
+    #[arg(long, value_name = "FILE")]
+    curve_cert: Option<String>,
+    /// The server public key of the nodes given with --connect
+    #[arg(long, value_name = "KEY")]
+    curve_server: Option<String>,
+    /// Accept only CURVE clients with this public key (repeatable; `*` for any)
+    #[arg(long, value_name = "KEY")]
+    curve_allow: Vec<String>,
+}
+
+impl CurveArgs {
+    /// Applies the keys to a node; returns the server key for CONNECT.
+    fn apply(&self, node: &Node) -> Result<(), zgossip::Error> {
+        if let Some(secret) = &self.curve_secret {
+            node.send(&["SET SECRETKEY", secret])?;
+        }
+        if let Some(cert) = &self.curve_cert {
+            node.send(&["CERT", cert])?;
+        }
+        for key in &self.curve_allow {
+            if key == "*" {
+                node.send(&["CURVE", "*"])?;
+            } else {
+                node.send(&["CURVE ALLOW", key])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn connect(&self, node: &Node, endpoint: &str) -> Result<(), zgossip::Error> {
+        match &self.curve_server {
+            Some(key) => node.send(&["CONNECT", endpoint, key]),
+            None => node.connect(endpoint),
+        }
+    }
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -172,7 +220,7 @@ fn main() -> ExitCode {
 }
 
 fn keygen(cert: Option<&std::path::Path>) -> Result<(), Failure> {
-    let (public, secret) = zgossip::curve::keypair();
+    let (public, secret) = zgossip::curve::keypair()?;
     match cert {
         None => println!("{public}\n{secret}"),
         Some(path) => {
@@ -255,6 +303,7 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     if let Some(file) = &args.config {
         node.send(&["LOAD", file])?;
     }
+    args.curve.apply(&node)?;
     for ep in &args.bind {
         let port = node.bind(ep)?;
         let shown = match (port, ep.rsplit_once(':')) {
@@ -271,7 +320,7 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
         }
     }
     for ep in &args.connect {
-        node.connect(ep)?;
+        args.curve.connect(&node, ep)?;
     }
     let publish_all = |node: &Node| -> Result<(), zgossip::Error> {
         for (k, v) in &args.publish {
@@ -312,8 +361,9 @@ fn join(args: &JoinArgs) -> Result<Node, Failure> {
     if let Some(file) = &args.config {
         node.send(&["LOAD", file])?;
     }
+    args.curve.apply(&node)?;
     for ep in &args.connect {
-        node.connect(ep)?;
+        args.curve.connect(&node, ep)?;
     }
     let deadline = Instant::now() + Duration::from_millis(args.timeout);
     while node.stats()?.get("connections").copied().unwrap_or(0) == 0 {
@@ -388,8 +438,9 @@ fn watch(prefix: &str, json: bool, args: &JoinArgs) -> Result<(), Failure> {
     if let Some(file) = &args.config {
         node.send(&["LOAD", file])?;
     }
+    args.curve.apply(&node)?;
     for ep in &args.connect {
-        node.connect(ep)?;
+        args.curve.connect(&node, ep)?;
     }
     while !stop.load(Ordering::Relaxed) {
         if let Some(m) = node.recv_timeout(Duration::from_millis(100))? {

@@ -33,6 +33,7 @@ __all__ = [
     "IoError",
     "ConfigError",
     "TerminatedError",
+    "keypair",
     "__version__",
 ]
 
@@ -65,6 +66,7 @@ class TerminatedError(Error):
 # Imported after the exception classes: the native module looks them up
 # here when it first raises one.
 from ._zgossip import NodeCore as _NodeCore  # noqa: E402
+from ._zgossip import keypair  # noqa: E402
 
 
 def _check_timeout(timeout: Optional[float]) -> Optional[float]:

@@ -11,6 +11,7 @@ __all__ = [
     "IoError",
     "ConfigError",
     "TerminatedError",
+    "keypair",
     "__version__",
 ]
 
@@ -91,3 +92,6 @@ class Node:
         self, timeout: Optional[float] = None
     ) -> AsyncIterator[tuple[str, str]]:
         """``deliveries()`` for asyncio."""
+
+def keypair() -> tuple[str, str]:
+    """Generates a CURVE key pair: ``(public, secret)`` in Z85."""
