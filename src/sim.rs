@@ -156,6 +156,7 @@ impl Sim {
             sync_interval_ms: 2_000,
             tombstone_grace_ms: 3_600_000,
             max_clock_ahead_ms: 60_000,
+            max_backlog_bytes: 256 << 20,
         }
     }
 

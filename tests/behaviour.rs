@@ -352,3 +352,34 @@ fn host_names_resolve() {
     b.publish("k", "v").unwrap();
     wait_status(&a, 1, T);
 }
+
+#[test]
+fn a_peer_that_never_reads_is_closed_not_buffered_forever() {
+    let node = Node::new("n").unwrap();
+    node.send(&["SET", "limits/max-backlog", "1000000"])
+        .unwrap();
+    let ep = bind_fresh(&node, "tcp", "n");
+    // The stuck peer says HELLO and then never reads again.
+    let mut stuck = RawPeer::connect(&ep, SocketType::Dealer);
+    stuck.send(&Message::Hello);
+    let watcher = Node::new("w").unwrap();
+    watcher.connect(&ep).unwrap();
+    let value = "x".repeat(1000);
+    for i in 0..30_000 {
+        node.publish(&format!("k{i}"), &value).unwrap();
+    }
+    // The node drops the stuck peer, and keeps serving the other one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = node.stats().unwrap();
+        if st["connections"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stuck peer still connected: {st:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_status(&watcher, 30_000, Duration::from_secs(20));
+}

@@ -183,7 +183,15 @@ fn curve_keys_from_keygen_secure_a_network() {
     ]);
     let ep = bound_endpoint(&hub);
     let (code, _, err) = run(&[
-        "put", "secret", "42", "-c", &ep, "--curve-secret", client[1], "--curve-server", server[0],
+        "put",
+        "secret",
+        "42",
+        "-c",
+        &ep,
+        "--curve-secret",
+        client[1],
+        "--curve-server",
+        server[0],
     ]);
     assert_eq!(code, 0, "{err}");
     hub.expect("the tuple", |l| l == "secret = 42");

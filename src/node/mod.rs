@@ -67,6 +67,10 @@ pub struct Settings {
     pub tombstone_grace_ms: u64,
     /// Clocks of peers further ahead of ours than this are not followed.
     pub max_clock_ahead_ms: u64,
+    /// Bytes that may wait for one connection (a peer that does not read
+    /// is closed beyond this, instead of growing memory without bound; it
+    /// catches up by reconciliation when it comes back).
+    pub max_backlog_bytes: usize,
 }
 
 impl Default for Settings {
@@ -80,6 +84,7 @@ impl Default for Settings {
             sync_interval_ms: 10_000,
             tombstone_grace_ms: 24 * 3600 * 1000,
             max_clock_ahead_ms: 60_000,
+            max_backlog_bytes: 256 << 20,
         }
     }
 }
@@ -850,9 +855,33 @@ impl Engine {
 
     /// Connections with frames waiting since the last call; the driver then
     /// calls [`Engine::drain_outbox`] for each. The vector is reused.
+    /// A connection whose backlog passed `max_backlog_bytes` is closed
+    /// here instead.
     pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
         into.clear();
         std::mem::swap(into, &mut self.dirty);
+        let max = self.settings.max_backlog_bytes;
+        let over: Vec<(ConnId, usize)> = into
+            .iter()
+            .filter_map(|&id| {
+                let c = self.conns.get(&id)?;
+                let queued = c.outbox.len() - c.outbox_pos;
+                (queued > max && !c.closing).then_some((id, queued))
+            })
+            .collect();
+        for (id, queued) in over {
+            into.retain(|&c| c != id);
+            // Nothing more of it is sent: the peer resynchronises later.
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.outbox.clear();
+                c.outbox_pos = 0;
+            }
+            self.close(
+                id,
+                format!("peer too slow: {queued} bytes waiting (limit {max})"),
+                self.last_now,
+            );
+        }
     }
 
     /// Hands queued frames of `conn` to `sink`, oldest first, while it

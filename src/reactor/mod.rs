@@ -622,7 +622,20 @@ impl Reactor {
         self.extensions = extensions;
         self.linger_ms = ms("server/linger", self.linger_ms)?;
         let d = Limits::default();
-        let num = |path: &str, default: u64| ms(path, default);
+        let num = |path: &str, default: u64| -> Result<u64> {
+            match cfg.get(path) {
+                None => Ok(default),
+                Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                    Error::Config(format!("{path} must be a whole number, got '{v}'"))
+                }),
+            }
+        };
+        s.max_backlog_bytes = usize::try_from(num(
+            "limits/max-backlog",
+            Settings::default().max_backlog_bytes as u64,
+        )?)
+        .unwrap_or(usize::MAX)
+        .max(64 << 10);
         let max_frame = num("limits/max-frame", d.max_frame as u64)?;
         let limits = Limits {
             max_frame: usize::try_from(max_frame)
