@@ -436,3 +436,96 @@ fn czmq_zbeacon_interop_across_hosts() {
         "{stdout}"
     );
 }
+
+/// The path of an example binary, built if `cargo test` did not build it
+/// (it does with `--all-targets`).
+fn example(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|d| d.join("examples").join(name))
+        .unwrap();
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--example", name, "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build example {name}");
+    }
+    path.to_string_lossy().into_owned()
+}
+
+fn spawn_in(
+    ns: &Netns,
+    program: &str,
+    args: &[&str],
+) -> std::thread::JoinHandle<std::process::Output> {
+    let c = ns.command(program, args, &[]);
+    std::thread::spawn(move || run_bounded(c, Duration::from_secs(40)))
+}
+
+fn passed(what: &str, h: std::thread::JoinHandle<std::process::Output>) -> String {
+    let out = h.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Each example, briefly, on loopback inside a sealed namespace.
+#[test]
+fn examples_run_inside_a_namespace() {
+    let (service, registry, chat) = (example("service"), example("registry"), example("chat"));
+    let ns = match Netns::sealed() {
+        Ok(ns) => ns,
+        Err(why) => return skip(&why),
+    };
+    let server = spawn_in(&ns, &service, &["serve", "--for", "4"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let client = spawn_in(&ns, &service, &["hello", "--for", "4"]);
+    let said = passed("service hello", client);
+    assert!(said.contains("service replied: hello, client"), "{said}");
+    let heard = passed("service serve", server);
+    assert!(heard.contains("says: hello from client"), "{heard}");
+
+    let ids = ["a", "b", "c"];
+    let nodes: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let others: Vec<&str> = ids.iter().copied().filter(|o| o != id).collect();
+            spawn_in(
+                &ns,
+                &registry,
+                &["--id", id, "--expect", &others.join(","), "--for", "20"],
+            )
+        })
+        .collect();
+    for (id, h) in ids.iter().zip(nodes) {
+        let out = passed(&format!("registry {id}"), h);
+        assert_eq!(out.matches("lookup(").count(), 2, "{out}");
+        assert!(out.contains("tcp://127.0.0.1:"), "{out}");
+    }
+
+    let alice = spawn_in(
+        &ns,
+        &chat,
+        &[
+            "--nick", "alice", "--say", "hi bob", "--until", "hi alice", "--for", "15",
+        ],
+    );
+    let bob = spawn_in(
+        &ns,
+        &chat,
+        &[
+            "--nick", "bob", "--say", "hi alice", "--until", "hi bob", "--for", "15",
+        ],
+    );
+    assert!(passed("chat alice", alice).contains("bob@127.0.0.1: hi alice"));
+    assert!(passed("chat bob", bob).contains("alice@127.0.0.1: hi bob"));
+}
