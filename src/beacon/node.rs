@@ -284,6 +284,7 @@ impl Driver {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Another datagram makes the socket readable again.
                 Err(_) => break,
             }
         }

@@ -26,9 +26,21 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The role this process plays, when it runs inside a namespace for
 /// `test`: `Some(role)`; in the parent: `None`.
+/// Panics if this process is not in a network namespace of its own (a
+/// safety belt: a body that sends beacons never runs on the host's).
 pub fn inside(test: &str) -> Option<String> {
     match std::env::var("ZG_NETNS_TEST") {
-        Ok(t) if t == test => Some(std::env::var("ZG_NETNS_ROLE").unwrap_or_default()),
+        Ok(t) if t == test => {
+            // The parent told us its namespace; ours must differ.
+            let ours = own_netns();
+            let parent = std::env::var("ZG_NETNS_PARENT").ok();
+            assert!(
+                ours.is_some() && parent.is_some() && ours != parent,
+                "ZG_NETNS_TEST is set but this process is in the host's network \
+                 namespace: refusing to send beacons"
+            );
+            Some(std::env::var("ZG_NETNS_ROLE").unwrap_or_default())
+        }
         _ => None,
     }
 }
@@ -57,6 +69,13 @@ fn unique(tag: &str) -> String {
         tag,
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// This process's network namespace (`net:[inode]`).
+fn own_netns() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/net")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// A network namespace, deleted on drop.
@@ -121,7 +140,9 @@ impl Netns {
             &[test, "--exact", "--nocapture", "--test-threads=1"],
             env,
         );
-        c.env("ZG_NETNS_TEST", test).env("ZG_NETNS_ROLE", role);
+        c.env("ZG_NETNS_TEST", test)
+            .env("ZG_NETNS_ROLE", role)
+            .env("ZG_NETNS_PARENT", own_netns().unwrap_or_default());
         c
     }
 }
