@@ -538,3 +538,62 @@ fn examples_run_inside_a_namespace() {
     assert!(passed("chat alice", alice).contains("bob@127.0.0.1: hi alice"));
     assert!(passed("chat bob", bob).contains("alice@127.0.0.1: hi bob"));
 }
+
+/// zbeacon's semantics: nothing before SUBSCRIBE, prefix filter, own
+/// beacons dropped, SILENCE, UNSUBSCRIBE, CONFIGURE's reply on the pipe.
+#[test]
+fn beacon_actor_behaves_like_zbeacon() {
+    const T: &str = "beacon_actor_behaves_like_zbeacon";
+    if inside(T).is_none() {
+        return in_sealed(T);
+    }
+    let lo = || {
+        Beacon::with_options(UdpOptions {
+            interface: Some("lo".into()),
+            ..UdpOptions::default()
+        })
+        .unwrap()
+    };
+    let (a, b) = (lo(), lo());
+    // CONFIGURE as a string command: the hostname comes on the pipe.
+    a.send(&["CONFIGURE", "9999"]).unwrap();
+    assert_eq!(
+        a.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Some(vec![b"127.0.0.1".to_vec()])
+    );
+    assert_eq!(b.configure(9999).unwrap(), "127.0.0.1");
+    a.send(&[b"PUBLISH".as_slice(), b"HELLO-A\x00\xff", b"50"])
+        .unwrap();
+    // No SUBSCRIBE yet: nothing.
+    assert_eq!(b.recv_timeout(Duration::from_millis(300)).unwrap(), None);
+    b.subscribe(b"HELLO").unwrap();
+    let got = b.recv_beacon(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(got.address, "127.0.0.1");
+    assert_eq!(got.data, b"HELLO-A\x00\xff");
+    // Its own beacon is not delivered to A.
+    a.subscribe(b"").unwrap();
+    assert_eq!(a.recv_timeout(Duration::from_millis(300)).unwrap(), None);
+    // A filter that does not match.
+    b.subscribe(b"OTHER").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    while b.try_recv().unwrap().is_some() {}
+    assert_eq!(b.recv_timeout(Duration::from_millis(300)).unwrap(), None);
+    // SILENCE stops it.
+    b.subscribe(b"").unwrap();
+    assert!(b.recv_beacon(Duration::from_secs(5)).unwrap().is_some());
+    a.silence().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    while b.try_recv().unwrap().is_some() {}
+    assert_eq!(b.recv_timeout(Duration::from_millis(300)).unwrap(), None);
+    // UNSUBSCRIBE: nothing more, even when A speaks again.
+    a.publish(b"again", Duration::from_millis(50)).unwrap();
+    assert!(b.recv_beacon(Duration::from_secs(5)).unwrap().is_some());
+    b.unsubscribe().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    while b.try_recv().unwrap().is_some() {}
+    assert_eq!(b.recv_timeout(Duration::from_millis(300)).unwrap(), None);
+    // Bad commands say why; $TERM ends it.
+    assert!(b.send(&["PUBLISH"]).is_err());
+    b.send(&["$TERM"]).unwrap();
+    assert!(b.recv().is_err());
+}
