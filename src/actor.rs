@@ -222,6 +222,20 @@ impl Node {
             .collect())
     }
 
+    /// DISCOVER: beacons this node's TCP endpoint over UDP and connects to
+    /// the peers it hears (see `docs/discovery.md`). Binds TCP first if
+    /// the node has no TCP endpoint. Returns the address beaconed from
+    /// (`*` for the wildcard) and the TCP port advertised.
+    pub fn discover(&self, options: &crate::DiscoverOptions) -> Result<(String, u16)> {
+        let mut frames = vec!["DISCOVER".to_string()];
+        frames.extend(options.to_args());
+        let cmd = Command::parse(&frames)?;
+        let reply = self.execute_with(cmd, true)?.unwrap_or_default();
+        let host = reply.get(1).cloned().unwrap_or_default();
+        let port = reply.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        Ok((host, port))
+    }
+
     /// The port of the last TCP bind, 0 if none (as PORT, without the pipe).
     pub fn port(&self) -> Result<u16> {
         let reply = self.execute_with(Command::Port, true)?;

@@ -78,6 +78,9 @@ pub enum Command {
     Status,
     /// STATS: reply `STATS name value name value ...` (counters).
     Stats,
+    /// DISCOVER [name=value ...]: find peers with UDP beacons and connect
+    /// to them (see `docs/discovery.md`). Options checked, as given.
+    Discover(Vec<String>),
 }
 
 impl Command {
@@ -253,11 +256,19 @@ impl Command {
             }
             "STATUS" => want(0, "STATUS").map(|_| Command::Status),
             "STATS" => want(0, "STATS").map(|_| Command::Stats),
+            "DISCOVER" => {
+                // Checked here, applied over the configuration by the node.
+                crate::beacon::node::DiscoverOptions::default().apply_args(&args)?;
+                Ok(Command::Discover(
+                    args.iter().map(|a| a.to_string()).collect(),
+                ))
+            }
             "" => Err(Error::command("empty command name")),
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
                  CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS, \
-                 SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE)"
+                 SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
+                 DISCOVER)"
             ))),
         }
     }
@@ -316,6 +327,7 @@ impl std::fmt::Display for Command {
             Command::Keys(prefix) => write!(f, "KEYS {prefix}"),
             Command::Status => write!(f, "STATUS"),
             Command::Stats => write!(f, "STATS"),
+            Command::Discover(args) => write!(f, "DISCOVER {}", args.join(" ")),
         }
     }
 }
@@ -394,6 +406,11 @@ mod tests {
             Command::Keys("a/".into())
         );
         assert_eq!(Command::parse(&["STATUS"]).unwrap(), Command::Status);
+        assert_eq!(
+            Command::parse(&["DISCOVER", "interface=lo"]).unwrap(),
+            Command::Discover(vec!["interface=lo".into()])
+        );
+        assert!(err(&["DISCOVER", "port=x"]).contains("port must be"));
         assert!(!Command::parse(&["PUBLISH", "k", "v"])
             .unwrap()
             .acknowledged());

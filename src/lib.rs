@@ -7,6 +7,7 @@
 //! (mio event loop, private) and the [`Node`] handle.
 
 mod actor;
+pub mod beacon;
 mod command;
 pub mod config;
 pub mod curve;
@@ -22,6 +23,9 @@ pub mod store;
 pub mod wire;
 
 pub use actor::Node;
+pub use beacon::discovery::Settings as DiscoverySettings;
+pub use beacon::node::DiscoverOptions;
+pub use beacon::{Beacon, Received, UdpOptions};
 pub use command::Command;
 pub use error::{Error, ErrorKind, Result};
 

@@ -179,6 +179,9 @@ struct Remote {
     dialing: bool,
     backoff_ms: u64,
     redial_at: Option<u64>,
+    /// Removed by [`Engine::remove_remote`]: never dialled again; the slot
+    /// is reused once no dial is in flight.
+    removed: bool,
 }
 
 /// Longest time forwards wait on a new outbound extended connection for
@@ -341,20 +344,38 @@ impl Engine {
     /// already known sends HELLO and every tuple again on its connection
     /// (CZMQ's behaviour) instead of opening a second connection.
     pub fn add_remote(&mut self, endpoint: &str, now: Now) -> RemoteId {
-        if let Some(id) = self.remotes.iter().position(|r| r.endpoint == endpoint) {
+        if let Some(id) = self
+            .remotes
+            .iter()
+            .position(|r| !r.removed && r.endpoint == endpoint)
+        {
             if let Some(conn) = self.remotes[id].conn {
                 self.send_hello_and_tuples(conn, now);
             }
             return id;
         }
-        let id = self.remotes.len();
-        self.remotes.push(Remote {
+        let remote = Remote {
             endpoint: endpoint.to_string(),
             conn: None,
             dialing: true,
             backoff_ms: self.settings.reconnect_ivl_ms,
             redial_at: None,
-        });
+            removed: false,
+        };
+        let free = self
+            .remotes
+            .iter()
+            .position(|r| r.removed && !r.dialing && r.conn.is_none());
+        let id = match free {
+            Some(id) => {
+                self.remotes[id] = remote;
+                id
+            }
+            None => {
+                self.remotes.push(remote);
+                self.remotes.len() - 1
+            }
+        };
         self.trace(format_args!("connecting to {endpoint}"));
         self.actions.push_back(Action::Dial {
             remote: id,
@@ -363,9 +384,29 @@ impl Engine {
         id
     }
 
+    /// Stops keeping a remote connected: its connection is closed and it
+    /// is never redialled. A dial in flight is closed when it completes.
+    /// Unknown or already removed ids are ignored.
+    pub fn remove_remote(&mut self, remote: RemoteId, now: Now) {
+        let Some(r) = self.remotes.get_mut(remote).filter(|r| !r.removed) else {
+            return;
+        };
+        r.removed = true;
+        r.redial_at = None;
+        let conn = r.conn.take();
+        let endpoint = std::mem::take(&mut r.endpoint);
+        self.trace(format_args!("forgetting remote {endpoint}"));
+        if let Some(conn) = conn {
+            self.close(conn, "remote removed".to_string(), now);
+        }
+    }
+
     /// Endpoints of every remote, in the order they were added.
     pub fn remote_endpoints(&self) -> impl Iterator<Item = &str> {
-        self.remotes.iter().map(|r| r.endpoint.as_str())
+        self.remotes
+            .iter()
+            .filter(|r| !r.removed)
+            .map(|r| r.endpoint.as_str())
     }
 
     // ------------------------------------------------------------------
@@ -395,6 +436,14 @@ impl Engine {
             },
         );
         if let Role::Outbound(remote) = role {
+            if self.remotes.get(remote).is_some_and(|r| r.removed) {
+                // Dialled before the remote was removed: not wanted now.
+                if let Some(r) = self.remotes.get_mut(remote) {
+                    r.dialing = false;
+                }
+                self.close(conn, "remote removed".to_string(), now);
+                return;
+            }
             if let Some(r) = self.remotes.get_mut(remote) {
                 r.conn = Some(conn);
                 r.dialing = false;
@@ -436,6 +485,10 @@ impl Engine {
         if let Some(r) = self.remotes.get_mut(remote) {
             r.conn = None;
             r.dialing = false;
+            if r.removed {
+                r.redial_at = None;
+                return;
+            }
             let delay = r.backoff_ms.clamp(1, max);
             r.redial_at = Some(now.mono_ms + delay);
             r.backoff_ms = (delay * 2).min(max);

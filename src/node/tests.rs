@@ -343,3 +343,75 @@ fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
         .collect();
     assert_eq!(keys, ["k0", "k1"]);
 }
+
+fn actions(e: &mut Engine) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll_action()).collect()
+}
+
+#[test]
+fn a_removed_remote_is_closed_and_never_redialled() {
+    let mut e = server();
+    let r = e.add_remote("tcp://10.0.0.2:7000", at(0));
+    assert!(matches!(&actions(&mut e)[..], [Action::Dial { remote, .. }] if *remote == r));
+    e.handle_connected(10, Role::Outbound(r), Peer::default(), at(1));
+    assert_eq!(names(&drain(&mut e, 10)), ["HELLO"]);
+    e.remove_remote(r, at(2));
+    assert!(matches!(
+        &actions(&mut e)[..],
+        [Action::Close { conn: 10, .. }]
+    ));
+    e.handle_closed(10, at(3));
+    e.remove_remote(r, at(3)); // twice: ignored
+    e.remove_remote(99, at(3)); // unknown: ignored
+    for t in (4..120_000).step_by(250) {
+        e.handle_timeout(at(t));
+    }
+    assert!(actions(&mut e).is_empty());
+    assert_eq!(e.remote_endpoints().count(), 0);
+}
+
+#[test]
+fn a_remote_removed_while_dialling_is_closed_when_the_dial_completes() {
+    let mut e = server();
+    let r = e.add_remote("tcp://10.0.0.2:7000", at(0));
+    actions(&mut e);
+    e.remove_remote(r, at(1));
+    assert!(actions(&mut e).is_empty());
+    // The slot is not reused while the dial is in flight.
+    let r2 = e.add_remote("tcp://10.0.0.3:7000", at(1));
+    assert_ne!(r2, r);
+    actions(&mut e);
+    e.handle_connected(10, Role::Outbound(r), Peer::default(), at(2));
+    assert!(matches!(
+        &actions(&mut e)[..],
+        [Action::Close { conn: 10, .. }]
+    ));
+    assert!(drain(&mut e, 10).is_empty());
+    e.handle_closed(10, at(3));
+    for t in (4..60_000).step_by(250) {
+        e.handle_timeout(at(t));
+    }
+    assert!(actions(&mut e)
+        .iter()
+        .all(|a| !matches!(a, Action::Dial { remote, .. } if *remote == r)));
+    // Now the slot is free: reused, dialled afresh.
+    let r3 = e.add_remote("tcp://10.0.0.2:7000", at(60_000));
+    assert_eq!(r3, r);
+    assert!(
+        matches!(&actions(&mut e)[..], [Action::Dial { remote, endpoint }]
+        if *remote == r && endpoint == "tcp://10.0.0.2:7000")
+    );
+}
+
+#[test]
+fn a_failed_dial_of_a_removed_remote_is_not_retried() {
+    let mut e = server();
+    let r = e.add_remote("tcp://10.0.0.2:7000", at(0));
+    actions(&mut e);
+    e.remove_remote(r, at(1));
+    e.handle_dial_failed(r, "refused", at(2));
+    for t in (3..60_000).step_by(250) {
+        e.handle_timeout(at(t));
+    }
+    assert!(actions(&mut e).is_empty());
+}

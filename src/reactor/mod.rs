@@ -93,6 +93,8 @@ pub(crate) struct Reactor {
     commands_pending: bool,
     running: bool,
     security: Security,
+    /// UDP discovery, after DISCOVER.
+    discovery: Option<crate::beacon::node::Driver>,
 }
 
 /// CURVE keys, access rules and limits of a node.
@@ -164,6 +166,7 @@ impl Reactor {
             commands_pending: false,
             running: true,
             security: Security::default(),
+            discovery: None,
         };
         Ok((reactor, waker))
     }
@@ -198,6 +201,11 @@ impl Reactor {
                 let token = ev.token();
                 if token == WAKER {
                     self.handle_wakeup();
+                } else if token == crate::beacon::node::TOKEN {
+                    let now = self.now();
+                    if let Some(d) = self.discovery.as_mut() {
+                        d.readable(&mut self.engine, now);
+                    }
                 } else if self.listeners.contains_key(&token) {
                     self.accept(token);
                 } else {
@@ -215,6 +223,11 @@ impl Reactor {
                 self.after_engine();
             }
             let now = self.now();
+            if let Some(d) = self.discovery.as_mut() {
+                if d.poll_timeout() <= now.mono_ms {
+                    d.timeout(&mut self.engine, now);
+                }
+            }
             self.engine.handle_timeout(now);
             self.housekeeping(now);
             self.after_engine();
@@ -230,6 +243,9 @@ impl Reactor {
         let mut at = self.next_handshake_check.min(self.next_config_check);
         if let Some(t) = self.engine.poll_timeout() {
             at = at.min(t);
+        }
+        if let Some(d) = &self.discovery {
+            at = at.min(d.poll_timeout());
         }
         Some(Duration::from_millis(at.saturating_sub(now)))
     }
@@ -416,7 +432,8 @@ impl Reactor {
                     ("replies-coalesced", self.replies.coalesced()),
                 ];
                 let mut reply = vec!["STATS".to_string()];
-                for (name, value) in counters {
+                let discovery = self.discovery.as_ref().map(|d| d.counters());
+                for (name, value) in counters.into_iter().chain(discovery.into_iter().flatten()) {
                     reply.push(name.to_string());
                     reply.push(value.to_string());
                 }
@@ -442,6 +459,7 @@ impl Reactor {
                 );
                 Ok(Some(reply))
             }
+            Command::Discover(args) => self.discover(&args, now).map(Some),
             Command::Set(path, value) => self.set(&path, &value).map(|_| None),
             Command::Load(file) => self.load(&file).map(|_| None),
             Command::Save(file) => self
@@ -547,6 +565,58 @@ impl Reactor {
         self.bound.push(text);
         self.listeners.insert(token, (listener, shown));
         Ok(())
+    }
+
+    /// DISCOVER: options from `discovery/*` in the configuration, then the
+    /// arguments. Binds TCP on the beacon's address first when the node
+    /// has no TCP endpoint. Replies `DISCOVER hostname port`.
+    fn discover(&mut self, args: &[String], now: Now) -> Result<Vec<String>> {
+        use crate::beacon::node::{self as disc, DiscoverOptions};
+        let mut options = DiscoverOptions::default();
+        for name in disc::OPTION_NAMES {
+            if let Some(v) = self.config.get(&format!("discovery/{name}")) {
+                options.set(name, v)?;
+            }
+        }
+        options.apply_args(args)?;
+        if let Some(old) = self.discovery.take() {
+            old.stop(self.poll.registry(), &mut self.engine, now);
+        }
+        let Some(udp) = disc::open(&options)? else {
+            return Err(Error::command(format!(
+                "DISCOVER: no usable interface (interface '{}')",
+                options
+                    .interface
+                    .clone()
+                    .or_else(|| std::env::var("ZSYS_INTERFACE").ok())
+                    .unwrap_or_default()
+            )));
+        };
+        if self.port <= 0 {
+            let host = match udp.hostname.as_str() {
+                "*" => "*".to_string(),
+                h if h.contains(':') => format!("[{}]", h.split('%').next().unwrap_or(h)),
+                h => h.to_string(),
+            };
+            self.bind(&Endpoint::parse_bind(&format!("tcp://{host}:*"))?)?;
+        }
+        let port = u16::try_from(self.port)
+            .map_err(|_| Error::command("DISCOVER: the node has no TCP port"))?;
+        let driver = disc::Driver::start(
+            udp,
+            &options,
+            self.engine.id(),
+            port,
+            self.poll.registry(),
+            now.mono_ms,
+        )?;
+        let hostname = driver.hostname().to_string();
+        self.trace(format_args!(
+            "discovering on {hostname}, UDP port {}, advertising TCP port {port}",
+            options.port
+        ));
+        self.discovery = Some(driver);
+        Ok(vec!["DISCOVER".into(), hostname, port.to_string()])
     }
 
     fn set(&mut self, path: &str, value: &str) -> Result<()> {

@@ -1,0 +1,578 @@
+//! The discovery state machine, sans-IO: beacons heard go in (with the
+//! address they came from and the time), decisions come out as
+//! [`Action`]s (connect to a new peer, follow a peer to its new address,
+//! forget a silent peer). Time is passed in, never read.
+//!
+//! Rules:
+//! - our own beacons (our node id) and anything that is not a valid
+//!   beacon are ignored and counted;
+//! - of two nodes, only the one with the lower node id dials, so two nodes
+//!   that hear each other end up with exactly one link;
+//! - a peer keeps its address while it beacons from it; when the address
+//!   has been silent for `stale_ms` and the peer beacons from another one
+//!   (a new IP address or TCP port), it is followed there;
+//! - a new peer that beacons from the address of a known one replaces it
+//!   (a node restarted: same endpoint, new id);
+//! - a peer silent for `expiry_ms` is forgotten;
+//! - at most `max_peers` peers are tracked, and at most `dials_per_sec`
+//!   dials (connects and moves) leave per second, so a flood of beacons
+//!   cannot make the node open unbounded connections.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use super::frame;
+
+/// Tunables; see the module comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub stale_ms: u64,
+    pub expiry_ms: u64,
+    pub max_peers: usize,
+    pub dials_per_sec: u32,
+}
+
+impl Settings {
+    /// Defaults for a beacon interval: a move is followed after three
+    /// silent intervals, a peer forgotten after 30 s (at least ten
+    /// intervals).
+    pub fn for_interval(interval_ms: u64) -> Settings {
+        Settings {
+            stale_ms: interval_ms.saturating_mul(3).max(1),
+            expiry_ms: interval_ms.saturating_mul(10).max(30_000),
+            max_peers: 256,
+            dials_per_sec: 10,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings::for_interval(1_000)
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A new peer we dial: connect to it, once.
+    Connect { peer: u64, endpoint: SocketAddr },
+    /// A peer we dial moved: drop the old link, connect to the new address.
+    Move { peer: u64, endpoint: SocketAddr },
+    /// A peer we dialed is gone: drop its link and stop redialling.
+    Forget { peer: u64 },
+}
+
+/// What became of one datagram (for tracing and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    Rejected(frame::Rejected),
+    /// From an address a peer cannot be reached at (unspecified, multicast).
+    BadSource,
+    Own,
+    New,
+    Known,
+    /// A known peer from another address, not followed (yet).
+    Elsewhere,
+    Moved,
+    /// A new peer, but the table is full.
+    Full,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub beacons: u64,
+    pub rejected: u64,
+    pub own: u64,
+    pub peers_found: u64,
+    pub refused_full: u64,
+    pub moves: u64,
+    pub expired: u64,
+    pub dials: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// The other node dials us.
+    Theirs,
+    /// We dial, waiting for a dial token; `moved` when a link existed.
+    Pending { moved: bool },
+    /// We dialed.
+    Dialed,
+}
+
+#[derive(Debug)]
+struct Peer {
+    endpoint: SocketAddr,
+    /// Last beacon from `endpoint`.
+    seen_ms: u64,
+    /// Last beacon from anywhere.
+    heard_ms: u64,
+    link: Link,
+}
+
+/// Peers found by their beacons.
+#[derive(Debug)]
+pub struct Discovery {
+    own_id: u64,
+    settings: Settings,
+    peers: HashMap<u64, Peer>,
+    /// Peers waiting for a dial token, oldest first.
+    queue: VecDeque<u64>,
+    /// Dial tokens in thousandths.
+    tokens_milli: u64,
+    refilled_ms: u64,
+    next_expiry_check: u64,
+    actions: VecDeque<Action>,
+    stats: Stats,
+}
+
+/// How often silent peers are looked for.
+const EXPIRY_CHECK_MS: u64 = 500;
+
+impl Discovery {
+    pub fn new(own_id: u64, settings: Settings, now_ms: u64) -> Discovery {
+        let tokens_milli = u64::from(settings.dials_per_sec.max(1)) * 1000;
+        Discovery {
+            own_id,
+            settings,
+            peers: HashMap::new(),
+            queue: VecDeque::new(),
+            tokens_milli,
+            refilled_ms: now_ms,
+            next_expiry_check: now_ms + EXPIRY_CHECK_MS,
+            actions: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Peers currently known.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The address a peer is known at.
+    pub fn endpoint(&self, peer: u64) -> Option<SocketAddr> {
+        self.peers.get(&peer).map(|p| p.endpoint)
+    }
+
+    /// A datagram arrived from `source`.
+    pub fn handle_datagram(&mut self, source: IpAddr, data: &[u8], now_ms: u64) -> Heard {
+        self.stats.beacons += 1;
+        let heard = self.classify(source, data, now_ms);
+        match heard {
+            Heard::Rejected(_) | Heard::BadSource => self.stats.rejected += 1,
+            Heard::Own => self.stats.own += 1,
+            Heard::Full => self.stats.refused_full += 1,
+            _ => {}
+        }
+        self.pump(now_ms);
+        heard
+    }
+
+    fn classify(&mut self, source: IpAddr, data: &[u8], now_ms: u64) -> Heard {
+        let announce = match frame::decode(data) {
+            Ok(a) => a,
+            Err(r) => return Heard::Rejected(r),
+        };
+        if announce.node_id == self.own_id {
+            return Heard::Own;
+        }
+        if source.is_unspecified() || source.is_multicast() || is_broadcast(source) {
+            return Heard::BadSource;
+        }
+        let id = announce.node_id;
+        let endpoint = SocketAddr::new(source, announce.port);
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.heard_ms = now_ms;
+            if p.endpoint == endpoint {
+                p.seen_ms = now_ms;
+                return Heard::Known;
+            }
+            if now_ms.saturating_sub(p.seen_ms) < self.settings.stale_ms {
+                return Heard::Elsewhere;
+            }
+            p.endpoint = endpoint;
+            p.seen_ms = now_ms;
+            let requeue = match p.link {
+                Link::Theirs | Link::Pending { .. } => false,
+                Link::Dialed => {
+                    p.link = Link::Pending { moved: true };
+                    true
+                }
+            };
+            self.stats.moves += 1;
+            if requeue {
+                self.queue.push_back(id);
+            }
+            self.evict_at(endpoint, id);
+            return Heard::Moved;
+        }
+        self.evict_at(endpoint, id);
+        if self.peers.len() >= self.settings.max_peers {
+            return Heard::Full;
+        }
+        let link = if self.own_id < id {
+            self.queue.push_back(id);
+            Link::Pending { moved: false }
+        } else {
+            Link::Theirs
+        };
+        self.peers.insert(
+            id,
+            Peer {
+                endpoint,
+                seen_ms: now_ms,
+                heard_ms: now_ms,
+                link,
+            },
+        );
+        self.stats.peers_found += 1;
+        Heard::New
+    }
+
+    /// Forgets any peer other than `keep` known at `endpoint`: two live
+    /// nodes cannot listen on one TCP endpoint, so that one is gone.
+    fn evict_at(&mut self, endpoint: SocketAddr, keep: u64) {
+        let old: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(&id, p)| id != keep && p.endpoint == endpoint)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in old {
+            self.remove(id);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(p) = self.peers.remove(&id) {
+            self.queue.retain(|&q| q != id);
+            if matches!(p.link, Link::Dialed | Link::Pending { moved: true }) {
+                self.actions.push_back(Action::Forget { peer: id });
+            }
+        }
+    }
+
+    fn refill(&mut self, now_ms: u64) {
+        let rate = u64::from(self.settings.dials_per_sec.max(1));
+        let elapsed = now_ms.saturating_sub(self.refilled_ms);
+        self.refilled_ms = self.refilled_ms.max(now_ms);
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed.saturating_mul(rate))
+            .min(rate * 1000);
+    }
+
+    /// Lets waiting dials go while tokens last.
+    fn pump(&mut self, now_ms: u64) {
+        self.refill(now_ms);
+        while self.tokens_milli >= 1000 {
+            let Some(id) = self.queue.pop_front() else {
+                return;
+            };
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let Link::Pending { moved } = p.link else {
+                continue;
+            };
+            p.link = Link::Dialed;
+            self.tokens_milli -= 1000;
+            self.stats.dials += 1;
+            let endpoint = p.endpoint;
+            self.actions.push_back(if moved {
+                Action::Move { peer: id, endpoint }
+            } else {
+                Action::Connect { peer: id, endpoint }
+            });
+        }
+    }
+
+    /// Runs timers: forgets silent peers, lets waiting dials go.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        if now_ms >= self.next_expiry_check {
+            self.next_expiry_check = now_ms + EXPIRY_CHECK_MS;
+            let expiry = self.settings.expiry_ms;
+            let silent: Vec<u64> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| now_ms.saturating_sub(p.heard_ms) >= expiry)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in silent {
+                self.stats.expired += 1;
+                self.remove(id);
+            }
+        }
+        self.pump(now_ms);
+    }
+
+    /// When [`Discovery::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut at = None;
+        if !self.peers.is_empty() {
+            at = Some(self.next_expiry_check);
+        }
+        if !self.queue.is_empty() {
+            let rate = u64::from(self.settings.dials_per_sec.max(1));
+            let missing = 1000u64.saturating_sub(self.tokens_milli);
+            let t = self.refilled_ms + missing.div_ceil(rate);
+            at = Some(at.map_or(t, |a: u64| a.min(t)));
+        }
+        at
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+}
+
+fn is_broadcast(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+}
+
+/// The gossip endpoint for a peer's address.
+pub fn endpoint_string(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("tcp://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("tcp://[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn actions(d: &mut Discovery) -> Vec<Action> {
+        std::iter::from_fn(|| d.poll_action()).collect()
+    }
+
+    #[test]
+    fn lower_id_dials_once_higher_id_waits() {
+        let mut low = Discovery::new(10, Settings::default(), 0);
+        let mut high = Discovery::new(20, Settings::default(), 0);
+        let from_high = frame::encode(7000, 20);
+        let from_low = frame::encode(6000, 10);
+        for t in 0..5 {
+            assert_eq!(
+                low.handle_datagram(ip("10.0.0.2"), &from_high, t * 1000),
+                if t == 0 { Heard::New } else { Heard::Known }
+            );
+            high.handle_datagram(ip("10.0.0.1"), &from_low, t * 1000);
+        }
+        assert_eq!(
+            actions(&mut low),
+            [Action::Connect {
+                peer: 20,
+                endpoint: sa("10.0.0.2:7000")
+            }]
+        );
+        assert!(actions(&mut high).is_empty());
+        assert_eq!(high.peer_count(), 1);
+        assert_eq!(low.stats().dials, 1);
+    }
+
+    #[test]
+    fn own_and_garbage_are_ignored() {
+        let mut d = Discovery::new(10, Settings::default(), 0);
+        assert_eq!(
+            d.handle_datagram(ip("127.0.0.1"), &frame::encode(5000, 10), 0),
+            Heard::Own
+        );
+        assert_eq!(
+            d.handle_datagram(ip("127.0.0.1"), b"ZRE\x01garbage", 0),
+            Heard::Rejected(frame::Rejected::Magic)
+        );
+        assert_eq!(
+            d.handle_datagram(ip("127.0.0.1"), b"ZGD\x01", 0),
+            Heard::Rejected(frame::Rejected::Short)
+        );
+        assert_eq!(
+            d.handle_datagram(ip("0.0.0.0"), &frame::encode(5000, 11), 0),
+            Heard::BadSource
+        );
+        assert_eq!(
+            d.handle_datagram(ip("255.255.255.255"), &frame::encode(5000, 11), 0),
+            Heard::BadSource
+        );
+        assert_eq!(d.peer_count(), 0);
+        assert!(actions(&mut d).is_empty());
+        assert_eq!(d.stats().rejected, 4);
+        assert_eq!(d.stats().own, 1);
+    }
+
+    #[test]
+    fn a_moved_peer_is_followed_after_its_old_address_falls_silent() {
+        let s = Settings::for_interval(100); // stale after 300 ms
+        let mut d = Discovery::new(1, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
+        assert_eq!(actions(&mut d).len(), 1);
+        // Both addresses beacon (multi-homed): stay.
+        for t in 1..10 {
+            d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), t * 100);
+            assert_eq!(
+                d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), t * 100 + 50),
+                Heard::Elsewhere
+            );
+        }
+        assert!(actions(&mut d).is_empty());
+        // The old address falls silent: after 300 ms the new one wins.
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_100),
+            Heard::Elsewhere
+        );
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_200),
+            Heard::Moved
+        );
+        assert_eq!(
+            actions(&mut d),
+            [Action::Move {
+                peer: 5,
+                endpoint: sa("10.0.0.3:7000")
+            }]
+        );
+        // A new port counts as a move too.
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7001, 5), 2_000);
+        assert_eq!(
+            actions(&mut d),
+            [Action::Move {
+                peer: 5,
+                endpoint: sa("10.0.0.3:7001")
+            }]
+        );
+        assert_eq!(d.stats().moves, 2);
+    }
+
+    #[test]
+    fn a_peer_we_do_not_dial_moves_silently() {
+        let s = Settings::for_interval(100);
+        let mut d = Discovery::new(9, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_000);
+        assert_eq!(d.endpoint(5), Some(sa("10.0.0.3:7000")));
+        assert!(actions(&mut d).is_empty());
+    }
+
+    #[test]
+    fn silent_peers_are_forgotten() {
+        let s = Settings {
+            expiry_ms: 2_000,
+            ..Settings::for_interval(100)
+        };
+        let mut d = Discovery::new(1, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 0);
+        actions(&mut d);
+        d.handle_timeout(1_500);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 1_500);
+        d.handle_timeout(2_500);
+        assert_eq!(actions(&mut d), [Action::Forget { peer: 5 }]);
+        assert_eq!(d.peer_count(), 1);
+        d.handle_timeout(10_000);
+        assert_eq!(actions(&mut d), [Action::Forget { peer: 0xff }]);
+        assert_eq!(d.peer_count(), 0);
+        assert_eq!(d.poll_timeout(), None);
+        // Heard again: a new peer, dialed again.
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 11_000);
+        assert!(matches!(
+            &actions(&mut d)[..],
+            [Action::Connect { peer: 5, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_restarted_node_on_the_same_endpoint_replaces_the_old_one() {
+        let mut d = Discovery::new(1, Settings::default(), 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 6), 10);
+        assert_eq!(
+            actions(&mut d),
+            [
+                Action::Connect {
+                    peer: 5,
+                    endpoint: sa("10.0.0.2:7000")
+                },
+                Action::Forget { peer: 5 },
+                Action::Connect {
+                    peer: 6,
+                    endpoint: sa("10.0.0.2:7000")
+                },
+            ]
+        );
+        assert_eq!(d.peer_count(), 1);
+    }
+
+    #[test]
+    fn a_flood_is_capped_in_peers_and_in_dials_per_second() {
+        let s = Settings {
+            max_peers: 50,
+            dials_per_sec: 5,
+            ..Settings::default()
+        };
+        let mut d = Discovery::new(1, s, 0);
+        for id in 2..10_000u64 {
+            let src = IpAddr::from([10, 0, (id >> 8) as u8, id as u8]);
+            d.handle_datagram(src, &frame::encode(7000, id), 0);
+        }
+        assert_eq!(d.peer_count(), 50);
+        assert_eq!(d.stats().refused_full, 10_000 - 2 - 50);
+        // A burst of 5 at once, then 5 a second.
+        assert_eq!(actions(&mut d).len(), 5);
+        let mut t = 0;
+        let mut per_second = Vec::new();
+        for _ in 0..20 {
+            let mut n = 0;
+            for _ in 0..10 {
+                t += 100;
+                d.handle_timeout(t);
+                n += actions(&mut d).len();
+            }
+            per_second.push(n);
+        }
+        assert!(per_second.iter().all(|&n| n <= 5), "{per_second:?}");
+        assert_eq!(d.stats().dials, 50);
+        assert_eq!(d.poll_timeout(), Some(d.next_expiry_check));
+    }
+
+    #[test]
+    fn waiting_dials_ask_for_a_timeout() {
+        let s = Settings {
+            dials_per_sec: 1,
+            ..Settings::default()
+        };
+        let mut d = Discovery::new(1, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 6), 0);
+        assert_eq!(actions(&mut d).len(), 1);
+        assert_eq!(d.poll_timeout(), Some(500)); // the expiry check comes first
+        d.handle_timeout(999);
+        assert!(actions(&mut d).is_empty());
+        d.handle_timeout(1000);
+        assert_eq!(actions(&mut d).len(), 1);
+    }
+
+    #[test]
+    fn endpoints_format_for_connect() {
+        assert_eq!(endpoint_string(sa("10.0.0.1:5")), "tcp://10.0.0.1:5");
+        assert_eq!(endpoint_string(sa("[fd00::1]:5")), "tcp://[fd00::1]:5");
+    }
+}

@@ -1,0 +1,14 @@
+//! Discovery over UDP: the [`Beacon`] actor (CZMQ's `zbeacon`), the
+//! gossip node's `DISCOVER` beacon frame and the sans-IO discovery state
+//! machine. See `docs/discovery.md`.
+
+mod actor;
+pub mod discovery;
+pub mod frame;
+pub mod iface;
+pub(crate) mod node;
+mod pipe;
+pub mod udp;
+
+pub use actor::{Beacon, BeaconCommand, Received, DEFAULT_INTERVAL_MS};
+pub use udp::UdpOptions;

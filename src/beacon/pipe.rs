@@ -1,0 +1,120 @@
+//! A bounded message pipe from an actor thread to its application, with a
+//! descriptor that is readable exactly while a message waits.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::replies::lock;
+
+struct Inner<T> {
+    queue: VecDeque<T>,
+    closed: bool,
+    signalled: bool,
+    dropped: u64,
+}
+
+pub(crate) struct Pipe<T> {
+    inner: Mutex<Inner<T>>,
+    ready: Condvar,
+    limit: usize,
+    signal_tx: UnixStream,
+    signal_rx: UnixStream,
+}
+
+impl<T> Pipe<T> {
+    pub(crate) fn new(limit: usize) -> Result<Pipe<T>> {
+        let (signal_tx, signal_rx) =
+            UnixStream::pair().map_err(|e| Error::io("cannot create reply pipe", e))?;
+        signal_tx
+            .set_nonblocking(true)
+            .and_then(|_| signal_rx.set_nonblocking(true))
+            .map_err(|e| Error::io("cannot create reply pipe", e))?;
+        Ok(Pipe {
+            inner: Mutex::new(Inner {
+                queue: VecDeque::new(),
+                closed: false,
+                signalled: false,
+                dropped: 0,
+            }),
+            ready: Condvar::new(),
+            limit: limit.max(1),
+            signal_tx,
+            signal_rx,
+        })
+    }
+
+    /// Queues a message; with `droppable`, only while under the limit
+    /// (returns false when it was dropped).
+    pub(crate) fn push(&self, msg: T, droppable: bool) -> bool {
+        let mut g = lock(&self.inner);
+        if droppable && g.queue.len() >= self.limit {
+            g.dropped += 1;
+            return false;
+        }
+        g.queue.push_back(msg);
+        if !g.signalled {
+            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        }
+        self.ready.notify_all();
+        true
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        lock(&self.inner).dropped
+    }
+
+    pub(crate) fn close(&self) {
+        let mut g = lock(&self.inner);
+        g.closed = true;
+        if !g.signalled {
+            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        }
+        self.ready.notify_all();
+    }
+
+    /// Takes the next message, waiting until `deadline` (`None`: forever).
+    /// `Ok(None)`: none in time; `Err(Terminated)`: closed and empty.
+    pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<Option<T>> {
+        let mut g = lock(&self.inner);
+        loop {
+            if let Some(m) = g.queue.pop_front() {
+                if g.queue.is_empty() && !g.closed && g.signalled {
+                    let mut buf = [0u8; 16];
+                    while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
+                    g.signalled = false;
+                }
+                return Ok(Some(m));
+            }
+            if g.closed {
+                return Err(Error::Terminated);
+            }
+            match deadline {
+                None => g = self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    g = self
+                        .ready
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.inner).queue.len()
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.signal_rx.as_raw_fd()
+    }
+}
