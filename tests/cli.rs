@@ -1,4 +1,9 @@
-//! The `zgossip` command, driven as real processes on loopback.
+//! The `zgossip` command, driven as real processes on loopback (and, for
+//! `--discover`, inside a network namespace the test creates).
+
+#[allow(dead_code)]
+#[path = "support/netns.rs"]
+mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -16,8 +21,13 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut c = Command::new(BIN);
+        c.args(args);
+        Proc::spawn_command(c)
+    }
+
+    fn spawn_command(mut c: Command) -> Proc {
+        let mut child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -198,4 +208,32 @@ fn curve_keys_from_keygen_secure_a_network() {
     // Without the server key a client cannot reach the network.
     let (code, _, err) = run(&["get", "secret", "-c", &ep, "--timeout", "500"]);
     assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn node_processes_with_only_discover_find_each_other() {
+    // Beacons never leave the machine: both processes run in a sealed
+    // namespace that has only `lo`, and beacon on `lo`.
+    let ns = match netns::Netns::sealed() {
+        Ok(ns) => ns,
+        Err(why) => return netns::skip(&why),
+    };
+    let args = |kv: &'static str| {
+        vec![
+            "node",
+            "--discover",
+            "--interface",
+            "lo",
+            "--discover-port",
+            "5699",
+            "--publish",
+            kv,
+        ]
+    };
+    let a = Proc::spawn_command(ns.command(BIN, &args("from-a=1"), &[]));
+    let b = Proc::spawn_command(ns.command(BIN, &args("from-b=2"), &[]));
+    a.expect("b's tuple", |l| l == "from-b = 2");
+    b.expect("a's tuple", |l| l == "from-a = 1");
+    assert_eq!(a.terminate(), 0);
+    assert_eq!(b.terminate(), 0);
 }

@@ -111,6 +111,17 @@ struct NodeArgs {
     /// Trace protocol events on stderr
     #[arg(long)]
     verbose: bool,
+    /// Find other nodes by UDP beacons and connect to them (see
+    /// docs/discovery.md); beacons go out on --interface
+    #[arg(long)]
+    discover: bool,
+    /// Interface for --discover: a name (eth0, lo), an address, or `*`
+    /// (default: ZSYS_INTERFACE, else the first non-loopback interface)
+    #[arg(long, requires = "discover")]
+    interface: Option<String>,
+    /// UDP port of the beacons (default 5675)
+    #[arg(long, requires = "discover")]
+    discover_port: Option<u16>,
     #[command(flatten)]
     curve: CurveArgs,
 }
@@ -321,6 +332,24 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     }
     for ep in &args.connect {
         args.curve.connect(&node, ep)?;
+    }
+    if args.discover {
+        let mut options = zgossip::DiscoverOptions {
+            interface: args.interface.clone(),
+            ..Default::default()
+        };
+        if let Some(port) = args.discover_port {
+            options.port = port;
+        }
+        let (host, port) = node.discover(&options)?;
+        if args.json {
+            println!(
+                "{{\"event\":\"discovering\",\"host\":{},\"port\":{port}}}",
+                json_string(&host)
+            );
+        } else {
+            println!("discovering from {host}, beacons on UDP port {port}");
+        }
     }
     let publish_all = |node: &Node| -> Result<(), zgossip::Error> {
         for (k, v) in &args.publish {
