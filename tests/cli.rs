@@ -1,7 +1,6 @@
 //! The `zgossip` command, driven as real processes on loopback (and, for
 //! `--discover`, inside a network namespace the test creates).
 
-#[allow(dead_code)]
 #[path = "support/netns.rs"]
 mod netns;
 
