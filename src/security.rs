@@ -111,8 +111,12 @@ impl Default for Limits {
             handshake_timeout_ms: 10_000,
             connections_per_address: 64,
             connections: 1024,
-            tuples_per_second: 100_000,
-            bytes_per_second: 64 << 20,
+            // Above what one honest connection sends at full speed (a
+            // node joining a store of millions of tuples), so that the
+            // defaults never cut a legitimate sync; lower them to bound
+            // what one peer may cost.
+            tuples_per_second: 4_000_000,
+            bytes_per_second: 512 << 20,
         }
     }
 }

@@ -379,11 +379,9 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Joins the network briefly: a node that connects to the given endpoints
-/// and waits until at least one connection is up and the store has been
-/// quiet for a moment (the initial synchronisation is over).
-fn join(args: &JoinArgs) -> Result<Node, Failure> {
-    let node = Node::new("cli")?;
+/// A node set up from the shared options, connecting to `--connect`.
+fn open(args: &JoinArgs, name: &str) -> Result<Node, Failure> {
+    let node = Node::new(name)?;
     if args.verbose {
         node.send(&["VERBOSE"])?;
     }
@@ -394,6 +392,14 @@ fn join(args: &JoinArgs) -> Result<Node, Failure> {
     for ep in &args.connect {
         args.curve.connect(&node, ep)?;
     }
+    Ok(node)
+}
+
+/// Joins the network briefly: a node that connects to the given endpoints
+/// and waits until at least one connection is up and the store has been
+/// quiet for a moment (the initial synchronisation is over).
+fn join(args: &JoinArgs) -> Result<Node, Failure> {
+    let node = open(args, "cli")?;
     let deadline = Instant::now() + Duration::from_millis(args.timeout);
     while node.stats()?.get("connections").copied().unwrap_or(0) == 0 {
         if Instant::now() >= deadline {
@@ -460,17 +466,7 @@ fn del(key: &str, args: &JoinArgs) -> Result<(), Failure> {
 
 fn watch(prefix: &str, json: bool, args: &JoinArgs) -> Result<(), Failure> {
     let stop = stop_flag()?;
-    let node = Node::new("watch")?;
-    if args.verbose {
-        node.send(&["VERBOSE"])?;
-    }
-    if let Some(file) = &args.config {
-        node.send(&["LOAD", file])?;
-    }
-    args.curve.apply(&node)?;
-    for ep in &args.connect {
-        args.curve.connect(&node, ep)?;
-    }
+    let node = open(args, "watch")?;
     while !stop.load(Ordering::Relaxed) {
         if let Some(m) = node.recv_timeout(Duration::from_millis(100))? {
             print_event(&m, json, prefix);
