@@ -12,25 +12,41 @@ use zgossip::{ErrorKind, Node};
 
 const T: Duration = Duration::from_secs(5);
 
-fn tmp(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("zgossip-cfg-{}", unique()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name).to_string_lossy().into_owned()
+/// A scratch directory for one test, removed when the test ends (pass or fail).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!("zgossip-cfg-{}", unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn save_then_load_round_trips() {
+    let dir = Scratch::new();
     let a = Node::new("a").unwrap();
     a.send(&["SET", "server/timeout", "500"]).unwrap();
     a.send(&["SET", "app/name", "hello world"]).unwrap();
-    let f = tmp("a.cfg");
+    let f = dir.file("a.cfg");
     a.send(&["SAVE", f.as_str()]).unwrap();
     let text = std::fs::read_to_string(&f).unwrap();
     assert!(text.contains("timeout = \"500\""), "{text}");
     assert!(text.contains("name = \"hello world\""), "{text}");
     let b = Node::new("b").unwrap();
     b.send(&["LOAD", f.as_str()]).unwrap();
-    let g = tmp("b.cfg");
+    let g = dir.file("b.cfg");
     b.send(&["SAVE", g.as_str()]).unwrap();
     let loaded = Config::load(&g).unwrap();
     assert_eq!(loaded.get("server/timeout"), Some("500"));
@@ -39,7 +55,7 @@ fn save_then_load_round_trips() {
     // there on SAVE and LOAD are a fixed point.
     let c = Node::new("c").unwrap();
     c.send(&["LOAD", g.as_str()]).unwrap();
-    let h = tmp("c.cfg");
+    let h = dir.file("c.cfg");
     c.send(&["SAVE", h.as_str()]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&h).unwrap(),
@@ -49,8 +65,9 @@ fn save_then_load_round_trips() {
 
 #[test]
 fn fresh_node_saves_czmq_default_tree() {
+    let dir = Scratch::new();
     let n = Node::new("n").unwrap();
-    let f = tmp("n.cfg");
+    let f = dir.file("n.cfg");
     n.send(&["SAVE", f.as_str()]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&f).unwrap(),
@@ -60,8 +77,9 @@ fn fresh_node_saves_czmq_default_tree() {
 
 #[test]
 fn load_binds_configured_endpoints_and_applies_timeout() {
+    let dir = Scratch::new();
     let name = format!("inproc://cfg-{}", unique());
-    let f = tmp("bind.cfg");
+    let f = dir.file("bind.cfg");
     std::fs::write(
         &f,
         format!(
@@ -79,11 +97,12 @@ fn load_binds_configured_endpoints_and_applies_timeout() {
 
 #[test]
 fn bad_files_and_values_are_errors_and_change_nothing() {
+    let dir = Scratch::new();
     let n = Node::new("n").unwrap();
     let e = n.send(&["LOAD", "/nonexistent/zgossip.cfg"]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("/nonexistent/zgossip.cfg"), "{e}");
-    let f = tmp("bad.cfg");
+    let f = dir.file("bad.cfg");
     std::fs::write(&f, "server\n  timeout = 1\n").unwrap();
     let e = n.send(&["LOAD", f.as_str()]).unwrap_err();
     assert!(e.to_string().contains("line 2"), "{e}");
@@ -95,7 +114,7 @@ fn bad_files_and_values_are_errors_and_change_nothing() {
     let e = n.send(&["SAVE", "/nonexistent/dir/x.cfg"]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     // The tree is unchanged.
-    let g = tmp("after.cfg");
+    let g = dir.file("after.cfg");
     n.send(&["SAVE", g.as_str()]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&g).unwrap(),
@@ -105,7 +124,8 @@ fn bad_files_and_values_are_errors_and_change_nothing() {
 
 #[test]
 fn changed_file_is_reloaded() {
-    let f = tmp("live.cfg");
+    let dir = Scratch::new();
+    let f = dir.file("live.cfg");
     std::fs::write(&f, "server\n    timeout = 1000\n").unwrap();
     let n = Node::new("n").unwrap();
     n.send(&["LOAD", f.as_str()]).unwrap();
@@ -130,10 +150,11 @@ fn changed_file_is_reloaded() {
 
 #[test]
 fn reads_a_file_written_by_czmq() {
+    let dir = Scratch::new();
     if !czmq::require_czmq() {
         return;
     }
-    let f = tmp("czmq.cfg");
+    let f = dir.file("czmq.cfg");
     let mut cz = czmq::CzmqNode::spawn("cz");
     cz.send(&["SET", "server/timeout", "300"]);
     cz.send(&["SET", "zgossip/bind/endpoint", "inproc://czmq-wrote-this"]);
@@ -147,7 +168,7 @@ fn reads_a_file_written_by_czmq() {
     let czmq_text = std::fs::read_to_string(&f).unwrap();
     let n = Node::new("n").unwrap();
     n.send(&["LOAD", f.as_str()]).unwrap();
-    let g = tmp("ours.cfg");
+    let g = dir.file("ours.cfg");
     n.send(&["SAVE", g.as_str()]).unwrap();
     let ours = Config::load(&g).unwrap();
     let theirs = Config::parse(&czmq_text).unwrap();
