@@ -206,43 +206,14 @@ impl Command {
                     .map(Command::CurveAllow)
             }
             "PUBLISH" => {
-                if args.len() != 3 {
-                    want(2, "PUBLISH key value [ttl-msecs]")?;
-                }
-                check_key(args[0])?;
-                let ttl_ms = match args.get(2) {
-                    None => None,
-                    Some(t) => match t.parse::<u64>() {
-                        Ok(0) | Err(_) => {
-                            return Err(Error::command(format!(
-                                "PUBLISH: ttl must be a positive number of milliseconds, got '{t}'"
-                            )))
-                        }
-                        Ok(n) if n > MAX_TTL_MS => {
-                            return Err(Error::command(format!(
-                                "PUBLISH: ttl of {n} ms exceeds the limit of {MAX_TTL_MS} ms"
-                            )))
-                        }
-                        Ok(n) => Some(n),
-                    },
-                };
-                if args[1].len() > MAX_VALUE_LEN {
-                    return Err(Error::command(format!(
-                        "PUBLISH: value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
-                        args[1].len()
-                    )));
-                }
+                let p = parse_publish(&args)?;
                 Ok(Command::Publish {
-                    key: args[0].to_string(),
-                    value: args[1].to_string(),
-                    ttl_ms,
+                    key: p.key.to_string(),
+                    value: p.value.to_string(),
+                    ttl_ms: p.ttl_ms,
                 })
             }
-            "UNPUBLISH" => {
-                want(1, "UNPUBLISH key")?;
-                check_key(args[0])?;
-                Ok(Command::Unpublish(args[0].to_string()))
-            }
+            "UNPUBLISH" => parse_unpublish(&args).map(|k| Command::Unpublish(k.to_string())),
             "GET" => {
                 want(1, "GET key")?;
                 check_key(args[0])?;
@@ -338,6 +309,76 @@ fn non_empty(name: &str, what: &str, v: &str) -> Result<(), Error> {
     } else {
         Ok(())
     }
+}
+
+/// The arguments of `PUBLISH key value [ttl-msecs]`, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PublishArgs<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub ttl_ms: Option<u64>,
+}
+
+/// Checks the arguments of PUBLISH (the frames after the name) without
+/// allocating: the handle's fast path for the most frequent command.
+pub(crate) fn parse_publish<S: AsRef<str>>(args: &[S]) -> Result<PublishArgs<'_>, Error> {
+    let (key, value, ttl) = match args {
+        [k, v] => (k.as_ref(), v.as_ref(), None),
+        [k, v, t] => (k.as_ref(), v.as_ref(), Some(t.as_ref())),
+        _ => {
+            return Err(Error::command(format!(
+                "PUBLISH takes 2 arguments, got {}: usage: PUBLISH key value [ttl-msecs]",
+                args.len()
+            )))
+        }
+    };
+    if key.contains('\0') || value.contains('\0') {
+        return Err(Error::command(
+            "PUBLISH: arguments cannot contain NUL characters",
+        ));
+    }
+    check_key(key)?;
+    let ttl_ms = match ttl {
+        None => None,
+        Some(t) => match t.parse::<u64>() {
+            Ok(0) | Err(_) => {
+                return Err(Error::command(format!(
+                    "PUBLISH: ttl must be a positive number of milliseconds, got '{t}'"
+                )))
+            }
+            Ok(n) if n > MAX_TTL_MS => {
+                return Err(Error::command(format!(
+                    "PUBLISH: ttl of {n} ms exceeds the limit of {MAX_TTL_MS} ms"
+                )))
+            }
+            Ok(n) => Some(n),
+        },
+    };
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::command(format!(
+            "PUBLISH: value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
+            value.len()
+        )));
+    }
+    Ok(PublishArgs { key, value, ttl_ms })
+}
+
+/// Checks the argument of `UNPUBLISH key` without allocating.
+pub(crate) fn parse_unpublish<S: AsRef<str>>(args: &[S]) -> Result<&str, Error> {
+    let [key] = args else {
+        return Err(Error::command(format!(
+            "UNPUBLISH takes 1 argument, got {}: usage: UNPUBLISH key",
+            args.len()
+        )));
+    };
+    let key = key.as_ref();
+    if key.contains('\0') {
+        return Err(Error::command(
+            "UNPUBLISH: arguments cannot contain NUL characters",
+        ));
+    }
+    check_key(key)?;
+    Ok(key)
 }
 
 /// A key must fit ZGP's one-byte length.

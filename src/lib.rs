@@ -14,6 +14,8 @@ pub mod curve;
 pub mod endpoint;
 mod error;
 pub mod ffi;
+mod inbox;
+pub mod news;
 pub mod node;
 mod reactor;
 mod replies;

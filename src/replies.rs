@@ -17,14 +17,21 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::node::Event;
+use crate::news::{Item, NewsQueue, NewsRef};
 
 /// Queue length beyond which news is coalesced per key.
 pub(crate) const DEFAULT_LIMIT: usize = 100_000;
 
+/// Text kept beyond twice the live text before it is compacted.
+const TEXT_SLACK: usize = 64 << 10;
+
 enum Slot {
     Reply(Vec<String>),
-    News(Event),
+    /// News whose text starts at absolute offset `at` of the text buffer.
+    News {
+        item: Item,
+        at: u64,
+    },
 }
 
 struct Inner {
@@ -39,6 +46,67 @@ struct Inner {
     coalesced: u64,
     closed: bool,
     signalled: bool,
+    /// The text of every waiting news, back to back.
+    text: String,
+    /// Absolute offset of `text[0]` (offsets only grow, so a slot's offset
+    /// stays valid across compactions that rewrite it).
+    text_base: u64,
+    /// Bytes of `text` that waiting news still uses.
+    live_text: usize,
+}
+
+impl Inner {
+    /// Appends the text of `n`; returns its absolute offset.
+    fn append(&mut self, n: &NewsRef<'_>) -> u64 {
+        let at = self.text_base + self.text.len() as u64;
+        self.text.push_str(n.key);
+        self.text.push_str(n.value);
+        self.live_text += n.key.len() + n.value.len();
+        at
+    }
+
+    fn push_one(&mut self, n: NewsRef<'_>, item: Item) {
+        if self.queue.len() >= self.limit {
+            if let Some(&seq) = self.waiting.get(n.key) {
+                let after_barrier = self.barrier.is_none_or(|b| seq > b);
+                let index = seq.checked_sub(self.base).map(|i| i as usize);
+                if let (true, Some(i)) = (after_barrier, index) {
+                    if let Some(Slot::News { item: old, .. }) = self.queue.get(i) {
+                        let old_len = old.len();
+                        let at = self.append(&n);
+                        self.live_text -= old_len;
+                        self.queue[i] = Slot::News { item, at };
+                        self.coalesced += 1;
+                        return;
+                    }
+                }
+            }
+            let seq = self.base + self.queue.len() as u64;
+            self.waiting.insert(n.key.into(), seq);
+        }
+        let at = self.append(&n);
+        self.queue.push_back(Slot::News { item, at });
+    }
+
+    /// Rewrites the text without the parts no waiting news uses, once they
+    /// outweigh the rest (coalesced news leaves such holes).
+    fn compact_text(&mut self) {
+        if self.text.len() <= 2 * self.live_text + TEXT_SLACK {
+            return;
+        }
+        let new_base = self.text_base + self.text.len() as u64;
+        let mut text = String::with_capacity(self.live_text);
+        for slot in self.queue.iter_mut() {
+            if let Slot::News { item, at } = slot {
+                let start = (*at - self.text_base) as usize;
+                let new_at = new_base + text.len() as u64;
+                text.push_str(&self.text[start..start + item.len()]);
+                *at = new_at;
+            }
+        }
+        self.text = text;
+        self.text_base = new_base;
+    }
 }
 
 pub(crate) struct Replies {
@@ -66,6 +134,9 @@ impl Replies {
                 coalesced: 0,
                 closed: false,
                 signalled: false,
+                text: String::new(),
+                text_base: 0,
+                live_text: 0,
             }),
             ready: Condvar::new(),
             signal_tx,
@@ -94,34 +165,15 @@ impl Replies {
         self.ready.notify_one();
     }
 
-    /// Queues news from the engine, under one lock.
-    pub(crate) fn push_news(&self, news: impl Iterator<Item = Event>) {
-        let mut g = lock(&self.inner);
-        let before = g.queue.len();
-        for e in news {
-            if g.queue.len() >= g.limit {
-                let inner = &mut *g;
-                if let Some(&seq) = inner.waiting.get(e.key()) {
-                    let after_barrier = inner.barrier.is_none_or(|b| seq > b);
-                    let slot = seq
-                        .checked_sub(inner.base)
-                        .and_then(|i| inner.queue.get_mut(i as usize));
-                    if let (true, Some(slot)) = (after_barrier, slot) {
-                        *slot = Slot::News(e);
-                        inner.coalesced += 1;
-                        continue;
-                    }
-                }
-                let seq = inner.base + inner.queue.len() as u64;
-                inner.waiting.insert(e.key().into(), seq);
-                inner.queue.push_back(Slot::News(e));
-            } else {
-                g.queue.push_back(Slot::News(e));
-            }
-        }
-        if g.queue.len() == before {
+    /// Moves every news of `news` into the pipe, under one lock.
+    pub(crate) fn push_news(&self, news: &mut NewsQueue) {
+        if news.is_empty() {
             return;
         }
+        let mut g = lock(&self.inner);
+        let inner = &mut *g;
+        news.drain_items(|n, item| inner.push_one(n, item));
+        inner.compact_text();
         self.signal(&mut g);
         drop(g);
         self.ready.notify_one();
@@ -148,28 +200,50 @@ impl Replies {
 
     /// The next message, waiting until `deadline` (forever if None).
     pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<Option<Vec<String>>> {
+        self.pop_with(deadline, |frames| {
+            frames.iter().map(|f| f.to_string()).collect()
+        })
+    }
+
+    /// The next message, waiting until `deadline` (forever if None), handed
+    /// to `f` as borrowed frames: nothing is allocated for news.
+    pub(crate) fn pop_with<R>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[&str]) -> R,
+    ) -> Result<Option<R>> {
         let mut g = lock(&self.inner);
         loop {
             if let Some(slot) = g.queue.pop_front() {
-                let seq = g.base;
-                g.base += 1;
-                if g.queue.is_empty() {
-                    g.waiting.clear();
-                    if !g.closed && g.signalled {
+                let inner = &mut *g;
+                let seq = inner.base;
+                inner.base += 1;
+                let out = match slot {
+                    Slot::Reply(m) => {
+                        let frames: Vec<&str> = m.iter().map(String::as_str).collect();
+                        f(&frames)
+                    }
+                    Slot::News { item, at } => {
+                        inner.live_text -= item.len();
+                        let n = item.get(&inner.text, (at - inner.text_base) as usize);
+                        if !inner.waiting.is_empty() && inner.waiting.get(n.key) == Some(&seq) {
+                            inner.waiting.remove(n.key);
+                        }
+                        n.with_frames(f)
+                    }
+                };
+                if inner.queue.is_empty() {
+                    inner.waiting.clear();
+                    inner.text_base += inner.text.len() as u64;
+                    inner.text.clear();
+                    inner.live_text = 0;
+                    if !inner.closed && inner.signalled {
                         let mut buf = [0u8; 16];
                         while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
-                        g.signalled = false;
+                        inner.signalled = false;
                     }
                 }
-                return Ok(Some(match slot {
-                    Slot::Reply(m) => m,
-                    Slot::News(e) => {
-                        if g.waiting.get(e.key()) == Some(&seq) {
-                            g.waiting.remove(e.key());
-                        }
-                        news_message(e)
-                    }
-                }));
+                return Ok(Some(out));
             }
             if g.closed {
                 return Err(Error::Terminated);
@@ -201,24 +275,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The message form of news: `DELIVER key value`, `EXPIRE key`, `DELETE key`.
-fn news_message(e: Event) -> Vec<String> {
-    match e {
-        Event::Deliver { key, value } => vec!["DELIVER".into(), key, value],
-        Event::Expire { key } => vec!["EXPIRE".into(), key],
-        Event::Delete { key } => vec!["DELETE".into(), key],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn deliver(k: &str, v: &str) -> Event {
-        Event::Deliver {
-            key: k.into(),
-            value: v.into(),
+    use crate::news::Kind;
+
+    /// A batch of deliveries.
+    fn batch<K: AsRef<str>, V: AsRef<str>>(news: impl IntoIterator<Item = (K, V)>) -> NewsQueue {
+        let mut q = NewsQueue::new();
+        for (k, v) in news {
+            q.push(Kind::Deliver, k.as_ref(), v.as_ref());
         }
+        q
     }
 
     fn drain(r: &Replies) -> Vec<Vec<String>> {
@@ -228,7 +297,7 @@ mod tests {
     #[test]
     fn keeps_order_and_every_message_while_not_lagging() {
         let r = Replies::new().unwrap();
-        r.push_news([deliver("a", "1"), deliver("a", "2")].into_iter());
+        r.push_news(&mut batch([("a", "1"), ("a", "2")]));
         r.push(vec!["STATUS".into(), "1".into()]);
         let got = drain(&r);
         assert_eq!(got.len(), 3);
@@ -242,7 +311,9 @@ mod tests {
         let r = Replies::new().unwrap();
         r.set_limit(10);
         for round in 0..1000 {
-            r.push_news((0..20).map(|k| deliver(&format!("k{k}"), &format!("{round}"))));
+            r.push_news(&mut batch(
+                (0..20).map(|k| (format!("k{k}"), format!("{round}"))),
+            ));
         }
         assert!(r.len() <= 10 + 20, "queue bounded: {}", r.len());
         assert!(r.coalesced() > 19_000);
@@ -259,10 +330,10 @@ mod tests {
     fn news_never_moves_before_a_reply() {
         let r = Replies::new().unwrap();
         r.set_limit(1);
-        r.push_news([deliver("a", "1")].into_iter());
-        r.push_news([deliver("b", "1")].into_iter());
+        r.push_news(&mut batch([("a", "1")]));
+        r.push_news(&mut batch([("b", "1")]));
         r.push(vec!["STATUS".into(), "2".into()]);
-        r.push_news([deliver("a", "2")].into_iter());
+        r.push_news(&mut batch([("a", "2")]));
         let got = drain(&r);
         let status = got.iter().position(|m| m[0] == "STATUS").unwrap();
         let a2 = got

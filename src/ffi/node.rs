@@ -8,7 +8,7 @@ use super::boundary::{guard, Failure};
 use super::error::zgossip_result;
 use super::ownership::{
     c_frames, free_frames, free_string, handle_into_raw, handle_ref, handle_take, out_mut, str_arg,
-    str_array,
+    with_str_array,
 };
 use crate::Node;
 
@@ -76,8 +76,7 @@ pub extern "C" fn zgossip_send(
         // SAFETY: node is NULL or a live handle (API contract).
         let this = unsafe { handle_ref(node, "node") }?;
         // SAFETY: frames is NULL or holds count C strings (API contract).
-        let frames = unsafe { str_array(frames, count, "frames") }?;
-        this.node.send(&frames)?;
+        unsafe { with_str_array(frames, count, "frames", |frames| this.node.send(frames)) }??;
         Ok(zgossip_result::ZGOSSIP_OK as c_int)
     })
 }
@@ -119,12 +118,9 @@ pub extern "C" fn zgossip_recv(
         let frames_out = unsafe { out_mut(frames_out, "frames_out") }?;
         // SAFETY: count_out is NULL or valid for writes (API contract).
         let count_out = unsafe { out_mut(count_out, "count_out") }?;
-        let msg = match timeout_ms {
-            -1 => Some(this.node.recv()?),
-            0 => this.node.try_recv()?,
-            t if t > 0 => this
-                .node
-                .recv_timeout(Duration::from_millis(u64::from(t.unsigned_abs())))?,
+        let timeout = match timeout_ms {
+            -1 => None,
+            t if t >= 0 => Some(Duration::from_millis(u64::from(t.unsigned_abs()))),
             t => {
                 return Err(Failure::new(
                     zgossip_result::ZGOSSIP_ERR_INVALID_ARG,
@@ -132,20 +128,26 @@ pub extern "C" fn zgossip_recv(
                 ))
             }
         };
-        let msg = msg.ok_or_else(|| {
+        // The C strings are made straight from the frames the pipe holds.
+        let made = this.node.recv_with(timeout, |frames| {
+            c_frames(frames).map(|a| (a, frames.len()))
+        })?;
+        let (array, count) = made.ok_or_else(|| {
             Failure::new(
                 zgossip_result::ZGOSSIP_ERR_TIMEOUT,
                 format!("no message within {timeout_ms} ms"),
             )
-        })?;
-        let n = c_int::try_from(msg.len()).map_err(|_| {
-            Failure::new(
+        })??;
+        let Ok(n) = c_int::try_from(count) else {
+            // SAFETY: array came from c_frames with count frames.
+            unsafe { free_frames(array, count) };
+            return Err(Failure::new(
                 zgossip_result::ZGOSSIP_ERR_IO,
                 "message has too many frames",
-            )
-        })?;
-        *frames_out = c_frames(&msg)?;
-        *count_out = msg.len();
+            ));
+        };
+        *frames_out = array;
+        *count_out = count;
         Ok(n)
     })
 }

@@ -77,26 +77,56 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a s
     })
 }
 
-/// Borrows an array of `count` C strings as UTF-8.
+/// Borrows an array of `count` C strings as UTF-8 and hands them to `f`.
+/// Up to eight strings (every command) are gathered on the stack; the name
+/// of a bad element is only formatted when there is an error to report.
 ///
 /// # Safety
 /// `array` is NULL or points to `count` pointers, each NULL or a
-/// NUL-terminated string, all valid for `'a`.
-pub(crate) unsafe fn str_array<'a>(
+/// NUL-terminated string, all valid during the call.
+pub(crate) unsafe fn with_str_array<R>(
     array: *const *const c_char,
     count: usize,
     what: &str,
-) -> Result<Vec<&'a str>, Failure> {
+    f: impl FnOnce(&[&str]) -> R,
+) -> Result<R, Failure> {
     if array.is_null() {
         return Err(Failure::null_arg(what));
     }
     // SAFETY: array is non-NULL and holds count pointers (caller's contract).
     let ptrs = unsafe { std::slice::from_raw_parts(array, count) };
-    ptrs.iter()
-        .enumerate()
-        // SAFETY: each element is NULL or a valid C string (caller's contract).
-        .map(|(i, &p)| unsafe { str_arg(p, &format!("{what}[{i}]")) })
-        .collect()
+    let element = |i: usize, p: *const c_char| -> Result<&str, Failure> {
+        if p.is_null() {
+            return Err(Failure::null_arg(&format!("{what}[{i}]")));
+        }
+        // SAFETY: p is non-NULL and a NUL-terminated string valid during
+        // the call (caller's contract).
+        let s = unsafe { CStr::from_ptr(p) };
+        s.to_str().map_err(|e| {
+            Failure::new(
+                zgossip_result::ZGOSSIP_ERR_UTF8,
+                format!(
+                    "{what}[{i}] is not valid UTF-8 (bad byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+        })
+    };
+    const ON_STACK: usize = 8;
+    if count <= ON_STACK {
+        let mut strs = [""; ON_STACK];
+        for (i, &p) in ptrs.iter().enumerate() {
+            strs[i] = element(i, p)?;
+        }
+        Ok(f(&strs[..count]))
+    } else {
+        let strs = ptrs
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| element(i, p))
+            .collect::<Result<Vec<&str>, Failure>>()?;
+        Ok(f(&strs))
+    }
 }
 
 /// Copies a string into a new C string from `malloc`. A NUL inside `s`
@@ -119,7 +149,7 @@ pub(crate) fn c_string(s: &str) -> Result<*mut c_char, Failure> {
 }
 
 /// Copies frames into a new `malloc`ed array of `malloc`ed C strings.
-pub(crate) fn c_frames(frames: &[String]) -> Result<*mut *mut c_char, Failure> {
+pub(crate) fn c_frames<S: AsRef<str>>(frames: &[S]) -> Result<*mut *mut c_char, Failure> {
     let n = frames.len().max(1);
     let size = n
         .checked_mul(std::mem::size_of::<*mut c_char>())
@@ -130,7 +160,7 @@ pub(crate) fn c_frames(frames: &[String]) -> Result<*mut *mut c_char, Failure> {
         return Err(out_of_memory());
     }
     for (i, f) in frames.iter().enumerate() {
-        match c_string(f) {
+        match c_string(f.as_ref()) {
             // SAFETY: i < frames.len() <= n, the array's length.
             Ok(s) => unsafe { array.add(i).write(s) },
             Err(e) => {

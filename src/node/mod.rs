@@ -18,6 +18,7 @@ mod sync;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
+use crate::news::{Kind, NewsQueue};
 use crate::store::{Hlc, Outcome, Store, Tuple, Version, Write};
 use crate::wire::ext;
 use crate::wire::gossip::{self, Message};
@@ -216,7 +217,7 @@ pub struct Engine {
     remotes: Vec<Remote>,
     dirty: Vec<ConnId>,
     actions: VecDeque<Action>,
-    events: VecDeque<Event>,
+    news: NewsQueue,
     scratch: Vec<u8>,
     /// Keys with a time to live, by expiry (wall ms); stale entries are
     /// skipped when popped.
@@ -241,7 +242,7 @@ impl Engine {
             remotes: Vec::new(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
-            events: VecDeque::new(),
+            news: NewsQueue::new(),
             scratch: Vec::with_capacity(256),
             expiries: BinaryHeap::new(),
             next_tick: None,
@@ -753,13 +754,8 @@ impl Engine {
     fn apply(&mut self, key: &str, w: Write<'_>, from: Option<ConnId>, now: Now) -> Outcome {
         let outcome = self.store.merge(key, w);
         match outcome {
-            Outcome::Stored => self.events.push_back(Event::Deliver {
-                key: key.to_string(),
-                value: w.value.to_string(),
-            }),
-            Outcome::Deleted => self.events.push_back(Event::Delete {
-                key: key.to_string(),
-            }),
+            Outcome::Stored => self.news.push(Kind::Deliver, key, w.value),
+            Outcome::Deleted => self.news.push(Kind::Delete, key, ""),
             Outcome::Refreshed | Outcome::TombstoneUpdated => {}
             Outcome::Duplicate | Outcome::Stale => return outcome,
         }
@@ -987,7 +983,24 @@ impl Engine {
 
     /// The next news for the application, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.news.pop_with(|n| match n.kind {
+            Kind::Deliver => Event::Deliver {
+                key: n.key.to_string(),
+                value: n.value.to_string(),
+            },
+            Kind::Expire => Event::Expire {
+                key: n.key.to_string(),
+            },
+            Kind::Delete => Event::Delete {
+                key: n.key.to_string(),
+            },
+        })
+    }
+
+    /// The news not yet taken, for a driver that moves it in batches
+    /// without allocating (see [`NewsQueue::drain`]).
+    pub fn news(&mut self) -> &mut NewsQueue {
+        &mut self.news
     }
 
     /// When [`Engine::handle_timeout`] wants to be called next.
@@ -1138,9 +1151,7 @@ impl Engine {
             if self.store.expire(&key, now.wall_ms) {
                 self.stats.expired += 1;
                 self.trace(format_args!("{key} expired"));
-                self.events.push_back(Event::Expire {
-                    key: key.into_string(),
-                });
+                self.news.push(Kind::Expire, &key, "");
             }
         }
     }

@@ -20,6 +20,7 @@ use crate::command::{Command, Envelope};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::inbox::{Batch, Inbox, Next};
 use crate::node::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::replies::Replies;
 use crate::security::{AddressCounts, Limits, Policy, Usage};
@@ -63,7 +64,9 @@ pub(crate) struct Reactor {
     poll: Poll,
     events: Events,
     engine: Engine,
-    commands: Receiver<Envelope>,
+    commands: Arc<Inbox>,
+    /// Commands taken from `commands`, not all carried out yet.
+    batch: Batch,
     replies: Arc<Replies>,
     waker: Arc<Waker>,
     inproc_tx: Sender<StdUnixStream>,
@@ -118,7 +121,7 @@ struct Security {
 impl Reactor {
     pub(crate) fn new(
         name: &str,
-        commands: Receiver<Envelope>,
+        commands: Arc<Inbox>,
         replies: Arc<Replies>,
         wake_pending: Arc<AtomicBool>,
     ) -> Result<(Reactor, Arc<Waker>)> {
@@ -142,6 +145,7 @@ impl Reactor {
             events: Events::with_capacity(1024),
             engine: Engine::new(name, owner, Settings::default()),
             commands,
+            batch: Batch::default(),
             replies,
             waker: waker.clone(),
             inproc_tx,
@@ -309,48 +313,59 @@ impl Reactor {
                 refuse,
             );
         }
+        let now = self.now();
         for _ in 0..COMMAND_BUDGET {
-            match self.commands.try_recv() {
-                Ok(Envelope { cmd, ack, direct }) => {
-                    let Some(ack) = ack else {
-                        // Fire-and-forget (PUBLISH): its output goes out with
-                        // the rest of the batch.
-                        if let Err(e) = self.execute(cmd) {
-                            self.trace(format_args!("command failed: {e}"));
-                        }
-                        continue;
-                    };
-                    let pipe_reply = matches!(
-                        cmd,
-                        Command::Port
-                            | Command::Status
-                            | Command::Stats
-                            | Command::Get(_)
-                            | Command::Keys(_)
-                            | Command::Keygen
-                    );
-                    let outcome = self.execute(cmd);
-                    // Everything the commands before it caused goes first.
-                    self.after_engine();
-                    let outcome = match outcome {
-                        Ok(Some(reply)) if !direct => {
-                            if pipe_reply {
-                                self.replies.push(reply);
-                            }
-                            Ok(None)
-                        }
-                        other => other,
-                    };
-                    let _ = ack.send(outcome);
-                    if !self.running {
-                        return;
-                    }
+            if !self.commands.take(&mut self.batch) {
+                return;
+            }
+            let Some(next) = self.batch.next() else {
+                continue;
+            };
+            let Envelope { cmd, ack, direct } = match next {
+                Next::Publish { key, value, ttl_ms } => {
+                    // Its output goes out with the rest of the batch.
+                    self.engine.publish(key, value, ttl_ms, now);
+                    continue;
                 }
-                Err(mpsc::TryRecvError::Empty) => return,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    self.running = false;
+                Next::Unpublish(key) => {
+                    self.engine.unpublish(key, now);
+                    continue;
+                }
+                Next::Command(env) => env,
+            };
+            let Some(ack) = ack else {
+                if let Err(e) = self.execute(cmd) {
+                    self.trace(format_args!("command failed: {e}"));
+                }
+                if !self.running {
                     return;
                 }
+                continue;
+            };
+            let pipe_reply = matches!(
+                cmd,
+                Command::Port
+                    | Command::Status
+                    | Command::Stats
+                    | Command::Get(_)
+                    | Command::Keys(_)
+                    | Command::Keygen
+            );
+            let outcome = self.execute(cmd);
+            // Everything the commands before it caused goes first.
+            self.after_engine();
+            let outcome = match outcome {
+                Ok(Some(reply)) if !direct => {
+                    if pipe_reply {
+                        self.replies.push(reply);
+                    }
+                    Ok(None)
+                }
+                other => other,
+            };
+            let _ = ack.send(outcome);
+            if !self.running {
+                return;
             }
         }
         // More commands wait: serve the network, then come back.
@@ -1144,9 +1159,7 @@ impl Reactor {
 
     /// Passes the engine's news to the application, in order.
     fn flush_deliveries(&mut self) {
-        let engine = &mut self.engine;
-        self.replies
-            .push_news(std::iter::from_fn(|| engine.poll_event()));
+        self.replies.push_news(self.engine.news());
     }
 
     fn housekeeping(&mut self, now: Now) {
