@@ -327,6 +327,44 @@ mod tests {
     }
 
     #[test]
+    fn text_left_by_coalesced_news_is_compacted_and_every_value_stays_right() {
+        let r = Replies::new().unwrap();
+        r.set_limit(4);
+        r.push_news(&mut batch([("first", "1"), ("second", "2")]));
+        r.push(vec!["STATUS".into(), "2".into()]);
+        let big = "x".repeat(1000);
+        for round in 0..500 {
+            r.push_news(&mut batch(
+                (0..4).map(|k| (format!("k{k}"), format!("{round}{big}"))),
+            ));
+        }
+        {
+            let g = lock(&r.inner);
+            assert!(
+                g.text.len() <= 2 * g.live_text + TEXT_SLACK,
+                "text {} bytes for {} live",
+                g.text.len(),
+                g.live_text
+            );
+        }
+        let got = drain(&r);
+        assert_eq!(got[0], ["DELIVER", "first", "1"]);
+        assert_eq!(got[1], ["DELIVER", "second", "2"]);
+        assert_eq!(got[2], ["STATUS", "2"]);
+        let mut latest = std::collections::HashMap::new();
+        for m in &got[3..] {
+            assert!(m[2].ends_with(&big), "{}", &m[2][..10]);
+            latest.insert(m[1].clone(), m[2].clone());
+        }
+        assert_eq!(latest.len(), 4);
+        assert!(
+            latest.values().all(|v| v.starts_with("499x")),
+            "latest values"
+        );
+        assert_eq!(lock(&r.inner).live_text, 0);
+    }
+
+    #[test]
     fn news_never_moves_before_a_reply() {
         let r = Replies::new().unwrap();
         r.set_limit(1);
