@@ -158,6 +158,24 @@ main (void)
     zgossip_frames_free (&frames, count);
     assert (frames == NULL);
 
+    //  zgossip_recv_into fills the caller's array: extra frames dropped,
+    //  unused slots NULL, every slot NULL on failure
+    char *slots [3] = { (char *) "x", (char *) "x", (char *) "x" };
+    assert (zgossip_str_send (node, "STATUS") == 0);
+    assert (zgossip_recv_into (node, 5000, slots, 1) == 2);
+    assert (streq (slots [0], "STATUS") && streq (slots [1], "x"));
+    zgossip_str_free (&slots [0]);
+    assert (zgossip_str_send (node, "STATUS") == 0);
+    assert (zgossip_recv_into (node, 5000, slots, 3) == 2);
+    assert (streq (slots [0], "STATUS") && streq (slots [1], "0") && slots [2] == NULL);
+    zgossip_str_free (&slots [0]);
+    zgossip_str_free (&slots [1]);
+    slots [0] = (char *) "x";
+    expect_error (zgossip_recv_into (node, 0, slots, 3), ZGOSSIP_ERR_TIMEOUT, "no message");
+    assert (slots [0] == NULL);
+    expect_error (zgossip_recv_into (node, 0, NULL, 3), ZGOSSIP_ERR_NULL_ARG, "frames is NULL");
+    expect_error (zgossip_recv_into (node, -2, slots, 3), ZGOSSIP_ERR_INVALID_ARG, "timeout_ms");
+
     //  A terminated node refuses commands but can still be destroyed
     assert (zgossip_sendx (node, "$TERM", NULL) == 0);
     expect_error (zgossip_send (node, status, 1), ZGOSSIP_ERR_TERMINATED, "terminated");

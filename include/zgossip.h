@@ -210,6 +210,20 @@ int zgossip_str_send(zgossip_t *node, const char *command);
 int zgossip_recv(zgossip_t *node, int timeout_ms, char ***frames_out, size_t *count_out);
 
 /*
+ Receives the next reply or delivery into `frames`, an array of the
+ caller with room for `capacity` strings, waiting at most `timeout_ms`
+ (-1 waits forever, 0 does not wait). On success returns the number of
+ frames the message had (> 0): the first of them, up to `capacity`, are
+ written as new strings the caller owns (free each with
+ `zgossip_str_free`), frames beyond `capacity` are dropped, and slots
+ beyond the message are set to NULL. No array is allocated, so this is
+ the cheapest way to read deliveries (`zgossip_recvx` uses it). On
+ failure every slot is set to NULL and a negative code is returned, as
+ `zgossip_recv`.
+ */
+int zgossip_recv_into(zgossip_t *node, int timeout_ms, char **frames, size_t capacity);
+
+/*
  Frees an array from `zgossip_recv` with its `count` strings (NULL slots
  are skipped, so strings taken out of it and set to NULL are not freed)
  and sets `*frames` to NULL. `frames` NULL or `*frames` NULL does nothing.

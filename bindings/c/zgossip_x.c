@@ -4,7 +4,7 @@
     this file into libzgossip; they are declared in include/zgossip.h.
 
     Both are thin: they gather or scatter the frames and call the Rust
-    functions zgossip_send, zgossip_recv and zgossip_frames_free.
+    functions zgossip_send and zgossip_recv_into.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -49,30 +49,32 @@ zgossip_sendx (zgossip_t *node, const char *first, ...)
 int
 zgossip_recvx (zgossip_t *node, char **first, ...)
 {
-    char **frames = NULL;
-    size_t count = 0;
-    int rc = zgossip_recv (node, zgossip_rcvtimeo (node), &frames, &count);
-
-    //  Hand frame i to the i-th pointer; set the pointers left over to NULL
-    size_t index = 0;
-    char **string_p = first;
+    //  Count the string pointers given
+    size_t wanted = 0;
     va_list args;
     va_start (args, first);
-    while (string_p) {
-        if (rc >= 0 && index < count) {
-            *string_p = frames [index];
-            frames [index] = NULL;
-        }
-        else
-            *string_p = NULL;
-        index++;
-        string_p = va_arg (args, char **);
-    }
+    for (char **string_p = first; string_p; string_p = va_arg (args, char **))
+        wanted++;
     va_end (args);
 
-    //  Frames nobody asked for are dropped with the array
-    if (rc < 0)
-        return -1;
-    zgossip_frames_free (&frames, count);
-    return (int) count;
+    //  Receive into an array on the stack (on the heap for a long list)
+    char *local [16];
+    char **frames = wanted <= 16? local: (char **) malloc (wanted * sizeof (char *));
+    int rc = -1;
+    if (frames)
+        rc = zgossip_recv_into (node, zgossip_rcvtimeo (node), frames, wanted);
+    else
+        wanted = 0;             //  Out of memory: nothing is taken off the pipe
+
+    //  Hand frame i to the i-th pointer; the rest are NULL (as on failure)
+    size_t index = 0;
+    va_start (args, first);
+    for (char **string_p = first; string_p; string_p = va_arg (args, char **)) {
+        *string_p = index < wanted? frames [index]: NULL;
+        index++;
+    }
+    va_end (args);
+    if (frames && frames != local)
+        free (frames);
+    return rc < 0? -1: rc;
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::boundary::{guard, Failure};
 use super::error::zgossip_result;
 use super::ownership::{
-    c_frames, free_frames, free_string, handle_into_raw, handle_ref, handle_take, out_mut, str_arg,
-    with_str_array,
+    c_frames, c_string, free_frames, free_string, handle_into_raw, handle_ref, handle_take,
+    out_mut, str_arg, with_str_array,
 };
 use crate::Node;
 
@@ -118,26 +118,12 @@ pub extern "C" fn zgossip_recv(
         let frames_out = unsafe { out_mut(frames_out, "frames_out") }?;
         // SAFETY: count_out is NULL or valid for writes (API contract).
         let count_out = unsafe { out_mut(count_out, "count_out") }?;
-        let timeout = match timeout_ms {
-            -1 => None,
-            t if t >= 0 => Some(Duration::from_millis(u64::from(t.unsigned_abs()))),
-            t => {
-                return Err(Failure::new(
-                    zgossip_result::ZGOSSIP_ERR_INVALID_ARG,
-                    format!("timeout_ms must be -1 or more, got {t}"),
-                ))
-            }
-        };
+        let timeout = timeout_arg(timeout_ms)?;
         // The C strings are made straight from the frames the pipe holds.
         let made = this.node.recv_with(timeout, |frames| {
             c_frames(frames).map(|a| (a, frames.len()))
         })?;
-        let (array, count) = made.ok_or_else(|| {
-            Failure::new(
-                zgossip_result::ZGOSSIP_ERR_TIMEOUT,
-                format!("no message within {timeout_ms} ms"),
-            )
-        })??;
+        let (array, count) = made.ok_or_else(|| timed_out(timeout_ms))??;
         let Ok(n) = c_int::try_from(count) else {
             // SAFETY: array came from c_frames with count frames.
             unsafe { free_frames(array, count) };
@@ -149,6 +135,66 @@ pub extern "C" fn zgossip_recv(
         *frames_out = array;
         *count_out = count;
         Ok(n)
+    })
+}
+
+/// Receives the next reply or delivery into `frames`, an array of the
+/// caller with room for `capacity` strings, waiting at most `timeout_ms`
+/// (-1 waits forever, 0 does not wait). On success returns the number of
+/// frames the message had (> 0): the first of them, up to `capacity`, are
+/// written as new strings the caller owns (free each with
+/// `zgossip_str_free`), frames beyond `capacity` are dropped, and slots
+/// beyond the message are set to NULL. No array is allocated, so this is
+/// the cheapest way to read deliveries (`zgossip_recvx` uses it). On
+/// failure every slot is set to NULL and a negative code is returned, as
+/// `zgossip_recv`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zgossip_recv_into(
+    node: *mut zgossip_t,
+    timeout_ms: c_int,
+    frames: *mut *mut c_char,
+    capacity: usize,
+) -> c_int {
+    if !frames.is_null() {
+        for i in 0..capacity {
+            // SAFETY: frames is non-NULL and holds capacity slots (API
+            // contract).
+            unsafe { frames.add(i).write(std::ptr::null_mut()) };
+        }
+    }
+    guard(|| {
+        // SAFETY: node is NULL or a live handle (API contract).
+        let this = unsafe { handle_ref(node, "node") }?;
+        if frames.is_null() {
+            return Err(Failure::null_arg("frames"));
+        }
+        let timeout = timeout_arg(timeout_ms)?;
+        let made = this
+            .node
+            .recv_with(timeout, |got| -> Result<usize, Failure> {
+                for (i, f) in got.iter().take(capacity).enumerate() {
+                    match c_string(f) {
+                        // SAFETY: i < capacity, the array's length.
+                        Ok(p) => unsafe { frames.add(i).write(p) },
+                        Err(e) => {
+                            for j in 0..i {
+                                // SAFETY: slots below i hold strings made just
+                                // now; each is freed once and cleared.
+                                unsafe {
+                                    free_string(std::ptr::replace(
+                                        frames.add(j),
+                                        std::ptr::null_mut(),
+                                    ))
+                                };
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(got.len())
+            })?;
+        let count = made.ok_or_else(|| timed_out(timeout_ms))??;
+        Ok(c_int::try_from(count).unwrap_or(c_int::MAX))
     })
 }
 
@@ -229,6 +275,25 @@ pub extern "C" fn zgossip_rcvtimeo(node: *mut zgossip_t) -> c_int {
         let this = unsafe { handle_ref(node, "node") }?;
         Ok(this.rcvtimeo.load(Ordering::Relaxed))
     })
+}
+
+/// A receive timeout in ms: -1 forever, 0 no wait, more: that long.
+fn timeout_arg(timeout_ms: c_int) -> Result<Option<Duration>, Failure> {
+    match timeout_ms {
+        -1 => Ok(None),
+        t if t >= 0 => Ok(Some(Duration::from_millis(u64::from(t.unsigned_abs())))),
+        t => Err(Failure::new(
+            zgossip_result::ZGOSSIP_ERR_INVALID_ARG,
+            format!("timeout_ms must be -1 or more, got {t}"),
+        )),
+    }
+}
+
+fn timed_out(timeout_ms: c_int) -> Failure {
+    Failure::new(
+        zgossip_result::ZGOSSIP_ERR_TIMEOUT,
+        format!("no message within {timeout_ms} ms"),
+    )
 }
 
 #[cfg(test)]
