@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use crate::command::Envelope;
 use crate::error::{Error, Result};
@@ -93,12 +93,40 @@ impl Batch {
         self.envelopes.clear();
         self.at = 0;
     }
+
+    /// Empties the batch, giving back the memory a burst left behind.
+    fn reset(&mut self) {
+        self.clear();
+        if self.text.capacity() > KEEP_BYTES {
+            self.text = String::new();
+        }
+        if self.entries.capacity() > KEEP_ENTRIES {
+            self.entries = VecDeque::new();
+        }
+    }
 }
 
-/// The queue a handle fills and its node's loop empties.
+/// Commands queued before a sender waits for the node to catch up.
+const MAX_ENTRIES: usize = 8 * 1024;
+/// Text queued before a sender waits (a larger single command still goes
+/// through once the queue is empty).
+const MAX_BYTES: usize = 8 << 20;
+/// Buffer sizes kept after a burst; larger ones are freed once drained.
+const KEEP_BYTES: usize = 1 << 20;
+const KEEP_ENTRIES: usize = MAX_ENTRIES;
+
+/// The queue a handle fills and its node's loop empties. It is bounded: a
+/// sender that gets more than [`MAX_ENTRIES`] commands or [`MAX_BYTES`] of
+/// text ahead of its node waits until the node has taken them (as a CZMQ
+/// actor's pipe blocks at its high-water mark), so memory stays bounded
+/// however fast the application publishes.
 #[derive(Default)]
 pub(crate) struct Inbox {
     queue: Mutex<Batch>,
+    /// Signalled when the node takes the queue, or closes it.
+    space: Condvar,
+    /// Senders waiting on `space`.
+    waiters: std::sync::atomic::AtomicUsize,
     /// The node is gone: commands are refused (`Terminated`).
     closed: AtomicBool,
 }
@@ -112,7 +140,7 @@ fn len32(s: &str) -> u32 {
 impl Inbox {
     /// Queues a PUBLISH (checked by the caller).
     pub(crate) fn publish(&self, key: &str, value: &str, ttl_ms: Option<u64>) -> Result<()> {
-        let mut q = self.open()?;
+        let mut q = self.open(key.len() + value.len())?;
         q.text.push_str(key);
         q.text.push_str(value);
         q.entries.push_back(Entry::Publish {
@@ -125,7 +153,7 @@ impl Inbox {
 
     /// Queues an UNPUBLISH (checked by the caller).
     pub(crate) fn unpublish(&self, key: &str) -> Result<()> {
-        let mut q = self.open()?;
+        let mut q = self.open(key.len())?;
         q.text.push_str(key);
         q.entries.push_back(Entry::Unpublish {
             key_len: len32(key),
@@ -135,21 +163,31 @@ impl Inbox {
 
     /// Queues any other command.
     pub(crate) fn command(&self, env: Envelope) -> Result<()> {
-        let mut q = self.open()?;
+        let mut q = self.open(0)?;
         q.envelopes.push_back(env);
         q.entries.push_back(Entry::Command);
         Ok(())
     }
 
-    /// The queue, unless the node is gone. Checked under the lock, so a
-    /// command is either refused or dropped by [`close`](Self::close),
-    /// never left behind.
-    fn open(&self) -> Result<std::sync::MutexGuard<'_, Batch>> {
-        let q = lock(&self.queue);
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::Terminated);
+    /// The queue with room for a command of `bytes` of text, waiting for
+    /// the node to take what is queued if it is full; an error if the node
+    /// is gone. Checked under the lock, so a command is either refused or
+    /// dropped by [`close`](Self::close), never left behind.
+    fn open(&self, bytes: usize) -> Result<std::sync::MutexGuard<'_, Batch>> {
+        let mut q = lock(&self.queue);
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Error::Terminated);
+            }
+            let full = q.entries.len() >= MAX_ENTRIES
+                || (!q.entries.is_empty() && q.text.len() + bytes > MAX_BYTES);
+            if !full {
+                return Ok(q);
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            q = self.space.wait(q).unwrap_or_else(|p| p.into_inner());
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        Ok(q)
     }
 
     /// The node is gone: what waits is dropped (a caller waiting for its
@@ -158,6 +196,8 @@ impl Inbox {
         self.closed.store(true, Ordering::SeqCst);
         let mut q = lock(&self.queue);
         q.clear();
+        drop(q);
+        self.space.notify_all();
     }
 
     /// Swaps everything queued into `batch` once `batch` is used up (what it
@@ -166,9 +206,15 @@ impl Inbox {
         if !batch.is_empty() {
             return true;
         }
-        batch.clear();
+        batch.reset();
         let mut q = lock(&self.queue);
         std::mem::swap(&mut *q, batch);
+        // A waiting sender registered itself under the lock, so it is seen.
+        let waiting = self.waiters.load(Ordering::SeqCst) > 0;
+        drop(q);
+        if waiting {
+            self.space.notify_all();
+        }
         !batch.is_empty()
     }
 }
@@ -255,5 +301,72 @@ mod tests {
         ));
         assert!(matches!(inbox.unpublish("k"), Err(Error::Terminated)));
         assert!(drain(&inbox).is_empty());
+    }
+
+    #[test]
+    fn a_sender_far_ahead_of_its_node_waits_and_loses_nothing() {
+        let inbox = std::sync::Arc::new(Inbox::default());
+        let sender = {
+            let inbox = inbox.clone();
+            std::thread::spawn(move || {
+                for i in 0..3 * MAX_ENTRIES {
+                    inbox.publish(&format!("k{i}"), "v", None).unwrap();
+                }
+            })
+        };
+        // Until the node takes something, the sender stops at the bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lock(&inbox.queue).entries.len() < MAX_ENTRIES {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sender never filled the queue"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(lock(&inbox.queue).entries.len(), MAX_ENTRIES, "bounded");
+        let mut batch = Batch::default();
+        let mut got = 0;
+        while got < 3 * MAX_ENTRIES {
+            assert!(std::time::Instant::now() < deadline, "only {got} taken");
+            if !inbox.take(&mut batch) {
+                std::thread::yield_now();
+                continue;
+            }
+            while let Some(next) = batch.next() {
+                let Next::Publish { key, .. } = next else {
+                    panic!("not a publish")
+                };
+                assert_eq!(key, format!("k{got}"), "in order");
+                got += 1;
+            }
+        }
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_large_command_waits_for_room_and_a_closed_inbox_releases_waiters() {
+        let inbox = std::sync::Arc::new(Inbox::default());
+        let big = "v".repeat(MAX_BYTES / 2 + 1);
+        inbox.publish("a", &big, None).unwrap();
+        let spawn = |key: &'static str| {
+            let (inbox, big) = (inbox.clone(), big.clone());
+            std::thread::spawn(move || inbox.publish(key, &big, None))
+        };
+        let second = spawn("b");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(lock(&inbox.queue).entries.len(), 1, "b waits for room");
+        let mut batch = Batch::default();
+        assert!(inbox.take(&mut batch));
+        second.join().unwrap().unwrap();
+        assert_eq!(
+            lock(&inbox.queue).entries.len(),
+            1,
+            "b queued once a was taken"
+        );
+        let third = spawn("c");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        inbox.close();
+        assert!(matches!(third.join().unwrap(), Err(Error::Terminated)));
     }
 }

@@ -139,6 +139,13 @@ impl NewsQueue {
         self.items.clear();
         self.text.clear();
         self.head = 0;
+        // Give back what a burst left behind.
+        if self.text.capacity() > 64 << 10 {
+            self.text = String::new();
+        }
+        if self.items.capacity() > 1024 {
+            self.items = VecDeque::new();
+        }
     }
 }
 

@@ -22,6 +22,11 @@ use crate::news::{Item, NewsQueue, NewsRef};
 /// Queue length beyond which news is coalesced per key.
 pub(crate) const DEFAULT_LIMIT: usize = 100_000;
 
+/// Buffer sizes kept once the pipe is empty; larger ones (left by a burst)
+/// are freed.
+const KEEP_BYTES: usize = 64 << 10;
+const KEEP_SLOTS: usize = 1024;
+
 /// Text kept beyond twice the live text before it is compacted.
 const TEXT_SLACK: usize = 64 << 10;
 
@@ -237,6 +242,13 @@ impl Replies {
                     inner.text_base += inner.text.len() as u64;
                     inner.text.clear();
                     inner.live_text = 0;
+                    // Give back what a burst left behind.
+                    if inner.text.capacity() > KEEP_BYTES {
+                        inner.text = String::new();
+                    }
+                    if inner.queue.capacity() > KEEP_SLOTS {
+                        inner.queue = VecDeque::new();
+                    }
                     if !inner.closed && inner.signalled {
                         let mut buf = [0u8; 16];
                         while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}

@@ -12,9 +12,12 @@
 //! deterministic. The store knows nothing of connections or clocks: callers
 //! pass times in.
 
-use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 
-/// The map's hasher: fast, and seeded at random per process so that keys
+use hashbrown::HashTable;
+
+/// The index's hasher: fast, and seeded at random per process so that keys
 /// chosen by a peer cannot be made to collide.
 type Hasher = foldhash::fast::RandomState;
 
@@ -46,32 +49,40 @@ pub struct Write<'a> {
     pub deleted: bool,
 }
 
-/// One stored key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tuple {
+/// One stored key, as read from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple<'a> {
     /// The value (empty for a tombstone).
-    pub value: Box<str>,
+    pub value: &'a str,
     pub version: Version,
     /// Wall-clock ms of expiry; 0 = never.
     pub expires: u64,
     /// A tombstone: deleted, or expired.
     pub deleted: bool,
     /// Hash of the value this write replaced (for a tombstone: of the value
-    /// it removed); lets stale copies from CZMQ peers be recognised.
+    /// it removed), 0 if none; lets stale copies from CZMQ peers be
+    /// recognised.
     pub prev_hash: u64,
-    /// [`key_hash`] of the key, cached for set reconciliation.
-    pub key_hash: u64,
+    /// The key.
+    pub key: &'a str,
 }
 
-impl Tuple {
+impl Tuple<'_> {
     pub fn is_live(&self) -> bool {
         !self.deleted
+    }
+
+    /// [`key_hash`] of the key, for set reconciliation (computed, not
+    /// stored: eight bytes less per tuple for a few ns per reconciliation
+    /// pass).
+    pub fn key_hash(&self) -> u64 {
+        key_hash(self.key)
     }
 
     /// Fingerprint of this write for set reconciliation: equal on two nodes
     /// exactly when they hold the same write of the key.
     pub fn fingerprint(&self) -> u64 {
-        item_fingerprint(self.key_hash, self.version, self.deleted)
+        item_fingerprint(self.key_hash(), self.version, self.deleted)
     }
 }
 
@@ -92,11 +103,82 @@ pub enum Outcome {
     Stale,
 }
 
-/// Key/value tuples held by one node.
+/// Where an entry's text sits, its key length and flags, in one word:
+/// offset in the text (40 bits, 1 TiB), key length (16 bits), flags (8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed(u64);
+
+const DELETED: u64 = 1;
+const HAS_EXPIRY: u64 = 2;
+const HAS_PREV: u64 = 4;
+const OFFSET_BITS: u32 = 40;
+
+impl Packed {
+    fn new(at: usize, key_len: usize, flags: u64) -> Packed {
+        assert!(
+            (at as u64) < 1 << OFFSET_BITS && key_len <= 0xffff,
+            "store text beyond 1 TiB or key beyond 64 KiB"
+        );
+        Packed((at as u64) | (key_len as u64) << OFFSET_BITS | flags << 56)
+    }
+
+    fn at(self) -> usize {
+        (self.0 & ((1 << OFFSET_BITS) - 1)) as usize
+    }
+
+    fn key_len(self) -> usize {
+        ((self.0 >> OFFSET_BITS) & 0xffff) as usize
+    }
+
+    fn flags(self) -> u64 {
+        self.0 >> 56
+    }
+
+    fn with_flags(self, flags: u64) -> Packed {
+        Packed(self.0 & ((1 << 56) - 1) | flags << 56)
+    }
+
+    fn with_at(self, at: usize) -> Packed {
+        Packed::new(at, self.key_len(), self.flags())
+    }
+}
+
+/// One stored key: 24 bytes. The key and value are in the store's text;
+/// the origin is an index into its table of node ids; the rarely used
+/// expiry and replaced-value hash live in side tables.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    packed: Packed,
+    clock: u64,
+    value_len: u32,
+    origin: u32,
+}
+
+/// Garbage text (left by replaced values) kept before a compaction, at
+/// least; beyond it, compaction happens once garbage outweighs live text.
+const MIN_GARBAGE: usize = 1 << 20;
+
+/// Key/value tuples held by one node, stored compactly: every key and value
+/// back to back in one text buffer, a table of 24-byte entries in the
+/// order keys were first stored, and a hash index of 4-byte entry numbers.
+/// No allocation per tuple.
 #[derive(Debug, Default)]
 pub struct Store {
-    map: IndexMap<Box<str>, Tuple, Hasher>,
+    text: String,
+    /// Bytes of `text` no entry uses any more.
+    garbage: usize,
+    entries: Vec<Entry>,
+    index: HashTable<u32>,
+    hasher: Hasher,
+    /// Node ids of the versions, interned.
+    origins: Vec<u64>,
+    origin_ids: HashMap<u64, u32, Hasher>,
+    /// Entry number -> expiry (wall ms), for entries with one.
+    expiries: HashMap<u32, u64, Hasher>,
+    /// Entry number -> hash of the value it replaced, for entries with one.
+    prev: HashMap<u32, u64, Hasher>,
     live: usize,
+    scratch: String,
 }
 
 impl Store {
@@ -115,81 +197,213 @@ impl Store {
 
     /// Number of entries including tombstones.
     pub fn entries(&self) -> usize {
-        self.map.len()
+        self.entries.len()
+    }
+
+    fn key_of(&self, e: &Entry) -> &str {
+        let at = e.packed.at();
+        &self.text[at..at + e.packed.key_len()]
+    }
+
+    fn tuple(&self, i: usize) -> (&str, Tuple<'_>) {
+        let e = &self.entries[i];
+        let at = e.packed.at();
+        let split = at + e.packed.key_len();
+        let flags = e.packed.flags();
+        let n = i as u32;
+        (
+            &self.text[at..split],
+            Tuple {
+                value: &self.text[split..split + e.value_len as usize],
+                version: Version {
+                    clock: e.clock,
+                    origin: self.origins[e.origin as usize],
+                },
+                expires: if flags & HAS_EXPIRY != 0 {
+                    self.expiries.get(&n).copied().unwrap_or(0)
+                } else {
+                    0
+                },
+                deleted: flags & DELETED != 0,
+                prev_hash: if flags & HAS_PREV != 0 {
+                    self.prev.get(&n).copied().unwrap_or(0)
+                } else {
+                    0
+                },
+                key: &self.text[at..split],
+            },
+        )
+    }
+
+    /// The entry number of `key`.
+    fn find(&self, key: &str) -> Option<usize> {
+        let h = self.hasher.hash_one(key);
+        self.index
+            .find(h, |&i| self.key_of(&self.entries[i as usize]) == key)
+            .map(|&i| i as usize)
     }
 
     /// The entry of `key`, live or tombstone.
-    pub fn get(&self, key: &str) -> Option<&Tuple> {
-        self.map.get(key)
+    pub fn get(&self, key: &str) -> Option<Tuple<'_>> {
+        self.find(key).map(|i| self.tuple(i).1)
     }
 
     /// The live value of `key`.
     pub fn value(&self, key: &str) -> Option<&str> {
-        self.map.get(key).filter(|t| t.is_live()).map(|t| &*t.value)
+        self.get(key).filter(|t| t.is_live()).map(|t| t.value)
     }
 
     /// Every entry (tombstones too), oldest key first.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tuple)> {
-        self.map.iter().map(|(k, t)| (&**k, t))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Tuple<'_>)> {
+        (0..self.entries.len()).map(|i| self.tuple(i))
     }
 
     /// Live tuples only, oldest key first.
-    pub fn live(&self) -> impl Iterator<Item = (&str, &Tuple)> {
+    pub fn live(&self) -> impl Iterator<Item = (&str, Tuple<'_>)> {
         self.iter().filter(|(_, t)| t.is_live())
+    }
+
+    fn intern(&mut self, origin: u64) -> u32 {
+        if let Some(&id) = self.origin_ids.get(&origin) {
+            return id;
+        }
+        let id = u32::try_from(self.origins.len()).expect("fewer than 2^32 node ids");
+        self.origins.push(origin);
+        self.origin_ids.insert(origin, id);
+        id
+    }
+
+    fn set_side(&mut self, i: usize, expires: u64, prev_hash: Option<u64>) {
+        let n = i as u32;
+        let mut flags = self.entries[i].packed.flags();
+        if expires != 0 {
+            self.expiries.insert(n, expires);
+            flags |= HAS_EXPIRY;
+        } else if flags & HAS_EXPIRY != 0 {
+            self.expiries.remove(&n);
+            flags &= !HAS_EXPIRY;
+        }
+        if let Some(p) = prev_hash {
+            self.prev.insert(n, p);
+            flags |= HAS_PREV;
+        }
+        let e = &mut self.entries[i];
+        e.packed = e.packed.with_flags(flags);
+    }
+
+    fn set_deleted(&mut self, i: usize, deleted: bool) {
+        let e = &mut self.entries[i];
+        let flags = e.packed.flags();
+        let flags = if deleted {
+            flags | DELETED
+        } else {
+            flags & !DELETED
+        };
+        e.packed = e.packed.with_flags(flags);
+    }
+
+    /// Replaces the value of entry `i`: an empty value just shortens the
+    /// entry; any other is written after the text, with a copy of the key,
+    /// and the old text becomes garbage (compacted later, so the cost per
+    /// byte stays constant).
+    fn set_value(&mut self, i: usize, value: &str) {
+        let e = self.entries[i];
+        let old_len = e.value_len as usize;
+        let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
+        if !value.is_empty() {
+            let at = e.packed.at();
+            let key_len = e.packed.key_len();
+            let new_at = self.text.len();
+            // The key is copied through a reused buffer (the text cannot
+            // be read while it grows).
+            let mut key = std::mem::take(&mut self.scratch);
+            key.clear();
+            key.push_str(&self.text[at..at + key_len]);
+            self.text.push_str(&key);
+            self.text.push_str(value);
+            self.scratch = key;
+            self.garbage += key_len;
+            self.entries[i].packed = e.packed.with_at(new_at);
+        }
+        self.garbage += old_len;
+        self.entries[i].value_len = value_len;
     }
 
     /// Merges a write: the higher version wins.
     pub fn merge(&mut self, key: &str, w: Write<'_>) -> Outcome {
         let value = if w.deleted { "" } else { w.value };
-        match self.map.get_mut(key) {
-            Some(t) => {
-                if w.version < t.version {
-                    return Outcome::Stale;
-                }
-                if w.version == t.version {
-                    return Outcome::Duplicate;
-                }
-                let outcome = match (t.deleted, w.deleted) {
-                    (false, false) if *t.value == *value => Outcome::Refreshed,
-                    (_, false) => Outcome::Stored,
-                    (false, true) => Outcome::Deleted,
-                    (true, true) => Outcome::TombstoneUpdated,
-                };
-                if outcome != Outcome::Refreshed && !(t.deleted && w.deleted) {
-                    t.prev_hash = value_hash(&t.value);
-                }
-                match (t.deleted, w.deleted) {
-                    (true, false) => self.live += 1,
-                    (false, true) => self.live -= 1,
-                    _ => {}
-                }
-                if *t.value != *value {
-                    t.value = value.into();
-                }
-                t.version = w.version;
-                t.expires = w.expires;
-                t.deleted = w.deleted;
-                outcome
-            }
-            None => {
-                self.map.insert(
-                    key.into(),
-                    Tuple {
-                        value: value.into(),
-                        version: w.version,
-                        expires: w.expires,
-                        deleted: w.deleted,
-                        prev_hash: 0,
-                        key_hash: key_hash(key),
-                    },
-                );
-                if w.deleted {
-                    Outcome::TombstoneUpdated
-                } else {
-                    self.live += 1;
-                    Outcome::Stored
-                }
-            }
+        let Some(i) = self.find(key) else {
+            return self.insert(key, value, w);
+        };
+        let (_, old) = self.tuple(i);
+        let old_value = old.value;
+        if w.version < old.version {
+            return Outcome::Stale;
+        }
+        if w.version == old.version {
+            return Outcome::Duplicate;
+        }
+        let outcome = match (old.deleted, w.deleted) {
+            (false, false) if old_value == value => Outcome::Refreshed,
+            (_, false) => Outcome::Stored,
+            (false, true) => Outcome::Deleted,
+            (true, true) => Outcome::TombstoneUpdated,
+        };
+        let prev = (outcome != Outcome::Refreshed && !(old.deleted && w.deleted))
+            .then(|| value_hash(old_value));
+        let changed = old_value != value;
+        match (old.deleted, w.deleted) {
+            (true, false) => self.live += 1,
+            (false, true) => self.live -= 1,
+            _ => {}
+        }
+        if changed {
+            self.set_value(i, value);
+        }
+        let origin = self.intern(w.version.origin);
+        let e = &mut self.entries[i];
+        e.clock = w.version.clock;
+        e.origin = origin;
+        self.set_deleted(i, w.deleted);
+        self.set_side(i, w.expires, prev);
+        self.maybe_compact();
+        outcome
+    }
+
+    fn insert(&mut self, key: &str, value: &str, w: Write<'_>) -> Outcome {
+        let i = self.entries.len();
+        let n = u32::try_from(i).expect("fewer than 2^32 entries");
+        let at = self.text.len();
+        self.text.push_str(key);
+        self.text.push_str(value);
+        let origin = self.intern(w.version.origin);
+        self.entries.push(Entry {
+            packed: Packed::new(at, key.len(), if w.deleted { DELETED } else { 0 }),
+            clock: w.version.clock,
+            value_len: u32::try_from(value.len()).expect("values shorter than 4 GiB"),
+            origin,
+        });
+        if w.expires != 0 {
+            self.set_side(i, w.expires, None);
+        }
+        let h = self.hasher.hash_one(key);
+        let Store {
+            index,
+            entries,
+            text,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(h, n, |&j| {
+            let e = &entries[j as usize];
+            let at = e.packed.at();
+            hasher.hash_one(&text[at..at + e.packed.key_len()])
+        });
+        if w.deleted {
+            Outcome::TombstoneUpdated
+        } else {
+            self.live += 1;
+            Outcome::Stored
         }
     }
 
@@ -197,30 +411,109 @@ impl Store {
     /// before `now_wall`, keeping its version (every node does the same at
     /// the same wall time, so they agree without messages). True if it did.
     pub fn expire(&mut self, key: &str, now_wall: u64) -> bool {
-        match self.map.get_mut(key) {
-            Some(t) if t.is_live() && t.expires != 0 && t.expires <= now_wall => {
-                t.prev_hash = value_hash(&t.value);
-                t.value = "".into();
-                t.deleted = true;
-                self.live -= 1;
-                true
-            }
-            _ => false,
+        let Some(i) = self.find(key) else {
+            return false;
+        };
+        let (_, t) = self.tuple(i);
+        if !(t.is_live() && t.expires != 0 && t.expires <= now_wall) {
+            return false;
         }
+        let (prev, expires) = (value_hash(t.value), t.expires);
+        self.set_value(i, "");
+        self.set_deleted(i, true);
+        self.set_side(i, expires, Some(prev));
+        self.live -= 1;
+        self.maybe_compact();
+        true
     }
 
     /// Removes tombstones whose version is older than `before_wall` (ms).
     /// Returns how many were removed.
     pub fn collect_tombstones(&mut self, before_wall: u64) -> usize {
-        let n = self.map.len();
-        self.map
-            .retain(|_, t| !(t.deleted && t.version.wall_ms() < before_wall));
-        n - self.map.len()
+        if self.entries.len() == self.live {
+            return 0;
+        }
+        let doomed =
+            |e: &Entry| e.packed.flags() & DELETED != 0 && Hlc::wall_ms(e.clock) < before_wall;
+        let n = self.entries.iter().filter(|e| doomed(e)).count();
+        if n > 0 {
+            self.rebuild(|e| !doomed(e));
+        }
+        n
     }
 
     /// Keys whose [`key_hash`] is `h` (almost always one or none).
-    pub fn keys_with_hash(&self, h: u64) -> impl Iterator<Item = (&str, &Tuple)> {
-        self.iter().filter(move |(_, t)| t.key_hash == h)
+    pub fn keys_with_hash(&self, h: u64) -> impl Iterator<Item = (&str, Tuple<'_>)> {
+        self.iter().filter(move |(_, t)| t.key_hash() == h)
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.garbage > MIN_GARBAGE && self.garbage > self.text.len() / 2 {
+            self.rebuild(|_| true);
+        }
+    }
+
+    /// Rewrites the store with the entries `keep` selects, in their order:
+    /// text without garbage, a new index, side tables renumbered, and only
+    /// the node ids still used.
+    fn rebuild(&mut self, keep: impl Fn(&Entry) -> bool) {
+        let live_text: usize = self
+            .entries
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| e.packed.key_len() + e.value_len as usize)
+            .sum();
+        let mut text = String::with_capacity(live_text);
+        let mut entries = Vec::with_capacity(self.entries.len());
+        let mut expiries = HashMap::with_hasher(self.hasher);
+        let mut prev = HashMap::with_hasher(self.hasher);
+        let mut origins = Vec::new();
+        let mut origin_ids: HashMap<u64, u32, Hasher> = HashMap::with_hasher(self.hasher);
+        for (old, e) in self.entries.iter().enumerate() {
+            if !keep(e) {
+                continue;
+            }
+            let at = e.packed.at();
+            let len = e.packed.key_len() + e.value_len as usize;
+            let n = entries.len() as u32;
+            let mut e = *e;
+            e.packed = e.packed.with_at(text.len());
+            text.push_str(&self.text[at..at + len]);
+            let id = self.origins[e.origin as usize];
+            e.origin = *origin_ids.entry(id).or_insert_with(|| {
+                origins.push(id);
+                (origins.len() - 1) as u32
+            });
+            if let Some(&x) = self.expiries.get(&(old as u32)) {
+                expiries.insert(n, x);
+            }
+            if let Some(&p) = self.prev.get(&(old as u32)) {
+                prev.insert(n, p);
+            }
+            entries.push(e);
+        }
+        let mut index = HashTable::with_capacity(entries.len());
+        for (n, e) in entries.iter().enumerate() {
+            let at = e.packed.at();
+            let h = self.hasher.hash_one(&text[at..at + e.packed.key_len()]);
+            index.insert_unique(h, n as u32, |&j: &u32| {
+                let e: &Entry = &entries[j as usize];
+                let at = e.packed.at();
+                self.hasher.hash_one(&text[at..at + e.packed.key_len()])
+            });
+        }
+        self.live = entries
+            .iter()
+            .filter(|e| e.packed.flags() & DELETED == 0)
+            .count();
+        self.text = text;
+        self.garbage = 0;
+        self.entries = entries;
+        self.index = index;
+        self.expiries = expiries;
+        self.prev = prev;
+        self.origins = origins;
+        self.origin_ids = origin_ids;
     }
 }
 
@@ -395,6 +688,128 @@ mod tests {
         s.merge("c", w("live", old));
         assert_eq!(s.collect_tombstones(2_000), 1);
         assert!(s.get("a").is_none() && s.get("b").is_some() && s.get("c").is_some());
+    }
+
+    #[test]
+    fn replaced_values_are_compacted_and_every_value_stays_right() {
+        let mut s = Store::new();
+        let keys = 200;
+        for round in 1..=200u64 {
+            for k in 0..keys {
+                let value = format!("{round}-{}", "x".repeat((round % 50) as usize * 10));
+                let out = s.merge(&format!("key{k}"), w(&value, round));
+                assert_eq!(out, Outcome::Stored);
+            }
+            // Garbage stays bounded: below the threshold, or below half.
+            assert!(
+                s.garbage <= MIN_GARBAGE || s.garbage <= s.text.len() / 2,
+                "round {round}: {} garbage of {}",
+                s.garbage,
+                s.text.len()
+            );
+        }
+        assert!(
+            s.text.len() < 3 * MIN_GARBAGE,
+            "compacted: {}",
+            s.text.len()
+        );
+        for k in 0..keys {
+            let want = format!("200-{}", "x".repeat(0));
+            assert_eq!(s.value(&format!("key{k}")), Some(want.as_str()));
+        }
+        assert_eq!(s.len(), keys);
+        let order: Vec<&str> = s.iter().map(|(k, _)| k).take(3).collect();
+        assert_eq!(order, ["key0", "key1", "key2"], "first-stored order kept");
+    }
+
+    #[test]
+    fn side_tables_and_node_ids_survive_collection() {
+        let mut s = Store::new();
+        let old = Hlc::default().now(1_000);
+        let new = Hlc::default().now(5_000);
+        // Many writers, one key each; tombstones of some, an expiry and a
+        // replaced value on others.
+        for n in 0..100u64 {
+            let key = format!("k{n}");
+            let version = Version {
+                clock: if n % 2 == 0 { old } else { new },
+                origin: 1_000 + n,
+            };
+            s.merge(
+                &key,
+                Write {
+                    value: "first",
+                    version,
+                    expires: 0,
+                    deleted: false,
+                },
+            );
+            let later = Version {
+                clock: version.clock + 1,
+                origin: version.origin,
+            };
+            let w = Write {
+                value: "second",
+                version: later,
+                expires: if n % 3 == 0 { 9_000 + n } else { 0 },
+                deleted: n % 2 == 0,
+            };
+            s.merge(&key, w);
+        }
+        assert_eq!(s.origins.len(), 100);
+        assert_eq!(s.collect_tombstones(2_000), 50);
+        assert_eq!(s.entries(), 50);
+        assert_eq!(s.origins.len(), 50, "ids of collected writes dropped");
+        for n in (1..100u64).step_by(2) {
+            let t = s.get(&format!("k{n}")).unwrap();
+            assert_eq!(t.value, "second");
+            assert_eq!(t.version.origin, 1_000 + n);
+            assert_eq!(t.expires, if n % 3 == 0 { 9_000 + n } else { 0 });
+            assert_eq!(t.prev_hash, value_hash("first"));
+        }
+        assert!(s.get("k0").is_none());
+        assert_eq!(s.len(), 50);
+        // The rebuilt index still takes new keys.
+        assert_eq!(s.merge("fresh", w("v", new)), Outcome::Stored);
+        assert_eq!(s.value("fresh"), Some("v"));
+    }
+
+    #[test]
+    fn many_keys_are_found_and_none_invented() {
+        let mut s = Store::new();
+        for k in 0..100_000u32 {
+            s.merge(&format!("key-{k:08}"), w(&k.to_string(), 1));
+        }
+        assert_eq!(s.len(), 100_000);
+        for k in (0..100_000u32).step_by(997) {
+            assert_eq!(
+                s.value(&format!("key-{k:08}")),
+                Some(k.to_string().as_str())
+            );
+        }
+        assert_eq!(s.value("key-00100000"), None);
+        assert_eq!(s.value("key-0000000"), None);
+        // 24-byte entries, 4-byte index slots.
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+    }
+
+    #[test]
+    fn expiry_and_deletion_free_the_value_text() {
+        let mut s = Store::new();
+        let mut ttl = w("a long value", 10);
+        ttl.expires = 1000;
+        s.merge("k", ttl);
+        assert!(s.expire("k", 1000));
+        let t = s.get("k").unwrap();
+        assert_eq!((t.value, t.deleted, t.expires), ("", true, 1000));
+        assert_eq!(t.prev_hash, value_hash("a long value"));
+        assert_eq!(s.garbage, "a long value".len());
+        assert_eq!(s.merge("k", w("back", 11)), Outcome::Stored);
+        assert_eq!(
+            s.get("k").unwrap().expires,
+            0,
+            "a write without expiry clears it"
+        );
     }
 
     #[test]

@@ -704,7 +704,7 @@ impl Engine {
 
     /// How long an echo of a replaced value counts as stale: for tombstones
     /// the whole grace period, for live values a few session timeouts.
-    fn stale_window_ms(&self, t: &Tuple) -> u64 {
+    fn stale_window_ms(&self, t: Tuple<'_>) -> u64 {
         if t.deleted {
             self.settings.tombstone_grace_ms
         } else {
@@ -781,7 +781,7 @@ impl Engine {
         ext::encode_tuple(&ext_tuple(key, t), &mut v2);
         let v1 = Message::Publish {
             key,
-            value: &t.value,
+            value: t.value,
             ttl: ttl_left(t, now),
         };
         let mut sent = 0;
@@ -846,7 +846,7 @@ impl Engine {
         for (key, t) in self.store.live() {
             let msg = Message::Publish {
                 key,
-                value: &t.value,
+                value: t.value,
                 ttl: ttl_left(t, now),
             };
             push_frame(&mut c.outbox, &msg);
@@ -1174,10 +1174,10 @@ fn describe(msg: &Message<'_>) -> String {
     }
 }
 
-fn ext_tuple<'a>(key: &'a str, t: &'a Tuple) -> ext::Tuple<'a> {
+fn ext_tuple<'a>(key: &'a str, t: Tuple<'a>) -> ext::Tuple<'a> {
     ext::Tuple {
         key,
-        value: &t.value,
+        value: t.value,
         clock: t.version.clock,
         origin: t.version.origin,
         expires: t.expires,
@@ -1186,7 +1186,7 @@ fn ext_tuple<'a>(key: &'a str, t: &'a Tuple) -> ext::Tuple<'a> {
 }
 
 /// The ttl field of a plain PUBLISH: ms left to live, 0 for none.
-fn ttl_left(t: &Tuple, now: Now) -> u32 {
+fn ttl_left(t: Tuple<'_>, now: Now) -> u32 {
     if t.expires == 0 {
         0
     } else {

@@ -56,10 +56,12 @@ impl Engine {
     fn summarize(&self, ranges: &[(u64, u64)]) -> Vec<(u32, u64)> {
         let mut sums = vec![(0u32, 0u64); ranges.len()];
         for (_, t) in self.store.iter() {
-            if let Some(i) = find(ranges, t.key_hash) {
+            let kh = t.key_hash();
+            if let Some(i) = find(ranges, kh) {
                 let s = &mut sums[i];
                 s.0 += 1;
-                s.1 = s.1.wrapping_add(t.fingerprint());
+                s.1 =
+                    s.1.wrapping_add(crate::store::item_fingerprint(kh, t.version, t.deleted));
             }
         }
         sums
@@ -69,9 +71,10 @@ impl Engine {
     fn collect(&self, ranges: &[(u64, u64)]) -> Vec<Vec<Item>> {
         let mut out = vec![Vec::new(); ranges.len()];
         for (_, t) in self.store.iter() {
-            if let Some(i) = find(ranges, t.key_hash) {
+            let kh = t.key_hash();
+            if let Some(i) = find(ranges, kh) {
                 out[i].push(Item {
-                    key_hash: t.key_hash,
+                    key_hash: kh,
                     clock: t.version.clock,
                     origin: t.version.origin,
                 });
@@ -108,13 +111,13 @@ impl Engine {
     /// Sends every tuple we hold whose key hash falls in `ranges`.
     fn send_tuples_in(&mut self, conn: ConnId, ranges: &[(u64, u64)], now: Now) {
         if !ranges.is_empty() {
-            self.send_matching(conn, now, |t| find(ranges, t.key_hash).is_some());
+            self.send_matching(conn, now, |t| find(ranges, t.key_hash()).is_some());
         }
     }
 
     /// Sends, as TUPLE messages on `conn`, every entry of the store that
     /// `wanted` selects: one pass, encoding straight into the outbox.
-    fn send_matching(&mut self, conn: ConnId, now: Now, wanted: impl Fn(&Tuple) -> bool) {
+    fn send_matching(&mut self, conn: ConnId, now: Now, wanted: impl Fn(&Tuple<'_>) -> bool) {
         let Engine {
             store,
             conns,
@@ -327,7 +330,7 @@ impl Engine {
             return;
         }
         let set: std::collections::HashSet<u64> = hashes.iter().copied().collect();
-        self.send_matching(conn, now, |t| set.contains(&t.key_hash));
+        self.send_matching(conn, now, |t| set.contains(&t.key_hash()));
     }
 }
 

@@ -302,7 +302,7 @@ fn cycle_of_nodes_converges_without_livelock() {
     net.nodes[3].publish("k0", "new", None, at(5));
     net.settle();
     for n in &mut net.nodes {
-        assert_eq!(&*n.store().get("k0").unwrap().value, "new");
+        assert_eq!(n.store().get("k0").unwrap().value, "new");
         let delivered: Vec<Event> = std::iter::from_fn(|| n.poll_event()).collect();
         assert_eq!(delivered.len(), 6, "5 tuples then the update, each once");
     }
