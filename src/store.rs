@@ -237,10 +237,18 @@ impl Store {
 
     /// The entry number of `key`.
     fn find(&self, key: &str) -> Option<usize> {
-        let h = self.hasher.hash_one(key);
+        self.find_hashed(key, self.hasher.hash_one(key))
+    }
+
+    fn find_hashed(&self, key: &str, h: u64) -> Option<usize> {
         self.index
             .find(h, |&i| self.key_of(&self.entries[i as usize]) == key)
             .map(|&i| i as usize)
+    }
+
+    /// Entry number `i` (see [`merge_entry`](Self::merge_entry)).
+    pub fn entry(&self, i: usize) -> Option<(&str, Tuple<'_>)> {
+        (i < self.entries.len()).then(|| self.tuple(i))
     }
 
     /// The entry of `key`, live or tombstone.
@@ -331,17 +339,24 @@ impl Store {
 
     /// Merges a write: the higher version wins.
     pub fn merge(&mut self, key: &str, w: Write<'_>) -> Outcome {
+        self.merge_entry(key, w).0
+    }
+
+    /// Merges a write and says which entry holds the key now: its number
+    /// stays valid until tombstones are collected.
+    pub fn merge_entry(&mut self, key: &str, w: Write<'_>) -> (Outcome, usize) {
         let value = if w.deleted { "" } else { w.value };
-        let Some(i) = self.find(key) else {
-            return self.insert(key, value, w);
+        let h = self.hasher.hash_one(key);
+        let Some(i) = self.find_hashed(key, h) else {
+            return (self.insert(key, value, w, h), self.entries.len() - 1);
         };
         let (_, old) = self.tuple(i);
         let old_value = old.value;
         if w.version < old.version {
-            return Outcome::Stale;
+            return (Outcome::Stale, i);
         }
         if w.version == old.version {
-            return Outcome::Duplicate;
+            return (Outcome::Duplicate, i);
         }
         let outcome = match (old.deleted, w.deleted) {
             (false, false) if old_value == value => Outcome::Refreshed,
@@ -367,10 +382,10 @@ impl Store {
         self.set_deleted(i, w.deleted);
         self.set_side(i, w.expires, prev);
         self.maybe_compact();
-        outcome
+        (outcome, i)
     }
 
-    fn insert(&mut self, key: &str, value: &str, w: Write<'_>) -> Outcome {
+    fn insert(&mut self, key: &str, value: &str, w: Write<'_>, h: u64) -> Outcome {
         let i = self.entries.len();
         let n = u32::try_from(i).expect("fewer than 2^32 entries");
         let at = self.text.len();
@@ -386,7 +401,6 @@ impl Store {
         if w.expires != 0 {
             self.set_side(i, w.expires, None);
         }
-        let h = self.hasher.hash_one(key);
         let Store {
             index,
             entries,

@@ -752,7 +752,7 @@ impl Engine {
     /// Merges a write into the store; on change tells the application and
     /// forwards it to every peer but `from`.
     fn apply(&mut self, key: &str, w: Write<'_>, from: Option<ConnId>, now: Now) -> Outcome {
-        let outcome = self.store.merge(key, w);
+        let (outcome, entry) = self.store.merge_entry(key, w);
         match outcome {
             Outcome::Stored => self.news.push(Kind::Deliver, key, w.value),
             Outcome::Deleted => self.news.push(Kind::Delete, key, ""),
@@ -766,19 +766,19 @@ impl Engine {
             self.expiries.push(Reverse((w.expires, key.into())));
             self.ensure_tick(now);
         }
-        self.forward(key, from, now);
+        self.forward(entry, from, now);
         outcome
     }
 
     /// Sends the current write of `key` to every peer except `from`: ZGP/2
     /// peers get the versioned tuple, plain peers the live value only.
-    fn forward(&mut self, key: &str, from: Option<ConnId>, now: Now) {
-        let Some(t) = self.store.get(key) else {
+    fn forward(&mut self, entry: usize, from: Option<ConnId>, now: Now) {
+        let Some((key, t)) = self.store.entry(entry) else {
             return;
         };
+        // Encoded once, for the first extended peer that takes it.
         let mut v2 = std::mem::take(&mut self.scratch);
         v2.clear();
-        ext::encode_tuple(&ext_tuple(key, t), &mut v2);
         let v1 = Message::Publish {
             key,
             value: t.value,
@@ -791,6 +791,9 @@ impl Engine {
                 && (matches!(c.role, Role::Outbound(_)) || c.session != Session::Start);
             if !eligible || (!c.peer.extended && t.deleted) {
                 continue;
+            }
+            if c.peer.extended && v2.is_empty() {
+                ext::encode_tuple(&ext_tuple(key, t), &mut v2);
             }
             if let Some(held) = c.held.as_mut() {
                 push_raw(held, &v2);
