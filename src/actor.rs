@@ -1,5 +1,6 @@
-//! The node handle: a thread running the reactor, a command pipe into it
-//! and a reply pipe out of it, as a CZMQ `zactor`.
+//! The node handle: the reactor running on an event-loop thread (shared by
+//! the nodes of the process, see `reactor::pool`, or its own), a command
+//! pipe into it and a reply pipe out of it, as a CZMQ `zactor`.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +12,13 @@ use std::time::{Duration, Instant};
 use crate::command::{self, Command, Envelope};
 use crate::error::{Error, Result};
 use crate::inbox::Inbox;
+use crate::reactor::pool::{self, Done, Hosted};
 use crate::reactor::Reactor;
 use crate::replies::{lock, Replies};
 
-/// A gossip node running in its own thread.
+/// A gossip node, running on an event-loop thread: the nodes of one
+/// process share one by default (`ZGOSSIP_IO_THREADS` sets how many; `0`
+/// gives each node its own thread; see `docs/configuration.md`).
 ///
 /// Commands are multipart strings, as with CZMQ's zgossip actor:
 ///
@@ -36,7 +40,7 @@ pub struct Node {
     /// Set while a wakeup is on its way, so a burst of commands costs one.
     wake_pending: Arc<AtomicBool>,
     replies: Arc<Replies>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<Runner>>,
 }
 
 impl Node {
@@ -47,22 +51,32 @@ impl Node {
         let rx = tx.clone();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let (reactor, waker) = Reactor::new(name, rx, replies.clone(), wake_pending.clone())?;
-        let guard = CloseOnDrop(replies.clone(), tx.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("zgossip-{name}"))
-            .spawn(move || {
-                // Even if the node thread dies, readers are woken and told.
-                let _guard = guard;
-                reactor.run()
-            })
-            .map_err(|e| Error::io("cannot start node thread", e))?;
+        let done = Arc::new(Done::default());
+        // Even if the node dies, readers are woken and told.
+        let guard = CloseOnDrop(replies.clone(), tx.clone(), done.clone());
+        let runner = if pool::io_threads() == 0 {
+            let thread = std::thread::Builder::new()
+                .name(format!("zgossip-{name}"))
+                .spawn(move || {
+                    let _guard = guard;
+                    reactor.run()
+                })
+                .map_err(|e| Error::io("cannot start node thread", e))?;
+            Runner::Thread(thread)
+        } else {
+            pool::host(Hosted {
+                reactor,
+                on_end: Box::new(guard),
+            })?;
+            Runner::Shared(done)
+        };
         Ok(Node {
             name: name.to_string(),
             commands: tx,
             waker,
             wake_pending,
             replies,
-            thread: Mutex::new(Some(thread)),
+            thread: Mutex::new(Some(runner)),
         })
     }
 
@@ -130,10 +144,15 @@ impl Node {
             .map_err(|e| Error::io("cannot wake node thread", e))
     }
 
+    /// Waits until the node has ended.
     fn join(&self) {
-        let handle = lock(&self.thread).take();
-        if let Some(h) = handle {
-            let _ = h.join();
+        let runner = lock(&self.thread).take();
+        match runner {
+            Some(Runner::Thread(h)) => {
+                let _ = h.join();
+            }
+            Some(Runner::Shared(done)) => done.wait(),
+            None => {}
         }
     }
 
@@ -297,13 +316,23 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// Held by the node thread: when it ends, even by a panic, readers are
-/// woken and told, and commands are refused instead of waiting forever.
-struct CloseOnDrop(Arc<Replies>, Arc<Inbox>);
+/// Where a node runs.
+enum Runner {
+    /// A thread of its own (`ZGOSSIP_IO_THREADS=0`).
+    Thread(JoinHandle<()>),
+    /// A shared event-loop thread; set when the node has ended.
+    Shared(Arc<Done>),
+}
+
+/// Held with the running node: when it ends, even by a panic, readers are
+/// woken and told, commands are refused instead of waiting forever, and
+/// whoever waits for the end is released.
+struct CloseOnDrop(Arc<Replies>, Arc<Inbox>, Arc<Done>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.1.close();
         self.0.close();
+        self.2.set();
     }
 }

@@ -58,6 +58,8 @@ struct Inner {
     text_base: u64,
     /// Bytes of `text` that waiting news still uses.
     live_text: usize,
+    /// Readers blocked in `pop`.
+    readers: usize,
 }
 
 impl Inner {
@@ -142,6 +144,7 @@ impl Replies {
                 text: String::new(),
                 text_base: 0,
                 live_text: 0,
+                readers: 0,
             }),
             ready: Condvar::new(),
             signal_tx,
@@ -166,8 +169,17 @@ impl Replies {
         g.queue.push_back(Slot::Reply(msg));
         g.barrier = Some(g.base + g.queue.len() as u64 - 1);
         self.signal(&mut g);
+        self.wake_reader(g);
+    }
+
+    /// Wakes a reader blocked in `pop`, if there is one (a notify with
+    /// nobody waiting would still cost a system call per batch).
+    fn wake_reader(&self, g: MutexGuard<'_, Inner>) {
+        let waiting = g.readers > 0;
         drop(g);
-        self.ready.notify_one();
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 
     /// Moves every news of `news` into the pipe, under one lock.
@@ -180,8 +192,7 @@ impl Replies {
         news.drain_items(|n, item| inner.push_one(n, item));
         inner.compact_text();
         self.signal(&mut g);
-        drop(g);
-        self.ready.notify_one();
+        self.wake_reader(g);
     }
 
     /// Marks the pipe closed: readers get what is queued, then `Terminated`.
@@ -260,19 +271,27 @@ impl Replies {
             if g.closed {
                 return Err(Error::Terminated);
             }
-            g = match deadline {
-                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+            let wait = match deadline {
+                None => None,
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Ok(None);
                     }
+                    Some(d - now)
+                }
+            };
+            g.readers += 1;
+            g = match wait {
+                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(w) => {
                     self.ready
-                        .wait_timeout(g, d - now)
+                        .wait_timeout(g, w)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
                 }
             };
+            g.readers -= 1;
         }
     }
 

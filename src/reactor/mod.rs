@@ -4,6 +4,7 @@
 
 pub(crate) mod inproc;
 mod net;
+pub(crate) mod pool;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -90,6 +91,8 @@ pub(crate) struct Reactor {
     extensions: bool,
     /// How long `$TERM` waits for queued output to leave.
     linger_ms: u64,
+    /// Set by `$TERM`: when lingering ends.
+    linger_until: Option<Instant>,
     /// Set by the handle when it woke us; cleared when commands are drained.
     wake_pending: Arc<AtomicBool>,
     /// Commands were left in the queue (budget used up).
@@ -166,6 +169,7 @@ impl Reactor {
             backlog: Vec::new(),
             extensions: true,
             linger_ms: 500,
+            linger_until: None,
             wake_pending: wake_pending.clone(),
             commands_pending: false,
             running: true,
@@ -190,56 +194,92 @@ impl Reactor {
         }
     }
 
-    /// Runs until `$TERM` or until the handle is dropped.
+    /// Runs on a thread of its own until `$TERM` or until the handle is
+    /// dropped (`ZGOSSIP_IO_THREADS=0`; see [`pool`] for shared threads).
     pub(crate) fn run(mut self) {
         while self.running {
             let timeout = self.poll_timeout();
-            let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("zgossip {}: poll failed: {e}", self.engine.name());
-                    break;
-                }
-            }
-            for ev in events.iter() {
-                let token = ev.token();
-                if token == WAKER {
-                    self.handle_wakeup();
-                } else if token == crate::beacon::node::TOKEN {
-                    let now = self.now();
-                    if let Some(d) = self.discovery.as_mut() {
-                        d.readable(&mut self.engine, now);
-                    }
-                } else if self.listeners.contains_key(&token) {
-                    self.accept(token);
-                } else {
-                    self.conn_ready(token, ev.is_writable());
-                }
-                self.after_engine();
-            }
-            self.events = events;
-            if self.commands_pending {
-                self.handle_wakeup();
-                self.after_engine();
-            }
-            for token in std::mem::take(&mut self.backlog) {
-                self.conn_ready(token, false);
-                self.after_engine();
-            }
-            let now = self.now();
-            if let Some(d) = self.discovery.as_mut() {
-                if d.poll_timeout() <= now.mono_ms {
-                    d.timeout(&mut self.engine, now);
-                }
-            }
-            self.engine.handle_timeout(now);
-            self.housekeeping(now);
-            self.after_engine();
+            self.turn(timeout);
         }
-        self.shutdown();
+        self.begin_shutdown();
+        while !self.linger_step(Some(Duration::from_millis(10))) {}
+        self.finish();
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    /// Whether the node still runs (no `$TERM` yet).
+    pub(crate) fn running(&self) -> bool {
+        self.running
+    }
+
+    /// The node's own poller, for a shared thread to watch.
+    pub(crate) fn poll_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.engine.name()
+    }
+
+    /// One round of the event loop: waits at most `timeout` for events,
+    /// serves them, then commands, timers and housekeeping. True if the
+    /// events buffer came back full (more may be waiting right now).
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> bool {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("zgossip {}: poll failed: {e}", self.engine.name());
+                self.running = false;
+            }
+        }
+        let mut count = 0;
+        for ev in events.iter() {
+            count += 1;
+            let token = ev.token();
+            if token == WAKER {
+                self.handle_wakeup();
+            } else if token == crate::beacon::node::TOKEN {
+                let now = self.now();
+                if let Some(d) = self.discovery.as_mut() {
+                    d.readable(&mut self.engine, now);
+                }
+            } else if self.listeners.contains_key(&token) {
+                self.accept(token);
+            } else {
+                // A readable event without a hang-up: a short read means
+                // the socket is drained (a later arrival raises a new event).
+                let short_read_drains = ev.is_readable() && !ev.is_read_closed() && !ev.is_error();
+                self.conn_ready(token, short_read_drains);
+            }
+            self.after_engine();
+        }
+        let full = count >= events.capacity();
+        self.events = events;
+        if !self.running {
+            return false;
+        }
+        if self.commands_pending {
+            self.handle_wakeup();
+            self.after_engine();
+        }
+        for token in std::mem::take(&mut self.backlog) {
+            self.conn_ready(token, false);
+            self.after_engine();
+        }
+        let now = self.now();
+        if let Some(d) = self.discovery.as_mut() {
+            if d.poll_timeout() <= now.mono_ms {
+                d.timeout(&mut self.engine, now);
+            }
+        }
+        self.engine.handle_timeout(now);
+        self.housekeeping(now);
+        self.after_engine();
+        full
+    }
+
+    /// How long the node may sleep before it has something to do.
+    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
         if !self.backlog.is_empty() || self.commands_pending {
             return Some(Duration::ZERO);
         }
@@ -254,44 +294,53 @@ impl Reactor {
         Some(Duration::from_millis(at.saturating_sub(now)))
     }
 
-    fn shutdown(&mut self) {
+    /// Stops listening, and starts giving output still queued on
+    /// established connections a bounded time (`server/linger`) to leave,
+    /// so a tuple published just before `$TERM` is not lost.
+    pub(crate) fn begin_shutdown(&mut self) {
         inproc::unbind_all(self.owner);
         self.listeners.clear();
-        self.linger();
+        self.linger_until = Some(Instant::now() + Duration::from_millis(self.linger_ms));
+    }
+
+    /// Writes what it can of the queued output, waiting at most `wait` for
+    /// sockets to take more. True once nothing is left or the linger time
+    /// is over.
+    pub(crate) fn linger_step(&mut self, wait: Option<Duration>) -> bool {
+        let deadline = self.linger_until.unwrap_or_else(Instant::now);
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        let mut pending = false;
+        for t in tokens {
+            if self.pump(t).is_err() {
+                self.conns.remove(&t);
+                continue;
+            }
+            if let Some(c) = self.conns.get(&t) {
+                let queued = self.engine.outbox_len(t.0 as ConnId);
+                if c.ready && (queued > 0 || !c.zmtp.pending_output().is_empty()) {
+                    pending = true;
+                }
+            }
+        }
+        let now = Instant::now();
+        if !pending || now >= deadline {
+            return true;
+        }
+        // Sleeps (on a thread of its own) or just takes the readiness
+        // events (on a shared thread) until sockets drain.
+        let wait = wait.map(|w| w.min(deadline - now));
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let _ = self.poll.poll(&mut events, wait);
+        self.events = events;
+        false
+    }
+
+    /// Closes every connection and the reply pipe.
+    pub(crate) fn finish(&mut self) {
         for (_, mut c) in self.conns.drain() {
             let _ = self.poll.registry().deregister(&mut c.stream);
         }
         self.replies.close();
-    }
-
-    /// Gives output still queued on established connections a bounded
-    /// time (`server/linger`) to leave, so a tuple published just before
-    /// `$TERM` is not lost.
-    fn linger(&mut self) {
-        let deadline = Instant::now() + Duration::from_millis(self.linger_ms);
-        let mut events = Events::with_capacity(64);
-        loop {
-            let tokens: Vec<Token> = self.conns.keys().copied().collect();
-            let mut pending = false;
-            for t in tokens {
-                if self.pump(t).is_err() {
-                    self.conns.remove(&t);
-                    continue;
-                }
-                if let Some(c) = self.conns.get(&t) {
-                    let queued = self.engine.outbox_len(t.0 as ConnId);
-                    if c.ready && (queued > 0 || !c.zmtp.pending_output().is_empty()) {
-                        pending = true;
-                    }
-                }
-            }
-            let now = Instant::now();
-            if !pending || now >= deadline {
-                return;
-            }
-            let wait = (deadline - now).min(Duration::from_millis(10));
-            let _ = self.poll.poll(&mut events, Some(wait));
-        }
     }
 
     // ------------------------------------------------------------------
@@ -848,7 +897,7 @@ impl Reactor {
             },
         );
         // Send our greeting now if we can.
-        self.conn_ready(token, true);
+        self.conn_ready(token, false);
     }
 
     /// The security mechanism of a new connection: CURVE server for
@@ -958,8 +1007,11 @@ impl Reactor {
     }
 
     /// The socket of `token` may be readable or writable (or both: with
-    /// edge-triggered events we simply try).
-    fn conn_ready(&mut self, token: Token, _writable: bool) {
+    /// edge-triggered events we simply try). With `short_read_drains`, a
+    /// read that does not fill the buffer ends reading (saving the read
+    /// that would only say "would block"); otherwise reading goes on until
+    /// the socket says so.
+    fn conn_ready(&mut self, token: Token, short_read_drains: bool) {
         let now = self.now();
         let Some(c) = self.conns.get_mut(&token) else {
             return;
@@ -975,7 +1027,7 @@ impl Reactor {
                 }
             }
         }
-        if let Err(reason) = self.read_conn(token, now) {
+        if let Err(reason) = self.read_conn(token, now, short_read_drains) {
             self.drop_conn(token, &reason, now);
             return;
         }
@@ -986,7 +1038,12 @@ impl Reactor {
 
     /// Reads what the socket has (up to the budget), feeding the codec and
     /// the engine. `Err` carries the reason to close.
-    fn read_conn(&mut self, token: Token, now: Now) -> std::result::Result<(), String> {
+    fn read_conn(
+        &mut self,
+        token: Token,
+        now: Now,
+        short_read_drains: bool,
+    ) -> std::result::Result<(), String> {
         let Reactor {
             conns,
             engine,
@@ -1026,6 +1083,9 @@ impl Reactor {
                     }
                     c.zmtp.feed(&read_buf[..n]);
                     process_input(c, engine, *extensions, &security.limits, id, now)?;
+                    if short_read_drains && n < read_buf.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
