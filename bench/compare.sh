@@ -19,12 +19,14 @@ ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 : > "$OUT"
 
 run() { # impl scenario [n] -- one bounded run, one JSON line appended
+    # (LABEL=name reports the run under another implementation name)
     local impl=$1; shift
+    local label=${LABEL:-$impl}
     local line
     if line=$(BENCH_DEADLINE=${DEADLINE:-30} timeout 120 "target/bench/bench-$impl" "$@" 2>/dev/null | tail -n 1) && [ -n "$line" ]; then
-        echo "$line" | tee -a "$OUT"
+        echo "${line/\"impl\":\"$impl\"/\"impl\":\"$label\"}" | tee -a "$OUT"
     else
-        echo "{\"impl\":\"$impl\",\"scenario\":\"$1\",\"n\":${2:-0},\"seconds\":-1,\"ok\":false}" | tee -a "$OUT"
+        echo "{\"impl\":\"$label\",\"scenario\":\"$1\",\"n\":${2:-0},\"seconds\":-1,\"ok\":false}" | tee -a "$OUT"
     fi
 }
 
@@ -36,6 +38,9 @@ for r in $(seq 1 "$RUNS"); do
         run "$impl" memory 200000
         run "$impl" swarm
     done
+    # zgossip with a thread per node instead of the shared event loop.
+    ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip star 100000
+    ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip chain 20
     # Join: CZMQ against 100,000 tuples (1,000,000 takes it many seconds
     # per run), zgossip against the 1,000,000 of the target as well.
     run czmq join 100000
