@@ -73,8 +73,14 @@ fn main() {
         Err(_) if quick => vec![200],
         Err(_) => vec![1_000, 10_000, 100_000],
     };
-    let _ = std::fs::create_dir_all("target/bench");
-    let mut out = std::fs::File::create("target/bench/sim.jsonl").ok();
+    // The quick run (tests) prints only: it must not replace the figures
+    // of a real run that bench/report.py reads.
+    let mut out = if quick {
+        None
+    } else {
+        let _ = std::fs::create_dir_all("target/bench");
+        std::fs::File::create("target/bench/sim.jsonl").ok()
+    };
     for n in sizes {
         let line = run(n, 42);
         println!("{line}");
