@@ -129,7 +129,8 @@ typedef enum {
 } zgossip_result;
 
 /*
- A gossip node running in its own thread (CZMQ: the `zgossip` actor).
+ A gossip node (CZMQ: the `zgossip` actor), on an event-loop thread
+ shared by the nodes of the process (`ZGOSSIP_IO_THREADS`).
  Opaque: create with `zgossip_new`, destroy with `zgossip_destroy`. One
  handle may be used from several threads at once, but `zgossip_destroy`
  must not overlap any other call on it.
@@ -172,7 +173,7 @@ const char *zgossip_result_name(int code);
 zgossip_t *zgossip_new(const char *name);
 
 /*
- Stops the node (as `$TERM`), waits for its thread, frees the handle and
+ Stops the node (as `$TERM`), waits until it has ended, frees the handle and
  sets `*node_p` to NULL. `node_p` NULL or `*node_p` NULL does nothing
  (CZMQ: `zactor_destroy`).
  */

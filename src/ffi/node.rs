@@ -12,7 +12,8 @@ use super::ownership::{
 };
 use crate::Node;
 
-/// A gossip node running in its own thread (CZMQ: the `zgossip` actor).
+/// A gossip node (CZMQ: the `zgossip` actor), on an event-loop thread
+/// shared by the nodes of the process (`ZGOSSIP_IO_THREADS`).
 /// Opaque: create with `zgossip_new`, destroy with `zgossip_destroy`. One
 /// handle may be used from several threads at once, but `zgossip_destroy`
 /// must not overlap any other call on it.
@@ -45,7 +46,7 @@ pub extern "C" fn zgossip_new(name: *const c_char) -> *mut zgossip_t {
     })
 }
 
-/// Stops the node (as `$TERM`), waits for its thread, frees the handle and
+/// Stops the node (as `$TERM`), waits until it has ended, frees the handle and
 /// sets `*node_p` to NULL. `node_p` NULL or `*node_p` NULL does nothing
 /// (CZMQ: `zactor_destroy`).
 #[unsafe(no_mangle)]

@@ -86,7 +86,7 @@ pub struct NodeCore {
 
 #[pymethods]
 impl NodeCore {
-    /// Starts a node running in its own thread; ``name`` prefixes its trace
+    /// Starts a node (on the shared event-loop thread); ``name`` prefixes its trace
     /// lines (see ``verbose()``).
     #[new]
     #[pyo3(signature = (name = "zgossip"))]
@@ -116,7 +116,7 @@ impl NodeCore {
         self.node.pending()
     }
 
-    /// Stops the node (as the ``$TERM`` command) and waits for its thread.
+    /// Stops the node (as the ``$TERM`` command) and waits until it has ended.
     /// Calling it again does nothing. Afterwards every command raises
     /// ``TerminatedError``; ``recv()`` first returns what was already
     /// waiting, then raises ``TerminatedError``.

@@ -1,8 +1,8 @@
 """Gossip of key/value tuples, wire-compatible with CZMQ 4.2.1 ``zgossip``.
 
 Nodes publish key/value tuples that spread through a loosely connected
-network until every node holds them. A node runs in its own thread (a
-Rust reactor); this package drives it::
+network until every node holds them. A node is a Rust event loop (on a
+thread shared by the nodes of the process); this package drives it::
 
     import zgossip
 
@@ -86,7 +86,7 @@ def _wake(fut: "asyncio.Future[None]") -> None:
 
 
 class Node(_NodeCore):
-    """A gossip node running in its own thread.
+    """A gossip node, on an event-loop thread shared by the process's nodes.
 
     ``Node(name)`` starts it; ``close()`` (or leaving a ``with`` block)
     stops it. Typed methods cover every command (``bind``, ``connect``,

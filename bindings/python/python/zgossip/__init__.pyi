@@ -33,7 +33,7 @@ class TerminatedError(Error):
     """The node has stopped."""
 
 class Node:
-    """A gossip node running in its own thread."""
+    """A gossip node, on an event-loop thread shared by the nodes of the process."""
 
     def __new__(cls, name: str = "zgossip") -> "Node": ...
     @property
@@ -46,7 +46,7 @@ class Node:
     def pending(self) -> int:
         """Number of replies and deliveries waiting to be received."""
     def close(self) -> None:
-        """Stops the node and waits for its thread; idempotent."""
+        """Stops the node and waits until it has ended; idempotent."""
     def __enter__(self) -> "Node": ...
     def __exit__(
         self,
