@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
+use hashbrown::{hash_table, HashTable};
 
 /// The index's hasher: fast, and seeded at random per process so that keys
 /// chosen by a peer cannot be made to collide.
@@ -179,6 +179,8 @@ pub struct Store {
     prev: HashMap<u32, u64, Hasher>,
     live: usize,
     scratch: String,
+    /// The node id interned last, and its number.
+    last_origin: Option<(u64, u32)>,
 }
 
 impl Store {
@@ -272,12 +274,20 @@ impl Store {
     }
 
     fn intern(&mut self, origin: u64) -> u32 {
+        // Writes come in runs from one node: the last one is remembered.
+        if let Some((o, id)) = self.last_origin {
+            if o == origin {
+                return id;
+            }
+        }
         if let Some(&id) = self.origin_ids.get(&origin) {
+            self.last_origin = Some((origin, id));
             return id;
         }
         let id = u32::try_from(self.origins.len()).expect("fewer than 2^32 node ids");
         self.origins.push(origin);
         self.origin_ids.insert(origin, id);
+        self.last_origin = Some((origin, id));
         id
     }
 
@@ -347,8 +357,43 @@ impl Store {
     pub fn merge_entry(&mut self, key: &str, w: Write<'_>) -> (Outcome, usize) {
         let value = if w.deleted { "" } else { w.value };
         let h = self.hasher.hash_one(key);
-        let Some(i) = self.find_hashed(key, h) else {
-            return (self.insert(key, value, w, h), self.entries.len() - 1);
+        // One probe finds the key or claims its slot; with room made first,
+        // claiming never rehashes.
+        if self.index.len() == self.index.capacity() {
+            self.grow_index();
+        }
+        let n = self.entries.len();
+        // Checked before a slot is claimed, so a key or text too large
+        // (a bug upstream) cannot leave the index pointing nowhere.
+        let packed = Packed::new(
+            self.text.len(),
+            key.len(),
+            if w.deleted { DELETED } else { 0 },
+        );
+        let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
+        let found = {
+            let Store {
+                index,
+                entries,
+                text,
+                hasher,
+                ..
+            } = self;
+            let key_at = |j: u32| {
+                let e = &entries[j as usize];
+                let at = e.packed.at();
+                &text[at..at + e.packed.key_len()]
+            };
+            match index.entry(h, |&j| key_at(j) == key, |&j| hasher.hash_one(key_at(j))) {
+                hash_table::Entry::Occupied(o) => Some(*o.get() as usize),
+                hash_table::Entry::Vacant(v) => {
+                    v.insert(u32::try_from(n).expect("fewer than 2^32 entries"));
+                    None
+                }
+            }
+        };
+        let Some(i) = found else {
+            return (self.push_entry(key, value, w, packed, value_len), n);
         };
         let (_, old) = self.tuple(i);
         let old_value = old.value;
@@ -385,38 +430,28 @@ impl Store {
         (outcome, i)
     }
 
-    fn insert(&mut self, key: &str, value: &str, w: Write<'_>, h: u64) -> Outcome {
-        if self.index.len() == self.index.capacity() {
-            self.grow_index();
-        }
+    /// Appends the entry of a new key (its index slot already claimed).
+    fn push_entry(
+        &mut self,
+        key: &str,
+        value: &str,
+        w: Write<'_>,
+        packed: Packed,
+        value_len: u32,
+    ) -> Outcome {
         let i = self.entries.len();
-        let n = u32::try_from(i).expect("fewer than 2^32 entries");
-        let at = self.text.len();
         self.text.push_str(key);
         self.text.push_str(value);
         let origin = self.intern(w.version.origin);
         self.entries.push(Entry {
-            packed: Packed::new(at, key.len(), if w.deleted { DELETED } else { 0 }),
+            packed,
             clock: w.version.clock,
-            value_len: u32::try_from(value.len()).expect("values shorter than 4 GiB"),
+            value_len,
             origin,
         });
         if w.expires != 0 {
             self.set_side(i, w.expires, None);
         }
-        let Store {
-            index,
-            entries,
-            text,
-            hasher,
-            ..
-        } = self;
-        // The index has room: the closure (rehashing) is never called.
-        index.insert_unique(h, n, |&j| {
-            let e = &entries[j as usize];
-            let at = e.packed.at();
-            hasher.hash_one(&text[at..at + e.packed.key_len()])
-        });
         if w.deleted {
             Outcome::TombstoneUpdated
         } else {
@@ -555,6 +590,7 @@ impl Store {
         self.prev = prev;
         self.origins = origins;
         self.origin_ids = origin_ids;
+        self.last_origin = None;
     }
 }
 
