@@ -36,7 +36,7 @@ use crate::replies::{lock, Replies};
 pub struct Node {
     name: String,
     commands: Arc<Inbox>,
-    waker: Arc<mio::Waker>,
+    waker: Arc<crate::reactor::NodeWaker>,
     /// Set while a wakeup is on its way, so a burst of commands costs one.
     wake_pending: Arc<AtomicBool>,
     replies: Arc<Replies>,
@@ -50,11 +50,27 @@ impl Node {
         let tx = Arc::new(Inbox::default());
         let rx = tx.clone();
         let wake_pending = Arc::new(AtomicBool::new(false));
-        let (reactor, waker) = Reactor::new(name, rx, replies.clone(), wake_pending.clone())?;
+        let (place, shared) = if pool::io_threads() == 0 {
+            (None, None)
+        } else {
+            let (place, shared) = pool::place()?;
+            (Some(place), Some(shared))
+        };
+        let (reactor, waker) =
+            Reactor::new(name, rx, replies.clone(), wake_pending.clone(), shared)?;
         let done = Arc::new(Done::default());
         // Even if the node dies, readers are woken and told.
         let guard = CloseOnDrop(replies.clone(), tx.clone(), done.clone());
-        let runner = if pool::io_threads() == 0 {
+        let runner = if let Some(place) = place {
+            pool::host(
+                place,
+                Hosted {
+                    reactor,
+                    on_end: Box::new(guard),
+                },
+            )?;
+            Runner::Shared(done)
+        } else {
             let thread = std::thread::Builder::new()
                 .name(format!("zgossip-{name}"))
                 .spawn(move || {
@@ -63,12 +79,6 @@ impl Node {
                 })
                 .map_err(|e| Error::io("cannot start node thread", e))?;
             Runner::Thread(thread)
-        } else {
-            pool::host(Hosted {
-                reactor,
-                on_end: Box::new(guard),
-            })?;
-            Runner::Shared(done)
         };
         Ok(Node {
             name: name.to_string(),

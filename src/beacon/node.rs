@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::node::{Engine, Now, RemoteId};
 
 /// The reactor token of the discovery socket (far above connection tokens).
-pub(crate) const TOKEN: Token = Token(usize::MAX - 7);
+pub(crate) const TOKEN: Token = Token(0xffff_fff0);
 /// The UDP port gossip nodes beacon on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 5675;
 /// Datagrams read per wakeup before the rest of the node is served.
@@ -215,6 +215,7 @@ impl Driver {
         node_id: u64,
         tcp_port: u16,
         registry: &Registry,
+        token: Token,
         now_ms: u64,
     ) -> Result<Driver> {
         let clone = udp
@@ -223,7 +224,7 @@ impl Driver {
             .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
         let mut recv = mio::net::UdpSocket::from_std(clone);
         registry
-            .register(&mut recv, TOKEN, Interest::READABLE)
+            .register(&mut recv, token, Interest::READABLE)
             .map_err(|e| Error::io("DISCOVER: cannot register UDP socket", e))?;
         Ok(Driver {
             udp,

@@ -11,7 +11,7 @@ use crate::error::Error;
 struct Binding {
     owner: u64,
     deliver: Sender<UnixStream>,
-    waker: Arc<mio::Waker>,
+    waker: Arc<super::NodeWaker>,
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Binding>> {
@@ -29,7 +29,7 @@ pub(crate) fn bind(
     name: &str,
     owner: u64,
     deliver: Sender<UnixStream>,
-    waker: Arc<mio::Waker>,
+    waker: Arc<super::NodeWaker>,
 ) -> Result<(), Error> {
     let mut map = lock();
     if map.contains_key(name) {

@@ -17,6 +17,26 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
+/// Wakes a node's event loop: the waker of its own poller, or (on a shared
+/// thread, whose poller allows one waker) a note to the thread naming the
+/// node.
+pub(crate) enum NodeWaker {
+    Own(Waker),
+    Shared {
+        node: usize,
+        thread: Arc<pool::ThreadWake>,
+    },
+}
+
+impl NodeWaker {
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        match self {
+            NodeWaker::Own(w) => w.wake(),
+            NodeWaker::Shared { node, thread } => thread.wake(*node),
+        }
+    }
+}
+
 use crate::command::{Command, Envelope};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
@@ -31,6 +51,9 @@ use crate::wire::{ext, z85, zmtp};
 use net::{Listener, Stream};
 
 const WAKER: Token = Token(0);
+/// Local tokens of a node: the low 32 bits (a shared thread tells nodes
+/// apart by the bits above).
+pub(crate) const LOCAL_TOKENS: usize = 0xffff_ffff;
 /// Bytes read from one connection per wakeup before serving the others.
 const READ_BUDGET: usize = 1 << 20;
 /// Encoded bytes kept ahead of the socket per connection; the rest waits
@@ -62,14 +85,18 @@ struct Conn {
 }
 
 pub(crate) struct Reactor {
-    poll: Poll,
+    /// Its own poller (a thread per node), or none (a shared thread polls).
+    poll: Option<Poll>,
+    /// Where its sources are registered, under tokens `base | local`.
+    registry: mio::Registry,
+    base: usize,
     events: Events,
     engine: Engine,
     commands: Arc<Inbox>,
     /// Commands taken from `commands`, not all carried out yet.
     batch: Batch,
     replies: Arc<Replies>,
-    waker: Arc<Waker>,
+    waker: Arc<NodeWaker>,
     inproc_tx: Sender<StdUnixStream>,
     inproc_rx: Receiver<StdUnixStream>,
     owner: u64,
@@ -122,17 +149,40 @@ struct Security {
 }
 
 impl Reactor {
+    /// A node's event loop. With `shared`, its sources are registered
+    /// with a shared thread's poller under tokens `base | local` (see
+    /// [`pool`]); otherwise it has a poller of its own.
     pub(crate) fn new(
         name: &str,
         commands: Arc<Inbox>,
         replies: Arc<Replies>,
         wake_pending: Arc<AtomicBool>,
-    ) -> Result<(Reactor, Arc<Waker>)> {
-        let poll = Poll::new().map_err(|e| Error::io("cannot create poller", e))?;
-        // One waker per poller: the handle and the inproc registry share it.
-        let waker = Arc::new(
-            Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("cannot create waker", e))?,
-        );
+        shared: Option<pool::Shared>,
+    ) -> Result<(Reactor, Arc<NodeWaker>)> {
+        // One waker per node: the handle and the inproc registry share it.
+        let (poll, registry, base, waker) = match shared {
+            Some(pool::Shared {
+                registry,
+                node,
+                thread,
+            }) => (
+                None,
+                registry,
+                node << 32,
+                NodeWaker::Shared { node, thread },
+            ),
+            None => {
+                let poll = Poll::new().map_err(|e| Error::io("cannot create poller", e))?;
+                let registry = poll
+                    .registry()
+                    .try_clone()
+                    .map_err(|e| Error::io("cannot create poller", e))?;
+                let waker = Waker::new(&registry, WAKER)
+                    .map_err(|e| Error::io("cannot create waker", e))?;
+                (Some(poll), registry, 0, NodeWaker::Own(waker))
+            }
+        };
+        let waker = Arc::new(waker);
         let mut id = [0u8; 8];
         getrandom::getrandom(&mut id)
             .map_err(|e| Error::io("cannot draw a node id", io::Error::other(e.to_string())))?;
@@ -145,6 +195,8 @@ impl Reactor {
             .map_err(|e| Error::Config(e.to_string()))?;
         let reactor = Reactor {
             poll,
+            registry,
+            base,
             events: Events::with_capacity(1024),
             engine: Engine::new(name, owner, Settings::default()),
             commands,
@@ -211,52 +263,70 @@ impl Reactor {
         self.running
     }
 
-    /// The node's own poller, for a shared thread to watch.
-    pub(crate) fn poll_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.poll.as_raw_fd()
+    /// The registered token of a local token.
+    fn tok(&self, local: Token) -> Token {
+        Token(self.base | local.0)
     }
 
     pub(crate) fn name(&self) -> &str {
         self.engine.name()
     }
 
-    /// One round of the event loop: waits at most `timeout` for events,
-    /// serves them, then commands, timers and housekeeping. True if the
-    /// events buffer came back full (more may be waiting right now).
-    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> bool {
+    /// One round of the event loop on a thread of its own: waits at most
+    /// `timeout` for events, serves them, then the rest of the round.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) {
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        if let Err(e) = self.poll.poll(&mut events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("zgossip {}: poll failed: {e}", self.engine.name());
-                self.running = false;
-            }
-        }
-        let mut count = 0;
-        for ev in events.iter() {
-            count += 1;
-            let token = ev.token();
-            if token == WAKER {
-                self.handle_wakeup();
-            } else if token == crate::beacon::node::TOKEN {
-                let now = self.now();
-                if let Some(d) = self.discovery.as_mut() {
-                    d.readable(&mut self.engine, now);
+        if let Some(poll) = self.poll.as_mut() {
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("zgossip {}: poll failed: {e}", self.engine.name());
+                    self.running = false;
                 }
-            } else if self.listeners.contains_key(&token) {
-                self.accept(token);
-            } else {
-                // A readable event without a hang-up: a short read means
-                // the socket is drained (a later arrival raises a new event).
-                let short_read_drains = ev.is_readable() && !ev.is_read_closed() && !ev.is_error();
-                self.conn_ready(token, short_read_drains);
             }
-            self.after_engine();
         }
-        let full = count >= events.capacity();
+        for ev in events.iter() {
+            if !self.running {
+                break;
+            }
+            self.on_event(ev);
+        }
         self.events = events;
+        self.after_events();
+    }
+
+    /// Takes the commands waiting (a node just handed to a shared thread
+    /// may have been woken before it got there).
+    pub(crate) fn wakeup(&mut self) {
+        self.handle_wakeup();
+        self.after_engine();
+    }
+
+    /// Serves one readiness event (its token is this node's).
+    pub(crate) fn on_event(&mut self, ev: &mio::event::Event) {
+        let token = Token(ev.token().0 & LOCAL_TOKENS);
+        if token == WAKER {
+            self.handle_wakeup();
+        } else if token == crate::beacon::node::TOKEN {
+            let now = self.now();
+            if let Some(d) = self.discovery.as_mut() {
+                d.readable(&mut self.engine, now);
+            }
+        } else if self.listeners.contains_key(&token) {
+            self.accept(token);
+        } else {
+            // A readable event without a hang-up: a short read means
+            // the socket is drained (a later arrival raises a new event).
+            let short_read_drains = ev.is_readable() && !ev.is_read_closed() && !ev.is_error();
+            self.conn_ready(token, short_read_drains);
+        }
+        self.after_engine();
+    }
+
+    /// The rest of a round, after its events: commands left over, input
+    /// left over, timers and housekeeping.
+    pub(crate) fn after_events(&mut self) {
         if !self.running {
-            return false;
+            return;
         }
         if self.commands_pending {
             self.handle_wakeup();
@@ -275,7 +345,6 @@ impl Reactor {
         self.engine.handle_timeout(now);
         self.housekeeping(now);
         self.after_engine();
-        full
     }
 
     /// How long the node may sleep before it has something to do.
@@ -328,17 +397,19 @@ impl Reactor {
         }
         // Sleeps (on a thread of its own) or just takes the readiness
         // events (on a shared thread) until sockets drain.
-        let wait = wait.map(|w| w.min(deadline - now));
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        let _ = self.poll.poll(&mut events, wait);
-        self.events = events;
+        if let Some(poll) = self.poll.as_mut() {
+            let wait = wait.map(|w| w.min(deadline - now));
+            let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            let _ = poll.poll(&mut events, wait);
+            self.events = events;
+        }
         false
     }
 
     /// Closes every connection and the reply pipe.
     pub(crate) fn finish(&mut self) {
         for (_, mut c) in self.conns.drain() {
-            let _ = self.poll.registry().deregister(&mut c.stream);
+            let _ = self.registry.deregister(&mut c.stream);
         }
         self.replies.close();
     }
@@ -616,9 +687,8 @@ impl Reactor {
         }
         let (mut listener, port) = net::bind(ep)?;
         let token = self.token();
-        self.poll
-            .registry()
-            .register(listener.source(), token, Interest::READABLE)
+        self.registry
+            .register(listener.source(), self.tok(token), Interest::READABLE)
             .map_err(|e| Error::io(format!("cannot bind {ep}"), e))?;
         self.port = port.map_or(0, i64::from);
         let shown = match (ep, port) {
@@ -644,7 +714,7 @@ impl Reactor {
         }
         options.apply_args(args)?;
         if let Some(old) = self.discovery.take() {
-            old.stop(self.poll.registry(), &mut self.engine, now);
+            old.stop(&self.registry, &mut self.engine, now);
         }
         let Some(udp) = disc::open(&options)? else {
             return Err(Error::command(format!(
@@ -671,7 +741,8 @@ impl Reactor {
             &options,
             self.engine.id(),
             port,
-            self.poll.registry(),
+            &self.registry,
+            self.tok(crate::beacon::node::TOKEN),
             now.mono_ms,
         )?;
         let hostname = driver.hostname().to_string();
@@ -805,10 +876,17 @@ impl Reactor {
     // ------------------------------------------------------------------
     // Connections
 
+    /// A new local token (wrapping within the local range, skipping the
+    /// reserved ones and any still in use).
     fn token(&mut self) -> Token {
-        let t = Token(self.next_token);
-        self.next_token += 1;
-        t
+        loop {
+            let t = Token(self.next_token & LOCAL_TOKENS);
+            self.next_token = self.next_token.wrapping_add(1);
+            let reserved = t == WAKER || t == crate::beacon::node::TOKEN;
+            if !reserved && !self.conns.contains_key(&t) && !self.listeners.contains_key(&t) {
+                return t;
+            }
+        }
     }
 
     fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
@@ -825,9 +903,9 @@ impl Reactor {
         refuse: Option<String>,
     ) {
         let token = self.token();
-        if let Err(e) = self.poll.registry().register(
+        if let Err(e) = self.registry.register(
             &mut stream,
-            token,
+            self.tok(token),
             Interest::READABLE | Interest::WRITABLE,
         ) {
             self.trace(format_args!("cannot register connection: {e}"));
@@ -858,7 +936,7 @@ impl Reactor {
             Ok(m) => m,
             Err(e) => {
                 self.trace(format_args!("cannot dial {peer}: {e}"));
-                let _ = self.poll.registry().deregister(&mut stream);
+                let _ = self.registry.deregister(&mut stream);
                 if let Role::Outbound(remote) = role {
                     let now = self.now();
                     self.engine.handle_dial_failed(remote, &e, now);
@@ -1104,7 +1182,8 @@ impl Reactor {
         let Reactor {
             conns,
             engine,
-            poll,
+            registry,
+            base,
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
@@ -1141,8 +1220,8 @@ impl Reactor {
             } else {
                 Interest::READABLE
             };
-            poll.registry()
-                .reregister(&mut c.stream, token, interest)
+            registry
+                .reregister(&mut c.stream, Token(*base | token.0), interest)
                 .map_err(|e| e.to_string())?;
             c.writable_interest = blocked;
         }
@@ -1169,7 +1248,7 @@ impl Reactor {
         if c.role == Role::Inbound {
             self.security.inbound = self.security.inbound.saturating_sub(1);
         }
-        let _ = self.poll.registry().deregister(&mut c.stream);
+        let _ = self.registry.deregister(&mut c.stream);
         if c.ready {
             self.engine.handle_closed(token.0 as ConnId, now);
         } else if let Role::Outbound(remote) = c.role {

@@ -2,12 +2,12 @@
 //! threads (one by default, as libzmq's `io_threads`), instead of a thread
 //! each.
 //!
-//! Each node keeps its own poller; a shared thread watches those pollers
-//! through its own (an epoll set can be watched like a socket), and gives a
-//! node a [`turn`](Reactor::turn) when its poller has events or its next
-//! timer is due. A tuple crossing between two nodes of one thread then costs
-//! a write and the next poll, with no thread to wake: that is what makes a
-//! chain of nodes in one process fast.
+//! Every node of a thread registers its sockets and its waker with that
+//! thread's poller, under tokens that carry the node's number in the upper
+//! bits (above [`LOCAL_TOKENS`]). One poll serves them all: a tuple
+//! crossing between two nodes of one thread costs a write and the next
+//! poll, with no thread to wake. That is what makes a chain of nodes in one
+//! process fast.
 //!
 //! Nothing a node does may hold the thread for long: `$TERM`'s linger is a
 //! state the node stays in while its output drains, not a wait. A node that
@@ -23,10 +23,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Registry, Token, Waker};
 
-use super::Reactor;
+use super::{Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
 use crate::replies::lock;
 
@@ -34,6 +33,12 @@ use crate::replies::lock;
 pub const IO_THREADS_ENV: &str = "ZGOSSIP_IO_THREADS";
 
 const WAKER: Token = Token(usize::MAX);
+/// Node numbers: the bits above the local tokens.
+const NODE_NUMBERS: usize = usize::MAX >> 32;
+const _: () = assert!(
+    LOCAL_TOKENS == (1 << 32) - 1,
+    "node numbers start at bit 32"
+);
 /// A lingering node is looked at again at least this often.
 const LINGER_TICK: Duration = Duration::from_millis(10);
 /// Longest sleep when no node has a timer.
@@ -74,22 +79,61 @@ struct Slot {
     hosted: Hosted,
     /// Lingering after `$TERM`.
     lingering: bool,
-    /// Its poller reported events.
+    /// It had events this round.
     ready: bool,
-    /// It may have more events right now (a full buffer, a backlog).
-    again: bool,
     /// Its next timer.
     due: Instant,
 }
 
 struct IoThread {
-    tx: Sender<Hosted>,
-    waker: Arc<Waker>,
+    tx: Sender<(usize, Hosted)>,
+    wake: Arc<ThreadWake>,
+    registry: Registry,
+}
+
+/// The waker of a shared thread, and the nodes woken since it last looked.
+pub(crate) struct ThreadWake {
+    waker: Waker,
+    woken: Mutex<Vec<usize>>,
+}
+
+impl ThreadWake {
+    /// Wakes node `node` (one system call per batch of wake-ups).
+    pub(crate) fn wake(&self, node: usize) -> std::io::Result<()> {
+        let mut woken = lock(&self.woken);
+        let first = woken.is_empty();
+        woken.push(node);
+        drop(woken);
+        if first {
+            self.waker.wake()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take(&self, into: &mut Vec<usize>) {
+        std::mem::swap(&mut *lock(&self.woken), into);
+    }
+}
+
+/// What a node on a shared thread registers with.
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    /// Its number on the thread: its tokens are `node << 32 | local`.
+    pub(crate) node: usize,
+    pub(crate) thread: Arc<ThreadWake>,
 }
 
 struct Pool {
     threads: Vec<IoThread>,
     next: AtomicUsize,
+    next_node: AtomicUsize,
+}
+
+/// Where a node will run: a thread of the pool and its number there.
+pub(crate) struct Place {
+    thread: usize,
+    node: usize,
 }
 
 /// The number of shared threads asked for (`ZGOSSIP_IO_THREADS`, default
@@ -113,6 +157,7 @@ fn pool() -> Result<&'static Pool> {
         Ok(Pool {
             threads,
             next: AtomicUsize::new(0),
+            next_node: AtomicUsize::new(1),
         })
     })
     .as_ref()
@@ -126,50 +171,78 @@ fn pool() -> Result<&'static Pool> {
 
 fn start_thread(n: usize) -> std::result::Result<IoThread, String> {
     let poll = Poll::new().map_err(|e| e.to_string())?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
+    let registry = poll.registry().try_clone().map_err(|e| e.to_string())?;
+    let wake = Arc::new(ThreadWake {
+        waker: Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?,
+        woken: Mutex::new(Vec::new()),
+    });
     let (tx, rx) = mpsc::channel();
+    let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name(format!("zgossip-io-{n}"))
-        .spawn(move || run(poll, rx))
+        .spawn(move || run(poll, rx, thread_wake))
         .map_err(|e| e.to_string())?;
-    Ok(IoThread { tx, waker })
+    Ok(IoThread { tx, wake, registry })
 }
 
-/// Hands a node to one of the shared threads.
-pub(crate) fn host(hosted: Hosted) -> Result<()> {
+/// Chooses the thread of a new node: its place, and what it registers with.
+pub(crate) fn place() -> Result<(Place, Shared)> {
     let pool = pool()?;
-    let i = pool.next.fetch_add(1, Ordering::Relaxed) % pool.threads.len();
-    let t = &pool.threads[i];
-    t.tx.send(hosted).map_err(|_| {
+    let thread = pool.next.fetch_add(1, Ordering::Relaxed) % pool.threads.len();
+    // Node numbers fill the bits above the local tokens; 0 and the all-ones
+    // number (the thread's own waker) are never used.
+    let node = loop {
+        let n = pool.next_node.fetch_add(1, Ordering::Relaxed) & NODE_NUMBERS;
+        if n != 0 && n != NODE_NUMBERS {
+            break n;
+        }
+    };
+    let registry = pool.threads[thread]
+        .registry
+        .try_clone()
+        .map_err(|e| Error::io("cannot register with the event-loop thread", e))?;
+    Ok((
+        Place { thread, node },
+        Shared {
+            registry,
+            node,
+            thread: pool.threads[thread].wake.clone(),
+        },
+    ))
+}
+
+/// Hands a node to the thread chosen by [`place`].
+pub(crate) fn host(place: Place, hosted: Hosted) -> Result<()> {
+    let t = &pool()?.threads[place.thread];
+    t.tx.send((place.node, hosted)).map_err(|_| {
         Error::io(
             "event-loop thread is gone",
             std::io::Error::other("stopped"),
         )
     })?;
-    t.waker
-        .wake()
+    t.wake
+        .wake(place.node)
         .map_err(|e| Error::io("cannot wake event-loop thread", e))
 }
 
 /// The loop of one shared thread; it runs for the life of the process.
-fn run(mut poll: Poll, rx: Receiver<Hosted>) {
+fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
     let mut events = Events::with_capacity(1024);
+    let mut woken = Vec::new();
     let mut slots: HashMap<usize, Slot> = HashMap::new();
-    let mut next_id = 0usize;
     let mut finished = Vec::new();
+    let mut more = false;
     loop {
         let now = Instant::now();
-        let timeout = slots
-            .values()
-            .map(|s| {
-                if s.again {
-                    Duration::ZERO
-                } else {
-                    s.due.saturating_duration_since(now)
-                }
-            })
-            .min()
-            .unwrap_or(IDLE);
+        let timeout = if more {
+            Duration::ZERO
+        } else {
+            slots
+                .values()
+                .map(|s| s.due.saturating_duration_since(now))
+                .min()
+                .unwrap_or(IDLE)
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 // Cannot happen with a valid epoll set; never spin on it.
@@ -177,37 +250,75 @@ fn run(mut poll: Poll, rx: Receiver<Hosted>) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        let mut count = 0;
         for ev in events.iter() {
+            count += 1;
             if ev.token() == WAKER {
-                while let Ok(hosted) = rx.try_recv() {
-                    let id = next_id;
-                    next_id += 1;
-                    let fd = hosted.reactor.poll_fd();
-                    if let Err(e) =
-                        poll.registry()
-                            .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
-                    {
-                        eprintln!("zgossip {}: cannot watch node: {e}", hosted.reactor.name());
+                while let Ok((node, mut hosted)) = rx.try_recv() {
+                    // A command may have woken it before it got here.
+                    let woke = catch_unwind(AssertUnwindSafe(|| hosted.reactor.wakeup()));
+                    if woke.is_err() {
+                        eprintln!(
+                            "zgossip {}: node stopped by an internal error (panic)",
+                            hosted.reactor.name()
+                        );
                         continue; // dropped: its application is told
                     }
                     slots.insert(
-                        id,
+                        node,
                         Slot {
                             hosted,
                             lingering: false,
                             ready: true,
-                            again: false,
                             due: Instant::now(),
                         },
                     );
                 }
-            } else if let Some(s) = slots.get_mut(&ev.token().0) {
-                s.ready = true;
+                // Nodes woken by their handles (commands) or by inproc
+                // peers connecting.
+                wake.take(&mut woken);
+                for node in woken.drain(..) {
+                    let Some(s) = slots.get_mut(&node) else {
+                        continue;
+                    };
+                    s.ready = true;
+                    if s.lingering {
+                        continue;
+                    }
+                    let reactor = &mut s.hosted.reactor;
+                    if catch_unwind(AssertUnwindSafe(|| reactor.wakeup())).is_err() {
+                        eprintln!(
+                            "zgossip {}: node stopped by an internal error (panic)",
+                            reactor.name()
+                        );
+                        s.lingering = true;
+                        finished.push(node);
+                    }
+                }
+                continue;
+            }
+            let Some(s) = slots.get_mut(&(ev.token().0 >> 32)) else {
+                continue; // a node that has ended
+            };
+            s.ready = true;
+            if s.lingering {
+                continue; // its turn pumps what is left
+            }
+            let reactor = &mut s.hosted.reactor;
+            if catch_unwind(AssertUnwindSafe(|| reactor.on_event(ev))).is_err() {
+                eprintln!(
+                    "zgossip {}: node stopped by an internal error (panic)",
+                    reactor.name()
+                );
+                s.lingering = true;
+                s.due = Instant::now();
+                finished.push(ev.token().0 >> 32);
             }
         }
+        more = count >= events.capacity();
         let now = Instant::now();
         for (&id, s) in slots.iter_mut() {
-            if !(s.ready || s.again || now >= s.due) {
+            if finished.contains(&id) || !(s.ready || now >= s.due) {
                 continue;
             }
             s.ready = false;
@@ -217,8 +328,6 @@ fn run(mut poll: Poll, rx: Receiver<Hosted>) {
         }
         for id in finished.drain(..) {
             if let Some(mut s) = slots.remove(&id) {
-                let fd = s.hosted.reactor.poll_fd();
-                let _ = poll.registry().deregister(&mut SourceFd(&fd));
                 let outcome = catch_unwind(AssertUnwindSafe(|| s.hosted.reactor.finish()));
                 drop(outcome);
                 // Dropping it tells its application and releases its handle.
@@ -227,24 +336,23 @@ fn run(mut poll: Poll, rx: Receiver<Hosted>) {
     }
 }
 
-/// Gives a node its turn; false once it has ended (or panicked).
+/// The rest of a node's round (or a step of its linger); false once it
+/// has ended (or panicked).
 fn give_turn(s: &mut Slot) -> bool {
     let reactor = &mut s.hosted.reactor;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if !s.lingering {
-            s.again = reactor.turn(Some(Duration::ZERO));
+            reactor.after_events();
             if reactor.running() {
                 let wait = reactor.poll_timeout().unwrap_or(IDLE);
-                s.again |= wait.is_zero();
                 s.due = Instant::now() + wait;
                 return true;
             }
             reactor.begin_shutdown();
             s.lingering = true;
-            s.again = false;
         }
         s.due = Instant::now() + LINGER_TICK;
-        !reactor.linger_step(Some(Duration::ZERO))
+        !reactor.linger_step(None)
     }));
     match outcome {
         Ok(keep) => keep,
