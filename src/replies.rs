@@ -116,7 +116,25 @@ impl Inner {
     }
 }
 
+/// What the reader took from the pipe in one go: served without taking
+/// the pipe's lock per message (which the node's thread also takes).
+#[derive(Default)]
+struct Front {
+    slots: VecDeque<FrontSlot>,
+    /// The text of the news in `slots`, in order.
+    text: String,
+    /// Where the next news' text starts.
+    at: usize,
+}
+
+enum FrontSlot {
+    Reply(Vec<String>),
+    News(Item),
+}
+
 pub(crate) struct Replies {
+    /// Lock order: `front`, then `inner`.
+    front: Mutex<Front>,
     inner: Mutex<Inner>,
     ready: Condvar,
     signal_tx: UnixStream,
@@ -132,6 +150,7 @@ impl Replies {
             .and_then(|_| signal_rx.set_nonblocking(true))
             .map_err(|e| Error::io("cannot create reply pipe", e))?;
         Ok(Replies {
+            front: Mutex::new(Front::default()),
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 base: 0,
@@ -206,7 +225,8 @@ impl Replies {
 
     /// Messages waiting.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.inner).queue.len()
+        let front = lock(&self.front);
+        front.slots.len() + lock(&self.inner).queue.len()
     }
 
     /// News folded into earlier news of the same key so far.
@@ -222,81 +242,116 @@ impl Replies {
     }
 
     /// The next message, waiting until `deadline` (forever if None), handed
-    /// to `f` as borrowed frames: nothing is allocated for news.
+    /// to `f` as borrowed frames: nothing is allocated for news. The reader
+    /// takes everything waiting in one go and serves it from there.
     pub(crate) fn pop_with<R>(
         &self,
         deadline: Option<Instant>,
         f: impl FnOnce(&[&str]) -> R,
     ) -> Result<Option<R>> {
-        let mut g = lock(&self.inner);
         loop {
-            if let Some(slot) = g.queue.pop_front() {
-                let inner = &mut *g;
-                let seq = inner.base;
-                inner.base += 1;
-                let out = match slot {
-                    Slot::Reply(m) => {
-                        let frames: Vec<&str> = m.iter().map(String::as_str).collect();
-                        f(&frames)
+            let mut front = lock(&self.front);
+            if front.slots.is_empty() {
+                let mut g = lock(&self.inner);
+                if g.queue.is_empty() {
+                    drop(front);
+                    if g.closed {
+                        return Err(Error::Terminated);
                     }
-                    Slot::News { item, at } => {
-                        inner.live_text -= item.len();
-                        let n = item.get(&inner.text, (at - inner.text_base) as usize);
-                        if !inner.waiting.is_empty() && inner.waiting.get(n.key) == Some(&seq) {
-                            inner.waiting.remove(n.key);
+                    let wait = match deadline {
+                        None => None,
+                        Some(d) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                return Ok(None);
+                            }
+                            Some(d - now)
                         }
-                        n.with_frames(f)
-                    }
-                };
-                if inner.queue.is_empty() {
-                    inner.waiting.clear();
-                    inner.text_base += inner.text.len() as u64;
-                    inner.text.clear();
-                    inner.live_text = 0;
-                    // Give back what a burst left behind.
-                    if inner.text.capacity() > KEEP_BYTES {
-                        inner.text = String::new();
-                    }
-                    if inner.queue.capacity() > KEEP_SLOTS {
-                        inner.queue = VecDeque::new();
-                    }
-                    if !inner.closed && inner.signalled {
-                        let mut buf = [0u8; 16];
-                        while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
-                        inner.signalled = false;
-                    }
+                    };
+                    g.readers += 1;
+                    g = match wait {
+                        None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                        Some(w) => {
+                            self.ready
+                                .wait_timeout(g, w)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0
+                        }
+                    };
+                    g.readers -= 1;
+                    continue;
                 }
-                return Ok(Some(out));
+                take_all(&mut g, &mut front);
             }
-            if g.closed {
-                return Err(Error::Terminated);
+            let out = match front.slots.pop_front() {
+                Some(FrontSlot::Reply(m)) => {
+                    let frames: Vec<&str> = m.iter().map(String::as_str).collect();
+                    f(&frames)
+                }
+                Some(FrontSlot::News(item)) => {
+                    let at = front.at;
+                    front.at += item.len();
+                    item.get(&front.text, at).with_frames(f)
+                }
+                None => continue,
+            };
+            if front.slots.is_empty() {
+                front.text.clear();
+                front.at = 0;
+                if front.text.capacity() > KEEP_BYTES {
+                    front.text = String::new();
+                }
+                if front.slots.capacity() > KEEP_SLOTS {
+                    front.slots = VecDeque::new();
+                }
+                // Nothing waits any more: the descriptor stops being readable.
+                let mut g = lock(&self.inner);
+                if g.queue.is_empty() && !g.closed && g.signalled {
+                    let mut buf = [0u8; 16];
+                    while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
+                    g.signalled = false;
+                }
             }
-            let wait = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Ok(None);
-                    }
-                    Some(d - now)
-                }
-            };
-            g.readers += 1;
-            g = match wait {
-                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
-                Some(w) => {
-                    self.ready
-                        .wait_timeout(g, w)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-            g.readers -= 1;
+            return Ok(Some(out));
         }
     }
 
     pub(crate) fn fd(&self) -> RawFd {
         self.signal_rx.as_raw_fd()
+    }
+}
+
+/// Moves everything waiting in the pipe to the reader's front (which is
+/// empty), in order. Without coalesced news the text is taken whole.
+fn take_all(inner: &mut Inner, front: &mut Front) {
+    front.text.clear();
+    front.at = 0;
+    // No news was coalesced (that needs `waiting`) and no text is garbage:
+    // the text is exactly the news', in order.
+    let clean = inner.waiting.is_empty() && inner.live_text == inner.text.len();
+    if clean {
+        std::mem::swap(&mut front.text, &mut inner.text);
+    }
+    let n = inner.queue.len() as u64;
+    for slot in inner.queue.drain(..) {
+        front.slots.push_back(match slot {
+            Slot::Reply(m) => FrontSlot::Reply(m),
+            Slot::News { item, at } => {
+                if !clean {
+                    let start = (at - inner.text_base) as usize;
+                    front.text.push_str(&inner.text[start..start + item.len()]);
+                }
+                FrontSlot::News(item)
+            }
+        });
+    }
+    inner.base += n;
+    inner.waiting.clear();
+    inner.text_base += inner.text.len() as u64;
+    inner.text.clear();
+    inner.live_text = 0;
+    if inner.queue.capacity() > KEEP_SLOTS {
+        inner.queue = VecDeque::new();
     }
 }
 
@@ -393,6 +448,51 @@ mod tests {
             "latest values"
         );
         assert_eq!(lock(&r.inner).live_text, 0);
+    }
+
+    #[test]
+    fn coalesced_empty_news_and_partial_reads_keep_every_text_right() {
+        let r = Replies::new().unwrap();
+        r.set_limit(1);
+        r.push_news(&mut batch([("x", "0"), ("", ""), ("b", "bee")]));
+        // Lagging: "" is replaced by a longer value, stored after the rest,
+        // though the text it replaces was empty (no garbage to tell).
+        r.push_news(&mut batch([("", "now longer")]));
+        assert_eq!(r.coalesced(), 1);
+        let first = r.pop(Some(Instant::now())).unwrap().unwrap();
+        assert_eq!(first, ["DELIVER", "x", "0"]);
+        // More arrives while the reader is half way through its batch.
+        r.push_news(&mut batch([("d", "4")]));
+        let rest = drain(&r);
+        assert_eq!(
+            rest,
+            [
+                ["DELIVER", "", "now longer"],
+                ["DELIVER", "b", "bee"],
+                ["DELIVER", "d", "4"]
+            ]
+        );
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn a_reader_waiting_forever_does_not_block_a_reader_with_a_timeout() {
+        let r = std::sync::Arc::new(Replies::new().unwrap());
+        let forever = {
+            let r = r.clone();
+            std::thread::spawn(move || r.pop(None))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let asked = Instant::now();
+        let got = r.pop(Some(asked + std::time::Duration::from_millis(100)));
+        assert!(matches!(got, Ok(None)));
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+        r.push(vec!["STATUS".into(), "0".into()]);
+        assert_eq!(forever.join().unwrap().unwrap().unwrap(), ["STATUS", "0"]);
     }
 
     #[test]
