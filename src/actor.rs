@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::command::{self, Command, Envelope};
 use crate::error::{Error, Result};
@@ -174,12 +174,12 @@ impl Node {
     /// Waits at most `timeout` for the next reply or delivery; `Ok(None)`
     /// when none came in time.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Vec<String>>> {
-        self.replies.pop(Some(Instant::now() + timeout))
+        self.replies.pop(Some(timeout))
     }
 
     /// Takes a waiting reply without blocking.
     pub fn try_recv(&self) -> Result<Option<Vec<String>>> {
-        self.replies.pop(Some(Instant::now()))
+        self.replies.pop(Some(Duration::ZERO))
     }
 
     /// Waits for the next reply or delivery (at most `timeout`, forever if
@@ -199,8 +199,7 @@ impl Node {
         timeout: Option<Duration>,
         f: impl FnOnce(&[&str]) -> R,
     ) -> Result<Option<R>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.replies.pop_with(deadline, f)
+        self.replies.pop_with(timeout, f)
     }
 
     /// Messages waiting in the reply pipe.

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::news::{Item, NewsQueue, NewsRef};
@@ -234,9 +234,9 @@ impl Replies {
         lock(&self.inner).coalesced
     }
 
-    /// The next message, waiting until `deadline` (forever if None).
-    pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<Option<Vec<String>>> {
-        self.pop_with(deadline, |frames| {
+    /// The next message, waiting at most `timeout` (forever if None).
+    pub(crate) fn pop(&self, timeout: Option<Duration>) -> Result<Option<Vec<String>>> {
+        self.pop_with(timeout, |frames| {
             frames.iter().map(|f| f.to_string()).collect()
         })
     }
@@ -246,9 +246,11 @@ impl Replies {
     /// takes everything waiting in one go and serves it from there.
     pub(crate) fn pop_with<R>(
         &self,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
         f: impl FnOnce(&[&str]) -> R,
     ) -> Result<Option<R>> {
+        // The clock is read only if there is something to wait for.
+        let mut deadline: Option<Instant> = None;
         loop {
             let mut front = lock(&self.front);
             if front.slots.is_empty() {
@@ -258,10 +260,12 @@ impl Replies {
                     if g.closed {
                         return Err(Error::Terminated);
                     }
-                    let wait = match deadline {
+                    let wait = match timeout {
                         None => None,
-                        Some(d) => {
+                        Some(t) if t.is_zero() => return Ok(None),
+                        Some(t) => {
                             let now = Instant::now();
+                            let d = *deadline.get_or_insert(now + t);
                             if now >= d {
                                 return Ok(None);
                             }
@@ -377,7 +381,7 @@ mod tests {
     }
 
     fn drain(r: &Replies) -> Vec<Vec<String>> {
-        std::iter::from_fn(|| r.pop(Some(Instant::now())).unwrap()).collect()
+        std::iter::from_fn(|| r.pop(Some(Duration::ZERO)).unwrap()).collect()
     }
 
     #[test]
@@ -459,7 +463,7 @@ mod tests {
         // though the text it replaces was empty (no garbage to tell).
         r.push_news(&mut batch([("", "now longer")]));
         assert_eq!(r.coalesced(), 1);
-        let first = r.pop(Some(Instant::now())).unwrap().unwrap();
+        let first = r.pop(Some(Duration::ZERO)).unwrap().unwrap();
         assert_eq!(first, ["DELIVER", "x", "0"]);
         // More arrives while the reader is half way through its batch.
         r.push_news(&mut batch([("d", "4")]));
@@ -484,7 +488,7 @@ mod tests {
         };
         std::thread::sleep(std::time::Duration::from_millis(50));
         let asked = Instant::now();
-        let got = r.pop(Some(asked + std::time::Duration::from_millis(100)));
+        let got = r.pop(Some(Duration::from_millis(100)));
         assert!(matches!(got, Ok(None)));
         assert!(
             asked.elapsed() < std::time::Duration::from_secs(2),
