@@ -130,6 +130,29 @@ impl NewsQueue {
         self.drain_items(|n, _| f(n));
     }
 
+    /// Takes the whole batch at once: its text (the news back to back, in
+    /// order) is swapped with `text`, which must be empty and whose memory
+    /// the queue keeps for the next batch; each item goes to `f`.
+    pub(crate) fn take_text(&mut self, text: &mut String, mut f: impl FnMut(Item)) {
+        debug_assert!(text.is_empty());
+        if self.head > 0 {
+            self.text.drain(..self.head);
+            self.head = 0;
+        }
+        std::mem::swap(&mut self.text, text);
+        for item in self.items.drain(..) {
+            f(item);
+        }
+        if self.items.capacity() > 1024 {
+            self.items = VecDeque::new();
+        }
+    }
+
+    /// The text of the waiting news, back to back, in order.
+    pub(crate) fn text(&self) -> &str {
+        &self.text[self.head..]
+    }
+
     pub(crate) fn drain_items(&mut self, mut f: impl FnMut(NewsRef<'_>, Item)) {
         let mut at = self.head;
         for &item in &self.items {

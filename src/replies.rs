@@ -208,8 +208,27 @@ impl Replies {
         }
         let mut g = lock(&self.inner);
         let inner = &mut *g;
-        news.drain_items(|n, item| inner.push_one(n, item));
-        inner.compact_text();
+        if inner.queue.len() + news.len() <= inner.limit {
+            // Not lagging: nothing to coalesce, the text moves whole (a
+            // swap when the pipe holds no text, one copy otherwise).
+            let mut at = inner.text_base + inner.text.len() as u64;
+            let added = news.text().len();
+            let queue = &mut inner.queue;
+            let mut push = |item: Item| {
+                queue.push_back(Slot::News { item, at });
+                at += item.len() as u64;
+            };
+            if inner.text.is_empty() {
+                news.take_text(&mut inner.text, &mut push);
+            } else {
+                inner.text.push_str(news.text());
+                news.drain_items(|_, item| push(item));
+            }
+            inner.live_text += added;
+        } else {
+            news.drain_items(|n, item| inner.push_one(n, item));
+            inner.compact_text();
+        }
         self.signal(&mut g);
         self.wake_reader(g);
     }
@@ -393,6 +412,38 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[1], ["DELIVER", "a", "2"]);
         assert_eq!(got[2], ["STATUS", "1"]);
+        assert_eq!(r.coalesced(), 0);
+    }
+
+    #[test]
+    fn batches_moved_whole_keep_their_text_across_partial_reads() {
+        let r = Replies::new().unwrap();
+        let mut news = batch([("k1", "v1"), ("key2", "")]);
+        r.push_news(&mut news); // the pipe held no text: swapped in
+        assert!(news.is_empty() && news.text().is_empty());
+        news.push(Kind::Deliver, "κ3", "значение");
+        r.push_news(&mut news); // appended after the first batch
+        let first = r.pop(Some(Duration::ZERO)).unwrap().unwrap();
+        assert_eq!(first, ["DELIVER", "k1", "v1"]);
+        // The reader holds the rest; a batch arriving now waits behind it.
+        news.push(Kind::Delete, "k1", "");
+        news.push(Kind::Deliver, "k4", "v4");
+        r.push_news(&mut news);
+        r.push(vec!["STATUS".into(), "4".into()]);
+        news.push(Kind::Deliver, "k5", "v5");
+        r.push_news(&mut news);
+        let rest = drain(&r);
+        assert_eq!(
+            rest,
+            [
+                vec!["DELIVER", "key2", ""],
+                vec!["DELIVER", "κ3", "значение"],
+                vec!["DELETE", "k1"],
+                vec!["DELIVER", "k4", "v4"],
+                vec!["STATUS", "4"],
+                vec!["DELIVER", "k5", "v5"],
+            ]
+        );
         assert_eq!(r.coalesced(), 0);
     }
 
