@@ -262,10 +262,10 @@ impl<'a> Reader<'a> {
 
     fn text(&mut self, n: usize, field: &'static str) -> Result<&'a str, DecodeError> {
         let b = self.take(n, field)?;
-        if b.contains(&0) {
-            return Err(DecodeError::NulByte { field });
-        }
-        std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8 { field })
+        super::text::check(b).map_err(|e| match e {
+            super::text::TextError::Nul => DecodeError::NulByte { field },
+            super::text::TextError::NotUtf8 => DecodeError::NotUtf8 { field },
+        })
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod curve;
 pub mod ext;
 pub mod gossip;
+pub(crate) mod text;
 pub mod z85;
 pub mod zmtp;

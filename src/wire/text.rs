@@ -1,0 +1,69 @@
+//! Text fields of ZGP messages: UTF-8 without NUL bytes (a C string cannot
+//! carry one).
+//!
+//! Keys and values are short: the NUL check runs inline, eight bytes at a
+//! time, instead of a call to a general byte search.
+
+/// Why a text field was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextError {
+    Nul,
+    NotUtf8,
+}
+
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// True if `b` holds a zero byte.
+#[inline]
+fn has_nul(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        // A zero byte borrows in `w - LOW` and sets the high bit there
+        // while it is clear in `w` (the classic has-zero-byte test).
+        if w.wrapping_sub(LOW) & !w & HIGH != 0 {
+            return true;
+        }
+    }
+    words.remainder().contains(&0)
+}
+
+/// `b` as text, if it is UTF-8 and holds no NUL byte.
+#[inline]
+pub(crate) fn check(b: &[u8]) -> Result<&str, TextError> {
+    let s = std::str::from_utf8(b).map_err(|_| TextError::NotUtf8)?;
+    if has_nul(b) {
+        return Err(TextError::Nul);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_nul_anywhere_and_refuses_bad_utf8() {
+        assert_eq!(check(b""), Ok(""));
+        assert_eq!(
+            check("ключ-value-0123456789".as_bytes()),
+            Ok("ключ-value-0123456789")
+        );
+        for len in 1..40 {
+            for at in 0..len {
+                let mut b = vec![b'a'; len];
+                b[at] = 0;
+                assert_eq!(check(&b), Err(TextError::Nul), "len {len} at {at}");
+                // Bytes that look like borrows around it change nothing.
+                b.iter_mut().filter(|c| **c != 0).for_each(|c| *c = 0x01);
+                assert_eq!(check(&b), Err(TextError::Nul));
+            }
+            let ok = vec![0x7f; len];
+            assert!(check(&ok).is_ok());
+        }
+        assert_eq!(check(&[0xff, b'a']), Err(TextError::NotUtf8));
+        assert_eq!(check(&[b'a', 0xc3]), Err(TextError::NotUtf8));
+        assert_eq!(check("é\0".as_bytes()), Err(TextError::Nul));
+    }
+}
