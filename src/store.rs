@@ -355,7 +355,21 @@ impl Store {
     /// Merges a write and says which entry holds the key now: its number
     /// stays valid until tombstones are collected.
     pub fn merge_entry(&mut self, key: &str, w: Write<'_>) -> (Outcome, usize) {
-        let value = if w.deleted { "" } else { w.value };
+        let (outcome, i, _) = self
+            .merge_entry_with(key, |_| Some(w))
+            .expect("a write is always given");
+        (outcome, i)
+    }
+
+    /// Like [`merge_entry`](Self::merge_entry), with the write decided by
+    /// `decide` from what the store holds for `key` (None: nothing is
+    /// written and nothing changes). One probe of the index serves both
+    /// the look-up and the merge. Returns the write merged as well.
+    pub fn merge_entry_with<'v>(
+        &mut self,
+        key: &str,
+        decide: impl FnOnce(Option<&Tuple<'_>>) -> Option<Write<'v>>,
+    ) -> Option<(Outcome, usize, Write<'v>)> {
         let h = self.hasher.hash_one(key);
         // One probe finds the key or claims its slot; with room made first,
         // claiming never rehashes.
@@ -363,14 +377,8 @@ impl Store {
             self.grow_index();
         }
         let n = self.entries.len();
-        // Checked before a slot is claimed, so a key or text too large
-        // (a bug upstream) cannot leave the index pointing nowhere.
-        let packed = Packed::new(
-            self.text.len(),
-            key.len(),
-            if w.deleted { DELETED } else { 0 },
-        );
-        let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
+        // Called once: for a new key inside the probe, else after it.
+        let mut decide = Some(decide);
         let found = {
             let Store {
                 index,
@@ -385,23 +393,41 @@ impl Store {
                 &text[at..at + e.packed.key_len()]
             };
             match index.entry(h, |&j| key_at(j) == key, |&j| hasher.hash_one(key_at(j))) {
-                hash_table::Entry::Occupied(o) => Some(*o.get() as usize),
+                hash_table::Entry::Occupied(o) => Ok(*o.get() as usize),
                 hash_table::Entry::Vacant(v) => {
+                    let w = decide.take().and_then(|f| f(None))?;
+                    // Checked before the slot is claimed, so a key or text
+                    // too large (a bug upstream) cannot leave the index
+                    // pointing nowhere.
+                    let packed =
+                        Packed::new(text.len(), key.len(), if w.deleted { DELETED } else { 0 });
                     v.insert(u32::try_from(n).expect("fewer than 2^32 entries"));
-                    None
+                    Err((w, packed))
                 }
             }
         };
-        let Some(i) = found else {
-            return (self.push_entry(key, value, w, packed, value_len), n);
+        let i = match found {
+            Ok(i) => i,
+            Err((w, packed)) => {
+                let value = if w.deleted { "" } else { w.value };
+                let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
+                return Some((self.push_entry(key, value, w, packed, value_len), n, w));
+            }
         };
+        let w = decide.take().and_then(|f| f(Some(&self.tuple(i).1)))?;
+        Some((self.merge_at(i, w), i, w))
+    }
+
+    /// Merges `w` into entry `i`, which holds its key.
+    fn merge_at(&mut self, i: usize, w: Write<'_>) -> Outcome {
+        let value = if w.deleted { "" } else { w.value };
         let (_, old) = self.tuple(i);
         let old_value = old.value;
         if w.version < old.version {
-            return (Outcome::Stale, i);
+            return Outcome::Stale;
         }
         if w.version == old.version {
-            return (Outcome::Duplicate, i);
+            return Outcome::Duplicate;
         }
         let outcome = match (old.deleted, w.deleted) {
             (false, false) if old_value == value => Outcome::Refreshed,
@@ -427,7 +453,7 @@ impl Store {
         self.set_deleted(i, w.deleted);
         self.set_side(i, w.expires, prev);
         self.maybe_compact();
-        (outcome, i)
+        outcome
     }
 
     /// Appends the entry of a new key (its index slot already claimed).
@@ -694,6 +720,39 @@ mod tests {
             expires: 0,
             deleted: true,
         }
+    }
+
+    #[test]
+    fn merge_with_decides_from_what_is_stored_and_may_write_nothing() {
+        let mut s = Store::new();
+        // A new key: `decide` sees nothing; declining leaves no trace.
+        let r = s.merge_entry_with("k", |old| {
+            assert!(old.is_none());
+            None
+        });
+        assert!(r.is_none());
+        assert!(s.is_empty() && s.get("k").is_none());
+        let (outcome, i, written) = s.merge_entry_with("k", |_| Some(w("1", 1))).unwrap();
+        assert_eq!((outcome, written.value), (Outcome::Stored, "1"));
+        // An existing key: `decide` sees the stored tuple.
+        let r = s.merge_entry_with("k", |old| {
+            let old = old.expect("k is stored");
+            assert_eq!((old.value, old.version), ("1", v(1, 1)));
+            None
+        });
+        assert!(r.is_none());
+        assert_eq!(s.get("k").unwrap().value, "1");
+        let (outcome, j, _) = s.merge_entry_with("k", |_| Some(w("2", 2))).unwrap();
+        assert_eq!((outcome, j), (Outcome::Stored, i));
+        assert_eq!(s.get("k").unwrap().value, "2");
+        // Declined new keys never claim index slots: many more still fit.
+        for n in 0..1000 {
+            let key = format!("n{n}");
+            assert!(s.merge_entry_with(&key, |_| None).is_none());
+            assert_eq!(s.merge(&key, w("x", 1)), Outcome::Stored);
+        }
+        assert_eq!(s.len(), 1001);
+        assert!((0..1000).all(|n| s.value(&format!("n{n}")) == Some("x")));
     }
 
     #[test]

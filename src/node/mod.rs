@@ -306,19 +306,27 @@ impl Engine {
     /// forwarded to every peer. Publishing the same value again refreshes
     /// its version and its time to live.
     pub fn publish(&mut self, key: &str, value: &str, ttl_ms: Option<u64>, now: Now) {
-        if ttl_ms.is_none() && self.store.value(key) == Some(value) {
-            // CZMQ's rule for an unchanged value: nothing to do.
-            return;
-        }
-        let version = self.stamp(now);
         let expires = ttl_ms.map_or(0, |t| now.wall_ms.saturating_add(t.max(1)));
-        let w = Write {
-            value,
-            version,
-            expires,
-            deleted: false,
-        };
-        self.apply(key, w, None, now);
+        let Engine { store, hlc, id, .. } = self;
+        // One look-up of the key serves the check and the merge.
+        let merged = store.merge_entry_with(key, |old| {
+            if ttl_ms.is_none() && old.is_some_and(|t| t.is_live() && t.value == value) {
+                // CZMQ's rule for an unchanged value: nothing to do.
+                return None;
+            }
+            Some(Write {
+                value,
+                version: Version {
+                    clock: hlc.now(now.wall_ms),
+                    origin: *id,
+                },
+                expires,
+                deleted: false,
+            })
+        });
+        if let Some((outcome, entry, w)) = merged {
+            self.applied(key, w, outcome, entry, None, now);
+        }
     }
 
     /// The application deletes a key network-wide: a tombstone spreads and
@@ -753,6 +761,19 @@ impl Engine {
     /// forwards it to every peer but `from`.
     fn apply(&mut self, key: &str, w: Write<'_>, from: Option<ConnId>, now: Now) -> Outcome {
         let (outcome, entry) = self.store.merge_entry(key, w);
+        self.applied(key, w, outcome, entry, from, now)
+    }
+
+    /// What follows the merge of `w`: news, expiry and forwarding.
+    fn applied(
+        &mut self,
+        key: &str,
+        w: Write<'_>,
+        outcome: Outcome,
+        entry: usize,
+        from: Option<ConnId>,
+        now: Now,
+    ) -> Outcome {
         match outcome {
             Outcome::Stored => self.news.push(Kind::Deliver, key, w.value),
             Outcome::Deleted => self.news.push(Kind::Delete, key, ""),
