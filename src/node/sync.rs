@@ -45,6 +45,15 @@ fn split(lo: u64, hi: u64, n: u64) -> Vec<(u64, u64)> {
     parts
 }
 
+/// True if sorted disjoint `ranges` cover the whole 64-bit line.
+fn covers_the_line(ranges: &[(u64, u64)]) -> bool {
+    ranges.first().is_some_and(|&(lo, _)| lo == 0)
+        && ranges.last().is_some_and(|&(_, hi)| hi == u64::MAX)
+        && ranges
+            .windows(2)
+            .all(|w| w[0].1.checked_add(1) == Some(w[1].0))
+}
+
 /// Index of the range holding `h`, for sorted disjoint ranges.
 fn find(ranges: &[(u64, u64)], h: u64) -> Option<usize> {
     let i = ranges.partition_point(|&(_, hi)| hi < h);
@@ -55,6 +64,9 @@ impl Engine {
     /// Count and fingerprint of our items in each range (one pass).
     fn summarize(&self, ranges: &[(u64, u64)]) -> Vec<(u32, u64)> {
         let mut sums = vec![(0u32, 0u64); ranges.len()];
+        if ranges.is_empty() {
+            return sums;
+        }
         for (_, t) in self.store.iter() {
             let kh = t.key_hash();
             if let Some(i) = find(ranges, kh) {
@@ -70,6 +82,9 @@ impl Engine {
     /// Our items in each range (one pass).
     fn collect(&self, ranges: &[(u64, u64)]) -> Vec<Vec<Item>> {
         let mut out = vec![Vec::new(); ranges.len()];
+        if ranges.is_empty() {
+            return out;
+        }
         for (_, t) in self.store.iter() {
             let kh = t.key_hash();
             if let Some(i) = find(ranges, kh) {
@@ -110,7 +125,11 @@ impl Engine {
 
     /// Sends every tuple we hold whose key hash falls in `ranges`.
     fn send_tuples_in(&mut self, conn: ConnId, ranges: &[(u64, u64)], now: Now) {
-        if !ranges.is_empty() {
+        if covers_the_line(ranges) {
+            // A peer that holds nothing at all (a fresh node joining):
+            // everything goes, and no key needs hashing to place it.
+            self.send_matching(conn, now, |_| true);
+        } else if !ranges.is_empty() {
             self.send_matching(conn, now, |t| find(ranges, t.key_hash()).is_some());
         }
     }
@@ -350,6 +369,19 @@ mod tests {
             assert!(parts.len() as u64 <= FANOUT.max((hi - lo).saturating_add(1)));
         }
         assert_eq!(split(0, u64::MAX, 16).len(), 16);
+    }
+
+    #[test]
+    fn covering_the_line_needs_every_point() {
+        assert!(covers_the_line(&split(0, u64::MAX, FANOUT)));
+        assert!(covers_the_line(&[(0, u64::MAX)]));
+        assert!(!covers_the_line(&[]));
+        let mut parts = split(0, u64::MAX, FANOUT);
+        parts.remove(5);
+        assert!(!covers_the_line(&parts));
+        assert!(!covers_the_line(&[(1, u64::MAX)]));
+        assert!(!covers_the_line(&[(0, u64::MAX - 1)]));
+        assert!(!covers_the_line(&[(0, 9), (11, u64::MAX)]));
     }
 
     #[test]
