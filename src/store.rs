@@ -181,6 +181,8 @@ pub struct Store {
     scratch: String,
     /// The node id interned last, and its number.
     last_origin: Option<(u64, u32)>,
+    /// Times entry numbers changed (see [`Store::generation`]).
+    renumbered: u64,
 }
 
 impl Store {
@@ -540,8 +542,15 @@ impl Store {
         let n = self.entries.iter().filter(|e| doomed(e)).count();
         if n > 0 {
             self.rebuild(|e| !doomed(e));
+            self.renumbered += 1;
         }
         n
+    }
+
+    /// Changes each time entry numbers change (tombstones collected): a
+    /// walk over the entries by number must start again when it moved.
+    pub fn generation(&self) -> u64 {
+        self.renumbered
     }
 
     /// Keys whose [`key_hash`] is `h` (almost always one or none).

@@ -171,6 +171,29 @@ struct Conn {
     closing: bool,
     /// Tuples received on this connection (for the driver's limits).
     tuples_in: u64,
+    /// Sync sends not yet encoded, in order (see `sync::fill_sends`).
+    sends: VecDeque<sync::SendJob>,
+    /// Frames queued while sync sends are pending: they follow them, so
+    /// nothing overtakes the tuples of a reconciliation.
+    after_sends: Vec<u8>,
+}
+
+impl Conn {
+    /// Where the next frame goes, and whether the connection becomes dirty
+    /// (it had nothing queued).
+    fn queue(&mut self) -> (&mut Vec<u8>, bool) {
+        if self.sends.is_empty() {
+            let was_empty = self.outbox.len() == self.outbox_pos;
+            (&mut self.outbox, was_empty)
+        } else {
+            (&mut self.after_sends, false)
+        }
+    }
+
+    /// Bytes waiting to be drained, encoded sync sends aside.
+    fn queued(&self) -> usize {
+        self.outbox.len() - self.outbox_pos + self.after_sends.len()
+    }
 }
 
 #[derive(Debug)]
@@ -442,6 +465,8 @@ impl Engine {
                 last_tx: now.mono_ms,
                 closing: false,
                 tuples_in: 0,
+                sends: VecDeque::new(),
+                after_sends: Vec::new(),
             },
         );
         if let Role::Outbound(remote) = role {
@@ -526,6 +551,7 @@ impl Engine {
     /// One ZGP frame arrived on `conn`. `multipart` says the ZMTP message
     /// had more than one frame, which ZGP never sends.
     pub fn handle_frame(&mut self, conn: ConnId, frame: &[u8], multipart: bool, now: Now) {
+        self.last_now = now;
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
             return;
         };
@@ -632,10 +658,11 @@ impl Engine {
             return;
         };
         if !held.is_empty() {
-            if c.outbox.len() == c.outbox_pos {
+            let (out, dirty) = c.queue();
+            out.extend_from_slice(&held);
+            if dirty {
                 self.dirty.push(conn);
             }
-            c.outbox.extend_from_slice(&held);
         }
     }
 
@@ -821,13 +848,15 @@ impl Engine {
                 sent += 1;
                 continue;
             }
-            if c.outbox.len() == c.outbox_pos {
-                self.dirty.push(id);
-            }
-            if c.peer.extended {
-                push_raw(&mut c.outbox, &v2);
+            let extended = c.peer.extended;
+            let (out, dirty) = c.queue();
+            if extended {
+                push_raw(out, &v2);
             } else {
-                push_frame(&mut c.outbox, &v1);
+                push_frame(out, &v1);
+            }
+            if dirty {
+                self.dirty.push(id);
             }
             c.last_tx = now.mono_ms;
             sent += 1;
@@ -911,13 +940,11 @@ impl Engine {
             }
         }
         if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
-            let was_empty = c.outbox.len() == c.outbox_pos;
-            c.outbox
-                .extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            c.outbox.extend_from_slice(frame);
+            let (out, dirty) = c.queue();
+            push_raw(out, frame);
             c.last_tx = now.mono_ms;
             self.stats.frames_out += 1;
-            if was_empty {
+            if dirty {
                 self.dirty.push(conn);
             }
         }
@@ -938,7 +965,7 @@ impl Engine {
             .iter()
             .filter_map(|&id| {
                 let c = self.conns.get(&id)?;
-                let queued = c.outbox.len() - c.outbox_pos;
+                let queued = c.queued();
                 (queued > max && !c.closing).then_some((id, queued))
             })
             .collect();
@@ -948,6 +975,8 @@ impl Engine {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.outbox.clear();
                 c.outbox_pos = 0;
+                c.sends.clear();
+                c.after_sends = Vec::new();
             }
             self.close(
                 id,
@@ -962,6 +991,19 @@ impl Engine {
     /// driver comes back when the connection can take more). Returns true
     /// when the outbox is now empty.
     pub fn drain_outbox(&mut self, conn: ConnId, mut sink: impl FnMut(&[u8]) -> bool) -> bool {
+        loop {
+            let drained = self.drain_queued(conn, &mut sink);
+            // Pending sync sends are encoded as the connection takes them.
+            let more = self.conns.get(&conn).is_some_and(|c| !c.sends.is_empty());
+            if !drained || !more {
+                return drained;
+            }
+            self.fill_sends(conn, self.last_now);
+        }
+    }
+
+    /// Hands the frames already queued to `sink`; true if none is left.
+    fn drain_queued(&mut self, conn: ConnId, sink: &mut impl FnMut(&[u8]) -> bool) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
             return true;
         };
@@ -993,11 +1035,17 @@ impl Engine {
         }
     }
 
-    /// Bytes of frames queued for `conn` and not yet drained.
+    /// Bytes of frames queued for `conn` and not yet drained (sync sends
+    /// not encoded yet are not counted: see [`Engine::has_output`]).
     pub fn outbox_len(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, Conn::queued)
+    }
+
+    /// True while `conn` has frames queued or sync sends still to encode.
+    pub fn has_output(&self, conn: ConnId) -> bool {
         self.conns
             .get(&conn)
-            .map_or(0, |c| c.outbox.len() - c.outbox_pos)
+            .is_some_and(|c| c.queued() > 0 || !c.sends.is_empty())
     }
 
     /// The next thing the driver must do, if any.

@@ -16,6 +16,28 @@
 use super::*;
 use crate::wire::ext::{Group, Item, Range};
 
+/// Output a connection's pending sends keep encoded ahead of the socket.
+const SEND_AHEAD: usize = 256 << 10;
+
+/// Which tuples a pending send selects.
+#[derive(Debug)]
+pub(super) enum Filter {
+    All,
+    /// Key hashes in these sorted disjoint ranges.
+    Ranges(Vec<(u64, u64)>),
+    Hashes(std::collections::HashSet<u64>),
+}
+
+/// Tuples still to send on a connection: a walk over the store's entries.
+#[derive(Debug)]
+pub(super) struct SendJob {
+    /// The next entry to look at.
+    next: usize,
+    /// The store's generation when `next` was valid.
+    generation: u64,
+    filter: Filter,
+}
+
 /// How many parts a differing range is split into.
 const FANOUT: u64 = 16;
 /// A side holding at most this many items in a differing range lists them.
@@ -128,15 +150,34 @@ impl Engine {
         if covers_the_line(ranges) {
             // A peer that holds nothing at all (a fresh node joining):
             // everything goes, and no key needs hashing to place it.
-            self.send_matching(conn, now, |_| true);
+            self.send_matching(conn, Filter::All, now);
         } else if !ranges.is_empty() {
-            self.send_matching(conn, now, |t| find(ranges, t.key_hash()).is_some());
+            self.send_matching(conn, Filter::Ranges(ranges.to_vec()), now);
         }
     }
 
     /// Sends, as TUPLE messages on `conn`, every entry of the store that
-    /// `wanted` selects: one pass, encoding straight into the outbox.
-    fn send_matching(&mut self, conn: ConnId, now: Now, wanted: impl Fn(&Tuple<'_>) -> bool) {
+    /// `filter` selects. The tuples are encoded as the connection takes
+    /// them (see [`Engine::fill_sends`]), not all at once: a node of a
+    /// million tuples answering a fresh peer holds a few hundred KiB of
+    /// output for it, not the whole store again, and the first tuples
+    /// leave at once.
+    fn send_matching(&mut self, conn: ConnId, filter: Filter, now: Now) {
+        let generation = self.store.generation();
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        c.sends.push_back(SendJob {
+            next: 0,
+            generation,
+            filter,
+        });
+        self.fill_sends(conn, now);
+    }
+
+    /// Encodes the next tuples of `conn`'s pending sends into its outbox,
+    /// until the outbox holds `SEND_AHEAD` bytes or the sends are done.
+    pub(super) fn fill_sends(&mut self, conn: ConnId, now: Now) {
         let Engine {
             store,
             conns,
@@ -145,24 +186,63 @@ impl Engine {
             dirty,
             ..
         } = self;
-        let Some(c) = conns.get_mut(&conn).filter(|c| !c.closing) else {
+        let Some(c) = conns.get_mut(&conn) else {
             return;
         };
+        if c.closing {
+            c.sends.clear();
+            c.after_sends = Vec::new();
+            return;
+        }
         let was_empty = c.outbox.len() == c.outbox_pos;
         let mut n = 0;
-        for (key, t) in store.iter().filter(|(_, t)| wanted(t)) {
-            scratch.clear();
-            ext::encode_tuple(&ext_tuple(key, t), scratch);
-            push_raw(&mut c.outbox, scratch);
-            n += 1;
+        while let Some(job) = c.sends.front_mut() {
+            if c.outbox.len() - c.outbox_pos >= SEND_AHEAD {
+                break;
+            }
+            if job.generation != store.generation() {
+                // Entries were renumbered: start over (a tuple sent twice
+                // is a duplicate to the peer; one skipped is not).
+                job.next = 0;
+                job.generation = store.generation();
+            }
+            let mut done = true;
+            while let Some((key, t)) = store.entry(job.next) {
+                job.next += 1;
+                let wanted = match &job.filter {
+                    Filter::All => true,
+                    Filter::Ranges(r) => find(r, t.key_hash()).is_some(),
+                    Filter::Hashes(h) => h.contains(&t.key_hash()),
+                };
+                if !wanted {
+                    continue;
+                }
+                scratch.clear();
+                ext::encode_tuple(&ext_tuple(key, t), scratch);
+                push_raw(&mut c.outbox, scratch);
+                n += 1;
+                if c.outbox.len() - c.outbox_pos >= SEND_AHEAD {
+                    done = store.entry(job.next).is_none();
+                    break;
+                }
+            }
+            if !done {
+                break;
+            }
+            c.sends.pop_front();
+            if c.sends.is_empty() && !c.after_sends.is_empty() {
+                // What was queued meanwhile follows now.
+                let after = std::mem::take(&mut c.after_sends);
+                c.outbox.extend_from_slice(&after);
+            }
         }
         if n > 0 {
             c.last_tx = now.mono_ms;
             stats.frames_out += n;
             stats.sync_tuples_out += n;
-            if was_empty {
-                dirty.push(conn);
-            }
+        }
+        if was_empty && c.outbox.len() > c.outbox_pos {
+            dirty.push(conn);
         }
     }
 
@@ -349,7 +429,7 @@ impl Engine {
             return;
         }
         let set: std::collections::HashSet<u64> = hashes.iter().copied().collect();
-        self.send_matching(conn, now, |t| set.contains(&t.key_hash()));
+        self.send_matching(conn, Filter::Hashes(set), now);
     }
 }
 

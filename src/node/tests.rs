@@ -415,3 +415,61 @@ fn a_failed_dial_of_a_removed_remote_is_not_retried() {
     }
     assert!(actions(&mut e).is_empty());
 }
+
+#[test]
+fn a_large_reconciliation_is_encoded_as_the_peer_takes_it_and_nothing_overtakes_it() {
+    // The server holds far more than one send-ahead of tuples; a fresh
+    // extended client joins. While the client reads slowly, the server's
+    // queued output stays bounded; a tuple published meanwhile arrives
+    // after every tuple of the reconciliation; the client ends with all.
+    let ext = Peer {
+        extended: true,
+        timeout_ms: Some(1000),
+    };
+    const N: usize = 30_000;
+    let mut s = Engine::new("s", 1, Settings::default());
+    for i in 0..N {
+        s.publish(&format!("key-{i:08}"), "value-0123456789", None, at(0));
+    }
+    while s.poll_event().is_some() {}
+    let mut c = Engine::new("c", 2, Settings::default());
+    let r = c.add_remote("sim://s", at(0));
+    c.poll_action();
+    s.handle_connected(11, Role::Inbound, ext, at(0));
+    c.handle_connected(10, Role::Outbound(r), ext, at(0));
+    let mut published_late = false;
+    let mut most_queued = 0;
+    for step in 0..10_000 {
+        // The client takes at most 100 frames a step: a slow reader.
+        let mut to_c = Vec::new();
+        s.drain_outbox(11, |f| {
+            to_c.push(f.to_vec());
+            to_c.len() < 100
+        });
+        most_queued = most_queued.max(s.outbox_len(11));
+        let to_s = drain(&mut c, 10);
+        if to_s.is_empty() && to_c.is_empty() && !s.has_output(11) {
+            break;
+        }
+        for f in to_s {
+            s.handle_frame(11, &f, false, at(1));
+        }
+        for f in to_c {
+            c.handle_frame(10, &f, false, at(1));
+        }
+        if step == 20 && !published_late {
+            assert!(s.has_output(11), "the reconciliation is still going");
+            s.publish("late", "v", None, at(1));
+            published_late = true;
+        }
+    }
+    assert!(published_late);
+    assert_eq!(c.store().len(), N + 1);
+    let keys: Vec<String> = std::iter::from_fn(|| c.poll_event())
+        .map(|e| e.key().to_string())
+        .collect();
+    assert_eq!(keys.len(), N + 1);
+    assert_eq!(keys.last().map(String::as_str), Some("late"));
+    // Bounded: one send-ahead plus a frame, not the whole store (~1.1 MB).
+    assert!(most_queued < 300 << 10, "{most_queued} bytes queued");
+}

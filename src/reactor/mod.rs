@@ -385,8 +385,8 @@ impl Reactor {
                 continue;
             }
             if let Some(c) = self.conns.get(&t) {
-                let queued = self.engine.outbox_len(t.0 as ConnId);
-                if c.ready && (queued > 0 || !c.zmtp.pending_output().is_empty()) {
+                let queued = self.engine.has_output(t.0 as ConnId);
+                if c.ready && (queued || !c.zmtp.pending_output().is_empty()) {
                     pending = true;
                 }
             }
