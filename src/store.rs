@@ -143,6 +143,15 @@ impl Packed {
     }
 }
 
+/// What one probe of the index found for a key.
+enum Probe<'v> {
+    /// The key's entry.
+    Found(usize),
+    /// A slot claimed for a new key, with its write, packed entry word and
+    /// value length.
+    Claimed(Write<'v>, Packed, u32),
+}
+
 /// One stored key: 24 bytes. The key and value are in the store's text;
 /// the origin is an index into its table of node ids; the rarely used
 /// expiry and replaced-value hash live in side tables.
@@ -381,7 +390,7 @@ impl Store {
         let n = self.entries.len();
         // Called once: for a new key inside the probe, else after it.
         let mut decide = Some(decide);
-        let found = {
+        let probe = {
             let Store {
                 index,
                 entries,
@@ -395,24 +404,25 @@ impl Store {
                 &text[at..at + e.packed.key_len()]
             };
             match index.entry(h, |&j| key_at(j) == key, |&j| hasher.hash_one(key_at(j))) {
-                hash_table::Entry::Occupied(o) => Ok(*o.get() as usize),
+                hash_table::Entry::Occupied(o) => Probe::Found(*o.get() as usize),
                 hash_table::Entry::Vacant(v) => {
                     let w = decide.take().and_then(|f| f(None))?;
-                    // Checked before the slot is claimed, so a key or text
-                    // too large (a bug upstream) cannot leave the index
-                    // pointing nowhere.
+                    // Checked before the slot is claimed, so a key, value
+                    // or text too large (a bug upstream) cannot leave the
+                    // index pointing nowhere.
+                    let value = if w.deleted { "" } else { w.value };
+                    let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
                     let packed =
                         Packed::new(text.len(), key.len(), if w.deleted { DELETED } else { 0 });
                     v.insert(u32::try_from(n).expect("fewer than 2^32 entries"));
-                    Err((w, packed))
+                    Probe::Claimed(w, packed, value_len)
                 }
             }
         };
-        let i = match found {
-            Ok(i) => i,
-            Err((w, packed)) => {
+        let i = match probe {
+            Probe::Found(i) => i,
+            Probe::Claimed(w, packed, value_len) => {
                 let value = if w.deleted { "" } else { w.value };
-                let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
                 return Some((self.push_entry(key, value, w, packed, value_len), n, w));
             }
         };

@@ -190,6 +190,12 @@ impl Conn {
         }
     }
 
+    /// Forgets the sync sends still to encode and what waits behind them.
+    fn discard_sends(&mut self) {
+        self.sends.clear();
+        self.after_sends = Vec::new();
+    }
+
     /// Bytes waiting to be drained, encoded sync sends aside.
     fn queued(&self) -> usize {
         self.outbox.len() - self.outbox_pos + self.after_sends.len()
@@ -975,8 +981,7 @@ impl Engine {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.outbox.clear();
                 c.outbox_pos = 0;
-                c.sends.clear();
-                c.after_sends = Vec::new();
+                c.discard_sends();
             }
             self.close(
                 id,

@@ -190,8 +190,7 @@ impl Engine {
             return;
         };
         if c.closing {
-            c.sends.clear();
-            c.after_sends = Vec::new();
+            c.discard_sends();
             return;
         }
         let was_empty = c.outbox.len() == c.outbox_pos;
