@@ -826,24 +826,37 @@ impl Engine {
 
     /// Sends the current write of `key` to every peer except `from`: ZGP/2
     /// peers get the versioned tuple, plain peers the live value only.
+    /// The entry is read only once a peer is found to take it (a node whose
+    /// only peer sent the write forwards nothing and reads nothing).
     fn forward(&mut self, entry: usize, from: Option<ConnId>, now: Now) {
-        let Some((key, t)) = self.store.entry(entry) else {
-            return;
-        };
-        // Encoded once, for the first extended peer that takes it.
-        let mut v2 = std::mem::take(&mut self.scratch);
+        let Engine {
+            store,
+            conns,
+            scratch,
+            dirty,
+            ..
+        } = self;
+        // The tuple, read at the first eligible peer; the ZGP/2 frame,
+        // encoded there once and copied to the others.
+        let mut current: Option<(&str, Tuple<'_>)> = None;
+        let mut v2 = std::mem::take(scratch);
         v2.clear();
-        let v1 = Message::Publish {
-            key,
-            value: t.value,
-            ttl: ttl_left(t, now),
-        };
         let mut sent = 0;
-        for (&id, c) in self.conns.iter_mut() {
+        for (&id, c) in conns.iter_mut() {
             let eligible = Some(id) != from
                 && !c.closing
                 && (matches!(c.role, Role::Outbound(_)) || c.session != Session::Start);
-            if !eligible || (!c.peer.extended && t.deleted) {
+            if !eligible {
+                continue;
+            }
+            let (key, t) = match current {
+                Some(kt) => kt,
+                None => match store.entry(entry) {
+                    Some(kt) => *current.insert(kt),
+                    None => break,
+                },
+            };
+            if !c.peer.extended && t.deleted {
                 continue;
             }
             if c.peer.extended && v2.is_empty() {
@@ -855,23 +868,37 @@ impl Engine {
                 continue;
             }
             let extended = c.peer.extended;
-            let (out, dirty) = c.queue();
+            let (out, was_empty) = c.queue();
             if extended {
                 push_raw(out, &v2);
             } else {
-                push_frame(out, &v1);
+                push_frame(
+                    out,
+                    &Message::Publish {
+                        key,
+                        value: t.value,
+                        ttl: ttl_left(t, now),
+                    },
+                );
             }
-            if dirty {
-                self.dirty.push(id);
+            if was_empty {
+                dirty.push(id);
             }
             c.last_tx = now.mono_ms;
             sent += 1;
         }
+        *scratch = v2;
         self.stats.frames_out += sent;
         if self.verbose {
-            self.trace(format_args!("forwarded {} to {sent} peers", describe(&v1)));
+            if let Some((key, t)) = self.store.entry(entry) {
+                let what = describe(&Message::Publish {
+                    key,
+                    value: t.value,
+                    ttl: ttl_left(t, now),
+                });
+                self.trace(format_args!("forwarded {what} to {sent} peers"));
+            }
         }
-        self.scratch = v2;
     }
 
     /// Sends our write of `key` to one extended connection.
@@ -1276,6 +1303,14 @@ fn ttl_left(t: Tuple<'_>, now: Now) -> u32 {
 fn push_raw(outbox: &mut Vec<u8>, frame: &[u8]) {
     outbox.extend_from_slice(&(frame.len() as u32).to_le_bytes());
     outbox.extend_from_slice(frame);
+}
+
+/// Appends a ZGP/2 TUPLE to an outbox, encoded in place.
+fn push_tuple(outbox: &mut Vec<u8>, t: &ext::Tuple<'_>) {
+    let len = ext::tuple_len(t);
+    outbox.reserve(4 + len);
+    outbox.extend_from_slice(&(len as u32).to_le_bytes());
+    ext::encode_tuple(t, outbox);
 }
 
 fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {

@@ -181,7 +181,6 @@ impl Engine {
         let Engine {
             store,
             conns,
-            scratch,
             stats,
             dirty,
             ..
@@ -216,9 +215,7 @@ impl Engine {
                 if !wanted {
                     continue;
                 }
-                scratch.clear();
-                ext::encode_tuple(&ext_tuple(key, t), scratch);
-                push_raw(&mut c.outbox, scratch);
+                push_tuple(&mut c.outbox, &ext_tuple(key, t));
                 n += 1;
                 if c.outbox.len() - c.outbox_pos >= SEND_AHEAD {
                     done = store.entry(job.next).is_none();

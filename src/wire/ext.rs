@@ -138,18 +138,36 @@ fn header(out: &mut Vec<u8>, id: u8) {
     out.push(VERSION);
 }
 
+/// Bytes [`encode_tuple`] appends for `t`.
+pub fn tuple_len(t: &Tuple<'_>) -> usize {
+    4 + 1 + t.key.len().min(MAX_KEY_LEN) + 4 + t.value.len() + TUPLE_TAIL
+}
+
+/// Clock, origin, expiry and flags: what follows the value of a TUPLE.
+const TUPLE_TAIL: usize = 8 + 8 + 8 + 1;
+
 /// Appends a TUPLE. The key must be at most 255 bytes (callers check).
 pub fn encode_tuple(t: &Tuple<'_>, out: &mut Vec<u8>) {
     debug_assert!(t.key.len() <= MAX_KEY_LEN);
-    header(out, ID_TUPLE);
-    out.push(t.key.len().min(MAX_KEY_LEN) as u8);
-    out.extend_from_slice(&t.key.as_bytes()[..t.key.len().min(MAX_KEY_LEN)]);
+    let key = &t.key.as_bytes()[..t.key.len().min(MAX_KEY_LEN)];
+    // One reservation, then the fields in four runs (this is the hottest
+    // encoder: every forward and every tuple of a reconciliation).
+    out.reserve(tuple_len(t));
+    let mut head = [0u8; 5];
+    head[..2].copy_from_slice(&SIGNATURE);
+    head[2] = ID_TUPLE;
+    head[3] = VERSION;
+    head[4] = key.len() as u8;
+    out.extend_from_slice(&head);
+    out.extend_from_slice(key);
     out.extend_from_slice(&(t.value.len() as u32).to_be_bytes());
     out.extend_from_slice(t.value.as_bytes());
-    out.extend_from_slice(&t.clock.to_be_bytes());
-    out.extend_from_slice(&t.origin.to_be_bytes());
-    out.extend_from_slice(&t.expires.to_be_bytes());
-    out.push(if t.deleted { FLAG_DELETED } else { 0 });
+    let mut tail = [0u8; TUPLE_TAIL];
+    tail[..8].copy_from_slice(&t.clock.to_be_bytes());
+    tail[8..16].copy_from_slice(&t.origin.to_be_bytes());
+    tail[16..24].copy_from_slice(&t.expires.to_be_bytes());
+    tail[24] = if t.deleted { FLAG_DELETED } else { 0 };
+    out.extend_from_slice(&tail);
 }
 
 /// Appends a RANGES message.
@@ -333,6 +351,34 @@ mod tests {
         encode_tuple(&t, &mut out);
         assert_eq!(&out[..4], &[0xAA, 0xA0, 6, 2]);
         assert_eq!(decode(&out).unwrap(), Message::Tuple(t));
+    }
+
+    #[test]
+    fn tuple_bytes_are_laid_out_field_by_field_and_appended() {
+        let t = Tuple {
+            key: "ab",
+            value: "xyz",
+            clock: 0x0102_0304_0506_0708,
+            origin: 0x1112_1314_1516_1718,
+            expires: 0x2122_2324_2526_2728,
+            deleted: false,
+        };
+        let mut out = vec![0xEE];
+        encode_tuple(&t, &mut out);
+        let mut want = vec![0xEE, 0xAA, 0xA0, 6, 2, 2, b'a', b'b', 0, 0, 0, 3];
+        want.extend_from_slice(b"xyz");
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        want.extend_from_slice(&[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]);
+        want.extend_from_slice(&[0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28]);
+        want.push(0);
+        assert_eq!(out, want);
+        assert_eq!(tuple_len(&t), want.len() - 1);
+        for (key, value) in [("", ""), ("k", ""), ("key-00000001", "value-0123456789")] {
+            let t = Tuple { key, value, ..t };
+            let mut out = Vec::new();
+            encode_tuple(&t, &mut out);
+            assert_eq!(out.len(), tuple_len(&t));
+        }
     }
 
     #[test]
