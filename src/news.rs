@@ -76,6 +76,11 @@ impl Item {
     }
 }
 
+/// Capacity kept once a batch is gone (about what one read of a busy
+/// connection produces); a burst's larger buffers are given back.
+const KEEP_ITEMS: usize = 1024;
+const KEEP_TEXT: usize = 64 << 10;
+
 /// A queue of news, first in first out.
 #[derive(Debug, Default)]
 pub struct NewsQueue {
@@ -143,9 +148,7 @@ impl NewsQueue {
         for item in self.items.drain(..) {
             f(item);
         }
-        if self.items.capacity() > 1024 {
-            self.items = VecDeque::new();
-        }
+        self.items.shrink_to(KEEP_ITEMS);
     }
 
     /// The text of the waiting news, back to back, in order.
@@ -162,13 +165,10 @@ impl NewsQueue {
         self.items.clear();
         self.text.clear();
         self.head = 0;
-        // Give back what a burst left behind.
-        if self.text.capacity() > 64 << 10 {
-            self.text = String::new();
-        }
-        if self.items.capacity() > 1024 {
-            self.items = VecDeque::new();
-        }
+        // Give back what a burst left beyond the usual batch (keeping that
+        // much, so the next batch does not grow the buffers from nothing).
+        self.text.shrink_to(KEEP_TEXT);
+        self.items.shrink_to(KEEP_ITEMS);
     }
 }
 

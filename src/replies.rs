@@ -120,16 +120,13 @@ impl Inner {
 /// the pipe's lock per message (which the node's thread also takes).
 #[derive(Default)]
 struct Front {
-    slots: VecDeque<FrontSlot>,
+    /// The pipe's queue as it was taken (news offsets in it are not used:
+    /// the text below holds the news back to back, in order).
+    slots: VecDeque<Slot>,
     /// The text of the news in `slots`, in order.
     text: String,
     /// Where the next news' text starts.
     at: usize,
-}
-
-enum FrontSlot {
-    Reply(Vec<String>),
-    News(Item),
 }
 
 pub(crate) struct Replies {
@@ -307,11 +304,11 @@ impl Replies {
                 take_all(&mut g, &mut front);
             }
             let out = match front.slots.pop_front() {
-                Some(FrontSlot::Reply(m)) => {
+                Some(Slot::Reply(m)) => {
                     let frames: Vec<&str> = m.iter().map(String::as_str).collect();
                     f(&frames)
                 }
-                Some(FrontSlot::News(item)) => {
+                Some(Slot::News { item, .. }) => {
                     let at = front.at;
                     front.at += item.len();
                     item.get(&front.text, at).with_frames(f)
@@ -321,12 +318,8 @@ impl Replies {
             if front.slots.is_empty() {
                 front.text.clear();
                 front.at = 0;
-                if front.text.capacity() > KEEP_BYTES {
-                    front.text = String::new();
-                }
-                if front.slots.capacity() > KEEP_SLOTS {
-                    front.slots = VecDeque::new();
-                }
+                front.text.shrink_to(KEEP_BYTES);
+                front.slots.shrink_to(KEEP_SLOTS);
                 // Nothing waits any more: the descriptor stops being readable.
                 let mut g = lock(&self.inner);
                 if g.queue.is_empty() && !g.closed && g.signalled {
@@ -345,8 +338,10 @@ impl Replies {
 }
 
 /// Moves everything waiting in the pipe to the reader's front (which is
-/// empty), in order. Without coalesced news the text is taken whole.
+/// empty), in order: the queue itself changes hands, and without coalesced
+/// news so does the text.
 fn take_all(inner: &mut Inner, front: &mut Front) {
+    debug_assert!(front.slots.is_empty());
     front.text.clear();
     front.at = 0;
     // No news was coalesced (that needs `waiting`) and no text is garbage:
@@ -354,28 +349,22 @@ fn take_all(inner: &mut Inner, front: &mut Front) {
     let clean = inner.waiting.is_empty() && inner.live_text == inner.text.len();
     if clean {
         std::mem::swap(&mut front.text, &mut inner.text);
+    } else {
+        for slot in &inner.queue {
+            if let Slot::News { item, at } = slot {
+                let start = (at - inner.text_base) as usize;
+                front.text.push_str(&inner.text[start..start + item.len()]);
+            }
+        }
     }
     let n = inner.queue.len() as u64;
-    for slot in inner.queue.drain(..) {
-        front.slots.push_back(match slot {
-            Slot::Reply(m) => FrontSlot::Reply(m),
-            Slot::News { item, at } => {
-                if !clean {
-                    let start = (at - inner.text_base) as usize;
-                    front.text.push_str(&inner.text[start..start + item.len()]);
-                }
-                FrontSlot::News(item)
-            }
-        });
-    }
+    std::mem::swap(&mut front.slots, &mut inner.queue);
     inner.base += n;
     inner.waiting.clear();
     inner.text_base += inner.text.len() as u64;
     inner.text.clear();
     inner.live_text = 0;
-    if inner.queue.capacity() > KEEP_SLOTS {
-        inner.queue = VecDeque::new();
-    }
+    inner.queue.shrink_to(KEEP_SLOTS);
 }
 
 /// Locks a mutex, going on if another thread panicked while holding it
