@@ -209,6 +209,47 @@ fn curve_keys_from_keygen_secure_a_network() {
     assert_eq!(code, 1, "{err}");
 }
 
+/// A key pair whose key (public if `public`, else secret) starts with `-`
+/// (one in 85 does: `-` is a Z85 digit).
+fn pair_starting_with_hyphen(public: bool) -> (String, String) {
+    for _ in 0..100_000 {
+        let (p, s) = zgossip::curve::keypair().unwrap();
+        if (if public { &p } else { &s }).starts_with('-') {
+            return (p, s);
+        }
+    }
+    panic!("no key starting with '-' in 100,000 pairs");
+}
+
+#[test]
+fn curve_keys_starting_with_a_hyphen_are_values_not_flags() {
+    let (server_public, server_secret) = pair_starting_with_hyphen(true);
+    let (client_public, client_secret) = pair_starting_with_hyphen(false);
+    let hub = Proc::spawn(&[
+        "node",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--curve-secret",
+        &server_secret,
+        "--curve-allow",
+        &client_public,
+    ]);
+    let ep = bound_endpoint(&hub);
+    let (code, _, err) = run(&[
+        "put",
+        "hyphen",
+        "ok",
+        "-c",
+        &ep,
+        "--curve-secret",
+        &client_secret,
+        "--curve-server",
+        &server_public,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    hub.expect("the tuple", |l| l == "hyphen = ok");
+}
+
 #[test]
 fn node_processes_with_only_discover_find_each_other() {
     // Beacons never leave the machine: both processes run in a sealed

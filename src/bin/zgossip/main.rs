@@ -144,20 +144,21 @@ struct JoinArgs {
     curve: CurveArgs,
 }
 
-/// CURVE security (see docs/security.md). Keys are 40-character Z85.
+/// CURVE security (see docs/security.md). Keys are 40-character Z85, whose
+/// alphabet has `-`: a key may start with it and is still a value.
 #[derive(Args, Default)]
 struct CurveArgs {
     /// Our CURVE secret key (the public key is derived from it)
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_secret: Option<String>,
     /// Load our CURVE key pair from a CZMQ zcert secret file
     #[arg(long, value_name = "FILE")]
     curve_cert: Option<String>,
     /// The server public key of the nodes given with --connect
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_server: Option<String>,
     /// Accept only CURVE clients with this public key (repeatable; `*` for any)
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_allow: Vec<String>,
 }
 
