@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use crate::news::{Kind, NewsQueue};
 use crate::store::{Hlc, Outcome, Store, Tuple, Version, Write};
-use crate::wire::ext;
 use crate::wire::gossip::{self, Message};
+use crate::wire::{ext, zmtp};
 
 /// Identifies one connection; chosen by the driver, never reused.
 pub type ConnId = u64;
@@ -199,6 +199,25 @@ impl Conn {
     /// Bytes waiting to be drained, encoded sync sends aside.
     fn queued(&self) -> usize {
         self.outbox.len() - self.outbox_pos + self.after_sends.len()
+    }
+
+    /// Marks the outbox drained up to `pos`; true if nothing is left.
+    fn consume_outbox(&mut self, pos: usize) -> bool {
+        if pos >= self.outbox.len() {
+            self.outbox.clear();
+            self.outbox_pos = 0;
+            if self.outbox.capacity() > 1 << 20 {
+                self.outbox.shrink_to(64 << 10);
+            }
+            true
+        } else {
+            self.outbox_pos = pos;
+            if pos > self.outbox.len() / 2 {
+                self.outbox.drain(..pos);
+                self.outbox_pos = 0;
+            }
+            false
+        }
     }
 }
 
@@ -1034,39 +1053,80 @@ impl Engine {
         }
     }
 
+    /// Like [`drain_outbox`](Self::drain_outbox), but hands the output as
+    /// it is queued: runs of whole one-frame messages in ZMTP framing, for
+    /// [`zmtp::Connection::queue_framed`]. Runs add up to at most `max`
+    /// bytes (a single longer message goes alone, so that nothing stays
+    /// stuck behind the bound). Returns true when the outbox is now empty.
+    pub fn drain_outbox_framed(
+        &mut self,
+        conn: ConnId,
+        max: usize,
+        mut sink: impl FnMut(&[u8]) -> bool,
+    ) -> bool {
+        let mut room = max;
+        loop {
+            let drained = self.drain_queued_framed(conn, &mut room, &mut sink);
+            let more = self.conns.get(&conn).is_some_and(|c| !c.sends.is_empty());
+            if !drained || !more || room == 0 {
+                return drained && !more;
+            }
+            self.fill_sends(conn, self.last_now);
+        }
+    }
+
+    /// Hands one run of the messages already queued (at most `room` bytes,
+    /// or one message) to `sink`; true if none is left.
+    fn drain_queued_framed(
+        &mut self,
+        conn: ConnId,
+        room: &mut usize,
+        sink: &mut impl FnMut(&[u8]) -> bool,
+    ) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return true;
+        };
+        let pos = c.outbox_pos;
+        let queued = &c.outbox[pos..];
+        if *room == 0 {
+            return queued.is_empty();
+        }
+        let take = if queued.len() <= *room {
+            queued.len()
+        } else {
+            // The longest run of whole messages that fits (at least one).
+            let mut end = 0;
+            while let Some((_, len)) = zmtp::split_single_frame(&queued[end..]) {
+                if end > 0 && end + len > *room {
+                    break;
+                }
+                end += len;
+            }
+            end
+        };
+        if take > 0 {
+            if !sink(&queued[..take]) {
+                return false;
+            }
+            *room = room.saturating_sub(take);
+        }
+        c.consume_outbox(pos + take)
+    }
+
     /// Hands the frames already queued to `sink`; true if none is left.
     fn drain_queued(&mut self, conn: ConnId, sink: &mut impl FnMut(&[u8]) -> bool) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
             return true;
         };
         let mut pos = c.outbox_pos;
-        let buf = &c.outbox;
-        while buf.len() >= pos + 4 {
-            let len =
-                u32::from_le_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]) as usize;
-            let frame = &buf[pos + 4..pos + 4 + len];
+        while let Some((frame, len)) = zmtp::split_single_frame(&c.outbox[pos..]) {
             if !sink(frame) {
                 break;
             }
-            pos += 4 + len;
+            pos += len;
         }
-        if pos >= c.outbox.len() {
-            c.outbox.clear();
-            c.outbox_pos = 0;
-            if c.outbox.capacity() > 1 << 20 {
-                c.outbox.shrink_to(64 << 10);
-            }
-            true
-        } else {
-            c.outbox_pos = pos;
-            if pos > c.outbox.len() / 2 {
-                c.outbox.drain(..pos);
-                c.outbox_pos = 0;
-            }
-            false
-        }
+        c.consume_outbox(pos)
     }
-
     /// Bytes of frames queued for `conn` and not yet drained (sync sends
     /// not encoded yet are not counted: see [`Engine::has_output`]).
     pub fn outbox_len(&self, conn: ConnId) -> usize {
@@ -1300,22 +1360,32 @@ fn ttl_left(t: Tuple<'_>, now: Now) -> u32 {
     }
 }
 
+// An outbox holds one-frame messages framed as on the wire of a NULL
+// connection (zmtp::push_single_frame_header), so that the driver can hand
+// whole runs of them to the connection at once (zmtp::Connection::
+// queue_framed) instead of one call and one copy per message.
+
+/// Header room of an outbox message (the longest one-frame header).
+const FRAME_HEADER: usize = 9;
+
 fn push_raw(outbox: &mut Vec<u8>, frame: &[u8]) {
-    outbox.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    outbox.reserve(FRAME_HEADER + frame.len());
+    zmtp::push_single_frame_header(outbox, frame.len());
     outbox.extend_from_slice(frame);
 }
 
 /// Appends a ZGP/2 TUPLE to an outbox, encoded in place.
 fn push_tuple(outbox: &mut Vec<u8>, t: &ext::Tuple<'_>) {
     let len = ext::tuple_len(t);
-    outbox.reserve(4 + len);
-    outbox.extend_from_slice(&(len as u32).to_le_bytes());
+    outbox.reserve(FRAME_HEADER + len);
+    zmtp::push_single_frame_header(outbox, len);
     ext::encode_tuple(t, outbox);
 }
 
 fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {
     let len = msg.encoded_len();
-    outbox.extend_from_slice(&(len as u32).to_le_bytes());
+    outbox.reserve(FRAME_HEADER + len);
+    zmtp::push_single_frame_header(outbox, len);
     msg.encode(outbox);
 }
 

@@ -416,12 +416,12 @@ fn a_failed_dial_of_a_removed_remote_is_not_retried() {
     assert!(actions(&mut e).is_empty());
 }
 
-#[test]
-fn a_large_reconciliation_is_encoded_as_the_peer_takes_it_and_nothing_overtakes_it() {
-    // The server holds far more than one send-ahead of tuples; a fresh
-    // extended client joins. While the client reads slowly, the server's
-    // queued output stays bounded; a tuple published meanwhile arrives
-    // after every tuple of the reconciliation; the client ends with all.
+/// A server holding far more than one send-ahead of tuples answers a
+/// fresh extended client that reads slowly: `take` drains a little of the
+/// server's output per step. Its queued output stays bounded; a tuple
+/// published meanwhile arrives after every tuple of the reconciliation;
+/// the client ends with all.
+fn large_reconciliation_read_slowly(mut take: impl FnMut(&mut Engine) -> Vec<Vec<u8>>) {
     let ext = Peer {
         extended: true,
         timeout_ms: Some(1000),
@@ -440,12 +440,7 @@ fn a_large_reconciliation_is_encoded_as_the_peer_takes_it_and_nothing_overtakes_
     let mut published_late = false;
     let mut most_queued = 0;
     for step in 0..10_000 {
-        // The client takes at most 100 frames a step: a slow reader.
-        let mut to_c = Vec::new();
-        s.drain_outbox(11, |f| {
-            to_c.push(f.to_vec());
-            to_c.len() < 100
-        });
+        let to_c = take(&mut s);
         most_queued = most_queued.max(s.outbox_len(11));
         let to_s = drain(&mut c, 10);
         if to_s.is_empty() && to_c.is_empty() && !s.has_output(11) {
@@ -472,4 +467,79 @@ fn a_large_reconciliation_is_encoded_as_the_peer_takes_it_and_nothing_overtakes_
     assert_eq!(keys.last().map(String::as_str), Some("late"));
     // Bounded: one send-ahead plus a frame, not the whole store (~1.1 MB).
     assert!(most_queued < 300 << 10, "{most_queued} bytes queued");
+}
+
+#[test]
+fn a_large_reconciliation_is_encoded_as_the_peer_takes_it_and_nothing_overtakes_it() {
+    // At most 100 frames a step, one by one.
+    large_reconciliation_read_slowly(|s| {
+        let mut to_c = Vec::new();
+        s.drain_outbox(11, |f| {
+            to_c.push(f.to_vec());
+            to_c.len() < 100
+        });
+        to_c
+    });
+}
+
+#[test]
+fn framed_output_comes_in_runs_of_whole_messages_within_the_bound() {
+    // At most 4 KiB a step, as runs of framed messages (the driver's way).
+    const MAX: usize = 4096;
+    large_reconciliation_read_slowly(|s| {
+        let mut to_c = Vec::new();
+        let mut runs = 0;
+        s.drain_outbox_framed(11, MAX, |run| {
+            runs += 1;
+            assert!(run.len() <= MAX, "run of {} bytes", run.len());
+            let mut rest = run;
+            while !rest.is_empty() {
+                let (body, len) = zmtp::split_single_frame(rest).expect("whole messages");
+                to_c.push(body.to_vec());
+                rest = &rest[len..];
+            }
+            true
+        });
+        assert!(runs <= 2, "{runs} runs for one bound");
+        to_c
+    });
+}
+
+#[test]
+fn a_message_longer_than_the_bound_goes_alone() {
+    let mut s = server();
+    s.handle_connected(10, Role::Inbound, Peer::default(), at(0));
+    s.handle_frame(10, &enc(Message::Hello), false, at(1));
+    drain(&mut s, 10);
+    let long = "x".repeat(1000);
+    s.publish("a", "1", None, at(2));
+    s.publish("b", &long, None, at(2));
+    s.publish("c", "3", None, at(2));
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        if s.drain_outbox_framed(10, 100, |run| {
+            runs.push(run.to_vec());
+            true
+        }) {
+            break;
+        }
+    }
+    let per_run: Vec<Vec<&'static str>> = runs
+        .iter()
+        .map(|run| {
+            let mut rest = &run[..];
+            let mut keys = Vec::new();
+            while let Some((body, len)) = zmtp::split_single_frame(rest) {
+                match decode(body).unwrap() {
+                    Message::Publish { key: "a", .. } => keys.push("a"),
+                    Message::Publish { key: "b", .. } => keys.push("b"),
+                    Message::Publish { key: "c", .. } => keys.push("c"),
+                    other => panic!("{other:?}"),
+                }
+                rest = &rest[len..];
+            }
+            keys
+        })
+        .collect();
+    assert_eq!(per_run, [vec!["a"], vec!["b"], vec!["c"]]);
 }

@@ -1195,11 +1195,10 @@ impl Reactor {
         let id = token.0 as ConnId;
         let blocked = loop {
             if c.ready {
+                // Whole runs of messages move into the codec at once.
                 let zmtp = &mut c.zmtp;
-                engine.drain_outbox(id, |frame| {
-                    zmtp.pending_output().len() < WRITE_AHEAD
-                        && zmtp.queue_message(&[frame]).is_ok()
-                });
+                let room = WRITE_AHEAD.saturating_sub(zmtp.pending_output().len());
+                engine.drain_outbox_framed(id, room, |frames| zmtp.queue_framed(frames).is_ok());
             }
             let out = c.zmtp.pending_output();
             if out.is_empty() {
@@ -1271,8 +1270,9 @@ impl Reactor {
                         // Flush what is queued (an INVALID, say), best effort.
                         if let Some(c) = self.conns.get_mut(&token) {
                             let zmtp = &mut c.zmtp;
-                            self.engine
-                                .drain_outbox(conn, |f| zmtp.queue_message(&[f]).is_ok());
+                            self.engine.drain_outbox_framed(conn, usize::MAX, |f| {
+                                zmtp.queue_framed(f).is_ok()
+                            });
                             let _ = c.stream.write(c.zmtp.pending_output());
                         }
                         self.drop_conn(token, &reason, now);

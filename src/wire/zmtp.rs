@@ -420,6 +420,9 @@ pub enum Error {
     Crypto(&'static str),
     /// The peer authenticated but is not allowed in (the reason).
     Refused(String),
+    /// Output handed to [`Connection::queue_framed`] is not a run of whole
+    /// one-frame messages (a bug in the caller).
+    BadFraming,
 }
 
 impl fmt::Display for Error {
@@ -456,6 +459,7 @@ impl fmt::Display for Error {
             Error::EmptyMessage => f.write_str("message has no frames"),
             Error::Crypto(what) => write!(f, "CURVE: {what}"),
             Error::Refused(why) => write!(f, "access denied: {why}"),
+            Error::BadFraming => f.write_str("queued output is not whole one-frame messages"),
         }
     }
 }
@@ -513,6 +517,34 @@ pub(crate) fn push_frame(out: &mut Vec<u8>, flags: u8, body_len: usize) {
         out.push(flags | FLAG_LONG);
         out.extend_from_slice(&(body_len as u64).to_be_bytes());
     }
+}
+
+/// Appends the header of a one-frame message of `body_len` bytes, as it
+/// goes on the wire of a NULL connection. Output framed this way (header,
+/// then body, message after message) can be handed whole to
+/// [`Connection::queue_framed`].
+pub fn push_single_frame_header(out: &mut Vec<u8>, body_len: usize) {
+    push_frame(out, 0, body_len);
+}
+
+/// The first one-frame message of `buf` (framed by
+/// [`push_single_frame_header`]): its body and its length with the header.
+/// `None` if `buf` is empty, truncated, or does not start with such a frame.
+pub fn split_single_frame(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let (&flags, rest) = buf.split_first()?;
+    let (len, header_len) = match flags {
+        0 => (usize::from(*rest.first()?), 2),
+        FLAG_LONG => {
+            let bytes: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+            (
+                usize::try_from(u64::from_be_bytes(bytes)).ok()?,
+                MAX_HEADER_LEN,
+            )
+        }
+        _ => return None,
+    };
+    let end = header_len.checked_add(len)?;
+    Some((buf.get(header_len..end)?, end))
 }
 
 /// Appends a command frame: name (1 to 255 bytes) followed by `data` pieces.
@@ -1222,6 +1254,42 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues messages already framed as one-frame messages (see
+    /// [`push_single_frame_header`]), in order: on a NULL connection the
+    /// bytes go out as they are (one copy for any number of messages), on
+    /// a CURVE connection each is sealed. Nothing is queued if `frames` is
+    /// not a run of whole such messages.
+    pub fn queue_framed(&mut self, frames: &[u8]) -> Result<(), Error> {
+        match self.state {
+            State::Ready => {}
+            State::Closed => return Err(Error::Closed),
+            State::Greeting | State::Handshake => return Err(Error::NotReady),
+        }
+        match &mut self.mechanism {
+            Mechanism::Null(_) => {
+                let mut rest = frames;
+                while !rest.is_empty() {
+                    let (_, len) = split_single_frame(rest).ok_or(Error::BadFraming)?;
+                    rest = &rest[len..];
+                }
+                self.out.extend_from_slice(frames);
+            }
+            Mechanism::Curve(c) => {
+                let mut bodies = Vec::new();
+                let mut rest = frames;
+                while !rest.is_empty() {
+                    let (body, len) = split_single_frame(rest).ok_or(Error::BadFraming)?;
+                    bodies.push(body);
+                    rest = &rest[len..];
+                }
+                for body in bodies {
+                    c.seal_message(0, &[body], &mut self.out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Queues a PING (RFC 37) with a TTL in tenths of a second and a
     /// context of at most [`MAX_PING_CONTEXT`] bytes. Returns false and
     /// queues nothing when the handshake is not complete, the peer speaks
@@ -1404,6 +1472,89 @@ mod tests {
             ]
         );
         assert_eq!(b.buffered_input(), 0);
+    }
+
+    /// One-frame messages of every header size, framed for queue_framed.
+    fn framed_bodies() -> (Vec<Vec<u8>>, Vec<u8>) {
+        let bodies = vec![
+            b"a".to_vec(),
+            vec![7u8; 255],
+            vec![9u8; 256],
+            vec![],
+            vec![1u8; 70_000],
+        ];
+        let mut framed = Vec::new();
+        for b in &bodies {
+            push_single_frame_header(&mut framed, b.len());
+            framed.extend_from_slice(b);
+        }
+        (bodies, framed)
+    }
+
+    #[test]
+    fn framed_runs_go_out_as_messages_queued_one_by_one() {
+        let (bodies, framed) = framed_bodies();
+        let mut rest = &framed[..];
+        let mut split = Vec::new();
+        while let Some((body, len)) = split_single_frame(rest) {
+            split.push(body.to_vec());
+            rest = &rest[len..];
+        }
+        assert!(rest.is_empty());
+        assert_eq!(split, bodies);
+
+        let (mut one_by_one, _) = connected(SocketType::Dealer, SocketType::Router);
+        for b in &bodies {
+            one_by_one.queue_message(&[b]).unwrap();
+        }
+        let (mut a, mut b) = connected(SocketType::Dealer, SocketType::Router);
+        a.queue_framed(&framed).unwrap();
+        assert_eq!(a.pending_output(), one_by_one.pending_output());
+        let (_, sb) = pump(&mut a, &mut b);
+        let want: Vec<Seen> = bodies.iter().map(|b| Seen::Msg(vec![b.clone()])).collect();
+        assert_eq!(sb, want);
+    }
+
+    #[test]
+    fn framed_runs_are_sealed_one_box_per_message_on_curve() {
+        let (bodies, framed) = framed_bodies();
+        let (mut a, mut b) = curve_connected();
+        a.queue_framed(&framed).unwrap();
+        let (_, sb) = pump(&mut a, &mut b);
+        let want: Vec<Seen> = bodies.iter().map(|b| Seen::Msg(vec![b.clone()])).collect();
+        assert_eq!(sb, want);
+    }
+
+    #[test]
+    fn framed_output_that_is_not_whole_messages_queues_nothing() {
+        let (mut a, _) = connected(SocketType::Dealer, SocketType::Router);
+        let (mut c, _) = curve_connected();
+        let mut good = Vec::new();
+        push_single_frame_header(&mut good, 2);
+        good.extend_from_slice(b"ok");
+        let long_lie = {
+            let mut v = vec![FLAG_LONG];
+            v.extend_from_slice(&u64::MAX.to_be_bytes());
+            v
+        };
+        for bad in [
+            vec![FLAG_COMMAND, 1, 0],
+            vec![FLAG_MORE, 1, 0],
+            vec![0, 5, 1, 2],
+            vec![0],
+            long_lie,
+        ] {
+            let mut run = good.clone();
+            run.extend_from_slice(&bad);
+            for conn in [&mut a, &mut c] {
+                let before = conn.pending_output().len();
+                assert_eq!(conn.queue_framed(&run), Err(Error::BadFraming), "{bad:?}");
+                assert_eq!(conn.pending_output().len(), before);
+            }
+            assert!(split_single_frame(&bad).is_none(), "{bad:?}");
+        }
+        let mut fresh = Connection::new(cfg(SocketType::Dealer));
+        assert_eq!(fresh.queue_framed(&good), Err(Error::NotReady));
     }
 
     #[test]
