@@ -256,6 +256,59 @@ impl<'a> Reader<'a> {
 
 /// Decodes a ZGP/2 frame.
 pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
+    if is_extension(frame) && frame[2] == ID_TUPLE {
+        if let Some(t) = decode_tuple_quickly(&frame[4..]) {
+            return Ok(Message::Tuple(t));
+        }
+    }
+    decode_carefully(frame)
+}
+
+/// The body of a well-formed TUPLE (after its four header bytes), checked
+/// in one pass: one length check for the whole frame and, for a value
+/// shorter than 128 bytes, one UTF-8 check over key, value length and value
+/// together (the length's four bytes are then ASCII, so the check passes
+/// exactly when key and value both pass, and both start on a character).
+/// `None` when anything is off; [`decode_carefully`] then says what.
+fn decode_tuple_quickly(body: &[u8]) -> Option<Tuple<'_>> {
+    let klen = usize::from(*body.first()?);
+    let value_len_at = 1 + klen;
+    let len_bytes: [u8; 4] = body.get(value_len_at..value_len_at + 4)?.try_into().ok()?;
+    let vlen = usize::try_from(u32::from_be_bytes(len_bytes)).ok()?;
+    let value_at = value_len_at + 4;
+    let tail_at = value_at.checked_add(vlen)?;
+    if body.len() != tail_at.checked_add(TUPLE_TAIL)? {
+        return None;
+    }
+    let (key, value) = if vlen < 0x80 {
+        let text = std::str::from_utf8(&body[1..tail_at]).ok()?;
+        (text.get(..klen)?, text.get(klen + 4..)?)
+    } else {
+        (
+            std::str::from_utf8(&body[1..value_len_at]).ok()?,
+            std::str::from_utf8(&body[value_at..tail_at]).ok()?,
+        )
+    };
+    if super::text::has_nul(key.as_bytes()) || super::text::has_nul(value.as_bytes()) {
+        return None;
+    }
+    let tail = &body[tail_at..];
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_be_bytes(tail.get(at..at + 8)?.try_into().ok()?))
+    };
+    Some(Tuple {
+        key,
+        value,
+        clock: word(0)?,
+        origin: word(8)?,
+        expires: word(16)?,
+        deleted: tail[24] & FLAG_DELETED != 0,
+    })
+}
+
+/// Decodes a ZGP/2 frame field by field, naming the first field that is
+/// wrong.
+fn decode_carefully(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
     if !is_extension(frame) {
         return Err(DecodeError::NotExtension);
     }
@@ -434,7 +487,71 @@ mod tests {
         );
     }
 
+    /// Frames around the quick path's edges: key and value lengths on both
+    /// sides of 128, non-ASCII text, and each with one byte changed,
+    /// removed or added.
+    fn tuple_edge_frames() -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        let texts = [
+            String::new(),
+            "k".into(),
+            "ключ".into(),
+            "v".repeat(127),
+            "v".repeat(128),
+            "é".repeat(64),
+            "x".repeat(255),
+            "y".repeat(300),
+        ];
+        for key in texts.iter().filter(|k| k.len() <= MAX_KEY_LEN) {
+            for value in &texts {
+                let mut out = Vec::new();
+                encode_tuple(
+                    &Tuple {
+                        key,
+                        value,
+                        clock: 1,
+                        origin: 2,
+                        expires: 3,
+                        deleted: true,
+                    },
+                    &mut out,
+                );
+                frames.push(out.clone());
+                for at in 4..out.len() {
+                    for b in [0x00, 0x80, 0xC3, 0xFF] {
+                        let mut f = out.clone();
+                        f[at] = b;
+                        frames.push(f);
+                    }
+                }
+                frames.push(out[..out.len() - 1].to_vec());
+                let mut longer = out.clone();
+                longer.push(0);
+                frames.push(longer);
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn the_quick_tuple_path_agrees_with_the_careful_one() {
+        let mut quick = 0;
+        for f in tuple_edge_frames() {
+            assert_eq!(decode(&f), decode_carefully(&f), "{f:?}");
+            quick += usize::from(decode_tuple_quickly(&f[4..]).is_some());
+        }
+        // The quick path took the valid frames, not only none of them.
+        assert!(quick > 64, "{quick}");
+    }
+
     proptest! {
+        #[test]
+        fn quick_and_careful_decodes_agree(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut framed = vec![0xAA, 0xA0, ID_TUPLE, 2];
+            framed.extend_from_slice(&bytes);
+            prop_assert_eq!(decode(&framed), decode_carefully(&framed));
+        }
+
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut framed = vec![0xAA, 0xA0, 6 + bytes.first().copied().unwrap_or(0) % 4, 2];

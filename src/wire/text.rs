@@ -16,7 +16,7 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// True if `b` holds a zero byte.
 #[inline]
-fn has_nul(b: &[u8]) -> bool {
+pub(crate) fn has_nul(b: &[u8]) -> bool {
     let mut words = b.chunks_exact(8);
     for w in &mut words {
         let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
