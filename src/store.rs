@@ -13,13 +13,22 @@
 //! pass times in.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher as _};
 
 use hashbrown::{hash_table, HashTable};
 
 /// The index's hasher: fast, and seeded at random per process so that keys
 /// chosen by a peer cannot be made to collide.
 type Hasher = foldhash::fast::RandomState;
+
+/// A key's hash in the index: its bytes in one write (hashing the `str`
+/// itself would add a terminator round to every look-up and rehash).
+#[inline]
+fn index_hash(hasher: &Hasher, key: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(key.as_bytes());
+    h.finish()
+}
 
 /// The version of a write: a hybrid logical clock reading plus the id of the
 /// node that made the write. Totally ordered (clock, then origin).
@@ -250,7 +259,7 @@ impl Store {
 
     /// The entry number of `key`.
     fn find(&self, key: &str) -> Option<usize> {
-        self.find_hashed(key, self.hasher.hash_one(key))
+        self.find_hashed(key, index_hash(&self.hasher, key))
     }
 
     fn find_hashed(&self, key: &str, h: u64) -> Option<usize> {
@@ -381,7 +390,7 @@ impl Store {
         key: &str,
         decide: impl FnOnce(Option<&Tuple<'_>>) -> Option<Write<'v>>,
     ) -> Option<(Outcome, usize, Write<'v>)> {
-        let h = self.hasher.hash_one(key);
+        let h = index_hash(&self.hasher, key);
         // One probe finds the key or claims its slot; with room made first,
         // claiming never rehashes.
         if self.index.len() == self.index.capacity() {
@@ -403,7 +412,7 @@ impl Store {
                 let at = e.packed.at();
                 &text[at..at + e.packed.key_len()]
             };
-            match index.entry(h, |&j| key_at(j) == key, |&j| hasher.hash_one(key_at(j))) {
+            match index.entry(h, |&j| key_at(j) == key, |&j| index_hash(hasher, key_at(j))) {
                 hash_table::Entry::Occupied(o) => Probe::Found(*o.get() as usize),
                 hash_table::Entry::Vacant(v) => {
                     let w = decide.take().and_then(|f| f(None))?;
@@ -507,16 +516,14 @@ impl Store {
         self.index = HashTable::with_capacity(capacity);
         for (n, e) in self.entries.iter().enumerate() {
             let at = e.packed.at();
-            let h = self
-                .hasher
-                .hash_one(&self.text[at..at + e.packed.key_len()]);
+            let h = index_hash(&self.hasher, &self.text[at..at + e.packed.key_len()]);
             // With room for every entry, the rehash closure is never
             // called; if it were, it would still hash correctly.
             let (entries, text, hasher) = (&self.entries, &self.text, &self.hasher);
             self.index.insert_unique(h, n as u32, |&j| {
                 let e = &entries[j as usize];
                 let at = e.packed.at();
-                hasher.hash_one(&text[at..at + e.packed.key_len()])
+                index_hash(hasher, &text[at..at + e.packed.key_len()])
             });
         }
     }
@@ -616,11 +623,11 @@ impl Store {
         let mut index = HashTable::with_capacity(entries.len());
         for (n, e) in entries.iter().enumerate() {
             let at = e.packed.at();
-            let h = self.hasher.hash_one(&text[at..at + e.packed.key_len()]);
+            let h = index_hash(&self.hasher, &text[at..at + e.packed.key_len()]);
             index.insert_unique(h, n as u32, |&j: &u32| {
                 let e: &Entry = &entries[j as usize];
                 let at = e.packed.at();
-                self.hasher.hash_one(&text[at..at + e.packed.key_len()])
+                index_hash(&self.hasher, &text[at..at + e.packed.key_len()])
             });
         }
         self.live = entries
