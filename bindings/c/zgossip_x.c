@@ -30,7 +30,9 @@ zgossip_sendx (zgossip_t *node, const char *first, ...)
             count++;
         va_end (args);
     }
-    const char **frames = (const char **) malloc ((count ? count : 1) * sizeof (char *));
+    //  On the stack for every command; on the heap for a long list
+    const char *local [16] = { NULL };
+    const char **frames = count <= 16? local: (const char **) malloc (count * sizeof (char *));
     if (!frames)
         return -1;
     if (first) {
@@ -42,7 +44,8 @@ zgossip_sendx (zgossip_t *node, const char *first, ...)
         va_end (args);
     }
     int rc = zgossip_send (node, frames, count);
-    free (frames);
+    if (frames != local)
+        free (frames);
     return rc == 0? 0: -1;
 }
 
