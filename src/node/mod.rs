@@ -373,7 +373,7 @@ impl Engine {
             })
         });
         if let Some((outcome, entry, w)) = merged {
-            self.applied(key, w, outcome, entry, None, now);
+            self.applied(key, w, outcome, entry, None, None, now);
         }
     }
 
@@ -587,7 +587,7 @@ impl Engine {
         let extended = c.peer.extended;
         if extended && !multipart && ext::is_extension(frame) {
             match ext::decode(frame) {
-                Ok(m) => self.ext_message(conn, role, session, m, now),
+                Ok(m) => self.ext_message(conn, role, session, m, frame, now),
                 Err(e) => {
                     self.stats.malformed += 1;
                     self.close(conn, format!("malformed ZGP/2 message: {e}"), now);
@@ -775,8 +775,8 @@ impl Engine {
         }
     }
 
-    /// A versioned write from an extended peer.
-    fn accept_ext(&mut self, t: ext::Tuple<'_>, from: ConnId, now: Now) {
+    /// A versioned write from an extended peer, which arrived as `frame`.
+    fn accept_ext(&mut self, t: ext::Tuple<'_>, frame: &[u8], from: ConnId, now: Now) {
         self.count_tuple_in(from);
         if t.key.len() > gossip::MAX_KEY_LEN {
             return;
@@ -803,7 +803,10 @@ impl Engine {
             // else by now: a tombstone with that version.
             deleted: t.deleted || expired,
         };
-        if self.apply(t.key, w, Some(from), now) == Outcome::Stale {
+        // Stored as it arrived: the frame can be forwarded as it is.
+        let raw = (!expired && ext::is_canonical_tuple(frame, &t)).then_some(frame);
+        let (outcome, entry) = self.store.merge_entry(t.key, w);
+        if self.applied(t.key, w, outcome, entry, Some(from), raw, now) == Outcome::Stale {
             // The sender holds an older write: repair it with ours.
             self.send_tuple_to(from, t.key, now);
         }
@@ -813,10 +816,12 @@ impl Engine {
     /// forwards it to every peer but `from`.
     fn apply(&mut self, key: &str, w: Write<'_>, from: Option<ConnId>, now: Now) -> Outcome {
         let (outcome, entry) = self.store.merge_entry(key, w);
-        self.applied(key, w, outcome, entry, from, now)
+        self.applied(key, w, outcome, entry, from, None, now)
     }
 
-    /// What follows the merge of `w`: news, expiry and forwarding.
+    /// What follows the merge of `w`: news, expiry and forwarding (of
+    /// `raw`, the ZGP/2 frame of exactly this write, when there is one).
+    #[allow(clippy::too_many_arguments)]
     fn applied(
         &mut self,
         key: &str,
@@ -824,6 +829,7 @@ impl Engine {
         outcome: Outcome,
         entry: usize,
         from: Option<ConnId>,
+        raw: Option<&[u8]>,
         now: Now,
     ) -> Outcome {
         match outcome {
@@ -839,15 +845,17 @@ impl Engine {
             self.expiries.push(Reverse((w.expires, key.into())));
             self.ensure_tick(now);
         }
-        self.forward(entry, from, now);
+        self.forward(entry, from, raw, now);
         outcome
     }
 
     /// Sends the current write of `key` to every peer except `from`: ZGP/2
-    /// peers get the versioned tuple, plain peers the live value only.
-    /// The entry is read only once a peer is found to take it (a node whose
-    /// only peer sent the write forwards nothing and reads nothing).
-    fn forward(&mut self, entry: usize, from: Option<ConnId>, now: Now) {
+    /// peers get the versioned tuple (`raw` as it is when given: the frame
+    /// this very write arrived in), plain peers the live value only. The
+    /// entry is read only once a peer needs it (a node whose only peer sent
+    /// the write reads nothing; a relay between ZGP/2 peers neither reads
+    /// nor encodes).
+    fn forward(&mut self, entry: usize, from: Option<ConnId>, raw: Option<&[u8]>, now: Now) {
         let Engine {
             store,
             conns,
@@ -855,8 +863,8 @@ impl Engine {
             dirty,
             ..
         } = self;
-        // The tuple, read at the first eligible peer; the ZGP/2 frame,
-        // encoded there once and copied to the others.
+        // The tuple, read at the first peer that needs it; the ZGP/2 frame,
+        // encoded there once (unless given) and copied to the others.
         let mut current: Option<(&str, Tuple<'_>)> = None;
         let mut v2 = std::mem::take(scratch);
         v2.clear();
@@ -868,29 +876,32 @@ impl Engine {
             if !eligible {
                 continue;
             }
-            let (key, t) = match current {
-                Some(kt) => kt,
-                None => match store.entry(entry) {
-                    Some(kt) => *current.insert(kt),
-                    None => break,
-                },
-            };
-            if !c.peer.extended && t.deleted {
-                continue;
+            let extended = c.peer.extended;
+            if !extended || (raw.is_none() && v2.is_empty()) {
+                let (key, t) = match current {
+                    Some(kt) => kt,
+                    None => match store.entry(entry) {
+                        Some(kt) => *current.insert(kt),
+                        None => break,
+                    },
+                };
+                if !extended && t.deleted {
+                    continue;
+                }
+                if extended {
+                    ext::encode_tuple(&ext_tuple(key, t), &mut v2);
+                }
             }
-            if c.peer.extended && v2.is_empty() {
-                ext::encode_tuple(&ext_tuple(key, t), &mut v2);
-            }
+            let frame = raw.unwrap_or(&v2);
             if let Some(held) = c.held.as_mut() {
-                push_raw(held, &v2);
+                push_raw(held, frame);
                 sent += 1;
                 continue;
             }
-            let extended = c.peer.extended;
             let (out, was_empty) = c.queue();
             if extended {
-                push_raw(out, &v2);
-            } else {
+                push_raw(out, frame);
+            } else if let Some((key, t)) = current {
                 push_frame(
                     out,
                     &Message::Publish {

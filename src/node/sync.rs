@@ -249,6 +249,7 @@ impl Engine {
         role: Role,
         session: Session,
         msg: ext::Message<'_>,
+        frame: &[u8],
         now: Now,
     ) {
         if self.verbose {
@@ -279,7 +280,7 @@ impl Engine {
             }
         }
         match msg {
-            ext::Message::Tuple(t) => self.accept_ext(t, conn, now),
+            ext::Message::Tuple(t) => self.accept_ext(t, frame, conn, now),
             ext::Message::Ranges(ranges) => {
                 self.on_ranges(conn, &ranges, now);
                 // What we answered goes first, then the forwards held

@@ -543,3 +543,71 @@ fn a_message_longer_than_the_bound_goes_alone() {
         .collect();
     assert_eq!(per_run, [vec!["a"], vec!["b"], vec!["c"]]);
 }
+
+#[test]
+fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
+    let ext = Peer {
+        extended: true,
+        timeout_ms: Some(1000),
+    };
+    let mut hub = server();
+    for (conn, peer) in [(10, ext), (11, ext), (12, Peer::default())] {
+        hub.handle_connected(conn, Role::Inbound, peer, at(0));
+        hub.handle_frame(conn, &enc(Message::Hello), false, at(1));
+        drain(&mut hub, conn);
+    }
+    let wall = at(2).wall_ms;
+    // Write number `n` of key k (later numbers win).
+    let frame = |n: u64, value: &str, expires: u64, deleted: bool, extra_flags: u8| {
+        let mut f = Vec::new();
+        ext::encode_tuple(
+            &ext::Tuple {
+                key: "k",
+                value,
+                clock: (wall + n) << 16,
+                origin: 77,
+                expires,
+                deleted,
+            },
+            &mut f,
+        );
+        *f.last_mut().unwrap() |= extra_flags;
+        f
+    };
+    let as_stored = |hub: &Engine| {
+        let t = hub.store().get("k").unwrap();
+        let mut f = Vec::new();
+        ext::encode_tuple(&ext_tuple("k", t), &mut f);
+        f
+    };
+    // As it came: byte for byte to the ZGP/2 peer; the plain peer gets a
+    // PUBLISH.
+    let sent = frame(1, "v1", 0, false, 0);
+    hub.handle_frame(10, &sent, false, at(2));
+    assert_eq!(drain(&mut hub, 11), [sent]);
+    assert_eq!(names(&drain(&mut hub, 12)), ["PUBLISH"]);
+    // Unknown flag bits: passed on as the hub encodes what it stored.
+    let odd = frame(2, "v2", wall + 60_000, false, 0x80);
+    hub.handle_frame(10, &odd, false, at(3));
+    let out = drain(&mut hub, 11);
+    assert_eq!(out, [as_stored(&hub)]);
+    assert_ne!(out[0], odd);
+    drain(&mut hub, 12);
+    // Expired on arrival: stored and passed on as a tombstone.
+    hub.handle_frame(10, &frame(3, "v3", wall, false, 0), false, at(4));
+    let out = drain(&mut hub, 11);
+    assert!(
+        matches!(ext::decode(&out[0]), Ok(ext::Message::Tuple(t)) if t.deleted && t.value.is_empty())
+    );
+    assert_eq!(out, [as_stored(&hub)]);
+    // A tombstone carrying a value: passed on without it.
+    let ghost = frame(4, "v4", 0, true, 0);
+    hub.handle_frame(10, &ghost, false, at(5));
+    let out = drain(&mut hub, 11);
+    assert_eq!(out, [as_stored(&hub)]);
+    assert_ne!(out[0], ghost);
+    assert!(
+        drain(&mut hub, 12).is_empty(),
+        "plain peers get no tombstones"
+    );
+}

@@ -146,6 +146,15 @@ pub fn tuple_len(t: &Tuple<'_>) -> usize {
 /// Clock, origin, expiry and flags: what follows the value of a TUPLE.
 const TUPLE_TAIL: usize = 8 + 8 + 8 + 1;
 
+/// True if `frame` (which decoded as `t`) is exactly what a node encodes
+/// for what it stores of `t`: no flag bits beyond the ones known, and no
+/// value in a tombstone. Such a frame can be passed on as it is.
+pub fn is_canonical_tuple(frame: &[u8], t: &Tuple<'_>) -> bool {
+    frame.len() == tuple_len(t)
+        && frame.last() == Some(&if t.deleted { FLAG_DELETED } else { 0 })
+        && !(t.deleted && !t.value.is_empty())
+}
+
 /// Appends a TUPLE. The key must be at most 255 bytes (callers check).
 pub fn encode_tuple(t: &Tuple<'_>, out: &mut Vec<u8>) {
     debug_assert!(t.key.len() <= MAX_KEY_LEN);
@@ -431,6 +440,44 @@ mod tests {
             let mut out = Vec::new();
             encode_tuple(&t, &mut out);
             assert_eq!(out.len(), tuple_len(&t));
+        }
+    }
+
+    #[test]
+    fn only_frames_as_we_encode_them_are_canonical() {
+        for deleted in [false, true] {
+            let t = Tuple {
+                key: "k",
+                value: "v",
+                clock: 1,
+                origin: 2,
+                expires: 3,
+                deleted,
+            };
+            let mut f = Vec::new();
+            encode_tuple(&t, &mut f);
+            assert!(is_canonical_tuple(&f, &t));
+            let last = f.len() - 1;
+            f[last] |= 0x80;
+            assert_eq!(decode(&f).unwrap(), Message::Tuple(t));
+            assert!(!is_canonical_tuple(&f, &t));
+        }
+        let tombstone = Tuple {
+            key: "k",
+            value: "",
+            clock: 1,
+            origin: 2,
+            expires: 0,
+            deleted: true,
+        };
+        let with_value = Tuple {
+            value: "v",
+            ..tombstone
+        };
+        for (t, canonical) in [(tombstone, true), (with_value, false)] {
+            let mut f = Vec::new();
+            encode_tuple(&t, &mut f);
+            assert_eq!(is_canonical_tuple(&f, &t), canonical);
         }
     }
 
