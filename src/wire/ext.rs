@@ -150,9 +150,10 @@ const TUPLE_TAIL: usize = 8 + 8 + 8 + 1;
 /// for what it stores of `t`: no flag bits beyond the ones known, and no
 /// value in a tombstone. Such a frame can be passed on as it is.
 pub fn is_canonical_tuple(frame: &[u8], t: &Tuple<'_>) -> bool {
+    let flags = if t.deleted { FLAG_DELETED } else { 0 };
     frame.len() == tuple_len(t)
-        && frame.last() == Some(&if t.deleted { FLAG_DELETED } else { 0 })
-        && !(t.deleted && !t.value.is_empty())
+        && frame.last() == Some(&flags)
+        && (!t.deleted || t.value.is_empty())
 }
 
 /// Appends a TUPLE. The key must be at most 255 bytes (callers check).
@@ -445,10 +446,10 @@ mod tests {
 
     #[test]
     fn only_frames_as_we_encode_them_are_canonical() {
-        for deleted in [false, true] {
+        for (value, deleted) in [("v", false), ("", true)] {
             let t = Tuple {
                 key: "k",
-                value: "v",
+                value,
                 clock: 1,
                 origin: 2,
                 expires: 3,
