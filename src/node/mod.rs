@@ -142,6 +142,10 @@ enum Session {
     /// connection itself is still open nothing is dropped: tuples are still
     /// forwarded to it and a PUBLISH that arrives is kept.
     Expired,
+    /// An expired session that got its INVALID: the client's HELLO is on
+    /// its way. Whatever it published meanwhile (it cannot know yet; CZMQ
+    /// echoes our forwards too) is kept without another INVALID.
+    Invalidated,
 }
 
 #[derive(Debug)]
@@ -636,7 +640,7 @@ impl Engine {
                 }
                 self.send(conn, &Message::Pong, now);
             }
-            (Session::Start | Session::Expired, Message::Hello) => {
+            (Session::Start | Session::Expired | Session::Invalidated, Message::Hello) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Session::Connected;
                     c.next_sync = now.mono_ms + self.settings.sync_interval_ms;
@@ -657,7 +661,10 @@ impl Engine {
                 self.accept_v1(key, value, ttl, conn, now);
                 self.send(conn, &Message::Invalid, now);
                 self.stats.invalid_sent += 1;
-                self.set_session(conn, Session::Start);
+                self.set_session(conn, Session::Invalidated);
+            }
+            (Session::Invalidated, Message::Publish { key, value, ttl }) => {
+                self.accept_v1(key, value, ttl, conn, now);
             }
             (_, other) => {
                 self.trace(format_args!(

@@ -265,7 +265,7 @@ impl Engine {
             };
             self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
         }
-        if role == Role::Inbound && session == Session::Expired {
+        if role == Role::Inbound && matches!(session, Session::Expired | Session::Invalidated) {
             // Extended clients ping; traffic means the session is alive.
             self.set_session(conn, Session::Connected);
         } else if role == Role::Inbound && session != Session::Connected {
