@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::wire::gossip::MAX_KEY_LEN;
+use crate::wire::text::has_nul;
 
 /// Largest value a PUBLISH may carry (the default largest frame less the
 /// message header).
@@ -92,7 +93,7 @@ impl Command {
         };
         let args: Vec<&str> = frames[1..].iter().map(AsRef::as_ref).collect();
         for a in frames {
-            if a.as_ref().contains('\0') {
+            if has_nul(a.as_ref().as_bytes()) {
                 return Err(Error::command(format!(
                     "{name}: arguments cannot contain NUL characters"
                 )));
@@ -332,7 +333,7 @@ pub(crate) fn parse_publish<S: AsRef<str>>(args: &[S]) -> Result<PublishArgs<'_>
             )))
         }
     };
-    if key.contains('\0') || value.contains('\0') {
+    if has_nul(key.as_bytes()) || has_nul(value.as_bytes()) {
         return Err(Error::command(
             "PUBLISH: arguments cannot contain NUL characters",
         ));
@@ -372,7 +373,7 @@ pub(crate) fn parse_unpublish<S: AsRef<str>>(args: &[S]) -> Result<&str, Error> 
         )));
     };
     let key = key.as_ref();
-    if key.contains('\0') {
+    if has_nul(key.as_bytes()) {
         return Err(Error::command(
             "UNPUBLISH: arguments cannot contain NUL characters",
         ));
