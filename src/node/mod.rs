@@ -960,35 +960,18 @@ impl Engine {
         }
     }
 
+    /// Every live tuple to a plain peer, as PUBLISH (CZMQ's way), encoded
+    /// as the connection takes them: a CZMQ node joining a large store
+    /// costs a few hundred KiB of output, not a second copy of the store.
     fn send_all_tuples(&mut self, conn: ConnId, now: Now) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let was_empty = c.outbox.len() == c.outbox_pos;
-        let mut n = 0u64;
-        for (key, t) in self.store.live() {
-            let msg = Message::Publish {
-                key,
-                value: t.value,
-                ttl: ttl_left(t, now),
-            };
-            push_frame(&mut c.outbox, &msg);
-            n += 1;
+        if self.verbose {
+            let role = self.conns.get(&conn).map_or("?", |c| role_name(c.role));
+            self.trace(format_args!(
+                "{role} {conn}: send every tuple ({} x PUBLISH)",
+                self.store.len()
+            ));
         }
-        if self.verbose && n > 0 {
-            eprintln!(
-                "zgossip {}: {} {conn}: send {n} x PUBLISH (every tuple)",
-                self.name,
-                role_name(c.role)
-            );
-        }
-        if n > 0 {
-            c.last_tx = now.mono_ms;
-            self.stats.frames_out += n;
-            if was_empty {
-                self.dirty.push(conn);
-            }
-        }
+        self.send_matching(conn, sync::Filter::All, now);
     }
 
     fn send(&mut self, conn: ConnId, msg: &Message<'_>, now: Now) {

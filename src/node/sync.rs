@@ -33,6 +33,9 @@ pub(super) enum Filter {
 pub(super) struct SendJob {
     /// The next entry to look at.
     next: usize,
+    /// The first entry not to look at: the store's end when the job began
+    /// (what is written later travels as forwards, queued behind the job).
+    end: usize,
     /// The store's generation when `next` was valid.
     generation: u64,
     filter: Filter,
@@ -156,19 +159,20 @@ impl Engine {
         }
     }
 
-    /// Sends, as TUPLE messages on `conn`, every entry of the store that
-    /// `filter` selects. The tuples are encoded as the connection takes
+    /// Sends, as TUPLE messages on `conn` (to a plain peer: PUBLISH, live
+    /// tuples only), every entry of the store that `filter` selects. The tuples are encoded as the connection takes
     /// them (see [`Engine::fill_sends`]), not all at once: a node of a
     /// million tuples answering a fresh peer holds a few hundred KiB of
     /// output for it, not the whole store again, and the first tuples
     /// leave at once.
-    fn send_matching(&mut self, conn: ConnId, filter: Filter, now: Now) {
+    pub(super) fn send_matching(&mut self, conn: ConnId, filter: Filter, now: Now) {
         let generation = self.store.generation();
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
             return;
         };
         c.sends.push_back(SendJob {
             next: 0,
+            end: self.store.entries(),
             generation,
             filter,
         });
@@ -202,10 +206,14 @@ impl Engine {
                 // Entries were renumbered: start over (a tuple sent twice
                 // is a duplicate to the peer; one skipped is not).
                 job.next = 0;
+                job.end = store.entries();
                 job.generation = store.generation();
             }
             let mut done = true;
-            while let Some((key, t)) = store.entry(job.next) {
+            while job.next < job.end {
+                let Some((key, t)) = store.entry(job.next) else {
+                    break;
+                };
                 job.next += 1;
                 let wanted = match &job.filter {
                     Filter::All => true,
@@ -215,10 +223,24 @@ impl Engine {
                 if !wanted {
                     continue;
                 }
-                push_tuple(&mut c.outbox, &ext_tuple(key, t));
+                if c.peer.extended {
+                    push_tuple(&mut c.outbox, &ext_tuple(key, t));
+                } else if t.is_live() {
+                    // A plain (CZMQ) peer: every live tuple, as PUBLISH.
+                    push_frame(
+                        &mut c.outbox,
+                        &Message::Publish {
+                            key,
+                            value: t.value,
+                            ttl: ttl_left(t, now),
+                        },
+                    );
+                } else {
+                    continue;
+                }
                 n += 1;
                 if c.outbox.len() - c.outbox_pos >= SEND_AHEAD {
-                    done = store.entry(job.next).is_none();
+                    done = job.next >= job.end.min(store.entries());
                     break;
                 }
             }
@@ -235,7 +257,9 @@ impl Engine {
         if n > 0 {
             c.last_tx = now.mono_ms;
             stats.frames_out += n;
-            stats.sync_tuples_out += n;
+            if c.peer.extended {
+                stats.sync_tuples_out += n;
+            }
         }
         if was_empty && c.outbox.len() > c.outbox_pos {
             dirty.push(conn);

@@ -622,3 +622,48 @@ fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
         "plain peers get no tombstones"
     );
 }
+
+#[test]
+fn a_plain_peer_gets_every_live_tuple_streamed_and_what_came_meanwhile_after() {
+    const N: usize = 30_000;
+    let mut s = server();
+    for i in 0..N {
+        s.publish(&format!("key-{i:08}"), "value-0123456789", None, at(0));
+    }
+    s.unpublish("key-00000000", at(0));
+    while s.poll_event().is_some() {}
+    s.handle_connected(10, Role::Inbound, Peer::default(), at(0));
+    s.handle_frame(10, &enc(Message::Hello), false, at(1));
+    let mut keys: Vec<String> = Vec::new();
+    let mut most_queued = 0;
+    for step in 0..10_000 {
+        // A slow reader: at most 100 messages a step.
+        let mut taken = 0;
+        s.drain_outbox(10, |f| {
+            if taken == 100 {
+                return false;
+            }
+            match decode(f).unwrap() {
+                Message::Publish { key, .. } => keys.push(key.to_string()),
+                other => panic!("{}", other.name()),
+            }
+            taken += 1;
+            true
+        });
+        most_queued = most_queued.max(s.outbox_len(10));
+        if step == 20 {
+            assert!(s.has_output(10), "still sending");
+            s.publish("late", "v", None, at(2));
+        }
+        if taken == 0 && !s.has_output(10) {
+            break;
+        }
+    }
+    // Every live tuple once (not the deleted one), then the late one.
+    assert_eq!(keys.len(), N);
+    assert_eq!(keys.last().map(String::as_str), Some("late"));
+    assert!(!keys.iter().any(|k| k == "key-00000000"));
+    let unique: std::collections::HashSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), N);
+    assert!(most_queued < 300 << 10, "{most_queued} bytes queued");
+}
