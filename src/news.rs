@@ -76,10 +76,17 @@ impl Item {
     }
 }
 
-/// Capacity kept once a batch is gone (about what one read of a busy
-/// connection produces); a burst's larger buffers are given back.
+/// Capacity kept once a batch is gone: room for twice the batch just
+/// gone, at least this much. Buffers keep pace with steady traffic
+/// (growing them from a smaller size for every batch copied them again and
+/// again), and what a burst left is given back at the next, smaller batch.
 const KEEP_ITEMS: usize = 1024;
 const KEEP_TEXT: usize = 64 << 10;
+
+/// The capacity to keep after a batch of `used` elements.
+pub(crate) fn keep_after(used: usize, least: usize) -> usize {
+    least.max(used.saturating_mul(2))
+}
 
 /// A queue of news, first in first out.
 #[derive(Debug, Default)]
@@ -145,10 +152,11 @@ impl NewsQueue {
             self.head = 0;
         }
         std::mem::swap(&mut self.text, text);
+        let used = self.items.len();
         for item in self.items.drain(..) {
             f(item);
         }
-        self.items.shrink_to(KEEP_ITEMS);
+        self.items.shrink_to(keep_after(used, KEEP_ITEMS));
     }
 
     /// The text of the waiting news, back to back, in order.
@@ -157,6 +165,7 @@ impl NewsQueue {
     }
 
     pub(crate) fn drain_items(&mut self, mut f: impl FnMut(NewsRef<'_>, Item)) {
+        let (used, used_text) = (self.items.len(), self.text.len());
         let mut at = self.head;
         for &item in &self.items {
             f(item.get(&self.text, at), item);
@@ -165,10 +174,8 @@ impl NewsQueue {
         self.items.clear();
         self.text.clear();
         self.head = 0;
-        // Give back what a burst left beyond the usual batch (keeping that
-        // much, so the next batch does not grow the buffers from nothing).
-        self.text.shrink_to(KEEP_TEXT);
-        self.items.shrink_to(KEEP_ITEMS);
+        self.text.shrink_to(keep_after(used_text, KEEP_TEXT));
+        self.items.shrink_to(keep_after(used, KEEP_ITEMS));
     }
 }
 
@@ -196,6 +203,29 @@ mod tests {
         assert_eq!(rest, ["EXPIRE k2", "DELIVER ключ значение", "DELETE k3"]);
         assert!(q.is_empty());
         assert_eq!(q.pop_with(|_| ()), None);
+    }
+
+    #[test]
+    fn keeps_room_for_steady_batches_and_gives_back_a_burst() {
+        let mut q = NewsQueue::new();
+        let mut batch = |q: &mut NewsQueue, n: usize| {
+            for i in 0..n {
+                q.push(Kind::Deliver, &format!("key-{i:08}"), "value");
+            }
+            q.drain(|_| ());
+        };
+        batch(&mut q, 5000);
+        // Room for the next batch like it: it will not grow from nothing.
+        assert!(q.items.capacity() >= 5000, "{}", q.items.capacity());
+        assert!(q.text.capacity() >= 5000 * 17, "{}", q.text.capacity());
+        batch(&mut q, 10);
+        // Quiet again: the burst's room is given back.
+        assert!(
+            q.items.capacity() <= 2 * KEEP_ITEMS,
+            "{}",
+            q.items.capacity()
+        );
+        assert!(q.text.capacity() <= 2 * KEEP_TEXT, "{}", q.text.capacity());
     }
 
     #[test]

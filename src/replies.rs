@@ -17,13 +17,14 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::news::{Item, NewsQueue, NewsRef};
+use crate::news::{keep_after, Item, NewsQueue, NewsRef};
 
 /// Queue length beyond which news is coalesced per key.
 pub(crate) const DEFAULT_LIMIT: usize = 100_000;
 
-/// Buffer sizes kept once the pipe is empty; larger ones (left by a burst)
-/// are freed.
+/// Buffer sizes kept once the pipe is empty, at least: room for twice what
+/// the last batch needed is kept (see `news::keep_after`), what a burst
+/// left beyond that is given back.
 const KEEP_BYTES: usize = 64 << 10;
 const KEEP_SLOTS: usize = 1024;
 
@@ -127,6 +128,8 @@ struct Front {
     text: String,
     /// Where the next news' text starts.
     at: usize,
+    /// Slots and text bytes of the last batch taken.
+    taken: (usize, usize),
 }
 
 pub(crate) struct Replies {
@@ -318,8 +321,9 @@ impl Replies {
             if front.slots.is_empty() {
                 front.text.clear();
                 front.at = 0;
-                front.text.shrink_to(KEEP_BYTES);
-                front.slots.shrink_to(KEEP_SLOTS);
+                let (slots, bytes) = front.taken;
+                front.text.shrink_to(keep_after(bytes, KEEP_BYTES));
+                front.slots.shrink_to(keep_after(slots, KEEP_SLOTS));
                 // Nothing waits any more: the descriptor stops being readable.
                 let mut g = lock(&self.inner);
                 if g.queue.is_empty() && !g.closed && g.signalled {
@@ -358,13 +362,14 @@ fn take_all(inner: &mut Inner, front: &mut Front) {
         }
     }
     let n = inner.queue.len() as u64;
+    front.taken = (inner.queue.len(), front.text.len());
     std::mem::swap(&mut front.slots, &mut inner.queue);
     inner.base += n;
     inner.waiting.clear();
     inner.text_base += inner.text.len() as u64;
     inner.text.clear();
     inner.live_text = 0;
-    inner.queue.shrink_to(KEEP_SLOTS);
+    inner.queue.shrink_to(keep_after(front.taken.0, KEEP_SLOTS));
 }
 
 /// Locks a mutex, going on if another thread panicked while holding it
