@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn keeps_room_for_steady_batches_and_gives_back_a_burst() {
         let mut q = NewsQueue::new();
-        let mut batch = |q: &mut NewsQueue, n: usize| {
+        let batch = |q: &mut NewsQueue, n: usize| {
             for i in 0..n {
                 q.push(Kind::Deliver, &format!("key-{i:08}"), "value");
             }
