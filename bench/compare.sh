@@ -4,7 +4,7 @@
 # loopback, then prints medians and ratios against the targets of issue 8
 # (bench/report.py) and regenerates the plots in docs/img/.
 #
-#   bench/compare.sh            # RUNS=3, about 5-8 minutes on 2 cores
+#   bench/compare.sh            # RUNS=3, a few minutes on 2 cores
 #   RUNS=1 bench/compare.sh     # quicker
 set -euo pipefail
 cd "$(dirname "$0")/.."
