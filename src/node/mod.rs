@@ -16,7 +16,7 @@
 mod sync;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::news::{Kind, NewsQueue};
 use crate::store::{Hlc, Outcome, Store, Tuple, Version, Write};
@@ -225,6 +225,68 @@ impl Conn {
     }
 }
 
+/// The connections by id, walked in id order (as a `BTreeMap` would be,
+/// so that what a node does is deterministic), kept in a sorted vector: a
+/// node has few connections, and every forward walks all of them.
+#[derive(Debug, Default)]
+struct ConnTable(Vec<(ConnId, Conn)>);
+
+impl ConnTable {
+    fn find(&self, id: ConnId) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&id, |&(k, _)| k)
+    }
+
+    fn get(&self, id: &ConnId) -> Option<&Conn> {
+        self.find(*id).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, id: &ConnId) -> Option<&mut Conn> {
+        self.find(*id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    fn insert(&mut self, id: ConnId, conn: Conn) -> Option<Conn> {
+        match self.find(id) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, conn)),
+            Err(i) => {
+                self.0.insert(i, (id, conn));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &ConnId) -> Option<Conn> {
+        self.find(*id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&ConnId, &Conn)> {
+        self.0.iter().map(|(k, c)| (k, c))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&ConnId, &mut Conn)> {
+        self.0.iter_mut().map(|(k, c)| (&*k, c))
+    }
+}
+
+impl<'a> IntoIterator for &'a ConnTable {
+    type Item = (&'a ConnId, &'a Conn);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (ConnId, Conn)>,
+        fn(&'a (ConnId, Conn)) -> (&'a ConnId, &'a Conn),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, c)| (k, c))
+    }
+}
+
 #[derive(Debug)]
 struct Remote {
     endpoint: String,
@@ -265,7 +327,7 @@ pub struct Engine {
     settings: Settings,
     store: Store,
     hlc: Hlc,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: ConnTable,
     remotes: Vec<Remote>,
     dirty: Vec<ConnId>,
     actions: VecDeque<Action>,
@@ -290,7 +352,7 @@ impl Engine {
             settings,
             store: Store::new(),
             hlc: Hlc::default(),
-            conns: BTreeMap::new(),
+            conns: ConnTable::default(),
             remotes: Vec::new(),
             dirty: Vec::new(),
             actions: VecDeque::new(),

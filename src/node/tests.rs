@@ -667,3 +667,28 @@ fn a_plain_peer_gets_every_live_tuple_streamed_and_what_came_meanwhile_after() {
     assert_eq!(unique.len(), N);
     assert!(most_queued < 300 << 10, "{most_queued} bytes queued");
 }
+
+#[test]
+fn connections_are_walked_in_id_order_whatever_order_they_came_in() {
+    let mut s = server();
+    for conn in [30, 10, 40, 20] {
+        s.handle_connected(conn, Role::Inbound, Peer::default(), at(0));
+        s.handle_frame(conn, &enc(Message::Hello), false, at(0));
+    }
+    s.handle_closed(40, at(1));
+    // The same id again: the new connection replaces the old one.
+    s.handle_connected(10, Role::Inbound, Peer::default(), at(1));
+    s.handle_frame(10, &enc(Message::Hello), false, at(1));
+    let mut dirty = Vec::new();
+    s.take_dirty(&mut dirty);
+    for conn in [10, 20, 30] {
+        drain(&mut s, conn);
+    }
+    s.publish("k", "v", None, at(2));
+    s.take_dirty(&mut dirty);
+    assert_eq!(dirty, [10, 20, 30]);
+    for conn in [10, 20, 30] {
+        assert_eq!(names(&drain(&mut s, conn)), ["PUBLISH"]);
+    }
+    assert!(drain(&mut s, 40).is_empty());
+}
