@@ -581,16 +581,18 @@ mod tests {
         );
     }
 
+    /// True if the pipe's descriptor holds a byte (is readable).
+    fn readable(r: &Replies) -> bool {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        socket2::SockRef::from(&r.signal_rx)
+            .peek(&mut probe)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+    }
+
     #[test]
     fn descriptor_is_readable_exactly_while_a_message_waits() {
         let r = Replies::new().unwrap();
-        let readable = |r: &Replies| {
-            let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-            socket2::SockRef::from(&r.signal_rx)
-                .peek(&mut probe)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-        };
         r.fd();
         assert!(!readable(&r));
         r.push(vec!["X".into()]);
@@ -603,13 +605,6 @@ mod tests {
 
     #[test]
     fn descriptor_is_written_only_once_asked_for_and_then_at_once() {
-        let readable = |r: &Replies| {
-            let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-            socket2::SockRef::from(&r.signal_rx)
-                .peek(&mut probe)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-        };
         let r = Replies::new().unwrap();
         r.push(vec!["X".into()]);
         r.push_news(&mut batch([("k", "v")]));
