@@ -453,7 +453,7 @@ impl Engine {
             expires: 0,
             deleted: true,
         };
-        self.apply(key, w, None, now);
+        self.apply(key, w, None, None, now);
     }
 
     fn stamp(&mut self, now: Now) -> Version {
@@ -828,7 +828,7 @@ impl Engine {
             expires,
             deleted: false,
         };
-        self.apply(key, w, Some(from), now);
+        self.apply(key, w, Some(from), None, now);
     }
 
     /// How long an echo of a replaced value counts as stale: for tombstones
@@ -874,18 +874,25 @@ impl Engine {
         };
         // Stored as it arrived: the frame can be forwarded as it is.
         let raw = (!expired && ext::is_canonical_tuple(frame, &t)).then_some(frame);
-        let (outcome, entry) = self.store.merge_entry(t.key, w);
-        if self.applied(t.key, w, outcome, entry, Some(from), raw, now) == Outcome::Stale {
+        if self.apply(t.key, w, Some(from), raw, now) == Outcome::Stale {
             // The sender holds an older write: repair it with ours.
             self.send_tuple_to(from, t.key, now);
         }
     }
 
     /// Merges a write into the store; on change tells the application and
-    /// forwards it to every peer but `from`.
-    fn apply(&mut self, key: &str, w: Write<'_>, from: Option<ConnId>, now: Now) -> Outcome {
+    /// forwards it to every peer but `from` (as `raw` when given, the
+    /// ZGP/2 frame of exactly this write).
+    fn apply(
+        &mut self,
+        key: &str,
+        w: Write<'_>,
+        from: Option<ConnId>,
+        raw: Option<&[u8]>,
+        now: Now,
+    ) -> Outcome {
         let (outcome, entry) = self.store.merge_entry(key, w);
-        self.applied(key, w, outcome, entry, from, None, now)
+        self.applied(key, w, outcome, entry, from, raw, now)
     }
 
     /// What follows the merge of `w`: news, expiry and forwarding (of
@@ -1190,6 +1197,7 @@ impl Engine {
         }
         c.consume_outbox(pos)
     }
+
     /// Bytes of frames queued for `conn` and not yet drained (sync sends
     /// not encoded yet are not counted: see [`Engine::has_output`]).
     pub fn outbox_len(&self, conn: ConnId) -> usize {
@@ -1428,28 +1436,25 @@ fn ttl_left(t: Tuple<'_>, now: Now) -> u32 {
 // whole runs of them to the connection at once (zmtp::Connection::
 // queue_framed) instead of one call and one copy per message.
 
-/// Header room of an outbox message (the longest one-frame header).
-const FRAME_HEADER: usize = 9;
+/// Appends a message of `len` bytes to an outbox: its header, then what
+/// `write` appends (exactly `len` bytes).
+fn push_message(outbox: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    outbox.reserve(zmtp::MAX_HEADER_LEN + len);
+    zmtp::push_single_frame_header(outbox, len);
+    write(outbox);
+}
 
 fn push_raw(outbox: &mut Vec<u8>, frame: &[u8]) {
-    outbox.reserve(FRAME_HEADER + frame.len());
-    zmtp::push_single_frame_header(outbox, frame.len());
-    outbox.extend_from_slice(frame);
+    push_message(outbox, frame.len(), |o| o.extend_from_slice(frame));
 }
 
 /// Appends a ZGP/2 TUPLE to an outbox, encoded in place.
 fn push_tuple(outbox: &mut Vec<u8>, t: &ext::Tuple<'_>) {
-    let len = ext::tuple_len(t);
-    outbox.reserve(FRAME_HEADER + len);
-    zmtp::push_single_frame_header(outbox, len);
-    ext::encode_tuple(t, outbox);
+    push_message(outbox, ext::tuple_len(t), |o| ext::encode_tuple(t, o));
 }
 
 fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {
-    let len = msg.encoded_len();
-    outbox.reserve(FRAME_HEADER + len);
-    zmtp::push_single_frame_header(outbox, len);
-    msg.encode(outbox);
+    push_message(outbox, msg.encoded_len(), |o| msg.encode(o));
 }
 
 #[cfg(test)]

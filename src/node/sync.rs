@@ -160,11 +160,11 @@ impl Engine {
     }
 
     /// Sends, as TUPLE messages on `conn` (to a plain peer: PUBLISH, live
-    /// tuples only), every entry of the store that `filter` selects. The tuples are encoded as the connection takes
-    /// them (see [`Engine::fill_sends`]), not all at once: a node of a
-    /// million tuples answering a fresh peer holds a few hundred KiB of
-    /// output for it, not the whole store again, and the first tuples
-    /// leave at once.
+    /// tuples only), every entry of the store that `filter` selects. The
+    /// tuples are encoded as the connection takes them (see
+    /// [`Engine::fill_sends`]), not all at once: a node of a million tuples
+    /// answering a fresh peer holds a few hundred KiB of output for it, not
+    /// the whole store again, and the first tuples leave at once.
     pub(super) fn send_matching(&mut self, conn: ConnId, filter: Filter, now: Now) {
         let generation = self.store.generation();
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {

@@ -19,6 +19,7 @@
 use std::fmt;
 
 use super::gossip::{MAX_KEY_LEN, SIGNATURE};
+use super::text::{self, has_nul, TextError};
 
 /// The READY property announcing the extension; its value is the highest
 /// extension version spoken, as ASCII digits.
@@ -133,9 +134,7 @@ impl Message<'_> {
 }
 
 fn header(out: &mut Vec<u8>, id: u8) {
-    out.extend_from_slice(&SIGNATURE);
-    out.push(id);
-    out.push(VERSION);
+    out.extend_from_slice(&[SIGNATURE[0], SIGNATURE[1], id, VERSION]);
 }
 
 /// Bytes [`encode_tuple`] appends for `t`.
@@ -160,15 +159,11 @@ pub fn is_canonical_tuple(frame: &[u8], t: &Tuple<'_>) -> bool {
 pub fn encode_tuple(t: &Tuple<'_>, out: &mut Vec<u8>) {
     debug_assert!(t.key.len() <= MAX_KEY_LEN);
     let key = &t.key.as_bytes()[..t.key.len().min(MAX_KEY_LEN)];
-    // One reservation, then the fields in four runs (this is the hottest
+    // One reservation, then the fields in a few runs (this is the hottest
     // encoder: every forward and every tuple of a reconciliation).
     out.reserve(tuple_len(t));
-    let mut head = [0u8; 5];
-    head[..2].copy_from_slice(&SIGNATURE);
-    head[2] = ID_TUPLE;
-    head[3] = VERSION;
-    head[4] = key.len() as u8;
-    out.extend_from_slice(&head);
+    header(out, ID_TUPLE);
+    out.push(key.len() as u8);
     out.extend_from_slice(key);
     out.extend_from_slice(&(t.value.len() as u32).to_be_bytes());
     out.extend_from_slice(t.value.as_bytes());
@@ -249,9 +244,9 @@ impl<'a> Reader<'a> {
     }
     fn text(&mut self, n: usize, field: &'static str) -> Result<&'a str, DecodeError> {
         let b = self.take(n, field)?;
-        super::text::check(b).map_err(|e| match e {
-            super::text::TextError::Nul => DecodeError::NulByte(field),
-            super::text::TextError::NotUtf8 => DecodeError::NotUtf8(field),
+        text::check(b).map_err(|e| match e {
+            TextError::Nul => DecodeError::NulByte(field),
+            TextError::NotUtf8 => DecodeError::NotUtf8(field),
         })
     }
     /// Checks that `count` entries of `size` bytes can still follow, before
@@ -292,16 +287,17 @@ fn decode_tuple_quickly(body: &[u8]) -> Option<Tuple<'_>> {
     }
     let (key, value) = if vlen < 0x80 {
         let text = std::str::from_utf8(&body[1..tail_at]).ok()?;
-        (text.get(..klen)?, text.get(klen + 4..)?)
+        let (key, value) = (text.get(..klen)?, text.get(klen + 4..)?);
+        if has_nul(key.as_bytes()) || has_nul(value.as_bytes()) {
+            return None;
+        }
+        (key, value)
     } else {
         (
-            std::str::from_utf8(&body[1..value_len_at]).ok()?,
-            std::str::from_utf8(&body[value_at..tail_at]).ok()?,
+            text::check(&body[1..value_len_at]).ok()?,
+            text::check(&body[value_at..tail_at]).ok()?,
         )
     };
-    if super::text::has_nul(key.as_bytes()) || super::text::has_nul(value.as_bytes()) {
-        return None;
-    }
     let tail = &body[tail_at..];
     let word = |at: usize| -> Option<u64> {
         Some(u64::from_be_bytes(tail.get(at..at + 8)?.try_into().ok()?))

@@ -14,28 +14,31 @@ pub(crate) enum TextError {
 const LOW: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// True if `b` holds a zero byte.
+/// True if the eight bytes of `w` hold a zero byte: one borrows in
+/// `w - LOW` and sets the high bit there while it is clear in `w` (the
+/// classic has-zero-byte test).
+#[inline]
+fn has_zero_byte(w: u64) -> bool {
+    w.wrapping_sub(LOW) & !w & HIGH != 0
+}
+
+/// True if `b` holds a zero byte. Eight bytes at a time, the last few as
+/// one more word padded with bytes that are not zero (a call to a byte
+/// search cost more than the rest for keys).
 #[inline]
 pub(crate) fn has_nul(b: &[u8]) -> bool {
     let mut words = b.chunks_exact(8);
-    for w in &mut words {
-        let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        // A zero byte borrows in `w - LOW` and sets the high bit there
-        // while it is clear in `w` (the classic has-zero-byte test).
-        if w.wrapping_sub(LOW) & !w & HIGH != 0 {
-            return true;
-        }
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("eight bytes"));
+    if words.any(|w| has_zero_byte(word(w))) {
+        return true;
     }
-    // The last few bytes as one more word, padded with bytes that are not
-    // zero (a call to a byte search cost more than the rest for keys).
     let rest = words.remainder();
     if rest.is_empty() {
         return false;
     }
     let mut last = [0xFF; 8];
     last[..rest.len()].copy_from_slice(rest);
-    let w = u64::from_le_bytes(last);
-    w.wrapping_sub(LOW) & !w & HIGH != 0
+    has_zero_byte(u64::from_le_bytes(last))
 }
 
 /// `b` as text, if it is UTF-8 and holds no NUL byte.

@@ -62,7 +62,7 @@ const FLAG_LONG: u8 = 0x02;
 const FLAG_COMMAND: u8 = 0x04;
 const FLAGS_KNOWN: u8 = FLAG_MORE | FLAG_LONG | FLAG_COMMAND;
 /// Longest frame header: flags + 8-byte size.
-const MAX_HEADER_LEN: usize = 9;
+pub const MAX_HEADER_LEN: usize = 9;
 
 /// The padding libzmq sends in the greeting signature (octets 1..=8).
 const SIGNATURE_PADDING: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
@@ -531,20 +531,12 @@ pub fn push_single_frame_header(out: &mut Vec<u8>, body_len: usize) {
 /// [`push_single_frame_header`]): its body and its length with the header.
 /// `None` if `buf` is empty, truncated, or does not start with such a frame.
 pub fn split_single_frame(buf: &[u8]) -> Option<(&[u8], usize)> {
-    let (&flags, rest) = buf.split_first()?;
-    let (len, header_len) = match flags {
-        0 => (usize::from(*rest.first()?), 2),
-        FLAG_LONG => {
-            let bytes: [u8; 8] = rest.get(..8)?.try_into().ok()?;
-            (
-                usize::try_from(u64::from_be_bytes(bytes)).ok()?,
-                MAX_HEADER_LEN,
-            )
-        }
-        _ => return None,
-    };
-    let end = header_len.checked_add(len)?;
-    Some((buf.get(header_len..end)?, end))
+    let h = parse_header(buf, usize::MAX).ok()??;
+    if h.flags & !FLAG_LONG != 0 {
+        return None;
+    }
+    let end = h.header_len.checked_add(h.body_len)?;
+    Some((buf.get(h.header_len..end)?, end))
 }
 
 /// Appends a command frame: name (1 to 255 bytes) followed by `data` pieces.
@@ -1308,25 +1300,19 @@ impl Connection {
             State::Closed => return Err(Error::Closed),
             State::Greeting | State::Handshake => return Err(Error::NotReady),
         }
+        // Checked whole first, so that a bad run queues nothing.
+        let mut rest = frames;
+        while !rest.is_empty() {
+            let (_, len) = split_single_frame(rest).ok_or(Error::BadFraming)?;
+            rest = &rest[len..];
+        }
         match &mut self.mechanism {
-            Mechanism::Null(_) => {
-                let mut rest = frames;
-                while !rest.is_empty() {
-                    let (_, len) = split_single_frame(rest).ok_or(Error::BadFraming)?;
-                    rest = &rest[len..];
-                }
-                self.out.extend_from_slice(frames);
-            }
+            Mechanism::Null(_) => self.out.extend_from_slice(frames),
             Mechanism::Curve(c) => {
-                let mut bodies = Vec::new();
                 let mut rest = frames;
-                while !rest.is_empty() {
-                    let (body, len) = split_single_frame(rest).ok_or(Error::BadFraming)?;
-                    bodies.push(body);
-                    rest = &rest[len..];
-                }
-                for body in bodies {
+                while let Some((body, len)) = split_single_frame(rest) {
                     c.seal_message(0, &[body], &mut self.out)?;
+                    rest = &rest[len..];
                 }
             }
         }
