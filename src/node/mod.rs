@@ -1112,14 +1112,17 @@ impl Engine {
     /// driver comes back when the connection can take more). Returns true
     /// when the outbox is now empty.
     pub fn drain_outbox(&mut self, conn: ConnId, mut sink: impl FnMut(&[u8]) -> bool) -> bool {
+        // One message at a time through the framed path.
         loop {
-            let drained = self.drain_queued(conn, &mut sink);
-            // Pending sync sends are encoded as the connection takes them.
-            let more = self.conns.get(&conn).is_some_and(|c| !c.sends.is_empty());
-            if !drained || !more {
-                return drained;
+            let mut refused = false;
+            let empty = self.drain_outbox_framed(conn, 1, |run| {
+                // A run of one message (the outbox holds whole ones).
+                refused = !zmtp::split_single_frame(run).is_some_and(|(frame, _)| sink(frame));
+                !refused
+            });
+            if empty || refused {
+                return empty;
             }
-            self.fill_sends(conn, self.last_now);
         }
     }
 
@@ -1181,21 +1184,6 @@ impl Engine {
             *room = room.saturating_sub(take);
         }
         c.consume_outbox(pos + take)
-    }
-
-    /// Hands the frames already queued to `sink`; true if none is left.
-    fn drain_queued(&mut self, conn: ConnId, sink: &mut impl FnMut(&[u8]) -> bool) -> bool {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return true;
-        };
-        let mut pos = c.outbox_pos;
-        while let Some((frame, len)) = zmtp::split_single_frame(&c.outbox[pos..]) {
-            if !sink(frame) {
-                break;
-            }
-            pos += len;
-        }
-        c.consume_outbox(pos)
     }
 
     /// Bytes of frames queued for `conn` and not yet drained (sync sends
