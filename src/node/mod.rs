@@ -180,17 +180,23 @@ struct Conn {
     /// Frames queued while sync sends are pending: they follow them, so
     /// nothing overtakes the tuples of a reconciliation.
     after_sends: Vec<u8>,
+    /// The backlog passed `max_backlog_bytes` and the driver was told.
+    over_limit: bool,
 }
 
 impl Conn {
-    /// Where the next frame goes, and whether the connection becomes dirty
-    /// (it had nothing queued).
-    fn queue(&mut self) -> (&mut Vec<u8>, bool) {
+    /// Where the next frame goes, and whether the driver must look at the
+    /// connection: it had nothing queued, or its backlog has just passed
+    /// `max` bytes (said once, so that [`Engine::take_dirty`] closes it
+    /// even while the outbox never empties).
+    fn queue(&mut self, max: usize) -> (&mut Vec<u8>, bool) {
+        let over = !self.over_limit && self.queued() > max;
+        self.over_limit |= over;
         if self.sends.is_empty() {
             let was_empty = self.outbox.len() == self.outbox_pos;
-            (&mut self.outbox, was_empty)
+            (&mut self.outbox, was_empty || over)
         } else {
-            (&mut self.after_sends, false)
+            (&mut self.after_sends, over)
         }
     }
 
@@ -558,6 +564,7 @@ impl Engine {
                 tuples_in: 0,
                 sends: VecDeque::new(),
                 after_sends: Vec::new(),
+                over_limit: false,
             },
         );
         if let Role::Outbound(remote) = role {
@@ -752,7 +759,7 @@ impl Engine {
             return;
         };
         if !held.is_empty() {
-            let (out, dirty) = c.queue();
+            let (out, dirty) = c.queue(self.settings.max_backlog_bytes);
             out.extend_from_slice(&held);
             if dirty {
                 self.dirty.push(conn);
@@ -937,8 +944,10 @@ impl Engine {
             conns,
             scratch,
             dirty,
+            settings,
             ..
         } = self;
+        let max = settings.max_backlog_bytes;
         // The tuple, read at the first peer that needs it; the ZGP/2 frame,
         // encoded there once (unless given) and copied to the others.
         let mut current: Option<(&str, Tuple<'_>)> = None;
@@ -974,7 +983,7 @@ impl Engine {
                 sent += 1;
                 continue;
             }
-            let (out, was_empty) = c.queue();
+            let (out, notify) = c.queue(max);
             if extended {
                 push_raw(out, frame);
             } else if let Some((key, t)) = current {
@@ -987,7 +996,7 @@ impl Engine {
                     },
                 );
             }
-            if was_empty {
+            if notify {
                 dirty.push(id);
             }
             c.last_tx = now.mono_ms;
@@ -1061,8 +1070,9 @@ impl Engine {
                 ));
             }
         }
+        let max = self.settings.max_backlog_bytes;
         if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
-            let (out, dirty) = c.queue();
+            let (out, dirty) = c.queue(max);
             push_raw(out, frame);
             c.last_tx = now.mono_ms;
             self.stats.frames_out += 1;
@@ -1086,8 +1096,10 @@ impl Engine {
         let over: Vec<(ConnId, usize)> = into
             .iter()
             .filter_map(|&id| {
-                let c = self.conns.get(&id)?;
+                let c = self.conns.get_mut(&id)?;
                 let queued = c.queued();
+                // Under the limit again: the next time it passes counts.
+                c.over_limit = queued > max;
                 (queued > max && !c.closing).then_some((id, queued))
             })
             .collect();

@@ -159,6 +159,39 @@ fn silent_session_expires_after_timeout() {
 }
 
 #[test]
+fn a_backlog_that_keeps_growing_closes_the_connection() {
+    let mut s = Engine::new(
+        "s",
+        1,
+        Settings {
+            max_backlog_bytes: 10_000,
+            ..Settings::default()
+        },
+    );
+    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
+    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    let value = "x".repeat(1000);
+    let mut dirty = Vec::new();
+    // The driver never drains: the outbox is never empty again after the
+    // first tuple, yet passing the limit must still reach `take_dirty`.
+    let mut closed_at = None;
+    for i in 0..30 {
+        s.publish(&format!("k{i}"), &value, None, at(1));
+        s.take_dirty(&mut dirty);
+        if let Some(Action::Close { conn, reason }) = s.poll_action() {
+            assert_eq!(conn, 1);
+            assert!(reason.contains("peer too slow"), "{reason}");
+            closed_at = Some(i);
+            break;
+        }
+    }
+    // Ten tuples of a thousand bytes fill the limit; the eleventh passes it.
+    assert_eq!(closed_at, Some(10));
+    assert!(!dirty.contains(&1), "a closed connection is not drained");
+    assert_eq!(s.store().len(), 11, "nothing stored is lost");
+}
+
+#[test]
 fn remote_lifecycle_dial_hello_ping_invalid_redial() {
     let mut c = Engine::new("c", 2, Settings::default());
     c.publish("k", "v", None, at(0));
