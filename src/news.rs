@@ -151,7 +151,11 @@ impl NewsQueue {
             self.text.drain(..self.head);
             self.head = 0;
         }
+        let used_text = self.text.len();
         std::mem::swap(&mut self.text, text);
+        // The buffer taken in exchange may be small: room for a batch like
+        // this one now, rather than growing step by step with copies.
+        self.text.reserve(used_text);
         let used = self.items.len();
         for item in self.items.drain(..) {
             f(item);

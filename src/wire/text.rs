@@ -22,23 +22,31 @@ fn has_zero_byte(w: u64) -> bool {
     w.wrapping_sub(LOW) & !w & HIGH != 0
 }
 
-/// True if `b` holds a zero byte. Eight bytes at a time, the last few as
-/// one more word padded with bytes that are not zero (a call to a byte
-/// search cost more than the rest for keys).
+/// True if `b` holds a zero byte. Eight bytes at a time; the last word
+/// overlaps the one before it instead of being copied out and padded, and
+/// strings shorter than eight bytes are read as two overlapping halves
+/// (keys and values are short: a call to a byte search, or the copy of
+/// the tail, cost more than the test itself).
 #[inline]
 pub(crate) fn has_nul(b: &[u8]) -> bool {
-    let mut words = b.chunks_exact(8);
-    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("eight bytes"));
-    if words.any(|w| has_zero_byte(word(w))) {
-        return true;
+    let n = b.len();
+    if n >= 8 {
+        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+        let last = n - 8;
+        let mut at = 0;
+        while at < last {
+            if has_zero_byte(word(at)) {
+                return true;
+            }
+            at += 8;
+        }
+        return has_zero_byte(word(last));
     }
-    let rest = words.remainder();
-    if rest.is_empty() {
-        return false;
+    if n >= 4 {
+        let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("four bytes"));
+        return has_zero_byte(u64::from(half(0)) | u64::from(half(n - 4)) << 32);
     }
-    let mut last = [0xFF; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    has_zero_byte(u64::from_le_bytes(last))
+    b.contains(&0)
 }
 
 /// `b` as text, if it is UTF-8 and holds no NUL byte.
@@ -73,6 +81,17 @@ mod tests {
             }
             let ok = vec![0x7f; len];
             assert!(check(&ok).is_ok());
+        }
+        // High bytes (no borrow from them) neither hide nor fake a zero.
+        for len in 0..40 {
+            for fill in [0x80, 0xff, 0x01, 0x7f] {
+                assert!(!has_nul(&vec![fill; len]), "len {len} fill {fill:#x}");
+                for at in 0..len {
+                    let mut b = vec![fill; len];
+                    b[at] = 0;
+                    assert!(has_nul(&b), "len {len} fill {fill:#x} at {at}");
+                }
+            }
         }
         assert_eq!(check(&[0xff, b'a']), Err(TextError::NotUtf8));
         assert_eq!(check(&[b'a', 0xc3]), Err(TextError::NotUtf8));
