@@ -16,7 +16,8 @@
 //! `ZGOSSIP_IO_THREADS` sets the number of shared threads (nodes are placed
 //! round-robin); `0` gives every node a thread of its own.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -225,23 +226,91 @@ pub(crate) fn host(place: Place, hosted: Hosted) -> Result<()> {
         .map_err(|e| Error::io("cannot wake event-loop thread", e))
 }
 
+/// The nodes of one shared thread, with what each iteration of its loop
+/// needs found without visiting every node: the nodes with something to do
+/// this round, and a heap of timers.
+#[derive(Default)]
+struct Nodes {
+    slots: HashMap<usize, Slot>,
+    /// Nodes to give a turn this round, each once (its `ready` is set).
+    ready: Vec<usize>,
+    /// (due, node) for every node's timer; an entry is stale once the
+    /// node's `due` changed or the node ended, and is skipped then.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+}
+
+impl Nodes {
+    /// Marks `node` for a turn this round.
+    fn mark(&mut self, node: usize) {
+        if let Some(s) = self.slots.get_mut(&node) {
+            if !s.ready {
+                s.ready = true;
+                self.ready.push(node);
+            }
+        }
+    }
+
+    /// Records the timer of `node`.
+    fn set_due(&mut self, node: usize, due: Instant) {
+        if let Some(s) = self.slots.get_mut(&node) {
+            s.due = due;
+            self.timers.push(Reverse((due, node)));
+        }
+        // Stale entries pile up as timers move: rebuilt once they are
+        // most of the heap, so it stays within a few entries per node.
+        if self.timers.len() > 2 * self.slots.len() + 64 {
+            self.timers = self
+                .slots
+                .iter()
+                .map(|(&node, s)| Reverse((s.due, node)))
+                .collect();
+        }
+    }
+
+    fn is_current(&self, due: Instant, node: usize) -> bool {
+        self.slots.get(&node).is_some_and(|s| s.due == due)
+    }
+
+    /// How long until the next timer (None: no node has one).
+    fn next_timer(&mut self, now: Instant) -> Option<Duration> {
+        while let Some(&Reverse((due, node))) = self.timers.peek() {
+            if self.is_current(due, node) {
+                return Some(due.saturating_duration_since(now));
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Marks every node whose timer is due at `now`.
+    fn mark_due(&mut self, now: Instant) {
+        while let Some(&Reverse((due, node))) = self.timers.peek() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            if self.is_current(due, node) {
+                self.mark(node);
+            }
+        }
+    }
+}
+
 /// The loop of one shared thread; it runs for the life of the process.
+/// Each iteration costs in proportion to the nodes that had events or
+/// timers, not to the nodes the thread holds.
 fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
     let mut events = Events::with_capacity(1024);
     let mut woken = Vec::new();
-    let mut slots: HashMap<usize, Slot> = HashMap::new();
+    let mut nodes = Nodes::default();
+    let mut turns = Vec::new();
     let mut finished = Vec::new();
     let mut more = false;
     loop {
-        let now = Instant::now();
         let timeout = if more {
             Duration::ZERO
         } else {
-            slots
-                .values()
-                .map(|s| s.due.saturating_duration_since(now))
-                .min()
-                .unwrap_or(IDLE)
+            nodes.next_timer(Instant::now()).unwrap_or(IDLE)
         };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -264,24 +333,25 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                         );
                         continue; // dropped: its application is told
                     }
-                    slots.insert(
+                    nodes.slots.insert(
                         node,
                         Slot {
                             hosted,
                             lingering: false,
-                            ready: true,
+                            ready: false,
                             due: Instant::now(),
                         },
                     );
+                    nodes.mark(node);
                 }
                 // Nodes woken by their handles (commands) or by inproc
                 // peers connecting.
                 wake.take(&mut woken);
                 for node in woken.drain(..) {
-                    let Some(s) = slots.get_mut(&node) else {
+                    nodes.mark(node);
+                    let Some(s) = nodes.slots.get_mut(&node) else {
                         continue;
                     };
-                    s.ready = true;
                     if s.lingering {
                         continue;
                     }
@@ -297,10 +367,11 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                 }
                 continue;
             }
-            let Some(s) = slots.get_mut(&(ev.token().0 >> 32)) else {
+            let node = ev.token().0 >> 32;
+            nodes.mark(node);
+            let Some(s) = nodes.slots.get_mut(&node) else {
                 continue; // a node that has ended
             };
-            s.ready = true;
             if s.lingering {
                 continue; // its turn pumps what is left
             }
@@ -311,23 +382,29 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                     reactor.name()
                 );
                 s.lingering = true;
-                s.due = Instant::now();
-                finished.push(ev.token().0 >> 32);
+                finished.push(node);
             }
         }
         more = count >= events.capacity();
-        let now = Instant::now();
-        for (&id, s) in slots.iter_mut() {
-            if finished.contains(&id) || !(s.ready || now >= s.due) {
+        nodes.mark_due(Instant::now());
+        std::mem::swap(&mut turns, &mut nodes.ready);
+        for id in turns.drain(..) {
+            let Some(s) = nodes.slots.get_mut(&id) else {
+                continue;
+            };
+            s.ready = false;
+            if finished.contains(&id) {
                 continue;
             }
-            s.ready = false;
-            if !give_turn(s) {
+            if give_turn(s) {
+                let due = s.due;
+                nodes.set_due(id, due);
+            } else {
                 finished.push(id);
             }
         }
         for id in finished.drain(..) {
-            if let Some(mut s) = slots.remove(&id) {
+            if let Some(mut s) = nodes.slots.remove(&id) {
                 let outcome = catch_unwind(AssertUnwindSafe(|| s.hosted.reactor.finish()));
                 drop(outcome);
                 // Dropping it tells its application and releases its handle.
