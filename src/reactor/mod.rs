@@ -233,11 +233,16 @@ impl Reactor {
 
     fn now(&self) -> Now {
         Now {
-            mono_ms: self.origin.elapsed().as_millis() as u64,
+            mono_ms: self.mono_ms(),
             wall_ms: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+                .map_or(0, millis),
         }
+    }
+
+    /// Milliseconds since the node started (the engine's monotonic clock).
+    fn mono_ms(&self) -> u64 {
+        millis(self.origin.elapsed())
     }
 
     fn trace(&self, what: std::fmt::Arguments<'_>) {
@@ -352,7 +357,7 @@ impl Reactor {
         if !self.backlog.is_empty() || self.commands_pending {
             return Some(Duration::ZERO);
         }
-        let now = self.now().mono_ms;
+        let now = self.mono_ms();
         let mut at = self.next_handshake_check.min(self.next_config_check);
         if let Some(t) = self.engine.poll_timeout() {
             at = at.min(t);
@@ -1258,8 +1263,9 @@ impl Reactor {
     /// Carries out what the engine asked for and passes its output on,
     /// until it has nothing more (closing a connection can cause more).
     fn after_engine(&mut self) {
+        // One reading of the clocks serves the whole call (it is short).
+        let now = self.now();
         loop {
-            let now = self.now();
             let mut acted = false;
             while let Some(action) = self.engine.poll_action() {
                 acted = true;
@@ -1390,5 +1396,32 @@ fn process_input(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Whole milliseconds of `d`, in 64-bit arithmetic (`as_millis` divides
+/// a 128-bit number, a library call on every clock reading).
+fn millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+    use std::time::Duration;
+
+    #[test]
+    fn millis_agrees_with_as_millis_and_saturates() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            Duration::from_micros(1_234_567),
+            Duration::new(1_700_000_000, 999_999_999),
+        ] {
+            assert_eq!(u128::from(millis(d)), d.as_millis(), "{d:?}");
+        }
+        assert_eq!(millis(Duration::MAX), u64::MAX);
     }
 }
