@@ -110,7 +110,6 @@ pub(crate) struct Reactor {
     next_config_check: u64,
     next_handshake_check: u64,
     origin: Instant,
-    read_buf: Vec<u8>,
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
@@ -216,7 +215,6 @@ impl Reactor {
             next_config_check: CONFIG_CHECK_MS,
             next_handshake_check: 1_000,
             origin: Instant::now(),
-            read_buf: vec![0; 64 << 10],
             dirty: Vec::new(),
             backlog: Vec::new(),
             extensions: true,
@@ -1127,10 +1125,23 @@ impl Reactor {
         now: Now,
         short_read_drains: bool,
     ) -> std::result::Result<(), String> {
+        READ_BUF.with(|shared| match shared.try_borrow_mut() {
+            Ok(mut buf) => self.read_conn_with(&mut buf, token, now, short_read_drains),
+            // Not reentered today; if it ever were, a buffer of its own.
+            Err(_) => self.read_conn_with(&mut vec![0; READ_SIZE], token, now, short_read_drains),
+        })
+    }
+
+    fn read_conn_with(
+        &mut self,
+        read_buf: &mut [u8],
+        token: Token,
+        now: Now,
+        short_read_drains: bool,
+    ) -> std::result::Result<(), String> {
         let Reactor {
             conns,
             engine,
-            read_buf,
             backlog,
             extensions,
             security,
@@ -1397,6 +1408,17 @@ fn process_input(
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// Bytes read from a socket at a time.
+const READ_SIZE: usize = 64 << 10;
+
+thread_local! {
+    /// The read buffer of every node on this thread: what is read goes
+    /// straight into the connection's codec, so one buffer serves them all
+    /// (a node's own buffer was 64 KiB per node, and one more page each
+    /// hop of a chain touched cold).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
 }
 
 /// Whole milliseconds of `d`, in 64-bit arithmetic (`as_millis` divides
