@@ -383,3 +383,40 @@ fn a_peer_that_never_reads_is_closed_not_buffered_forever() {
     }
     wait_status(&watcher, 30_000, Duration::from_secs(20));
 }
+
+#[test]
+fn a_reader_that_stalls_gets_every_byte_in_order_once_it_reads_again() {
+    // Runs larger than the socket takes are written in part; the rest
+    // waits and goes first once the peer reads (nothing overtakes it).
+    let node = Node::new("n").unwrap();
+    let ep = bind_fresh(&node, "tcp", "stall");
+    let value = |i: usize| format!("{i}-{}", "v".repeat(200));
+    for i in 0..20_000 {
+        node.publish(&format!("k{i:05}"), &value(i)).unwrap();
+    }
+    wait_status(&node, 20_000, T);
+    let mut peer = RawPeer::connect(&ep, SocketType::Dealer);
+    peer.send(&Message::Hello);
+    // The peer reads nothing for a while; meanwhile more is published.
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 20_000..20_100 {
+        node.publish(&format!("k{i:05}"), &value(i)).unwrap();
+    }
+    let mut seen = vec![false; 20_100];
+    let mut late_from = None;
+    for n in 0..20_100 {
+        let msg = peer.recv(Duration::from_secs(20)).expect("message");
+        let Owned::Publish(key, v) = msg else {
+            panic!("expected PUBLISH, got {msg:?}");
+        };
+        let i: usize = key[1..].parse().unwrap();
+        assert_eq!(v, value(i), "value of {key}");
+        assert!(!seen[i], "{key} twice");
+        seen[i] = true;
+        if i >= 20_000 && late_from.is_none() {
+            late_from = Some(n);
+        }
+    }
+    // The snapshot came whole, the late tuples after it.
+    assert_eq!(late_from, Some(20_000));
+}

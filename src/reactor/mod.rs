@@ -1210,7 +1210,52 @@ impl Reactor {
         }
         let id = token.0 as ConnId;
         let blocked = loop {
-            if c.ready {
+            if c.ready && c.zmtp.passes_framed_through() {
+                // NULL with nothing pending: the outbox's runs are wire
+                // bytes already, written straight from it; only what the
+                // socket does not take is copied, into the codec.
+                let (zmtp, stream) = (&mut c.zmtp, &mut c.stream);
+                let mut moved = false;
+                let mut failed = None;
+                let mut would_block = false;
+                engine.drain_outbox_framed(id, WRITE_AHEAD, |frames| {
+                    if !zmtp.passes_framed_through() || !zmtp::is_framed_run(frames) {
+                        return false;
+                    }
+                    let written = loop {
+                        match stream.write(frames) {
+                            Ok(0) => {
+                                failed = Some("connection closed while writing".to_string());
+                                return false;
+                            }
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                would_block = true;
+                                return false;
+                            }
+                            Err(e) => {
+                                failed = Some(e.to_string());
+                                return false;
+                            }
+                        }
+                    };
+                    if written < frames.len() {
+                        zmtp.queue_unwritten(&frames[written..]);
+                    }
+                    moved = true;
+                    true
+                });
+                if let Some(reason) = failed {
+                    return Err(reason);
+                }
+                if would_block {
+                    break true;
+                }
+                if moved {
+                    continue; // more may wait, or a tail to write
+                }
+            } else if c.ready {
                 // Whole runs of messages move into the codec at once.
                 let zmtp = &mut c.zmtp;
                 let room = WRITE_AHEAD.saturating_sub(zmtp.pending_output().len());

@@ -527,6 +527,19 @@ pub fn push_single_frame_header(out: &mut Vec<u8>, body_len: usize) {
     push_frame(out, 0, body_len);
 }
 
+/// True if `frames` is a run of whole one-frame messages as
+/// [`push_single_frame_header`] frames them (empty included).
+pub fn is_framed_run(frames: &[u8]) -> bool {
+    let mut rest = frames;
+    while !rest.is_empty() {
+        match split_single_frame(rest) {
+            Some((_, len)) => rest = &rest[len..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The first one-frame message of `buf` (framed by
 /// [`push_single_frame_header`]): its body and its length with the header.
 /// `None` if `buf` is empty, truncated, or does not start with such a frame.
@@ -1301,10 +1314,8 @@ impl Connection {
             State::Greeting | State::Handshake => return Err(Error::NotReady),
         }
         // Checked whole first, so that a bad run queues nothing.
-        let mut rest = frames;
-        while !rest.is_empty() {
-            let (_, len) = split_single_frame(rest).ok_or(Error::BadFraming)?;
-            rest = &rest[len..];
+        if !is_framed_run(frames) {
+            return Err(Error::BadFraming);
         }
         match &mut self.mechanism {
             Mechanism::Null(_) => self.out.extend_from_slice(frames),
@@ -1317,6 +1328,28 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// True when a run of framed messages (see [`queue_framed`]) may go to
+    /// the socket as it is, without passing through this codec: the
+    /// connection is ready, NULL (framed messages are their own wire
+    /// form) and nothing of its own output is pending (nothing would be
+    /// overtaken). What the socket does not take goes to
+    /// [`queue_unwritten`](Self::queue_unwritten).
+    ///
+    /// [`queue_framed`]: Self::queue_framed
+    pub fn passes_framed_through(&self) -> bool {
+        self.state == State::Ready
+            && matches!(self.mechanism, Mechanism::Null(_))
+            && self.out_pos == self.out.len()
+    }
+
+    /// Queues the rest of a run written in part straight to the socket
+    /// (allowed by [`passes_framed_through`](Self::passes_framed_through)):
+    /// wire bytes, possibly starting inside a message.
+    pub fn queue_unwritten(&mut self, rest: &[u8]) {
+        debug_assert!(self.passes_framed_through());
+        self.out.extend_from_slice(rest);
     }
 
     /// Queues a PING (RFC 37) with a TTL in tenths of a second and a
