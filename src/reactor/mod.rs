@@ -1175,7 +1175,27 @@ impl Reactor {
                         c.zmtp.fail(&why);
                         return Err(why);
                     }
-                    c.zmtp.feed(&read_buf[..n]);
+                    // Whole short messages are handled from the read
+                    // buffer itself; only the rest is copied into the codec.
+                    let data = &read_buf[..n];
+                    let (zmtp, usage) = (&mut c.zmtp, &mut c.usage);
+                    let mut refused = None;
+                    let taken = zmtp.take_short_messages_from(data, |frame| {
+                        engine.handle_frame(id, frame, false, now);
+                        let tuples = engine.tuples_received(id);
+                        match usage.account(&security.limits, now.mono_ms, 0, tuples) {
+                            Ok(()) => true,
+                            Err(why) => {
+                                refused = Some(why);
+                                false
+                            }
+                        }
+                    });
+                    if let Some(why) = refused {
+                        c.zmtp.fail(&why);
+                        return Err(why);
+                    }
+                    c.zmtp.feed(&data[taken..]);
                     process_input(c, engine, *extensions, &security.limits, id, now)?;
                     if short_read_drains && n < read_buf.len() {
                         break;

@@ -1018,6 +1018,46 @@ impl Connection {
         Some((at, len))
     }
 
+    /// Takes the whole one-frame messages of at most 255 bytes at the front
+    /// of freshly read `data` (those [`poll`](Self::poll) would take by its
+    /// short-message path) without copying them in, when nothing is
+    /// buffered: each body goes to `f`, until `f` returns false or a
+    /// message of another kind (or a partial one) comes. Returns the bytes
+    /// taken; the rest of `data` must then go to [`feed`](Self::feed).
+    pub fn take_short_messages_from(
+        &mut self,
+        data: &[u8],
+        mut f: impl FnMut(&[u8]) -> bool,
+    ) -> usize {
+        #[cfg(test)]
+        if self.general_only {
+            return 0;
+        }
+        if self.state != State::Ready
+            || self.scan_len != 0
+            || self.start != self.inbuf.len()
+            || !matches!(self.mechanism, Mechanism::Null(_))
+        {
+            return 0;
+        }
+        let mut at = 0;
+        while let Some([flags, len]) = data
+            .get(at..at + 2)
+            .and_then(|h| <[u8; 2]>::try_from(h).ok())
+        {
+            let len = usize::from(len);
+            if flags != 0 || len > self.config.max_frame || data.len() - at < 2 + len {
+                break;
+            }
+            let body = &data[at + 2..at + 2 + len];
+            at += 2 + len;
+            if !f(body) {
+                break;
+            }
+        }
+        at
+    }
+
     fn close(&mut self, error: Option<Error>) {
         self.state = State::Closed;
         self.error = error;
@@ -1550,6 +1590,8 @@ mod tests {
         ) {
             let (mut a1, mut b1) = connected(SocketType::Dealer, SocketType::Router);
             let (mut a2, mut b2) = connected(SocketType::Dealer, SocketType::Router);
+            // b3 takes what it can straight from each piece read.
+            let (_, mut b3) = connected(SocketType::Dealer, SocketType::Router);
             b2.general_only = true;
             for (kind, body) in &msgs {
                 for a in [&mut a1, &mut a2] {
@@ -1562,23 +1604,66 @@ mod tests {
             }
             let wire = take_output(&mut a1);
             proptest::prop_assert_eq!(&wire, &take_output(&mut a2));
-            let (mut seen1, mut seen2) = (Vec::new(), Vec::new());
+            let (mut seen1, mut seen2, mut seen3) = (Vec::new(), Vec::new(), Vec::new());
             let (mut at, mut i) = (0, 0);
             while at < wire.len() {
                 let n = cuts[i % cuts.len()].min(wire.len() - at);
-                b1.feed(&wire[at..at + n]);
-                b2.feed(&wire[at..at + n]);
+                let piece = &wire[at..at + n];
+                b1.feed(piece);
+                b2.feed(piece);
+                let taken = b3.take_short_messages_from(piece, |body| {
+                    seen3.push(Seen::Msg(vec![body.to_vec()]));
+                    true
+                });
+                b3.feed(&piece[taken..]);
                 drain(&mut b1, &mut seen1).unwrap();
                 drain(&mut b2, &mut seen2).unwrap();
+                drain(&mut b3, &mut seen3).unwrap();
                 at += n;
                 i += 1;
             }
             proptest::prop_assert_eq!(seen1.len(), msgs.iter().filter(|(k, _)| *k < 3).count());
-            proptest::prop_assert_eq!(seen1, seen2);
-            proptest::prop_assert_eq!(take_output(&mut b1), take_output(&mut b2));
+            proptest::prop_assert_eq!(&seen1, &seen2);
+            proptest::prop_assert_eq!(&seen3, &seen2);
+            let replies = take_output(&mut b2);
+            proptest::prop_assert_eq!(take_output(&mut b1), replies.clone());
+            proptest::prop_assert_eq!(take_output(&mut b3), replies);
+            proptest::prop_assert_eq!(b3.buffered_input(), 0);
             proptest::prop_assert_eq!(b1.buffered_input(), 0);
             proptest::prop_assert_eq!(b2.buffered_input(), 0);
         }
+    }
+
+    #[test]
+    fn short_messages_taken_from_read_data_stop_where_asked_or_at_anything_else() {
+        let (mut a, mut b) = connected(SocketType::Dealer, SocketType::Router);
+        a.queue_message(&[b"one"]).unwrap();
+        a.queue_message(&[b"two"]).unwrap();
+        a.queue_message(&[b"three", b"more"]).unwrap();
+        let wire = take_output(&mut a);
+        // The callback says stop after the first: one message taken.
+        let mut got = Vec::new();
+        let taken = b.take_short_messages_from(&wire, |m| {
+            got.push(m.to_vec());
+            false
+        });
+        assert_eq!((taken, got), (5, vec![b"one".to_vec()]));
+        // Then up to the multipart message, which is left to poll.
+        let mut got = Vec::new();
+        let more = b.take_short_messages_from(&wire[taken..], |m| {
+            got.push(m.to_vec());
+            true
+        });
+        assert_eq!((more, got), (5, vec![b"two".to_vec()]));
+        b.feed(&wire[taken + more..]);
+        // With input buffered, nothing is taken from new data.
+        assert_eq!(b.take_short_messages_from(&wire, |_| true), 0);
+        let mut seen = Vec::new();
+        drain(&mut b, &mut seen).unwrap();
+        assert_eq!(
+            seen,
+            vec![Seen::Msg(vec![b"three".to_vec(), b"more".to_vec()])]
+        );
     }
 
     /// One-frame messages of every header size, framed for queue_framed.
