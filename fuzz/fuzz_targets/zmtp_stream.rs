@@ -5,7 +5,8 @@
 //! valid peer greeting (bit 7) and a valid READY of a compatible type
 //! (bit 6) are put before the fuzzed bytes, so that frame parsing after the
 //! handshake is explored too; byte 1 sets the frame limit, byte 2 seeds the
-//! chunk sizes; the rest is the stream. After each chunk
+//! chunk sizes; the rest is the stream. Some chunks first give their
+//! short messages straight from the read data. After each chunk
 //! the connection is polled dry, and every message is checked for
 //! consistency; output is drained as a reactor would.
 #![no_main]
@@ -57,7 +58,18 @@ fuzz_target!(|data: &[u8]| {
         let n = (state as usize % 64 + 1).min(rest.len());
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
-        conn.feed(chunk);
+        // Half the chunks go through the path that takes short messages
+        // straight from read data, the rest is fed.
+        let taken = if state & 4 != 0 {
+            conn.take_short_messages_from(chunk, |body| {
+                assert!(body.len() <= max_frame.min(255));
+                true
+            })
+        } else {
+            0
+        };
+        assert!(taken <= chunk.len());
+        conn.feed(&chunk[taken..]);
         loop {
             match conn.poll() {
                 Ok(None) => break,
