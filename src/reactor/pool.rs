@@ -17,7 +17,7 @@
 //! round-robin); `0` gives every node a thread of its own.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use super::{Reactor, LOCAL_TOKENS};
+use super::{FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
 use crate::replies::lock;
 
@@ -231,7 +231,7 @@ pub(crate) fn host(place: Place, hosted: Hosted) -> Result<()> {
 /// this round, and a heap of timers.
 #[derive(Default)]
 struct Nodes {
-    slots: HashMap<usize, Slot>,
+    slots: FastMap<usize, Slot>,
     /// Nodes to give a turn this round, each once (its `ready` is set).
     ready: Vec<usize>,
     /// (due, node) for every node's timer; an entry is stale once the
