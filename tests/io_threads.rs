@@ -90,3 +90,61 @@ fn a_lingering_node_does_not_hold_up_the_others_on_its_thread() {
     );
     drop(peer);
 }
+
+#[test]
+fn timers_of_quiet_nodes_fire_while_other_nodes_of_their_thread_stay_busy() {
+    // Ten quiet nodes each hold a tuple with a TTL (expiry is a timer);
+    // meanwhile two busy nodes on the same thread take turn after turn
+    // (every turn re-arms a timer, so stale timer entries pile up and are
+    // pruned). Every expiry must still come, and on time.
+    let quiet: Vec<Node> = (0..10)
+        .map(|i| Node::new(&format!("q{i}")).unwrap())
+        .collect();
+    let busy = Node::new("busy").unwrap();
+    let peer = Node::new("peer").unwrap();
+    assert_eq!(io_threads_seen(), 1, "all on the one shared thread");
+    peer.connect(&bind_fresh(&busy, "tcp", "busy")).unwrap();
+    for (i, n) in quiet.iter().enumerate() {
+        n.publish_ttl("k", "v", Duration::from_millis(300 + 50 * i as u64))
+            .unwrap();
+    }
+    let started = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 2_000_000 {
+                busy.publish(&format!("f{}", i % 1000), &i.to_string())
+                    .unwrap();
+                i += 1;
+                // Keep the busy node's pipe short.
+                while busy.recv_timeout(Duration::ZERO).unwrap().is_some() {}
+            }
+            (busy, i)
+        })
+    };
+    for (i, n) in quiet.iter().enumerate() {
+        let deadline = started + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = n
+                .recv_timeout(left)
+                .unwrap()
+                .unwrap_or_else(|| panic!("q{i}: no EXPIRE within 10 s"));
+            if m[0] == "EXPIRE" {
+                assert_eq!(m, ["EXPIRE", "k"]);
+                break;
+            }
+        }
+    }
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (_busy, published) = flood.join().unwrap();
+    assert!(
+        published > 1000,
+        "the busy node was busy ({published} writes)"
+    );
+    // The last TTL is 750 ms; expiry runs on a timer of its own.
+    assert!(took < Duration::from_secs(5), "expiries took {took:?}");
+}
