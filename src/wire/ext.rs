@@ -142,6 +142,15 @@ pub fn tuple_len(t: &Tuple<'_>) -> usize {
     4 + 1 + t.key.len().min(MAX_KEY_LEN) + 4 + t.value.len() + TUPLE_TAIL
 }
 
+/// The flags byte encoded for `t`.
+fn tuple_flags(t: &Tuple<'_>) -> u8 {
+    if t.deleted {
+        FLAG_DELETED
+    } else {
+        0
+    }
+}
+
 /// Clock, origin, expiry and flags: what follows the value of a TUPLE.
 const TUPLE_TAIL: usize = 8 + 8 + 8 + 1;
 
@@ -149,9 +158,8 @@ const TUPLE_TAIL: usize = 8 + 8 + 8 + 1;
 /// for what it stores of `t`: no flag bits beyond the ones known, and no
 /// value in a tombstone. Such a frame can be passed on as it is.
 pub fn is_canonical_tuple(frame: &[u8], t: &Tuple<'_>) -> bool {
-    let flags = if t.deleted { FLAG_DELETED } else { 0 };
     frame.len() == tuple_len(t)
-        && frame.last() == Some(&flags)
+        && frame.last() == Some(&tuple_flags(t))
         && (!t.deleted || t.value.is_empty())
 }
 
@@ -171,7 +179,7 @@ pub fn encode_tuple(t: &Tuple<'_>, out: &mut Vec<u8>) {
     tail[..8].copy_from_slice(&t.clock.to_be_bytes());
     tail[8..16].copy_from_slice(&t.origin.to_be_bytes());
     tail[16..24].copy_from_slice(&t.expires.to_be_bytes());
-    tail[24] = if t.deleted { FLAG_DELETED } else { 0 };
+    tail[24] = tuple_flags(t);
     out.extend_from_slice(&tail);
 }
 

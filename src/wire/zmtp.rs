@@ -996,26 +996,38 @@ impl Connection {
     /// the general path, which decides exactly as it would have.
     #[inline]
     fn take_short_message(&mut self) -> Option<(usize, usize)> {
-        #[cfg(test)]
-        if self.general_only {
-            return None;
-        }
-        if self.state != State::Ready
-            || self.scan_len != 0
-            || !matches!(self.mechanism, Mechanism::Null(_))
-        {
+        if !self.short_path_open() {
             return None;
         }
         let at = self.start;
-        let [flags, len, ..] = *self.inbuf.get(at..)? else {
+        let len = self.short_message_len(&self.inbuf[at..])?;
+        self.start = at + 2 + len;
+        Some((at, len))
+    }
+
+    /// Whether short messages may skip the general state machine: a ready
+    /// NULL connection with no multipart message half read.
+    #[inline]
+    fn short_path_open(&self) -> bool {
+        #[cfg(test)]
+        if self.general_only {
+            return false;
+        }
+        self.state == State::Ready
+            && self.scan_len == 0
+            && matches!(self.mechanism, Mechanism::Null(_))
+    }
+
+    /// The body length of the whole short one-frame message at the front of
+    /// `buf` (flags 0: no MORE, short size, not a command; within the frame
+    /// limit), if there is one.
+    #[inline]
+    fn short_message_len(&self, buf: &[u8]) -> Option<usize> {
+        let [flags, len, ..] = *buf else {
             return None;
         };
         let len = usize::from(len);
-        if flags != 0 || len > self.config.max_frame || self.inbuf.len() - at < 2 + len {
-            return None;
-        }
-        self.start = at + 2 + len;
-        Some((at, len))
+        (flags == 0 && len <= self.config.max_frame && buf.len() - 2 >= len).then_some(len)
     }
 
     /// Takes the whole one-frame messages of at most 255 bytes at the front
@@ -1029,26 +1041,11 @@ impl Connection {
         data: &[u8],
         mut f: impl FnMut(&[u8]) -> bool,
     ) -> usize {
-        #[cfg(test)]
-        if self.general_only {
-            return 0;
-        }
-        if self.state != State::Ready
-            || self.scan_len != 0
-            || self.start != self.inbuf.len()
-            || !matches!(self.mechanism, Mechanism::Null(_))
-        {
+        if !self.short_path_open() || self.start != self.inbuf.len() {
             return 0;
         }
         let mut at = 0;
-        while let Some([flags, len]) = data
-            .get(at..at + 2)
-            .and_then(|h| <[u8; 2]>::try_from(h).ok())
-        {
-            let len = usize::from(len);
-            if flags != 0 || len > self.config.max_frame || data.len() - at < 2 + len {
-                break;
-            }
+        while let Some(len) = self.short_message_len(&data[at..]) {
             let body = &data[at + 2..at + 2 + len];
             at += 2 + len;
             if !f(body) {
