@@ -28,6 +28,15 @@ fn server() -> Engine {
     Engine::new("server", 1, Settings::default())
 }
 
+/// A server with `settings` and a plain client (connection 1) that said
+/// HELLO at time 0.
+fn server_with_client(settings: Settings) -> Engine {
+    let mut s = Engine::new("s", 1, settings);
+    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
+    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    s
+}
+
 #[test]
 fn hello_gets_every_tuple_then_session_is_connected() {
     let mut s = server();
@@ -118,16 +127,10 @@ fn malformed_frame_gets_invalid_and_close() {
 
 #[test]
 fn silent_session_expires_after_timeout() {
-    let mut s = Engine::new(
-        "s",
-        1,
-        Settings {
-            session_timeout_ms: 100,
-            ..Settings::default()
-        },
-    );
-    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
-    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    let mut s = server_with_client(Settings {
+        session_timeout_ms: 100,
+        ..Settings::default()
+    });
     let mut t = 0;
     while t < 200 {
         t = s.poll_timeout().unwrap();
@@ -160,16 +163,10 @@ fn silent_session_expires_after_timeout() {
 
 #[test]
 fn a_backlog_that_keeps_growing_closes_the_connection() {
-    let mut s = Engine::new(
-        "s",
-        1,
-        Settings {
-            max_backlog_bytes: 10_000,
-            ..Settings::default()
-        },
-    );
-    s.handle_connected(1, Role::Inbound, Peer::default(), at(0));
-    s.handle_frame(1, &enc(Message::Hello), false, at(0));
+    let mut s = server_with_client(Settings {
+        max_backlog_bytes: 10_000,
+        ..Settings::default()
+    });
     let value = "x".repeat(1000);
     let mut dirty = Vec::new();
     // The driver never drains: the outbox is never empty again after the

@@ -250,12 +250,9 @@ impl Nodes {
         }
     }
 
-    /// Records the timer of `node`.
-    fn set_due(&mut self, node: usize, due: Instant) {
-        if let Some(s) = self.slots.get_mut(&node) {
-            s.due = due;
-            self.timers.push(Reverse((due, node)));
-        }
+    /// Arms the timer `node` has just set (its slot's `due`).
+    fn arm(&mut self, node: usize, due: Instant) {
+        self.timers.push(Reverse((due, node)));
         // Stale entries pile up as timers move: rebuilt once they are
         // most of the heap, so it stays within a few entries per node.
         if self.timers.len() > 2 * self.slots.len() + 64 {
@@ -398,7 +395,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
             }
             if give_turn(s) {
                 let due = s.due;
-                nodes.set_due(id, due);
+                nodes.arm(id, due);
             } else {
                 finished.push(id);
             }
