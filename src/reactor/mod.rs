@@ -1364,8 +1364,7 @@ impl Reactor {
     /// Carries out what the engine asked for and passes its output on,
     /// until it has nothing more (closing a connection can cause more).
     fn after_engine(&mut self) {
-        // One reading of the clocks serves the whole call (it is short).
-        let now = self.now();
+        let now = self.now(); // the turn's reading (see `now`)
         loop {
             let mut acted = false;
             while let Some(action) = self.engine.poll_action() {
