@@ -1093,17 +1093,18 @@ impl Engine {
         into.clear();
         std::mem::swap(into, &mut self.dirty);
         let max = self.settings.max_backlog_bytes;
-        let over: Vec<(ConnId, usize)> = into
-            .iter()
-            .filter_map(|&id| {
-                let c = self.conns.get_mut(&id)?;
+        let mut k = 0;
+        while let Some(&id) = into.get(k) {
+            let over = self.conns.get_mut(&id).and_then(|c| {
                 let queued = c.queued();
                 // Under the limit again: the next time it passes counts.
                 c.over_limit = queued > max;
-                (queued > max && !c.closing).then_some((id, queued))
-            })
-            .collect();
-        for (id, queued) in over {
+                (queued > max && !c.closing).then_some(queued)
+            });
+            let Some(queued) = over else {
+                k += 1;
+                continue;
+            };
             into.retain(|&c| c != id);
             // Nothing more of it is sent: the peer resynchronises later.
             if let Some(c) = self.conns.get_mut(&id) {

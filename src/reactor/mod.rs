@@ -237,24 +237,19 @@ impl Reactor {
     /// first use. A turn is short (reads are bounded by `READ_BUDGET`), and
     /// the engine's timers count in milliseconds; reading the two clocks at
     /// every step cost a fifth of the event loop's instructions per hop of
-    /// a chain.
+    /// a chain. Within a round of a shared thread's loop the nodes share
+    /// one reading of the clocks (see [`begin_round`]).
     fn now(&self) -> Now {
         if let Some(now) = self.clock.get() {
             return now;
         }
+        let r = read_clocks();
         let now = Now {
-            mono_ms: millis(self.origin.elapsed()),
-            wall_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, millis),
+            mono_ms: millis(r.at.saturating_duration_since(self.origin)),
+            wall_ms: r.wall_ms,
         };
         self.clock.set(Some(now));
         now
-    }
-
-    /// Milliseconds since the node started (the engine's monotonic clock).
-    fn mono_ms(&self) -> u64 {
-        self.now().mono_ms
     }
 
     /// Starts a turn: the next reading of the time is fresh.
@@ -272,8 +267,8 @@ impl Reactor {
     /// dropped (`ZGOSSIP_IO_THREADS=0`; see [`pool`] for shared threads).
     pub(crate) fn run(mut self) {
         while self.running {
-            let timeout = self.poll_timeout();
-            self.turn(timeout);
+            let timeout = self.wake_at().saturating_duration_since(Instant::now());
+            self.turn(Some(timeout));
         }
         self.begin_shutdown();
         while !self.linger_step(Some(Duration::from_millis(10))) {}
@@ -306,6 +301,7 @@ impl Reactor {
                 }
             }
         }
+        begin_round();
         for ev in events.iter() {
             if !self.running {
                 break;
@@ -314,6 +310,7 @@ impl Reactor {
         }
         self.events = events;
         self.after_events();
+        end_round();
     }
 
     /// Takes the commands waiting (a node just handed to a shared thread
@@ -372,14 +369,14 @@ impl Reactor {
         self.after_engine();
     }
 
-    /// How long the node may sleep before it has something to do.
-    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
+    /// When the node next has something to do: its earliest timer, as an
+    /// instant (the timers are absolute, so the answer stays the same from
+    /// one turn to the next until a timer moves), or a past instant when
+    /// commands or input are left over.
+    pub(crate) fn wake_at(&self) -> Instant {
         if !self.backlog.is_empty() || self.commands_pending {
-            return Some(Duration::ZERO);
+            return self.origin;
         }
-        // A fresh reading: the turn that ends here may have taken a while.
-        self.new_turn();
-        let now = self.mono_ms();
         let mut at = self.next_handshake_check.min(self.next_config_check);
         if let Some(t) = self.engine.poll_timeout() {
             at = at.min(t);
@@ -387,7 +384,11 @@ impl Reactor {
         if let Some(d) = &self.discovery {
             at = at.min(d.poll_timeout());
         }
-        Some(Duration::from_millis(at.saturating_sub(now)))
+        // The housekeeping checks are at most a few seconds ahead, so the
+        // sum cannot overflow; if it did, an hour from now is as good.
+        self.origin
+            .checked_add(Duration::from_millis(at))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
     /// Stops listening, and starts giving output still queued on
@@ -1263,7 +1264,7 @@ impl Reactor {
                 let mut moved = false;
                 let mut failed = None;
                 let mut would_block = false;
-                engine.drain_outbox_framed(id, WRITE_AHEAD, |frames| {
+                let emptied = engine.drain_outbox_framed(id, WRITE_AHEAD, |frames| {
                     if !zmtp.passes_framed_through() || !zmtp::is_framed_run(frames) {
                         return false;
                     }
@@ -1297,8 +1298,8 @@ impl Reactor {
                 if would_block {
                     break true;
                 }
-                if moved {
-                    continue; // more may wait, or a tail to write
+                if moved && !emptied {
+                    continue; // more waits
                 }
             } else if c.ready {
                 // Whole runs of messages move into the codec at once.
@@ -1517,6 +1518,57 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
 }
 
+/// One reading of the two clocks.
+#[derive(Clone, Copy)]
+struct Reading {
+    at: Instant,
+    wall_ms: u64,
+}
+
+thread_local! {
+    /// The reading of the current round of this thread's event loop, if a
+    /// round is on (`.0`) and the clocks have been read in it (`.1`).
+    static ROUND: std::cell::Cell<(bool, Option<Reading>)> =
+        const { std::cell::Cell::new((false, None)) };
+}
+
+/// Starts a round of this thread's event loop, or its next step: the
+/// clocks are read at their next use, and that reading serves every node
+/// of the thread until the round ends or the next step begins. A step is
+/// short (a batch of events, or the turns that follow it); a chain hop
+/// read the clocks eight times, and now two to five.
+pub(crate) fn begin_round() {
+    ROUND.with(|r| r.set((true, None)));
+}
+
+/// Ends the round: outside a round, every reading is fresh.
+pub(crate) fn end_round() {
+    ROUND.with(|r| r.set((false, None)));
+}
+
+fn read_clocks() -> Reading {
+    let fresh = || Reading {
+        at: Instant::now(),
+        wall_ms: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, millis),
+    };
+    ROUND.with(|r| match r.get() {
+        (true, Some(reading)) => reading,
+        (true, None) => {
+            let reading = fresh();
+            r.set((true, Some(reading)));
+            reading
+        }
+        (false, _) => fresh(),
+    })
+}
+
+/// The instant of the current round's reading (fresh outside a round).
+pub(crate) fn round_instant() -> Instant {
+    read_clocks().at
+}
+
 /// Whole milliseconds of `d`, in 64-bit arithmetic (`as_millis` divides
 /// a 128-bit number, a library call on every clock reading).
 fn millis(d: Duration) -> u64 {
@@ -1527,8 +1579,27 @@ fn millis(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::millis;
+    use super::{begin_round, end_round, millis, round_instant};
     use std::time::Duration;
+
+    #[test]
+    fn a_round_shares_one_reading_of_the_clocks_and_outside_one_each_is_fresh() {
+        let pause = || std::thread::sleep(Duration::from_millis(2));
+        end_round();
+        let a = round_instant();
+        pause();
+        assert!(round_instant() > a, "outside a round: fresh");
+        begin_round();
+        let b = round_instant();
+        pause();
+        assert_eq!(round_instant(), b, "one reading for the round");
+        begin_round();
+        assert!(round_instant() > b, "its next step reads again");
+        end_round();
+        let c = round_instant();
+        pause();
+        assert!(round_instant() > c, "fresh again once it ended");
+    }
 
     #[test]
     fn millis_agrees_with_as_millis_and_saturates() {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use super::{FastMap, Reactor, LOCAL_TOKENS};
+use super::{begin_round, end_round, round_instant, FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
 use crate::replies::lock;
 
@@ -84,6 +84,8 @@ struct Slot {
     ready: bool,
     /// Its next timer.
     due: Instant,
+    /// `due` is in the heap of timers.
+    armed: bool,
 }
 
 struct IoThread {
@@ -252,14 +254,20 @@ impl Nodes {
 
     /// Arms the timer `node` has just set (its slot's `due`).
     fn arm(&mut self, node: usize, due: Instant) {
+        if let Some(s) = self.slots.get_mut(&node) {
+            s.armed = true;
+        }
         self.timers.push(Reverse((due, node)));
         // Stale entries pile up as timers move: rebuilt once they are
         // most of the heap, so it stays within a few entries per node.
         if self.timers.len() > 2 * self.slots.len() + 64 {
             self.timers = self
                 .slots
-                .iter()
-                .map(|(&node, s)| Reverse((s.due, node)))
+                .iter_mut()
+                .map(|(&node, s)| {
+                    s.armed = true;
+                    Reverse((s.due, node))
+                })
                 .collect();
         }
     }
@@ -286,7 +294,8 @@ impl Nodes {
                 break;
             }
             self.timers.pop();
-            if self.is_current(due, node) {
+            if let Some(s) = self.slots.get_mut(&node).filter(|s| s.due == due) {
+                s.armed = false;
                 self.mark(node);
             }
         }
@@ -304,6 +313,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
     let mut finished = Vec::new();
     let mut more = false;
     loop {
+        end_round();
         let timeout = if more {
             Duration::ZERO
         } else {
@@ -316,6 +326,8 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        // The nodes of this round share one reading of the clocks.
+        begin_round();
         let mut count = 0;
         for ev in events.iter() {
             count += 1;
@@ -337,6 +349,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                             lingering: false,
                             ready: false,
                             due: Instant::now(),
+                            armed: false,
                         },
                     );
                     nodes.mark(node);
@@ -383,7 +396,10 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
             }
         }
         more = count >= events.capacity();
-        nodes.mark_due(Instant::now());
+        // The turns read the clocks afresh (the events may have taken a
+        // while), once for all.
+        begin_round();
+        nodes.mark_due(round_instant());
         std::mem::swap(&mut turns, &mut nodes.ready);
         for id in turns.drain(..) {
             let Some(s) = nodes.slots.get_mut(&id) else {
@@ -393,9 +409,13 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
             if finished.contains(&id) {
                 continue;
             }
+            let before = s.due;
             if give_turn(s) {
-                let due = s.due;
-                nodes.arm(id, due);
+                // A timer that did not move is still in the heap.
+                if !s.armed || s.due != before {
+                    let due = s.due;
+                    nodes.arm(id, due);
+                }
             } else {
                 finished.push(id);
             }
@@ -418,14 +438,13 @@ fn give_turn(s: &mut Slot) -> bool {
         if !s.lingering {
             reactor.after_events();
             if reactor.running() {
-                let wait = reactor.poll_timeout().unwrap_or(IDLE);
-                s.due = Instant::now() + wait;
+                s.due = reactor.wake_at();
                 return true;
             }
             reactor.begin_shutdown();
             s.lingering = true;
         }
-        s.due = Instant::now() + LINGER_TICK;
+        s.due = round_instant() + LINGER_TICK;
         !reactor.linger_step(None)
     }));
     match outcome {
