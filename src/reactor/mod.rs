@@ -332,7 +332,9 @@ impl Reactor {
             if let Some(d) = self.discovery.as_mut() {
                 d.readable(&mut self.engine, now);
             }
-        } else if self.listeners.contains_key(&token) {
+        } else if !self.conns.contains_key(&token) && self.listeners.contains_key(&token) {
+            // Connections first: one look-up of a map already at hand
+            // for the common event, none of the listeners' map.
             self.accept(token);
         } else {
             // A readable event without a hang-up: a short read means
