@@ -252,11 +252,9 @@ impl Nodes {
         }
     }
 
-    /// Arms the timer `node` has just set (its slot's `due`).
+    /// Puts the timer `node` has just set (its slot's `due`, the slot
+    /// marked `armed` by the caller) in the heap.
     fn arm(&mut self, node: usize, due: Instant) {
-        if let Some(s) = self.slots.get_mut(&node) {
-            s.armed = true;
-        }
         self.timers.push(Reverse((due, node)));
         // Stale entries pile up as timers move: rebuilt once they are
         // most of the heap, so it stays within a few entries per node.
@@ -272,14 +270,16 @@ impl Nodes {
         }
     }
 
-    fn is_current(&self, due: Instant, node: usize) -> bool {
-        self.slots.get(&node).is_some_and(|s| s.due == due)
+    /// The slot of `node` if `due` is still its timer (an entry of the
+    /// heap that is not stale).
+    fn current(&mut self, due: Instant, node: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(&node).filter(|s| s.due == due)
     }
 
     /// How long until the next timer (None: no node has one).
     fn next_timer(&mut self, now: Instant) -> Option<Duration> {
         while let Some(&Reverse((due, node))) = self.timers.peek() {
-            if self.is_current(due, node) {
+            if self.current(due, node).is_some() {
                 return Some(due.saturating_duration_since(now));
             }
             self.timers.pop();
@@ -294,7 +294,7 @@ impl Nodes {
                 break;
             }
             self.timers.pop();
-            if let Some(s) = self.slots.get_mut(&node).filter(|s| s.due == due) {
+            if let Some(s) = self.current(due, node) {
                 s.armed = false;
                 self.mark(node);
             }
@@ -413,6 +413,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
             if give_turn(s) {
                 // A timer that did not move is still in the heap.
                 if !s.armed || s.due != before {
+                    s.armed = true;
                     let due = s.due;
                     nodes.arm(id, due);
                 }
