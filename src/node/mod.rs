@@ -987,14 +987,7 @@ impl Engine {
             if extended {
                 push_raw(out, frame);
             } else if let Some((key, t)) = current {
-                push_frame(
-                    out,
-                    &Message::Publish {
-                        key,
-                        value: t.value,
-                        ttl: ttl_left(t, now),
-                    },
-                );
+                push_frame(out, &plain_publish(key, t, now));
             }
             if notify {
                 dirty.push(id);
@@ -1006,11 +999,7 @@ impl Engine {
         self.stats.frames_out += sent;
         if self.verbose {
             if let Some((key, t)) = self.store.entry(entry) {
-                let what = describe(&Message::Publish {
-                    key,
-                    value: t.value,
-                    ttl: ttl_left(t, now),
-                });
+                let what = describe(&plain_publish(key, t, now));
                 self.trace(format_args!("forwarded {what} to {sent} peers"));
             }
         }
@@ -1421,14 +1410,20 @@ fn ext_tuple<'a>(key: &'a str, t: Tuple<'a>) -> ext::Tuple<'a> {
     }
 }
 
-/// The ttl field of a plain PUBLISH: ms left to live, 0 for none.
-fn ttl_left(t: Tuple<'_>, now: Now) -> u32 {
-    if t.expires == 0 {
+/// The plain (ZGP v1) PUBLISH of a stored tuple: its ttl field is the time
+/// left to live in ms, 0 for none.
+fn plain_publish<'a>(key: &'a str, t: Tuple<'a>, now: Now) -> Message<'a> {
+    let ttl = if t.expires == 0 {
         0
     } else {
         t.expires
             .saturating_sub(now.wall_ms)
             .clamp(1, u64::from(u32::MAX)) as u32
+    };
+    Message::Publish {
+        key,
+        value: t.value,
+        ttl,
     }
 }
 

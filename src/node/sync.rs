@@ -227,14 +227,7 @@ impl Engine {
                     push_tuple(&mut c.outbox, &ext_tuple(key, t));
                 } else if t.is_live() {
                     // A plain (CZMQ) peer: every live tuple, as PUBLISH.
-                    push_frame(
-                        &mut c.outbox,
-                        &Message::Publish {
-                            key,
-                            value: t.value,
-                            ttl: ttl_left(t, now),
-                        },
-                    );
+                    push_frame(&mut c.outbox, &plain_publish(key, t, now));
                 } else {
                     continue;
                 }
