@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -109,9 +109,6 @@ pub(crate) struct Reactor {
     config_file: Option<(PathBuf, Option<SystemTime>)>,
     next_config_check: u64,
     next_handshake_check: u64,
-    origin: Instant,
-    /// The clocks as read once per turn (see [`Reactor::now`]).
-    clock: std::cell::Cell<Option<Now>>,
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
@@ -194,6 +191,7 @@ impl Reactor {
         config
             .put("server/timeout", "1000")
             .map_err(|e| Error::Config(e.to_string()))?;
+        let born_ms = read_clocks().now.mono_ms;
         let reactor = Reactor {
             poll,
             registry,
@@ -214,10 +212,8 @@ impl Reactor {
             port: 0,
             config,
             config_file: None,
-            next_config_check: CONFIG_CHECK_MS,
-            next_handshake_check: 1_000,
-            origin: Instant::now(),
-            clock: std::cell::Cell::new(None),
+            next_config_check: born_ms + CONFIG_CHECK_MS,
+            next_handshake_check: born_ms + 1_000,
             dirty: Vec::new(),
             backlog: Vec::new(),
             extensions: true,
@@ -232,29 +228,13 @@ impl Reactor {
         Ok((reactor, waker))
     }
 
-    /// The time, read once per turn: every step of a turn (an event, a
-    /// wake-up, the rest of a round) sees the same reading, taken at its
-    /// first use. A turn is short (reads are bounded by `READ_BUDGET`), and
-    /// the engine's timers count in milliseconds; reading the two clocks at
-    /// every step cost a fifth of the event loop's instructions per hop of
-    /// a chain. Within a round of a shared thread's loop the nodes share
-    /// one reading of the clocks (see [`begin_round`]).
+    /// The time. Within a round of the thread's event loop every node
+    /// sees the same reading (see [`begin_round`]): a round is short
+    /// (reads are bounded by `READ_BUDGET`), the engine's timers count in
+    /// milliseconds, and reading the two clocks at every step cost a fifth
+    /// of the event loop's instructions per hop of a chain.
     fn now(&self) -> Now {
-        if let Some(now) = self.clock.get() {
-            return now;
-        }
-        let r = read_clocks();
-        let now = Now {
-            mono_ms: millis(r.at.saturating_duration_since(self.origin)),
-            wall_ms: r.wall_ms,
-        };
-        self.clock.set(Some(now));
-        now
-    }
-
-    /// Starts a turn: the next reading of the time is fresh.
-    fn new_turn(&self) {
-        self.clock.set(None);
+        read_clocks().now
     }
 
     fn trace(&self, what: std::fmt::Arguments<'_>) {
@@ -316,14 +296,12 @@ impl Reactor {
     /// Takes the commands waiting (a node just handed to a shared thread
     /// may have been woken before it got there).
     pub(crate) fn wakeup(&mut self) {
-        self.new_turn();
         self.handle_wakeup();
         self.after_engine();
     }
 
     /// Serves one readiness event (its token is this node's).
     pub(crate) fn on_event(&mut self, ev: &mio::event::Event) {
-        self.new_turn();
         let token = Token(ev.token().0 & LOCAL_TOKENS);
         if token == WAKER {
             self.handle_wakeup();
@@ -348,7 +326,6 @@ impl Reactor {
     /// The rest of a round, after its events: commands left over, input
     /// left over, timers and housekeeping.
     pub(crate) fn after_events(&mut self) {
-        self.new_turn();
         if !self.running {
             return;
         }
@@ -377,7 +354,7 @@ impl Reactor {
     /// commands or input are left over.
     pub(crate) fn wake_at(&self) -> Instant {
         if !self.backlog.is_empty() || self.commands_pending {
-            return self.origin;
+            return epoch();
         }
         let mut at = self.next_handshake_check.min(self.next_config_check);
         if let Some(t) = self.engine.poll_timeout() {
@@ -388,7 +365,7 @@ impl Reactor {
         }
         // The housekeeping checks are at most a few seconds ahead, so the
         // sum cannot overflow; if it did, an hour from now is as good.
-        self.origin
+        epoch()
             .checked_add(Duration::from_millis(at))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
@@ -406,7 +383,6 @@ impl Reactor {
     /// sockets to take more. True once nothing is left or the linger time
     /// is over.
     pub(crate) fn linger_step(&mut self, wait: Option<Duration>) -> bool {
-        self.new_turn();
         let deadline = self.linger_until.unwrap_or_else(Instant::now);
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         let mut pending = false;
@@ -1270,29 +1246,23 @@ impl Reactor {
                     if !zmtp.passes_framed_through() || !zmtp::is_framed_run(frames) {
                         return false;
                     }
-                    let written = loop {
-                        match stream.write(frames) {
-                            Ok(0) => {
-                                failed = Some("connection closed while writing".to_string());
-                                return false;
+                    match write_some(stream, frames) {
+                        Ok(Some(written)) => {
+                            if written < frames.len() {
+                                zmtp.queue_unwritten(&frames[written..]);
                             }
-                            Ok(n) => break n,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                                would_block = true;
-                                return false;
-                            }
-                            Err(e) => {
-                                failed = Some(e.to_string());
-                                return false;
-                            }
+                            moved = true;
+                            true
                         }
-                    };
-                    if written < frames.len() {
-                        zmtp.queue_unwritten(&frames[written..]);
+                        Ok(None) => {
+                            would_block = true;
+                            false
+                        }
+                        Err(why) => {
+                            failed = Some(why);
+                            false
+                        }
                     }
-                    moved = true;
-                    true
                 });
                 if let Some(reason) = failed {
                     return Err(reason);
@@ -1313,12 +1283,9 @@ impl Reactor {
             if out.is_empty() {
                 break false;
             }
-            match c.stream.write(out) {
-                Ok(0) => return Err("connection closed while writing".into()),
-                Ok(n) => c.zmtp.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
+            match write_some(&mut c.stream, out)? {
+                Some(n) => c.zmtp.consume_output(n),
+                None => break true,
             }
         };
         // Ask for writability exactly while output waits.
@@ -1502,6 +1469,21 @@ fn process_input(
     }
 }
 
+/// One write of `bytes` (not empty) to a socket: how many it took, or None
+/// when it would block; an interrupted write is tried again. A socket that
+/// takes nothing, or fails, ends the connection (the reason is returned).
+fn write_some(stream: &mut Stream, bytes: &[u8]) -> std::result::Result<Option<usize>, String> {
+    loop {
+        match stream.write(bytes) {
+            Ok(0) => return Err("connection closed while writing".into()),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// Maps keyed by small integers of our own (tokens, node numbers): looked
 /// up several times per event, so hashed with foldhash rather than
 /// SipHash (which cost a quarter of the event loop's instructions per hop
@@ -1520,11 +1502,19 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
 }
 
-/// One reading of the two clocks.
+/// One reading of the two clocks: the instant, and the time as the
+/// engine counts it.
 #[derive(Clone, Copy)]
 struct Reading {
     at: Instant,
-    wall_ms: u64,
+    now: Now,
+}
+
+/// The origin of every node's monotonic milliseconds: one for the process,
+/// so that the nodes of a thread share a reading as it is.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 thread_local! {
@@ -1549,11 +1539,17 @@ pub(crate) fn end_round() {
 }
 
 fn read_clocks() -> Reading {
-    let fresh = || Reading {
-        at: Instant::now(),
-        wall_ms: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, millis),
+    let fresh = || {
+        let at = Instant::now();
+        Reading {
+            at,
+            now: Now {
+                mono_ms: millis(at.saturating_duration_since(epoch())),
+                wall_ms: SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, millis),
+            },
+        }
     };
     ROUND.with(|r| match r.get() {
         (true, Some(reading)) => reading,
