@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher as _};
 
-use hashbrown::{hash_table, HashTable};
+mod index;
+
+use index::{Index, Probe as Slot};
 
 /// The index's hasher: fast, and seeded at random per process so that keys
 /// chosen by a peer cannot be made to collide.
@@ -152,15 +154,6 @@ impl Packed {
     }
 }
 
-/// What one probe of the index found for a key.
-enum Probe<'v> {
-    /// The key's entry.
-    Found(usize),
-    /// A slot claimed for a new key, with its write, packed entry word and
-    /// value length.
-    Claimed(Write<'v>, Packed, u32),
-}
-
 /// One stored key: 24 bytes. The key and value are in the store's text;
 /// the origin is an index into its table of node ids; the rarely used
 /// expiry and replaced-value hash live in side tables.
@@ -186,7 +179,7 @@ pub struct Store {
     /// Bytes of `text` no entry uses any more.
     garbage: usize,
     entries: Vec<Entry>,
-    index: HashTable<u32>,
+    index: Index,
     hasher: Hasher,
     /// Node ids of the versions, interned.
     origins: Vec<u64>,
@@ -264,8 +257,8 @@ impl Store {
 
     fn find_hashed(&self, key: &str, h: u64) -> Option<usize> {
         self.index
-            .find(h, |&i| self.key_of(&self.entries[i as usize]) == key)
-            .map(|&i| i as usize)
+            .find(h, |i| self.key_of(&self.entries[i as usize]) == key)
+            .map(|i| i as usize)
     }
 
     /// Entry number `i` (see [`merge_entry`](Self::merge_entry)).
@@ -391,52 +384,43 @@ impl Store {
         decide: impl FnOnce(Option<&Tuple<'_>>) -> Option<Write<'v>>,
     ) -> Option<(Outcome, usize, Write<'v>)> {
         let h = index_hash(&self.hasher, key);
-        // One probe finds the key or claims its slot; with room made first,
-        // claiming never rehashes.
-        if self.index.len() == self.index.capacity() {
+        // One probe finds the key or the slot it would take; with room
+        // made first, taking it never rehashes.
+        if self.index.is_full() {
             self.grow_index();
         }
-        let n = self.entries.len();
-        // Called once: for a new key inside the probe, else after it.
-        let mut decide = Some(decide);
         let probe = {
-            let Store {
-                index,
-                entries,
-                text,
-                hasher,
-                ..
-            } = self;
-            let key_at = |j: u32| {
+            let Store { entries, text, .. } = &*self;
+            self.index.probe(h, |j| {
                 let e = &entries[j as usize];
                 let at = e.packed.at();
-                &text[at..at + e.packed.key_len()]
-            };
-            match index.entry(h, |&j| key_at(j) == key, |&j| index_hash(hasher, key_at(j))) {
-                hash_table::Entry::Occupied(o) => Probe::Found(*o.get() as usize),
-                hash_table::Entry::Vacant(v) => {
-                    let w = decide.take().and_then(|f| f(None))?;
-                    // Checked before the slot is claimed, so a key, value
-                    // or text too large (a bug upstream) cannot leave the
-                    // index pointing nowhere.
-                    let value = if w.deleted { "" } else { w.value };
-                    let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
-                    let packed =
-                        Packed::new(text.len(), key.len(), if w.deleted { DELETED } else { 0 });
-                    v.insert(u32::try_from(n).expect("fewer than 2^32 entries"));
-                    Probe::Claimed(w, packed, value_len)
-                }
-            }
+                &text[at..at + e.packed.key_len()] == key
+            })
         };
-        let i = match probe {
-            Probe::Found(i) => i,
-            Probe::Claimed(w, packed, value_len) => {
+        match probe {
+            Slot::Found(i) => {
+                let i = i as usize;
+                let w = decide(Some(&self.tuple(i).1))?;
+                Some((self.merge_at(i, w), i, w))
+            }
+            Slot::Vacant { at, tag } => {
+                let w = decide(None)?;
+                // Checked before the slot is taken, so a key, value or text
+                // too large (a bug upstream) cannot leave the index
+                // pointing nowhere.
                 let value = if w.deleted { "" } else { w.value };
-                return Some((self.push_entry(key, value, w, packed, value_len), n, w));
+                let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
+                let packed = Packed::new(
+                    self.text.len(),
+                    key.len(),
+                    if w.deleted { DELETED } else { 0 },
+                );
+                let n = self.entries.len();
+                self.index
+                    .claim(at, tag, u32::try_from(n).expect("fewer than 2^32 entries"));
+                Some((self.push_entry(key, value, w, packed, value_len), n, w))
             }
-        };
-        let w = decide.take().and_then(|f| f(Some(&self.tuple(i).1)))?;
-        Some((self.merge_at(i, w), i, w))
+        }
     }
 
     /// Merges `w` into entry `i`, which holds its key.
@@ -512,20 +496,13 @@ impl Store {
     /// rehash in place would jump between entries and text at random (a
     /// cache miss or three per key; it was the top of the star profile).
     fn grow_index(&mut self) {
-        let capacity = (self.entries.len() * 2).max(16);
-        self.index = HashTable::with_capacity(capacity);
+        let mut index = Index::with_room((self.index.len() * 2).max(1));
         for (n, e) in self.entries.iter().enumerate() {
             let at = e.packed.at();
             let h = index_hash(&self.hasher, &self.text[at..at + e.packed.key_len()]);
-            // With room for every entry, the rehash closure is never
-            // called; if it were, it would still hash correctly.
-            let (entries, text, hasher) = (&self.entries, &self.text, &self.hasher);
-            self.index.insert_unique(h, n as u32, |&j| {
-                let e = &entries[j as usize];
-                let at = e.packed.at();
-                index_hash(hasher, &text[at..at + e.packed.key_len()])
-            });
+            index.insert_new(h, n as u32);
         }
+        self.index = index;
     }
 
     /// Turns the live tuple of `key` into a tombstone if it expired at or
@@ -620,15 +597,13 @@ impl Store {
             }
             entries.push(e);
         }
-        let mut index = HashTable::with_capacity(entries.len());
+        let mut index = Index::with_room(entries.len());
         for (n, e) in entries.iter().enumerate() {
             let at = e.packed.at();
-            let h = index_hash(&self.hasher, &text[at..at + e.packed.key_len()]);
-            index.insert_unique(h, n as u32, |&j: &u32| {
-                let e: &Entry = &entries[j as usize];
-                let at = e.packed.at();
-                index_hash(&self.hasher, &text[at..at + e.packed.key_len()])
-            });
+            index.insert_new(
+                index_hash(&self.hasher, &text[at..at + e.packed.key_len()]),
+                n as u32,
+            );
         }
         self.live = entries
             .iter()
