@@ -107,7 +107,7 @@ impl Batch {
 }
 
 /// Commands queued before a sender waits for the node to catch up.
-const MAX_ENTRIES: usize = 8 * 1024;
+const MAX_ENTRIES: usize = 1024;
 /// Text queued before a sender waits (a larger single command still goes
 /// through once the queue is empty).
 const MAX_BYTES: usize = 8 << 20;

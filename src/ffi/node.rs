@@ -63,7 +63,7 @@ pub extern "C" fn zgossip_destroy(node_p: *mut *mut zgossip_t) {
 /// "tcp://127.0.0.1:5670"}`. The command is checked first; every command but
 /// PUBLISH and UNPUBLISH then waits until the node has carried it out, so
 /// an error such as a busy port comes back here (those two wait only when
-/// the caller is 8,192 commands ahead of its node). Returns `ZGOSSIP_OK` or a negative
+/// the caller is 1,024 commands ahead of its node). Returns `ZGOSSIP_OK` or a negative
 /// code: `-ZGOSSIP_ERR_NULL_ARG` (`node`, `frames` or a frame NULL),
 /// `-ZGOSSIP_ERR_UTF8`, `-ZGOSSIP_ERR_COMMAND` (unknown or malformed
 /// command, `count` 0), `-ZGOSSIP_ERR_IO`, `-ZGOSSIP_ERR_CONFIG`,
