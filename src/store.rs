@@ -27,8 +27,13 @@ type Hasher = foldhash::fast::RandomState;
 /// itself would add a terminator round to every look-up and rehash).
 #[inline]
 fn index_hash(hasher: &Hasher, key: &str) -> u64 {
+    index_hash_bytes(hasher, key.as_bytes())
+}
+
+#[inline]
+fn index_hash_bytes(hasher: &Hasher, key: &[u8]) -> u64 {
     let mut h = hasher.build_hasher();
-    h.write(key.as_bytes());
+    h.write(key);
     h.finish()
 }
 
@@ -266,6 +271,14 @@ impl Store {
         (i < self.entries.len()).then(|| self.tuple(i))
     }
 
+    /// Reads the index slot where a probe for `key` (its bytes, checked or
+    /// not) starts, so that merging it soon after does not wait for memory.
+    /// Fold the result into [`std::hint::black_box`] once for a batch: a
+    /// read whose result is dropped may be optimised away.
+    pub fn prefetch(&self, key: &[u8]) -> u32 {
+        self.index.touch(index_hash_bytes(&self.hasher, key))
+    }
+
     /// The entry of `key`, live or tombstone.
     pub fn get(&self, key: &str) -> Option<Tuple<'_>> {
         self.find(key).map(|i| self.tuple(i).1)
@@ -496,13 +509,14 @@ impl Store {
     /// rehash in place would jump between entries and text at random (a
     /// cache miss or three per key; it was the top of the star profile).
     fn grow_index(&mut self) {
-        let mut index = Index::with_room((self.index.len() * 2).max(1));
-        for (n, e) in self.entries.iter().enumerate() {
-            let at = e.packed.at();
-            let h = index_hash(&self.hasher, &self.text[at..at + e.packed.key_len()]);
-            index.insert_new(h, n as u32);
-        }
-        self.index = index;
+        let (entries, text, hasher) = (&self.entries, &self.text, &self.hasher);
+        self.index = Index::build(
+            self.index.len() * 2,
+            entries.iter().map(|e| {
+                let at = e.packed.at();
+                index_hash(hasher, &text[at..at + e.packed.key_len()])
+            }),
+        );
     }
 
     /// Turns the live tuple of `key` into a tombstone if it expired at or
@@ -597,14 +611,13 @@ impl Store {
             }
             entries.push(e);
         }
-        let mut index = Index::with_room(entries.len());
-        for (n, e) in entries.iter().enumerate() {
-            let at = e.packed.at();
-            index.insert_new(
-                index_hash(&self.hasher, &text[at..at + e.packed.key_len()]),
-                n as u32,
-            );
-        }
+        let index = Index::build(
+            entries.len(),
+            entries.iter().map(|e| {
+                let at = e.packed.at();
+                index_hash(&self.hasher, &text[at..at + e.packed.key_len()])
+            }),
+        );
         self.live = entries
             .iter()
             .filter(|e| e.packed.flags() & DELETED == 0)

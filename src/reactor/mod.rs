@@ -442,8 +442,16 @@ impl Reactor {
         }
         let now = self.now();
         for _ in 0..COMMAND_BUDGET {
+            let fresh = self.batch.is_empty();
             if !self.commands.take(&mut self.batch) {
                 return;
+            }
+            if fresh {
+                // As for a read: the index slots of the batch's keys first.
+                let mut seen = 0;
+                self.batch
+                    .for_each_key(|key| seen ^= self.engine.prefetch_key(key));
+                std::hint::black_box(seen);
             }
             let Some(next) = self.batch.next() else {
                 continue;
@@ -1183,6 +1191,11 @@ impl Reactor {
                     // buffer itself; only the rest is copied into the codec.
                     let data = &read_buf[..n];
                     let (zmtp, usage) = (&mut c.zmtp, &mut c.usage);
+                    // The index slots of the whole read first: their cache
+                    // misses overlap instead of coming one per message.
+                    let mut seen = 0;
+                    zmtp.peek_short_messages(data, |frame| seen ^= engine.prefetch(frame));
+                    std::hint::black_box(seen);
                     let mut refused = None;
                     let taken = zmtp.take_short_messages_from(data, |frame| {
                         engine.handle_frame(id, frame, false, now);

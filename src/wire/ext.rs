@@ -30,7 +30,7 @@ pub const TIMEOUT_PROPERTY: &str = "X-ZGossip-Timeout";
 /// The extension version byte.
 pub const VERSION: u8 = 2;
 
-const ID_TUPLE: u8 = 6;
+pub(crate) const ID_TUPLE: u8 = 6;
 const ID_RANGES: u8 = 7;
 const ID_ITEMS: u8 = 8;
 const ID_WANT: u8 = 9;

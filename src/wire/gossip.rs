@@ -29,7 +29,7 @@ pub const MAX_KEY_LEN: usize = 255;
 pub const MAX_VALUE_LEN: usize = u32::MAX as usize;
 
 const ID_HELLO: u8 = 1;
-const ID_PUBLISH: u8 = 2;
+pub(crate) const ID_PUBLISH: u8 = 2;
 const ID_PING: u8 = 3;
 const ID_PONG: u8 = 4;
 const ID_INVALID: u8 = 5;

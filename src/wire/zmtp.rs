@@ -1041,18 +1041,37 @@ impl Connection {
         data: &[u8],
         mut f: impl FnMut(&[u8]) -> bool,
     ) -> usize {
-        if !self.short_path_open() || self.start != self.inbuf.len() {
-            return 0;
-        }
-        let mut at = 0;
-        while let Some(len) = self.short_message_len(&data[at..]) {
-            let body = &data[at + 2..at + 2 + len];
-            at += 2 + len;
+        let mut taken = 0;
+        for (end, body) in self.short_messages(data) {
+            taken = end;
             if !f(body) {
                 break;
             }
         }
-        at
+        taken
+    }
+
+    /// Hands `f` the bodies [`take_short_messages_from`] would take from
+    /// `data`, without taking them (to read ahead what they will need).
+    ///
+    /// [`take_short_messages_from`]: Self::take_short_messages_from
+    pub fn peek_short_messages(&self, data: &[u8], mut f: impl FnMut(&[u8])) {
+        for (_, body) in self.short_messages(data) {
+            f(body);
+        }
+    }
+
+    /// The whole short messages at the front of `data` when the short path
+    /// is open and nothing is buffered: each body, with where it ends.
+    fn short_messages<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = (usize, &'a [u8])> {
+        let open = self.short_path_open() && self.start == self.inbuf.len();
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let len = self.short_message_len(data.get(at..).filter(|_| open)?)?;
+            let body = &data[at + 2..at + 2 + len];
+            at += 2 + len;
+            Some((at, body))
+        })
     }
 
     fn close(&mut self, error: Option<Error>) {
