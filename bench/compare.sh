@@ -38,6 +38,10 @@ for r in $(seq 1 "$RUNS"); do
         run "$impl" memory 200000
         run "$impl" swarm
     done
+    # Star with the application's thread on one CPU and the library's
+    # threads on the other (the scheduler of a VM may pack them onto one).
+    BENCH_PIN=1 LABEL=czmq-pinned run czmq star 100000
+    BENCH_PIN=1 LABEL=zgossip-pinned run zgossip star 100000
     # zgossip with a thread per node instead of the shared event loop.
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip star 100000
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip chain 20

@@ -3,7 +3,15 @@
     Prints one JSON line per result. Loopback only; every wait bounded.
 
     usage: gossip_bench star|join|chain|memory|swarm|chain128|mesh1000 [n]
+
+    BENCH_PIN=1 (star only): the application's thread runs on CPU 0 and
+    every other thread of the process, the library's, on CPU 1, so that
+    the scheduler cannot put them on one CPU.
 */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +67,30 @@ static long rss_bytes (void)
         fclose (f);
     }
     return resident * sysconf (_SC_PAGESIZE);
+}
+
+/*  With BENCH_PIN set and two CPUs or more: this thread on CPU 0, every
+    other thread of the process on CPU 1 */
+static void pin_threads (void)
+{
+    if (!getenv ("BENCH_PIN") || sysconf (_SC_NPROCESSORS_ONLN) < 2)
+        return;
+    pid_t self = (pid_t) syscall (SYS_gettid);
+    DIR *dir = opendir ("/proc/self/task");
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        pid_t tid = (pid_t) atoi (entry->d_name);
+        if (tid <= 0)
+            continue;
+        cpu_set_t set;
+        CPU_ZERO (&set);
+        CPU_SET (tid == self? 0: 1, &set);
+        if (sched_setaffinity (tid, sizeof set, &set))
+            perror ("sched_setaffinity");
+    }
+    closedir (dir);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -173,6 +205,7 @@ static void scenario_star (long n)
     node_sendx (pub, "CONNECT", hub_ep, NULL);
     node_sendx (sub, "CONNECT", hub_ep, NULL);
     sleep_ms (300);
+    pin_threads ();
     char key [32];
     node_t *others [2] = { pub, hub };
     long got = 0;
