@@ -37,6 +37,18 @@ fn index_hash_bytes(hasher: &Hasher, key: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The index hashes of `entries`' keys, in entry order.
+fn entry_hashes<'a>(
+    entries: &'a [Entry],
+    text: &'a str,
+    hasher: &'a Hasher,
+) -> impl ExactSizeIterator<Item = u64> + 'a {
+    entries.iter().map(move |e| {
+        let at = e.packed.at();
+        index_hash(hasher, &text[at..at + e.packed.key_len()])
+    })
+}
+
 /// The version of a write: a hybrid logical clock reading plus the id of the
 /// node that made the write. Totally ordered (clock, then origin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -402,14 +414,9 @@ impl Store {
         if self.index.is_full() {
             self.grow_index();
         }
-        let probe = {
-            let Store { entries, text, .. } = &*self;
-            self.index.probe(h, |j| {
-                let e = &entries[j as usize];
-                let at = e.packed.at();
-                &text[at..at + e.packed.key_len()] == key
-            })
-        };
+        let probe = self
+            .index
+            .probe(h, |j| self.key_of(&self.entries[j as usize]) == key);
         match probe {
             Slot::Found(i) => {
                 let i = i as usize;
@@ -509,13 +516,9 @@ impl Store {
     /// rehash in place would jump between entries and text at random (a
     /// cache miss or three per key; it was the top of the star profile).
     fn grow_index(&mut self) {
-        let (entries, text, hasher) = (&self.entries, &self.text, &self.hasher);
         self.index = Index::build(
             self.index.len() * 2,
-            entries.iter().map(|e| {
-                let at = e.packed.at();
-                index_hash(hasher, &text[at..at + e.packed.key_len()])
-            }),
+            entry_hashes(&self.entries, &self.text, &self.hasher),
         );
     }
 
@@ -611,13 +614,7 @@ impl Store {
             }
             entries.push(e);
         }
-        let index = Index::build(
-            entries.len(),
-            entries.iter().map(|e| {
-                let at = e.packed.at();
-                index_hash(&self.hasher, &text[at..at + e.packed.key_len()])
-            }),
-        );
+        let index = Index::build(entries.len(), entry_hashes(&entries, &text, &self.hasher));
         self.live = entries
             .iter()
             .filter(|e| e.packed.flags() & DELETED == 0)

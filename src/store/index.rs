@@ -159,7 +159,7 @@ impl Index {
 }
 
 /// Keys whose slots are read ahead of their probes, at most.
-pub(super) const AHEAD: usize = 32;
+const AHEAD: usize = 32;
 
 /// Entries a table of 2^bits slots holds at most.
 fn max_len(bits: u32) -> usize {

@@ -1657,6 +1657,10 @@ mod tests {
         a.queue_message(&[b"two"]).unwrap();
         a.queue_message(&[b"three", b"more"]).unwrap();
         let wire = take_output(&mut a);
+        // A peek sees the messages a take would take, and takes nothing.
+        let mut peeked = Vec::new();
+        b.peek_short_messages(&wire, |m| peeked.push(m.to_vec()));
+        assert_eq!(peeked, [b"one".to_vec(), b"two".to_vec()]);
         // The callback says stop after the first: one message taken.
         let mut got = Vec::new();
         let taken = b.take_short_messages_from(&wire, |m| {
@@ -1672,8 +1676,9 @@ mod tests {
         });
         assert_eq!((more, got), (5, vec![b"two".to_vec()]));
         b.feed(&wire[taken + more..]);
-        // With input buffered, nothing is taken from new data.
+        // With input buffered, nothing is taken from new data, or peeked.
         assert_eq!(b.take_short_messages_from(&wire, |_| true), 0);
+        b.peek_short_messages(&wire, |m| panic!("peeked {m:?} with input buffered"));
         let mut seen = Vec::new();
         drain(&mut b, &mut seen).unwrap();
         assert_eq!(
