@@ -170,6 +170,46 @@ fn max_len(bits: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// Against a map: keys with hashes drawn from a small pool (so full
+        /// hashes, start slots and tags collide), added and looked up in
+        /// any order, the index growing by rebuilds as the store grows it.
+        #[test]
+        fn agrees_with_a_map_whatever_the_collisions(
+            pool in proptest::collection::vec(any::<u64>(), 1..12),
+            ops in proptest::collection::vec((0u16..300, any::<prop::sample::Index>()), 0..400),
+        ) {
+            let mut index = Index::default();
+            let mut model: HashMap<u16, u32> = HashMap::new();
+            // Entry number -> its key, and each key's hash.
+            let mut keys: Vec<u16> = Vec::new();
+            let hash_of: HashMap<u16, u64> =
+                ops.iter().map(|&(k, ref pick)| (k, pool[pick.index(pool.len())])).collect();
+            for &(k, _) in &ops {
+                if index.is_full() {
+                    index = Index::build(index.len() * 2, keys.iter().map(|k| hash_of[k]));
+                }
+                match index.probe(hash_of[&k], |e| keys[e as usize] == k) {
+                    Probe::Found(e) => prop_assert_eq!(model.get(&k), Some(&e)),
+                    Probe::Vacant { at, tag } => {
+                        prop_assert_eq!(model.get(&k), None);
+                        let e = keys.len() as u32;
+                        index.claim(at, tag, e);
+                        keys.push(k);
+                        model.insert(k, e);
+                    }
+                }
+            }
+            prop_assert_eq!(index.len(), model.len());
+            for (&k, &h) in &hash_of {
+                prop_assert_eq!(index.find(h, |e| keys[e as usize] == k), model.get(&k).copied());
+            }
+            prop_assert_eq!(index.find(0x5eed, |_| false), None);
+        }
+    }
 
     /// Entry `n`'s hash: chosen by the test, so collisions can be forced.
     fn put(index: &mut Index, hashes: &[u64]) {
