@@ -23,7 +23,8 @@
 #   include <czmq.h>
     typedef zactor_t node_t;
 #   define IMPL "czmq"
-#   define node_new(name) zactor_new (zgossip, (void *) (name))
+#   define node_create(name) zactor_new (zgossip, (void *) (name))
+#   define last_error() "zactor_new failed"
 #   define node_destroy(p) zactor_destroy (p)
 #   define node_sendx zstr_sendx
 #   define node_recvx zstr_recvx
@@ -33,7 +34,8 @@
 #   include <zgossip.h>
     typedef zgossip_t node_t;
 #   define IMPL "zgossip"
-#   define node_new(name) zgossip_new (name)
+#   define node_create(name) zgossip_new (name)
+#   define last_error() zgossip_last_error ()
 #   define node_destroy(p) zgossip_destroy (p)
 #   define node_sendx zgossip_sendx
 #   define node_recvx zgossip_recvx
@@ -91,6 +93,17 @@ static void pin_threads (void)
             perror ("sched_setaffinity");
     }
     closedir (dir);
+}
+
+/*  A new node, or the end of the benchmark with the reason */
+static node_t *node_new (const char *name)
+{
+    node_t *node = node_create (name);
+    if (!node) {
+        fprintf (stderr, "cannot start node %s: %s\n", name, last_error ());
+        exit (1);
+    }
+    return node;
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::command::{self, Command, Envelope};
 use crate::error::{Error, Result};
 use crate::inbox::Inbox;
+use crate::reactor::affinity;
 use crate::reactor::pool::{self, Done, Hosted};
 use crate::reactor::Reactor;
 use crate::replies::{lock, Replies};
@@ -46,6 +47,8 @@ pub struct Node {
 impl Node {
     /// Starts a node; `name` prefixes its trace lines.
     pub fn new(name: &str) -> Result<Node> {
+        // A bad ZGOSSIP_IO_CPUS is refused before anything starts.
+        affinity::io_cpus()?;
         let replies = Arc::new(Replies::new()?);
         let tx = Arc::new(Inbox::default());
         let rx = tx.clone();
@@ -75,6 +78,7 @@ impl Node {
                 .name(format!("zgossip-{name}"))
                 .spawn(move || {
                     let _guard = guard;
+                    affinity::apply_to_this_thread();
                     reactor.run()
                 })
                 .map_err(|e| Error::io("cannot start node thread", e))?;

@@ -2,6 +2,7 @@
 //! I/O: it accepts and dials connections, runs each through the ZMTP codec,
 //! hands ZGP frames to the engine and writes what the engine queues.
 
+pub(crate) mod affinity;
 pub(crate) mod inproc;
 mod net;
 pub(crate) mod pool;

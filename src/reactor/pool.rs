@@ -183,7 +183,10 @@ fn start_thread(n: usize) -> std::result::Result<IoThread, String> {
     let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name(format!("zgossip-io-{n}"))
-        .spawn(move || run(poll, rx, thread_wake))
+        .spawn(move || {
+            super::affinity::apply_to_this_thread();
+            run(poll, rx, thread_wake)
+        })
         .map_err(|e| e.to_string())?;
     Ok(IoThread { tx, wake, registry })
 }
