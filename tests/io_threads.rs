@@ -48,6 +48,12 @@ fn fifty_nodes_share_one_event_loop_thread_and_still_gossip() {
     }
     nodes[0].send(&["PUBLISH", "k", "v"]).unwrap();
     wait_status(&nodes[49], 1, Duration::from_secs(10));
+    // Every node read what its neighbour on the thread wrote at once,
+    // without waiting for a poll to report it.
+    for n in &nodes[1..] {
+        let stats = n.stats().unwrap();
+        assert!(stats["handoff-reads"] > 0, "{}: {stats:?}", n.name());
+    }
 }
 
 #[test]

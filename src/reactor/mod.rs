@@ -4,6 +4,7 @@
 
 pub(crate) mod affinity;
 pub(crate) mod inproc;
+mod loopback;
 mod net;
 pub(crate) mod pool;
 
@@ -83,6 +84,10 @@ struct Conn {
     /// Registered for writability too (only while output waits or a
     /// connect is in progress: otherwise every ACK would wake us).
     writable_interest: bool,
+    /// A connected TCP stream of a node on a shared thread: its end in the
+    /// thread's table, so a node of the thread at the other end reads at
+    /// once what this one writes (see [`loopback`]).
+    end: Option<loopback::End>,
 }
 
 pub(crate) struct Reactor {
@@ -113,6 +118,9 @@ pub(crate) struct Reactor {
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
+    /// Reads done at once because a node of the same thread had just
+    /// written to the connection (`STATS handoff-reads`).
+    handoff_reads: u64,
     /// Announce and speak ZGP/2 with peers that announce it too.
     extensions: bool,
     /// How long `$TERM` waits for queued output to leave.
@@ -217,6 +225,7 @@ impl Reactor {
             next_handshake_check: born_ms + 1_000,
             dirty: Vec::new(),
             backlog: Vec::new(),
+            handoff_reads: 0,
             extensions: true,
             linger_ms: 500,
             linger_until: None,
@@ -322,6 +331,19 @@ impl Reactor {
             self.conn_ready(token, short_read_drains);
         }
         self.after_engine();
+    }
+
+    /// Reads connection `token` (a thread-wide token) now, as if the poll
+    /// had said it was readable: its other end, a node of this thread, has
+    /// just written to it (see [`loopback`]).
+    pub(crate) fn on_written_end(&mut self, token: Token) {
+        let token = Token(token.0 & LOCAL_TOKENS);
+        if self.conns.contains_key(&token) {
+            self.handoff_reads += 1;
+            // The write is whole in the socket: a short read drains it.
+            self.conn_ready(token, true);
+            self.after_engine();
+        }
     }
 
     /// The rest of a round, after its events: commands left over, input
@@ -581,6 +603,7 @@ impl Reactor {
                     ("sessions-expired", st.sessions_expired),
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
+                    ("handoff-reads", self.handoff_reads),
                 ];
                 let mut reply = vec!["STATS".to_string()];
                 let discovery = self.discovery.as_ref().map(|d| d.counters());
@@ -905,6 +928,16 @@ impl Reactor {
         }
     }
 
+    /// The end of connection `token` to register in the thread's table:
+    /// a connected TCP stream of a node on a shared thread.
+    fn end_of(&self, token: Token) -> Option<loopback::End> {
+        if self.poll.is_some() {
+            return None; // a thread of its own: no other node to find
+        }
+        let (local, peer) = self.conns.get(&token)?.stream.tcp_addrs()?;
+        Some(loopback::End::register(local, peer, self.tok(token)))
+    }
+
     fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
         self.add_conn_with(stream, role, connecting, peer, None, None);
     }
@@ -988,8 +1021,15 @@ impl Reactor {
                 ip,
                 usage: Usage::default(),
                 writable_interest: true,
+                end: None,
             },
         );
+        if !connecting {
+            let end = self.end_of(token);
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.end = end;
+            }
+        }
         // Send our greeting now if we can.
         self.conn_ready(token, false);
     }
@@ -1112,7 +1152,13 @@ impl Reactor {
         };
         if c.connecting {
             match c.stream.connect_finished() {
-                Ok(true) => c.connecting = false,
+                Ok(true) => {
+                    c.connecting = false;
+                    let end = self.end_of(token);
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.end = end;
+                    }
+                }
                 Ok(false) => return,
                 Err(e) => {
                     let reason = e.to_string();
@@ -1247,6 +1293,7 @@ impl Reactor {
             return Ok(());
         }
         let id = token.0 as ConnId;
+        let mut wrote = 0;
         let blocked = loop {
             if c.ready && c.zmtp.passes_framed_through() {
                 // NULL with nothing pending: the outbox's runs are wire
@@ -1266,6 +1313,7 @@ impl Reactor {
                                 zmtp.queue_unwritten(&frames[written..]);
                             }
                             moved = true;
+                            wrote += written;
                             true
                         }
                         Ok(None) => {
@@ -1298,10 +1346,19 @@ impl Reactor {
                 break false;
             }
             match write_some(&mut c.stream, out)? {
-                Some(n) => c.zmtp.consume_output(n),
+                Some(n) => {
+                    c.zmtp.consume_output(n);
+                    wrote += n;
+                }
                 None => break true,
             }
         };
+        // A few messages: the node at the other end, if it is one of this
+        // thread's, reads them now. A stream of them is left to the poll,
+        // which lets the reader take more at a time.
+        if let (1..=HANDOFF_BYTES, Some(end)) = (wrote, &c.end) {
+            end.wrote();
+        }
         // Ask for writability exactly while output waits.
         if blocked != c.writable_interest {
             let interest = if blocked {
@@ -1504,6 +1561,10 @@ fn write_some(stream: &mut Stream, bytes: &[u8]) -> std::result::Result<Option<u
 /// of a chain).
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type TokenMap<V> = FastMap<Token, V>;
+
+/// Largest write handed straight to a node of the same thread at the
+/// other end (see [`loopback`]).
+const HANDOFF_BYTES: usize = 4096;
 
 /// Bytes read from a socket at a time.
 const READ_SIZE: usize = 64 << 10;

@@ -43,6 +43,14 @@ impl Stream {
         }
     }
 
+    /// The local and peer addresses of a connected TCP stream.
+    pub(crate) fn tcp_addrs(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        match self {
+            Stream::Tcp(s) => Some((s.local_addr().ok()?, s.peer_addr().ok()?)),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// The peer's address for traces.
     pub(crate) fn peer(&self) -> String {
         match self {

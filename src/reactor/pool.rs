@@ -4,10 +4,11 @@
 //!
 //! Every node of a thread registers its sockets and its waker with that
 //! thread's poller, under tokens that carry the node's number in the upper
-//! bits (above [`LOCAL_TOKENS`]). One poll serves them all: a tuple
-//! crossing between two nodes of one thread costs a write and the next
-//! poll, with no thread to wake. That is what makes a chain of nodes in one
-//! process fast.
+//! bits (above [`LOCAL_TOKENS`]). One poll serves them all, and a tuple
+//! crossing between two nodes of one thread costs a write and a read, with
+//! no thread to wake and no poll in between (a small write to a node of the
+//! thread is read at once: see `loopback`). That is what makes a chain of
+//! nodes in one process fast.
 //!
 //! Nothing a node does may hold the thread for long: `$TERM`'s linger is a
 //! state the node stays in while its output drains, not a wait. A node that
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use super::{begin_round, end_round, round_instant, FastMap, Reactor, LOCAL_TOKENS};
+use super::{begin_round, end_round, loopback, round_instant, FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
 use crate::replies::lock;
 
@@ -44,6 +45,10 @@ const _: () = assert!(
 const LINGER_TICK: Duration = Duration::from_millis(10);
 /// Longest sleep when no node has a timer.
 const IDLE: Duration = Duration::from_secs(3600);
+/// Rounds of hand-offs between the nodes of a thread (see [`loopback`])
+/// before the thread polls again: a chain of this many nodes passes a
+/// tuple along in one go.
+const HANDOFF_ROUNDS: usize = 64;
 
 /// Set once a node has ended and its application has been told.
 #[derive(Default)]
@@ -314,6 +319,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
     let mut nodes = Nodes::default();
     let mut turns = Vec::new();
     let mut finished = Vec::new();
+    let mut written = Vec::new();
     let mut more = false;
     loop {
         end_round();
@@ -403,33 +409,73 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
         // while), once for all.
         begin_round();
         nodes.mark_due(round_instant());
-        std::mem::swap(&mut turns, &mut nodes.ready);
-        for id in turns.drain(..) {
-            let Some(s) = nodes.slots.get_mut(&id) else {
-                continue;
-            };
-            s.ready = false;
-            if finished.contains(&id) {
-                continue;
+        take_turns(&mut nodes, &mut turns, &mut finished);
+        // What the nodes wrote to nodes of this thread is read at once, and
+        // those nodes take their turns, and so on along a chain of nodes
+        // (bounded: what is left, the next poll reports).
+        for _ in 0..HANDOFF_ROUNDS {
+            loopback::take_ready(&mut written);
+            if written.is_empty() {
+                break;
             }
-            let before = s.due;
-            if give_turn(s) {
-                // A timer that did not move is still in the heap.
-                if !s.armed || s.due != before {
-                    s.armed = true;
-                    let due = s.due;
-                    nodes.arm(id, due);
+            for token in written.drain(..) {
+                let node = token.0 >> 32;
+                if finished.contains(&node) {
+                    continue;
                 }
-            } else {
-                finished.push(id);
+                nodes.mark(node);
+                let Some(s) = nodes.slots.get_mut(&node) else {
+                    continue;
+                };
+                if s.lingering {
+                    continue;
+                }
+                let reactor = &mut s.hosted.reactor;
+                if catch_unwind(AssertUnwindSafe(|| reactor.on_written_end(token))).is_err() {
+                    eprintln!(
+                        "zgossip {}: node stopped by an internal error (panic)",
+                        reactor.name()
+                    );
+                    s.lingering = true;
+                    finished.push(node);
+                }
             }
+            take_turns(&mut nodes, &mut turns, &mut finished);
         }
+        loopback::take_ready(&mut written);
+        written.clear();
         for id in finished.drain(..) {
             if let Some(mut s) = nodes.slots.remove(&id) {
                 let outcome = catch_unwind(AssertUnwindSafe(|| s.hosted.reactor.finish()));
                 drop(outcome);
                 // Dropping it tells its application and releases its handle.
             }
+        }
+    }
+}
+
+/// Gives every node marked ready its turn; a node that ends goes to
+/// `finished`.
+fn take_turns(nodes: &mut Nodes, turns: &mut Vec<usize>, finished: &mut Vec<usize>) {
+    std::mem::swap(turns, &mut nodes.ready);
+    for id in turns.drain(..) {
+        let Some(s) = nodes.slots.get_mut(&id) else {
+            continue;
+        };
+        s.ready = false;
+        if finished.contains(&id) {
+            continue;
+        }
+        let before = s.due;
+        if give_turn(s) {
+            // A timer that did not move is still in the heap.
+            if !s.armed || s.due != before {
+                s.armed = true;
+                let due = s.due;
+                nodes.arm(id, due);
+            }
+        } else {
+            finished.push(id);
         }
     }
 }

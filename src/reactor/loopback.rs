@@ -1,0 +1,140 @@
+//! Hand-offs between the nodes of one shared event-loop thread over TCP.
+//!
+//! When a node writes to a TCP connection whose other end belongs to a node
+//! of the same thread, the bytes wait in that end's socket once the write
+//! returns (the kernel delivers local TCP within the call). Rather than
+//! going back to `epoll_wait` to learn so, the thread reads that end at
+//! once: a chain of nodes in one process passes a tuple along without a
+//! poll per hop. The poll still reports the end as readable later; the
+//! read then finds nothing (it would block), after the tuple has gone on.
+//! Nothing depends on these reads: were one missed, the poll's report
+//! would bring the bytes in as before.
+//!
+//! The two ends of a connection are matched by their addresses (one's
+//! local address is the other's peer address, and the other way round), in
+//! a table of the thread's own: a node on a thread of its own never finds
+//! its peer there.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use mio::Token;
+
+#[derive(Default)]
+struct Ends {
+    /// (local, peer) address of each registered end -> its token.
+    by_addr: HashMap<(SocketAddr, SocketAddr), Token, foldhash::fast::RandomState>,
+    /// Ends written to since the thread last took them.
+    ready: Vec<Token>,
+}
+
+thread_local! {
+    static ENDS: RefCell<Ends> = RefCell::new(Ends::default());
+}
+
+/// One end of a TCP connection, registered in its thread's table for as
+/// long as it lives.
+#[derive(Debug)]
+pub(crate) struct End {
+    local: SocketAddr,
+    peer: SocketAddr,
+    token: Token,
+}
+
+impl End {
+    /// Registers the end of a connected TCP socket under `token` (the
+    /// thread-wide token its readiness events carry).
+    pub(crate) fn register(local: SocketAddr, peer: SocketAddr, token: Token) -> End {
+        let _ = ENDS.try_with(|ends| {
+            ends.borrow_mut().by_addr.insert((local, peer), token);
+        });
+        End { local, peer, token }
+    }
+
+    /// Bytes were written to this end: if the other end is on this thread,
+    /// it is marked for reading at once.
+    pub(crate) fn wrote(&self) {
+        let _ = ENDS.try_with(|ends| {
+            let mut ends = ends.borrow_mut();
+            if let Some(&other) = ends.by_addr.get(&(self.peer, self.local)) {
+                ends.ready.push(other);
+            }
+        });
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        // try_with: at thread exit the table may be gone already.
+        let _ = ENDS.try_with(|ends| {
+            let mut ends = ends.borrow_mut();
+            let key = (self.local, self.peer);
+            // A newer end with the same addresses keeps its entry.
+            if ends.by_addr.get(&key) == Some(&self.token) {
+                ends.by_addr.remove(&key);
+            }
+        });
+    }
+}
+
+/// Moves the ends written to since the last call into `out`.
+pub(crate) fn take_ready(out: &mut Vec<Token>) {
+    let _ = ENDS.try_with(|ends| out.append(&mut ends.borrow_mut().ready));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn ready() -> Vec<Token> {
+        let mut out = Vec::new();
+        take_ready(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_write_marks_the_other_end_of_this_thread_and_nothing_else() {
+        std::thread::spawn(|| {
+            let a = End::register(addr(1000), addr(2000), Token(1));
+            let b = End::register(addr(2000), addr(1000), Token(2));
+            let lone = End::register(addr(3000), addr(4000), Token(3));
+            a.wrote();
+            b.wrote();
+            lone.wrote();
+            assert_eq!(ready(), [Token(2), Token(1)]);
+            assert_eq!(ready(), []);
+            // Once an end is gone, writes to the other mark nothing.
+            drop(b);
+            a.wrote();
+            assert_eq!(ready(), []);
+            // A newer end with the same addresses is not unregistered by
+            // an older one going.
+            let old = End::register(addr(5000), addr(6000), Token(4));
+            let new = End::register(addr(5000), addr(6000), Token(5));
+            let other = End::register(addr(6000), addr(5000), Token(6));
+            drop(old);
+            other.wrote();
+            assert_eq!(ready(), [Token(5)]);
+            drop((new, lone));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn threads_do_not_see_each_others_ends() {
+        let _a = End::register(addr(7000), addr(8000), Token(1));
+        std::thread::spawn(|| {
+            let b = End::register(addr(8000), addr(7000), Token(2));
+            b.wrote();
+            assert_eq!(ready(), []);
+        })
+        .join()
+        .unwrap();
+    }
+}
