@@ -16,17 +16,28 @@
 //! its peer there.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 use mio::Token;
 
+use super::FastMap;
+
 #[derive(Default)]
 struct Ends {
-    /// (local, peer) address of each registered end -> its token.
-    by_addr: HashMap<(SocketAddr, SocketAddr), Token, foldhash::fast::RandomState>,
+    /// The key of each registered end's (local, peer) addresses -> its
+    /// token. Keys are 64-bit hashes: two ends whose keys collide at worst
+    /// cost a read that finds nothing, or a hand-off left to the poll.
+    by_key: FastMap<u64, Token>,
     /// Ends written to since the thread last took them.
     ready: Vec<Token>,
+}
+
+/// The key of the addresses (`local`, `peer`): hashed once per end, not
+/// per write.
+fn key(local: SocketAddr, peer: SocketAddr) -> u64 {
+    static SEED: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
+    SEED.get_or_init(Default::default).hash_one((local, peer))
 }
 
 thread_local! {
@@ -37,8 +48,9 @@ thread_local! {
 /// long as it lives.
 #[derive(Debug)]
 pub(crate) struct End {
-    local: SocketAddr,
-    peer: SocketAddr,
+    /// Its own key, and the key the other end is registered under.
+    own: u64,
+    other: u64,
     token: Token,
 }
 
@@ -46,10 +58,15 @@ impl End {
     /// Registers the end of a connected TCP socket under `token` (the
     /// thread-wide token its readiness events carry).
     pub(crate) fn register(local: SocketAddr, peer: SocketAddr, token: Token) -> End {
+        let end = End {
+            own: key(local, peer),
+            other: key(peer, local),
+            token,
+        };
         let _ = ENDS.try_with(|ends| {
-            ends.borrow_mut().by_addr.insert((local, peer), token);
+            ends.borrow_mut().by_key.insert(end.own, token);
         });
-        End { local, peer, token }
+        end
     }
 
     /// Bytes were written to this end: if the other end is on this thread,
@@ -57,7 +74,7 @@ impl End {
     pub(crate) fn wrote(&self) {
         let _ = ENDS.try_with(|ends| {
             let mut ends = ends.borrow_mut();
-            if let Some(&other) = ends.by_addr.get(&(self.peer, self.local)) {
+            if let Some(&other) = ends.by_key.get(&self.other) {
                 ends.ready.push(other);
             }
         });
@@ -69,10 +86,9 @@ impl Drop for End {
         // try_with: at thread exit the table may be gone already.
         let _ = ENDS.try_with(|ends| {
             let mut ends = ends.borrow_mut();
-            let key = (self.local, self.peer);
             // A newer end with the same addresses keeps its entry.
-            if ends.by_addr.get(&key) == Some(&self.token) {
-                ends.by_addr.remove(&key);
+            if ends.by_key.get(&self.own) == Some(&self.token) {
+                ends.by_key.remove(&self.own);
             }
         });
     }
