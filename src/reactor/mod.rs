@@ -928,14 +928,18 @@ impl Reactor {
         }
     }
 
-    /// The end of connection `token` to register in the thread's table:
-    /// a connected TCP stream of a node on a shared thread.
-    fn end_of(&self, token: Token) -> Option<loopback::End> {
+    /// Registers connection `token`, just connected, in the thread's table
+    /// of ends if it is a TCP stream of a node on a shared thread.
+    fn register_end(&mut self, token: Token) {
         if self.poll.is_some() {
-            return None; // a thread of its own: no other node to find
+            return; // a thread of its own: no other node to find
         }
-        let (local, peer) = self.conns.get(&token)?.stream.tcp_addrs()?;
-        Some(loopback::End::register(local, peer, self.tok(token)))
+        let global = self.tok(token);
+        if let Some(c) = self.conns.get_mut(&token) {
+            if let Some((local, peer)) = c.stream.tcp_addrs() {
+                c.end = Some(loopback::End::register(local, peer, global));
+            }
+        }
     }
 
     fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
@@ -1025,10 +1029,7 @@ impl Reactor {
             },
         );
         if !connecting {
-            let end = self.end_of(token);
-            if let Some(c) = self.conns.get_mut(&token) {
-                c.end = end;
-            }
+            self.register_end(token);
         }
         // Send our greeting now if we can.
         self.conn_ready(token, false);
@@ -1154,10 +1155,7 @@ impl Reactor {
             match c.stream.connect_finished() {
                 Ok(true) => {
                     c.connecting = false;
-                    let end = self.end_of(token);
-                    if let Some(c) = self.conns.get_mut(&token) {
-                        c.end = end;
-                    }
+                    self.register_end(token);
                 }
                 Ok(false) => return,
                 Err(e) => {
