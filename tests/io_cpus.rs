@@ -10,22 +10,6 @@ use nix::sched::{sched_getaffinity, CpuSet};
 use nix::unistd::Pid;
 use zgossip::Node;
 
-/// The CPUs a thread of this process may run on, from /proc, by name.
-fn cpus_of_thread(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task").ok()?.find_map(|t| {
-        let dir = t.ok()?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != name {
-            return None;
-        }
-        let status = std::fs::read_to_string(dir.join("status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .map(|l| l.trim().to_string())
-    })
-}
-
 #[test]
 fn the_event_loop_thread_keeps_to_the_cpus_given() {
     // The last CPU this process may use (on a machine of several, not the
@@ -41,7 +25,7 @@ fn the_event_loop_thread_keeps_to_the_cpus_given() {
     // The thread pins itself as it starts: wait for it (bounded).
     let deadline = Instant::now() + Duration::from_secs(5);
     let cpus = loop {
-        let cpus = cpus_of_thread("zgossip-io-0");
+        let cpus = common::cpus_of_thread("zgossip-io-0");
         if cpus.as_deref() == Some(last.to_string().as_str()) || Instant::now() >= deadline {
             break cpus;
         }

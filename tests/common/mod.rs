@@ -284,3 +284,19 @@ pub fn deliveries(node: &Node, n: usize, timeout: Duration) -> Vec<(String, Stri
     }
     got
 }
+
+/// The CPUs a thread of this process may run on, from /proc, by name.
+pub fn cpus_of_thread(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|t| {
+        let dir = t.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != name {
+            return None;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|l| l.trim().to_string())
+    })
+}

@@ -9,6 +9,8 @@ import pathlib
 import select
 import selectors
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -96,6 +98,23 @@ def test_bad_configuration_raises_config_error(node) -> None:
         node.set("server/timeout", "soon")
     with pytest.raises(zgossip.ConfigError):
         node.set("bad//path", "1")
+
+
+def test_bad_io_cpus_raises_config_error_at_node_creation() -> None:
+    # Read once per process, at the first node: a process of its own.
+    code = (
+        "import zgossip\n"
+        "try:\n"
+        "    zgossip.Node('cpus')\n"
+        "except zgossip.ConfigError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    env = dict(os.environ, ZGOSSIP_IO_CPUS="1,x")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "refused:" in out.stdout and "ZGOSSIP_IO_CPUS" in out.stdout, out.stdout
 
 
 def test_closed_node_raises_terminated_error() -> None:
