@@ -57,6 +57,24 @@ fn fifty_nodes_share_one_event_loop_thread_and_still_gossip() {
 }
 
 #[test]
+fn nodes_of_the_thread_hand_tuples_on_over_inproc_too() {
+    let nodes: Vec<Node> = (0..4)
+        .map(|i| Node::new(&format!("ip{i}")).unwrap())
+        .collect();
+    let mut endpoint = bind_fresh(&nodes[0], "inproc", "hand");
+    for n in &nodes[1..] {
+        n.send(&["CONNECT", endpoint.as_str()]).unwrap();
+        endpoint = bind_fresh(n, "inproc", "hand");
+    }
+    nodes[0].send(&["PUBLISH", "k", "v"]).unwrap();
+    wait_status(&nodes[3], 1, Duration::from_secs(10));
+    for n in &nodes[1..] {
+        let stats = n.stats().unwrap();
+        assert!(stats["handoff-reads"] > 0, "{}: {stats:?}", n.name());
+    }
+}
+
+#[test]
 fn a_lingering_node_does_not_hold_up_the_others_on_its_thread() {
     let slow = Node::new("slow").unwrap();
     let other = Node::new("other").unwrap();

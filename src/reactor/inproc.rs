@@ -1,16 +1,22 @@
 //! `inproc://` endpoints: a process-wide registry of bound names. A
-//! connection is a Unix socket pair whose far end is handed to the binder.
+//! connection is a Unix socket pair whose far end is handed to the binder,
+//! with a number naming the pair (its two ends find each other by it, see
+//! `loopback`).
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Error;
 
+/// The binder's end of a connection, and the number of its pair.
+pub(crate) type Accepted = (UnixStream, u64);
+
 struct Binding {
     owner: u64,
-    deliver: Sender<UnixStream>,
+    deliver: Sender<Accepted>,
     waker: Arc<super::NodeWaker>,
 }
 
@@ -28,7 +34,7 @@ fn lock() -> std::sync::MutexGuard<'static, HashMap<String, Binding>> {
 pub(crate) fn bind(
     name: &str,
     owner: u64,
-    deliver: Sender<UnixStream>,
+    deliver: Sender<Accepted>,
     waker: Arc<super::NodeWaker>,
 ) -> Result<(), Error> {
     let mut map = lock();
@@ -54,8 +60,10 @@ pub(crate) fn unbind_all(owner: u64) {
     lock().retain(|_, b| b.owner != owner);
 }
 
-/// Connects to a bound name; returns our end of the pair.
-pub(crate) fn connect(name: &str) -> Result<UnixStream, Error> {
+/// Connects to a bound name; returns our end of the pair and the pair's
+/// number (unique in the process).
+pub(crate) fn connect(name: &str) -> Result<(UnixStream, u64), Error> {
+    static PAIRS: AtomicU64 = AtomicU64::new(0);
     let map = lock();
     let refused = |e: std::io::Error| Error::io(format!("cannot connect to inproc://{name}"), e);
     let b = map
@@ -64,9 +72,10 @@ pub(crate) fn connect(name: &str) -> Result<UnixStream, Error> {
     let (ours, theirs) = UnixStream::pair().map_err(refused)?;
     ours.set_nonblocking(true).map_err(refused)?;
     theirs.set_nonblocking(true).map_err(refused)?;
+    let pair = PAIRS.fetch_add(1, Ordering::Relaxed);
     b.deliver
-        .send(theirs)
+        .send((theirs, pair))
         .map_err(|_| refused(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))?;
     let _ = b.waker.wake();
-    Ok(ours)
+    Ok((ours, pair))
 }

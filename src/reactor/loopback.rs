@@ -10,10 +10,11 @@
 //! Nothing depends on these reads: were one missed, the poll's report
 //! would bring the bytes in as before.
 //!
-//! The two ends of a connection are matched by their addresses (one's
-//! local address is the other's peer address, and the other way round), in
-//! a table of the thread's own: a node on a thread of its own never finds
-//! its peer there.
+//! The two ends of a TCP connection are matched by their addresses (one's
+//! local address is the other's peer address, and the other way round),
+//! those of an `inproc://` socket pair by the pair's number, in a table of
+//! the thread's own: a node on a thread of its own never finds its peer
+//! there.
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;
@@ -33,11 +34,10 @@ struct Ends {
     ready: Vec<Token>,
 }
 
-/// The key of the addresses (`local`, `peer`): hashed once per end, not
-/// per write.
-fn key(local: SocketAddr, peer: SocketAddr) -> u64 {
+/// The key of an end: hashed once per end, not per write.
+fn key(end: impl std::hash::Hash) -> u64 {
     static SEED: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
-    SEED.get_or_init(Default::default).hash_one((local, peer))
+    SEED.get_or_init(Default::default).hash_one(end)
 }
 
 thread_local! {
@@ -58,11 +58,17 @@ impl End {
     /// Registers the end of a connected TCP socket under `token` (the
     /// thread-wide token its readiness events carry).
     pub(crate) fn register(local: SocketAddr, peer: SocketAddr, token: Token) -> End {
-        let end = End {
-            own: key(local, peer),
-            other: key(peer, local),
-            token,
-        };
+        End::with_keys(key((local, peer)), key((peer, local)), token)
+    }
+
+    /// Registers one end (`side` 0 or 1) of the `inproc://` socket pair
+    /// numbered `pair`.
+    pub(crate) fn register_pair(pair: u64, side: bool, token: Token) -> End {
+        End::with_keys(key((pair, side)), key((pair, !side)), token)
+    }
+
+    fn with_keys(own: u64, other: u64, token: Token) -> End {
+        let end = End { own, other, token };
         let _ = ENDS.try_with(|ends| {
             ends.borrow_mut().by_key.insert(end.own, token);
         });
@@ -137,6 +143,21 @@ mod tests {
             other.wrote();
             assert_eq!(ready(), [Token(5)]);
             drop((new, lone));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_two_ends_of_an_inproc_pair_find_each_other() {
+        std::thread::spawn(|| {
+            let a = End::register_pair(7, false, Token(1));
+            let b = End::register_pair(7, true, Token(2));
+            let other_pair = End::register_pair(8, true, Token(3));
+            a.wrote();
+            b.wrote();
+            assert_eq!(ready(), [Token(2), Token(1)]);
+            drop((a, b, other_pair));
         })
         .join()
         .unwrap();

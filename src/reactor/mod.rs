@@ -10,7 +10,6 @@ pub(crate) mod pool;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -103,8 +102,8 @@ pub(crate) struct Reactor {
     batch: Batch,
     replies: Arc<Replies>,
     waker: Arc<NodeWaker>,
-    inproc_tx: Sender<StdUnixStream>,
-    inproc_rx: Receiver<StdUnixStream>,
+    inproc_tx: Sender<inproc::Accepted>,
+    inproc_rx: Receiver<inproc::Accepted>,
     owner: u64,
     listeners: TokenMap<(Listener, String)>,
     bound: Vec<String>,
@@ -451,10 +450,10 @@ impl Reactor {
         // Cleared before draining: a command sent from now on wakes us again.
         self.wake_pending.store(false, Ordering::SeqCst);
         self.commands_pending = false;
-        while let Ok(stream) = self.inproc_rx.try_recv() {
+        while let Ok((stream, pair)) = self.inproc_rx.try_recv() {
             let stream = Stream::Unix(mio::net::UnixStream::from_std(stream));
             let refuse = self.refusal(None);
-            self.add_conn_with(
+            let token = self.add_conn_with(
                 stream,
                 Role::Inbound,
                 false,
@@ -462,6 +461,9 @@ impl Reactor {
                 None,
                 refuse,
             );
+            if let Some(token) = token {
+                self.register_pair_end(token, pair, true);
+            }
         }
         let now = self.now();
         for _ in 0..COMMAND_BUDGET {
@@ -928,6 +930,19 @@ impl Reactor {
         }
     }
 
+    /// Registers connection `token`, one end (`side`) of the `inproc://`
+    /// socket pair numbered `pair`, in the thread's table of ends, if the
+    /// node is on a shared thread.
+    fn register_pair_end(&mut self, token: Token, pair: u64, side: bool) {
+        if self.poll.is_some() {
+            return; // a thread of its own: no other node to find
+        }
+        let global = self.tok(token);
+        if let Some(c) = self.conns.get_mut(&token) {
+            c.end = Some(loopback::End::register_pair(pair, side, global));
+        }
+    }
+
     /// Registers connection `token`, just connected, in the thread's table
     /// of ends if it is a TCP stream of a node on a shared thread.
     fn register_end(&mut self, token: Token) {
@@ -942,8 +957,14 @@ impl Reactor {
         }
     }
 
-    fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
-        self.add_conn_with(stream, role, connecting, peer, None, None);
+    fn add_conn(
+        &mut self,
+        stream: Stream,
+        role: Role,
+        connecting: bool,
+        peer: String,
+    ) -> Option<Token> {
+        self.add_conn_with(stream, role, connecting, peer, None, None)
     }
 
     fn add_conn_with(
@@ -954,7 +975,7 @@ impl Reactor {
         peer: String,
         ip: Option<std::net::IpAddr>,
         refuse: Option<String>,
-    ) {
+    ) -> Option<Token> {
         let token = self.token();
         if let Err(e) = self.registry.register(
             &mut stream,
@@ -966,7 +987,7 @@ impl Reactor {
                 let now = self.now();
                 self.engine.handle_dial_failed(remote, &e.to_string(), now);
             }
-            return;
+            return None;
         }
         let socket_type = match role {
             Role::Inbound => zmtp::SocketType::Router,
@@ -994,7 +1015,7 @@ impl Reactor {
                     let now = self.now();
                     self.engine.handle_dial_failed(remote, &e, now);
                 }
-                return;
+                return None;
             }
         };
         let zmtp = zmtp::Connection::new(zmtp::Config {
@@ -1033,6 +1054,7 @@ impl Reactor {
         }
         // Send our greeting now if we can.
         self.conn_ready(token, false);
+        Some(token)
     }
 
     /// The security mechanism of a new connection: CURVE server for
@@ -1127,15 +1149,18 @@ impl Reactor {
     fn dial(&mut self, remote: RemoteId, endpoint: &str) {
         let now = self.now();
         let result = Endpoint::parse_connect(endpoint).and_then(|ep| match &ep {
-            Endpoint::Inproc(name) => {
-                inproc::connect(name).map(|s| Stream::Unix(mio::net::UnixStream::from_std(s)))
-            }
-            _ => net::dial(&ep),
+            Endpoint::Inproc(name) => inproc::connect(name)
+                .map(|(s, pair)| (Stream::Unix(mio::net::UnixStream::from_std(s)), Some(pair))),
+            _ => net::dial(&ep).map(|s| (s, None)),
         });
         match result {
-            Ok(stream) => {
+            Ok((stream, pair)) => {
                 let connecting = matches!(stream, Stream::Tcp(_));
-                self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into())
+                let token =
+                    self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into());
+                if let (Some(token), Some(pair)) = (token, pair) {
+                    self.register_pair_end(token, pair, false);
+                }
             }
             Err(e) => self.engine.handle_dial_failed(remote, &e.to_string(), now),
         }
