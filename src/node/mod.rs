@@ -426,11 +426,6 @@ impl Engine {
         crate::wire::tuple_key(frame).map_or(0, |key| self.store.prefetch(key))
     }
 
-    /// The same for a key the application publishes or unpublishes.
-    pub fn prefetch_key(&self, key: &str) -> u32 {
-        self.store.prefetch(key.as_bytes())
-    }
-
     // ------------------------------------------------------------------
     // Application side
 

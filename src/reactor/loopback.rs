@@ -44,8 +44,17 @@ thread_local! {
     static ENDS: RefCell<Ends> = RefCell::new(Ends::default());
 }
 
-/// One end of a TCP connection, registered in its thread's table for as
-/// long as it lives.
+/// What the other end of a connection is found by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Identity {
+    /// A TCP stream's own addresses.
+    Tcp { local: SocketAddr, peer: SocketAddr },
+    /// One end (`side`) of the `inproc://` socket pair numbered `pair`.
+    Pair { pair: u64, side: bool },
+}
+
+/// One end of a connection, registered in its thread's table for as long
+/// as it lives.
 #[derive(Debug)]
 pub(crate) struct End {
     /// Its own key, and the key the other end is registered under.
@@ -55,19 +64,13 @@ pub(crate) struct End {
 }
 
 impl End {
-    /// Registers the end of a connected TCP socket under `token` (the
-    /// thread-wide token its readiness events carry).
-    pub(crate) fn register(local: SocketAddr, peer: SocketAddr, token: Token) -> End {
-        End::with_keys(key((local, peer)), key((peer, local)), token)
-    }
-
-    /// Registers one end (`side` 0 or 1) of the `inproc://` socket pair
-    /// numbered `pair`.
-    pub(crate) fn register_pair(pair: u64, side: bool, token: Token) -> End {
-        End::with_keys(key((pair, side)), key((pair, !side)), token)
-    }
-
-    fn with_keys(own: u64, other: u64, token: Token) -> End {
+    /// Registers a connection's end under `token` (the thread-wide token
+    /// its readiness events carry).
+    pub(crate) fn register(id: Identity, token: Token) -> End {
+        let (own, other) = match id {
+            Identity::Tcp { local, peer } => (key((local, peer)), key((peer, local))),
+            Identity::Pair { pair, side } => (key((pair, side)), key((pair, !side))),
+        };
         let end = End { own, other, token };
         let _ = ENDS.try_with(|ends| {
             ends.borrow_mut().by_key.insert(end.own, token);
@@ -109,8 +112,13 @@ pub(crate) fn take_ready(out: &mut Vec<Token>) {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn tcp(local: u16, peer: u16, token: usize) -> End {
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let id = Identity::Tcp {
+            local: addr(local),
+            peer: addr(peer),
+        };
+        End::register(id, Token(token))
     }
 
     fn ready() -> Vec<Token> {
@@ -122,9 +130,9 @@ mod tests {
     #[test]
     fn a_write_marks_the_other_end_of_this_thread_and_nothing_else() {
         std::thread::spawn(|| {
-            let a = End::register(addr(1000), addr(2000), Token(1));
-            let b = End::register(addr(2000), addr(1000), Token(2));
-            let lone = End::register(addr(3000), addr(4000), Token(3));
+            let a = tcp(1000, 2000, 1);
+            let b = tcp(2000, 1000, 2);
+            let lone = tcp(3000, 4000, 3);
             a.wrote();
             b.wrote();
             lone.wrote();
@@ -136,9 +144,9 @@ mod tests {
             assert_eq!(ready(), []);
             // A newer end with the same addresses is not unregistered by
             // an older one going.
-            let old = End::register(addr(5000), addr(6000), Token(4));
-            let new = End::register(addr(5000), addr(6000), Token(5));
-            let other = End::register(addr(6000), addr(5000), Token(6));
+            let old = tcp(5000, 6000, 4);
+            let new = tcp(5000, 6000, 5);
+            let other = tcp(6000, 5000, 6);
             drop(old);
             other.wrote();
             assert_eq!(ready(), [Token(5)]);
@@ -151,9 +159,27 @@ mod tests {
     #[test]
     fn the_two_ends_of_an_inproc_pair_find_each_other() {
         std::thread::spawn(|| {
-            let a = End::register_pair(7, false, Token(1));
-            let b = End::register_pair(7, true, Token(2));
-            let other_pair = End::register_pair(8, true, Token(3));
+            let a = End::register(
+                Identity::Pair {
+                    pair: 7,
+                    side: false,
+                },
+                Token(1),
+            );
+            let b = End::register(
+                Identity::Pair {
+                    pair: 7,
+                    side: true,
+                },
+                Token(2),
+            );
+            let other_pair = End::register(
+                Identity::Pair {
+                    pair: 8,
+                    side: true,
+                },
+                Token(3),
+            );
             a.wrote();
             b.wrote();
             assert_eq!(ready(), [Token(2), Token(1)]);
@@ -165,9 +191,9 @@ mod tests {
 
     #[test]
     fn threads_do_not_see_each_others_ends() {
-        let _a = End::register(addr(7000), addr(8000), Token(1));
+        let _a = tcp(7000, 8000, 1);
         std::thread::spawn(|| {
-            let b = End::register(addr(8000), addr(7000), Token(2));
+            let b = tcp(8000, 7000, 2);
             b.wrote();
             assert_eq!(ready(), []);
         })

@@ -451,9 +451,9 @@ impl Reactor {
         self.wake_pending.store(false, Ordering::SeqCst);
         self.commands_pending = false;
         while let Ok((stream, pair)) = self.inproc_rx.try_recv() {
-            let stream = Stream::Unix(mio::net::UnixStream::from_std(stream));
+            let stream = Stream::Unix(mio::net::UnixStream::from_std(stream), Some((pair, true)));
             let refuse = self.refusal(None);
-            let token = self.add_conn_with(
+            self.add_conn_with(
                 stream,
                 Role::Inbound,
                 false,
@@ -461,9 +461,6 @@ impl Reactor {
                 None,
                 refuse,
             );
-            if let Some(token) = token {
-                self.register_pair_end(token, pair, true);
-            }
         }
         let now = self.now();
         for _ in 0..COMMAND_BUDGET {
@@ -474,8 +471,9 @@ impl Reactor {
             if fresh {
                 // As for a read: the index slots of the batch's keys first.
                 let mut seen = 0;
+                let store = self.engine.store();
                 self.batch
-                    .for_each_key(|key| seen ^= self.engine.prefetch_key(key));
+                    .for_each_key(|key| seen ^= store.prefetch(key.as_bytes()));
                 std::hint::black_box(seen);
             }
             let Some(next) = self.batch.next() else {
@@ -930,41 +928,23 @@ impl Reactor {
         }
     }
 
-    /// Registers connection `token`, one end (`side`) of the `inproc://`
-    /// socket pair numbered `pair`, in the thread's table of ends, if the
-    /// node is on a shared thread.
-    fn register_pair_end(&mut self, token: Token, pair: u64, side: bool) {
-        if self.poll.is_some() {
-            return; // a thread of its own: no other node to find
-        }
-        let global = self.tok(token);
-        if let Some(c) = self.conns.get_mut(&token) {
-            c.end = Some(loopback::End::register_pair(pair, side, global));
-        }
-    }
-
     /// Registers connection `token`, just connected, in the thread's table
-    /// of ends if it is a TCP stream of a node on a shared thread.
+    /// of ends, if the node is on a shared thread and its stream says what
+    /// its other end is found by.
     fn register_end(&mut self, token: Token) {
         if self.poll.is_some() {
             return; // a thread of its own: no other node to find
         }
         let global = self.tok(token);
         if let Some(c) = self.conns.get_mut(&token) {
-            if let Some((local, peer)) = c.stream.tcp_addrs() {
-                c.end = Some(loopback::End::register(local, peer, global));
+            if let Some(id) = c.stream.identity() {
+                c.end = Some(loopback::End::register(id, global));
             }
         }
     }
 
-    fn add_conn(
-        &mut self,
-        stream: Stream,
-        role: Role,
-        connecting: bool,
-        peer: String,
-    ) -> Option<Token> {
-        self.add_conn_with(stream, role, connecting, peer, None, None)
+    fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
+        self.add_conn_with(stream, role, connecting, peer, None, None);
     }
 
     fn add_conn_with(
@@ -975,7 +955,7 @@ impl Reactor {
         peer: String,
         ip: Option<std::net::IpAddr>,
         refuse: Option<String>,
-    ) -> Option<Token> {
+    ) {
         let token = self.token();
         if let Err(e) = self.registry.register(
             &mut stream,
@@ -987,7 +967,7 @@ impl Reactor {
                 let now = self.now();
                 self.engine.handle_dial_failed(remote, &e.to_string(), now);
             }
-            return None;
+            return;
         }
         let socket_type = match role {
             Role::Inbound => zmtp::SocketType::Router,
@@ -1015,7 +995,7 @@ impl Reactor {
                     let now = self.now();
                     self.engine.handle_dial_failed(remote, &e, now);
                 }
-                return None;
+                return;
             }
         };
         let zmtp = zmtp::Connection::new(zmtp::Config {
@@ -1054,7 +1034,6 @@ impl Reactor {
         }
         // Send our greeting now if we can.
         self.conn_ready(token, false);
-        Some(token)
     }
 
     /// The security mechanism of a new connection: CURVE server for
@@ -1123,7 +1102,7 @@ impl Reactor {
                     let peer = stream.peer();
                     let ip = match &stream {
                         Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
-                        Stream::Unix(_) => None,
+                        Stream::Unix(..) => None,
                     };
                     let refuse = self.refusal(ip);
                     match &refuse {
@@ -1149,18 +1128,15 @@ impl Reactor {
     fn dial(&mut self, remote: RemoteId, endpoint: &str) {
         let now = self.now();
         let result = Endpoint::parse_connect(endpoint).and_then(|ep| match &ep {
-            Endpoint::Inproc(name) => inproc::connect(name)
-                .map(|(s, pair)| (Stream::Unix(mio::net::UnixStream::from_std(s)), Some(pair))),
-            _ => net::dial(&ep).map(|s| (s, None)),
+            Endpoint::Inproc(name) => inproc::connect(name).map(|(s, pair)| {
+                Stream::Unix(mio::net::UnixStream::from_std(s), Some((pair, false)))
+            }),
+            _ => net::dial(&ep),
         });
         match result {
-            Ok((stream, pair)) => {
+            Ok(stream) => {
                 let connecting = matches!(stream, Stream::Tcp(_));
-                let token =
-                    self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into());
-                if let (Some(token), Some(pair)) = (token, pair) {
-                    self.register_pair_end(token, pair, false);
-                }
+                self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into())
             }
             Err(e) => self.engine.handle_dial_failed(remote, &e.to_string(), now),
         }

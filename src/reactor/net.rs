@@ -9,13 +9,16 @@ use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
+use super::loopback::Identity;
 use crate::endpoint::{Endpoint, Port};
 use crate::error::Error;
 
 /// A connected byte stream of any transport (inproc uses a Unix socket pair).
 pub(crate) enum Stream {
     Tcp(TcpStream),
-    Unix(UnixStream),
+    /// An ipc stream, or one end of an inproc pair with the pair's number
+    /// and which end it is.
+    Unix(UnixStream, Option<(u64, bool)>),
 }
 
 impl Stream {
@@ -34,7 +37,7 @@ impl Stream {
                     Err(e) => Err(e),
                 }
             }
-            Stream::Unix(s) => {
+            Stream::Unix(s, _) => {
                 if let Some(e) = s.take_error()? {
                     return Err(e);
                 }
@@ -43,11 +46,16 @@ impl Stream {
         }
     }
 
-    /// The local and peer addresses of a connected TCP stream.
-    pub(crate) fn tcp_addrs(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+    /// What the other end of this connected stream is found by, if it can
+    /// be (TCP: the two addresses; inproc: the pair's number), for
+    /// hand-offs between nodes of one thread.
+    pub(crate) fn identity(&self) -> Option<Identity> {
         match self {
-            Stream::Tcp(s) => Some((s.local_addr().ok()?, s.peer_addr().ok()?)),
-            Stream::Unix(_) => None,
+            Stream::Tcp(s) => Some(Identity::Tcp {
+                local: s.local_addr().ok()?,
+                peer: s.peer_addr().ok()?,
+            }),
+            Stream::Unix(_, pair) => pair.map(|(pair, side)| Identity::Pair { pair, side }),
         }
     }
 
@@ -58,7 +66,7 @@ impl Stream {
                 .peer_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| "tcp peer".into()),
-            Stream::Unix(_) => "local peer".into(),
+            Stream::Unix(..) => "local peer".into(),
         }
     }
 }
@@ -71,7 +79,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
+            Stream::Unix(s, _) => s.read(buf),
         }
     }
 }
@@ -80,7 +88,7 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
+            Stream::Unix(s, _) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -92,19 +100,19 @@ impl Source for Stream {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(r, t, i),
-            Stream::Unix(s) => s.register(r, t, i),
+            Stream::Unix(s, _) => s.register(r, t, i),
         }
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(r, t, i),
-            Stream::Unix(s) => s.reregister(r, t, i),
+            Stream::Unix(s, _) => s.reregister(r, t, i),
         }
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.deregister(r),
-            Stream::Unix(s) => s.deregister(r),
+            Stream::Unix(s, _) => s.deregister(r),
         }
     }
 }
@@ -125,7 +133,7 @@ impl Listener {
                 let _ = s.set_nodelay(true);
                 Ok(Stream::Tcp(s))
             }
-            Listener::Unix(l, _) => Ok(Stream::Unix(l.accept()?.0)),
+            Listener::Unix(l, _) => Ok(Stream::Unix(l.accept()?.0, None)),
         }
     }
 
@@ -281,7 +289,7 @@ pub(crate) fn dial(ep: &Endpoint) -> Result<Stream, Error> {
             }
             .and_then(|s| s.set_nonblocking(true).map(|_| s))
             .map_err(|e| Error::io(format!("cannot connect to {ep}"), e))?;
-            Ok(Stream::Unix(UnixStream::from_std(std_stream)))
+            Ok(Stream::Unix(UnixStream::from_std(std_stream), None))
         }
         Endpoint::Inproc(_) => Err(Error::command(format!(
             "{ep}: inproc is dialled through the registry"
