@@ -367,42 +367,13 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                 // peers connecting.
                 wake.take(&mut woken);
                 for node in woken.drain(..) {
-                    nodes.mark(node);
-                    let Some(s) = nodes.slots.get_mut(&node) else {
-                        continue;
-                    };
-                    if s.lingering {
-                        continue;
-                    }
-                    let reactor = &mut s.hosted.reactor;
-                    if catch_unwind(AssertUnwindSafe(|| reactor.wakeup())).is_err() {
-                        eprintln!(
-                            "zgossip {}: node stopped by an internal error (panic)",
-                            reactor.name()
-                        );
-                        s.lingering = true;
-                        finished.push(node);
-                    }
+                    serve(&mut nodes, &mut finished, node, Reactor::wakeup);
                 }
                 continue;
             }
-            let node = ev.token().0 >> 32;
-            nodes.mark(node);
-            let Some(s) = nodes.slots.get_mut(&node) else {
-                continue; // a node that has ended
-            };
-            if s.lingering {
-                continue; // its turn pumps what is left
-            }
-            let reactor = &mut s.hosted.reactor;
-            if catch_unwind(AssertUnwindSafe(|| reactor.on_event(ev))).is_err() {
-                eprintln!(
-                    "zgossip {}: node stopped by an internal error (panic)",
-                    reactor.name()
-                );
-                s.lingering = true;
-                finished.push(node);
-            }
+            serve(&mut nodes, &mut finished, ev.token().0 >> 32, |r| {
+                r.on_event(ev)
+            });
         }
         more = count >= events.capacity();
         // The turns read the clocks afresh (the events may have taken a
@@ -419,26 +390,9 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                 break;
             }
             for token in written.drain(..) {
-                let node = token.0 >> 32;
-                if finished.contains(&node) {
-                    continue;
-                }
-                nodes.mark(node);
-                let Some(s) = nodes.slots.get_mut(&node) else {
-                    continue;
-                };
-                if s.lingering {
-                    continue;
-                }
-                let reactor = &mut s.hosted.reactor;
-                if catch_unwind(AssertUnwindSafe(|| reactor.on_written_end(token))).is_err() {
-                    eprintln!(
-                        "zgossip {}: node stopped by an internal error (panic)",
-                        reactor.name()
-                    );
-                    s.lingering = true;
-                    finished.push(node);
-                }
+                serve(&mut nodes, &mut finished, token.0 >> 32, |r| {
+                    r.on_written_end(token)
+                });
             }
             take_turns(&mut nodes, &mut turns, &mut finished);
         }
@@ -451,6 +405,31 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                 // Dropping it tells its application and releases its handle.
             }
         }
+    }
+}
+
+/// Runs `f` on the reactor of `node` and marks the node for a turn, unless
+/// it has ended (this round or before) or lingers (its turn pumps what is
+/// left). A panic stops the node: it lingers and goes to `finished`.
+fn serve(nodes: &mut Nodes, finished: &mut Vec<usize>, node: usize, f: impl FnOnce(&mut Reactor)) {
+    if finished.contains(&node) {
+        return;
+    }
+    nodes.mark(node);
+    let Some(s) = nodes.slots.get_mut(&node) else {
+        return;
+    };
+    if s.lingering {
+        return;
+    }
+    let reactor = &mut s.hosted.reactor;
+    if catch_unwind(AssertUnwindSafe(|| f(reactor))).is_err() {
+        eprintln!(
+            "zgossip {}: node stopped by an internal error (panic)",
+            reactor.name()
+        );
+        s.lingering = true;
+        finished.push(node);
     }
 }
 
