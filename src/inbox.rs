@@ -31,6 +31,19 @@ enum Entry {
     Command,
 }
 
+impl Entry {
+    /// The bytes of text it holds: its key's and its value's.
+    fn text_lens(&self) -> (usize, usize) {
+        match *self {
+            Entry::Publish {
+                key_len, value_len, ..
+            } => (key_len as usize, value_len as usize),
+            Entry::Unpublish { key_len } => (key_len as usize, 0),
+            Entry::Command => (0, 0),
+        }
+    }
+}
+
 /// Commands in the order they were sent.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -61,24 +74,16 @@ impl Batch {
     pub(crate) fn next(&mut self) -> Option<Next<'_>> {
         let entry = self.entries.pop_front()?;
         let start = self.at;
+        let (key_len, value_len) = entry.text_lens();
+        let split = start + key_len;
+        self.at = split + value_len;
         Some(match entry {
-            Entry::Publish {
-                key_len,
-                value_len,
+            Entry::Publish { ttl_ms, .. } => Next::Publish {
+                key: &self.text[start..split],
+                value: &self.text[split..self.at],
                 ttl_ms,
-            } => {
-                let split = start + key_len as usize;
-                self.at = split + value_len as usize;
-                Next::Publish {
-                    key: &self.text[start..split],
-                    value: &self.text[split..self.at],
-                    ttl_ms,
-                }
-            }
-            Entry::Unpublish { key_len } => {
-                self.at = start + key_len as usize;
-                Next::Unpublish(&self.text[start..self.at])
-            }
+            },
+            Entry::Unpublish { .. } => Next::Unpublish(&self.text[start..split]),
             Entry::Command => match self.envelopes.pop_front() {
                 Some(env) => Next::Command(env),
                 // Every Command entry is pushed with its envelope.
@@ -91,18 +96,13 @@ impl Batch {
     pub(crate) fn for_each_key(&self, mut f: impl FnMut(&str)) {
         let mut at = self.at;
         for entry in &self.entries {
-            let (key_len, value_len) = match *entry {
-                Entry::Publish {
-                    key_len, value_len, ..
-                } => (key_len, value_len),
-                Entry::Unpublish { key_len } => (key_len, 0),
-                Entry::Command => continue,
-            };
-            let key_end = at + key_len as usize;
-            if let Some(key) = self.text.get(at..key_end) {
-                f(key);
+            let (key_len, value_len) = entry.text_lens();
+            if !matches!(entry, Entry::Command) {
+                if let Some(key) = self.text.get(at..at + key_len) {
+                    f(key);
+                }
             }
-            at = key_end + value_len as usize;
+            at += key_len + value_len;
         }
     }
 
@@ -243,6 +243,15 @@ mod tests {
     use super::*;
     use crate::command::Command;
 
+    /// A STATUS without an acknowledgement.
+    fn status() -> Envelope {
+        Envelope {
+            cmd: Command::Status,
+            ack: None,
+            direct: false,
+        }
+    }
+
     fn drain(inbox: &Inbox) -> Vec<String> {
         let mut batch = Batch::default();
         let mut out = Vec::new();
@@ -262,13 +271,7 @@ mod tests {
     fn the_keys_of_a_batch_are_seen_before_it_is_served() {
         let inbox = Inbox::default();
         inbox.publish("k1", "v1", None).unwrap();
-        inbox
-            .command(Envelope {
-                cmd: Command::Status,
-                ack: None,
-                direct: false,
-            })
-            .unwrap();
+        inbox.command(status()).unwrap();
         inbox.unpublish("ключ").unwrap();
         inbox.publish("k3", "", Some(5)).unwrap();
         let mut batch = Batch::default();
@@ -291,13 +294,7 @@ mod tests {
     fn commands_come_out_in_the_order_they_went_in() {
         let inbox = Inbox::default();
         inbox.publish("k1", "v1", None).unwrap();
-        inbox
-            .command(Envelope {
-                cmd: Command::Status,
-                ack: None,
-                direct: false,
-            })
-            .unwrap();
+        inbox.command(status()).unwrap();
         inbox.publish("ключ", "", Some(5)).unwrap();
         inbox.unpublish("k1").unwrap();
         assert_eq!(
