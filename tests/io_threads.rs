@@ -41,15 +41,20 @@ fn fifty_nodes_share_one_event_loop_thread_and_still_gossip() {
     assert_eq!(threads_named("zgossip-n"), 0, "no thread per node");
     assert_eq!(io_threads_seen(), 1, "one shared thread");
     // A chain through all of them works on that one thread.
-    let mut endpoint = bind_fresh(&nodes[0], "tcp", "io");
+    chain_hands_a_tuple_along(&nodes, "tcp");
+}
+
+/// Chains `nodes` over `transport`, publishes at the first and waits for
+/// the last; every node must have read what its neighbour on the thread
+/// wrote at once, without waiting for a poll to report it.
+fn chain_hands_a_tuple_along(nodes: &[Node], transport: &str) {
+    let mut endpoint = bind_fresh(&nodes[0], transport, "hand");
     for n in &nodes[1..] {
         n.send(&["CONNECT", endpoint.as_str()]).unwrap();
-        endpoint = bind_fresh(n, "tcp", "io");
+        endpoint = bind_fresh(n, transport, "hand");
     }
     nodes[0].send(&["PUBLISH", "k", "v"]).unwrap();
-    wait_status(&nodes[49], 1, Duration::from_secs(10));
-    // Every node read what its neighbour on the thread wrote at once,
-    // without waiting for a poll to report it.
+    wait_status(nodes.last().unwrap(), 1, Duration::from_secs(10));
     for n in &nodes[1..] {
         let stats = n.stats().unwrap();
         assert!(stats["handoff-reads"] > 0, "{}: {stats:?}", n.name());
@@ -61,17 +66,7 @@ fn nodes_of_the_thread_hand_tuples_on_over_inproc_too() {
     let nodes: Vec<Node> = (0..4)
         .map(|i| Node::new(&format!("ip{i}")).unwrap())
         .collect();
-    let mut endpoint = bind_fresh(&nodes[0], "inproc", "hand");
-    for n in &nodes[1..] {
-        n.send(&["CONNECT", endpoint.as_str()]).unwrap();
-        endpoint = bind_fresh(n, "inproc", "hand");
-    }
-    nodes[0].send(&["PUBLISH", "k", "v"]).unwrap();
-    wait_status(&nodes[3], 1, Duration::from_secs(10));
-    for n in &nodes[1..] {
-        let stats = n.stats().unwrap();
-        assert!(stats["handoff-reads"] > 0, "{}: {stats:?}", n.name());
-    }
+    chain_hands_a_tuple_along(&nodes, "inproc");
 }
 
 #[test]

@@ -285,8 +285,30 @@ pub fn deliveries(node: &Node, n: usize, timeout: Duration) -> Vec<(String, Stri
     got
 }
 
+/// The CPUs the calling thread may run on, in increasing order.
+pub fn allowed_cpus() -> Vec<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    (0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap())
+        .collect()
+}
+
+/// The CPUs the thread named `name` may run on (as /proc lists them),
+/// once they are `want` or after 5 s: a thread sets them as it starts.
+pub fn wait_cpus_of_thread(name: &str, want: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let cpus = cpus_of_thread(name);
+        if cpus.as_deref() == Some(want) || Instant::now() >= deadline {
+            return cpus;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The CPUs a thread of this process may run on, from /proc, by name.
-pub fn cpus_of_thread(name: &str) -> Option<String> {
+fn cpus_of_thread(name: &str) -> Option<String> {
     std::fs::read_dir("/proc/self/task").ok()?.find_map(|t| {
         let dir = t.ok()?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
