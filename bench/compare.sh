@@ -42,6 +42,8 @@ for r in $(seq 1 "$RUNS"); do
     # threads on the other (the scheduler of a VM may pack them onto one).
     BENCH_PIN=1 LABEL=czmq-pinned run czmq star 100000
     BENCH_PIN=1 LABEL=zgossip-pinned run zgossip star 100000
+    # zgossip reading its deliveries as CZMQ does, a malloc'd string each.
+    BENCH_RECVX=1 LABEL=zgossip-recvx run zgossip star 100000
     # zgossip with a thread per node instead of the shared event loop.
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip star 100000
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip chain 20

@@ -153,6 +153,10 @@ def main():
     p("| --- | --- | --- | --- | --- | --- |")
     r = ratio(zg_star, cz_star)
     p(f"| star: tuples/s two hops away | {fmt(cz_star)} | {fmt(zg_star)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
+    recvx_star = median(rows, "zgossip-recvx", "star", "tuples_per_s")
+    if recvx_star:
+        r = ratio(recvx_star, cz_star)
+        p(f"| star, deliveries read with `zgossip_recvx` (a new string per frame, as CZMQ) instead of `zgossip_recv_view` | {fmt(cz_star)} | {fmt(recvx_star)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
     own_star = median(rows, "zgossip-own", "star", "tuples_per_s")
     if own_star:
         r = ratio(own_star, cz_star)

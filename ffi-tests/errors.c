@@ -29,6 +29,18 @@
     } \
 } while (0)
 
+//  Reads one STATUS with zgossip_recv_view on a thread of its own
+static void *
+view_thread (void *arg)
+{
+    zgossip_t *node = (zgossip_t *) arg;
+    const char *view [2];
+    assert (zgossip_str_send (node, "STATUS") == 0);
+    assert (zgossip_recv_view (node, 5000, view, 2) == 2);
+    assert (streq (view [0], "STATUS") && streq (view [1], "1"));
+    return NULL;
+}
+
 static void *
 other_thread (void *arg)
 {
@@ -175,6 +187,29 @@ main (void)
     assert (slots [0] == NULL);
     expect_error (zgossip_recv_into (node, 0, NULL, 3), ZGOSSIP_ERR_NULL_ARG, "frames is NULL");
     expect_error (zgossip_recv_into (node, -2, slots, 3), ZGOSSIP_ERR_INVALID_ARG, "timeout_ms");
+
+    //  zgossip_recv_view lends the frames: no allocation, nothing to free;
+    //  they stay until this thread's next view, slots as recv_into
+    const char *view [3] = { "x", "x", "x" };
+    assert (zgossip_sendx (node, "PUBLISH", "view-key", "view-value", NULL) == 0);
+    assert (zgossip_recv_view (node, 5000, view, 3) == 3);
+    assert (streq (view [0], "DELIVER") && streq (view [1], "view-key")
+            && streq (view [2], "view-value"));
+    assert (zgossip_str_send (node, "STATUS") == 0);
+    view [1] = "beyond capacity";
+    assert (zgossip_recv_view (node, 5000, view, 1) == 2);
+    assert (streq (view [0], "STATUS") && streq (view [1], "beyond capacity"));
+    //  Another thread's views are its own: this one's stay as they were
+    pthread_t viewer;
+    assert (pthread_create (&viewer, NULL, view_thread, node) == 0);
+    assert (pthread_join (viewer, NULL) == 0);
+    assert (streq (view [0], "STATUS"));
+    view [0] = "x";
+    expect_error (zgossip_recv_view (node, 0, view, 3), ZGOSSIP_ERR_TIMEOUT, "no message");
+    assert (view [0] == NULL);
+    expect_error (zgossip_recv_view (node, 0, NULL, 3), ZGOSSIP_ERR_NULL_ARG, "frames is NULL");
+    expect_error (zgossip_recv_view (NULL, 0, view, 3), ZGOSSIP_ERR_NULL_ARG, "node is NULL");
+    expect_error (zgossip_recv_view (node, -2, view, 3), ZGOSSIP_ERR_INVALID_ARG, "timeout_ms");
 
     //  A terminated node refuses commands but can still be destroyed
     assert (zgossip_sendx (node, "$TERM", NULL) == 0);

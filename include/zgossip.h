@@ -226,6 +226,22 @@ int zgossip_recv(zgossip_t *node, int timeout_ms, char ***frames_out, size_t *co
 int zgossip_recv_into(zgossip_t *node, int timeout_ms, char **frames, size_t capacity);
 
 /*
+ Receives the next reply or delivery without allocating: its first
+ frames, up to `capacity`, are written to `frames` as pointers to
+ NUL-terminated copies that the library keeps for the calling thread.
+ They stay valid until this thread's next `zgossip_recv_view` (on any
+ handle) or until the thread ends; never free them. Waits at most
+ `timeout_ms` (-1 waits forever, 0 does not wait). On success returns
+ the number of frames the message had (> 0); frames beyond `capacity`
+ are dropped and slots beyond the message are set to NULL. On failure
+ every slot is set to NULL and a negative code is returned, as
+ `zgossip_recv`. The cheapest way to read many deliveries: nothing is
+ allocated per message once this thread's buffer has grown to the
+ largest message.
+ */
+int zgossip_recv_view(zgossip_t *node, int timeout_ms, const char **frames, size_t capacity);
+
+/*
  Frees an array from `zgossip_recv` with its `count` strings (NULL slots
  are skipped, so strings taken out of it and set to NULL are not freed)
  and sets `*frames` to NULL. `frames` NULL or `*frames` NULL does nothing.

@@ -27,12 +27,14 @@ mod error;
 mod node;
 mod ownership;
 mod version;
+mod view;
 
 pub use curve::zgossip_keypair;
 pub use error::{zgossip_last_error, zgossip_result, zgossip_result_name};
 pub use node::{
     zgossip_destroy, zgossip_fd, zgossip_frames_free, zgossip_new, zgossip_rcvtimeo, zgossip_recv,
-    zgossip_send, zgossip_set_rcvtimeo, zgossip_str_free, zgossip_str_send, zgossip_t,
+    zgossip_recv_view, zgossip_send, zgossip_set_rcvtimeo, zgossip_str_free, zgossip_str_send,
+    zgossip_t,
 };
 pub use version::{
     zgossip_version, ZGOSSIP_VERSION_MAJOR, ZGOSSIP_VERSION_MINOR, ZGOSSIP_VERSION_PATCH,

@@ -10,6 +10,7 @@ use super::ownership::{
     c_frames, c_string, free_frames, free_string, handle_into_raw, handle_ref, handle_take,
     out_mut, str_arg, with_str_array,
 };
+use super::view;
 use crate::Node;
 
 /// A gossip node (CZMQ: the `zgossip` actor), on an event-loop thread
@@ -195,6 +196,56 @@ pub extern "C" fn zgossip_recv_into(
                 }
                 Ok(got.len())
             })?;
+        let count = made.ok_or_else(|| timed_out(timeout_ms))??;
+        Ok(c_int::try_from(count).unwrap_or(c_int::MAX))
+    })
+}
+
+/// Receives the next reply or delivery without allocating: its first
+/// frames, up to `capacity`, are written to `frames` as pointers to
+/// NUL-terminated copies that the library keeps for the calling thread.
+/// They stay valid until this thread's next `zgossip_recv_view` (on any
+/// handle) or until the thread ends; never free them. Waits at most
+/// `timeout_ms` (-1 waits forever, 0 does not wait). On success returns
+/// the number of frames the message had (> 0); frames beyond `capacity`
+/// are dropped and slots beyond the message are set to NULL. On failure
+/// every slot is set to NULL and a negative code is returned, as
+/// `zgossip_recv`. The cheapest way to read many deliveries: nothing is
+/// allocated per message once this thread's buffer has grown to the
+/// largest message.
+#[unsafe(no_mangle)]
+pub extern "C" fn zgossip_recv_view(
+    node: *mut zgossip_t,
+    timeout_ms: c_int,
+    frames: *mut *const c_char,
+    capacity: usize,
+) -> c_int {
+    if !frames.is_null() {
+        for i in 0..capacity {
+            // SAFETY: frames is non-NULL and holds capacity slots (API
+            // contract).
+            unsafe { frames.add(i).write(std::ptr::null()) };
+        }
+    }
+    guard(|| {
+        // SAFETY: node is NULL or a live handle (API contract).
+        let this = unsafe { handle_ref(node, "node") }?;
+        if frames.is_null() {
+            return Err(Failure::null_arg("frames"));
+        }
+        let timeout = timeout_arg(timeout_ms)?;
+        let made = this.node.recv_with(timeout, |got| {
+            let kept = view::fill(got, capacity, |i, p| {
+                // SAFETY: i < capacity, the array's length.
+                unsafe { frames.add(i).write(p) }
+            });
+            kept.then_some(got.len()).ok_or_else(|| {
+                Failure::new(
+                    zgossip_result::ZGOSSIP_ERR_TERMINATED,
+                    "this thread is ending: its view buffer is gone",
+                )
+            })
+        })?;
         let count = made.ok_or_else(|| timed_out(timeout_ms))??;
         Ok(c_int::try_from(count).unwrap_or(c_int::MAX))
     })
