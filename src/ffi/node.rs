@@ -158,13 +158,7 @@ pub extern "C" fn zgossip_recv_into(
     frames: *mut *mut c_char,
     capacity: usize,
 ) -> c_int {
-    if !frames.is_null() {
-        for i in 0..capacity {
-            // SAFETY: frames is non-NULL and holds capacity slots (API
-            // contract).
-            unsafe { frames.add(i).write(std::ptr::null_mut()) };
-        }
-    }
+    clear_slots(frames.cast(), capacity);
     guard(|| {
         // SAFETY: node is NULL or a live handle (API contract).
         let this = unsafe { handle_ref(node, "node") }?;
@@ -220,13 +214,7 @@ pub extern "C" fn zgossip_recv_view(
     frames: *mut *const c_char,
     capacity: usize,
 ) -> c_int {
-    if !frames.is_null() {
-        for i in 0..capacity {
-            // SAFETY: frames is non-NULL and holds capacity slots (API
-            // contract).
-            unsafe { frames.add(i).write(std::ptr::null()) };
-        }
-    }
+    clear_slots(frames, capacity);
     guard(|| {
         // SAFETY: node is NULL or a live handle (API contract).
         let this = unsafe { handle_ref(node, "node") }?;
@@ -331,6 +319,19 @@ pub extern "C" fn zgossip_rcvtimeo(node: *mut zgossip_t) -> c_int {
 }
 
 /// A receive timeout in ms: -1 forever, 0 no wait, more: that long.
+/// Sets the `capacity` slots of a caller's array to NULL, before a receive
+/// fills them; nothing if `frames` is NULL.
+fn clear_slots(frames: *mut *const c_char, capacity: usize) {
+    if frames.is_null() {
+        return;
+    }
+    for i in 0..capacity {
+        // SAFETY: frames is non-NULL and holds capacity slots (API
+        // contract of every receive that takes an array).
+        unsafe { frames.add(i).write(std::ptr::null()) };
+    }
+}
+
 fn timeout_arg(timeout_ms: c_int) -> Result<Option<Duration>, Failure> {
     match timeout_ms {
         -1 => Ok(None),

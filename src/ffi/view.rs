@@ -5,6 +5,9 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
+/// Bytes a thread's buffer keeps at least once it has grown.
+const KEEP: usize = 64 << 10;
+
 thread_local! {
     static VIEW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -23,7 +26,12 @@ pub(crate) fn fill(
     VIEW.try_with(|view| {
         let mut buf = view.borrow_mut();
         buf.clear();
-        buf.reserve(frames.iter().map(|f| f.len() + 1).sum());
+        let need = frames.iter().map(|f| f.len() + 1).sum();
+        // What one large message left is given back at the next smaller one.
+        if buf.capacity() > KEEP && buf.capacity() / 4 > need {
+            buf.shrink_to(need.max(KEEP));
+        }
+        buf.reserve(need);
         for f in frames {
             buf.extend_from_slice(f.as_bytes());
             buf.push(0);
@@ -82,5 +90,13 @@ mod tests {
             ("mine", "theirs")
         );
         VIEW.with(|v| assert_eq!(v.borrow().as_slice(), b"mine\0"));
+    }
+
+    #[test]
+    fn a_large_message_leaves_no_large_buffer_behind() {
+        let big = "v".repeat(1 << 20);
+        assert_eq!(lent(&["DELIVER", "k", &big], 3)[2].1.len(), 1 << 20);
+        assert_eq!(lent(&["DELIVER", "k", "v"], 3)[2].1, "v");
+        VIEW.with(|v| assert!(v.borrow().capacity() <= KEEP));
     }
 }
