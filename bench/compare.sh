@@ -42,6 +42,10 @@ for r in $(seq 1 "$RUNS"); do
     # threads on the other (the scheduler of a VM may pack them onto one).
     BENCH_PIN=1 LABEL=czmq-pinned run czmq star 100000
     BENCH_PIN=1 LABEL=zgossip-pinned run zgossip star 100000
+    # Star without its warm-up stream: the first 100,000 tuples after the
+    # nodes were idle.
+    BENCH_WARMUP=0 LABEL=czmq-cold run czmq star 100000
+    BENCH_WARMUP=0 LABEL=zgossip-cold run zgossip star 100000
     # zgossip reading its deliveries as CZMQ does, a malloc'd string each.
     BENCH_RECVX=1 LABEL=zgossip-recvx run zgossip star 100000
     # zgossip with a thread per node instead of the shared event loop.
