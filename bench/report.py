@@ -33,6 +33,21 @@ def median(rows, impl, scenario, field, n=None):
     return statistics.median(vals) if vals else None
 
 
+def per_run(rows, impl, scenario, field, n=None):
+    """The value of each run, in order (None for a failed run)."""
+    return [r[field] if r.get("ok") and field in r else None for r in rows
+            if r["impl"] == impl and r["scenario"] == scenario
+            and (n is None or r["n"] == n)]
+
+
+def run_ratios(rows, scenario, field, a="zgossip", b="czmq", n=None):
+    """zgossip against CZMQ run by run: each pair ran back to back, so a
+    slow spell of the machine moves both halves of a ratio."""
+    return [x / y if x and y else None
+            for x, y in zip(per_run(rows, a, scenario, field, n),
+                            per_run(rows, b, scenario, field, n))]
+
+
 def ok_any(rows, impl, scenario):
     runs = [r for r in rows if r["impl"] == impl and r["scenario"] == scenario]
     if not runs:
@@ -190,6 +205,13 @@ def main():
         c, z = ok_any(rows, "czmq", sc), ok_any(rows, "zgossip", sc)
         zs = median(rows, "zgossip", sc, "seconds")
         p(f"| {sc}: every tuple everywhere | {'yes' if c else 'no'} | {'yes' if z else 'no'} ({fmt(zs, 2)} s) | | complete | {'yes' if z else 'no'} |")
+    star_runs = run_ratios(rows, "star", "tuples_per_s")
+    hop_runs = run_ratios(rows, "chain", "us_per_hop")
+    if len(star_runs) > 1 or len(hop_runs) > 1:
+        each = lambda rs, d, x: ", ".join("failed" if r is None else f"{r:.{d}f}{x}" for r in rs)
+        p("")
+        p(f"Run by run (each pair back to back): star {each(star_runs, 1, 'x')}; "
+          f"chain {each(hop_runs, 2, '')}.")
     if sim:
         p("")
         p("| simulator: nodes | hops until every node holds every tuple | messages per tuple | seconds (wall) |")
