@@ -115,18 +115,14 @@ pub extern "C" fn zgossip_recv(
     count_out: *mut usize,
 ) -> c_int {
     guard(|| {
-        // SAFETY: node is NULL or a live handle (API contract).
-        let this = unsafe { handle_ref(node, "node") }?;
         // SAFETY: frames_out is NULL or valid for writes (API contract).
         let frames_out = unsafe { out_mut(frames_out, "frames_out") }?;
         // SAFETY: count_out is NULL or valid for writes (API contract).
         let count_out = unsafe { out_mut(count_out, "count_out") }?;
-        let timeout = timeout_arg(timeout_ms)?;
         // The C strings are made straight from the frames the pipe holds.
-        let made = this.node.recv_with(timeout, |frames| {
+        let (array, count) = receive(node, timeout_ms, |frames| {
             c_frames(frames).map(|a| (a, frames.len()))
         })?;
-        let (array, count) = made.ok_or_else(|| timed_out(timeout_ms))??;
         let Ok(n) = c_int::try_from(count) else {
             // SAFETY: array came from c_frames with count frames.
             unsafe { free_frames(array, count) };
@@ -160,38 +156,28 @@ pub extern "C" fn zgossip_recv_into(
 ) -> c_int {
     clear_slots(frames.cast(), capacity);
     guard(|| {
-        // SAFETY: node is NULL or a live handle (API contract).
-        let this = unsafe { handle_ref(node, "node") }?;
         if frames.is_null() {
             return Err(Failure::null_arg("frames"));
         }
-        let timeout = timeout_arg(timeout_ms)?;
-        let made = this
-            .node
-            .recv_with(timeout, |got| -> Result<usize, Failure> {
-                for (i, f) in got.iter().take(capacity).enumerate() {
-                    match c_string(f) {
-                        // SAFETY: i < capacity, the array's length.
-                        Ok(p) => unsafe { frames.add(i).write(p) },
-                        Err(e) => {
-                            for j in 0..i {
-                                // SAFETY: slots below i hold strings made just
-                                // now; each is freed once and cleared.
-                                unsafe {
-                                    free_string(std::ptr::replace(
-                                        frames.add(j),
-                                        std::ptr::null_mut(),
-                                    ))
-                                };
-                            }
-                            return Err(e);
+        receive(node, timeout_ms, |got| {
+            for (i, f) in got.iter().take(capacity).enumerate() {
+                match c_string(f) {
+                    // SAFETY: i < capacity, the array's length.
+                    Ok(p) => unsafe { frames.add(i).write(p) },
+                    Err(e) => {
+                        for j in 0..i {
+                            // SAFETY: slots below i hold strings made just
+                            // now; each is freed once and cleared.
+                            unsafe {
+                                free_string(std::ptr::replace(frames.add(j), std::ptr::null_mut()))
+                            };
                         }
+                        return Err(e);
                     }
                 }
-                Ok(got.len())
-            })?;
-        let count = made.ok_or_else(|| timed_out(timeout_ms))??;
-        Ok(c_int::try_from(count).unwrap_or(c_int::MAX))
+            }
+            Ok(frame_count(got))
+        })
     })
 }
 
@@ -216,26 +202,21 @@ pub extern "C" fn zgossip_recv_view(
 ) -> c_int {
     clear_slots(frames, capacity);
     guard(|| {
-        // SAFETY: node is NULL or a live handle (API contract).
-        let this = unsafe { handle_ref(node, "node") }?;
         if frames.is_null() {
             return Err(Failure::null_arg("frames"));
         }
-        let timeout = timeout_arg(timeout_ms)?;
-        let made = this.node.recv_with(timeout, |got| {
+        receive(node, timeout_ms, |got| {
             let kept = view::fill(got, capacity, |i, p| {
                 // SAFETY: i < capacity, the array's length.
                 unsafe { frames.add(i).write(p) }
             });
-            kept.then_some(got.len()).ok_or_else(|| {
+            kept.then(|| frame_count(got)).ok_or_else(|| {
                 Failure::new(
                     zgossip_result::ZGOSSIP_ERR_TERMINATED,
                     "this thread is ending: its view buffer is gone",
                 )
             })
-        })?;
-        let count = made.ok_or_else(|| timed_out(timeout_ms))??;
-        Ok(c_int::try_from(count).unwrap_or(c_int::MAX))
+        })
     })
 }
 
@@ -319,6 +300,27 @@ pub extern "C" fn zgossip_rcvtimeo(node: *mut zgossip_t) -> c_int {
 }
 
 /// A receive timeout in ms: -1 forever, 0 no wait, more: that long.
+/// Takes the next message off `node`'s pipe, waiting as `timeout_ms` says,
+/// and hands its frames to `take`: the one path of every receive. No
+/// message in time is a failure (`ZGOSSIP_ERR_TIMEOUT`).
+fn receive<R>(
+    node: *mut zgossip_t,
+    timeout_ms: c_int,
+    take: impl FnOnce(&[&str]) -> Result<R, Failure>,
+) -> Result<R, Failure> {
+    // SAFETY: node is NULL or a live handle (API contract).
+    let this = unsafe { handle_ref(node, "node") }?;
+    let timeout = timeout_arg(timeout_ms)?;
+    this.node
+        .recv_with(timeout, take)?
+        .ok_or_else(|| timed_out(timeout_ms))?
+}
+
+/// A message's frame count as a receive returns it.
+fn frame_count(frames: &[&str]) -> c_int {
+    c_int::try_from(frames.len()).unwrap_or(c_int::MAX)
+}
+
 /// Sets the `capacity` slots of a caller's array to NULL, before a receive
 /// fills them; nothing if `frames` is NULL.
 fn clear_slots(frames: *mut *const c_char, capacity: usize) {
