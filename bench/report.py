@@ -164,41 +164,44 @@ def main():
     zg_swarm = median(rows, "zgossip", "swarm", "seconds")
     ratio = lambda a, b: (a / b) if a and b else None
 
+    def times_row(label, cz, zg, met=("yes", "no")):
+        """A row whose target is 20 times CZMQ or more."""
+        r = ratio(zg, cz)
+        p(f"| {label} | {fmt(cz)} | {fmt(zg)} | {fmt(r)}x | >= 20x | {met[0] if r and r >= 20 else met[1]} |")
+
+    def share_row(label, cz, zg, limit):
+        """A row whose target is at most `limit` of CZMQ's figure."""
+        r = ratio(zg, cz)
+        p(f"| {label} | {fmt(cz)} | {fmt(zg)} | {fmt(r, 2)} | <= {limit} | {'yes' if r and r <= limit else 'no'} |")
+
     p("| scenario | CZMQ 4.2.1 | zgossip | ratio | target | met |")
     p("| --- | --- | --- | --- | --- | --- |")
-    r = ratio(zg_star, cz_star)
-    p(f"| star: tuples/s two hops away, after 50,000 of warm-up | {fmt(cz_star)} | {fmt(zg_star)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
+    times_row("star: tuples/s two hops away, after 50,000 of warm-up", cz_star, zg_star)
     cold_star = median(rows, "zgossip-cold", "star", "tuples_per_s")
     if cold_star:
-        cz_cold = median(rows, "czmq-cold", "star", "tuples_per_s")
-        r = ratio(cold_star, cz_cold)
-        p(f"| star, cold: the first tuples after the nodes were idle (`BENCH_WARMUP=0`) | {fmt(cz_cold)} | {fmt(cold_star)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
+        times_row("star, cold: the first tuples after the nodes were idle (`BENCH_WARMUP=0`)",
+                  median(rows, "czmq-cold", "star", "tuples_per_s"), cold_star)
     recvx_star = median(rows, "zgossip-recvx", "star", "tuples_per_s")
     if recvx_star:
-        r = ratio(recvx_star, cz_star)
-        p(f"| star, deliveries read with `zgossip_recvx` (a new string per frame, as CZMQ) instead of `zgossip_recv_view` | {fmt(cz_star)} | {fmt(recvx_star)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
+        times_row("star, deliveries read with `zgossip_recvx` (a new string per frame, as CZMQ) instead of `zgossip_recv_view`",
+                  cz_star, recvx_star)
     own_star = median(rows, "zgossip-own", "star", "tuples_per_s")
     if own_star:
-        r = ratio(own_star, cz_star)
-        p(f"| star, a thread per node (`ZGOSSIP_IO_THREADS=0`) | {fmt(cz_star)} | {fmt(own_star)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
+        times_row("star, a thread per node (`ZGOSSIP_IO_THREADS=0`)", cz_star, own_star)
     pin_star = median(rows, "zgossip-pinned", "star", "tuples_per_s")
     if pin_star:
         # Against CZMQ's better figure: pinned, its actors share one CPU.
         cz_pinned = median(rows, "czmq-pinned", "star", "tuples_per_s")
         cz_best = max((v for v in (cz_star, cz_pinned) if v), default=None)
-        r = ratio(pin_star, cz_best)
-        p(f"| star, application and library threads pinned to separate CPUs (`BENCH_PIN=1`), against CZMQ's better of pinned and not | {fmt(cz_best)} | {fmt(pin_star)} | {fmt(r)}x | >= 20x | {'(pinned) yes' if r and r >= 20 else '(pinned) no'} |")
-    r = ratio(zg_join, cz_join)
-    p(f"| join: tuples/s, 100,000 held | {fmt(cz_join)} | {fmt(zg_join)} | {fmt(r)}x | >= 20x | {'yes' if r and r >= 20 else 'no'} |")
+        times_row("star, application and library threads pinned to separate CPUs (`BENCH_PIN=1`), against CZMQ's better of pinned and not",
+                  cz_best, pin_star, met=("(pinned) yes", "(pinned) no"))
+    times_row("join: tuples/s, 100,000 held", cz_join, zg_join)
     p(f"| join: 1,000,000 held, seconds | | {fmt(zg_join_1m, 3)} ({fmt(zg_join_1m_rate)}/s) | | < 1 s | {'yes' if zg_join_1m and zg_join_1m < 1 else 'no'} |")
-    r = ratio(zg_hop, cz_hop)
-    p(f"| chain of 32: us per hop | {fmt(cz_hop)} | {fmt(zg_hop)} | {fmt(r, 2)} | <= 0.2 | {'yes' if r and r <= 0.2 else 'no'} |")
+    share_row("chain of 32: us per hop", cz_hop, zg_hop, 0.2)
     own_hop = median(rows, "zgossip-own", "chain", "us_per_hop")
     if own_hop:
-        r = ratio(own_hop, cz_hop)
-        p(f"| chain, a thread per node (`ZGOSSIP_IO_THREADS=0`) | {fmt(cz_hop)} | {fmt(own_hop)} | {fmt(r, 2)} | <= 0.2 | {'yes' if r and r <= 0.2 else 'no'} |")
-    r = ratio(zg_mem, cz_mem)
-    p(f"| memory: bytes per tuple beyond key+value | {fmt(cz_mem)} | {fmt(zg_mem)} | {fmt(r, 2)} | <= 0.25 | {'yes' if r and r <= 0.25 else 'no'} |")
+        share_row("chain, a thread per node (`ZGOSSIP_IO_THREADS=0`)", cz_hop, own_hop, 0.2)
+    share_row("memory: bytes per tuple beyond key+value", cz_mem, zg_mem, 0.25)
     cz_swarm_ok = ok_any(rows, "czmq", "swarm")
     p(f"| swarm 254 nodes x 1,270 tuples: seconds | {'complete' if cz_swarm_ok else 'incomplete'} | {fmt(zg_swarm, 2)} | | < 5 s | {'yes' if zg_swarm and zg_swarm < 5 else 'no'} |")
     for sc in ("chain128", "mesh1000"):
