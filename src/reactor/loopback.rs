@@ -5,10 +5,14 @@
 //! returns (the kernel delivers local TCP within the call). Rather than
 //! going back to `epoll_wait` to learn so, the thread reads that end at
 //! once: a chain of nodes in one process passes a tuple along without a
-//! poll per hop. The poll still reports the end as readable later; the
-//! read then finds nothing (it would block), after the tuple has gone on.
-//! Nothing depends on these reads: were one missed, the poll's report
-//! would bring the bytes in as before.
+//! poll per hop. That read of a TCP end only looks ahead (`MSG_PEEK`, see
+//! [`super::net::Stream::receive`]): the kernel acknowledges bytes when
+//! they are taken out of the socket, and the acknowledgement would cost
+//! the hop a second trip through the loopback path. The poll still
+//! reports the end as readable later; that read takes the bytes out (and
+//! acknowledges them), after the tuple has gone on. Nothing depends on
+//! the hand-offs: were one missed, the poll's report would bring the bytes
+//! in as before.
 //!
 //! The two ends of a TCP connection are matched by their addresses (one's
 //! local address is the other's peer address, and the other way round),

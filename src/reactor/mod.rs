@@ -9,7 +9,7 @@ mod net;
 pub(crate) mod pool;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -326,8 +326,12 @@ impl Reactor {
         } else {
             // A readable event without a hang-up: a short read means
             // the socket is drained (a later arrival raises a new event).
-            let short_read_drains = ev.is_readable() && !ev.is_read_closed() && !ev.is_error();
-            self.conn_ready(token, short_read_drains);
+            let mode = if ev.is_readable() && !ev.is_read_closed() && !ev.is_error() {
+                ReadMode::ShortDrains
+            } else {
+                ReadMode::Drain
+            };
+            self.conn_ready(token, mode);
         }
         self.after_engine();
     }
@@ -340,7 +344,7 @@ impl Reactor {
         if self.conns.contains_key(&token) {
             self.handoff_reads += 1;
             // The write is whole in the socket: a short read drains it.
-            self.conn_ready(token, true);
+            self.conn_ready(token, ReadMode::HandOff);
             self.after_engine();
         }
     }
@@ -356,7 +360,7 @@ impl Reactor {
             self.after_engine();
         }
         for token in std::mem::take(&mut self.backlog) {
-            self.conn_ready(token, false);
+            self.conn_ready(token, ReadMode::Drain);
             self.after_engine();
         }
         let now = self.now();
@@ -1033,7 +1037,7 @@ impl Reactor {
             self.register_end(token);
         }
         // Send our greeting now if we can.
-        self.conn_ready(token, false);
+        self.conn_ready(token, ReadMode::Drain);
     }
 
     /// The security mechanism of a new connection: CURVE server for
@@ -1101,7 +1105,7 @@ impl Reactor {
                 Ok(stream) => {
                     let peer = stream.peer();
                     let ip = match &stream {
-                        Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+                        Stream::Tcp(s, _) => s.peer_addr().ok().map(|a| a.ip()),
                         Stream::Unix(..) => None,
                     };
                     let refuse = self.refusal(ip);
@@ -1135,7 +1139,7 @@ impl Reactor {
         });
         match result {
             Ok(stream) => {
-                let connecting = matches!(stream, Stream::Tcp(_));
+                let connecting = matches!(stream, Stream::Tcp(..));
                 self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into())
             }
             Err(e) => self.engine.handle_dial_failed(remote, &e.to_string(), now),
@@ -1143,11 +1147,8 @@ impl Reactor {
     }
 
     /// The socket of `token` may be readable or writable (or both: with
-    /// edge-triggered events we simply try). With `short_read_drains`, a
-    /// read that does not fill the buffer ends reading (saving the read
-    /// that would only say "would block"); otherwise reading goes on until
-    /// the socket says so.
-    fn conn_ready(&mut self, token: Token, short_read_drains: bool) {
+    /// edge-triggered events we simply try); `mode` says how to read it.
+    fn conn_ready(&mut self, token: Token, mode: ReadMode) {
         let now = self.now();
         let Some(c) = self.conns.get_mut(&token) else {
             return;
@@ -1166,7 +1167,7 @@ impl Reactor {
                 }
             }
         }
-        if let Err(reason) = self.read_conn(token, now, short_read_drains) {
+        if let Err(reason) = self.read_conn(token, now, mode) {
             self.drop_conn(token, &reason, now);
             return;
         }
@@ -1181,12 +1182,12 @@ impl Reactor {
         &mut self,
         token: Token,
         now: Now,
-        short_read_drains: bool,
+        mode: ReadMode,
     ) -> std::result::Result<(), String> {
         READ_BUF.with(|shared| match shared.try_borrow_mut() {
-            Ok(mut buf) => self.read_conn_with(&mut buf, token, now, short_read_drains),
+            Ok(mut buf) => self.read_conn_with(&mut buf, token, now, mode),
             // Not reentered today; if it ever were, a buffer of its own.
-            Err(_) => self.read_conn_with(&mut vec![0; READ_SIZE], token, now, short_read_drains),
+            Err(_) => self.read_conn_with(&mut vec![0; READ_SIZE], token, now, mode),
         })
     }
 
@@ -1195,7 +1196,7 @@ impl Reactor {
         read_buf: &mut [u8],
         token: Token,
         now: Now,
-        short_read_drains: bool,
+        mode: ReadMode,
     ) -> std::result::Result<(), String> {
         let Reactor {
             conns,
@@ -1211,17 +1212,27 @@ impl Reactor {
         let id = token.0 as ConnId;
         let mut total = 0;
         let mut eof = false;
+        let mut look_ahead = mode == ReadMode::HandOff;
         loop {
             if total >= READ_BUDGET {
                 backlog.push(token);
                 break;
             }
-            match c.stream.read(read_buf) {
-                Ok(0) => {
+            let received = c.stream.receive(read_buf, look_ahead);
+            look_ahead = false;
+            match received {
+                Ok(None) => {
                     eof = true;
                     break;
                 }
-                Ok(n) => {
+                // Only what a look-ahead gave out, now out of the socket.
+                Ok(Some(got)) if got.start == got.end => {
+                    if mode != ReadMode::Drain && !got.more {
+                        break;
+                    }
+                }
+                Ok(Some(got)) => {
+                    let n = got.end - got.start;
                     total += n;
                     // Bytes are counted before they are processed, tuples
                     // after each message.
@@ -1235,7 +1246,7 @@ impl Reactor {
                     }
                     // Whole short messages are handled from the read
                     // buffer itself; only the rest is copied into the codec.
-                    let data = &read_buf[..n];
+                    let data = &read_buf[got.start..got.end];
                     let (zmtp, usage) = (&mut c.zmtp, &mut c.usage);
                     // The index slots of the whole read first: their cache
                     // misses overlap instead of coming one per message.
@@ -1260,7 +1271,7 @@ impl Reactor {
                     }
                     c.zmtp.feed(&data[taken..]);
                     process_input(c, engine, *extensions, &security.limits, id, now)?;
-                    if short_read_drains && n < read_buf.len() {
+                    if mode != ReadMode::Drain && !got.more {
                         break;
                     }
                 }
@@ -1564,9 +1575,26 @@ type TokenMap<V> = FastMap<Token, V>;
 /// Largest write handed straight to a node of the same thread at the
 /// other end (see [`loopback`]).
 const HANDOFF_BYTES: usize = 4096;
+// A hand-off's look-ahead takes in all of one hand-off's bytes.
+const _: () = assert!(HANDOFF_BYTES <= net::LOOK_AHEAD);
 
 /// Bytes read from a socket at a time.
 const READ_SIZE: usize = 64 << 10;
+
+/// How [`Reactor::read_conn`] reads a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    /// Until the socket says it would block.
+    Drain,
+    /// Until a read does not fill the buffer: the socket is drained then
+    /// (saving the read that would only say "would block"), and a later
+    /// arrival raises a new event.
+    ShortDrains,
+    /// As `ShortDrains`, the first read only looking ahead (see
+    /// [`Stream::receive`]): right after a node of this thread wrote to the
+    /// other end.
+    HandOff,
+}
 
 thread_local! {
     /// The read buffer of every node on this thread: what is read goes
