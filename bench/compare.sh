@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
+# Rounds per chain run (a tuple along 32 nodes, 20 ms apart): each run's
+# figure is their mean.
+CHAIN_ROUNDS=${CHAIN_ROUNDS:-60}
 OUT=${OUT:-target/bench/results.jsonl}
 mkdir -p target/bench
 cargo build --release --lib --quiet
@@ -32,11 +35,12 @@ run() { # impl scenario [n] -- one bounded run, one JSON line appended
 
 for r in $(seq 1 "$RUNS"); do
     echo "== run $r of $RUNS"
-    for impl in czmq zgossip; do
-        run "$impl" star 100000
-        run "$impl" chain 20
-        run "$impl" memory 200000
-        run "$impl" swarm
+    # Each scenario runs for both back to back, so that a pair's ratio
+    # compares runs made in the same few seconds of the machine's life.
+    for scenario in "star 100000" "chain $CHAIN_ROUNDS" "memory 200000" swarm; do
+        for impl in czmq zgossip; do
+            run "$impl" $scenario
+        done
     done
     # Star with the application's thread on one CPU and the library's
     # threads on the other (the scheduler of a VM may pack them onto one).
@@ -50,7 +54,7 @@ for r in $(seq 1 "$RUNS"); do
     BENCH_RECVX=1 LABEL=zgossip-recvx run zgossip star 100000
     # zgossip with a thread per node instead of the shared event loop.
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip star 100000
-    ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip chain 20
+    ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip chain "$CHAIN_ROUNDS"
     # Join: CZMQ against 100,000 tuples (1,000,000 takes it many seconds
     # per run), zgossip against the 1,000,000 of the target as well.
     run czmq join 100000
