@@ -62,6 +62,42 @@ fn chain_hands_a_tuple_along(nodes: &[Node], transport: &str) {
 }
 
 #[test]
+fn a_stream_of_hand_offs_reads_every_frame_once_and_in_order() {
+    // One tuple at a time, each waited for at the far end: every hop is a
+    // hand-off that only looks ahead, and the poll's later read takes the
+    // bytes out. Were they handed to the codec twice, frames would be
+    // counted twice (or fail to parse); were they skipped, tuples would
+    // be missing.
+    let nodes: Vec<Node> = (0..5)
+        .map(|i| Node::new(&format!("la{i}")).unwrap())
+        .collect();
+    let mut endpoint = bind_fresh(&nodes[0], "tcp", "ahead");
+    for n in &nodes[1..] {
+        n.send(&["CONNECT", endpoint.as_str()]).unwrap();
+        endpoint = bind_fresh(n, "tcp", "ahead");
+    }
+    let last = nodes.last().unwrap();
+    let count: u64 = 100;
+    for i in 0..count {
+        nodes[0]
+            .send(&["PUBLISH", &format!("k{i:03}"), &format!("v{i}")])
+            .unwrap();
+        let got = deliveries(last, 1, Duration::from_secs(10));
+        assert_eq!(got, vec![(format!("k{i:03}"), format!("v{i}"))]);
+    }
+    for n in &nodes[1..] {
+        let stats = n.stats().unwrap();
+        assert_eq!(stats["tuples-applied"], count, "{}: {stats:?}", n.name());
+        assert_eq!(stats["malformed"], 0, "{}: {stats:?}", n.name());
+        assert!(stats["handoff-reads"] >= count, "{}: {stats:?}", n.name());
+        // Besides the tuples, a handful of control frames (the greeting's
+        // HELLO, a sync, pings): far fewer than a second copy of them.
+        let extra = stats["frames-in"] - count;
+        assert!(extra < count / 4, "{}: {stats:?}", n.name());
+    }
+}
+
+#[test]
 fn nodes_of_the_thread_hand_tuples_on_over_inproc_too() {
     let nodes: Vec<Node> = (0..4)
         .map(|i| Node::new(&format!("ip{i}")).unwrap())
