@@ -162,6 +162,9 @@ impl Drop for Stream {
     /// drops what is still queued to send (the last messages to the peer).
     fn drop(&mut self) {
         if let Stream::Tcp(s, ahead) = self {
+            if *ahead == 0 {
+                return;
+            }
             let mut sink = [0u8; LOOK_AHEAD];
             while *ahead > 0 {
                 let want = (*ahead).min(sink.len());
@@ -406,19 +409,41 @@ mod tests {
         (Stream::Tcp(TcpStream::from_std(ours), 0), peer)
     }
 
-    /// Receives until `want` new bytes came (bounded in time).
-    fn receive_all(s: &mut Stream, want: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = vec![0; 64 << 10];
+    /// One receive that brought something (bytes or the end): waits while
+    /// the socket would block, up to 5 s.
+    fn receive_ready(s: &mut Stream, buf: &mut [u8], look_ahead: bool) -> Option<Received> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while out.len() < want && Instant::now() < deadline {
-            match s.receive(&mut buf, false) {
-                Ok(Some(got)) => out.extend_from_slice(&buf[got.start..got.end]),
-                Ok(None) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        loop {
+            match s.receive(buf, look_ahead) {
+                Ok(got) => return got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1))
                 }
                 Err(e) => panic!("receive failed: {e}"),
+            }
+        }
+    }
+
+    /// Waits until `n` bytes wait in the socket (up to 5 s).
+    fn wait_queued(s: &Stream, n: usize) {
+        let Stream::Tcp(s, _) = s else {
+            panic!("a TCP stream")
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.peek(&mut [0u8; 64]).unwrap_or(0) < n {
+            assert!(Instant::now() < deadline, "{n} bytes never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Receives until `want` new bytes came or the stream ended.
+    fn receive_all(s: &mut Stream, want: usize, look_ahead: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = vec![0; 64 << 10];
+        while out.len() < want {
+            match receive_ready(s, &mut buf, look_ahead) {
+                Some(got) => out.extend_from_slice(&buf[got.start..got.end]),
+                None => break,
             }
         }
         out
@@ -429,33 +454,16 @@ mod tests {
         let (mut ours, mut peer) = pair();
         peer.write_all(b"hello").unwrap();
         let mut buf = [0u8; 64];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let got = loop {
-            match ours.receive(&mut buf, true) {
-                Ok(Some(got)) => break got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        };
+        let got = receive_ready(&mut ours, &mut buf, true).expect("bytes");
         assert_eq!(&buf[got.start..got.end], b"hello");
         assert!(!got.more);
         assert!(matches!(ours, Stream::Tcp(_, 5)), "five bytes given out");
         // A second look-ahead while those are in the socket reads plainly:
         // the five are taken out and not given again.
         peer.write_all(b" world").unwrap();
-        let mut rest = Vec::new();
-        while rest.len() < 6 && Instant::now() < deadline {
-            match ours.receive(&mut buf, true) {
-                Ok(Some(got)) => rest.extend_from_slice(&buf[got.start..got.end]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(rest, b" world");
+        wait_queued(&ours, 11);
+        let got = receive_ready(&mut ours, &mut buf, true).expect("bytes");
+        assert_eq!(&buf[got.start..got.end], b" world");
         assert!(matches!(ours, Stream::Tcp(_, 0)));
     }
 
@@ -465,21 +473,12 @@ mod tests {
         let sent: Vec<u8> = (0..3 * LOOK_AHEAD).map(|i| (i % 251) as u8).collect();
         peer.write_all(&sent).unwrap();
         let mut buf = vec![0u8; 64 << 10];
-        // Wait until all of it is in our socket.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let got = loop {
-            let got = ours.receive(&mut buf, true);
-            if let Ok(Some(got)) = got {
-                break got;
-            }
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let got = receive_ready(&mut ours, &mut buf, true).expect("bytes");
         assert_eq!(got.start, 0);
         assert!(got.end <= LOOK_AHEAD);
         assert_eq!(got.more, got.end == LOOK_AHEAD);
         let mut all = buf[..got.end].to_vec();
-        all.extend(receive_all(&mut ours, sent.len() - all.len()));
+        all.extend(receive_all(&mut ours, sent.len() - all.len(), false));
         assert_eq!(all, sent);
     }
 
@@ -487,29 +486,14 @@ mod tests {
     fn the_end_of_the_stream_is_seen_by_a_look_ahead() {
         let (mut ours, peer) = pair();
         peer.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut buf = [0u8; 16];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match ours.receive(&mut buf, true) {
-                Ok(None) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                other => panic!("expected the end, got {other:?}"),
-            }
-        }
+        assert_eq!(receive_ready(&mut ours, &mut [0u8; 16], true), None);
     }
 
     #[test]
     fn closing_after_a_look_ahead_ends_the_connection_cleanly_not_by_reset() {
         let (mut ours, mut peer) = pair();
         peer.write_all(b"ping").unwrap();
-        let mut buf = [0u8; 16];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !matches!(ours.receive(&mut buf, true), Ok(Some(_))) {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert!(receive_ready(&mut ours, &mut [0u8; 16], true).is_some());
         ours.write_all(b"last words").unwrap();
         drop(ours);
         // The peer gets what we sent and then the end of the stream; with
@@ -575,7 +559,7 @@ mod tests {
                     }
                 }
             }
-            received.extend(receive_all(&mut ours, sent.len() - received.len()));
+            received.extend(receive_all(&mut ours, sent.len() - received.len(), false));
             prop_assert_eq!(received, sent);
         }
     }
