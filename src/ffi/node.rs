@@ -299,7 +299,6 @@ pub extern "C" fn zgossip_rcvtimeo(node: *mut zgossip_t) -> c_int {
     })
 }
 
-/// A receive timeout in ms: -1 forever, 0 no wait, more: that long.
 /// Takes the next message off `node`'s pipe, waiting as `timeout_ms` says,
 /// and hands its frames to `take`: the one path of every receive. No
 /// message in time is a failure (`ZGOSSIP_ERR_TIMEOUT`).
@@ -334,6 +333,7 @@ fn clear_slots(frames: *mut *const c_char, capacity: usize) {
     }
 }
 
+/// A receive timeout in ms: -1 forever, 0 no wait, more: that long.
 fn timeout_arg(timeout_ms: c_int) -> Result<Option<Duration>, Failure> {
     match timeout_ms {
         -1 => Ok(None),

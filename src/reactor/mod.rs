@@ -1225,52 +1225,15 @@ impl Reactor {
                     eof = true;
                     break;
                 }
-                // Only what a look-ahead gave out, now out of the socket.
-                Ok(Some(got)) if got.start == got.end => {
-                    if mode != ReadMode::Drain && !got.more {
-                        break;
-                    }
-                }
                 Ok(Some(got)) => {
-                    let n = got.end - got.start;
-                    total += n;
-                    // Bytes are counted before they are processed, tuples
-                    // after each message.
-                    let tuples = engine.tuples_received(id);
-                    if let Err(why) =
-                        c.usage
-                            .account(&security.limits, now.mono_ms, n as u64, tuples)
-                    {
-                        c.zmtp.fail(&why);
-                        return Err(why);
-                    }
-                    // Whole short messages are handled from the read
-                    // buffer itself; only the rest is copied into the codec.
+                    // Empty when the read brought only what a look-ahead
+                    // gave out already (now out of the socket).
                     let data = &read_buf[got.start..got.end];
-                    let (zmtp, usage) = (&mut c.zmtp, &mut c.usage);
-                    // The index slots of the whole read first: their cache
-                    // misses overlap instead of coming one per message.
-                    let mut seen = 0;
-                    zmtp.peek_short_messages(data, |frame| seen ^= engine.prefetch(frame));
-                    std::hint::black_box(seen);
-                    let mut refused = None;
-                    let taken = zmtp.take_short_messages_from(data, |frame| {
-                        engine.handle_frame(id, frame, false, now);
-                        let tuples = engine.tuples_received(id);
-                        match usage.account(&security.limits, now.mono_ms, 0, tuples) {
-                            Ok(()) => true,
-                            Err(why) => {
-                                refused = Some(why);
-                                false
-                            }
-                        }
-                    });
-                    if let Some(why) = refused {
-                        c.zmtp.fail(&why);
-                        return Err(why);
+                    total += data.len();
+                    if !data.is_empty() {
+                        let limits = &security.limits;
+                        take_in(c, engine, *extensions, limits, id, now, data)?;
                     }
-                    c.zmtp.feed(&data[taken..]);
-                    process_input(c, engine, *extensions, &security.limits, id, now)?;
                     if mode != ReadMode::Drain && !got.more {
                         break;
                     }
@@ -1512,6 +1475,54 @@ fn modified(path: impl AsRef<std::path::Path>) -> Option<SystemTime> {
 
 /// Runs the codec over buffered input: handshake completion tells the
 /// engine, each message goes to the engine.
+/// Takes in bytes read from connection `id`: counts them against the
+/// limits, then hands whole short messages to the engine straight from
+/// `data`, copies only the rest into the codec, and processes that.
+fn take_in(
+    c: &mut Conn,
+    engine: &mut Engine,
+    extensions: bool,
+    limits: &Limits,
+    id: ConnId,
+    now: Now,
+    data: &[u8],
+) -> std::result::Result<(), String> {
+    // Bytes are counted before they are processed, tuples after each
+    // message.
+    let tuples = engine.tuples_received(id);
+    if let Err(why) = c
+        .usage
+        .account(limits, now.mono_ms, data.len() as u64, tuples)
+    {
+        c.zmtp.fail(&why);
+        return Err(why);
+    }
+    let (zmtp, usage) = (&mut c.zmtp, &mut c.usage);
+    // The index slots of the whole read first: their cache misses overlap
+    // instead of coming one per message.
+    let mut seen = 0;
+    zmtp.peek_short_messages(data, |frame| seen ^= engine.prefetch(frame));
+    std::hint::black_box(seen);
+    let mut refused = None;
+    let taken = zmtp.take_short_messages_from(data, |frame| {
+        engine.handle_frame(id, frame, false, now);
+        let tuples = engine.tuples_received(id);
+        match usage.account(limits, now.mono_ms, 0, tuples) {
+            Ok(()) => true,
+            Err(why) => {
+                refused = Some(why);
+                false
+            }
+        }
+    });
+    if let Some(why) = refused {
+        c.zmtp.fail(&why);
+        return Err(why);
+    }
+    c.zmtp.feed(&data[taken..]);
+    process_input(c, engine, extensions, limits, id, now)
+}
+
 fn process_input(
     c: &mut Conn,
     engine: &mut Engine,
