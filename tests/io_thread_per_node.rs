@@ -17,11 +17,7 @@ fn with_zero_shared_threads_each_node_has_its_own() {
     let b = Node::new("own-b").unwrap();
     // A new thread names itself as it starts: wait for the names (bounded).
     let names = |deadline: std::time::Instant| loop {
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .map(|n| n.trim().to_string())
-            .collect();
+        let names: Vec<String> = threads().into_iter().map(|(n, _)| n).collect();
         let both = ["zgossip-own-a", "zgossip-own-b"]
             .iter()
             .all(|want| names.iter().any(|n| n == want));

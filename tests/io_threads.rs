@@ -13,10 +13,9 @@ use zgossip::Node;
 
 /// Threads of this process whose name starts with `prefix`.
 fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with(prefix))
+    threads()
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
         .count()
 }
 

@@ -307,18 +307,24 @@ pub fn wait_cpus_of_thread(name: &str, want: &str) -> Option<String> {
     }
 }
 
+/// The threads of this process: each one's name and its /proc directory.
+pub fn threads() -> Vec<(String, std::path::PathBuf)> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            Some((comm.trim().to_string(), dir))
+        })
+        .collect()
+}
+
 /// The CPUs a thread of this process may run on, from /proc, by name.
 fn cpus_of_thread(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task").ok()?.find_map(|t| {
-        let dir = t.ok()?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != name {
-            return None;
-        }
-        let status = std::fs::read_to_string(dir.join("status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .map(|l| l.trim().to_string())
-    })
+    let (_, dir) = threads().into_iter().find(|(n, _)| n == name)?;
+    let status = std::fs::read_to_string(dir.join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| l.trim().to_string())
 }
