@@ -1,5 +1,5 @@
 //! Golden byte streams captured between two real CZMQ 4.2.1 zgossip nodes
-//! (`../shared/vectors/`, see its README): we must read them exactly and
+//! (`tests/vectors/`, see its README): we must read them exactly and
 //! produce them byte for byte.
 
 use std::path::PathBuf;
@@ -10,12 +10,12 @@ use zgossip::wire::zmtp::{Config, Connection, Event, SocketType};
 const HANDSHAKE_LEN: usize = 0x6b;
 
 fn vector(name: &str) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     let path = dir.join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read golden vector {}: {e}. The directory ../shared/vectors \
-             (next to the crate root) holds the CZMQ captures and must be present.",
+            "cannot read golden vector {}: {e}. The directory tests/vectors \
+             (in the repository) holds the CZMQ captures and must be present.",
             path.display()
         )
     })
