@@ -6,11 +6,21 @@
 //! Rules:
 //! - our own beacons (our node id) and anything that is not a valid
 //!   beacon are ignored and counted;
+//! - a node with a CURVE key pair hears only beacons that carry a public
+//!   key (version 2) and dials their senders as a CURVE client of that
+//!   key; a node without one hears only beacons without a key. A beacon of
+//!   the other kind is ignored and counted, so a secured node never speaks
+//!   NULL to a peer it discovered, and a plain node never dials a secured
+//!   one it cannot talk to;
+//! - the node's access rules decide too (`admit`: the sender's address and
+//!   key, as `ALLOW`/`DENY` and `CURVE ALLOW` decide for a client): a peer
+//!   they refuse is ignored and counted, never dialled;
 //! - of two nodes, only the one with the lower node id dials, so two nodes
 //!   that hear each other end up with exactly one link;
-//! - a peer keeps its address while it beacons from it; when the address
-//!   has been silent for `stale_ms` and the peer beacons from another one
-//!   (a new IP address or TCP port), it is followed there;
+//! - a peer keeps its address (and key) while it beacons from it; when the
+//!   address has been silent for `stale_ms` and the peer beacons from
+//!   another one (a new IP address or TCP port, or a new key), it is
+//!   followed there;
 //! - a new peer that beacons from the address of a known one replaces it
 //!   (a node restarted: same endpoint, new id);
 //! - a peer silent for `expiry_ms` is forgotten;
@@ -55,10 +65,19 @@ impl Default for Settings {
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// A new peer we dial: connect to it, once.
-    Connect { peer: u64, endpoint: SocketAddr },
+    /// A new peer we dial: connect to it, once; as a CURVE client of
+    /// `server_key` when it has one.
+    Connect {
+        peer: u64,
+        endpoint: SocketAddr,
+        server_key: Option<[u8; 32]>,
+    },
     /// A peer we dial moved: drop the old link, connect to the new address.
-    Move { peer: u64, endpoint: SocketAddr },
+    Move {
+        peer: u64,
+        endpoint: SocketAddr,
+        server_key: Option<[u8; 32]>,
+    },
     /// A peer we dialed is gone: drop its link and stop redialling.
     Forget { peer: u64 },
 }
@@ -70,6 +89,12 @@ pub enum Heard {
     /// From an address a peer cannot be reached at (unspecified, multicast).
     BadSource,
     Own,
+    /// A beacon without a key, and this node speaks only CURVE.
+    Plain,
+    /// A beacon with a key, and this node has no key pair to speak CURVE.
+    Curve,
+    /// The node's access rules refuse the sender's address or key.
+    NotAllowed,
     New,
     Known,
     /// A known peer from another address, not followed (yet).
@@ -85,6 +110,12 @@ pub struct Stats {
     pub beacons: u64,
     pub rejected: u64,
     pub own: u64,
+    /// Beacons without a key heard by a node that speaks only CURVE.
+    pub ignored_plain: u64,
+    /// Beacons with a key heard by a node without a key pair.
+    pub ignored_curve: u64,
+    /// Beacons whose sender the access rules refuse.
+    pub not_allowed: u64,
     pub peers_found: u64,
     pub refused_full: u64,
     pub moves: u64,
@@ -105,6 +136,8 @@ enum Link {
 #[derive(Debug)]
 struct Peer {
     endpoint: SocketAddr,
+    /// Its CURVE public key, from its beacons.
+    key: Option<[u8; 32]>,
     /// Last beacon from `endpoint`.
     seen_ms: u64,
     /// Last beacon from anywhere.
@@ -116,6 +149,8 @@ struct Peer {
 #[derive(Debug)]
 pub struct Discovery {
     own_id: u64,
+    /// This node speaks only CURVE (it has a key pair).
+    curve: bool,
     settings: Settings,
     peers: HashMap<u64, Peer>,
     /// Peers waiting for a dial token, oldest first.
@@ -132,10 +167,13 @@ pub struct Discovery {
 const EXPIRY_CHECK_MS: u64 = 500;
 
 impl Discovery {
-    pub fn new(own_id: u64, settings: Settings, now_ms: u64) -> Discovery {
+    /// Discovery for node `own_id`; `curve` when the node has a CURVE key
+    /// pair (its peers must announce theirs).
+    pub fn new(own_id: u64, curve: bool, settings: Settings, now_ms: u64) -> Discovery {
         let tokens_milli = u64::from(settings.dials_per_sec.max(1)) * 1000;
         Discovery {
             own_id,
+            curve,
             settings,
             peers: HashMap::new(),
             queue: VecDeque::new(),
@@ -165,13 +203,23 @@ impl Discovery {
         self.peers.get(&peer).map(|p| p.endpoint)
     }
 
-    /// A datagram arrived from `source`.
-    pub fn handle_datagram(&mut self, source: IpAddr, data: &[u8], now_ms: u64) -> Heard {
+    /// A datagram arrived from `source`. `admit` applies the node's access
+    /// rules to the sender's address and public key.
+    pub fn handle_datagram(
+        &mut self,
+        source: IpAddr,
+        data: &[u8],
+        now_ms: u64,
+        admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
+    ) -> Heard {
         self.stats.beacons += 1;
-        let heard = self.classify(source, data, now_ms);
+        let heard = self.classify(source, data, now_ms, admit);
         match heard {
             Heard::Rejected(_) | Heard::BadSource => self.stats.rejected += 1,
             Heard::Own => self.stats.own += 1,
+            Heard::Plain => self.stats.ignored_plain += 1,
+            Heard::Curve => self.stats.ignored_curve += 1,
+            Heard::NotAllowed => self.stats.not_allowed += 1,
             Heard::Full => self.stats.refused_full += 1,
             _ => {}
         }
@@ -179,7 +227,13 @@ impl Discovery {
         heard
     }
 
-    fn classify(&mut self, source: IpAddr, data: &[u8], now_ms: u64) -> Heard {
+    fn classify(
+        &mut self,
+        source: IpAddr,
+        data: &[u8],
+        now_ms: u64,
+        admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
+    ) -> Heard {
         let announce = match frame::decode(data) {
             Ok(a) => a,
             Err(r) => return Heard::Rejected(r),
@@ -190,11 +244,20 @@ impl Discovery {
         if source.is_unspecified() || source.is_multicast() || is_broadcast(source) {
             return Heard::BadSource;
         }
+        let key = announce.public_key;
+        match (self.curve, key.is_some()) {
+            (true, false) => return Heard::Plain,
+            (false, true) => return Heard::Curve,
+            _ => {}
+        }
+        if !admit(source, key.as_ref()) {
+            return Heard::NotAllowed;
+        }
         let id = announce.node_id;
         let endpoint = SocketAddr::new(source, announce.port);
         if let Some(p) = self.peers.get_mut(&id) {
             p.heard_ms = now_ms;
-            if p.endpoint == endpoint {
+            if p.endpoint == endpoint && p.key == key {
                 p.seen_ms = now_ms;
                 return Heard::Known;
             }
@@ -202,6 +265,7 @@ impl Discovery {
                 return Heard::Elsewhere;
             }
             p.endpoint = endpoint;
+            p.key = key;
             p.seen_ms = now_ms;
             let requeue = match p.link {
                 Link::Theirs | Link::Pending { .. } => false,
@@ -231,6 +295,7 @@ impl Discovery {
             id,
             Peer {
                 endpoint,
+                key,
                 seen_ms: now_ms,
                 heard_ms: now_ms,
                 link,
@@ -289,11 +354,19 @@ impl Discovery {
             p.link = Link::Dialed;
             self.tokens_milli -= 1000;
             self.stats.dials += 1;
-            let endpoint = p.endpoint;
+            let (endpoint, server_key) = (p.endpoint, p.key);
             self.actions.push_back(if moved {
-                Action::Move { peer: id, endpoint }
+                Action::Move {
+                    peer: id,
+                    endpoint,
+                    server_key,
+                }
             } else {
-                Action::Connect { peer: id, endpoint }
+                Action::Connect {
+                    peer: id,
+                    endpoint,
+                    server_key,
+                }
             });
         }
     }
@@ -361,28 +434,31 @@ mod tests {
         s.parse().unwrap()
     }
 
+    const ANY: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool = &|_, _| true;
+
     fn actions(d: &mut Discovery) -> Vec<Action> {
         std::iter::from_fn(|| d.poll_action()).collect()
     }
 
     #[test]
     fn lower_id_dials_once_higher_id_waits() {
-        let mut low = Discovery::new(10, Settings::default(), 0);
-        let mut high = Discovery::new(20, Settings::default(), 0);
+        let mut low = Discovery::new(10, false, Settings::default(), 0);
+        let mut high = Discovery::new(20, false, Settings::default(), 0);
         let from_high = frame::encode(7000, 20);
         let from_low = frame::encode(6000, 10);
         for t in 0..5 {
             assert_eq!(
-                low.handle_datagram(ip("10.0.0.2"), &from_high, t * 1000),
+                low.handle_datagram(ip("10.0.0.2"), &from_high, t * 1000, ANY),
                 if t == 0 { Heard::New } else { Heard::Known }
             );
-            high.handle_datagram(ip("10.0.0.1"), &from_low, t * 1000);
+            high.handle_datagram(ip("10.0.0.1"), &from_low, t * 1000, ANY);
         }
         assert_eq!(
             actions(&mut low),
             [Action::Connect {
                 peer: 20,
-                endpoint: sa("10.0.0.2:7000")
+                endpoint: sa("10.0.0.2:7000"),
+                server_key: None
             }]
         );
         assert!(actions(&mut high).is_empty());
@@ -392,25 +468,25 @@ mod tests {
 
     #[test]
     fn own_and_garbage_are_ignored() {
-        let mut d = Discovery::new(10, Settings::default(), 0);
+        let mut d = Discovery::new(10, false, Settings::default(), 0);
         assert_eq!(
-            d.handle_datagram(ip("127.0.0.1"), &frame::encode(5000, 10), 0),
+            d.handle_datagram(ip("127.0.0.1"), &frame::encode(5000, 10), 0, ANY),
             Heard::Own
         );
         assert_eq!(
-            d.handle_datagram(ip("127.0.0.1"), b"ZRE\x01garbage", 0),
+            d.handle_datagram(ip("127.0.0.1"), b"ZRE\x01garbage", 0, ANY),
             Heard::Rejected(frame::Rejected::Magic)
         );
         assert_eq!(
-            d.handle_datagram(ip("127.0.0.1"), b"ZGD\x01", 0),
+            d.handle_datagram(ip("127.0.0.1"), b"ZGD\x01", 0, ANY),
             Heard::Rejected(frame::Rejected::Short)
         );
         assert_eq!(
-            d.handle_datagram(ip("0.0.0.0"), &frame::encode(5000, 11), 0),
+            d.handle_datagram(ip("0.0.0.0"), &frame::encode(5000, 11), 0, ANY),
             Heard::BadSource
         );
         assert_eq!(
-            d.handle_datagram(ip("255.255.255.255"), &frame::encode(5000, 11), 0),
+            d.handle_datagram(ip("255.255.255.255"), &frame::encode(5000, 11), 0, ANY),
             Heard::BadSource
         );
         assert_eq!(d.peer_count(), 0);
@@ -422,41 +498,43 @@ mod tests {
     #[test]
     fn a_moved_peer_is_followed_after_its_old_address_falls_silent() {
         let s = Settings::for_interval(100); // stale after 300 ms
-        let mut d = Discovery::new(1, s, 0);
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
+        let mut d = Discovery::new(1, false, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
         assert_eq!(actions(&mut d).len(), 1);
         // Both addresses beacon (multi-homed): stay.
         for t in 1..10 {
-            d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), t * 100);
+            d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), t * 100, ANY);
             assert_eq!(
-                d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), t * 100 + 50),
+                d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), t * 100 + 50, ANY),
                 Heard::Elsewhere
             );
         }
         assert!(actions(&mut d).is_empty());
         // The old address falls silent: after 300 ms the new one wins.
         assert_eq!(
-            d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_100),
+            d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_100, ANY),
             Heard::Elsewhere
         );
         assert_eq!(
-            d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_200),
+            d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_200, ANY),
             Heard::Moved
         );
         assert_eq!(
             actions(&mut d),
             [Action::Move {
                 peer: 5,
-                endpoint: sa("10.0.0.3:7000")
+                endpoint: sa("10.0.0.3:7000"),
+                server_key: None
             }]
         );
         // A new port counts as a move too.
-        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7001, 5), 2_000);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7001, 5), 2_000, ANY);
         assert_eq!(
             actions(&mut d),
             [Action::Move {
                 peer: 5,
-                endpoint: sa("10.0.0.3:7001")
+                endpoint: sa("10.0.0.3:7001"),
+                server_key: None
             }]
         );
         assert_eq!(d.stats().moves, 2);
@@ -465,9 +543,9 @@ mod tests {
     #[test]
     fn a_peer_we_do_not_dial_moves_silently() {
         let s = Settings::for_interval(100);
-        let mut d = Discovery::new(9, s, 0);
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
-        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_000);
+        let mut d = Discovery::new(9, false, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_000, ANY);
         assert_eq!(d.endpoint(5), Some(sa("10.0.0.3:7000")));
         assert!(actions(&mut d).is_empty());
     }
@@ -478,12 +556,12 @@ mod tests {
             expiry_ms: 2_000,
             ..Settings::for_interval(100)
         };
-        let mut d = Discovery::new(1, s, 0);
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
-        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 0);
+        let mut d = Discovery::new(1, false, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 0, ANY);
         actions(&mut d);
         d.handle_timeout(1_500);
-        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 1_500);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 1_500, ANY);
         d.handle_timeout(2_500);
         assert_eq!(actions(&mut d), [Action::Forget { peer: 5 }]);
         assert_eq!(d.peer_count(), 1);
@@ -492,7 +570,7 @@ mod tests {
         assert_eq!(d.peer_count(), 0);
         assert_eq!(d.poll_timeout(), None);
         // Heard again: a new peer, dialed again.
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 11_000);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 11_000, ANY);
         assert!(matches!(
             &actions(&mut d)[..],
             [Action::Connect { peer: 5, .. }]
@@ -501,20 +579,22 @@ mod tests {
 
     #[test]
     fn a_restarted_node_on_the_same_endpoint_replaces_the_old_one() {
-        let mut d = Discovery::new(1, Settings::default(), 0);
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 6), 10);
+        let mut d = Discovery::new(1, false, Settings::default(), 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 6), 10, ANY);
         assert_eq!(
             actions(&mut d),
             [
                 Action::Connect {
                     peer: 5,
-                    endpoint: sa("10.0.0.2:7000")
+                    endpoint: sa("10.0.0.2:7000"),
+                    server_key: None
                 },
                 Action::Forget { peer: 5 },
                 Action::Connect {
                     peer: 6,
-                    endpoint: sa("10.0.0.2:7000")
+                    endpoint: sa("10.0.0.2:7000"),
+                    server_key: None
                 },
             ]
         );
@@ -528,10 +608,10 @@ mod tests {
             dials_per_sec: 5,
             ..Settings::default()
         };
-        let mut d = Discovery::new(1, s, 0);
+        let mut d = Discovery::new(1, false, s, 0);
         for id in 2..10_000u64 {
             let src = IpAddr::from([10, 0, (id >> 8) as u8, id as u8]);
-            d.handle_datagram(src, &frame::encode(7000, id), 0);
+            d.handle_datagram(src, &frame::encode(7000, id), 0, ANY);
         }
         assert_eq!(d.peer_count(), 50);
         assert_eq!(d.stats().refused_full, 10_000 - 2 - 50);
@@ -559,15 +639,129 @@ mod tests {
             dials_per_sec: 1,
             ..Settings::default()
         };
-        let mut d = Discovery::new(1, s, 0);
-        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0);
-        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 6), 0);
+        let mut d = Discovery::new(1, false, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
+        d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 6), 0, ANY);
         assert_eq!(actions(&mut d).len(), 1);
         assert_eq!(d.poll_timeout(), Some(500)); // the expiry check comes first
         d.handle_timeout(999);
         assert!(actions(&mut d).is_empty());
         d.handle_timeout(1000);
         assert_eq!(actions(&mut d).len(), 1);
+    }
+
+    #[test]
+    fn a_curve_node_dials_only_keyed_beacons_as_their_client() {
+        let key = [0x42u8; 32];
+        let mut d = Discovery::new(1, true, Settings::default(), 0);
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY),
+            Heard::Plain
+        );
+        assert_eq!(d.peer_count(), 0);
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.3"), &frame::encode_curve(7000, 6, &key), 0, ANY),
+            Heard::New
+        );
+        assert_eq!(
+            actions(&mut d),
+            [Action::Connect {
+                peer: 6,
+                endpoint: sa("10.0.0.3:7000"),
+                server_key: Some(key)
+            }]
+        );
+        let st = d.stats();
+        assert_eq!((st.ignored_plain, st.ignored_curve, st.dials), (1, 0, 1));
+    }
+
+    #[test]
+    fn a_plain_node_ignores_keyed_beacons() {
+        let mut d = Discovery::new(1, false, Settings::default(), 0);
+        assert_eq!(
+            d.handle_datagram(
+                ip("10.0.0.3"),
+                &frame::encode_curve(7000, 6, &[1; 32]),
+                0,
+                ANY
+            ),
+            Heard::Curve
+        );
+        assert_eq!(d.peer_count(), 0);
+        assert!(actions(&mut d).is_empty());
+        assert_eq!(d.stats().ignored_curve, 1);
+    }
+
+    #[test]
+    fn access_rules_refuse_a_sender_before_it_is_tracked() {
+        let allowed = [0x11u8; 32];
+        let admit = |_: IpAddr, k: Option<&[u8; 32]>| k == Some(&allowed);
+        let mut d = Discovery::new(1, true, Settings::default(), 0);
+        for id in 2..20u64 {
+            let h = d.handle_datagram(
+                ip("10.0.0.9"),
+                &frame::encode_curve(7000, id, &[0x22; 32]),
+                0,
+                &admit,
+            );
+            assert_eq!(h, Heard::NotAllowed);
+        }
+        assert_eq!(d.peer_count(), 0);
+        assert!(actions(&mut d).is_empty());
+        assert_eq!(d.stats().not_allowed, 18);
+        assert_eq!(
+            d.handle_datagram(
+                ip("10.0.0.2"),
+                &frame::encode_curve(7000, 5, &allowed),
+                0,
+                &admit
+            ),
+            Heard::New
+        );
+        assert_eq!(actions(&mut d).len(), 1);
+    }
+
+    #[test]
+    fn a_new_key_from_a_known_peer_is_followed_only_once_its_old_one_is_silent() {
+        let s = Settings::for_interval(100); // stale after 300 ms
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let mut d = Discovery::new(1, true, s, 0);
+        d.handle_datagram(ip("10.0.0.2"), &frame::encode_curve(7000, 5, &old), 0, ANY);
+        assert_eq!(actions(&mut d).len(), 1);
+        // A forged beacon (same id, another key) while the real one beacons.
+        for t in 1..10 {
+            d.handle_datagram(
+                ip("10.0.0.2"),
+                &frame::encode_curve(7000, 5, &old),
+                t * 100,
+                ANY,
+            );
+            assert_eq!(
+                d.handle_datagram(
+                    ip("10.0.0.2"),
+                    &frame::encode_curve(7000, 5, &new),
+                    t * 100 + 50,
+                    ANY
+                ),
+                Heard::Elsewhere
+            );
+        }
+        assert!(actions(&mut d).is_empty());
+        // The node restarted with a new key: followed, as a CURVE client of it.
+        d.handle_datagram(
+            ip("10.0.0.2"),
+            &frame::encode_curve(7000, 5, &new),
+            1_300,
+            ANY,
+        );
+        assert_eq!(
+            actions(&mut d),
+            [Action::Move {
+                peer: 5,
+                endpoint: sa("10.0.0.2:7000"),
+                server_key: Some(new)
+            }]
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::frame;
 use super::udp::{UdpBeacon, UdpOptions};
 use crate::error::{Error, Result};
 use crate::node::{Engine, Now, RemoteId};
+use crate::security::Policy;
 
 /// The reactor token of the discovery socket (far above connection tokens).
 pub(crate) const TOKEN: Token = Token(0xffff_fff0);
@@ -194,11 +195,49 @@ pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<UdpBeacon>> {
     })
 }
 
+/// Where a discovered peer's link goes: the engine's remotes, and the
+/// server keys of those dialled as CURVE clients.
+pub(crate) struct Links<'a> {
+    pub engine: &'a mut Engine,
+    pub remote_keys: &'a mut HashMap<RemoteId, [u8; 32]>,
+}
+
+impl Links<'_> {
+    fn add(
+        &mut self,
+        endpoint: std::net::SocketAddr,
+        server_key: Option<[u8; 32]>,
+        now: Now,
+    ) -> RemoteId {
+        let id = self
+            .engine
+            .add_remote(&discovery::endpoint_string(endpoint), now);
+        if let Some(key) = server_key {
+            self.remote_keys.insert(id, key);
+        }
+        id
+    }
+
+    fn remove(&mut self, remote: RemoteId, now: Now) {
+        self.remote_keys.remove(&remote);
+        self.engine.remove_remote(remote, now);
+    }
+}
+
+/// Whether the node's access rules admit a beacon's sender: its address
+/// as `ALLOW`/`DENY` decide, its key as `CURVE ALLOW` decides.
+fn admits(policy: &Policy, ip: IpAddr, key: Option<&[u8; 32]>) -> bool {
+    policy.check_address(ip).is_ok() && key.is_none_or(|k| policy.check_curve_key(k).is_ok())
+}
+
 /// Discovery running inside a node's reactor.
 pub(crate) struct Driver {
     udp: UdpBeacon,
     recv: mio::net::UdpSocket,
-    beacon: [u8; frame::LEN],
+    beacon: Vec<u8>,
+    node_id: u64,
+    tcp_port: u16,
+    settings: discovery::Settings,
     interval_ms: u64,
     next_send: u64,
     disc: Discovery,
@@ -208,12 +247,15 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Starts beaconing `tcp_port` for `node_id` on `udp`.
+    /// Starts beaconing `tcp_port` for `node_id` on `udp`; with the node's
+    /// CURVE `public_key` when it has a key pair (see [`frame`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         udp: UdpBeacon,
         options: &DiscoverOptions,
         node_id: u64,
         tcp_port: u16,
+        public_key: Option<&[u8; 32]>,
         registry: &Registry,
         token: Token,
         now_ms: u64,
@@ -226,24 +268,50 @@ impl Driver {
         registry
             .register(&mut recv, token, Interest::READABLE)
             .map_err(|e| Error::io("DISCOVER: cannot register UDP socket", e))?;
+        let settings = options.settings();
         Ok(Driver {
             udp,
             recv,
-            beacon: frame::encode(tcp_port, node_id),
+            beacon: frame::encode_for(tcp_port, node_id, public_key),
+            node_id,
+            tcp_port,
             interval_ms: options.interval_ms.max(1),
             next_send: now_ms,
-            disc: Discovery::new(node_id, options.settings(), now_ms),
+            disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms),
+            settings,
             remotes: HashMap::new(),
             backlog: true,
             send_errors: 0,
         })
     }
 
-    pub(crate) fn stop(mut self, registry: &Registry, engine: &mut Engine, now: Now) {
+    pub(crate) fn stop(mut self, registry: &Registry, mut links: Links<'_>, now: Now) {
         let _ = registry.deregister(&mut self.recv);
         for (_, remote) in self.remotes.drain() {
-            engine.remove_remote(remote, now);
+            links.remove(remote, now);
         }
+    }
+
+    /// The node's key pair changed (or was set): beacon the new public
+    /// key at once, and start over with the peers, which must now speak
+    /// the node's new mechanism. Links to discovered peers are dropped.
+    pub(crate) fn set_public_key(
+        &mut self,
+        public_key: Option<&[u8; 32]>,
+        mut links: Links<'_>,
+        now: Now,
+    ) {
+        self.beacon = frame::encode_for(self.tcp_port, self.node_id, public_key);
+        self.disc = Discovery::new(
+            self.node_id,
+            public_key.is_some(),
+            self.settings.clone(),
+            now.mono_ms,
+        );
+        for (_, remote) in self.remotes.drain() {
+            links.remove(remote, now);
+        }
+        self.next_send = now.mono_ms;
     }
 
     pub(crate) fn hostname(&self) -> &str {
@@ -251,19 +319,23 @@ impl Driver {
     }
 
     /// Counters for STATS.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 5] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 8] {
         let s = self.disc.stats();
         [
             ("discovery-peers", self.disc.peer_count() as u64),
             ("discovery-beacons", s.beacons),
             ("discovery-rejected", s.rejected),
+            ("discovery-ignored-plain", s.ignored_plain),
+            ("discovery-ignored-curve", s.ignored_curve),
+            ("discovery-not-allowed", s.not_allowed),
             ("discovery-dials", s.dials),
             ("discovery-refused", s.refused_full),
         ]
     }
 
     /// The socket may have datagrams.
-    pub(crate) fn readable(&mut self, engine: &mut Engine, now: Now) {
+    pub(crate) fn readable(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
+        let engine = &mut *links.engine;
         self.backlog = false;
         let mut buf = [0u8; 512];
         let mut budget_left = true;
@@ -274,7 +346,10 @@ impl Driver {
             }
             match self.recv.recv_from(&mut buf) {
                 Ok((n, from)) => {
-                    let heard = self.disc.handle_datagram(from.ip(), &buf[..n], now.mono_ms);
+                    let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
+                    let heard =
+                        self.disc
+                            .handle_datagram(from.ip(), &buf[..n], now.mono_ms, &admit);
                     if engine.verbose() && !matches!(heard, Heard::Known | Heard::Own) {
                         eprintln!(
                             "zgossip {}: beacon from {}: {heard:?}",
@@ -290,14 +365,22 @@ impl Driver {
             }
         }
         self.backlog = !budget_left;
-        self.apply(engine, now);
+        self.apply(links, now);
     }
 
     /// Sends the beacon when due and runs the state machine's timers.
-    pub(crate) fn timeout(&mut self, engine: &mut Engine, now: Now) {
+    pub(crate) fn timeout(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
         if self.backlog {
-            self.readable(engine, now);
+            self.readable(
+                Links {
+                    engine: links.engine,
+                    remote_keys: links.remote_keys,
+                },
+                policy,
+                now,
+            );
         }
+        let engine = &mut *links.engine;
         if now.mono_ms >= self.next_send {
             self.next_send = now.mono_ms + self.interval_ms;
             if let Err(e) = self.udp.send.send_to(&self.beacon, self.udp.dest) {
@@ -308,7 +391,7 @@ impl Driver {
             }
         }
         self.disc.handle_timeout(now.mono_ms);
-        self.apply(engine, now);
+        self.apply(links, now);
     }
 
     /// When the driver wants [`Driver::timeout`] (monotonic ms).
@@ -320,28 +403,28 @@ impl Driver {
         self.disc.poll_timeout().map_or(t, |d| d.min(t))
     }
 
-    fn apply(&mut self, engine: &mut Engine, now: Now) {
+    fn apply(&mut self, mut links: Links<'_>, now: Now) {
         while let Some(action) = self.disc.poll_action() {
             match action {
-                Action::Connect { peer, endpoint } => {
-                    let ep = discovery::endpoint_string(endpoint);
-                    if let Some(old) = self.remotes.remove(&peer) {
-                        engine.remove_remote(old, now);
-                    }
-                    let id = engine.add_remote(&ep, now);
-                    self.remotes.insert(peer, id);
+                Action::Connect {
+                    peer,
+                    endpoint,
+                    server_key,
                 }
-                Action::Move { peer, endpoint } => {
+                | Action::Move {
+                    peer,
+                    endpoint,
+                    server_key,
+                } => {
                     if let Some(old) = self.remotes.remove(&peer) {
-                        engine.remove_remote(old, now);
+                        links.remove(old, now);
                     }
-                    let ep = discovery::endpoint_string(endpoint);
-                    let id = engine.add_remote(&ep, now);
+                    let id = links.add(endpoint, server_key, now);
                     self.remotes.insert(peer, id);
                 }
                 Action::Forget { peer } => {
                     if let Some(old) = self.remotes.remove(&peer) {
-                        engine.remove_remote(old, now);
+                        links.remove(old, now);
                     }
                 }
             }

@@ -538,6 +538,14 @@ impl Engine {
         }
     }
 
+    /// The endpoint a remote dials (`None`: unknown or removed).
+    pub fn remote_endpoint(&self, remote: RemoteId) -> Option<&str> {
+        self.remotes
+            .get(remote)
+            .filter(|r| !r.removed)
+            .map(|r| r.endpoint.as_str())
+    }
+
     /// Endpoints of every remote, in the order they were added.
     pub fn remote_endpoints(&self) -> impl Iterator<Item = &str> {
         self.remotes

@@ -152,6 +152,8 @@ struct Security {
     remote_keys: HashMap<RemoteId, [u8; 32]>,
     addresses: AddressCounts,
     inbound: usize,
+    /// Plain (NULL) dials made while the node has a CURVE key pair.
+    plain_dials: u64,
 }
 
 impl Reactor {
@@ -317,7 +319,11 @@ impl Reactor {
         } else if token == crate::beacon::node::TOKEN {
             let now = self.now();
             if let Some(d) = self.discovery.as_mut() {
-                d.readable(&mut self.engine, now);
+                let links = crate::beacon::node::Links {
+                    engine: &mut self.engine,
+                    remote_keys: &mut self.security.remote_keys,
+                };
+                d.readable(links, &self.security.policy, now);
             }
         } else if !self.conns.contains_key(&token) && self.listeners.contains_key(&token) {
             // Connections first: one look-up of a map already at hand
@@ -366,7 +372,11 @@ impl Reactor {
         let now = self.now();
         if let Some(d) = self.discovery.as_mut() {
             if d.poll_timeout() <= now.mono_ms {
-                d.timeout(&mut self.engine, now);
+                let links = crate::beacon::node::Links {
+                    engine: &mut self.engine,
+                    remote_keys: &mut self.security.remote_keys,
+                };
+                d.timeout(links, &self.security.policy, now);
             }
         }
         self.engine.handle_timeout(now);
@@ -608,6 +618,7 @@ impl Reactor {
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
                     ("handoff-reads", self.handoff_reads),
+                    ("plain-dials", self.security.plain_dials),
                 ];
                 let mut reply = vec!["STATS".to_string()];
                 let discovery = self.discovery.as_ref().map(|d| d.counters());
@@ -714,9 +725,27 @@ impl Reactor {
             "CURVE server, public key {}",
             z85::encode_key(&keys.public)
         ));
+        let public = keys.public;
         self.security.keys = Some(keys);
         self.security.server = true;
+        let now = self.now();
+        if let Some(d) = self.discovery.as_mut() {
+            // From now on the node speaks only CURVE: its beacons carry its
+            // key, and peers found in plain are dropped.
+            let links = crate::beacon::node::Links {
+                engine: &mut self.engine,
+                remote_keys: &mut self.security.remote_keys,
+            };
+            d.set_public_key(Some(&public), links, now);
+        }
         Ok(())
+    }
+
+    /// The public key a node announces: set when the node has its own key
+    /// pair (`SET SECRETKEY`, `CERT`), not one drawn for a CURVE dial.
+    fn curve_public_key(&self) -> Option<[u8; 32]> {
+        let sec = &self.security;
+        sec.keys.as_ref().filter(|_| sec.server).map(|k| k.public)
     }
 
     fn bind(&mut self, ep: &Endpoint) -> Result<()> {
@@ -757,7 +786,11 @@ impl Reactor {
         }
         options.apply_args(args)?;
         if let Some(old) = self.discovery.take() {
-            old.stop(&self.registry, &mut self.engine, now);
+            let links = crate::beacon::node::Links {
+                engine: &mut self.engine,
+                remote_keys: &mut self.security.remote_keys,
+            };
+            old.stop(&self.registry, links, now);
         }
         let Some(udp) = disc::open(&options)? else {
             return Err(Error::command(format!(
@@ -784,14 +817,20 @@ impl Reactor {
             &options,
             self.engine.id(),
             port,
+            self.curve_public_key().as_ref(),
             &self.registry,
             self.tok(crate::beacon::node::TOKEN),
             now.mono_ms,
         )?;
         let hostname = driver.hostname().to_string();
         self.trace(format_args!(
-            "discovering on {hostname}, UDP port {}, advertising TCP port {port}",
-            options.port
+            "discovering on {hostname}, UDP port {}, advertising TCP port {port} ({})",
+            options.port,
+            if self.security.server {
+                "CURVE: only peers that beacon a public key"
+            } else {
+                "plain: only peers that beacon no key"
+            }
         ));
         self.discovery = Some(driver);
         Ok(vec!["DISCOVER".into(), hostname, port.to_string()])
@@ -1059,7 +1098,25 @@ impl Reactor {
                 _ => Ok(zmtp::MechanismConfig::Null),
             },
             Role::Outbound(remote) => match sec.remote_keys.get(&remote) {
-                None => Ok(zmtp::MechanismConfig::Null),
+                None => {
+                    if sec.server {
+                        // Only an explicit CONNECT without a server key
+                        // gets here (discovery dials a secured node's peers
+                        // as CURVE clients): the one plain link a secured
+                        // node may open. Counted and traced.
+                        sec.plain_dials += 1;
+                        let endpoint = self
+                            .engine
+                            .remote_endpoint(remote)
+                            .unwrap_or_default()
+                            .to_string();
+                        self.trace(format_args!(
+                            "dialling {endpoint} in plain (NULL): CONNECT named no server key, \
+                             though this node has a CURVE key pair"
+                        ));
+                    }
+                    Ok(zmtp::MechanismConfig::Null)
+                }
                 Some(server_key) => {
                     if sec.keys.is_none() {
                         // A client needs a long-term key pair; a node with

@@ -5,8 +5,9 @@
 //! run, deleted on drop) and runs its body *inside* them by running this
 //! very test binary again under `ip netns exec NAME`, with the env var
 //! `ZG_NETNS_TEST` naming the test (and `ZG_NETNS_ROLE` saying which part
-//! to play). Without root or `ip`, tests print why and skip; they never
-//! fall back to the machine's real interfaces.
+//! to play). Without root or `ip`, tests print why and skip (under
+//! `CI=true` they fail, naming what is missing); they never fall back to the
+//! machine's real interfaces.
 //!
 //! Shapes:
 //! - [`Netns::sealed`]: only `lo`, up, with routes `default dev lo` and
@@ -89,8 +90,15 @@ impl Drop for Netns {
     }
 }
 
-/// Prints why a namespace test does not run.
+/// Says why a namespace test does not run: under `CI=true` a failure
+/// naming the missing prerequisite, elsewhere a printed skip.
 pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "cannot create network namespaces ({why}): under CI=true this is a \
+             failure (needs root and iproute2)"
+        );
+    }
     eprintln!(
         "SKIPPED: cannot create network namespaces ({why}); this test sends \
          beacons and runs only inside namespaces it creates (needs root and \

@@ -1,0 +1,41 @@
+//! Discovery beacons: arbitrary bytes decode or are rejected, never panic;
+//! what decodes re-encodes to a beacon that decodes the same. Then the
+//! input, cut into datagrams, is fed to the discovery state machine (plain
+//! or CURVE, by the first byte): it never panics, and never tracks more
+//! peers than its bound.
+#![no_main]
+
+use std::net::IpAddr;
+
+use libfuzzer_sys::fuzz_target;
+use zgossip::beacon::discovery::{Discovery, Settings};
+use zgossip::beacon::frame::{decode, encode_for};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(a) = decode(data) {
+        let again = encode_for(a.port, a.node_id, a.public_key.as_ref());
+        let b = decode(&again).expect("a re-encoded beacon must decode");
+        assert_eq!((b.port, b.node_id, b.public_key), (a.port, a.node_id, a.public_key));
+    }
+    let Some((&first, mut rest)) = data.split_first() else {
+        return;
+    };
+    let settings = Settings {
+        max_peers: 8,
+        ..Settings::for_interval(100)
+    };
+    let mut d = Discovery::new(1, first & 1 == 1, settings, 0);
+    let admit = |_: IpAddr, k: Option<&[u8; 32]>| k.is_none_or(|k| k[0] & 1 == 0);
+    let mut now = 0u64;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        let (datagram, next) = tail.split_at(n);
+        let source = IpAddr::from([10, 0, 0, len % 4]);
+        now += u64::from(len);
+        d.handle_datagram(source, datagram, now, &admit);
+        d.handle_timeout(now);
+        while d.poll_action().is_some() {}
+        assert!(d.peer_count() <= 8);
+        rest = next;
+    }
+});
