@@ -10,7 +10,7 @@ use crate::wire::text::has_nul;
 
 /// Largest value a PUBLISH may carry (the default largest frame less the
 /// message header).
-pub const MAX_VALUE_LEN: usize = 1 << 20;
+pub const MAX_VALUE_LEN: usize = crate::node::MAX_VALUE_LEN;
 
 /// Longest time to live a PUBLISH may ask for (about 49 days: what the
 /// ttl field of a plain ZGP PUBLISH can carry).

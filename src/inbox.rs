@@ -10,7 +10,7 @@
 //! emptied, batch: the two buffers are reused for the life of the node.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use crate::command::Envelope;
@@ -139,7 +139,6 @@ const KEEP_ENTRIES: usize = MAX_ENTRIES;
 /// text ahead of its node waits until the node has taken them (as a CZMQ
 /// actor's pipe blocks at its high-water mark), so memory stays bounded
 /// however fast the application publishes.
-#[derive(Default)]
 pub(crate) struct Inbox {
     queue: Mutex<Batch>,
     /// Signalled when the node takes the queue, or closes it.
@@ -148,6 +147,21 @@ pub(crate) struct Inbox {
     waiters: std::sync::atomic::AtomicUsize,
     /// The node is gone: commands are refused (`Terminated`).
     closed: AtomicBool,
+    /// The node's `limits/max-frame`: a PUBLISH whose tuple could not be
+    /// forwarded within it is refused here, with the reason.
+    max_frame: AtomicUsize,
+}
+
+impl Default for Inbox {
+    fn default() -> Inbox {
+        Inbox {
+            queue: Mutex::default(),
+            space: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            max_frame: AtomicUsize::new(crate::security::Limits::default().max_frame),
+        }
+    }
 }
 
 /// Keys are limited to 255 bytes and values to the largest value accepted
@@ -157,8 +171,12 @@ fn len32(s: &str) -> u32 {
 }
 
 impl Inbox {
-    /// Queues a PUBLISH (checked by the caller).
+    /// Queues a PUBLISH (its syntax checked by the caller); a tuple that
+    /// breaks the size rule ([`crate::node::check_tuple_size`]) is refused.
     pub(crate) fn publish(&self, key: &str, value: &str, ttl_ms: Option<u64>) -> Result<()> {
+        let max_frame = self.max_frame.load(Ordering::Relaxed);
+        crate::node::check_tuple_size(key.len(), value.len(), max_frame)
+            .map_err(|why| Error::command(format!("PUBLISH {key}: {why}")))?;
         let mut q = self.open(key.len() + value.len())?;
         q.text.push_str(key);
         q.text.push_str(value);
@@ -168,6 +186,11 @@ impl Inbox {
             ttl_ms,
         });
         Ok(())
+    }
+
+    /// The node's `limits/max-frame` changed.
+    pub(crate) fn set_max_frame(&self, max_frame: usize) {
+        self.max_frame.store(max_frame, Ordering::Relaxed);
     }
 
     /// Queues an UNPUBLISH (checked by the caller).

@@ -157,6 +157,7 @@ impl Sim {
             tombstone_grace_ms: 3_600_000,
             max_clock_ahead_ms: 60_000,
             max_backlog_bytes: 256 << 20,
+            ..Settings::default()
         }
     }
 

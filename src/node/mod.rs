@@ -72,6 +72,41 @@ pub struct Settings {
     /// is closed beyond this, instead of growing memory without bound; it
     /// catches up by reconciliation when it comes back).
     pub max_backlog_bytes: usize,
+    /// The largest frame a peer accepts (`limits/max-frame`): a tuple is
+    /// stored only if it fits in every encoding it may be forwarded in
+    /// (see [`Settings::check_tuple_size`]).
+    pub max_frame: usize,
+}
+
+/// The largest value a tuple may have, from the application or a peer.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+
+impl Settings {
+    /// [`check_tuple_size`] with this node's `max_frame`.
+    pub fn check_tuple_size(&self, key_len: usize, value_len: usize) -> Result<(), String> {
+        check_tuple_size(key_len, value_len, self.max_frame)
+    }
+}
+
+/// The one size rule of tuples, wherever they come from (the application,
+/// a ZGP v1 peer, a ZGP/2 peer): the value is at most [`MAX_VALUE_LEN`]
+/// bytes and the tuple's largest encoding (its ZGP/2 frame) fits
+/// `max_frame`, so every peer with the same limit can receive it whichever
+/// way it is forwarded. `Err` says why not.
+pub fn check_tuple_size(key_len: usize, value_len: usize, max_frame: usize) -> Result<(), String> {
+    if value_len > MAX_VALUE_LEN {
+        return Err(format!(
+            "value of {value_len} bytes exceeds the limit of {MAX_VALUE_LEN} bytes"
+        ));
+    }
+    let frame = ext::tuple_frame_len(key_len, value_len);
+    if frame > max_frame {
+        return Err(format!(
+            "a tuple of a {key_len}-byte key and a {value_len}-byte value takes \
+                 {frame} bytes on the wire, over limits/max-frame ({max_frame})"
+        ));
+    }
+    Ok(())
 }
 
 impl Default for Settings {
@@ -86,6 +121,7 @@ impl Default for Settings {
             tombstone_grace_ms: 24 * 3600 * 1000,
             max_clock_ahead_ms: 60_000,
             max_backlog_bytes: 256 << 20,
+            max_frame: crate::security::Limits::default().max_frame,
         }
     }
 }
@@ -323,6 +359,8 @@ pub struct Stats {
     pub tuples_applied: u64,
     pub expired: u64,
     pub tombstones_collected: u64,
+    /// Tuples refused by the size rule ([`Settings::check_tuple_size`]).
+    pub oversize_tuples: u64,
 }
 
 /// The gossip engine of one node.
@@ -434,6 +472,12 @@ impl Engine {
     /// forwarded to every peer. Publishing the same value again refreshes
     /// its version and its time to live.
     pub fn publish(&mut self, key: &str, value: &str, ttl_ms: Option<u64>, now: Now) {
+        if let Err(why) = self.settings.check_tuple_size(key.len(), value.len()) {
+            // The handle refuses these with an error; this is the net.
+            self.stats.oversize_tuples += 1;
+            self.trace(format_args!("PUBLISH {key} refused: {why}"));
+            return;
+        }
         let expires = ttl_ms.map_or(0, |t| now.wall_ms.saturating_add(t.max(1)));
         let Engine { store, hlc, id, .. } = self;
         // One look-up of the key serves the check and the merge.
@@ -825,6 +869,9 @@ impl Engine {
     /// stale copy of what we hold.
     fn accept_v1(&mut self, key: &str, value: &str, ttl: u32, from: ConnId, now: Now) {
         self.count_tuple_in(from);
+        if !self.fits(key, value, from) {
+            return;
+        }
         if let Some(t) = self.store.get(key) {
             if t.is_live() && *t.value == *value {
                 return; // duplicate, as CZMQ
@@ -854,6 +901,20 @@ impl Engine {
         self.apply(key, w, Some(from), None, now);
     }
 
+    /// Whether a tuple from a peer obeys the size rule
+    /// ([`Settings::check_tuple_size`]); one that does not is ignored and
+    /// counted, never stored nor forwarded.
+    fn fits(&mut self, key: &str, value: &str, from: ConnId) -> bool {
+        match self.settings.check_tuple_size(key.len(), value.len()) {
+            Ok(()) => true,
+            Err(why) => {
+                self.stats.oversize_tuples += 1;
+                self.trace(format_args!("tuple {key} from {from} ignored: {why}"));
+                false
+            }
+        }
+    }
+
     /// How long an echo of a replaced value counts as stale: for tombstones
     /// the whole grace period, for live values a few session timeouts.
     fn stale_window_ms(&self, t: Tuple<'_>) -> u64 {
@@ -870,7 +931,7 @@ impl Engine {
     /// A versioned write from an extended peer, which arrived as `frame`.
     fn accept_ext(&mut self, t: ext::Tuple<'_>, frame: &[u8], from: ConnId, now: Now) {
         self.count_tuple_in(from);
-        if t.key.len() > gossip::MAX_KEY_LEN {
+        if t.key.len() > gossip::MAX_KEY_LEN || !self.fits(t.key, t.value, from) {
             return;
         }
         let s = &self.settings;

@@ -722,3 +722,55 @@ fn connections_are_walked_in_id_order_whatever_order_they_came_in() {
     }
     assert!(drain(&mut s, 40).is_empty());
 }
+
+/// The size rule: a ZGP v1 PUBLISH whose frame fits the limit but whose
+/// ZGP/2 frame (21 bytes longer) would not is ignored and counted, never
+/// stored nor forwarded; so is a value over `MAX_VALUE_LEN`.
+#[test]
+fn a_tuple_that_could_not_be_forwarded_is_refused_at_the_edge() {
+    let mut s = server_with_client(Settings {
+        max_frame: 2_000,
+        ..Settings::default()
+    });
+    s.handle_connected(2, Role::Inbound, Peer::default(), at(0));
+    s.handle_frame(2, &enc(Message::Hello), false, at(0));
+    let key = "k".repeat(255);
+    // v1 frame: 13 + 255 + 1732 = 2000 bytes; its ZGP/2 frame: 2021.
+    let poison = "v".repeat(2_000 - 13 - 255);
+    s.handle_frame(1, &enc(pubmsg(&key, &poison)), false, at(1));
+    assert!(s.store().get(&key).is_none());
+    assert_eq!(s.stats().oversize_tuples, 1);
+    assert!(drain(&mut s, 2).is_empty(), "nothing forwarded");
+    // The largest that fits in every encoding is stored and forwarded.
+    let largest = "v".repeat(2_000 - ext::tuple_frame_len(255, 0));
+    s.handle_frame(1, &enc(pubmsg(&key, &largest)), false, at(2));
+    assert_eq!(s.store().value(&key), Some(largest.as_str()));
+    assert_eq!(names(&drain(&mut s, 2)), ["PUBLISH"]);
+
+    // With the default limit, a value over 1 MiB that fits the frame.
+    let mut s = server_with_client(Settings::default());
+    let big = "v".repeat(MAX_VALUE_LEN + 1);
+    s.handle_frame(1, &enc(pubmsg("big", &big)), false, at(1));
+    assert!(s.store().get("big").is_none());
+    assert_eq!(s.stats().oversize_tuples, 1);
+    // The application's own oversize write (the handle refuses it first).
+    s.publish("big", &big, None, at(2));
+    assert!(s.store().get("big").is_none());
+    assert_eq!(s.stats().oversize_tuples, 2);
+}
+
+#[test]
+fn the_size_rule_fits_the_default_frame_limit() {
+    // The largest tuple the rule admits fits the default limits/max-frame.
+    let d = Settings::default();
+    assert!(d.check_tuple_size(255, MAX_VALUE_LEN).is_ok());
+    assert!(ext::tuple_frame_len(255, MAX_VALUE_LEN) <= d.max_frame);
+    let e = d.check_tuple_size(0, MAX_VALUE_LEN + 1).unwrap_err();
+    assert!(e.contains("exceeds the limit of 1048576 bytes"), "{e}");
+    let small = Settings {
+        max_frame: 1_024,
+        ..d
+    };
+    let e = small.check_tuple_size(10, 1_000).unwrap_err();
+    assert!(e.contains("over limits/max-frame (1024)"), "{e}");
+}

@@ -615,6 +615,7 @@ impl Reactor {
                     ("invalid-sent", st.invalid_sent),
                     ("malformed", st.malformed),
                     ("sessions-expired", st.sessions_expired),
+                    ("oversize-tuples", st.oversize_tuples),
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
                     ("handoff-reads", self.handoff_reads),
@@ -950,6 +951,8 @@ impl Reactor {
             // CZMQ treats 0 as "never expire".
             s.session_timeout_ms = u64::MAX / 4;
         }
+        s.max_frame = limits.max_frame;
+        self.commands.set_max_frame(limits.max_frame);
         self.engine.set_settings(s);
         self.security.limits = limits;
         Ok(())

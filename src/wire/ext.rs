@@ -139,7 +139,16 @@ fn header(out: &mut Vec<u8>, id: u8) {
 
 /// Bytes [`encode_tuple`] appends for `t`.
 pub fn tuple_len(t: &Tuple<'_>) -> usize {
-    4 + 1 + t.key.len().min(MAX_KEY_LEN) + 4 + t.value.len() + TUPLE_TAIL
+    tuple_frame_len(t.key.len().min(MAX_KEY_LEN), t.value.len())
+}
+
+/// Length of the ZGP/2 tuple frame of a key and a value of these lengths:
+/// the largest encoding a tuple travels in (a ZGP v1 `PUBLISH` of the same
+/// tuple is 21 bytes shorter).
+pub fn tuple_frame_len(key_len: usize, value_len: usize) -> usize {
+    (4 + 1 + 4 + TUPLE_TAIL)
+        .saturating_add(key_len)
+        .saturating_add(value_len)
 }
 
 /// The flags byte encoded for `t`.

@@ -1,0 +1,97 @@
+//! Defects an adversarial run found, end to end over real sockets: each
+//! test sets up the attack and checks that the network keeps working.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{bind_fresh, Owned, RawPeer};
+use zgossip::wire::gossip::Message;
+use zgossip::wire::zmtp::SocketType;
+use zgossip::Node;
+
+const T: Duration = Duration::from_secs(10);
+
+fn stat(n: &Node, name: &str) -> u64 {
+    n.stats().unwrap().get(name).copied().unwrap_or(0)
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+fn has(n: &Node, key: &str) -> bool {
+    n.get(key).unwrap().is_some()
+}
+
+/// A plain ZGP v1 PUBLISH whose frame just fits `limits/max-frame` but
+/// whose ZGP/2 form would not (a 255-byte key, a value 244 bytes over
+/// 1 MiB): the hub refuses it at the edge, and the links to its two
+/// zgossip peers stay up with every other tuple flowing.
+#[test]
+fn a_poison_tuple_from_a_v1_peer_breaks_no_link() {
+    let hub = Node::new("hub").unwrap();
+    let ep = bind_fresh(&hub, "tcp", "hub");
+    let (b, c) = (Node::new("b").unwrap(), Node::new("c").unwrap());
+    b.connect(&ep).unwrap();
+    c.connect(&ep).unwrap();
+    hub.publish("before", "1").unwrap();
+    assert!(wait_until(T, || has(&b, "before") && has(&c, "before")));
+
+    let mut raw = RawPeer::connect(&ep, SocketType::Dealer);
+    raw.send(&Message::Hello);
+    let _snapshot = raw.recv(T);
+    let key = "k".repeat(255);
+    let value = "v".repeat((1 << 20) + 244);
+    raw.send(&Message::Publish {
+        key: &key,
+        value: &value,
+        ttl: 0,
+    });
+    // The raw peer's link is not closed either: it keeps talking (and its
+    // PONG says the hub has read the PUBLISH before it).
+    raw.send(&Message::Ping);
+    assert_eq!(raw.recv(T), Some(Owned::Pong));
+
+    // Every other tuple still flows, both ways through the hub, on the
+    // same links (no link was closed and redialled).
+    let links = (stat(&b, "connections"), stat(&c, "connections"));
+    b.publish("after-b", "2").unwrap();
+    c.publish("after-c", "3").unwrap();
+    assert!(wait_until(T, || has(&c, "after-b") && has(&b, "after-c")));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!((stat(&b, "connections"), stat(&c, "connections")), links);
+    for n in [&hub, &b, &c] {
+        assert!(!has(n, &key), "{} holds the poison tuple", n.name());
+        assert_eq!(stat(n, "malformed"), 0, "{:?}", n.stats());
+    }
+    assert_eq!(stat(&hub, "oversize-tuples"), 1);
+}
+
+/// A node whose `limits/max-frame` is lowered refuses, with the reason,
+/// a PUBLISH it could not forward within it.
+#[test]
+fn publish_is_refused_when_its_tuple_would_not_fit_the_frame_limit() {
+    let node = Node::new("small").unwrap();
+    node.send(&["SET", "limits/max-frame", "2000"]).unwrap();
+    let e = node
+        .publish("k", &"v".repeat(1_990))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("over limits/max-frame (2000)"), "{e}");
+    node.publish("k", &"v".repeat(1_900)).unwrap();
+    assert_eq!(node.get("k").unwrap().map(|v| v.len()), Some(1_900));
+    let e = Node::new("big")
+        .unwrap()
+        .publish("k", &"v".repeat((1 << 20) + 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exceeds the limit of 1048576 bytes"), "{e}");
+}
