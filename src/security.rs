@@ -102,6 +102,13 @@ pub(crate) struct Limits {
     /// `limits/bytes-per-second`: bytes one connection may send per second
     /// (0 = no limit).
     pub bytes_per_second: u64,
+    /// `limits/frame-timeout`: ms a frame may take from its first byte to
+    /// its last; a connection whose frame stalls longer is closed.
+    pub frame_timeout_ms: u64,
+    /// `limits/input-buffers`: bytes of incomplete frames all connections
+    /// of the node may hold at once; the connection that would pass it is
+    /// closed.
+    pub input_buffers: usize,
 }
 
 impl Default for Limits {
@@ -117,6 +124,8 @@ impl Default for Limits {
             // what one peer may cost.
             tuples_per_second: 4_000_000,
             bytes_per_second: 512 << 20,
+            frame_timeout_ms: 30_000,
+            input_buffers: 64 << 20,
         }
     }
 }
@@ -134,6 +143,30 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
+    /// Whether this window is still the current one at `now_ms` (a window
+    /// lasts one second).
+    pub(crate) fn current(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.window_start_ms) < 1000
+    }
+
+    /// The usage a new connection from the same address starts with: this
+    /// window's bytes and tuples, so that reconnecting does not reset a
+    /// per-second limit. `tuples_total` is the new connection's count (0).
+    pub(crate) fn carried_over(&self, tuples_spent: u64) -> Usage {
+        Usage {
+            window_start_ms: self.window_start_ms,
+            bytes: self.bytes,
+            // The new connection counts from 0: start its base below 0's
+            // by what was already spent (as a wrapping offset).
+            tuples_base: 0u64.wrapping_sub(tuples_spent),
+        }
+    }
+
+    /// Tuples counted in this window, given the connection's running count.
+    pub(crate) fn tuples_in_window(&self, tuples_total: u64) -> u64 {
+        tuples_total.wrapping_sub(self.tuples_base)
+    }
+
     /// Accounts `bytes` read and the connection's running tuple count at
     /// `now_ms`; `Err` names the limit exceeded.
     pub(crate) fn account(
@@ -155,7 +188,7 @@ impl Usage {
                 self.bytes, limits.bytes_per_second
             ));
         }
-        let tuples = tuples_total.saturating_sub(self.tuples_base);
+        let tuples = tuples_total.wrapping_sub(self.tuples_base);
         if limits.tuples_per_second > 0 && tuples > limits.tuples_per_second {
             return Err(format!(
                 "limits/tuples-per-second exceeded ({tuples} tuples in a second, limit {})",

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{bind_fresh, Owned, RawPeer};
@@ -94,4 +95,83 @@ fn publish_is_refused_when_its_tuple_would_not_fit_the_frame_limit() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("exceeds the limit of 1048576 bytes"), "{e}");
+}
+
+/// The first bytes of a ZMTP frame of `len` bytes (a long frame), and
+/// `some` bytes of its body: a frame that never completes.
+fn partial_frame(len: u64, some: usize) -> Vec<u8> {
+    let mut b = vec![0x02];
+    b.extend_from_slice(&len.to_be_bytes());
+    b.extend(std::iter::repeat_n(b'x', some));
+    b
+}
+
+/// Connections that complete the handshake and then fall silent are
+/// closed after the idle timeout, and counted; the node keeps serving.
+#[test]
+fn silent_connections_are_closed_after_the_timeout() {
+    let node = Node::new("n").unwrap();
+    node.send(&["SET", "limits/idle-timeout", "300"]).unwrap();
+    let ep = bind_fresh(&node, "tcp", "n");
+    let mut silent: Vec<RawPeer> = (0..20)
+        .map(|_| RawPeer::connect(&ep, SocketType::Dealer))
+        .collect();
+    assert!(wait_until(T, || stat(&node, "connections") == 20));
+    for p in &mut silent {
+        assert!(p.closed_within(T), "a silent connection stays open");
+    }
+    assert!(wait_until(T, || stat(&node, "connections") == 0));
+    assert_eq!(stat(&node, "idle-closed"), 20);
+    // A peer that talks stays.
+    let mut talker = RawPeer::connect(&ep, SocketType::Dealer);
+    talker.send(&Message::Hello);
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(100));
+        talker.send(&Message::Ping);
+        assert_eq!(talker.recv(T), Some(Owned::Pong));
+    }
+}
+
+/// A frame that stalls before its last byte closes its connection after
+/// `limits/frame-timeout`, and the memory it held is given back.
+#[test]
+fn a_stalled_frame_closes_its_connection() {
+    let node = Node::new("n").unwrap();
+    node.send(&["SET", "limits/frame-timeout", "300"]).unwrap();
+    let ep = bind_fresh(&node, "tcp", "n");
+    let mut p = RawPeer::connect(&ep, SocketType::Dealer);
+    p.send(&Message::Hello);
+    p.io.write_all(&partial_frame(1 << 20, 500_000)).unwrap();
+    assert!(p.closed_within(T), "the stalled connection stays open");
+    assert_eq!(stat(&node, "stalled-closed"), 1);
+}
+
+/// The bytes of incomplete frames all connections hold are bounded as a
+/// whole: the connection that would pass `limits/input-buffers` is closed,
+/// the others are not.
+#[test]
+fn incomplete_frames_are_bounded_across_connections() {
+    let node = Node::new("n").unwrap();
+    node.send(&["SET", "limits/input-buffers", "300000"])
+        .unwrap();
+    let ep = bind_fresh(&node, "tcp", "n");
+    let mut first = RawPeer::connect(&ep, SocketType::Dealer);
+    first.send(&Message::Hello);
+    first
+        .io
+        .write_all(&partial_frame(1 << 20, 200_000))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = RawPeer::connect(&ep, SocketType::Dealer);
+    second.send(&Message::Hello);
+    second
+        .io
+        .write_all(&partial_frame(1 << 20, 200_000))
+        .unwrap();
+    assert!(
+        second.closed_within(T),
+        "the connection over the budget stays"
+    );
+    assert_eq!(stat(&node, "input-refused"), 1);
+    assert!(!first.closed_within(Duration::from_millis(300)));
 }

@@ -72,6 +72,11 @@ pub struct Settings {
     /// is closed beyond this, instead of growing memory without bound; it
     /// catches up by reconciliation when it comes back).
     pub max_backlog_bytes: usize,
+    /// An inbound plain (ZGP v1) connection that sent nothing for this long
+    /// is closed (`limits/idle-timeout`). CZMQ clients never PING, so this
+    /// is long; ZGP/2 clients PING and are closed after
+    /// `session_timeout_ms` of silence.
+    pub idle_timeout_ms: u64,
     /// The largest frame a peer accepts (`limits/max-frame`): a tuple is
     /// stored only if it fits in every encoding it may be forwarded in
     /// (see [`Settings::check_tuple_size`]).
@@ -122,6 +127,7 @@ impl Default for Settings {
             max_clock_ahead_ms: 60_000,
             max_backlog_bytes: 256 << 20,
             max_frame: crate::security::Limits::default().max_frame,
+            idle_timeout_ms: 300_000,
         }
     }
 }
@@ -361,6 +367,8 @@ pub struct Stats {
     pub tombstones_collected: u64,
     /// Tuples refused by the size rule ([`Settings::check_tuple_size`]).
     pub oversize_tuples: u64,
+    /// Inbound connections closed for silence.
+    pub idle_closed: u64,
 }
 
 /// The gossip engine of one node.
@@ -1352,13 +1360,24 @@ impl Engine {
         let mut dead = Vec::new();
         let mut sync = Vec::new();
         let mut rehello = Vec::new();
+        let mut idle = Vec::new();
         for (&id, c) in &self.conns {
             if c.closing {
                 continue;
             }
             match c.role {
                 Role::Inbound => {
-                    if c.session == Session::Connected
+                    // A ZGP/2 client PINGs several times per session
+                    // timeout: silence that long means it is gone. A plain
+                    // client may be silent for long (CZMQ's never PING).
+                    let limit = if c.peer.extended {
+                        s.session_timeout_ms
+                    } else {
+                        s.idle_timeout_ms.max(s.session_timeout_ms)
+                    };
+                    if t.saturating_sub(c.last_rx) > limit {
+                        idle.push((id, limit));
+                    } else if c.session == Session::Connected
                         && t.saturating_sub(c.last_rx) > s.session_timeout_ms
                     {
                         expire.push(id);
@@ -1420,6 +1439,10 @@ impl Engine {
         }
         for id in dead {
             self.close(id, "remote silent too long".to_string(), now);
+        }
+        for (id, limit) in idle {
+            self.stats.idle_closed += 1;
+            self.close(id, format!("client silent for more than {limit} ms"), now);
         }
         for (id, r) in self.remotes.iter_mut().enumerate() {
             if r.redial_at.is_some_and(|at| at <= t) {

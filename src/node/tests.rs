@@ -774,3 +774,63 @@ fn the_size_rule_fits_the_default_frame_limit() {
     let e = small.check_tuple_size(10, 1_000).unwrap_err();
     assert!(e.contains("over limits/max-frame (1024)"), "{e}");
 }
+
+fn closes(e: &mut Engine) -> Vec<ConnId> {
+    actions(e)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Close { conn, .. } => Some(conn),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A silent inbound connection is closed, not just its session: a ZGP/2
+/// client (which PINGs) after the session timeout, a plain one (CZMQ's
+/// never PING) after `idle_timeout_ms`.
+#[test]
+fn silent_inbound_connections_are_closed() {
+    let settings = Settings {
+        session_timeout_ms: 1_000,
+        idle_timeout_ms: 5_000,
+        ..Settings::default()
+    };
+    let mut s = server_with_client(settings);
+    let extended = Peer {
+        extended: true,
+        ..Peer::default()
+    };
+    s.handle_connected(2, Role::Inbound, extended, at(0));
+    for t in (0..=1_000).step_by(100) {
+        s.handle_timeout(at(t));
+    }
+    assert!(closes(&mut s).is_empty());
+    s.handle_timeout(at(1_100));
+    assert_eq!(
+        closes(&mut s),
+        [2],
+        "the ZGP/2 client, silent past the timeout"
+    );
+    s.handle_timeout(at(4_900));
+    assert!(
+        closes(&mut s).is_empty(),
+        "the plain client may be silent longer"
+    );
+    s.handle_timeout(at(5_100));
+    assert_eq!(closes(&mut s), [1]);
+    assert_eq!(s.stats().idle_closed, 2);
+}
+
+/// A plain client that keeps talking is never closed.
+#[test]
+fn a_talking_plain_client_is_not_closed() {
+    let mut s = server_with_client(Settings {
+        idle_timeout_ms: 1_000,
+        ..Settings::default()
+    });
+    for t in (0..10_000).step_by(500) {
+        s.handle_frame(1, &enc(Message::Ping), false, at(t));
+        s.handle_timeout(at(t + 1));
+    }
+    assert!(closes(&mut s).is_empty());
+}

@@ -80,6 +80,11 @@ struct Conn {
     ip: Option<std::net::IpAddr>,
     /// Traffic in the current second (`limits/*-per-second`).
     usage: Usage,
+    /// Bytes of an incomplete frame the codec holds (counted against
+    /// `limits/input-buffers`), and since when a frame has been incomplete
+    /// without any frame completing (`limits/frame-timeout`).
+    held_input: usize,
+    partial_since: Option<u64>,
     /// Registered for writability too (only while output waits or a
     /// connect is in progress: otherwise every ACK would wake us).
     writable_interest: bool,
@@ -154,6 +159,16 @@ struct Security {
     inbound: usize,
     /// Plain (NULL) dials made while the node has a CURVE key pair.
     plain_dials: u64,
+    /// Bytes of incomplete frames held by all connections.
+    held_input: usize,
+    /// The per-second usage of connections from an address that closed
+    /// within the current second: a reconnection carries it on.
+    recent_usage: HashMap<std::net::IpAddr, (Usage, u64)>,
+    /// Connections closed for `limits/frame-timeout` and
+    /// `limits/input-buffers`, and refused at the descriptor limit.
+    stalled_closed: u64,
+    input_refused: u64,
+    fd_refused: u64,
 }
 
 impl Reactor {
@@ -616,6 +631,10 @@ impl Reactor {
                     ("malformed", st.malformed),
                     ("sessions-expired", st.sessions_expired),
                     ("oversize-tuples", st.oversize_tuples),
+                    ("idle-closed", st.idle_closed),
+                    ("stalled-closed", self.security.stalled_closed),
+                    ("input-refused", self.security.input_refused),
+                    ("fd-refused", self.security.fd_refused),
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
                     ("handoff-reads", self.handoff_reads),
@@ -758,6 +777,7 @@ impl Reactor {
             self.trace(format_args!("bound {ep}"));
             return Ok(());
         }
+        reserve_spare_descriptor();
         let (mut listener, port) = net::bind(ep)?;
         let token = self.token();
         self.registry
@@ -898,6 +918,7 @@ impl Reactor {
         s.reconnect_ivl_max_ms = ms("remote/reconnect-ivl-max", s.reconnect_ivl_max_ms)?.max(1);
         s.sync_interval_ms = ms("server/sync-interval", s.sync_interval_ms)?.max(1);
         s.tombstone_grace_ms = ms("server/tombstone-grace", s.tombstone_grace_ms)?;
+        s.idle_timeout_ms = ms("limits/idle-timeout", Settings::default().idle_timeout_ms)?.max(1);
         let extensions = match cfg.get("server/extensions").map(str::trim) {
             None | Some("1") => true,
             Some("0") => false,
@@ -939,6 +960,9 @@ impl Reactor {
                 .unwrap_or(usize::MAX),
             tuples_per_second: num("limits/tuples-per-second", d.tuples_per_second)?,
             bytes_per_second: num("limits/bytes-per-second", d.bytes_per_second)?,
+            frame_timeout_ms: num("limits/frame-timeout", d.frame_timeout_ms)?.max(1),
+            input_buffers: usize::try_from(num("limits/input-buffers", d.input_buffers as u64)?)
+                .unwrap_or(usize::MAX),
         };
         let limit = ms("server/pipe-limit", crate::replies::DEFAULT_LIMIT as u64)?;
         self.replies
@@ -1058,6 +1082,13 @@ impl Reactor {
         if role == Role::Inbound {
             self.security.inbound += 1;
         }
+        // A reconnection from an address carries on that address's usage of
+        // the current second.
+        let now_ms = self.now().mono_ms;
+        let usage = ip
+            .and_then(|ip| self.security.recent_usage.get(&ip))
+            .filter(|(u, _)| u.current(now_ms))
+            .map_or_else(Usage::default, |(u, spent)| u.carried_over(*spent));
         let born_ms = self.now().mono_ms;
         self.conns.insert(
             token,
@@ -1070,7 +1101,9 @@ impl Reactor {
                 born_ms,
                 peer,
                 ip,
-                usage: Usage::default(),
+                usage,
+                held_input: 0,
+                partial_since: None,
                 writable_interest: true,
                 end: None,
             },
@@ -1180,8 +1213,30 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_out_of_descriptors(&e) => {
+                    // The peer waits in the listen queue and would hang:
+                    // free the spare descriptor, take the connection and
+                    // close it at once, then hold a spare again.
+                    let refused = with_spare_descriptor(|| {
+                        self.listeners.get(&token).map(|(l, _)| l.accept().is_ok())
+                    });
+                    self.security.fd_refused += 1;
+                    let name = self.listeners.get(&token).map(|(_, n)| n.clone());
+                    self.trace(format_args!(
+                        "refusing a connection on {}: out of file descriptors ({e}){}",
+                        name.unwrap_or_default(),
+                        if refused == Some(true) {
+                            ""
+                        } else {
+                            "; it waits in the queue"
+                        }
+                    ));
+                    if refused != Some(true) {
+                        return;
+                    }
+                }
                 Err(e) => {
-                    // Out of descriptors or similar: log, try again later.
+                    // Another failure: log, try again on the next event.
                     self.trace(format_args!("accept failed on {name}: {e}"));
                     return;
                 }
@@ -1270,6 +1325,7 @@ impl Reactor {
             return Ok(());
         };
         let id = token.0 as ConnId;
+        let frames_before = engine.stats().frames_in;
         let mut total = 0;
         let mut eof = false;
         let mut look_ahead = mode == ReadMode::HandOff;
@@ -1302,6 +1358,27 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
             }
+        }
+        // What the codec holds of an incomplete frame counts against the
+        // node's budget, and is timed while no frame completes.
+        let held = c.zmtp.buffered_input();
+        security.held_input = security.held_input - c.held_input + held;
+        let progressed = held < c.held_input || engine.stats().frames_in != frames_before;
+        c.held_input = held;
+        c.partial_since = match (held, c.partial_since) {
+            (0, _) => None,
+            (_, Some(since)) if !progressed => Some(since),
+            _ => Some(now.mono_ms),
+        };
+        let budget = security.limits.input_buffers;
+        if budget > 0 && held > 0 && security.held_input > budget {
+            security.input_refused += 1;
+            let why = format!(
+                "limits/input-buffers reached ({} bytes of incomplete frames held, limit {budget})",
+                security.held_input
+            );
+            c.zmtp.fail(&why);
+            return Err(why);
         }
         if eof {
             return Err("closed by peer".into());
@@ -1423,7 +1500,13 @@ impl Reactor {
         }
         if let Some(ip) = c.ip {
             self.security.addresses.remove(ip);
+            let tuples = self.engine.tuples_received(token.0 as ConnId);
+            if c.usage.current(now.mono_ms) {
+                let spent = c.usage.tuples_in_window(tuples);
+                self.security.recent_usage.insert(ip, (c.usage, spent));
+            }
         }
+        self.security.held_input -= c.held_input;
         if c.role == Role::Inbound {
             self.security.inbound = self.security.inbound.saturating_sub(1);
         }
@@ -1500,6 +1583,29 @@ impl Reactor {
                 let why = format!("limits/handshake-timeout ({limit} ms) exceeded");
                 self.drop_conn(t, &why, now);
             }
+            let limit = self.security.limits.frame_timeout_ms;
+            let stalled: Vec<Token> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    c.ready
+                        && c.partial_since
+                            .is_some_and(|since| now.mono_ms.saturating_sub(since) > limit)
+                })
+                .map(|(t, _)| *t)
+                .collect();
+            for t in stalled {
+                self.security.stalled_closed += 1;
+                if let Some(c) = self.conns.get_mut(&t) {
+                    c.zmtp.fail("frame timed out");
+                }
+                let why = format!("limits/frame-timeout ({limit} ms): a frame stalled");
+                self.drop_conn(t, &why, now);
+            }
+            let now_ms = now.mono_ms;
+            self.security
+                .recent_usage
+                .retain(|_, (u, _)| u.current(now_ms));
         }
         if now.mono_ms >= self.next_config_check {
             self.next_config_check = now.mono_ms + CONFIG_CHECK_MS;
@@ -1746,6 +1852,31 @@ fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)
         .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// A descriptor the process holds in reserve (one for all its nodes): at
+/// the descriptor limit it is given up for the time of `f`, which accepts
+/// a waiting connection and closes it, a prompt refusal instead of a hang.
+fn with_spare_descriptor<R>(f: impl FnOnce() -> R) -> R {
+    static SPARE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    *spare = None;
+    let r = f();
+    *spare = std::fs::File::open("/dev/null").ok();
+    r
+}
+
+/// Reserves the spare descriptor of [`with_spare_descriptor`] early, while
+/// descriptors are still to be had.
+fn reserve_spare_descriptor() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| with_spare_descriptor(|| ()));
+}
+
+/// Whether an `accept` failed because the process or the system has no
+/// descriptor left (EMFILE, ENFILE).
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 #[cfg(test)]
