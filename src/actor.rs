@@ -108,6 +108,7 @@ impl Node {
         match frames.first().map(AsRef::as_ref) {
             Some("PUBLISH") => {
                 let p = command::parse_publish(&frames[1..])?;
+                self.commands.check_tuple_size(p.key, p.value)?;
                 self.commands.publish(p.key, p.value, p.ttl_ms)?;
                 self.wake()
             }

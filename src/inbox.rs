@@ -171,12 +171,17 @@ fn len32(s: &str) -> u32 {
 }
 
 impl Inbox {
-    /// Queues a PUBLISH (its syntax checked by the caller); a tuple that
-    /// breaks the size rule ([`crate::node::check_tuple_size`]) is refused.
-    pub(crate) fn publish(&self, key: &str, value: &str, ttl_ms: Option<u64>) -> Result<()> {
+    /// Whether a PUBLISH obeys the size rule
+    /// ([`crate::node::check_tuple_size`]) with the node's current
+    /// `limits/max-frame`; `Err` says why not.
+    pub(crate) fn check_tuple_size(&self, key: &str, value: &str) -> Result<()> {
         let max_frame = self.max_frame.load(Ordering::Relaxed);
         crate::node::check_tuple_size(key.len(), value.len(), max_frame)
-            .map_err(|why| Error::command(format!("PUBLISH {key}: {why}")))?;
+            .map_err(|why| Error::command(format!("PUBLISH {key}: {why}")))
+    }
+
+    /// Queues a PUBLISH (checked by the caller).
+    pub(crate) fn publish(&self, key: &str, value: &str, ttl_ms: Option<u64>) -> Result<()> {
         let mut q = self.open(key.len() + value.len())?;
         q.text.push_str(key);
         q.text.push_str(value);
