@@ -64,9 +64,12 @@ pub struct Settings {
     /// How often the server side of an extended connection starts a
     /// set reconciliation (anti-entropy) with its client.
     pub sync_interval_ms: u64,
-    /// How long a tombstone (deleted or expired key) is kept.
+    /// How long a tombstone (deleted or expired key) is kept, from when
+    /// this node stored it.
     pub tombstone_grace_ms: u64,
-    /// Clocks of peers further ahead of ours than this are not followed.
+    /// Writes whose clock is further ahead of our wall clock than this are
+    /// refused (neither stored nor forwarded), and such clocks are not
+    /// followed: a peer with a wild clock must not lock a key for good.
     pub max_clock_ahead_ms: u64,
     /// Bytes that may wait for one connection (a peer that does not read
     /// is closed beyond this, instead of growing memory without bound; it
@@ -323,6 +326,9 @@ pub struct Stats {
     pub tuples_applied: u64,
     pub expired: u64,
     pub tombstones_collected: u64,
+    /// Remote writes refused because their clock was too far ahead of ours
+    /// (see [`Settings::max_clock_ahead_ms`]).
+    pub future_versions: u64,
 }
 
 /// The gossip engine of one node.
@@ -437,7 +443,7 @@ impl Engine {
         let expires = ttl_ms.map_or(0, |t| now.wall_ms.saturating_add(t.max(1)));
         let Engine { store, hlc, id, .. } = self;
         // One look-up of the key serves the check and the merge.
-        let merged = store.merge_entry_with(key, |old| {
+        let merged = store.merge_entry_with(key, now.wall_ms, |old| {
             if ttl_ms.is_none() && old.is_some_and(|t| t.is_live() && t.value == value) {
                 // CZMQ's rule for an unchanged value: nothing to do.
                 return None;
@@ -873,13 +879,28 @@ impl Engine {
         if t.key.len() > gossip::MAX_KEY_LEN {
             return;
         }
-        let s = &self.settings;
-        self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
         let version = Version {
             clock: t.clock,
             origin: t.origin,
         };
-        // Too old to matter: a tombstone past its grace period.
+        // From the future: refused, or one write with a wild clock would
+        // win against every later one (see docs/protocol.md, section 4).
+        if self.is_from_the_future(version, now) {
+            self.stats.future_versions += 1;
+            self.trace(format_args!(
+                "{} from {from}: version {} ms ahead of our clock, refused",
+                t.key,
+                version.wall_ms().saturating_sub(now.wall_ms)
+            ));
+            return;
+        }
+        let s = &self.settings;
+        self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
+        // Too old to matter: a tombstone past its grace period. (Tombstones
+        // are kept for their grace from when a node stored them, so one
+        // whose version is older than the grace may have been collected
+        // everywhere already; taking it again would pass it around for
+        // ever.)
         if t.deleted
             && version.wall_ms().saturating_add(s.tombstone_grace_ms) < now.wall_ms
             && self.store.get(t.key).is_none()
@@ -903,6 +924,12 @@ impl Engine {
         }
     }
 
+    /// True if `version` was made further ahead of our wall clock than
+    /// `max_clock_ahead_ms`: such a remote write is refused.
+    pub(super) fn is_from_the_future(&self, version: Version, now: Now) -> bool {
+        version.wall_ms() > now.wall_ms.saturating_add(self.settings.max_clock_ahead_ms)
+    }
+
     /// Merges a write into the store; on change tells the application and
     /// forwards it to every peer but `from` (as `raw` when given, the
     /// ZGP/2 frame of exactly this write).
@@ -914,7 +941,7 @@ impl Engine {
         raw: Option<&[u8]>,
         now: Now,
     ) -> Outcome {
-        let (outcome, entry) = self.store.merge_entry(key, w);
+        let (outcome, entry) = self.store.merge_entry(key, w, now.wall_ms);
         self.applied(key, w, outcome, entry, from, raw, now)
     }
 
@@ -1280,8 +1307,9 @@ impl Engine {
         if now.mono_ms >= self.next_gc {
             self.next_gc =
                 now.mono_ms + (self.settings.tombstone_grace_ms / 10).clamp(1_000, 60_000);
-            let before = now.wall_ms.saturating_sub(self.settings.tombstone_grace_ms);
-            let n = self.store.collect_tombstones(before);
+            let n = self
+                .store
+                .collect_tombstones(now.wall_ms, self.settings.tombstone_grace_ms);
             self.stats.tombstones_collected += n as u64;
         }
         let t = now.mono_ms;
@@ -1469,5 +1497,7 @@ fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {
     push_message(outbox, msg.encoded_len(), |o| msg.encode(o));
 }
 
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;
