@@ -201,9 +201,15 @@ pub struct Store {
     entries: Vec<Entry>,
     index: Index,
     hasher: Hasher,
-    /// Node ids of the versions, interned.
+    /// Node ids of the versions, interned. An id no entry uses any more is
+    /// released (its number is reused), so the table holds the writers of
+    /// what is stored, not every node ever seen.
     origins: Vec<u64>,
     origin_ids: HashMap<u64, u32, Hasher>,
+    /// Entries using each interned id (0 for a released number).
+    origin_refs: Vec<u32>,
+    /// Released numbers, to reuse.
+    free_origins: Vec<u32>,
     /// Entry number -> expiry (wall ms), for entries with one.
     expiries: HashMap<u32, u64, Hasher>,
     /// Entry number -> hash of the value it replaced, for entries with one.
@@ -317,7 +323,14 @@ impl Store {
         self.iter().filter(|(_, t)| t.is_live())
     }
 
+    /// The number of node id `origin`, for one more entry that uses it.
     fn intern(&mut self, origin: u64) -> u32 {
+        let id = self.intern_id(origin);
+        self.origin_refs[id as usize] += 1;
+        id
+    }
+
+    fn intern_id(&mut self, origin: u64) -> u32 {
         // Writes come in runs from one node: the last one is remembered.
         if let Some((o, id)) = self.last_origin {
             if o == origin {
@@ -328,11 +341,41 @@ impl Store {
             self.last_origin = Some((origin, id));
             return id;
         }
-        let id = u32::try_from(self.origins.len()).expect("fewer than 2^32 node ids");
-        self.origins.push(origin);
+        let id = match self.free_origins.pop() {
+            Some(id) => {
+                self.origins[id as usize] = origin;
+                id
+            }
+            None => {
+                let id = u32::try_from(self.origins.len()).expect("fewer than 2^32 node ids");
+                self.origins.push(origin);
+                self.origin_refs.push(0);
+                id
+            }
+        };
         self.origin_ids.insert(origin, id);
         self.last_origin = Some((origin, id));
         id
+    }
+
+    /// One entry less uses node id number `id`: the last one releases it.
+    fn release(&mut self, id: u32) {
+        let refs = &mut self.origin_refs[id as usize];
+        *refs -= 1;
+        if *refs > 0 {
+            return;
+        }
+        let origin = self.origins[id as usize];
+        self.origin_ids.remove(&origin);
+        self.free_origins.push(id);
+        if self.last_origin.is_some_and(|(_, last)| last == id) {
+            self.last_origin = None;
+        }
+    }
+
+    /// Node ids the stored entries use (each counted once).
+    pub fn origin_count(&self) -> usize {
+        self.origin_ids.len()
     }
 
     /// Records whether entry `i` is a tombstone from now on, stored at
@@ -504,7 +547,8 @@ impl Store {
         let origin = self.intern(w.version.origin);
         let e = &mut self.entries[i];
         e.clock = w.version.clock;
-        e.origin = origin;
+        let replaced = std::mem::replace(&mut e.origin, origin);
+        self.release(replaced);
         self.set_deleted(i, w.deleted);
         self.set_buried(i, w.deleted, now_wall);
         self.set_side(i, w.expires, prev);
@@ -577,18 +621,28 @@ impl Store {
     }
 
     /// Removes the tombstones whose grace ran out by local wall time
-    /// `now_wall`: `grace` ms after this node stored them (the versions'
-    /// clocks play no part). Returns how many were removed.
-    pub fn collect_tombstones(&mut self, now_wall: u64, grace: u64) -> usize {
+    /// `now_wall`: `grace` ms after this node stored them, or for a write
+    /// that expired by its time to live (a tombstone with an expiry),
+    /// `expired_grace` ms after it stored them or after the expiry,
+    /// whichever is later (never beyond `grace`). The versions' clocks play
+    /// no part. Returns how many were removed.
+    pub fn collect_tombstones(&mut self, now_wall: u64, grace: u64, expired_grace: u64) -> usize {
         if self.entries.len() == self.live {
             return 0;
         }
         let due = |i: usize, e: &Entry| {
-            if e.packed.flags() & DELETED == 0 {
+            let flags = e.packed.flags();
+            if flags & DELETED == 0 {
                 return false;
             }
-            let since = self.buried.get(&(i as u32)).copied().unwrap_or(0);
-            since.saturating_add(grace) <= now_wall
+            let n = i as u32;
+            let since = self.buried.get(&n).copied().unwrap_or(0);
+            let mut until = since.saturating_add(grace);
+            if flags & HAS_EXPIRY != 0 {
+                let expires = self.expiries.get(&n).copied().unwrap_or(0);
+                until = until.min(since.max(expires).saturating_add(expired_grace));
+            }
+            until <= now_wall
         };
         let doomed: Vec<bool> = self
             .entries
@@ -639,6 +693,7 @@ impl Store {
         let mut prev = HashMap::with_hasher(self.hasher);
         let mut buried = HashMap::with_hasher(self.hasher);
         let mut origins = Vec::new();
+        let mut origin_refs: Vec<u32> = Vec::new();
         let mut origin_ids: HashMap<u64, u32, Hasher> = HashMap::with_hasher(self.hasher);
         for (old, e) in self.entries.iter().enumerate() {
             if !keep(old) {
@@ -653,8 +708,10 @@ impl Store {
             let id = self.origins[e.origin as usize];
             e.origin = *origin_ids.entry(id).or_insert_with(|| {
                 origins.push(id);
+                origin_refs.push(0);
                 (origins.len() - 1) as u32
             });
+            origin_refs[e.origin as usize] += 1;
             if let Some(&x) = self.expiries.get(&(old as u32)) {
                 expiries.insert(n, x);
             }
@@ -680,6 +737,8 @@ impl Store {
         self.buried = buried;
         self.origins = origins;
         self.origin_ids = origin_ids;
+        self.origin_refs = origin_refs;
+        self.free_origins = Vec::new();
         self.last_origin = None;
     }
 }
@@ -895,11 +954,11 @@ mod tests {
         s.merge("c", w("live", old), 0);
         assert_eq!(s.tombstone_since("a"), Some(1_000));
         assert_eq!(s.tombstone_since("c"), None);
-        assert_eq!(s.collect_tombstones(1_999, 1_000), 0);
-        assert_eq!(s.collect_tombstones(2_000, 1_000), 1);
+        assert_eq!(s.collect_tombstones(1_999, 1_000, 1_000), 0);
+        assert_eq!(s.collect_tombstones(2_000, 1_000, 1_000), 1);
         assert!(s.get("a").is_none() && s.get("b").is_some() && s.get("c").is_some());
         assert_eq!(s.tombstone_since("b"), Some(5_000), "renumbered with it");
-        assert_eq!(s.collect_tombstones(6_000, 1_000), 1);
+        assert_eq!(s.collect_tombstones(6_000, 1_000, 1_000), 1);
         assert!(s.get("b").is_none());
     }
 
@@ -971,7 +1030,7 @@ mod tests {
             s.merge(&key, w, 0);
         }
         assert_eq!(s.origins.len(), 100);
-        assert_eq!(s.collect_tombstones(2_000, 1_000), 50);
+        assert_eq!(s.collect_tombstones(2_000, 1_000, 1_000), 50);
         assert_eq!(s.entries(), 50);
         assert_eq!(s.origins.len(), 50, "ids of collected writes dropped");
         for n in (1..100u64).step_by(2) {
@@ -986,6 +1045,32 @@ mod tests {
         // The rebuilt index still takes new keys.
         assert_eq!(s.merge("fresh", w("v", new), 0), Outcome::Stored);
         assert_eq!(s.value("fresh"), Some("v"));
+    }
+
+    #[test]
+    fn node_ids_no_entry_uses_are_released_at_once() {
+        let mut s = Store::new();
+        // One key taken over by a new writer again and again (no
+        // tombstone, so no collection ever rebuilds the table).
+        for n in 0..10_000u64 {
+            let write = Write {
+                version: Version {
+                    clock: n,
+                    origin: 5_000 + n,
+                },
+                ..w("v", 0)
+            };
+            s.merge("k", write, 0);
+            s.merge(&format!("own{}", n % 4), write, 0);
+            assert!(s.origin_count() <= 5, "{}", s.origin_count());
+            assert!(s.origins.len() <= 6, "numbers reused");
+        }
+        let t = s.get("k").unwrap();
+        assert_eq!(t.version.origin, 5_000 + 9_999);
+        for k in 0..4u64 {
+            let t = s.get(&format!("own{k}")).unwrap();
+            assert_eq!(t.version.origin, 5_000 + 9_996 + k);
+        }
     }
 
     #[test]

@@ -64,9 +64,16 @@ pub struct Settings {
     /// How often the server side of an extended connection starts a
     /// set reconciliation (anti-entropy) with its client.
     pub sync_interval_ms: u64,
-    /// How long a tombstone (deleted or expired key) is kept, from when
-    /// this node stored it.
+    /// How long a tombstone (a deleted key) is kept, from when this node
+    /// stored it.
     pub tombstone_grace_ms: u64,
+    /// How long the tombstone of a write whose time to live ran out is
+    /// kept, from when this node stored it or from the expiry, whichever
+    /// is later (at most `tombstone_grace_ms`). Short: every node expires
+    /// the write at the same wall time, and a late copy of it arrives
+    /// already expired and is dropped; the tombstone only has to beat
+    /// older copies still in flight or coming back soon.
+    pub expired_grace_ms: u64,
     /// Writes whose clock is further ahead of our wall clock than this are
     /// refused (neither stored nor forwarded), and such clocks are not
     /// followed: a peer with a wild clock must not lock a key for good.
@@ -87,6 +94,7 @@ impl Default for Settings {
             reconnect_ivl_max_ms: 2_000,
             sync_interval_ms: 10_000,
             tombstone_grace_ms: 24 * 3600 * 1000,
+            expired_grace_ms: 60_000,
             max_clock_ahead_ms: 60_000,
             max_backlog_bytes: 256 << 20,
         }
@@ -329,6 +337,9 @@ pub struct Stats {
     /// Remote writes refused because their clock was too far ahead of ours
     /// (see [`Settings::max_clock_ahead_ms`]).
     pub future_versions: u64,
+    /// Remote writes dropped because their time to live had run out when
+    /// they arrived and no older version of the key was held.
+    pub expired_on_arrival: u64,
 }
 
 /// The gossip engine of one node.
@@ -896,6 +907,7 @@ impl Engine {
         }
         let s = &self.settings;
         self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
+        let held = self.store.get(t.key).is_some();
         // Too old to matter: a tombstone past its grace period. (Tombstones
         // are kept for their grace from when a node stored them, so one
         // whose version is older than the grace may have been collected
@@ -903,11 +915,16 @@ impl Engine {
         // ever.)
         if t.deleted
             && version.wall_ms().saturating_add(s.tombstone_grace_ms) < now.wall_ms
-            && self.store.get(t.key).is_none()
+            && !held
         {
             return;
         }
         let expired = t.expires != 0 && t.expires <= now.wall_ms;
+        if expired && !held {
+            // Every node expired it by now: nothing to remember it by.
+            self.stats.expired_on_arrival += 1;
+            return;
+        }
         let w = Write {
             value: t.value,
             version,
@@ -969,6 +986,7 @@ impl Engine {
         }
         if w.expires != 0 && !w.deleted {
             self.expiries.push(Reverse((w.expires, key.into())));
+            self.prune_expiries();
             self.ensure_tick(now);
         }
         self.forward(entry, from, raw, now);
@@ -1305,11 +1323,14 @@ impl Engine {
         }
         self.next_tick = None;
         if now.mono_ms >= self.next_gc {
-            self.next_gc =
-                now.mono_ms + (self.settings.tombstone_grace_ms / 10).clamp(1_000, 60_000);
-            let n = self
-                .store
-                .collect_tombstones(now.wall_ms, self.settings.tombstone_grace_ms);
+            let s = &self.settings;
+            let shortest = s.tombstone_grace_ms.min(s.expired_grace_ms);
+            self.next_gc = now.mono_ms + (shortest / 10).clamp(1_000, 60_000);
+            let n = self.store.collect_tombstones(
+                now.wall_ms,
+                s.tombstone_grace_ms,
+                s.expired_grace_ms,
+            );
             self.stats.tombstones_collected += n as u64;
         }
         let t = now.mono_ms;
@@ -1404,6 +1425,23 @@ impl Engine {
         if busy {
             self.ensure_tick(now);
         }
+    }
+
+    /// Rebuilds the expiry queue from the store when most of it is stale:
+    /// a key refreshed with a long time to live leaves an element per
+    /// refresh, and they must not pile up until the first one is due. The
+    /// queue then holds one element per live tuple with an expiry; the
+    /// rebuild costs a pass over the store once per that many refreshes.
+    fn prune_expiries(&mut self) {
+        if self.expiries.len() <= 2 * self.store.len() + 1024 {
+            return;
+        }
+        self.expiries = self
+            .store
+            .live()
+            .filter(|(_, t)| t.expires != 0)
+            .map(|(key, t)| Reverse((t.expires, key.into())))
+            .collect();
     }
 
     /// Turns tuples whose time ran out into tombstones and tells the

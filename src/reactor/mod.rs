@@ -613,6 +613,7 @@ impl Reactor {
                     ("expired", st.expired),
                     ("tombstones-collected", st.tombstones_collected),
                     ("future-versions", st.future_versions),
+                    ("expired-on-arrival", st.expired_on_arrival),
                     ("invalid-sent", st.invalid_sent),
                     ("malformed", st.malformed),
                     ("sessions-expired", st.sessions_expired),
@@ -898,6 +899,7 @@ impl Reactor {
         s.reconnect_ivl_max_ms = ms("remote/reconnect-ivl-max", s.reconnect_ivl_max_ms)?.max(1);
         s.sync_interval_ms = ms("server/sync-interval", s.sync_interval_ms)?.max(1);
         s.tombstone_grace_ms = ms("server/tombstone-grace", s.tombstone_grace_ms)?;
+        s.expired_grace_ms = ms("server/expired-grace", s.expired_grace_ms)?;
         s.max_clock_ahead_ms = ms("server/max-clock-drift", s.max_clock_ahead_ms)?;
         let extensions = match cfg.get("server/extensions").map(str::trim) {
             None | Some("1") => true,
