@@ -106,6 +106,7 @@ fn store_merge_new_keys(b: Bencher, n: usize) {
                     expires: 0,
                     deleted: false,
                 },
+                0,
             );
         }
         black_box(s.len());

@@ -6,7 +6,10 @@
 //! node, whatever order writes arrive in, so the merge is commutative,
 //! associative and idempotent. A deleted or expired key stays as a
 //! *tombstone* (with its version) for a grace period, so an old copy coming
-//! back from a node that missed the delete loses against it.
+//! back from a node that missed the delete loses against it. The grace
+//! counts from when this node stored the tombstone (its local wall time),
+//! not from the version's time: a version's clock is the writer's word, and
+//! a wild one must not keep a tombstone forever or drop it at once.
 //!
 //! Iteration follows the order keys were first stored, so snapshots are
 //! deterministic. The store knows nothing of connections or clocks: callers
@@ -198,13 +201,22 @@ pub struct Store {
     entries: Vec<Entry>,
     index: Index,
     hasher: Hasher,
-    /// Node ids of the versions, interned.
+    /// Node ids of the versions, interned. An id no entry uses any more is
+    /// released (its number is reused), so the table holds the writers of
+    /// what is stored, not every node ever seen.
     origins: Vec<u64>,
     origin_ids: HashMap<u64, u32, Hasher>,
+    /// Entries using each interned id (0 for a released number).
+    origin_refs: Vec<u32>,
+    /// Released numbers, to reuse.
+    free_origins: Vec<u32>,
     /// Entry number -> expiry (wall ms), for entries with one.
     expiries: HashMap<u32, u64, Hasher>,
     /// Entry number -> hash of the value it replaced, for entries with one.
     prev: HashMap<u32, u64, Hasher>,
+    /// Entry number -> local wall ms when this node stored the tombstone,
+    /// for every tombstone (its grace period counts from then).
+    buried: HashMap<u32, u64, Hasher>,
     live: usize,
     scratch: String,
     /// The node id interned last, and its number.
@@ -311,7 +323,14 @@ impl Store {
         self.iter().filter(|(_, t)| t.is_live())
     }
 
+    /// The number of node id `origin`, for one more entry that uses it.
     fn intern(&mut self, origin: u64) -> u32 {
+        let id = self.intern_id(origin);
+        self.origin_refs[id as usize] += 1;
+        id
+    }
+
+    fn intern_id(&mut self, origin: u64) -> u32 {
         // Writes come in runs from one node: the last one is remembered.
         if let Some((o, id)) = self.last_origin {
             if o == origin {
@@ -322,11 +341,59 @@ impl Store {
             self.last_origin = Some((origin, id));
             return id;
         }
-        let id = u32::try_from(self.origins.len()).expect("fewer than 2^32 node ids");
-        self.origins.push(origin);
+        let id = match self.free_origins.pop() {
+            Some(id) => {
+                self.origins[id as usize] = origin;
+                id
+            }
+            None => {
+                let id = u32::try_from(self.origins.len()).expect("fewer than 2^32 node ids");
+                self.origins.push(origin);
+                self.origin_refs.push(0);
+                id
+            }
+        };
         self.origin_ids.insert(origin, id);
         self.last_origin = Some((origin, id));
         id
+    }
+
+    /// One entry less uses node id number `id`: the last one releases it.
+    fn release(&mut self, id: u32) {
+        let refs = &mut self.origin_refs[id as usize];
+        *refs -= 1;
+        if *refs > 0 {
+            return;
+        }
+        let origin = self.origins[id as usize];
+        self.origin_ids.remove(&origin);
+        self.free_origins.push(id);
+        if self.last_origin.is_some_and(|(_, last)| last == id) {
+            self.last_origin = None;
+        }
+    }
+
+    /// Node ids the stored entries use (each counted once).
+    pub fn origin_count(&self) -> usize {
+        self.origin_ids.len()
+    }
+
+    /// Records whether entry `i` is a tombstone from now on, stored at
+    /// local wall time `now_wall`.
+    fn set_buried(&mut self, i: usize, deleted: bool, now_wall: u64) {
+        let n = i as u32;
+        if deleted {
+            self.buried.insert(n, now_wall);
+        } else {
+            self.buried.remove(&n);
+        }
+    }
+
+    /// Local wall ms when this node stored the tombstone of `key` (None:
+    /// no tombstone of it).
+    pub fn tombstone_since(&self, key: &str) -> Option<u64> {
+        let i = self.find(key)?;
+        self.buried.get(&(i as u32)).copied()
     }
 
     fn set_side(&mut self, i: usize, expires: u64, prev_hash: Option<u64>) {
@@ -385,16 +452,17 @@ impl Store {
         self.entries[i].value_len = value_len;
     }
 
-    /// Merges a write: the higher version wins.
-    pub fn merge(&mut self, key: &str, w: Write<'_>) -> Outcome {
-        self.merge_entry(key, w).0
+    /// Merges a write at local wall time `now_wall` (when a tombstone
+    /// stored now starts its grace): the higher version wins.
+    pub fn merge(&mut self, key: &str, w: Write<'_>, now_wall: u64) -> Outcome {
+        self.merge_entry(key, w, now_wall).0
     }
 
     /// Merges a write and says which entry holds the key now: its number
     /// stays valid until tombstones are collected.
-    pub fn merge_entry(&mut self, key: &str, w: Write<'_>) -> (Outcome, usize) {
+    pub fn merge_entry(&mut self, key: &str, w: Write<'_>, now_wall: u64) -> (Outcome, usize) {
         let (outcome, i, _) = self
-            .merge_entry_with(key, |_| Some(w))
+            .merge_entry_with(key, now_wall, |_| Some(w))
             .expect("a write is always given");
         (outcome, i)
     }
@@ -406,6 +474,7 @@ impl Store {
     pub fn merge_entry_with<'v>(
         &mut self,
         key: &str,
+        now_wall: u64,
         decide: impl FnOnce(Option<&Tuple<'_>>) -> Option<Write<'v>>,
     ) -> Option<(Outcome, usize, Write<'v>)> {
         let h = index_hash(&self.hasher, key);
@@ -421,7 +490,7 @@ impl Store {
             Slot::Found(i) => {
                 let i = i as usize;
                 let w = decide(Some(&self.tuple(i).1))?;
-                Some((self.merge_at(i, w), i, w))
+                Some((self.merge_at(i, w, now_wall), i, w))
             }
             Slot::Vacant { at, tag } => {
                 let w = decide(None)?;
@@ -438,13 +507,17 @@ impl Store {
                 let n = self.entries.len();
                 self.index
                     .claim(at, tag, u32::try_from(n).expect("fewer than 2^32 entries"));
-                Some((self.push_entry(key, value, w, packed, value_len), n, w))
+                Some((
+                    self.push_entry(key, value, w, packed, value_len, now_wall),
+                    n,
+                    w,
+                ))
             }
         }
     }
 
     /// Merges `w` into entry `i`, which holds its key.
-    fn merge_at(&mut self, i: usize, w: Write<'_>) -> Outcome {
+    fn merge_at(&mut self, i: usize, w: Write<'_>, now_wall: u64) -> Outcome {
         let value = if w.deleted { "" } else { w.value };
         let (_, old) = self.tuple(i);
         let old_value = old.value;
@@ -474,8 +547,10 @@ impl Store {
         let origin = self.intern(w.version.origin);
         let e = &mut self.entries[i];
         e.clock = w.version.clock;
-        e.origin = origin;
+        let replaced = std::mem::replace(&mut e.origin, origin);
+        self.release(replaced);
         self.set_deleted(i, w.deleted);
+        self.set_buried(i, w.deleted, now_wall);
         self.set_side(i, w.expires, prev);
         self.maybe_compact();
         outcome
@@ -489,6 +564,7 @@ impl Store {
         w: Write<'_>,
         packed: Packed,
         value_len: u32,
+        now_wall: u64,
     ) -> Outcome {
         let i = self.entries.len();
         self.text.push_str(key);
@@ -504,6 +580,7 @@ impl Store {
             self.set_side(i, w.expires, None);
         }
         if w.deleted {
+            self.set_buried(i, true, now_wall);
             Outcome::TombstoneUpdated
         } else {
             self.live += 1;
@@ -536,23 +613,46 @@ impl Store {
         let (prev, expires) = (value_hash(t.value), t.expires);
         self.set_value(i, "");
         self.set_deleted(i, true);
+        self.set_buried(i, true, now_wall);
         self.set_side(i, expires, Some(prev));
         self.live -= 1;
         self.maybe_compact();
         true
     }
 
-    /// Removes tombstones whose version is older than `before_wall` (ms).
-    /// Returns how many were removed.
-    pub fn collect_tombstones(&mut self, before_wall: u64) -> usize {
+    /// Removes the tombstones whose grace ran out by local wall time
+    /// `now_wall`: `grace` ms after this node stored them, or for a write
+    /// that expired by its time to live (a tombstone with an expiry),
+    /// `expired_grace` ms after it stored them or after the expiry,
+    /// whichever is later (never beyond `grace`). The versions' clocks play
+    /// no part. Returns how many were removed.
+    pub fn collect_tombstones(&mut self, now_wall: u64, grace: u64, expired_grace: u64) -> usize {
         if self.entries.len() == self.live {
             return 0;
         }
-        let doomed =
-            |e: &Entry| e.packed.flags() & DELETED != 0 && Hlc::wall_ms(e.clock) < before_wall;
-        let n = self.entries.iter().filter(|e| doomed(e)).count();
+        let due = |i: usize, e: &Entry| {
+            let flags = e.packed.flags();
+            if flags & DELETED == 0 {
+                return false;
+            }
+            let n = i as u32;
+            let since = self.buried.get(&n).copied().unwrap_or(0);
+            let mut until = since.saturating_add(grace);
+            if flags & HAS_EXPIRY != 0 {
+                let expires = self.expiries.get(&n).copied().unwrap_or(0);
+                until = until.min(since.max(expires).saturating_add(expired_grace));
+            }
+            until <= now_wall
+        };
+        let doomed: Vec<bool> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| due(i, e))
+            .collect();
+        let n = doomed.iter().filter(|&&d| d).count();
         if n > 0 {
-            self.rebuild(|e| !doomed(e));
+            self.rebuild(|i| !doomed[i]);
             self.renumbered += 1;
         }
         n
@@ -578,21 +678,25 @@ impl Store {
     /// Rewrites the store with the entries `keep` selects, in their order:
     /// text without garbage, a new index, side tables renumbered, and only
     /// the node ids still used.
-    fn rebuild(&mut self, keep: impl Fn(&Entry) -> bool) {
+    fn rebuild(&mut self, keep: impl Fn(usize) -> bool) {
         let live_text: usize = self
             .entries
             .iter()
-            .filter(|e| keep(e))
+            .enumerate()
+            .filter(|&(i, _)| keep(i))
+            .map(|(_, e)| e)
             .map(|e| e.packed.key_len() + e.value_len as usize)
             .sum();
         let mut text = String::with_capacity(live_text);
         let mut entries = Vec::with_capacity(self.entries.len());
         let mut expiries = HashMap::with_hasher(self.hasher);
         let mut prev = HashMap::with_hasher(self.hasher);
+        let mut buried = HashMap::with_hasher(self.hasher);
         let mut origins = Vec::new();
+        let mut origin_refs: Vec<u32> = Vec::new();
         let mut origin_ids: HashMap<u64, u32, Hasher> = HashMap::with_hasher(self.hasher);
         for (old, e) in self.entries.iter().enumerate() {
-            if !keep(e) {
+            if !keep(old) {
                 continue;
             }
             let at = e.packed.at();
@@ -604,13 +708,18 @@ impl Store {
             let id = self.origins[e.origin as usize];
             e.origin = *origin_ids.entry(id).or_insert_with(|| {
                 origins.push(id);
+                origin_refs.push(0);
                 (origins.len() - 1) as u32
             });
+            origin_refs[e.origin as usize] += 1;
             if let Some(&x) = self.expiries.get(&(old as u32)) {
                 expiries.insert(n, x);
             }
             if let Some(&p) = self.prev.get(&(old as u32)) {
                 prev.insert(n, p);
+            }
+            if let Some(&t) = self.buried.get(&(old as u32)) {
+                buried.insert(n, t);
             }
             entries.push(e);
         }
@@ -625,8 +734,11 @@ impl Store {
         self.index = index;
         self.expiries = expiries;
         self.prev = prev;
+        self.buried = buried;
         self.origins = origins;
         self.origin_ids = origin_ids;
+        self.origin_refs = origin_refs;
+        self.free_origins = Vec::new();
         self.last_origin = None;
     }
 }
@@ -737,30 +849,30 @@ mod tests {
     fn merge_with_decides_from_what_is_stored_and_may_write_nothing() {
         let mut s = Store::new();
         // A new key: `decide` sees nothing; declining leaves no trace.
-        let r = s.merge_entry_with("k", |old| {
+        let r = s.merge_entry_with("k", 0, |old| {
             assert!(old.is_none());
             None
         });
         assert!(r.is_none());
         assert!(s.is_empty() && s.get("k").is_none());
-        let (outcome, i, written) = s.merge_entry_with("k", |_| Some(w("1", 1))).unwrap();
+        let (outcome, i, written) = s.merge_entry_with("k", 0, |_| Some(w("1", 1))).unwrap();
         assert_eq!((outcome, written.value), (Outcome::Stored, "1"));
         // An existing key: `decide` sees the stored tuple.
-        let r = s.merge_entry_with("k", |old| {
+        let r = s.merge_entry_with("k", 0, |old| {
             let old = old.expect("k is stored");
             assert_eq!((old.value, old.version), ("1", v(1, 1)));
             None
         });
         assert!(r.is_none());
         assert_eq!(s.get("k").unwrap().value, "1");
-        let (outcome, j, _) = s.merge_entry_with("k", |_| Some(w("2", 2))).unwrap();
+        let (outcome, j, _) = s.merge_entry_with("k", 0, |_| Some(w("2", 2))).unwrap();
         assert_eq!((outcome, j), (Outcome::Stored, i));
         assert_eq!(s.get("k").unwrap().value, "2");
         // Declined new keys never claim index slots: many more still fit.
         for n in 0..1000 {
             let key = format!("n{n}");
-            assert!(s.merge_entry_with(&key, |_| None).is_none());
-            assert_eq!(s.merge(&key, w("x", 1)), Outcome::Stored);
+            assert!(s.merge_entry_with(&key, 0, |_| None).is_none());
+            assert_eq!(s.merge(&key, w("x", 1), 0), Outcome::Stored);
         }
         assert_eq!(s.len(), 1001);
         assert!((0..1000).all(|n| s.value(&format!("n{n}")) == Some("x")));
@@ -769,34 +881,37 @@ mod tests {
     #[test]
     fn highest_version_wins_in_either_order() {
         let mut a = Store::new();
-        assert_eq!(a.merge("k", w("1", 1)), Outcome::Stored);
-        assert_eq!(a.merge("k", w("2", 2)), Outcome::Stored);
-        assert_eq!(a.merge("k", w("1", 1)), Outcome::Stale);
+        assert_eq!(a.merge("k", w("1", 1), 0), Outcome::Stored);
+        assert_eq!(a.merge("k", w("2", 2), 0), Outcome::Stored);
+        assert_eq!(a.merge("k", w("1", 1), 0), Outcome::Stale);
         let mut b = Store::new();
-        b.merge("k", w("2", 2));
-        b.merge("k", w("1", 1));
+        b.merge("k", w("2", 2), 0);
+        b.merge("k", w("1", 1), 0);
         let (ta, tb) = (a.get("k").unwrap(), b.get("k").unwrap());
         assert_eq!((&ta.value, ta.version), (&tb.value, tb.version));
-        assert_eq!(a.merge("k", w("2", 2)), Outcome::Duplicate);
-        assert_eq!(a.merge("k", w("2", 3)), Outcome::Refreshed);
+        assert_eq!(a.merge("k", w("2", 2), 0), Outcome::Duplicate);
+        assert_eq!(a.merge("k", w("2", 3), 0), Outcome::Refreshed);
         assert_eq!(a.len(), 1);
     }
 
     #[test]
     fn tombstone_beats_older_write_and_loses_to_newer() {
         let mut s = Store::new();
-        s.merge("k", w("1", 1));
-        assert_eq!(s.merge("k", del(2)), Outcome::Deleted);
+        s.merge("k", w("1", 1), 0);
+        assert_eq!(s.merge("k", del(2), 0), Outcome::Deleted);
         assert_eq!(s.len(), 0);
         assert_eq!(s.entries(), 1);
         assert_eq!(s.value("k"), None);
         assert_eq!(s.get("k").unwrap().prev_hash, value_hash("1"));
         // The old write coming back loses.
-        assert_eq!(s.merge("k", w("1", 1)), Outcome::Stale);
-        assert_eq!(s.merge("k", del(3)), Outcome::TombstoneUpdated);
-        assert_eq!(s.merge("k", w("again", 4)), Outcome::Stored);
+        assert_eq!(s.merge("k", w("1", 1), 0), Outcome::Stale);
+        assert_eq!(s.merge("k", del(3), 0), Outcome::TombstoneUpdated);
+        assert_eq!(s.merge("k", w("again", 4), 0), Outcome::Stored);
         assert_eq!(s.len(), 1);
-        assert_eq!(Store::new().merge("x", del(1)), Outcome::TombstoneUpdated);
+        assert_eq!(
+            Store::new().merge("x", del(1), 0),
+            Outcome::TombstoneUpdated
+        );
     }
 
     #[test]
@@ -804,7 +919,7 @@ mod tests {
         let mut s = Store::new();
         let mut ttl = w("v", 10);
         ttl.expires = 1000;
-        s.merge("k", ttl);
+        s.merge("k", ttl, 0);
         assert!(!s.expire("k", 999));
         assert!(s.expire("k", 1000));
         assert!(!s.expire("k", 2000));
@@ -814,27 +929,37 @@ mod tests {
     }
 
     #[test]
-    fn tombstones_are_collected_after_grace() {
+    fn tombstones_are_collected_after_grace_from_when_they_were_stored() {
         let mut s = Store::new();
         let old = Hlc::default().now(1_000);
         let new = Hlc::default().now(5_000);
+        // The versions' times play no part: "a" has the newer version but
+        // was stored first.
         s.merge(
             "a",
-            Write {
-                version: v(old, 1),
-                ..del(0)
-            },
-        );
-        s.merge(
-            "b",
             Write {
                 version: v(new, 1),
                 ..del(0)
             },
+            1_000,
         );
-        s.merge("c", w("live", old));
-        assert_eq!(s.collect_tombstones(2_000), 1);
+        s.merge(
+            "b",
+            Write {
+                version: v(old, 1),
+                ..del(0)
+            },
+            5_000,
+        );
+        s.merge("c", w("live", old), 0);
+        assert_eq!(s.tombstone_since("a"), Some(1_000));
+        assert_eq!(s.tombstone_since("c"), None);
+        assert_eq!(s.collect_tombstones(1_999, 1_000, 1_000), 0);
+        assert_eq!(s.collect_tombstones(2_000, 1_000, 1_000), 1);
         assert!(s.get("a").is_none() && s.get("b").is_some() && s.get("c").is_some());
+        assert_eq!(s.tombstone_since("b"), Some(5_000), "renumbered with it");
+        assert_eq!(s.collect_tombstones(6_000, 1_000, 1_000), 1);
+        assert!(s.get("b").is_none());
     }
 
     #[test]
@@ -844,7 +969,7 @@ mod tests {
         for round in 1..=200u64 {
             for k in 0..keys {
                 let value = format!("{round}-{}", "x".repeat((round % 50) as usize * 10));
-                let out = s.merge(&format!("key{k}"), w(&value, round));
+                let out = s.merge(&format!("key{k}"), w(&value, round), 0);
                 assert_eq!(out, Outcome::Stored);
             }
             // Garbage stays bounded: below the threshold, or below half.
@@ -890,6 +1015,7 @@ mod tests {
                     expires: 0,
                     deleted: false,
                 },
+                0,
             );
             let later = Version {
                 clock: version.clock + 1,
@@ -901,10 +1027,10 @@ mod tests {
                 expires: if n % 3 == 0 { 9_000 + n } else { 0 },
                 deleted: n % 2 == 0,
             };
-            s.merge(&key, w);
+            s.merge(&key, w, 0);
         }
         assert_eq!(s.origins.len(), 100);
-        assert_eq!(s.collect_tombstones(2_000), 50);
+        assert_eq!(s.collect_tombstones(2_000, 1_000, 1_000), 50);
         assert_eq!(s.entries(), 50);
         assert_eq!(s.origins.len(), 50, "ids of collected writes dropped");
         for n in (1..100u64).step_by(2) {
@@ -917,15 +1043,41 @@ mod tests {
         assert!(s.get("k0").is_none());
         assert_eq!(s.len(), 50);
         // The rebuilt index still takes new keys.
-        assert_eq!(s.merge("fresh", w("v", new)), Outcome::Stored);
+        assert_eq!(s.merge("fresh", w("v", new), 0), Outcome::Stored);
         assert_eq!(s.value("fresh"), Some("v"));
+    }
+
+    #[test]
+    fn node_ids_no_entry_uses_are_released_at_once() {
+        let mut s = Store::new();
+        // One key taken over by a new writer again and again (no
+        // tombstone, so no collection ever rebuilds the table).
+        for n in 0..10_000u64 {
+            let write = Write {
+                version: Version {
+                    clock: n,
+                    origin: 5_000 + n,
+                },
+                ..w("v", 0)
+            };
+            s.merge("k", write, 0);
+            s.merge(&format!("own{}", n % 4), write, 0);
+            assert!(s.origin_count() <= 5, "{}", s.origin_count());
+            assert!(s.origins.len() <= 6, "numbers reused");
+        }
+        let t = s.get("k").unwrap();
+        assert_eq!(t.version.origin, 5_000 + 9_999);
+        for k in 0..4u64 {
+            let t = s.get(&format!("own{k}")).unwrap();
+            assert_eq!(t.version.origin, 5_000 + 9_996 + k);
+        }
     }
 
     #[test]
     fn many_keys_are_found_and_none_invented() {
         let mut s = Store::new();
         for k in 0..100_000u32 {
-            s.merge(&format!("key-{k:08}"), w(&k.to_string(), 1));
+            s.merge(&format!("key-{k:08}"), w(&k.to_string(), 1), 0);
         }
         assert_eq!(s.len(), 100_000);
         for k in (0..100_000u32).step_by(997) {
@@ -945,13 +1097,13 @@ mod tests {
         let mut s = Store::new();
         let mut ttl = w("a long value", 10);
         ttl.expires = 1000;
-        s.merge("k", ttl);
+        s.merge("k", ttl, 0);
         assert!(s.expire("k", 1000));
         let t = s.get("k").unwrap();
         assert_eq!((t.value, t.deleted, t.expires), ("", true, 1000));
         assert_eq!(t.prev_hash, value_hash("a long value"));
         assert_eq!(s.garbage, "a long value".len());
-        assert_eq!(s.merge("k", w("back", 11)), Outcome::Stored);
+        assert_eq!(s.merge("k", w("back", 11), 0), Outcome::Stored);
         assert_eq!(
             s.get("k").unwrap().expires,
             0,
@@ -1006,6 +1158,7 @@ mod tests {
                     expires: 0,
                     deleted: (o.clock * 7 + o.origin + u64::from(o.key)) % 4 == 0,
                 },
+                0,
             );
         }
     }

@@ -64,9 +64,19 @@ pub struct Settings {
     /// How often the server side of an extended connection starts a
     /// set reconciliation (anti-entropy) with its client.
     pub sync_interval_ms: u64,
-    /// How long a tombstone (deleted or expired key) is kept.
+    /// How long a tombstone (a deleted key) is kept, from when this node
+    /// stored it.
     pub tombstone_grace_ms: u64,
-    /// Clocks of peers further ahead of ours than this are not followed.
+    /// How long the tombstone of a write whose time to live ran out is
+    /// kept, from when this node stored it or from the expiry, whichever
+    /// is later (at most `tombstone_grace_ms`). Short: every node expires
+    /// the write at the same wall time, and a late copy of it arrives
+    /// already expired and is dropped; the tombstone only has to beat
+    /// older copies still in flight or coming back soon.
+    pub expired_grace_ms: u64,
+    /// Writes whose clock is further ahead of our wall clock than this are
+    /// refused (neither stored nor forwarded), and such clocks are not
+    /// followed: a peer with a wild clock must not lock a key for good.
     pub max_clock_ahead_ms: u64,
     /// Bytes that may wait for one connection (a peer that does not read
     /// is closed beyond this, instead of growing memory without bound; it
@@ -124,6 +134,7 @@ impl Default for Settings {
             reconnect_ivl_max_ms: 2_000,
             sync_interval_ms: 10_000,
             tombstone_grace_ms: 24 * 3600 * 1000,
+            expired_grace_ms: 60_000,
             max_clock_ahead_ms: 60_000,
             max_backlog_bytes: 256 << 20,
             max_frame: crate::security::Limits::default().max_frame,
@@ -369,6 +380,12 @@ pub struct Stats {
     pub oversize_tuples: u64,
     /// Inbound connections closed for silence.
     pub idle_closed: u64,
+    /// Remote writes refused because their clock was too far ahead of ours
+    /// (see [`Settings::max_clock_ahead_ms`]).
+    pub future_versions: u64,
+    /// Remote writes dropped because their time to live had run out when
+    /// they arrived and no older version of the key was held.
+    pub expired_on_arrival: u64,
 }
 
 /// The gossip engine of one node.
@@ -489,7 +506,7 @@ impl Engine {
         let expires = ttl_ms.map_or(0, |t| now.wall_ms.saturating_add(t.max(1)));
         let Engine { store, hlc, id, .. } = self;
         // One look-up of the key serves the check and the merge.
-        let merged = store.merge_entry_with(key, |old| {
+        let merged = store.merge_entry_with(key, now.wall_ms, |old| {
             if ttl_ms.is_none() && old.is_some_and(|t| t.is_live() && t.value == value) {
                 // CZMQ's rule for an unchanged value: nothing to do.
                 return None;
@@ -942,20 +959,41 @@ impl Engine {
         if t.key.len() > gossip::MAX_KEY_LEN || !self.fits(t.key, t.value, from) {
             return;
         }
-        let s = &self.settings;
-        self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
         let version = Version {
             clock: t.clock,
             origin: t.origin,
         };
-        // Too old to matter: a tombstone past its grace period.
+        // From the future: refused, or one write with a wild clock would
+        // win against every later one (see docs/protocol.md, section 4).
+        if self.is_from_the_future(version, now) {
+            self.stats.future_versions += 1;
+            self.trace(format_args!(
+                "{} from {from}: version {} ms ahead of our clock, refused",
+                t.key,
+                version.wall_ms().saturating_sub(now.wall_ms)
+            ));
+            return;
+        }
+        let s = &self.settings;
+        self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
+        let held = self.store.get(t.key).is_some();
+        // Too old to matter: a tombstone past its grace period. (Tombstones
+        // are kept for their grace from when a node stored them, so one
+        // whose version is older than the grace may have been collected
+        // everywhere already; taking it again would pass it around for
+        // ever.)
         if t.deleted
             && version.wall_ms().saturating_add(s.tombstone_grace_ms) < now.wall_ms
-            && self.store.get(t.key).is_none()
+            && !held
         {
             return;
         }
         let expired = t.expires != 0 && t.expires <= now.wall_ms;
+        if expired && !held {
+            // Every node expired it by now: nothing to remember it by.
+            self.stats.expired_on_arrival += 1;
+            return;
+        }
         let w = Write {
             value: t.value,
             version,
@@ -972,6 +1010,12 @@ impl Engine {
         }
     }
 
+    /// True if `version` was made further ahead of our wall clock than
+    /// `max_clock_ahead_ms`: such a remote write is refused.
+    pub(super) fn is_from_the_future(&self, version: Version, now: Now) -> bool {
+        version.wall_ms() > now.wall_ms.saturating_add(self.settings.max_clock_ahead_ms)
+    }
+
     /// Merges a write into the store; on change tells the application and
     /// forwards it to every peer but `from` (as `raw` when given, the
     /// ZGP/2 frame of exactly this write).
@@ -983,7 +1027,7 @@ impl Engine {
         raw: Option<&[u8]>,
         now: Now,
     ) -> Outcome {
-        let (outcome, entry) = self.store.merge_entry(key, w);
+        let (outcome, entry) = self.store.merge_entry(key, w, now.wall_ms);
         self.applied(key, w, outcome, entry, from, raw, now)
     }
 
@@ -1011,6 +1055,7 @@ impl Engine {
         }
         if w.expires != 0 && !w.deleted {
             self.expiries.push(Reverse((w.expires, key.into())));
+            self.prune_expiries();
             self.ensure_tick(now);
         }
         self.forward(entry, from, raw, now);
@@ -1347,10 +1392,14 @@ impl Engine {
         }
         self.next_tick = None;
         if now.mono_ms >= self.next_gc {
-            self.next_gc =
-                now.mono_ms + (self.settings.tombstone_grace_ms / 10).clamp(1_000, 60_000);
-            let before = now.wall_ms.saturating_sub(self.settings.tombstone_grace_ms);
-            let n = self.store.collect_tombstones(before);
+            let s = &self.settings;
+            let shortest = s.tombstone_grace_ms.min(s.expired_grace_ms);
+            self.next_gc = now.mono_ms + (shortest / 10).clamp(1_000, 60_000);
+            let n = self.store.collect_tombstones(
+                now.wall_ms,
+                s.tombstone_grace_ms,
+                s.expired_grace_ms,
+            );
             self.stats.tombstones_collected += n as u64;
         }
         let t = now.mono_ms;
@@ -1462,6 +1511,23 @@ impl Engine {
         }
     }
 
+    /// Rebuilds the expiry queue from the store when most of it is stale:
+    /// a key refreshed with a long time to live leaves an element per
+    /// refresh, and they must not pile up until the first one is due. The
+    /// queue then holds one element per live tuple with an expiry; the
+    /// rebuild costs a pass over the store once per that many refreshes.
+    fn prune_expiries(&mut self) {
+        if self.expiries.len() <= 2 * self.store.len() + 1024 {
+            return;
+        }
+        self.expiries = self
+            .store
+            .live()
+            .filter(|(_, t)| t.expires != 0)
+            .map(|(key, t)| Reverse((t.expires, key.into())))
+            .collect();
+    }
+
     /// Turns tuples whose time ran out into tombstones and tells the
     /// application. Every node does this at the same wall time, so no
     /// message is needed.
@@ -1553,5 +1619,7 @@ fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {
     push_message(outbox, msg.encoded_len(), |o| msg.encode(o));
 }
 
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;

@@ -413,12 +413,20 @@ impl Engine {
                 match theirs.get(&i.key_hash) {
                     None => send.push(i.key_hash),
                     Some(tv) if *tv < v => send.push(i.key_hash),
-                    Some(tv) if *tv > v => want.push(i.key_hash),
+                    // Not asked for when from the future: it would be
+                    // refused on arrival (see `accept_ext`).
+                    Some(tv) if *tv > v && !self.is_from_the_future(*tv, now) => {
+                        want.push(i.key_hash)
+                    }
                     Some(_) => {}
                 }
             }
             for i in &g.items {
-                if !seen.contains(&i.key_hash) {
+                let v = Version {
+                    clock: i.clock,
+                    origin: i.origin,
+                };
+                if !seen.contains(&i.key_hash) && !self.is_from_the_future(v, now) {
                     want.push(i.key_hash);
                 }
             }

@@ -627,6 +627,8 @@ impl Reactor {
                     ("sync-tuples-out", st.sync_tuples_out),
                     ("expired", st.expired),
                     ("tombstones-collected", st.tombstones_collected),
+                    ("future-versions", st.future_versions),
+                    ("expired-on-arrival", st.expired_on_arrival),
                     ("invalid-sent", st.invalid_sent),
                     ("malformed", st.malformed),
                     ("sessions-expired", st.sessions_expired),
@@ -919,6 +921,8 @@ impl Reactor {
         s.sync_interval_ms = ms("server/sync-interval", s.sync_interval_ms)?.max(1);
         s.tombstone_grace_ms = ms("server/tombstone-grace", s.tombstone_grace_ms)?;
         s.idle_timeout_ms = ms("limits/idle-timeout", Settings::default().idle_timeout_ms)?.max(1);
+        s.expired_grace_ms = ms("server/expired-grace", s.expired_grace_ms)?;
+        s.max_clock_ahead_ms = ms("server/max-clock-drift", s.max_clock_ahead_ms)?;
         let extensions = match cfg.get("server/extensions").map(str::trim) {
             None | Some("1") => true,
             Some("0") => false,
