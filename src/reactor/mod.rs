@@ -1220,23 +1220,28 @@ impl Reactor {
                 Err(e) if is_out_of_descriptors(&e) => {
                     // The peer waits in the listen queue and would hang:
                     // free the spare descriptor, take the connection and
-                    // close it at once, then hold a spare again.
-                    let refused = with_spare_descriptor(|| {
-                        self.listeners.get(&token).map(|(l, _)| l.accept().is_ok())
+                    // close it at once, then hold a spare again. (accept
+                    // fails so even when no connection waits.)
+                    let taken = with_spare_descriptor(|| {
+                        // Dropped here: closed before the spare is taken again.
+                        self.listeners
+                            .get(&token)
+                            .map(|(l, _)| l.accept().map(drop))
                     });
-                    self.security.fd_refused += 1;
-                    let name = self.listeners.get(&token).map(|(_, n)| n.clone());
-                    self.trace(format_args!(
-                        "refusing a connection on {}: out of file descriptors ({e}){}",
-                        name.unwrap_or_default(),
-                        if refused == Some(true) {
-                            ""
-                        } else {
-                            "; it waits in the queue"
+                    match taken {
+                        Some(Ok(())) => {
+                            self.security.fd_refused += 1;
+                            let name = self.listeners.get(&token).map(|(_, n)| n.clone());
+                            self.trace(format_args!(
+                                "refused a connection on {}: out of file descriptors ({e})",
+                                name.unwrap_or_default()
+                            ));
                         }
-                    ));
-                    if refused != Some(true) {
-                        return;
+                        Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => {
+                            self.trace(format_args!("accept failed at the descriptor limit: {e}"));
+                            return;
+                        }
+                        _ => return,
                     }
                 }
                 Err(e) => {
