@@ -150,15 +150,21 @@ impl Usage {
     }
 
     /// The usage a new connection from the same address starts with: this
-    /// window's bytes and tuples, so that reconnecting does not reset a
-    /// per-second limit. `tuples_total` is the new connection's count (0).
-    pub(crate) fn carried_over(&self, tuples_spent: u64) -> Usage {
+    /// window's tuples, up to the limit, so that reconnecting does not
+    /// reset `limits/tuples-per-second` (the new connection may talk, but
+    /// not send another tuple this second). Bytes start afresh: a
+    /// handshake must stay possible.
+    pub(crate) fn carried_over(&self, tuples_spent: u64, limits: &Limits) -> Usage {
+        let spent = match limits.tuples_per_second {
+            0 => 0,
+            limit => tuples_spent.min(limit),
+        };
         Usage {
             window_start_ms: self.window_start_ms,
-            bytes: self.bytes,
+            bytes: 0,
             // The new connection counts from 0: start its base below 0's
             // by what was already spent (as a wrapping offset).
-            tuples_base: 0u64.wrapping_sub(tuples_spent),
+            tuples_base: 0u64.wrapping_sub(spent),
         }
     }
 
@@ -226,6 +232,32 @@ impl AddressCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reconnection within the same second carries on the tuple count of
+    /// the connection it replaces: the per-second limit does not reset.
+    #[test]
+    fn a_per_second_limit_survives_a_reconnection() {
+        let limits = Limits {
+            tuples_per_second: 100,
+            ..Limits::default()
+        };
+        let mut first = Usage::default();
+        assert!(first.account(&limits, 5_000, 0, 0).is_ok());
+        assert!(first.account(&limits, 5_005, 0, 100).is_ok());
+        assert!(first.account(&limits, 5_010, 0, 101).is_err());
+        let spent = first.tuples_in_window(101);
+        assert_eq!(spent, 101);
+        assert!(first.current(5_999) && !first.current(6_000));
+        // The new connection counts its tuples from 0: it may talk, not
+        // send another tuple this second.
+        let mut second = first.carried_over(spent, &limits);
+        assert!(second.account(&limits, 5_020, 64, 0).is_ok());
+        assert!(second.account(&limits, 5_021, 0, 1).is_err());
+        // The next second starts afresh.
+        let mut third = first.carried_over(spent, &limits);
+        assert!(third.account(&limits, 6_001, 0, 1).is_ok());
+        assert!(third.account(&limits, 6_002, 0, 100).is_ok());
+    }
 
     fn ip(s: &str) -> IpAddr {
         parse_address(s).unwrap()

@@ -1092,7 +1092,9 @@ impl Reactor {
         let usage = ip
             .and_then(|ip| self.security.recent_usage.get(&ip))
             .filter(|(u, _)| u.current(now_ms))
-            .map_or_else(Usage::default, |(u, spent)| u.carried_over(*spent));
+            .map_or_else(Usage::default, |(u, spent)| {
+                u.carried_over(*spent, &self.security.limits)
+            });
         let born_ms = self.now().mono_ms;
         self.conns.insert(
             token,
