@@ -317,6 +317,7 @@ impl Sim {
         let peer = Peer {
             extended: true,
             timeout_ms: Some(self.settings.session_timeout_ms),
+            max_frame: None,
         };
         let now_s = self.now_of(server);
         if let Some(e) = self.nodes[server].engine.as_mut() {

@@ -175,3 +175,32 @@ fn incomplete_frames_are_bounded_across_connections() {
     assert_eq!(stat(&node, "input-refused"), 1);
     assert!(!first.closed_within(Duration::from_millis(300)));
 }
+
+/// Two nodes with different frame limits: a tuple that fits the sender's
+/// but not the receiver's is not offered to the receiver (it announced its
+/// limit), so their link stays up and every other tuple flows.
+#[test]
+fn a_tuple_over_a_peers_limit_never_loops_the_link() {
+    let big_node = Node::new("big").unwrap();
+    let ep = bind_fresh(&big_node, "tcp", "big");
+    let small = Node::new("small").unwrap();
+    small.send(&["SET", "limits/max-frame", "4000"]).unwrap();
+    small.connect(&ep).unwrap();
+    big_node.publish("first", "1").unwrap();
+    assert!(wait_until(T, || has(&small, "first")));
+    big_node.publish("large", &"v".repeat(5_000)).unwrap();
+    big_node.publish("after", "2").unwrap();
+    assert!(wait_until(T, || has(&small, "after")));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!has(&small, "large"));
+    assert!(
+        stat(&big_node, "oversize-skipped") >= 1,
+        "{:?}",
+        big_node.stats()
+    );
+    assert_eq!(stat(&small, "malformed"), 0);
+    // The link was never closed: the small node dialled once.
+    small.publish("from-small", "3").unwrap();
+    assert!(wait_until(T, || has(&big_node, "from-small")));
+    assert_eq!(stat(&big_node, "connections"), 1);
+}

@@ -36,6 +36,7 @@ fn hub() -> Engine {
     let peer = Peer {
         extended: true,
         timeout_ms: Some(1000),
+        max_frame: None,
     };
     e.handle_connected(10, Role::Inbound, peer, at(0));
     let mut hello = Vec::new();

@@ -26,6 +26,7 @@ fn drain(e: &mut Engine, conn: ConnId) -> Vec<Vec<u8>> {
 const EXT: Peer = Peer {
     extended: true,
     timeout_ms: Some(1000),
+    max_frame: None,
 };
 
 /// An engine with ZGP/2 clients on connections 10 and 11, both past HELLO.

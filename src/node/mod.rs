@@ -181,6 +181,17 @@ pub struct Peer {
     pub extended: bool,
     /// The session timeout the peer announced, in ms.
     pub timeout_ms: Option<u64>,
+    /// The largest frame the peer announced it accepts: a tuple whose frame
+    /// is longer is not offered to it (it would close the link, and meet
+    /// the same tuple again when it comes back).
+    pub max_frame: Option<usize>,
+}
+
+impl Peer {
+    /// Whether the peer accepts a frame of `len` bytes.
+    fn accepts(&self, len: usize) -> bool {
+        self.max_frame.is_none_or(|max| len <= max)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,6 +391,9 @@ pub struct Stats {
     pub oversize_tuples: u64,
     /// Inbound connections closed for silence.
     pub idle_closed: u64,
+    /// Tuples not offered to a peer whose announced frame limit they
+    /// exceed.
+    pub oversize_skipped: u64,
     /// Remote writes refused because their clock was too far ahead of ours
     /// (see [`Settings::max_clock_ahead_ms`]).
     pub future_versions: u64,
@@ -1084,6 +1098,7 @@ impl Engine {
         let mut v2 = std::mem::take(scratch);
         v2.clear();
         let mut sent = 0;
+        let mut skipped = 0;
         for (&id, c) in conns.iter_mut() {
             let eligible = Some(id) != from
                 && !c.closing
@@ -1108,6 +1123,14 @@ impl Engine {
                 }
             }
             let frame = raw.unwrap_or(&v2);
+            let len = match current {
+                Some((key, t)) if !extended => plain_publish(key, t, now).encoded_len(),
+                _ => frame.len(),
+            };
+            if !c.peer.accepts(len) {
+                skipped += 1;
+                continue;
+            }
             if let Some(held) = c.held.as_mut() {
                 push_raw(held, frame);
                 sent += 1;
@@ -1127,6 +1150,7 @@ impl Engine {
         }
         *scratch = v2;
         self.stats.frames_out += sent;
+        self.stats.oversize_skipped += skipped;
         if self.verbose {
             if let Some((key, t)) = self.store.entry(entry) {
                 let what = describe(&plain_publish(key, t, now));
@@ -1191,6 +1215,10 @@ impl Engine {
         }
         let max = self.settings.max_backlog_bytes;
         if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
+            if !c.peer.accepts(frame.len()) {
+                self.stats.oversize_skipped += 1;
+                return;
+            }
             let (out, dirty) = c.queue(max);
             push_raw(out, frame);
             c.last_tx = now.mono_ms;

@@ -224,10 +224,20 @@ impl Engine {
                     continue;
                 }
                 if c.peer.extended {
-                    push_tuple(&mut c.outbox, &ext_tuple(key, t));
+                    let tuple = ext_tuple(key, t);
+                    if !c.peer.accepts(ext::tuple_len(&tuple)) {
+                        stats.oversize_skipped += 1;
+                        continue;
+                    }
+                    push_tuple(&mut c.outbox, &tuple);
                 } else if t.is_live() {
                     // A plain (CZMQ) peer: every live tuple, as PUBLISH.
-                    push_frame(&mut c.outbox, &plain_publish(key, t, now));
+                    let msg = plain_publish(key, t, now);
+                    if !c.peer.accepts(msg.encoded_len()) {
+                        stats.oversize_skipped += 1;
+                        continue;
+                    }
+                    push_frame(&mut c.outbox, &msg);
                 } else {
                     continue;
                 }

@@ -357,6 +357,7 @@ fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
     let ext = Peer {
         extended: true,
         timeout_ms: Some(1000),
+        max_frame: None,
     };
     let mut c = Engine::new("c", 2, Settings::default());
     let mut s = Engine::new("s", 1, Settings::default());
@@ -466,6 +467,7 @@ fn large_reconciliation_read_slowly(mut take: impl FnMut(&mut Engine) -> Vec<Vec
     let ext = Peer {
         extended: true,
         timeout_ms: Some(1000),
+        max_frame: None,
     };
     const N: usize = 30_000;
     let mut s = Engine::new("s", 1, Settings::default());
@@ -590,6 +592,7 @@ fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
     let ext = Peer {
         extended: true,
         timeout_ms: Some(1000),
+        max_frame: None,
     };
     let mut hub = server();
     for (conn, peer) in [(10, ext), (11, ext), (12, Peer::default())] {
@@ -833,4 +836,62 @@ fn a_talking_plain_client_is_not_closed() {
         s.handle_timeout(at(t + 1));
     }
     assert!(closes(&mut s).is_empty());
+}
+
+/// The safety net of the size rule: a tuple whose frame exceeds the limit
+/// a peer announced is never offered to that peer (live or in a sync),
+/// so it cannot make the link close and meet the same tuple again.
+#[test]
+fn a_tuple_over_a_peers_announced_limit_is_not_offered_to_it() {
+    let limited = Peer {
+        max_frame: Some(1_100),
+        ..Peer::default()
+    };
+    let mut s = server();
+    s.publish("small", "v", None, at(0));
+    s.handle_connected(1, Role::Inbound, limited, at(0));
+    s.handle_connected(2, Role::Inbound, Peer::default(), at(0));
+    for c in [1, 2] {
+        s.handle_frame(c, &enc(Message::Hello), false, at(0));
+        assert_eq!(names(&drain(&mut s, c)), ["PUBLISH"]);
+    }
+    let big = "v".repeat(1_200);
+    s.publish("big", &big, None, at(1));
+    assert!(
+        drain(&mut s, 1).is_empty(),
+        "not offered to the limited peer"
+    );
+    assert_eq!(names(&drain(&mut s, 2)), ["PUBLISH"]);
+    assert_eq!(s.stats().oversize_skipped, 1);
+    // A new limited peer's snapshot leaves it out too.
+    s.handle_connected(3, Role::Inbound, limited, at(2));
+    s.handle_frame(3, &enc(Message::Hello), false, at(2));
+    let snapshot = drain(&mut s, 3);
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(
+        decode(&snapshot[0]).unwrap(),
+        Message::Publish {
+            key: "small",
+            value: "v",
+            ttl: 0
+        }
+    );
+    assert_eq!(s.stats().oversize_skipped, 2);
+    // A ZGP/2 peer with a limit: the forward skips it as well.
+    let ext_limited = Peer {
+        extended: true,
+        timeout_ms: Some(1000),
+        max_frame: Some(1_100),
+    };
+    s.handle_connected(4, Role::Inbound, ext_limited, at(3));
+    s.handle_frame(4, &enc(Message::Hello), false, at(3));
+    drain(&mut s, 4);
+    s.publish("big", &"w".repeat(1_200), None, at(4));
+    let frames = drain(&mut s, 4);
+    assert!(
+        frames.iter().all(|f| f.len() <= 1_100),
+        "{:?}",
+        frames.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(s.stats().oversize_skipped, 5); // clients 1, 3 and 4
 }

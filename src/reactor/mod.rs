@@ -634,6 +634,7 @@ impl Reactor {
                     ("sessions-expired", st.sessions_expired),
                     ("oversize-tuples", st.oversize_tuples),
                     ("idle-closed", st.idle_closed),
+                    ("oversize-skipped", st.oversize_skipped),
                     ("stalled-closed", self.security.stalled_closed),
                     ("input-refused", self.security.input_refused),
                     ("fd-refused", self.security.fd_refused),
@@ -1058,6 +1059,10 @@ impl Reactor {
             properties.push((
                 ext::TIMEOUT_PROPERTY.to_string(),
                 timeout.to_string().into_bytes(),
+            ));
+            properties.push((
+                ext::MAX_FRAME_PROPERTY.to_string(),
+                self.security.limits.max_frame.to_string().into_bytes(),
             ));
         }
         let mechanism = match self.mechanism_for(role) {
@@ -1721,6 +1726,10 @@ fn process_input(
                 let peer = Peer {
                     extended: extensions && number(ext::PROPERTY).is_some_and(|v| v >= 2),
                     timeout_ms: number(ext::TIMEOUT_PROPERTY),
+                    // Below the smallest limit a node can have: not a limit.
+                    max_frame: number(ext::MAX_FRAME_PROPERTY)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|&n| n >= crate::security::MIN_MAX_FRAME),
                 };
                 engine.handle_connected(id, c.role, peer, now);
             }

@@ -27,6 +27,9 @@ pub const PROPERTY: &str = "X-ZGossip";
 /// The READY property giving the sender's session timeout in ms (ASCII),
 /// so a connecting node knows how often it must ping.
 pub const TIMEOUT_PROPERTY: &str = "X-ZGossip-Timeout";
+/// The READY property giving the largest frame the sender accepts, in
+/// bytes (ASCII): a tuple longer than that is never sent to it.
+pub const MAX_FRAME_PROPERTY: &str = "X-ZGossip-Max-Frame";
 /// The extension version byte.
 pub const VERSION: u8 = 2;
 
