@@ -124,6 +124,7 @@ fn engine_receive_and_forward(b: Bencher) {
     let peer = Peer {
         extended: true,
         timeout_ms: Some(1000),
+        max_frame: None,
     };
     for c in 0..9 {
         e.handle_connected(c, Role::Inbound, peer, now);
