@@ -204,3 +204,116 @@ fn a_tuple_over_a_peers_limit_never_loops_the_link() {
     assert!(wait_until(T, || has(&big_node, "from-small")));
     assert_eq!(stat(&big_node, "connections"), 1);
 }
+
+/// A ZGP/2 peer, by hand: a DEALER that announces the extension.
+fn zgp2_peer(ep: &str) -> RawPeer {
+    let mut config = zgossip::wire::zmtp::Config::new(SocketType::Dealer);
+    config.properties = vec![(zgossip::wire::ext::PROPERTY.to_string(), b"2".to_vec())];
+    let mut received = Vec::new();
+    let mut p = RawPeer::try_connect(ep, config, &mut received).unwrap();
+    p.send(&Message::Hello);
+    p
+}
+
+fn zgp2_tuple(key: &str, value: &str, clock: u64, deleted: bool) -> Vec<u8> {
+    let mut frame = Vec::new();
+    zgossip::wire::ext::encode_tuple(
+        &zgossip::wire::ext::Tuple {
+            key,
+            value,
+            clock,
+            origin: 0xbad,
+            expires: 0,
+            deleted,
+        },
+        &mut frame,
+    );
+    frame
+}
+
+/// A write whose version clock is 2^64-1 (or a delete sent that way) is
+/// refused and counted, never stored nor forwarded: the owner's next
+/// PUBLISH and UNPUBLISH still win, on every node.
+#[test]
+fn a_version_from_the_future_cannot_lock_a_key() {
+    let hub = Node::new("hub").unwrap();
+    let ep = bind_fresh(&hub, "tcp", "hub");
+    let other = Node::new("other").unwrap();
+    other.connect(&ep).unwrap();
+    hub.publish("key", "owner's").unwrap();
+    assert!(wait_until(T, || other.get("key").unwrap().as_deref()
+        == Some("owner's")));
+
+    let mut attacker = zgp2_peer(&ep);
+    attacker.send_raw(&zgp2_tuple("key", "locked", u64::MAX, false));
+    attacker.send_raw(&zgp2_tuple("gone", "", u64::MAX, true));
+    attacker.send(&Message::Ping);
+    assert!(wait_until(T, || stat(&hub, "future-versions") == 2));
+    assert_eq!(hub.get("key").unwrap().as_deref(), Some("owner's"));
+    hub.publish("key", "owner's next").unwrap();
+    hub.publish("gone", "still here").unwrap();
+    assert!(wait_until(T, || {
+        other.get("key").unwrap().as_deref() == Some("owner's next")
+            && other.get("gone").unwrap().as_deref() == Some("still here")
+    }));
+    hub.unpublish("key").unwrap();
+    assert!(wait_until(T, || !has(&other, "key")));
+    assert!(!has(&hub, "key"));
+}
+
+/// Many connections each holding most of a large frame: the bytes held
+/// are bounded and counted (`input-held`), and given back to the last byte
+/// once the stalled connections are closed.
+#[test]
+fn stalled_connections_give_back_what_they_held() {
+    let node = Node::new("n").unwrap();
+    node.send(&["SET", "limits/frame-timeout", "500"]).unwrap();
+    node.send(&["SET", "limits/connections-per-address", "0"])
+        .unwrap();
+    let ep = bind_fresh(&node, "tcp", "n");
+    let mut peers: Vec<RawPeer> = (0..100)
+        .map(|_| {
+            let mut p = RawPeer::connect(&ep, SocketType::Dealer);
+            p.io.write_all(&partial_frame(1 << 20, 20_000)).unwrap();
+            p
+        })
+        .collect();
+    assert!(wait_until(T, || stat(&node, "input-held") >= 100 * 20_000));
+    for p in &mut peers {
+        assert!(p.closed_within(T), "a stalled connection stays open");
+    }
+    assert!(wait_until(T, || stat(&node, "connections") == 0));
+    assert_eq!(stat(&node, "input-held"), 0);
+    assert_eq!(stat(&node, "stalled-closed"), 100);
+}
+
+/// Churn, at a size a test can afford: short-lived nodes join a hub one
+/// after another, publish a record with a short time to live and leave.
+/// What the hub keeps of them levels off: expired records leave a short
+/// tombstone, not one for a day.
+#[test]
+fn churn_of_short_lived_nodes_leaves_nothing_behind() {
+    let hub = Node::new("hub").unwrap();
+    hub.send(&["SET", "server/expired-grace", "300"]).unwrap();
+    let ep = bind_fresh(&hub, "tcp", "hub");
+    for round in 0..40 {
+        let n = Node::new(&format!("short{round}")).unwrap();
+        n.connect(&ep).unwrap();
+        n.publish_ttl(
+            &format!("presence/{round}"),
+            "here",
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        let key = format!("presence/{round}");
+        assert!(wait_until(T, || has(&hub, &key)));
+    }
+    let entries = |n: &Node| stat(n, "tuples") + stat(n, "tombstones");
+    assert!(
+        wait_until(Duration::from_secs(5), || entries(&hub) == 0),
+        "the hub keeps {} entries of nodes long gone: {:?}",
+        entries(&hub),
+        hub.stats()
+    );
+    assert!(stat(&hub, "expired") >= 40, "{:?}", hub.stats());
+}

@@ -635,6 +635,7 @@ impl Reactor {
                     ("oversize-tuples", st.oversize_tuples),
                     ("idle-closed", st.idle_closed),
                     ("oversize-skipped", st.oversize_skipped),
+                    ("input-held", self.security.held_input as u64),
                     ("stalled-closed", self.security.stalled_closed),
                     ("input-refused", self.security.input_refused),
                     ("fd-refused", self.security.fd_refused),
