@@ -1536,6 +1536,8 @@ fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
 mod tests;
