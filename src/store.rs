@@ -176,13 +176,45 @@ impl Packed {
 
 /// One stored key: 24 bytes. The key and value are in the store's text;
 /// the origin is an index into its table of node ids; the rarely used
-/// expiry and replaced-value hash live in side tables.
+/// expiry and replaced-value hash live in side tables. A tombstone's value
+/// is empty, so the place of its length holds the time the tombstone was
+/// stored: a tombstone costs no more than a live entry.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     packed: Packed,
     clock: u64,
-    value_len: u32,
+    /// Live: the value's length in bytes. Tombstone: the local wall time,
+    /// in seconds (rounded up), when this node stored it.
+    len_or_since: u32,
     origin: u32,
+}
+
+impl Entry {
+    fn is_deleted(&self) -> bool {
+        self.packed.flags() & DELETED != 0
+    }
+
+    /// Bytes of value text (none for a tombstone).
+    fn value_len(&self) -> usize {
+        if self.is_deleted() {
+            0
+        } else {
+            self.len_or_since as usize
+        }
+    }
+
+    /// Local wall ms when this node stored the tombstone (its grace counts
+    /// from then).
+    fn buried_ms(&self) -> u64 {
+        u64::from(self.len_or_since) * 1000
+    }
+}
+
+/// What a tombstone stored at local wall time `now_wall` (ms) records: the
+/// second, rounded up so that no grace is cut short (u32 seconds last
+/// until 2106).
+fn buried_s(now_wall: u64) -> u32 {
+    u32::try_from(now_wall.div_ceil(1000)).unwrap_or(u32::MAX)
 }
 
 /// Garbage text (left by replaced values) kept before a compaction, at
@@ -214,9 +246,6 @@ pub struct Store {
     expiries: HashMap<u32, u64, Hasher>,
     /// Entry number -> hash of the value it replaced, for entries with one.
     prev: HashMap<u32, u64, Hasher>,
-    /// Entry number -> local wall ms when this node stored the tombstone,
-    /// for every tombstone (its grace period counts from then).
-    buried: HashMap<u32, u64, Hasher>,
     live: usize,
     scratch: String,
     /// The node id interned last, and its number.
@@ -258,7 +287,7 @@ impl Store {
         (
             &self.text[at..split],
             Tuple {
-                value: &self.text[split..split + e.value_len as usize],
+                value: &self.text[split..split + e.value_len()],
                 version: Version {
                     clock: e.clock,
                     origin: self.origins[e.origin as usize],
@@ -378,22 +407,18 @@ impl Store {
         self.origin_ids.len()
     }
 
-    /// Records whether entry `i` is a tombstone from now on, stored at
-    /// local wall time `now_wall`.
-    fn set_buried(&mut self, i: usize, deleted: bool, now_wall: u64) {
-        let n = i as u32;
-        if deleted {
-            self.buried.insert(n, now_wall);
-        } else {
-            self.buried.remove(&n);
-        }
+    /// Records that tombstone `i` was stored at local wall time
+    /// `now_wall` (after its value was emptied and it was marked deleted).
+    fn set_buried(&mut self, i: usize, now_wall: u64) {
+        debug_assert!(self.entries[i].is_deleted());
+        self.entries[i].len_or_since = buried_s(now_wall);
     }
 
-    /// Local wall ms when this node stored the tombstone of `key` (None:
-    /// no tombstone of it).
+    /// Local wall ms when this node stored the tombstone of `key` (to the
+    /// second, rounded up; None: no tombstone of it).
     pub fn tombstone_since(&self, key: &str) -> Option<u64> {
-        let i = self.find(key)?;
-        self.buried.get(&(i as u32)).copied()
+        let e = &self.entries[self.find(key)?];
+        e.is_deleted().then(|| e.buried_ms())
     }
 
     fn set_side(&mut self, i: usize, expires: u64, prev_hash: Option<u64>) {
@@ -431,7 +456,7 @@ impl Store {
     /// byte stays constant).
     fn set_value(&mut self, i: usize, value: &str) {
         let e = self.entries[i];
-        let old_len = e.value_len as usize;
+        let old_len = e.value_len();
         let value_len = u32::try_from(value.len()).expect("values shorter than 4 GiB");
         if !value.is_empty() {
             let at = e.packed.at();
@@ -449,7 +474,7 @@ impl Store {
             self.entries[i].packed = e.packed.with_at(new_at);
         }
         self.garbage += old_len;
-        self.entries[i].value_len = value_len;
+        self.entries[i].len_or_since = value_len;
     }
 
     /// Merges a write at local wall time `now_wall` (when a tombstone
@@ -535,7 +560,9 @@ impl Store {
         };
         let prev = (outcome != Outcome::Refreshed && !(old.deleted && w.deleted))
             .then(|| value_hash(old_value));
-        let changed = old_value != value;
+        // A tombstone coming back to life gets its value length back in
+        // place of its time, even an empty one.
+        let changed = old_value != value || (old.deleted && !w.deleted);
         match (old.deleted, w.deleted) {
             (true, false) => self.live += 1,
             (false, true) => self.live -= 1,
@@ -550,7 +577,9 @@ impl Store {
         let replaced = std::mem::replace(&mut e.origin, origin);
         self.release(replaced);
         self.set_deleted(i, w.deleted);
-        self.set_buried(i, w.deleted, now_wall);
+        if w.deleted {
+            self.set_buried(i, now_wall);
+        }
         self.set_side(i, w.expires, prev);
         self.maybe_compact();
         outcome
@@ -573,14 +602,14 @@ impl Store {
         self.entries.push(Entry {
             packed,
             clock: w.version.clock,
-            value_len,
+            len_or_since: value_len,
             origin,
         });
         if w.expires != 0 {
             self.set_side(i, w.expires, None);
         }
         if w.deleted {
-            self.set_buried(i, true, now_wall);
+            self.set_buried(i, now_wall);
             Outcome::TombstoneUpdated
         } else {
             self.live += 1;
@@ -613,7 +642,7 @@ impl Store {
         let (prev, expires) = (value_hash(t.value), t.expires);
         self.set_value(i, "");
         self.set_deleted(i, true);
-        self.set_buried(i, true, now_wall);
+        self.set_buried(i, now_wall);
         self.set_side(i, expires, Some(prev));
         self.live -= 1;
         self.maybe_compact();
@@ -636,7 +665,7 @@ impl Store {
                 return false;
             }
             let n = i as u32;
-            let since = self.buried.get(&n).copied().unwrap_or(0);
+            let since = e.buried_ms();
             let mut until = since.saturating_add(grace);
             if flags & HAS_EXPIRY != 0 {
                 let expires = self.expiries.get(&n).copied().unwrap_or(0);
@@ -685,13 +714,12 @@ impl Store {
             .enumerate()
             .filter(|&(i, _)| keep(i))
             .map(|(_, e)| e)
-            .map(|e| e.packed.key_len() + e.value_len as usize)
+            .map(|e| e.packed.key_len() + e.value_len())
             .sum();
         let mut text = String::with_capacity(live_text);
         let mut entries = Vec::with_capacity(self.entries.len());
         let mut expiries = HashMap::with_hasher(self.hasher);
         let mut prev = HashMap::with_hasher(self.hasher);
-        let mut buried = HashMap::with_hasher(self.hasher);
         let mut origins = Vec::new();
         let mut origin_refs: Vec<u32> = Vec::new();
         let mut origin_ids: HashMap<u64, u32, Hasher> = HashMap::with_hasher(self.hasher);
@@ -700,7 +728,7 @@ impl Store {
                 continue;
             }
             let at = e.packed.at();
-            let len = e.packed.key_len() + e.value_len as usize;
+            let len = e.packed.key_len() + e.value_len();
             let n = entries.len() as u32;
             let mut e = *e;
             e.packed = e.packed.with_at(text.len());
@@ -718,9 +746,6 @@ impl Store {
             if let Some(&p) = self.prev.get(&(old as u32)) {
                 prev.insert(n, p);
             }
-            if let Some(&t) = self.buried.get(&(old as u32)) {
-                buried.insert(n, t);
-            }
             entries.push(e);
         }
         let index = Index::build(entries.len(), entry_hashes(&entries, &text, &self.hasher));
@@ -734,7 +759,6 @@ impl Store {
         self.index = index;
         self.expiries = expiries;
         self.prev = prev;
-        self.buried = buried;
         self.origins = origins;
         self.origin_ids = origin_ids;
         self.origin_refs = origin_refs;
@@ -960,6 +984,32 @@ mod tests {
         assert_eq!(s.tombstone_since("b"), Some(5_000), "renumbered with it");
         assert_eq!(s.collect_tombstones(6_000, 1_000, 1_000), 1);
         assert!(s.get("b").is_none());
+    }
+
+    #[test]
+    fn a_tombstone_keeps_its_time_in_its_entry_and_gives_it_back_when_revived() {
+        let mut s = Store::new();
+        s.merge("k", w("value", 1), 0);
+        s.merge("k", del(2), 1_500);
+        // To the second, rounded up: the grace is never cut short.
+        assert_eq!(s.tombstone_since("k"), Some(2_000));
+        assert_eq!(s.get("k").unwrap().value, "");
+        assert_eq!(s.garbage, "value".len());
+        // Back to life with an empty value, then with a value: the time's
+        // place holds the length again, and no garbage is invented.
+        assert_eq!(s.merge("k", w("", 3), 2_000), Outcome::Stored);
+        assert_eq!((s.value("k"), s.tombstone_since("k")), (Some(""), None));
+        s.merge("k", del(4), 3_000);
+        assert_eq!(s.merge("k", w("again", 5), 4_000), Outcome::Stored);
+        assert_eq!(s.value("k"), Some("again"));
+        // The first value and the key's old copy (a new value is written
+        // after the text with a copy of the key).
+        assert_eq!(s.garbage, "value".len() + "k".len());
+        // Compaction keeps tombstones' times.
+        s.merge("j", del(6), 7_000);
+        s.rebuild(|_| true);
+        assert_eq!(s.tombstone_since("j"), Some(7_000));
+        assert_eq!(s.value("k"), Some("again"));
     }
 
     #[test]

@@ -182,3 +182,18 @@ fn reads_a_file_written_by_czmq() {
     c.connect("inproc://czmq-wrote-this").unwrap();
     wait_status(&c, 1, T);
 }
+
+#[test]
+fn clock_drift_and_expired_grace_are_settings_and_their_counters_show() {
+    let n = Node::new("n").unwrap();
+    n.send(&["SET", "server/max-clock-drift", "5000"]).unwrap();
+    n.send(&["SET", "server/expired-grace", "10000"]).unwrap();
+    for path in ["server/max-clock-drift", "server/expired-grace"] {
+        let e = n.send(&["SET", path, "soon"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains(path), "{e}");
+    }
+    let st = n.stats().unwrap();
+    assert_eq!(st["future-versions"], 0);
+    assert_eq!(st["expired-on-arrival"], 0);
+}

@@ -245,3 +245,48 @@ fn rejoin_moves_only_the_missing_tuples() {
     assert!((10..=30).contains(&moved), "moved {moved} tuples");
     assert!(frames < 400, "{frames} frames");
 }
+
+/// The churn of issue 22 on the simulated network: twenty nodes around a
+/// hub, one of them recreated (a new node id, an empty store) every
+/// second, each publishing its presence with a 2 s time to live every
+/// second. What every node holds must level off: tombstones of expired
+/// presence go after the short grace, the ids of gone nodes with them.
+#[test]
+fn nodes_recreated_every_second_with_short_ttls_keep_stores_bounded() {
+    let seed = seeds(1)[0];
+    let n = 21;
+    let mut sim = Sim::new(n, seed, Sim::fast_settings());
+    for i in 1..n {
+        sim.connect(i, 0);
+    }
+    let mut peak = (0, 0);
+    for second in 0..600u64 {
+        sim.restart(1 + (second % 20) as usize);
+        for i in 1..n {
+            let id = sim.engine(i).unwrap().id();
+            sim.publish(i, &format!("presence/{id:x}"), "here", Some(2_000));
+        }
+        let t = sim.now_ms() + 1_000;
+        sim.run_until(t);
+        if second >= 120 {
+            for i in 0..n {
+                let store = sim.engine(i).unwrap().store();
+                peak = (
+                    peak.0.max(store.entries()),
+                    peak.1.max(store.origin_count()),
+                );
+            }
+        }
+    }
+    // 20 live presence records, and the one a recreated node left each
+    // second, kept for its 2 s, the 60 s grace and a collection interval
+    // (6 s) after it expired; before, such tombstones stayed for the
+    // full grace (an hour here) and grew with time.
+    let bound = 20 + (2 + 60 + 6) + 12;
+    eprintln!(
+        "peak over every node: {} entries, {} node ids",
+        peak.0, peak.1
+    );
+    assert!(peak.0 <= bound, "{} entries (bound {bound})", peak.0);
+    assert!(peak.1 <= bound, "{} node ids (bound {bound})", peak.1);
+}

@@ -990,22 +990,20 @@ impl Engine {
         }
         let s = &self.settings;
         self.hlc.observe(t.clock, now.wall_ms, s.max_clock_ahead_ms);
-        let held = self.store.get(t.key).is_some();
-        // Too old to matter: a tombstone past its grace period. (Tombstones
-        // are kept for their grace from when a node stored them, so one
-        // whose version is older than the grace may have been collected
-        // everywhere already; taking it again would pass it around for
-        // ever.)
-        if t.deleted
-            && version.wall_ms().saturating_add(s.tombstone_grace_ms) < now.wall_ms
-            && !held
-        {
-            return;
-        }
+        // Too old to matter, when nothing of the key is held: a tombstone
+        // past its grace period (tombstones are kept for their grace from
+        // when a node stored them, so one whose version is older than the
+        // grace may have been collected everywhere already; taking it
+        // again would pass it around for ever), or a write whose time ran
+        // out (every node expired it by now: nothing to remember it by).
+        // The key is looked up only for these.
+        let too_old =
+            t.deleted && version.wall_ms().saturating_add(s.tombstone_grace_ms) < now.wall_ms;
         let expired = t.expires != 0 && t.expires <= now.wall_ms;
-        if expired && !held {
-            // Every node expired it by now: nothing to remember it by.
-            self.stats.expired_on_arrival += 1;
+        if (too_old || expired) && self.store.get(t.key).is_none() {
+            if expired {
+                self.stats.expired_on_arrival += 1;
+            }
             return;
         }
         let w = Write {
