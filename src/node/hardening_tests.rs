@@ -306,3 +306,22 @@ fn a_key_refreshed_with_a_long_ttl_does_not_pile_up_expiries() {
     run(&mut e, 100_000, 100_000);
     assert_eq!(e.store().value("k"), Some("v"));
 }
+
+/// A shorter grace set while the node runs takes effect at once: the next
+/// collection is not the one planned with the old grace.
+#[test]
+fn a_shorter_grace_set_later_is_used_at_once() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.handle_timeout(at(0)); // plans the next collection with the defaults
+    e.publish("k", "v", Some(10), at(0));
+    e.handle_timeout(at(20)); // expired: a tombstone
+    assert_eq!(e.store().entries(), 1);
+    e.set_settings(Settings {
+        expired_grace_ms: 100,
+        ..Settings::default()
+    });
+    for t in (0..2_000).step_by(50) {
+        e.handle_timeout(at(100 + t));
+    }
+    assert_eq!(e.store().entries(), 0, "collected with the new grace");
+}

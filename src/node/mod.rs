@@ -474,6 +474,9 @@ impl Engine {
     pub fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;
         self.next_tick = None;
+        // The collection's cadence follows the graces: a shorter one set
+        // now must not wait for a round planned with the old one.
+        self.next_gc = 0;
     }
 
     pub fn store(&self) -> &Store {
