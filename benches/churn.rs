@@ -47,10 +47,13 @@ fn run(label: &str, settings: Settings, seconds: u64) {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs a quick one.
+    let quick =
+        std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let seconds = std::env::var("CHURN_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3_600);
+        .unwrap_or(if quick { 120 } else { 3_600 });
     let now = Settings {
         tombstone_grace_ms: Settings::default().tombstone_grace_ms,
         expired_grace_ms: Settings::default().expired_grace_ms,

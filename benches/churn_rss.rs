@@ -28,10 +28,13 @@ fn start(i: usize, hub: &str) -> Node {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs a quick one.
+    let quick =
+        std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let seconds: u64 = std::env::var("CHURN_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3_600);
+        .unwrap_or(if quick { 3 } else { 3_600 });
     let hub = Node::new("hub").unwrap();
     let port = hub.bind("tcp://127.0.0.1:*").unwrap().unwrap();
     let ep = format!("tcp://127.0.0.1:{port}");

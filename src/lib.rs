@@ -10,6 +10,7 @@ mod actor;
 pub mod beacon;
 mod command;
 pub mod config;
+mod control;
 pub mod curve;
 pub mod endpoint;
 mod error;

@@ -40,14 +40,15 @@ impl NodeWaker {
 
 use crate::command::{Command, Envelope};
 use crate::config::Config;
+use crate::control::access::Access;
+use crate::control::{reply, settings};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::inbox::{Batch, Inbox, Next};
 use crate::node::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::replies::Replies;
-use crate::security::{AddressCounts, Limits, Policy, Usage};
-use crate::wire::curve::{ClientCheck, Keypair};
-use crate::wire::{ext, z85, zmtp};
+use crate::security::{Limits, Usage};
+use crate::wire::{ext, zmtp};
 
 use net::{Listener, Stream};
 
@@ -136,39 +137,9 @@ pub(crate) struct Reactor {
     /// Commands were left in the queue (budget used up).
     commands_pending: bool,
     running: bool,
-    security: Security,
+    access: Access,
     /// UDP discovery, after DISCOVER.
     discovery: Option<crate::beacon::node::Driver>,
-}
-
-/// CURVE keys, access rules and limits of a node.
-#[derive(Default)]
-struct Security {
-    /// Our key pair, once a secret key is set (or drawn for a CURVE dial).
-    keys: Option<Keypair>,
-    /// A public key set before the secret key (checked against it).
-    public: Option<[u8; 32]>,
-    /// Secret key set: inbound connections are CURVE.
-    server: bool,
-    zap_domain: String,
-    policy: Arc<Policy>,
-    limits: Limits,
-    /// Server public keys of CURVE remotes.
-    remote_keys: HashMap<RemoteId, [u8; 32]>,
-    addresses: AddressCounts,
-    inbound: usize,
-    /// Plain (NULL) dials made while the node has a CURVE key pair.
-    plain_dials: u64,
-    /// Bytes of incomplete frames held by all connections.
-    held_input: usize,
-    /// The per-second usage of connections from an address that closed
-    /// within the current second: a reconnection carries it on.
-    recent_usage: HashMap<std::net::IpAddr, (Usage, u64)>,
-    /// Connections closed for `limits/frame-timeout` and
-    /// `limits/input-buffers`, and refused at the descriptor limit.
-    stalled_closed: u64,
-    input_refused: u64,
-    fd_refused: u64,
 }
 
 impl Reactor {
@@ -248,7 +219,7 @@ impl Reactor {
             wake_pending: wake_pending.clone(),
             commands_pending: false,
             running: true,
-            security: Security::default(),
+            access: Access::default(),
             discovery: None,
         };
         Ok((reactor, waker))
@@ -336,9 +307,9 @@ impl Reactor {
             if let Some(d) = self.discovery.as_mut() {
                 let links = crate::beacon::node::Links {
                     engine: &mut self.engine,
-                    remote_keys: &mut self.security.remote_keys,
+                    remote_keys: &mut self.access.remote_keys,
                 };
-                d.readable(links, &self.security.policy, now);
+                d.readable(links, &self.access.policy, now);
             }
         } else if !self.conns.contains_key(&token) && self.listeners.contains_key(&token) {
             // Connections first: one look-up of a map already at hand
@@ -389,9 +360,9 @@ impl Reactor {
             if d.poll_timeout() <= now.mono_ms {
                 let links = crate::beacon::node::Links {
                     engine: &mut self.engine,
-                    remote_keys: &mut self.security.remote_keys,
+                    remote_keys: &mut self.access.remote_keys,
                 };
-                d.timeout(links, &self.security.policy, now);
+                d.timeout(links, &self.access.policy, now);
             }
         }
         self.engine.handle_timeout(now);
@@ -481,7 +452,7 @@ impl Reactor {
         self.commands_pending = false;
         while let Ok((stream, pair)) = self.inproc_rx.try_recv() {
             let stream = Stream::Unix(mio::net::UnixStream::from_std(stream), Some((pair, true)));
-            let refuse = self.refusal(None);
+            let refuse = self.access.refusal(None);
             self.add_conn_with(
                 stream,
                 Role::Inbound,
@@ -583,15 +554,12 @@ impl Reactor {
             }
             Command::Status => {
                 self.flush_deliveries();
-                Ok(Some(vec![
-                    "STATUS".into(),
-                    self.engine.store().len().to_string(),
-                ]))
+                Ok(Some(reply::status(self.engine.store())))
             }
             Command::Connect(ep, key) => {
                 let remote = self.engine.add_remote(&ep.to_string(), now);
                 if let Some(key) = key {
-                    self.security.remote_keys.insert(remote, key);
+                    self.access.remote_keys.insert(remote, key);
                 }
                 Ok(None)
             }
@@ -604,7 +572,7 @@ impl Reactor {
             | Command::Deny(_)
             | Command::CurveAllow(_)
             | Command::CurveAny
-            | Command::CurveCerts(_) => self.execute_security(cmd),
+            | Command::CurveCerts(_) => self.execute_access(cmd),
             Command::Publish { key, value, ttl_ms } => {
                 self.engine.publish(&key, &value, ttl_ms, now);
                 Ok(None)
@@ -615,62 +583,27 @@ impl Reactor {
             }
             Command::Stats => {
                 self.flush_deliveries();
-                let st = self.engine.stats();
-                let store = self.engine.store();
-                let counters = [
-                    ("tuples", store.len() as u64),
-                    ("tombstones", (store.entries() - store.len()) as u64),
-                    ("connections", self.engine.connection_count() as u64),
-                    ("frames-in", st.frames_in),
-                    ("frames-out", st.frames_out),
-                    ("tuples-applied", st.tuples_applied),
-                    ("sync-tuples-out", st.sync_tuples_out),
-                    ("expired", st.expired),
-                    ("tombstones-collected", st.tombstones_collected),
-                    ("future-versions", st.future_versions),
-                    ("expired-on-arrival", st.expired_on_arrival),
-                    ("invalid-sent", st.invalid_sent),
-                    ("malformed", st.malformed),
-                    ("sessions-expired", st.sessions_expired),
-                    ("oversize-tuples", st.oversize_tuples),
-                    ("idle-closed", st.idle_closed),
-                    ("oversize-skipped", st.oversize_skipped),
-                    ("input-held", self.security.held_input as u64),
-                    ("stalled-closed", self.security.stalled_closed),
-                    ("input-refused", self.security.input_refused),
-                    ("fd-refused", self.security.fd_refused),
+                let own = [
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
                     ("handoff-reads", self.handoff_reads),
-                    ("plain-dials", self.security.plain_dials),
                 ];
-                let mut reply = vec!["STATS".to_string()];
                 let discovery = self.discovery.as_ref().map(|d| d.counters());
-                for (name, value) in counters.into_iter().chain(discovery.into_iter().flatten()) {
-                    reply.push(name.to_string());
-                    reply.push(value.to_string());
-                }
-                Ok(Some(reply))
+                Ok(Some(reply::stats(
+                    reply::engine_counters(&self.engine)
+                        .into_iter()
+                        .chain(self.access.counters())
+                        .chain(own)
+                        .chain(discovery.into_iter().flatten()),
+                )))
             }
             Command::Get(key) => {
                 self.flush_deliveries();
-                let mut reply = vec!["VALUE".to_string(), key.clone()];
-                if let Some(v) = self.engine.store().value(&key) {
-                    reply.push(v.to_string());
-                }
-                Ok(Some(reply))
+                Ok(Some(reply::value(self.engine.store(), &key)))
             }
             Command::Keys(prefix) => {
                 self.flush_deliveries();
-                let mut reply = vec!["KEYS".to_string()];
-                reply.extend(
-                    self.engine
-                        .store()
-                        .live()
-                        .filter(|(k, _)| k.starts_with(prefix.as_str()))
-                        .map(|(k, _)| k.to_string()),
-                );
-                Ok(Some(reply))
+                Ok(Some(reply::keys(self.engine.store(), &prefix)))
             }
             Command::Discover(args) => self.discover(&args, now).map(Some),
             Command::Set(path, value) => self.set(&path, &value).map(|_| None),
@@ -688,88 +621,24 @@ impl Reactor {
     }
 
     /// The CURVE, authentication and key commands.
-    fn execute_security(&mut self, cmd: Command) -> Result<Option<Vec<String>>> {
-        let sec = &mut self.security;
-        match cmd {
-            Command::SetPublicKey(public) => {
-                if let Some(k) = &sec.keys {
-                    if sec.server && k.public != public {
-                        return Err(Error::Config(
-                            "SET PUBLICKEY: the key does not belong to the secret key set".into(),
-                        ));
-                    }
-                }
-                sec.public = Some(public);
-            }
-            Command::SetSecretKey(secret) => self.set_keys(Keypair::from_secret(secret))?,
-            Command::ZapDomain(domain) => sec.zap_domain = domain,
-            Command::Keygen => {
-                let k = Keypair::generate().map_err(Error::Config)?;
-                return Ok(Some(vec![
-                    "KEYGEN".into(),
-                    z85::encode_key(&k.public),
-                    z85::encode_key(&k.secret),
-                ]));
-            }
-            Command::Cert(path) => {
-                let cert = crate::curve::load_cert(&path)?;
-                let Some(secret) = cert.secret else {
-                    return Err(Error::Config(format!(
-                        "CERT {path}: no secret key (neither {path}_secret nor {path} has one)"
-                    )));
+    fn execute_access(&mut self, cmd: Command) -> Result<Option<Vec<String>>> {
+        let done = self.access.execute(cmd)?;
+        if let Some(line) = &done.trace {
+            self.trace(format_args!("{line}"));
+        }
+        if let Some(public) = done.keys_set {
+            let now = self.now();
+            if let Some(d) = self.discovery.as_mut() {
+                // From now on the node speaks only CURVE: its beacons carry
+                // its key, and peers found in plain are dropped.
+                let links = crate::beacon::node::Links {
+                    engine: &mut self.engine,
+                    remote_keys: &mut self.access.remote_keys,
                 };
-                let secret = crate::curve::decode_key("secret-key", &secret)?;
-                sec.public = None;
-                self.set_keys(Keypair::from_secret(secret))?;
-            }
-            Command::Allow(ips) => Arc::make_mut(&mut sec.policy).allow(&ips),
-            Command::Deny(ips) => Arc::make_mut(&mut sec.policy).deny(&ips),
-            Command::CurveAllow(keys) => Arc::make_mut(&mut sec.policy).curve_allow(&keys),
-            Command::CurveAny => Arc::make_mut(&mut sec.policy).curve_allow_any(),
-            Command::CurveCerts(dir) => {
-                let keys = crate::curve::load_public_certs(&dir)?;
-                self.trace(format_args!("CURVE: {} client keys from {dir}", keys.len()));
-                Arc::make_mut(&mut self.security.policy).curve_allow(&keys);
-            }
-            _ => {}
-        }
-        Ok(None)
-    }
-
-    /// Our long-term key pair: from now on inbound connections are CURVE.
-    fn set_keys(&mut self, keys: Keypair) -> Result<()> {
-        if let Some(public) = self.security.public {
-            if public != keys.public {
-                return Err(Error::Config(
-                    "SET SECRETKEY: the key does not belong to the public key set".into(),
-                ));
+                d.set_public_key(Some(&public), links, now);
             }
         }
-        self.trace(format_args!(
-            "CURVE server, public key {}",
-            z85::encode_key(&keys.public)
-        ));
-        let public = keys.public;
-        self.security.keys = Some(keys);
-        self.security.server = true;
-        let now = self.now();
-        if let Some(d) = self.discovery.as_mut() {
-            // From now on the node speaks only CURVE: its beacons carry its
-            // key, and peers found in plain are dropped.
-            let links = crate::beacon::node::Links {
-                engine: &mut self.engine,
-                remote_keys: &mut self.security.remote_keys,
-            };
-            d.set_public_key(Some(&public), links, now);
-        }
-        Ok(())
-    }
-
-    /// The public key a node announces: set when the node has its own key
-    /// pair (`SET SECRETKEY`, `CERT`), not one drawn for a CURVE dial.
-    fn curve_public_key(&self) -> Option<[u8; 32]> {
-        let sec = &self.security;
-        sec.keys.as_ref().filter(|_| sec.server).map(|k| k.public)
+        Ok(done.reply)
     }
 
     fn bind(&mut self, ep: &Endpoint) -> Result<()> {
@@ -813,7 +682,7 @@ impl Reactor {
         if let Some(old) = self.discovery.take() {
             let links = crate::beacon::node::Links {
                 engine: &mut self.engine,
-                remote_keys: &mut self.security.remote_keys,
+                remote_keys: &mut self.access.remote_keys,
             };
             old.stop(&self.registry, links, now);
         }
@@ -842,7 +711,7 @@ impl Reactor {
             &options,
             self.engine.id(),
             port,
-            self.curve_public_key().as_ref(),
+            self.access.curve_public_key().as_ref(),
             &self.registry,
             self.tok(crate::beacon::node::TOKEN),
             now.mono_ms,
@@ -851,7 +720,7 @@ impl Reactor {
         self.trace(format_args!(
             "discovering on {hostname}, UDP port {}, advertising TCP port {port} ({})",
             options.port,
-            if self.security.server {
+            if self.access.server {
                 "CURVE: only peers that beacon a public key"
             } else {
                 "plain: only peers that beacon no key"
@@ -904,87 +773,16 @@ impl Reactor {
 
     /// Applies the settings the node reads from its configuration tree.
     fn apply_config(&mut self, cfg: &Config) -> Result<()> {
-        let mut s = self.engine.settings().clone();
-        let ms = |path: &str, current: u64| -> Result<u64> {
-            match cfg.get(path) {
-                None => Ok(current),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                    Error::Config(format!(
-                        "{path} must be a number of milliseconds, got '{v}'"
-                    ))
-                }),
-            }
-        };
-        s.session_timeout_ms = ms("server/timeout", Settings::default().session_timeout_ms)?;
-        s.ping_interval_ms = ms("remote/ping-interval", s.ping_interval_ms)?.max(1);
-        s.remote_timeout_ms = ms("remote/timeout", s.remote_timeout_ms)?.max(1);
-        s.reconnect_ivl_ms = ms("remote/reconnect-ivl", s.reconnect_ivl_ms)?.max(1);
-        s.reconnect_ivl_max_ms = ms("remote/reconnect-ivl-max", s.reconnect_ivl_max_ms)?.max(1);
-        s.sync_interval_ms = ms("server/sync-interval", s.sync_interval_ms)?.max(1);
-        s.tombstone_grace_ms = ms("server/tombstone-grace", s.tombstone_grace_ms)?;
-        s.idle_timeout_ms = ms("limits/idle-timeout", Settings::default().idle_timeout_ms)?.max(1);
-        s.expired_grace_ms = ms("server/expired-grace", s.expired_grace_ms)?;
-        s.max_clock_ahead_ms = ms("server/max-clock-drift", s.max_clock_ahead_ms)?;
-        let extensions = match cfg.get("server/extensions").map(str::trim) {
-            None | Some("1") => true,
-            Some("0") => false,
-            Some(v) => {
-                return Err(Error::Config(format!(
-                    "server/extensions must be 0 or 1, got '{v}'"
-                )))
-            }
-        };
-        self.extensions = extensions;
-        self.linger_ms = ms("server/linger", self.linger_ms)?;
-        let d = Limits::default();
-        let num = |path: &str, default: u64| -> Result<u64> {
-            match cfg.get(path) {
-                None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                    Error::Config(format!("{path} must be a whole number, got '{v}'"))
-                }),
-            }
-        };
-        s.max_backlog_bytes = usize::try_from(num(
-            "limits/max-backlog",
-            Settings::default().max_backlog_bytes as u64,
-        )?)
-        .unwrap_or(usize::MAX)
-        .max(64 << 10);
-        let max_frame = num("limits/max-frame", d.max_frame as u64)?;
-        let limits = Limits {
-            max_frame: usize::try_from(max_frame)
-                .unwrap_or(usize::MAX)
-                .max(crate::security::MIN_MAX_FRAME),
-            handshake_timeout_ms: num("limits/handshake-timeout", d.handshake_timeout_ms)?.max(1),
-            connections_per_address: usize::try_from(num(
-                "limits/connections-per-address",
-                d.connections_per_address as u64,
-            )?)
-            .unwrap_or(usize::MAX),
-            connections: usize::try_from(num("limits/connections", d.connections as u64)?)
-                .unwrap_or(usize::MAX),
-            tuples_per_second: num("limits/tuples-per-second", d.tuples_per_second)?,
-            bytes_per_second: num("limits/bytes-per-second", d.bytes_per_second)?,
-            frame_timeout_ms: num("limits/frame-timeout", d.frame_timeout_ms)?.max(1),
-            input_buffers: usize::try_from(num("limits/input-buffers", d.input_buffers as u64)?)
-                .unwrap_or(usize::MAX),
-        };
-        let limit = ms("server/pipe-limit", crate::replies::DEFAULT_LIMIT as u64)?;
-        self.replies
-            .set_limit(usize::try_from(limit).unwrap_or(usize::MAX));
-        let verbose = cfg.get("server/verbose").map(str::trim);
-        if matches!(verbose, Some(v) if v != "0" && !v.is_empty()) {
+        let n = settings::from_config(cfg, self.engine.settings(), self.linger_ms)?;
+        self.extensions = n.extensions;
+        self.linger_ms = n.linger_ms;
+        self.replies.set_limit(n.pipe_limit);
+        if n.verbose {
             self.engine.set_verbose(true);
         }
-        if s.session_timeout_ms == 0 {
-            // CZMQ treats 0 as "never expire".
-            s.session_timeout_ms = u64::MAX / 4;
-        }
-        s.max_frame = limits.max_frame;
-        self.commands.set_max_frame(limits.max_frame);
-        self.engine.set_settings(s);
-        self.security.limits = limits;
+        self.commands.set_max_frame(n.limits.max_frame);
+        self.engine.set_settings(n.engine);
+        self.access.limits = n.limits;
         Ok(())
     }
 
@@ -1063,11 +861,19 @@ impl Reactor {
             ));
             properties.push((
                 ext::MAX_FRAME_PROPERTY.to_string(),
-                self.security.limits.max_frame.to_string().into_bytes(),
+                self.access.limits.max_frame.to_string().into_bytes(),
             ));
         }
-        let mechanism = match self.mechanism_for(role) {
-            Ok(m) => m,
+        let mechanism = match self.access.mechanism_for(role) {
+            Ok((m, plain)) => {
+                if plain {
+                    self.trace(format_args!(
+                        "dialling {peer} in plain (NULL): CONNECT named no server key, \
+                         though this node has a CURVE key pair"
+                    ));
+                }
+                m
+            }
             Err(e) => {
                 self.trace(format_args!("cannot dial {peer}: {e}"));
                 let _ = self.registry.deregister(&mut stream);
@@ -1081,25 +887,25 @@ impl Reactor {
         let zmtp = zmtp::Connection::new(zmtp::Config {
             socket_type,
             as_server: false,
-            max_frame: self.security.limits.max_frame,
+            max_frame: self.access.limits.max_frame,
             properties,
             mechanism,
             refuse,
         });
         if let Some(ip) = ip {
-            self.security.addresses.add(ip);
+            self.access.addresses.add(ip);
         }
         if role == Role::Inbound {
-            self.security.inbound += 1;
+            self.access.inbound += 1;
         }
         // A reconnection from an address carries on that address's usage of
         // the current second.
         let now_ms = self.now().mono_ms;
         let usage = ip
-            .and_then(|ip| self.security.recent_usage.get(&ip))
+            .and_then(|ip| self.access.recent_usage.get(&ip))
             .filter(|(u, _)| u.current(now_ms))
             .map_or_else(Usage::default, |(u, spent)| {
-                u.carried_over(*spent, &self.security.limits)
+                u.carried_over(*spent, &self.access.limits)
             });
         let born_ms = self.now().mono_ms;
         self.conns.insert(
@@ -1127,80 +933,6 @@ impl Reactor {
         self.conn_ready(token, ReadMode::Drain);
     }
 
-    /// The security mechanism of a new connection: CURVE server for
-    /// inbound ones once a secret key is set; CURVE client for a remote
-    /// CONNECTed with a server key.
-    fn mechanism_for(&mut self, role: Role) -> std::result::Result<zmtp::MechanismConfig, String> {
-        let sec = &mut self.security;
-        match role {
-            Role::Inbound => match (&sec.keys, sec.server) {
-                (Some(keys), true) => {
-                    let policy = sec.policy.clone();
-                    let check =
-                        ClientCheck(Arc::new(move |key: &[u8; 32]| policy.check_curve_key(key)));
-                    Ok(zmtp::MechanismConfig::CurveServer {
-                        keys: keys.clone(),
-                        check: Some(check),
-                    })
-                }
-                _ => Ok(zmtp::MechanismConfig::Null),
-            },
-            Role::Outbound(remote) => match sec.remote_keys.get(&remote) {
-                None => {
-                    if sec.server {
-                        // Only an explicit CONNECT without a server key
-                        // gets here (discovery dials a secured node's peers
-                        // as CURVE clients): the one plain link a secured
-                        // node may open. Counted and traced.
-                        sec.plain_dials += 1;
-                        let endpoint = self
-                            .engine
-                            .remote_endpoint(remote)
-                            .unwrap_or_default()
-                            .to_string();
-                        self.trace(format_args!(
-                            "dialling {endpoint} in plain (NULL): CONNECT named no server key, \
-                             though this node has a CURVE key pair"
-                        ));
-                    }
-                    Ok(zmtp::MechanismConfig::Null)
-                }
-                Some(server_key) => {
-                    if sec.keys.is_none() {
-                        // A client needs a long-term key pair; a node with
-                        // none gets one for its lifetime.
-                        sec.keys = Some(Keypair::generate()?);
-                    }
-                    let keys = sec.keys.clone().ok_or("no key pair")?;
-                    Ok(zmtp::MechanismConfig::CurveClient {
-                        keys,
-                        server_key: *server_key,
-                    })
-                }
-            },
-        }
-    }
-
-    /// Why a new inbound connection is refused, if it is.
-    fn refusal(&self, ip: Option<std::net::IpAddr>) -> Option<String> {
-        let sec = &self.security;
-        let limits = &sec.limits;
-        if limits.connections > 0 && sec.inbound >= limits.connections {
-            return Some(format!("limits/connections reached ({} open)", sec.inbound));
-        }
-        let ip = ip?;
-        if let Err(why) = sec.policy.check_address(ip) {
-            return Some(why);
-        }
-        let open = sec.addresses.count(ip);
-        if limits.connections_per_address > 0 && open >= limits.connections_per_address {
-            return Some(format!(
-                "limits/connections-per-address reached ({open} open from {ip})"
-            ));
-        }
-        None
-    }
-
     fn accept(&mut self, token: Token) {
         loop {
             let Some((listener, name)) = self.listeners.get(&token) else {
@@ -1213,11 +945,11 @@ impl Reactor {
                         Stream::Tcp(s, _) => s.peer_addr().ok().map(|a| a.ip()),
                         Stream::Unix(..) => None,
                     };
-                    let refuse = self.refusal(ip);
+                    let refuse = self.access.refusal(ip);
                     match &refuse {
                         Some(why) => self.trace(format_args!(
                             "refusing {peer} on {name} (ZAP domain '{}'): {why}",
-                            self.security.zap_domain
+                            self.access.zap_domain
                         )),
                         None => self.trace(format_args!("accepted {peer} on {name}")),
                     }
@@ -1238,7 +970,7 @@ impl Reactor {
                     });
                     match taken {
                         Some(Ok(())) => {
-                            self.security.fd_refused += 1;
+                            self.access.fd_refused += 1;
                             let name = self.listeners.get(&token).map(|(_, n)| n.clone());
                             self.trace(format_args!(
                                 "refused a connection on {}: out of file descriptors ({e})",
@@ -1335,7 +1067,7 @@ impl Reactor {
             engine,
             backlog,
             extensions,
-            security,
+            access,
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
@@ -1364,7 +1096,7 @@ impl Reactor {
                     let data = &read_buf[got.start..got.end];
                     total += data.len();
                     if !data.is_empty() {
-                        let limits = &security.limits;
+                        let limits = &access.limits;
                         take_in(c, engine, *extensions, limits, id, now, data)?;
                     }
                     if mode != ReadMode::Drain && !got.more {
@@ -1379,7 +1111,7 @@ impl Reactor {
         // What the codec holds of an incomplete frame counts against the
         // node's budget, and is timed while no frame completes.
         let held = c.zmtp.buffered_input();
-        security.held_input = security.held_input - c.held_input + held;
+        access.held_input = access.held_input - c.held_input + held;
         let progressed = held < c.held_input || engine.stats().frames_in != frames_before;
         c.held_input = held;
         c.partial_since = match (held, c.partial_since) {
@@ -1387,12 +1119,12 @@ impl Reactor {
             (_, Some(since)) if !progressed => Some(since),
             _ => Some(now.mono_ms),
         };
-        let budget = security.limits.input_buffers;
-        if budget > 0 && held > 0 && security.held_input > budget {
-            security.input_refused += 1;
+        let budget = access.limits.input_buffers;
+        if budget > 0 && held > 0 && access.held_input > budget {
+            access.input_refused += 1;
             let why = format!(
                 "limits/input-buffers reached ({} bytes of incomplete frames held, limit {budget})",
-                security.held_input
+                access.held_input
             );
             c.zmtp.fail(&why);
             return Err(why);
@@ -1516,16 +1248,16 @@ impl Reactor {
             let _ = c.stream.write(c.zmtp.pending_output());
         }
         if let Some(ip) = c.ip {
-            self.security.addresses.remove(ip);
+            self.access.addresses.remove(ip);
             let tuples = self.engine.tuples_received(token.0 as ConnId);
             if c.usage.current(now.mono_ms) {
                 let spent = c.usage.tuples_in_window(tuples);
-                self.security.recent_usage.insert(ip, (c.usage, spent));
+                self.access.recent_usage.insert(ip, (c.usage, spent));
             }
         }
-        self.security.held_input -= c.held_input;
+        self.access.held_input -= c.held_input;
         if c.role == Role::Inbound {
-            self.security.inbound = self.security.inbound.saturating_sub(1);
+            self.access.inbound = self.access.inbound.saturating_sub(1);
         }
         let _ = self.registry.deregister(&mut c.stream);
         if c.ready {
@@ -1583,13 +1315,13 @@ impl Reactor {
 
     fn housekeeping(&mut self, now: Now) {
         if now.mono_ms >= self.next_handshake_check {
-            let limit = self.security.limits.handshake_timeout_ms;
+            let limit = self.access.limits.handshake_timeout_ms;
             self.next_handshake_check = now.mono_ms + (limit / 2).clamp(10, 1_000);
             let late: Vec<Token> = self
                 .conns
                 .iter()
                 .filter(|(_, c)| {
-                    !c.ready && now.mono_ms - c.born_ms > self.security.limits.handshake_timeout_ms
+                    !c.ready && now.mono_ms - c.born_ms > self.access.limits.handshake_timeout_ms
                 })
                 .map(|(t, _)| *t)
                 .collect();
@@ -1600,7 +1332,7 @@ impl Reactor {
                 let why = format!("limits/handshake-timeout ({limit} ms) exceeded");
                 self.drop_conn(t, &why, now);
             }
-            let limit = self.security.limits.frame_timeout_ms;
+            let limit = self.access.limits.frame_timeout_ms;
             let stalled: Vec<Token> = self
                 .conns
                 .iter()
@@ -1612,7 +1344,7 @@ impl Reactor {
                 .map(|(t, _)| *t)
                 .collect();
             for t in stalled {
-                self.security.stalled_closed += 1;
+                self.access.stalled_closed += 1;
                 if let Some(c) = self.conns.get_mut(&t) {
                     c.zmtp.fail("frame timed out");
                 }
@@ -1620,7 +1352,7 @@ impl Reactor {
                 self.drop_conn(t, &why, now);
             }
             let now_ms = now.mono_ms;
-            self.security
+            self.access
                 .recent_usage
                 .retain(|_, (u, _)| u.current(now_ms));
         }

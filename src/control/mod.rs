@@ -1,0 +1,14 @@
+//! Control: the application's commands carried out against the engine,
+//! and the replies built, without I/O. The reactor hands a command here
+//! and moves what comes back (replies, settings to apply, sockets to
+//! open); nothing here touches a socket or reads a clock.
+//!
+//! - [`settings`]: the configuration tree mapped to the node's settings.
+//! - [`reply`]: the replies that read the engine (`STATUS`, `GET`,
+//!   `KEYS`, `STATS`).
+//! - [`access`]: CURVE keys, access rules and limits, their commands, and
+//!   what each new connection may do (its mechanism, or its refusal).
+
+pub(crate) mod access;
+pub(crate) mod reply;
+pub(crate) mod settings;

@@ -1,0 +1,95 @@
+//! Replies that read the engine: `STATUS`, `GET`, `KEYS` and `STATS`.
+
+use crate::node::Engine;
+use crate::store::Store;
+
+/// `STATUS n`: the number of live tuples.
+pub(crate) fn status(store: &Store) -> Vec<String> {
+    vec!["STATUS".into(), store.len().to_string()]
+}
+
+/// `VALUE key value`, or `VALUE key` when the key is not held.
+pub(crate) fn value(store: &Store, key: &str) -> Vec<String> {
+    let mut reply = vec!["VALUE".to_string(), key.to_string()];
+    if let Some(v) = store.value(key) {
+        reply.push(v.to_string());
+    }
+    reply
+}
+
+/// `KEYS key...`: the live keys starting with `prefix`.
+pub(crate) fn keys(store: &Store, prefix: &str) -> Vec<String> {
+    let mut reply = vec!["KEYS".to_string()];
+    reply.extend(
+        store
+            .live()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.to_string()),
+    );
+    reply
+}
+
+/// The engine's counters, in the order `STATS` gives them.
+pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 17] {
+    let st = engine.stats();
+    let store = engine.store();
+    [
+        ("tuples", store.len() as u64),
+        ("tombstones", (store.entries() - store.len()) as u64),
+        ("connections", engine.connection_count() as u64),
+        ("frames-in", st.frames_in),
+        ("frames-out", st.frames_out),
+        ("tuples-applied", st.tuples_applied),
+        ("sync-tuples-out", st.sync_tuples_out),
+        ("expired", st.expired),
+        ("tombstones-collected", st.tombstones_collected),
+        ("future-versions", st.future_versions),
+        ("expired-on-arrival", st.expired_on_arrival),
+        ("invalid-sent", st.invalid_sent),
+        ("malformed", st.malformed),
+        ("sessions-expired", st.sessions_expired),
+        ("oversize-tuples", st.oversize_tuples),
+        ("idle-closed", st.idle_closed),
+        ("oversize-skipped", st.oversize_skipped),
+    ]
+}
+
+/// `STATS name value ...` from counters.
+pub(crate) fn stats<'a>(counters: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<String> {
+    let mut reply = vec!["STATS".to_string()];
+    for (name, value) in counters {
+        reply.push(name.to_string());
+        reply.push(value.to_string());
+    }
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Now, Settings};
+
+    #[test]
+    fn replies_read_the_store() {
+        let mut e = Engine::new("e", 1, Settings::default());
+        let now = Now {
+            mono_ms: 0,
+            wall_ms: 1_700_000_000_000,
+        };
+        e.publish("app/a", "1", None, now);
+        e.publish("app/b", "2", None, now);
+        e.publish("other", "3", None, now);
+        e.unpublish("app/b", now);
+        assert_eq!(status(e.store()), ["STATUS", "2"]);
+        assert_eq!(value(e.store(), "app/a"), ["VALUE", "app/a", "1"]);
+        assert_eq!(value(e.store(), "app/b"), ["VALUE", "app/b"]);
+        assert_eq!(keys(e.store(), "app/"), ["KEYS", "app/a"]);
+        let counters = engine_counters(&e);
+        assert_eq!(counters[0], ("tuples", 2));
+        assert_eq!(counters[1], ("tombstones", 1));
+        let reply = stats(counters.into_iter().chain([("extra", 7)]));
+        assert_eq!(&reply[..3], ["STATS", "tuples", "2"]);
+        assert_eq!(&reply[reply.len() - 2..], ["extra", "7"]);
+        assert_eq!(reply.len(), 1 + 2 * 18);
+    }
+}
