@@ -30,7 +30,7 @@ pub(crate) fn keys(store: &Store, prefix: &str) -> Vec<String> {
 }
 
 /// The engine's counters, in the order `STATS` gives them.
-pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 17] {
+pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
     let st = engine.stats();
     let store = engine.store();
     [
@@ -51,6 +51,7 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 17] {
         ("oversize-tuples", st.oversize_tuples),
         ("idle-closed", st.idle_closed),
         ("oversize-skipped", st.oversize_skipped),
+        ("backlog-closed", st.backlog_closed),
     ]
 }
 
@@ -90,6 +91,6 @@ mod tests {
         let reply = stats(counters.into_iter().chain([("extra", 7)]));
         assert_eq!(&reply[..3], ["STATS", "tuples", "2"]);
         assert_eq!(&reply[reply.len() - 2..], ["extra", "7"]);
-        assert_eq!(reply.len(), 1 + 2 * 18);
+        assert_eq!(reply.len(), 1 + 2 * 19);
     }
 }

@@ -81,6 +81,10 @@ pub(crate) fn from_config(
         defaults.max_backlog_bytes as u64,
     )?)
     .max(64 << 10);
+    s.max_backlog_total = size(num(
+        "limits/max-backlog-total",
+        defaults.max_backlog_total as u64,
+    )?);
     let limits = Limits {
         max_frame: size(num("limits/max-frame", d.max_frame as u64)?).max(MIN_MAX_FRAME),
         handshake_timeout_ms: num("limits/handshake-timeout", d.handshake_timeout_ms)?.max(1),

@@ -82,6 +82,11 @@ pub struct Settings {
     /// is closed beyond this, instead of growing memory without bound; it
     /// catches up by reconciliation when it comes back).
     pub max_backlog_bytes: usize,
+    /// Bytes that may wait for all connections together
+    /// (`limits/max-backlog-total`, 0 = no limit): beyond it the
+    /// connections with the largest backlogs are closed, so many peers
+    /// that stop reading cannot take the node's memory between them.
+    pub max_backlog_total: usize,
     /// An inbound plain (ZGP v1) connection that sent nothing for this long
     /// is closed (`limits/idle-timeout`). CZMQ clients never PING, so this
     /// is long; ZGP/2 clients PING and are closed after
@@ -137,6 +142,7 @@ impl Default for Settings {
             expired_grace_ms: 60_000,
             max_clock_ahead_ms: 60_000,
             max_backlog_bytes: 256 << 20,
+            max_backlog_total: 512 << 20,
             max_frame: crate::security::Limits::default().max_frame,
             idle_timeout_ms: 300_000,
         }
@@ -391,6 +397,9 @@ pub struct Stats {
     pub oversize_tuples: u64,
     /// Inbound connections closed for silence.
     pub idle_closed: u64,
+    /// Connections closed to keep all backlogs within
+    /// `max_backlog_total`.
+    pub backlog_closed: u64,
     /// Tuples not offered to a peer whose announced frame limit they
     /// exceed.
     pub oversize_skipped: u64,
@@ -1268,6 +1277,45 @@ impl Engine {
         }
     }
 
+    /// Keeps the bytes waiting for all connections within
+    /// `max_backlog_total`: the connections with the largest backlogs are
+    /// closed (they resynchronise when they come back) until the rest fits.
+    fn bound_backlogs(&mut self, now: Now) {
+        let budget = self.settings.max_backlog_total;
+        if budget == 0 {
+            return;
+        }
+        let mut queued: Vec<(usize, ConnId)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.closing)
+            .map(|(&id, c)| (c.queued(), id))
+            .filter(|&(q, _)| q > 0)
+            .collect();
+        let mut total: usize = queued.iter().map(|&(q, _)| q).sum();
+        if total <= budget {
+            return;
+        }
+        queued.sort_unstable_by(|a, b| b.cmp(a));
+        for (q, id) in queued {
+            if total <= budget {
+                break;
+            }
+            total -= q;
+            self.stats.backlog_closed += 1;
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.outbox.clear();
+                c.outbox_pos = 0;
+                c.discard_sends();
+            }
+            self.close(
+                id,
+                format!("limits/max-backlog-total reached: {q} bytes waiting here, the most"),
+                now,
+            );
+        }
+    }
+
     /// Hands queued frames of `conn` to `sink`, oldest first, while it
     /// returns true; frames it refuses stay queued for a later call (the
     /// driver comes back when the connection can take more). Returns true
@@ -1522,6 +1570,7 @@ impl Engine {
             self.stats.idle_closed += 1;
             self.close(id, format!("client silent for more than {limit} ms"), now);
         }
+        self.bound_backlogs(now);
         for (id, r) in self.remotes.iter_mut().enumerate() {
             if r.redial_at.is_some_and(|at| at <= t) {
                 r.redial_at = None;

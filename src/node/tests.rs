@@ -895,3 +895,39 @@ fn a_tuple_over_a_peers_announced_limit_is_not_offered_to_it() {
     );
     assert_eq!(s.stats().oversize_skipped, 5); // clients 1, 3 and 4
 }
+
+/// The bytes waiting for all connections together are bounded: beyond
+/// `max_backlog_total` the largest backlogs are closed until the rest fits.
+#[test]
+fn backlogs_are_bounded_across_connections() {
+    let mut s = Engine::new(
+        "s",
+        1,
+        Settings {
+            max_backlog_total: 10_000,
+            ..Settings::default()
+        },
+    );
+    for c in 1..=3 {
+        s.handle_connected(c, Role::Inbound, Peer::default(), at(0));
+        s.handle_frame(c, &enc(Message::Hello), false, at(0));
+    }
+    let value = "v".repeat(500);
+    for i in 0..12 {
+        s.publish(&format!("k{i}"), &value, None, at(1));
+    }
+    // Client 3 reads what it was sent: its backlog is empty.
+    drain(&mut s, 3);
+    actions(&mut s);
+    s.handle_timeout(at(200));
+    let closed = closes(&mut s);
+    assert_eq!(
+        closed.len(),
+        1,
+        "{closed:?}: 12 KB of 10 KB waiting, one of 6 KB goes"
+    );
+    assert!(closed.iter().all(|&c| c == 1 || c == 2));
+    assert_eq!(s.stats().backlog_closed, 1);
+    s.handle_timeout(at(400));
+    assert!(closes(&mut s).is_empty(), "the rest fits");
+}
