@@ -693,11 +693,6 @@ impl Store {
         self.renumbered
     }
 
-    /// Keys whose [`key_hash`] is `h` (almost always one or none).
-    pub fn keys_with_hash(&self, h: u64) -> impl Iterator<Item = (&str, Tuple<'_>)> {
-        self.iter().filter(move |(_, t)| t.key_hash() == h)
-    }
-
     fn maybe_compact(&mut self) {
         if self.garbage > MIN_GARBAGE && self.garbage > self.text.len() / 2 {
             self.rebuild(|_| true);

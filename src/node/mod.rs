@@ -4,8 +4,8 @@
 //! connections becoming ready, ZGP frames received, connections closed,
 //! application publishes and timer ticks. It answers through queues that
 //! the driver drains: bytes to send per connection ([`Engine::drain_outbox`]),
-//! [`Action`]s (dial a remote, close a connection) and [`Delivery`]s for
-//! the application. The reactor drives it over real sockets; tests and the
+//! [`Action`]s (dial a remote, close a connection) and news for the
+//! application (`DELIVER`, `EXPIRE`, `DELETE`; [`Engine::news`]). The reactor drives it over real sockets; tests and the
 //! simulator drive it over virtual ones.
 //!
 //! Roles follow CZMQ's zgossip (the Harmony pattern): an *inbound*
@@ -234,8 +234,8 @@ struct Conn {
     /// up do not overtake older ones that travel by the reconciliation.
     held: Option<Vec<u8>>,
     hold_until: u64,
-    /// Frames waiting for the driver: each is a 4-byte little-endian length
-    /// then the ZGP body.
+    /// Frames waiting for the driver, each a ZGP message framed as a
+    /// single ZMTP frame (see [`push_message`]).
     outbox: Vec<u8>,
     /// Read position in `outbox` (drained frames before it).
     outbox_pos: usize,

@@ -35,7 +35,7 @@ impl Stream {
                 match s.peer_addr() {
                     Ok(_) => Ok(true),
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-                    Err(e) if e.raw_os_error() == Some(libc_einprogress()) => Ok(false),
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
                     Err(e) => Err(e),
                 }
             }
@@ -71,10 +71,6 @@ impl Stream {
             Stream::Unix(..) => "local peer".into(),
         }
     }
-}
-
-fn libc_einprogress() -> i32 {
-    115 // EINPROGRESS on Linux
 }
 
 /// What one [`Stream::receive`] brought: `buf[start..end]` holds the new
