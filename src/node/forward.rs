@@ -1,0 +1,210 @@
+//! Sending: a write forwarded to every peer that needs it (the ZGP/2
+//! frame as it arrived, or a plain PUBLISH), and messages to one peer.
+
+use super::*;
+
+impl Engine {
+    /// Sends the current write of `key` to every peer except `from`: ZGP/2
+    /// peers get the versioned tuple (`raw` as it is when given: the frame
+    /// this very write arrived in), plain peers the live value only. The
+    /// entry is read only once a peer needs it (a node whose only peer sent
+    /// the write reads nothing; a relay between ZGP/2 peers neither reads
+    /// nor encodes).
+    pub(super) fn forward(
+        &mut self,
+        entry: usize,
+        from: Option<ConnId>,
+        raw: Option<&[u8]>,
+        now: Now,
+    ) {
+        let Engine {
+            store,
+            conns,
+            scratch,
+            dirty,
+            settings,
+            ..
+        } = self;
+        let max = settings.max_backlog_bytes;
+        // The tuple, read at the first peer that needs it; the ZGP/2 frame,
+        // encoded there once (unless given) and copied to the others.
+        let mut current: Option<(&str, Tuple<'_>)> = None;
+        let mut v2 = std::mem::take(scratch);
+        v2.clear();
+        let mut sent = 0;
+        let mut skipped = 0;
+        for (&id, c) in conns.iter_mut() {
+            let eligible = Some(id) != from
+                && !c.closing
+                && (matches!(c.role, Role::Outbound(_)) || c.session != Session::Start);
+            if !eligible {
+                continue;
+            }
+            let extended = c.peer.extended;
+            if !extended || (raw.is_none() && v2.is_empty()) {
+                let (key, t) = match current {
+                    Some(kt) => kt,
+                    None => match store.entry(entry) {
+                        Some(kt) => *current.insert(kt),
+                        None => break,
+                    },
+                };
+                if !extended && t.deleted {
+                    continue;
+                }
+                if extended {
+                    ext::encode_tuple(&ext_tuple(key, t), &mut v2);
+                }
+            }
+            let frame = raw.unwrap_or(&v2);
+            let len = match current {
+                Some((key, t)) if !extended => plain_publish(key, t, now).encoded_len(),
+                _ => frame.len(),
+            };
+            if !c.peer.accepts(len) {
+                skipped += 1;
+                continue;
+            }
+            if let Some(held) = c.held.as_mut() {
+                push_raw(held, frame);
+                sent += 1;
+                continue;
+            }
+            let (out, notify) = c.queue(max);
+            if extended {
+                push_raw(out, frame);
+            } else if let Some((key, t)) = current {
+                push_frame(out, &plain_publish(key, t, now));
+            }
+            if notify {
+                dirty.push(id);
+            }
+            c.last_tx = now.mono_ms;
+            sent += 1;
+        }
+        *scratch = v2;
+        self.stats.frames_out += sent;
+        self.stats.oversize_skipped += skipped;
+        if self.verbose {
+            if let Some((key, t)) = self.store.entry(entry) {
+                let what = describe(&plain_publish(key, t, now));
+                self.trace(format_args!("forwarded {what} to {sent} peers"));
+            }
+        }
+    }
+
+    /// Sends our write of `key` to one extended connection.
+    pub(super) fn send_tuple_to(&mut self, conn: ConnId, key: &str, now: Now) {
+        let Some(t) = self.store.get(key) else {
+            return;
+        };
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        ext::encode_tuple(&ext_tuple(key, t), &mut frame);
+        self.queue_frame(conn, &frame, now);
+        self.scratch = frame;
+    }
+
+    /// What a remote sends on connect and after INVALID: HELLO, then on a
+    /// plain connection every tuple (CZMQ's way); on an extended one the
+    /// server answers HELLO with a set reconciliation instead.
+    pub(super) fn send_hello_and_tuples(&mut self, conn: ConnId, now: Now) {
+        self.send(conn, &Message::Hello, now);
+        if !self.is_extended(conn) {
+            self.send_all_tuples(conn, now);
+        }
+    }
+
+    /// Every live tuple to a plain peer, as PUBLISH (CZMQ's way), encoded
+    /// as the connection takes them: a CZMQ node joining a large store
+    /// costs a few hundred KiB of output, not a second copy of the store.
+    pub(super) fn send_all_tuples(&mut self, conn: ConnId, now: Now) {
+        if self.verbose {
+            let role = self.conns.get(&conn).map_or("?", |c| role_name(c.role));
+            self.trace(format_args!(
+                "{role} {conn}: send every tuple ({} x PUBLISH)",
+                self.store.len()
+            ));
+        }
+        self.send_matching(conn, sync::Filter::All, now);
+    }
+
+    pub(super) fn send(&mut self, conn: ConnId, msg: &Message<'_>, now: Now) {
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        msg.encode(&mut frame);
+        self.queue_frame(conn, &frame, now);
+        self.scratch = frame;
+    }
+
+    pub(super) fn queue_frame(&mut self, conn: ConnId, frame: &[u8], now: Now) {
+        if self.verbose {
+            if let (Some(c), Ok(msg)) = (self.conns.get(&conn), gossip::decode(frame)) {
+                self.trace(format_args!(
+                    "{} {conn}: send {}",
+                    role_name(c.role),
+                    describe(&msg)
+                ));
+            }
+        }
+        let max = self.settings.max_backlog_bytes;
+        if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
+            if !c.peer.accepts(frame.len()) {
+                self.stats.oversize_skipped += 1;
+                return;
+            }
+            let (out, dirty) = c.queue(max);
+            push_raw(out, frame);
+            c.last_tx = now.mono_ms;
+            self.stats.frames_out += 1;
+            if dirty {
+                self.dirty.push(conn);
+            }
+        }
+    }
+}
+
+pub(super) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Inbound => "client",
+        Role::Outbound(_) => "remote",
+    }
+}
+
+/// A message for the trace: name, and key and value size for PUBLISH.
+pub(super) fn describe(msg: &Message<'_>) -> String {
+    match msg {
+        Message::Publish { key, value, ttl } => {
+            format!("PUBLISH key={key} value={} bytes ttl={ttl}", value.len())
+        }
+        other => other.name().to_string(),
+    }
+}
+
+pub(super) fn ext_tuple<'a>(key: &'a str, t: Tuple<'a>) -> ext::Tuple<'a> {
+    ext::Tuple {
+        key,
+        value: t.value,
+        clock: t.version.clock,
+        origin: t.version.origin,
+        expires: t.expires,
+        deleted: t.deleted,
+    }
+}
+
+/// The plain (ZGP v1) PUBLISH of a stored tuple: its ttl field is the time
+/// left to live in ms, 0 for none.
+pub(super) fn plain_publish<'a>(key: &'a str, t: Tuple<'a>, now: Now) -> Message<'a> {
+    let ttl = if t.expires == 0 {
+        0
+    } else {
+        t.expires
+            .saturating_sub(now.wall_ms)
+            .clamp(1, u64::from(u32::MAX)) as u32
+    };
+    Message::Publish {
+        key,
+        value: t.value,
+        ttl,
+    }
+}

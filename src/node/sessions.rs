@@ -1,0 +1,250 @@
+//! Connections from handshake to close, and the ZGP state machines on
+//! them: the server side (zgossip.xml) and the client side (a remote).
+
+use super::*;
+
+impl Engine {
+    /// A connection finished its handshake. For an outbound one we send
+    /// HELLO, then every tuple we hold (plain ZGP) or nothing (extended: the
+    /// server starts a set reconciliation).
+    pub fn handle_connected(&mut self, conn: ConnId, role: Role, peer: Peer, now: Now) {
+        self.last_now = now;
+        self.conns.insert(
+            conn,
+            Conn {
+                role,
+                session: Session::Start,
+                peer,
+                next_sync: now.mono_ms + self.settings.sync_interval_ms,
+                last_sync_rx: now.mono_ms,
+                held: (peer.extended && matches!(role, Role::Outbound(_))).then(Vec::new),
+                hold_until: now.mono_ms + HOLD_MS,
+                outbox: Vec::new(),
+                outbox_pos: 0,
+                last_rx: now.mono_ms,
+                last_tx: now.mono_ms,
+                closing: false,
+                tuples_in: 0,
+                sends: VecDeque::new(),
+                after_sends: Vec::new(),
+                over_limit: false,
+            },
+        );
+        if let Role::Outbound(remote) = role {
+            if self.remotes.get(remote).is_some_and(|r| r.removed) {
+                // Dialled before the remote was removed: not wanted now.
+                if let Some(r) = self.remotes.get_mut(remote) {
+                    r.dialing = false;
+                }
+                self.close(conn, "remote removed".to_string(), now);
+                return;
+            }
+            if let Some(r) = self.remotes.get_mut(remote) {
+                r.conn = Some(conn);
+                r.dialing = false;
+                r.redial_at = None;
+                r.backoff_ms = self.settings.reconnect_ivl_ms;
+            }
+            self.trace(format_args!(
+                "remote {conn} connected ({})",
+                if peer.extended { "ZGP/2" } else { "ZGP v1" }
+            ));
+            self.send_hello_and_tuples(conn, now);
+        } else {
+            self.trace(format_args!("client {conn} connected"));
+        }
+        self.ensure_tick(now);
+    }
+
+    /// A connection closed (by the peer or an error). Unknown ids are ignored.
+    pub fn handle_closed(&mut self, conn: ConnId, now: Now) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if c.closing {
+                return;
+            }
+            self.trace(format_args!("connection {conn} closed"));
+            if let Role::Outbound(remote) = c.role {
+                self.schedule_redial(remote, now);
+            }
+        }
+    }
+
+    /// Asks the driver to flush and close a connection; from now on the
+    /// engine sends nothing more on it and ignores what it receives.
+    pub(super) fn close(&mut self, conn: ConnId, reason: String, now: Now) {
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        c.closing = true;
+        let role = c.role;
+        self.trace(format_args!("closing connection {conn}: {reason}"));
+        self.actions.push_back(Action::Close { conn, reason });
+        if let Role::Outbound(remote) = role {
+            self.schedule_redial(remote, now);
+        }
+    }
+
+    /// One ZGP frame arrived on `conn`. `multipart` says the ZMTP message
+    /// had more than one frame, which ZGP never sends.
+    pub fn handle_frame(&mut self, conn: ConnId, frame: &[u8], multipart: bool, now: Now) {
+        self.last_now = now;
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        c.last_rx = now.mono_ms;
+        let role = c.role;
+        let session = c.session;
+        self.stats.frames_in += 1;
+        let extended = c.peer.extended;
+        if extended && !multipart && ext::is_extension(frame) {
+            match ext::decode(frame) {
+                Ok(m) => self.ext_message(conn, role, session, m, frame, now),
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    self.close(conn, format!("malformed ZGP/2 message: {e}"), now);
+                }
+            }
+            return;
+        }
+        let msg = if multipart {
+            Err("multipart message (ZGP messages are one frame)".to_string())
+        } else {
+            gossip::decode(frame).map_err(|e| e.to_string())
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                self.trace(format_args!("malformed message on {conn}: {e}"));
+                if role == Role::Inbound {
+                    self.send(conn, &Message::Invalid, now);
+                    self.stats.invalid_sent += 1;
+                }
+                self.close(conn, format!("malformed message: {e}"), now);
+                return;
+            }
+        };
+        if self.verbose {
+            self.trace(format_args!(
+                "{} {conn}: recv {}",
+                role_name(role),
+                describe(&msg)
+            ));
+        }
+        match role {
+            Role::Inbound => self.server_message(conn, session, msg, now),
+            Role::Outbound(_) => self.client_message(conn, msg, now),
+        }
+    }
+
+    /// The ZGP server state machine (zgossip.xml).
+    pub(super) fn server_message(
+        &mut self,
+        conn: ConnId,
+        session: Session,
+        msg: Message<'_>,
+        now: Now,
+    ) {
+        match (session, msg) {
+            (_, Message::Ping) => {
+                if session == Session::Expired {
+                    // Alive after all: the session goes on.
+                    self.set_session(conn, Session::Connected);
+                }
+                self.send(conn, &Message::Pong, now);
+            }
+            (Session::Start | Session::Expired | Session::Invalidated, Message::Hello) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = Session::Connected;
+                    c.next_sync = now.mono_ms + self.settings.sync_interval_ms;
+                }
+                if self.is_extended(conn) {
+                    self.start_sync(conn, now);
+                } else {
+                    self.send_all_tuples(conn, now);
+                }
+            }
+            (Session::Connected, Message::Publish { key, value, ttl }) => {
+                self.accept_v1(key, value, ttl, conn, now);
+            }
+            (Session::Expired, Message::Publish { key, value, ttl }) => {
+                // CZMQ would drop this tuple for good. Keep it, and answer
+                // INVALID as CZMQ does, so the client resends HELLO and
+                // gets every tuple again.
+                self.accept_v1(key, value, ttl, conn, now);
+                self.send(conn, &Message::Invalid, now);
+                self.stats.invalid_sent += 1;
+                self.set_session(conn, Session::Invalidated);
+            }
+            (Session::Invalidated, Message::Publish { key, value, ttl }) => {
+                self.accept_v1(key, value, ttl, conn, now);
+            }
+            (_, other) => {
+                self.trace(format_args!(
+                    "{} from client {conn} in state {:?}: INVALID, session forgotten",
+                    other.name(),
+                    session
+                ));
+                self.send(conn, &Message::Invalid, now);
+                self.stats.invalid_sent += 1;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = Session::Start;
+                }
+            }
+        }
+    }
+
+    /// Sends the forwards held on a new outbound connection.
+    pub(super) fn release_held(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(held) = c.held.take() else {
+            return;
+        };
+        if !held.is_empty() {
+            let (out, dirty) = c.queue(self.settings.max_backlog_bytes);
+            out.extend_from_slice(&held);
+            if dirty {
+                self.dirty.push(conn);
+            }
+        }
+    }
+
+    pub(super) fn set_session(&mut self, conn: ConnId, session: Session) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = session;
+        }
+    }
+
+    /// What a remote (the ZGP client side) does with server messages.
+    pub(super) fn client_message(&mut self, conn: ConnId, msg: Message<'_>, now: Now) {
+        match msg {
+            Message::Publish { key, value, ttl } => self.accept_v1(key, value, ttl, conn, now),
+            // The server forgot our session: start over, resending every
+            // tuple so that nothing sent into the forgotten session is lost.
+            Message::Invalid => self.send_hello_and_tuples(conn, now),
+            Message::Ping => self.send(conn, &Message::Pong, now),
+            Message::Pong => {}
+            Message::Hello => {
+                self.trace(format_args!("unexpected HELLO from server {conn}, ignored"));
+            }
+        }
+    }
+
+    pub(super) fn count_tuple_in(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.tuples_in += 1;
+        }
+    }
+
+    /// Tuples received on `conn` so far (0 for an unknown connection), so
+    /// the driver can enforce a per-connection limit.
+    pub fn tuples_received(&self, conn: ConnId) -> u64 {
+        self.conns.get(&conn).map_or(0, |c| c.tuples_in)
+    }
+
+    pub(super) fn is_extended(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.peer.extended)
+    }
+}
