@@ -32,12 +32,13 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# --workspace: the library and the zgossip command (cli/).
 step "cargo clippy (warnings are errors)"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test"
-cargo test --all-targets --quiet
-cargo test --doc --quiet
+cargo test --workspace --all-targets --quiet
+cargo test --workspace --doc --quiet
 
 # ---------------------------------------------------------------- C
 step "C tests (ffi-tests against a staged install, valgrind included)"

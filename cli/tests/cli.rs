@@ -1,7 +1,7 @@
 //! The `zgossip` command, driven as real processes on loopback (and, for
 //! `--discover`, inside a network namespace the test creates).
 
-#[path = "support/netns.rs"]
+#[path = "../../tests/support/netns.rs"]
 mod netns;
 
 use std::io::{BufRead, BufReader};
