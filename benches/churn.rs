@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use zgossip::node::Settings;
+use zgossip::engine::Settings;
 use zgossip::sim::Sim;
 
 fn run(label: &str, settings: Settings, seconds: u64) {

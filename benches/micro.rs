@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use divan::{black_box, Bencher};
-use zgossip::node::{Engine, Now, Peer, Role, Settings};
+use zgossip::engine::{Engine, Now, Peer, Role, Settings};
 use zgossip::store::{Store, Version, Write};
 use zgossip::wire::gossip::{self, Message};
 use zgossip::wire::{ext, zmtp};

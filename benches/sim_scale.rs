@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use zgossip::node::Settings;
+use zgossip::engine::Settings;
 use zgossip::sim::{Rng, Sim};
 
 const TUPLES: usize = 10;

@@ -10,7 +10,7 @@ use crate::wire::text::has_nul;
 
 /// Largest value a PUBLISH may carry (the default largest frame less the
 /// message header).
-pub const MAX_VALUE_LEN: usize = crate::node::MAX_VALUE_LEN;
+pub const MAX_VALUE_LEN: usize = crate::engine::MAX_VALUE_LEN;
 
 /// Longest time to live a PUBLISH may ask for (about 49 days: what the
 /// ttl field of a plain ZGP PUBLISH can carry).
@@ -230,7 +230,7 @@ impl Command {
             "STATS" => want(0, "STATS").map(|_| Command::Stats),
             "DISCOVER" => {
                 // Checked here, applied over the configuration by the node.
-                crate::beacon::node::DiscoverOptions::default().apply_args(&args)?;
+                crate::beacon::driver::DiscoverOptions::default().apply_args(&args)?;
                 Ok(Command::Discover(
                     args.iter().map(|a| a.to_string()).collect(),
                 ))

@@ -172,11 +172,11 @@ fn len32(s: &str) -> u32 {
 
 impl Inbox {
     /// Whether a PUBLISH obeys the size rule
-    /// ([`crate::node::check_tuple_size`]) with the node's current
+    /// ([`crate::engine::check_tuple_size`]) with the node's current
     /// `limits/max-frame`; `Err` says why not.
     pub(crate) fn check_tuple_size(&self, key: &str, value: &str) -> Result<()> {
         let max_frame = self.max_frame.load(Ordering::Relaxed);
-        crate::node::check_tuple_size(key.len(), value.len(), max_frame)
+        crate::engine::check_tuple_size(key.len(), value.len(), max_frame)
             .map_err(|why| Error::command(format!("PUBLISH {key}: {why}")))
     }
 

@@ -3,7 +3,7 @@
 //! CZMQ 4.2.1 `zgossip`.
 //!
 //! Layers, each using only those below it: [`wire`] (sans-IO codecs),
-//! [`store`] (tuples), [`node`] (the sans-IO gossip engine), the reactor
+//! [`store`] (tuples), [`engine`] (the sans-IO gossip engine), the reactor
 //! (mio event loop, private) and the [`Node`] handle.
 
 mod actor;
@@ -13,11 +13,11 @@ pub mod config;
 mod control;
 pub mod curve;
 pub mod endpoint;
+pub mod engine;
 mod error;
 pub mod ffi;
 mod inbox;
 pub mod news;
-pub mod node;
 mod reactor;
 mod replies;
 mod security;
@@ -27,7 +27,7 @@ pub mod wire;
 
 pub use actor::Node;
 pub use beacon::discovery::Settings as DiscoverySettings;
-pub use beacon::node::DiscoverOptions;
+pub use beacon::driver::DiscoverOptions;
 pub use beacon::{Beacon, Received, UdpOptions};
 pub use command::Command;
 pub use error::{Error, ErrorKind, Result};

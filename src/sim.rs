@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
-use crate::node::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
+use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::store::Version;
 
 /// A small, fast, seeded generator (xorshift64*).

@@ -3,7 +3,7 @@
 //! nodes. Every run prints its seed; `ZGOSSIP_SIM_SEED=n cargo test --test
 //! sim` replays one, `ZGOSSIP_SIM_RUNS=n` changes how many seeds run.
 
-use zgossip::node::Event;
+use zgossip::engine::Event;
 use zgossip::sim::{Conditions, Rng, Sim};
 
 fn seeds(default_runs: u64) -> Vec<u64> {

@@ -4,9 +4,9 @@
 
 mod actor;
 pub mod discovery;
+pub(crate) mod driver;
 pub mod frame;
 pub mod iface;
-pub(crate) mod node;
 mod pipe;
 pub mod udp;
 

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::command::Command;
+use crate::engine::{RemoteId, Role};
 use crate::error::{Error, Result};
-use crate::node::{RemoteId, Role};
 use crate::security::{AddressCounts, Limits, Policy, Usage};
 use crate::wire::curve::{ClientCheck, Keypair};
 use crate::wire::{z85, zmtp};

@@ -1,6 +1,6 @@
 //! Replies that read the engine: `STATUS`, `GET`, `KEYS` and `STATS`.
 
-use crate::node::Engine;
+use crate::engine::Engine;
 use crate::store::Store;
 
 /// `STATUS n`: the number of live tuples.
@@ -68,7 +68,7 @@ pub(crate) fn stats<'a>(counters: impl IntoIterator<Item = (&'a str, u64)>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{Now, Settings};
+    use crate::engine::{Now, Settings};
 
     #[test]
     fn replies_read_the_store() {

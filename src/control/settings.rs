@@ -4,8 +4,8 @@
 //! is applied. Paths and defaults are listed in docs/configuration.md.
 
 use crate::config::Config;
+use crate::engine::Settings;
 use crate::error::{Error, Result};
-use crate::node::Settings;
 use crate::security::{Limits, MIN_MAX_FRAME};
 
 /// Every setting a configuration tree gives a node.

@@ -43,9 +43,9 @@ use crate::config::Config;
 use crate::control::access::Access;
 use crate::control::{reply, settings};
 use crate::endpoint::Endpoint;
+use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::error::{Error, Result};
 use crate::inbox::{Batch, Inbox, Next};
-use crate::node::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::replies::Replies;
 use crate::security::{Limits, Usage};
 use crate::wire::{ext, zmtp};
@@ -139,7 +139,7 @@ pub(crate) struct Reactor {
     running: bool,
     access: Access,
     /// UDP discovery, after DISCOVER.
-    discovery: Option<crate::beacon::node::Driver>,
+    discovery: Option<crate::beacon::driver::Driver>,
 }
 
 impl Reactor {
@@ -302,10 +302,10 @@ impl Reactor {
         let token = Token(ev.token().0 & LOCAL_TOKENS);
         if token == WAKER {
             self.handle_wakeup();
-        } else if token == crate::beacon::node::TOKEN {
+        } else if token == crate::beacon::driver::TOKEN {
             let now = self.now();
             if let Some(d) = self.discovery.as_mut() {
-                let links = crate::beacon::node::Links {
+                let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
                     remote_keys: &mut self.access.remote_keys,
                 };
@@ -358,7 +358,7 @@ impl Reactor {
         let now = self.now();
         if let Some(d) = self.discovery.as_mut() {
             if d.poll_timeout() <= now.mono_ms {
-                let links = crate::beacon::node::Links {
+                let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
                     remote_keys: &mut self.access.remote_keys,
                 };
@@ -631,7 +631,7 @@ impl Reactor {
             if let Some(d) = self.discovery.as_mut() {
                 // From now on the node speaks only CURVE: its beacons carry
                 // its key, and peers found in plain are dropped.
-                let links = crate::beacon::node::Links {
+                let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
                     remote_keys: &mut self.access.remote_keys,
                 };
@@ -671,7 +671,7 @@ impl Reactor {
     /// arguments. Binds TCP on the beacon's address first when the node
     /// has no TCP endpoint. Replies `DISCOVER hostname port`.
     fn discover(&mut self, args: &[String], now: Now) -> Result<Vec<String>> {
-        use crate::beacon::node::{self as disc, DiscoverOptions};
+        use crate::beacon::driver::{self as disc, DiscoverOptions};
         let mut options = DiscoverOptions::default();
         for name in disc::OPTION_NAMES {
             if let Some(v) = self.config.get(&format!("discovery/{name}")) {
@@ -680,7 +680,7 @@ impl Reactor {
         }
         options.apply_args(args)?;
         if let Some(old) = self.discovery.take() {
-            let links = crate::beacon::node::Links {
+            let links = crate::beacon::driver::Links {
                 engine: &mut self.engine,
                 remote_keys: &mut self.access.remote_keys,
             };
@@ -713,7 +713,7 @@ impl Reactor {
             port,
             self.access.curve_public_key().as_ref(),
             &self.registry,
-            self.tok(crate::beacon::node::TOKEN),
+            self.tok(crate::beacon::driver::TOKEN),
             now.mono_ms,
         )?;
         let hostname = driver.hostname().to_string();
@@ -795,7 +795,7 @@ impl Reactor {
         loop {
             let t = Token(self.next_token & LOCAL_TOKENS);
             self.next_token = self.next_token.wrapping_add(1);
-            let reserved = t == WAKER || t == crate::beacon::node::TOKEN;
+            let reserved = t == WAKER || t == crate::beacon::driver::TOKEN;
             if !reserved && !self.conns.contains_key(&t) && !self.listeners.contains_key(&t) {
                 return t;
             }

@@ -11,8 +11,8 @@ use mio::{Interest, Registry, Token};
 use super::discovery::{self, Action, Discovery, Heard};
 use super::frame;
 use super::udp::{UdpBeacon, UdpOptions};
+use crate::engine::{Engine, Now, RemoteId};
 use crate::error::{Error, Result};
-use crate::node::{Engine, Now, RemoteId};
 use crate::security::Policy;
 
 /// The reactor token of the discovery socket (far above connection tokens).
