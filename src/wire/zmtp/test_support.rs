@@ -19,7 +19,16 @@ pub(super) enum Seen {
 }
 
 pub(super) fn drain(c: &mut Connection, seen: &mut Vec<Seen>) -> Result<(), Error> {
-    while let Some(ev) = c.poll()? {
+    drain_with(c, seen, Connection::poll)
+}
+
+/// Like [`drain`], polling with `poll` (e.g. the general path alone).
+pub(super) fn drain_with(
+    c: &mut Connection,
+    seen: &mut Vec<Seen>,
+    poll: fn(&mut Connection) -> Result<Option<Event<'_>>, Error>,
+) -> Result<(), Error> {
+    while let Some(ev) = poll(c)? {
         seen.push(match ev {
             Event::Ready(p) => Seen::Ready(p.socket_type, p.identity),
             Event::Message(m) => {
