@@ -1,8 +1,9 @@
 //! The CurveZMQ security mechanism (ZeroMQ RFC 26, as ZMTP 3.x carries it),
 //! sans-IO: the handshake (HELLO, WELCOME, INITIATE, READY) and the
 //! MESSAGE boxes that carry every frame afterwards. [`super::zmtp`] drives
-//! it through its internal mechanism enum; nothing here reads a socket or
-//! a clock.
+//! it through its internal mechanism enum (this module uses only the frame
+//! encoding and error type of `zmtp`); nothing here reads a socket or a
+//! clock.
 //!
 //! Cryptography is NaCl's `crypto_box` (X25519 + XSalsa20-Poly1305) and
 //! `crypto_secretbox`, from RustCrypto's `crypto_box`/`crypto_secretbox`
@@ -37,7 +38,8 @@ use crypto_box::aead::Aead;
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
 
-use super::zmtp::Error;
+use super::zmtp::error::Error;
+use super::zmtp::frame::{push_command, push_frame};
 
 /// Bytes in a CURVE key (public or secret).
 pub const KEY_LEN: usize = 32;
@@ -279,7 +281,7 @@ impl Curve {
         body.extend_from_slice(&transient.public);
         body.extend_from_slice(&n);
         body.extend_from_slice(&sealed);
-        super::zmtp::push_command(out, b"HELLO", &[&body]);
+        push_command(out, b"HELLO", &[&body]);
         self.transient = Some(transient);
         self.step = Step::ClientExpectWelcome;
         Ok(())
@@ -355,7 +357,7 @@ impl Curve {
             &nonce(b"WELCOME-", &welcome_nonce),
             &plain,
         )?;
-        super::zmtp::push_command(out, b"WELCOME", &[&welcome_nonce, &sealed]);
+        push_command(out, b"WELCOME", &[&welcome_nonce, &sealed]);
         self.step = Step::ServerExpectInitiate;
         Ok(())
     }
@@ -396,7 +398,7 @@ impl Curve {
         let session = salsa(&server_transient, &transient.secret);
         let n = self.next_nonce()?.to_be_bytes();
         let sealed = seal(&session, &nonce(b"CurveZMQINITIATE", &n), &plain)?;
-        super::zmtp::push_command(out, b"INITIATE", &[&self.cookie, &n, &sealed]);
+        push_command(out, b"INITIATE", &[&self.cookie, &n, &sealed]);
         self.session = Some(session);
         self.peer_key = self.server_key;
         self.step = Step::ClientExpectReady;
@@ -450,7 +452,7 @@ impl Curve {
         }
         let n = self.next_nonce()?.to_be_bytes();
         let sealed = seal(&session, &nonce(b"CurveZMQREADY---", &n), metadata)?;
-        super::zmtp::push_command(out, b"READY", &[&n, &sealed]);
+        push_command(out, b"READY", &[&n, &sealed]);
         self.session = Some(session);
         self.peer_key = client_key;
         self.step = Step::Ready;
@@ -503,7 +505,7 @@ impl Curve {
         let sealed = seal(session, &nonce(prefix, &n), &plain)?;
         // A data frame (flags 0), as libzmq sends it: the MORE bit travels
         // inside the box.
-        super::zmtp::push_frame(out, 0, MESSAGE_NAME.len() + 8 + sealed.len());
+        push_frame(out, 0, MESSAGE_NAME.len() + 8 + sealed.len());
         out.extend_from_slice(MESSAGE_NAME);
         out.extend_from_slice(&n);
         out.extend_from_slice(&sealed);
