@@ -6,7 +6,6 @@
 //! [`store`] (tuples), [`engine`] (the sans-IO gossip engine), the reactor
 //! (mio event loop, private) and the [`Node`] handle.
 
-mod actor;
 pub mod beacon;
 mod command;
 pub mod config;
@@ -16,21 +15,20 @@ pub mod endpoint;
 pub mod engine;
 mod error;
 pub mod ffi;
-mod inbox;
+mod handle;
 pub mod news;
 mod reactor;
-mod replies;
 mod security;
 pub mod sim;
 pub mod store;
 pub mod wire;
 
-pub use actor::Node;
 pub use beacon::discovery::Settings as DiscoverySettings;
 pub use beacon::driver::DiscoverOptions;
 pub use beacon::{Beacon, Received, UdpOptions};
 pub use command::Command;
 pub use error::{Error, ErrorKind, Result};
+pub use handle::Node;
 
 /// Helpers for tests and tools that speak to a node directly, below the
 /// command API. Not part of the stable API.

@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::pipe::Pipe;
 use super::udp::{Resolved, UdpBeacon, UdpOptions, MAX_BEACON};
 use crate::error::{Error, Result};
-use crate::replies::lock;
+use crate::handle::replies::lock;
 
 const WAKER: Token = Token(0);
 const UDP: Token = Token(1);

@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::replies::lock;
+use crate::handle::replies::lock;
 
 struct Inner<T> {
     queue: VecDeque<T>,

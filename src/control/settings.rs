@@ -100,7 +100,7 @@ pub(crate) fn from_config(
     };
     let pipe_limit = size(ms(
         "server/pipe-limit",
-        crate::replies::DEFAULT_LIMIT as u64,
+        crate::handle::replies::DEFAULT_LIMIT as u64,
     )?);
     let verbose =
         matches!(cfg.get("server/verbose").map(str::trim), Some(v) if v != "0" && !v.is_empty());

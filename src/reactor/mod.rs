@@ -45,8 +45,8 @@ use crate::control::{reply, settings};
 use crate::endpoint::Endpoint;
 use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::error::{Error, Result};
-use crate::inbox::{Batch, Inbox, Next};
-use crate::replies::Replies;
+use crate::handle::inbox::{Batch, Inbox, Next};
+use crate::handle::replies::Replies;
 use crate::security::{Limits, Usage};
 use crate::wire::{ext, zmtp};
 

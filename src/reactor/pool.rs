@@ -29,7 +29,7 @@ use mio::{Events, Poll, Registry, Token, Waker};
 
 use super::{begin_round, end_round, loopback, round_instant, FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
-use crate::replies::lock;
+use crate::handle::replies::lock;
 
 /// Environment variable: number of shared event-loop threads.
 pub const IO_THREADS_ENV: &str = "ZGOSSIP_IO_THREADS";

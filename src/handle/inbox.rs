@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex};
 
 use crate::command::Envelope;
 use crate::error::{Error, Result};
-use crate::replies::lock;
+use crate::handle::replies::lock;
 
 #[derive(Debug, Clone, Copy)]
 enum Entry {

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use crate::command::{self, Command, Envelope};
 use crate::error::{Error, Result};
-use crate::inbox::Inbox;
+use crate::handle::inbox::Inbox;
+use crate::handle::replies::{lock, Replies};
 use crate::reactor::affinity;
 use crate::reactor::pool::{self, Done, Hosted};
 use crate::reactor::Reactor;
-use crate::replies::{lock, Replies};
 
 /// A gossip node, running on an event-loop thread: the nodes of one
 /// process share one by default (`ZGOSSIP_IO_THREADS` sets how many; `0`

@@ -1,0 +1,24 @@
+//! The handle: the application's side of a node.
+//!
+//! [`Node`] (`node.rs`) is what the application holds: it checks commands
+//! on the application's thread and starts and stops the node's event loop.
+//! Two queues join it to that loop, and they are the boundary between the
+//! handle and the reactor below it:
+//!
+//! - `inbox.rs`: commands from the handle to the event loop, PUBLISH and
+//!   UNPUBLISH as text in one reused buffer;
+//! - `replies.rs`: replies and news from the event loop to the application,
+//!   with a descriptor that is readable while something waits.
+//!
+//! The dependency goes one way. The handle creates both queues and gives
+//! them to the reactor (`Reactor::new` takes the `Inbox` and the
+//! `Replies`); the reactor uses the queues and nothing else of this
+//! module: it never sees the `Node`. (Below the reactor, the control
+//! layer's settings read one constant of the reply pipe, its default
+//! limit.)
+
+pub(crate) mod inbox;
+mod node;
+pub(crate) mod replies;
+
+pub use node::Node;
