@@ -4,16 +4,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
 
 use super::pipe::Pipe;
 use super::udp::{Resolved, UdpBeacon, UdpOptions, MAX_BEACON};
 use crate::error::{Error, Result};
-use crate::handle::replies::lock;
 
 const WAKER: Token = Token(0);
 const UDP: Token = Token(1);
@@ -162,6 +162,12 @@ pub struct Beacon {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+// As for `Node`: the state behind its locks is consistent at every step, so
+// the handle stays usable after a panic caught while using it (std's locks
+// gave these traits; parking_lot's do not).
+impl std::panic::UnwindSafe for Beacon {}
+impl std::panic::RefUnwindSafe for Beacon {}
+
 impl Beacon {
     /// A beacon configured from the environment, as CZMQ's.
     pub fn new() -> Result<Beacon> {
@@ -235,7 +241,7 @@ impl Beacon {
     }
 
     fn join(&self) {
-        if let Some(h) = lock(&self.thread).take() {
+        if let Some(h) = self.thread.lock().take() {
             let _ = h.join();
         }
     }
@@ -328,7 +334,7 @@ impl Beacon {
 
 impl Drop for Beacon {
     fn drop(&mut self) {
-        if lock(&self.thread).is_some() {
+        if self.thread.lock().is_some() {
             let (ack, _done) = mpsc::sync_channel(1);
             let _ = self.commands.send(Envelope {
                 cmd: BeaconCommand::Term,

@@ -5,11 +5,11 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
+use parking_lot::{Condvar, Mutex};
+
 use crate::error::{Error, Result};
-use crate::handle::replies::lock;
 
 struct Inner<T> {
     queue: VecDeque<T>,
@@ -51,7 +51,7 @@ impl<T> Pipe<T> {
     /// Queues a message; with `droppable`, only while under the limit
     /// (returns false when it was dropped).
     pub(crate) fn push(&self, msg: T, droppable: bool) -> bool {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         if droppable && g.queue.len() >= self.limit {
             g.dropped += 1;
             return false;
@@ -65,11 +65,11 @@ impl<T> Pipe<T> {
     }
 
     pub(crate) fn dropped(&self) -> u64 {
-        lock(&self.inner).dropped
+        self.inner.lock().dropped
     }
 
     pub(crate) fn close(&self) {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         g.closed = true;
         if !g.signalled {
             g.signalled = (&self.signal_tx).write(&[1]).is_ok();
@@ -80,7 +80,7 @@ impl<T> Pipe<T> {
     /// Takes the next message, waiting until `deadline` (`None`: forever).
     /// `Ok(None)`: none in time; `Err(Terminated)`: closed and empty.
     pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<Option<T>> {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         loop {
             if let Some(m) = g.queue.pop_front() {
                 if g.queue.is_empty() && !g.closed && g.signalled {
@@ -94,24 +94,20 @@ impl<T> Pipe<T> {
                 return Err(Error::Terminated);
             }
             match deadline {
-                None => g = self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                None => self.ready.wait(&mut g),
                 Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
+                    if Instant::now() >= d {
                         return Ok(None);
                     }
-                    g = self
-                        .ready
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    // Woken, timed out or spurious: the loop looks again.
+                    self.ready.wait_until(&mut g, d);
                 }
             }
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        lock(&self.inner).queue.len()
+        self.inner.lock().queue.len()
     }
 
     pub(crate) fn fd(&self) -> RawFd {

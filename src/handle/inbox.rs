@@ -11,11 +11,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::command::Envelope;
 use crate::error::{Error, Result};
-use crate::handle::replies::lock;
 
 #[derive(Debug, Clone, Copy)]
 enum Entry {
@@ -220,8 +220,8 @@ impl Inbox {
     /// the node to take what is queued if it is full; an error if the node
     /// is gone. Checked under the lock, so a command is either refused or
     /// dropped by [`close`](Self::close), never left behind.
-    fn open(&self, bytes: usize) -> Result<std::sync::MutexGuard<'_, Batch>> {
-        let mut q = lock(&self.queue);
+    fn open(&self, bytes: usize) -> Result<MutexGuard<'_, Batch>> {
+        let mut q = self.queue.lock();
         loop {
             if self.closed.load(Ordering::SeqCst) {
                 return Err(Error::Terminated);
@@ -232,7 +232,7 @@ impl Inbox {
                 return Ok(q);
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            q = self.space.wait(q).unwrap_or_else(|p| p.into_inner());
+            self.space.wait(&mut q);
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -241,7 +241,7 @@ impl Inbox {
     /// acknowledgement learns `Terminated`) and later commands are refused.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         q.clear();
         drop(q);
         self.space.notify_all();
@@ -254,7 +254,7 @@ impl Inbox {
             return true;
         }
         batch.reset();
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         std::mem::swap(&mut *q, batch);
         // A waiting sender registered itself under the lock, so it is seen.
         let waiting = self.waiters.load(Ordering::SeqCst) > 0;
@@ -389,7 +389,7 @@ mod tests {
         };
         // Until the node takes something, the sender stops at the bound.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while lock(&inbox.queue).entries.len() < MAX_ENTRIES {
+        while inbox.queue.lock().entries.len() < MAX_ENTRIES {
             assert!(
                 std::time::Instant::now() < deadline,
                 "sender never filled the queue"
@@ -397,7 +397,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(lock(&inbox.queue).entries.len(), MAX_ENTRIES, "bounded");
+        assert_eq!(inbox.queue.lock().entries.len(), MAX_ENTRIES, "bounded");
         let mut batch = Batch::default();
         let mut got = 0;
         while got < 3 * MAX_ENTRIES {
@@ -428,12 +428,12 @@ mod tests {
         };
         let second = spawn("b");
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(lock(&inbox.queue).entries.len(), 1, "b waits for room");
+        assert_eq!(inbox.queue.lock().entries.len(), 1, "b waits for room");
         let mut batch = Batch::default();
         assert!(inbox.take(&mut batch));
         second.join().unwrap().unwrap();
         assert_eq!(
-            lock(&inbox.queue).entries.len(),
+            inbox.queue.lock().entries.len(),
             1,
             "b queued once a was taken"
         );

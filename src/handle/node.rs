@@ -5,14 +5,16 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::command::{self, Command, Envelope};
 use crate::error::{Error, Result};
 use crate::handle::inbox::Inbox;
-use crate::handle::replies::{lock, Replies};
+use crate::handle::replies::Replies;
 use crate::reactor::affinity;
 use crate::reactor::pool::{self, Done, Hosted};
 use crate::reactor::Reactor;
@@ -43,6 +45,13 @@ pub struct Node {
     replies: Arc<Replies>,
     thread: Mutex<Option<Runner>>,
 }
+
+// A handle stays usable after a panic caught while using it: the state
+// behind its locks is consistent at every step. std's locks said so (their
+// poisoning was ignored); parking_lot's do not poison and do not say it, so
+// it is said here and the public type keeps these traits.
+impl std::panic::UnwindSafe for Node {}
+impl std::panic::RefUnwindSafe for Node {}
 
 impl Node {
     /// Starts a node; `name` prefixes its trace lines.
@@ -161,7 +170,7 @@ impl Node {
 
     /// Waits until the node has ended.
     fn join(&self) {
-        let runner = lock(&self.thread).take();
+        let runner = self.thread.lock().take();
         match runner {
             Some(Runner::Thread(h)) => {
                 let _ = h.join();
@@ -312,7 +321,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if lock(&self.thread).is_some() {
+        if self.thread.lock().is_some() {
             let _ = self.commands.command(Envelope {
                 cmd: Command::Term,
                 ack: None,

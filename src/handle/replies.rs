@@ -13,8 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::news::{keep_after, Item, NewsQueue, NewsRef};
@@ -179,7 +180,7 @@ impl Replies {
 
     /// Sets the queue length beyond which news is coalesced.
     pub(crate) fn set_limit(&self, limit: usize) {
-        lock(&self.inner).limit = limit.max(1);
+        self.inner.lock().limit = limit.max(1);
     }
 
     fn signal(&self, g: &mut Inner) {
@@ -190,7 +191,7 @@ impl Replies {
 
     /// Queues a reply (PORT, STATUS, ...): it follows all news before it.
     pub(crate) fn push(&self, msg: Vec<String>) {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         g.queue.push_back(Slot::Reply(msg));
         g.barrier = Some(g.base + g.queue.len() as u64 - 1);
         self.signal(&mut g);
@@ -212,7 +213,7 @@ impl Replies {
         if news.is_empty() {
             return;
         }
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         let inner = &mut *g;
         if inner.queue.len() + news.len() <= inner.limit {
             // Not lagging: nothing to coalesce, the text moves whole (a
@@ -241,7 +242,7 @@ impl Replies {
 
     /// Marks the pipe closed: readers get what is queued, then `Terminated`.
     pub(crate) fn close(&self) {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         g.closed = true;
         self.signal(&mut g);
         drop(g);
@@ -250,13 +251,13 @@ impl Replies {
 
     /// Messages waiting.
     pub(crate) fn len(&self) -> usize {
-        let front = lock(&self.front);
-        front.slots.len() + lock(&self.inner).queue.len()
+        let front = self.front.lock();
+        front.slots.len() + self.inner.lock().queue.len()
     }
 
     /// News folded into earlier news of the same key so far.
     pub(crate) fn coalesced(&self) -> u64 {
-        lock(&self.inner).coalesced
+        self.inner.lock().coalesced
     }
 
     /// The next message, waiting at most `timeout` (forever if None).
@@ -277,15 +278,15 @@ impl Replies {
         // The clock is read only if there is something to wait for.
         let mut deadline: Option<Instant> = None;
         loop {
-            let mut front = lock(&self.front);
+            let mut front = self.front.lock();
             if front.slots.is_empty() {
-                let mut g = lock(&self.inner);
+                let mut g = self.inner.lock();
                 if g.queue.is_empty() {
                     drop(front);
                     if g.closed {
                         return Err(Error::Terminated);
                     }
-                    let wait = match timeout {
+                    let until = match timeout {
                         None => None,
                         Some(t) if t.is_zero() => return Ok(None),
                         Some(t) => {
@@ -294,19 +295,17 @@ impl Replies {
                             if now >= d {
                                 return Ok(None);
                             }
-                            Some(d - now)
+                            Some(d)
                         }
                     };
                     g.readers += 1;
-                    g = match wait {
-                        None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
-                        Some(w) => {
-                            self.ready
-                                .wait_timeout(g, w)
-                                .unwrap_or_else(|p| p.into_inner())
-                                .0
+                    // Woken, timed out or spurious: the loop looks again.
+                    match until {
+                        None => self.ready.wait(&mut g),
+                        Some(d) => {
+                            self.ready.wait_until(&mut g, d);
                         }
-                    };
+                    }
                     g.readers -= 1;
                     continue;
                 }
@@ -331,7 +330,7 @@ impl Replies {
                 front.text.shrink_to(keep_after(bytes, KEEP_BYTES));
                 front.slots.shrink_to(keep_after(slots, KEEP_SLOTS));
                 // Nothing waits any more: the descriptor stops being readable.
-                let mut g = lock(&self.inner);
+                let mut g = self.inner.lock();
                 if g.queue.is_empty() && !g.closed && g.signalled {
                     let mut buf = [0u8; 16];
                     while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
@@ -345,8 +344,8 @@ impl Replies {
     /// The descriptor, readable exactly while something waits (from this
     /// call on: if something waits already, it is readable at once).
     pub(crate) fn fd(&self) -> RawFd {
-        let front = lock(&self.front);
-        let mut g = lock(&self.inner);
+        let front = self.front.lock();
+        let mut g = self.inner.lock();
         if !g.watched {
             g.watched = true;
             if !front.slots.is_empty() || !g.queue.is_empty() || g.closed {
@@ -386,12 +385,6 @@ fn take_all(inner: &mut Inner, front: &mut Front) {
     inner.text.clear();
     inner.live_text = 0;
     inner.queue.shrink_to(keep_after(front.taken.0, KEEP_SLOTS));
-}
-
-/// Locks a mutex, going on if another thread panicked while holding it
-/// (the data here stays consistent at every step).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -490,7 +483,7 @@ mod tests {
             ));
         }
         {
-            let g = lock(&r.inner);
+            let g = r.inner.lock();
             assert!(
                 g.text.len() <= 2 * g.live_text + TEXT_SLACK,
                 "text {} bytes for {} live",
@@ -512,7 +505,7 @@ mod tests {
             latest.values().all(|v| v.starts_with("499x")),
             "latest values"
         );
-        assert_eq!(lock(&r.inner).live_text, 0);
+        assert_eq!(r.inner.lock().live_text, 0);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use crate::error::Error;
 
@@ -25,10 +27,6 @@ fn registry() -> &'static Mutex<HashMap<String, Binding>> {
     REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn lock() -> std::sync::MutexGuard<'static, HashMap<String, Binding>> {
-    registry().lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Binds `name` for the reactor `owner`: accepted streams go to `deliver`
 /// and `waker` is woken for each.
 pub(crate) fn bind(
@@ -37,7 +35,7 @@ pub(crate) fn bind(
     deliver: Sender<Accepted>,
     waker: Arc<super::NodeWaker>,
 ) -> Result<(), Error> {
-    let mut map = lock();
+    let mut map = registry().lock();
     if map.contains_key(name) {
         return Err(Error::io(
             format!("cannot bind inproc://{name}"),
@@ -57,14 +55,14 @@ pub(crate) fn bind(
 
 /// Removes every name bound by `owner`.
 pub(crate) fn unbind_all(owner: u64) {
-    lock().retain(|_, b| b.owner != owner);
+    registry().lock().retain(|_, b| b.owner != owner);
 }
 
 /// Connects to a bound name; returns our end of the pair and the pair's
 /// number (unique in the process).
 pub(crate) fn connect(name: &str) -> Result<(UnixStream, u64), Error> {
     static PAIRS: AtomicU64 = AtomicU64::new(0);
-    let map = lock();
+    let map = registry().lock();
     let refused = |e: std::io::Error| Error::io(format!("cannot connect to inproc://{name}"), e);
     let b = map
         .get(name)

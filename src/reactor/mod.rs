@@ -1611,8 +1611,8 @@ fn millis(d: Duration) -> u64 {
 /// the descriptor limit it is given up for the time of `f`, which accepts
 /// a waiting connection and closes it, a prompt refusal instead of a hang.
 fn with_spare_descriptor<R>(f: impl FnOnce() -> R) -> R {
-    static SPARE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
-    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    static SPARE: parking_lot::Mutex<Option<std::fs::File>> = parking_lot::Mutex::new(None);
+    let mut spare = SPARE.lock();
     *spare = None;
     let r = f();
     *spare = std::fs::File::open("/dev/null").ok();

@@ -22,14 +22,14 @@ use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
+use parking_lot::{Condvar, Mutex};
 
 use super::{begin_round, end_round, loopback, round_instant, FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
-use crate::handle::replies::lock;
 
 /// Environment variable: number of shared event-loop threads.
 pub const IO_THREADS_ENV: &str = "ZGOSSIP_IO_THREADS";
@@ -59,15 +59,15 @@ pub(crate) struct Done {
 
 impl Done {
     pub(crate) fn set(&self) {
-        *lock(&self.done) = true;
+        *self.done.lock() = true;
         self.cv.notify_all();
     }
 
     /// Waits until the node has ended.
     pub(crate) fn wait(&self) {
-        let mut done = lock(&self.done);
+        let mut done = self.done.lock();
         while !*done {
-            done = self.cv.wait(done).unwrap_or_else(|p| p.into_inner());
+            self.cv.wait(&mut done);
         }
     }
 }
@@ -108,7 +108,7 @@ pub(crate) struct ThreadWake {
 impl ThreadWake {
     /// Wakes node `node` (one system call per batch of wake-ups).
     pub(crate) fn wake(&self, node: usize) -> std::io::Result<()> {
-        let mut woken = lock(&self.woken);
+        let mut woken = self.woken.lock();
         let first = woken.is_empty();
         woken.push(node);
         drop(woken);
@@ -120,7 +120,7 @@ impl ThreadWake {
     }
 
     fn take(&self, into: &mut Vec<usize>) {
-        std::mem::swap(&mut *lock(&self.woken), into);
+        std::mem::swap(&mut *self.woken.lock(), into);
     }
 }
 
