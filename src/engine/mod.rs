@@ -218,6 +218,11 @@ impl Engine {
         self.stats
     }
 
+    /// Frames received so far (the driver times incomplete frames by it).
+    pub fn frames_in(&self) -> u64 {
+        self.stats.frames_in
+    }
+
     /// Number of connections that completed their handshake.
     pub fn connection_count(&self) -> usize {
         self.conns.len()

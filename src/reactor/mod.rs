@@ -1074,7 +1074,7 @@ impl Reactor {
             return Ok(());
         };
         let id = token.0 as ConnId;
-        let frames_before = engine.stats().frames_in;
+        let frames_before = engine.frames_in();
         let mut total = 0;
         let mut eof = false;
         let mut look_ahead = mode == ReadMode::HandOff;
@@ -1112,7 +1112,7 @@ impl Reactor {
         // node's budget, and is timed while no frame completes.
         let held = c.zmtp.buffered_input();
         access.held_input = access.held_input - c.held_input + held;
-        let progressed = held < c.held_input || engine.stats().frames_in != frames_before;
+        let progressed = held < c.held_input || engine.frames_in() != frames_before;
         c.held_input = held;
         c.partial_since = match (held, c.partial_since) {
             (0, _) => None,
