@@ -8,6 +8,10 @@ use crate::engine::Settings;
 use crate::error::{Error, Result};
 use crate::security::{Limits, MIN_MAX_FRAME};
 
+/// `server/pipe-limit` when unset: the reply pipe's length beyond which
+/// news is coalesced per key.
+pub(crate) const DEFAULT_PIPE_LIMIT: usize = 100_000;
+
 /// Every setting a configuration tree gives a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NodeSettings {
@@ -98,10 +102,7 @@ pub(crate) fn from_config(
         frame_timeout_ms: num("limits/frame-timeout", d.frame_timeout_ms)?.max(1),
         input_buffers: size(num("limits/input-buffers", d.input_buffers as u64)?),
     };
-    let pipe_limit = size(ms(
-        "server/pipe-limit",
-        crate::handle::replies::DEFAULT_LIMIT as u64,
-    )?);
+    let pipe_limit = size(ms("server/pipe-limit", DEFAULT_PIPE_LIMIT as u64)?);
     let verbose =
         matches!(cfg.get("server/verbose").map(str::trim), Some(v) if v != "0" && !v.is_empty());
     if s.session_timeout_ms == 0 {

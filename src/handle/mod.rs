@@ -13,9 +13,7 @@
 //! The dependency goes one way. The handle creates both queues and gives
 //! them to the reactor (`Reactor::new` takes the `Inbox` and the
 //! `Replies`); the reactor uses the queues and nothing else of this
-//! module: it never sees the `Node`. (Below the reactor, the control
-//! layer's settings read one constant of the reply pipe, its default
-//! limit.)
+//! module: it never sees the `Node`.
 
 pub(crate) mod inbox;
 mod node;

@@ -20,8 +20,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::error::{Error, Result};
 use crate::news::{keep_after, Item, NewsQueue, NewsRef};
 
-/// Queue length beyond which news is coalesced per key.
-pub(crate) const DEFAULT_LIMIT: usize = 100_000;
+/// Queue length beyond which news is coalesced per key, unless
+/// `server/pipe-limit` says otherwise.
+use crate::control::settings::DEFAULT_PIPE_LIMIT as DEFAULT_LIMIT;
 
 /// Buffer sizes kept once the pipe is empty, at least: room for twice what
 /// the last batch needed is kept (see `news::keep_after`), what a burst
