@@ -17,7 +17,7 @@ use zgossip::Node;
 const T: Duration = Duration::from_secs(10);
 
 fn keys() -> (String, String) {
-    zgossip::curve::keypair().unwrap()
+    zgossip::certs::keypair().unwrap()
 }
 
 /// A node with a CURVE key pair, bound on loopback; returns it, its
@@ -222,14 +222,14 @@ fn keygen_cert_and_cert_directory() {
     let clients = dir.join("clients");
     std::fs::create_dir_all(&clients).unwrap();
     let server_cert = dir.join("server.cert");
-    zgossip::curve::save_cert(&server_cert, &reply[1], &reply[2]).unwrap();
+    zgossip::certs::save_cert(&server_cert, &reply[1], &reply[2]).unwrap();
     node.send(&["CERT", server_cert.to_str().unwrap()]).unwrap();
     let port = node.bind("tcp://127.0.0.1:*").unwrap().unwrap();
     let ep = format!("tcp://127.0.0.1:{port}");
     node.publish("k", "v").unwrap();
 
     let client = Keypair::generate().unwrap();
-    zgossip::curve::save_cert(
+    zgossip::certs::save_cert(
         clients.join("client.cert"),
         &z85::encode_key(&client.public),
         &z85::encode_key(&client.secret),

@@ -87,13 +87,13 @@ impl Access {
                 ]);
             }
             Command::Cert(path) => {
-                let cert = crate::curve::load_cert(&path)?;
+                let cert = crate::certs::load_cert(&path)?;
                 let Some(secret) = cert.secret else {
                     return Err(Error::Config(format!(
                         "CERT {path}: no secret key (neither {path}_secret nor {path} has one)"
                     )));
                 };
-                let secret = crate::curve::decode_key("secret-key", &secret)?;
+                let secret = crate::certs::decode_key("secret-key", &secret)?;
                 self.public = None;
                 done = self.set_keys(Keypair::from_secret(secret))?;
             }
@@ -102,7 +102,7 @@ impl Access {
             Command::CurveAllow(keys) => Arc::make_mut(&mut self.policy).curve_allow(&keys),
             Command::CurveAny => Arc::make_mut(&mut self.policy).curve_allow_any(),
             Command::CurveCerts(dir) => {
-                let keys = crate::curve::load_public_certs(&dir)?;
+                let keys = crate::certs::load_public_certs(&dir)?;
                 done.trace = Some(format!("CURVE: {} client keys from {dir}", keys.len()));
                 Arc::make_mut(&mut self.policy).curve_allow(&keys);
             }
