@@ -61,8 +61,8 @@ fn zgp2_tuple_round_trip(b: Bencher) {
 /// 1,000 frames of 40 bytes through a ZMTP connection: framing and parse.
 #[divan::bench]
 fn zmtp_1000_frames(b: Bencher) {
-    let mut a = zmtp::Connection::new(zmtp::Config::new(zmtp::SocketType::Dealer));
-    let mut r = zmtp::Connection::new(zmtp::Config::new(zmtp::SocketType::Router));
+    let mut a = zmtp::Connection::new(zmtp::ConnectionConfig::new(zmtp::SocketType::Dealer));
+    let mut r = zmtp::Connection::new(zmtp::ConnectionConfig::new(zmtp::SocketType::Router));
     for _ in 0..4 {
         let out = a.pending_output().to_vec();
         a.consume_output(out.len());

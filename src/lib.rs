@@ -23,7 +23,7 @@ pub mod sim;
 pub mod store;
 pub mod wire;
 
-pub use beacon::discovery::Settings as DiscoverySettings;
+pub use beacon::discovery::DiscoverySettings;
 pub use beacon::driver::DiscoverOptions;
 pub use beacon::{Beacon, Received, UdpOptions};
 /// The former name of [`certs`], kept so code written against

@@ -207,7 +207,7 @@ fn a_tuple_over_a_peers_limit_never_loops_the_link() {
 
 /// A ZGP/2 peer, by hand: a DEALER that announces ZGP/2.
 fn zgp2_peer(ep: &str) -> RawPeer {
-    let mut config = zgossip::wire::zmtp::Config::new(SocketType::Dealer);
+    let mut config = zgossip::wire::zmtp::ConnectionConfig::new(SocketType::Dealer);
     config.properties = vec![(zgossip::wire::zgp2::PROPERTY.to_string(), b"2".to_vec())];
     let mut received = Vec::new();
     let mut p = RawPeer::try_connect(ep, config, &mut received).unwrap();

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zgossip::wire::zgp2;
 use zgossip::wire::gossip::{decode, Message};
+use zgossip::wire::zgp2;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = decode(data) {

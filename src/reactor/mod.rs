@@ -67,7 +67,9 @@ const CONFIG_CHECK_MS: u64 = 1_000;
 /// served again.
 const COMMAND_BUDGET: usize = 4096;
 
-struct Conn {
+/// One connection as the reactor holds it: the socket, its ZMTP codec,
+/// and what the limits count for it.
+struct Socket {
     stream: Stream,
     zmtp: zmtp::Connection,
     role: Role,
@@ -113,7 +115,7 @@ pub(crate) struct Reactor {
     owner: u64,
     listeners: TokenMap<(Listener, String)>,
     bound: Vec<String>,
-    conns: TokenMap<Conn>,
+    conns: TokenMap<Socket>,
     next_token: usize,
     port: i64,
     config: Config,
@@ -884,7 +886,7 @@ impl Reactor {
                 return;
             }
         };
-        let zmtp = zmtp::Connection::new(zmtp::Config {
+        let zmtp = zmtp::Connection::new(zmtp::ConnectionConfig {
             socket_type,
             as_server: false,
             max_frame: self.access.limits.max_frame,
@@ -910,7 +912,7 @@ impl Reactor {
         let born_ms = self.now().mono_ms;
         self.conns.insert(
             token,
-            Conn {
+            Socket {
                 stream,
                 zmtp,
                 role,
@@ -1394,7 +1396,7 @@ fn modified(path: impl AsRef<std::path::Path>) -> Option<SystemTime> {
 /// limits, then hands whole short messages to the engine straight from
 /// `data`, copies only the rest into the codec, and processes that.
 fn take_in(
-    c: &mut Conn,
+    c: &mut Socket,
     engine: &mut Engine,
     zgp2_enabled: bool,
     limits: &Limits,
@@ -1439,7 +1441,7 @@ fn take_in(
 }
 
 fn process_input(
-    c: &mut Conn,
+    c: &mut Socket,
     engine: &mut Engine,
     zgp2_enabled: bool,
     limits: &Limits,
@@ -1449,7 +1451,7 @@ fn process_input(
     loop {
         match c.zmtp.poll() {
             Ok(None) => return Ok(()),
-            Ok(Some(zmtp::Event::Ready(info))) => {
+            Ok(Some(zmtp::ConnectionEvent::Ready(info))) => {
                 c.ready = true;
                 let number = |name: &str| {
                     info.property(name)
@@ -1466,7 +1468,7 @@ fn process_input(
                 };
                 engine.handle_connected(id, c.role, peer, now);
             }
-            Ok(Some(zmtp::Event::Message(msg))) => {
+            Ok(Some(zmtp::ConnectionEvent::Message(msg))) => {
                 let (first, multipart) = (msg.first(), msg.is_multipart());
                 engine.handle_frame(id, first, multipart, now);
                 let tuples = engine.tuples_received(id);
