@@ -7,7 +7,7 @@ use divan::{black_box, Bencher};
 use zgossip::engine::{Engine, Now, Peer, Role, Settings};
 use zgossip::store::{Store, Version, Write};
 use zgossip::wire::gossip::{self, Message};
-use zgossip::wire::{ext, zmtp};
+use zgossip::wire::{zgp2, zmtp};
 
 fn main() {
     divan::main();
@@ -41,8 +41,8 @@ fn zgp_decode_publish(b: Bencher) {
 }
 
 #[divan::bench]
-fn ext_tuple_round_trip(b: Bencher) {
-    let t = ext::Tuple {
+fn zgp2_tuple_round_trip(b: Bencher) {
+    let t = zgp2::Tuple {
         key: "service/database/primary",
         value: "tcp://10.0.0.5:5432",
         clock: 1 << 40,
@@ -53,16 +53,16 @@ fn ext_tuple_round_trip(b: Bencher) {
     let mut out = Vec::with_capacity(96);
     b.bench_local(|| {
         out.clear();
-        ext::encode_tuple(black_box(&t), &mut out);
-        black_box(ext::decode(&out).unwrap());
+        zgp2::encode_tuple(black_box(&t), &mut out);
+        black_box(zgp2::decode(&out).unwrap());
     });
 }
 
 /// 1,000 frames of 40 bytes through a ZMTP connection: framing and parse.
 #[divan::bench]
 fn zmtp_1000_frames(b: Bencher) {
-    let mut a = zmtp::Connection::new(zmtp::Config::new(zmtp::SocketType::Dealer));
-    let mut r = zmtp::Connection::new(zmtp::Config::new(zmtp::SocketType::Router));
+    let mut a = zmtp::Connection::new(zmtp::ConnectionConfig::new(zmtp::SocketType::Dealer));
+    let mut r = zmtp::Connection::new(zmtp::ConnectionConfig::new(zmtp::SocketType::Router));
     for _ in 0..4 {
         let out = a.pending_output().to_vec();
         a.consume_output(out.len());
@@ -122,7 +122,7 @@ fn engine_receive_and_forward(b: Bencher) {
         wall_ms: 1_700_000_000_000,
     };
     let peer = Peer {
-        extended: true,
+        zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
     };
@@ -137,8 +137,8 @@ fn engine_receive_and_forward(b: Bencher) {
     b.bench_local(|| {
         i += 1;
         let mut frame = Vec::with_capacity(96);
-        ext::encode_tuple(
-            &ext::Tuple {
+        zgp2::encode_tuple(
+            &zgp2::Tuple {
                 key: "k",
                 value: "v",
                 clock: (1_700_000_000_000 << 16) + i,

@@ -139,14 +139,14 @@ impl Command {
                 }
                 let ep = Endpoint::parse_connect(args[0])?;
                 let key = match args.get(1) {
-                    Some(k) => Some(crate::curve::decode_key("CONNECT: server public key", k)?),
+                    Some(k) => Some(crate::certs::decode_key("CONNECT: server public key", k)?),
                     None => None,
                 };
                 Ok(Command::Connect(ep, key))
             }
             "SET PUBLICKEY" | "SET SECRETKEY" => {
                 want(1, &format!("{name} key"))?;
-                let key = crate::curve::decode_key(name, args[0])?;
+                let key = crate::certs::decode_key(name, args[0])?;
                 Ok(if name == "SET PUBLICKEY" {
                     Command::SetPublicKey(key)
                 } else {
@@ -202,7 +202,7 @@ impl Command {
                     ));
                 }
                 keys.iter()
-                    .map(|k| crate::curve::decode_key("CURVE ALLOW: client key", k))
+                    .map(|k| crate::certs::decode_key("CURVE ALLOW: client key", k))
                     .collect::<Result<Vec<_>, _>>()
                     .map(Command::CurveAllow)
             }
@@ -482,7 +482,7 @@ mod tests {
 
     #[test]
     fn security_commands() {
-        let (public, secret) = crate::curve::keypair().unwrap();
+        let (public, secret) = crate::certs::keypair().unwrap();
         let key = crate::wire::z85::decode_key(&public).unwrap();
         assert_eq!(
             Command::parse(&["SET PUBLICKEY", &public]).unwrap(),

@@ -7,10 +7,10 @@
 //! (mio event loop, private) and the [`Node`] handle.
 
 pub mod beacon;
+pub mod certs;
 mod command;
 pub mod config;
 mod control;
-pub mod curve;
 pub mod endpoint;
 pub mod engine;
 mod error;
@@ -23,9 +23,13 @@ pub mod sim;
 pub mod store;
 pub mod wire;
 
-pub use beacon::discovery::Settings as DiscoverySettings;
+pub use beacon::discovery::DiscoverySettings;
 pub use beacon::driver::DiscoverOptions;
 pub use beacon::{Beacon, Received, UdpOptions};
+/// The former name of [`certs`], kept so code written against
+/// `zgossip::curve::keypair` and the like still builds.
+#[doc(hidden)]
+pub use certs as curve;
 pub use command::Command;
 pub use error::{Error, ErrorKind, Result};
 pub use handle::Node;

@@ -113,7 +113,7 @@ fn incompatible_socket_type_is_refused() {
     io.set_timeout(Duration::from_millis(100));
     let mut p = RawPeer {
         io,
-        zmtp: zmtp::Connection::new(zmtp::Config::new(SocketType::Pub)),
+        zmtp: zmtp::Connection::new(zmtp::ConnectionConfig::new(SocketType::Pub)),
     };
     p.flush();
     let deadline = Instant::now() + T;
@@ -219,7 +219,7 @@ impl RawServer {
             .unwrap();
         let mut p = RawPeer {
             io: Box::new(s),
-            zmtp: zmtp::Connection::new(zmtp::Config::new(SocketType::Router)),
+            zmtp: zmtp::Connection::new(zmtp::ConnectionConfig::new(SocketType::Router)),
         };
         p.flush();
         let deadline = Instant::now() + T;

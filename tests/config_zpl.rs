@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use zgossip::config::{Config, ConfigError, Node};
+use zgossip::config::{Config, ConfigError, ConfigNode};
 
 fn parse(text: &str) -> Config {
     Config::parse(text).unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
@@ -19,14 +19,14 @@ fn parse(text: &str) -> Config {
 /// A tree as (depth, name, value with None as "") lines, iteratively.
 fn shape(config: &Config) -> Vec<(usize, String, String)> {
     let mut out = Vec::new();
-    let mut stack: Vec<(&Node, usize)> = vec![(config.root(), 0)];
+    let mut stack: Vec<(&ConfigNode, usize)> = vec![(config.root(), 0)];
     while let Some((node, depth)) = stack.pop() {
         out.push((
             depth,
             node.name().to_string(),
             node.value().unwrap_or("").to_string(),
         ));
-        let children: Vec<&Node> = node.children().collect();
+        let children: Vec<&ConfigNode> = node.children().collect();
         stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
     }
     out
@@ -73,7 +73,7 @@ fn reads_what_czmq_writes() {
     assert_eq!(c.get("headers/name"), Some("Justin Kayce"));
     assert_eq!(c.get("curve/secret-key"), Some("Top Secret"));
     // Section headers written bare come back with the value "".
-    assert_eq!(c.locate("headers").and_then(Node::value), Some(""));
+    assert_eq!(c.locate("headers").and_then(ConfigNode::value), Some(""));
     assert_eq!(
         c.to_text(),
         CZMQ_WRITTEN

@@ -40,7 +40,7 @@ fn keys(n: &Node) -> Vec<String> {
 /// A node with a key pair of its own; returns it and its public key.
 fn secured(name: &str) -> (Node, String) {
     let node = Node::new(name).unwrap();
-    let (public, secret) = zgossip::curve::keypair().unwrap();
+    let (public, secret) = zgossip::certs::keypair().unwrap();
     node.send(&["SET PUBLICKEY", &public]).unwrap();
     node.send(&["SET SECRETKEY", &secret]).unwrap();
     (node, public)

@@ -205,10 +205,10 @@ fn a_tuple_over_a_peers_limit_never_loops_the_link() {
     assert_eq!(stat(&big_node, "connections"), 1);
 }
 
-/// A ZGP/2 peer, by hand: a DEALER that announces the extension.
+/// A ZGP/2 peer, by hand: a DEALER that announces ZGP/2.
 fn zgp2_peer(ep: &str) -> RawPeer {
-    let mut config = zgossip::wire::zmtp::Config::new(SocketType::Dealer);
-    config.properties = vec![(zgossip::wire::ext::PROPERTY.to_string(), b"2".to_vec())];
+    let mut config = zgossip::wire::zmtp::ConnectionConfig::new(SocketType::Dealer);
+    config.properties = vec![(zgossip::wire::zgp2::PROPERTY.to_string(), b"2".to_vec())];
     let mut received = Vec::new();
     let mut p = RawPeer::try_connect(ep, config, &mut received).unwrap();
     p.send(&Message::Hello);
@@ -217,8 +217,8 @@ fn zgp2_peer(ep: &str) -> RawPeer {
 
 fn zgp2_tuple(key: &str, value: &str, clock: u64, deleted: bool) -> Vec<u8> {
     let mut frame = Vec::new();
-    zgossip::wire::ext::encode_tuple(
-        &zgossip::wire::ext::Tuple {
+    zgossip::wire::zgp2::encode_tuple(
+        &zgossip::wire::zgp2::Tuple {
             key,
             value,
             clock,

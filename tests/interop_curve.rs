@@ -77,7 +77,7 @@ fn our_curve_client_to_libzmq_router() {
     if !czmq::require_czmq() {
         return;
     }
-    let (public, secret) = zgossip::curve::keypair().unwrap();
+    let (public, secret) = zgossip::certs::keypair().unwrap();
     let router = Peer::spawn(&["server", &secret, &public]);
     let port = router.expect("PORT ")[5..].to_string();
     let ours = Node::new("ours").unwrap();
@@ -97,9 +97,9 @@ fn libzmq_dealer_to_our_curve_server() {
         return;
     }
     let ours = Node::new("ours").unwrap();
-    let (public, secret) = zgossip::curve::keypair().unwrap();
+    let (public, secret) = zgossip::certs::keypair().unwrap();
     ours.send(&["SET SECRETKEY", &secret]).unwrap();
-    let (client_public, client_secret) = zgossip::curve::keypair().unwrap();
+    let (client_public, client_secret) = zgossip::certs::keypair().unwrap();
     ours.send(&["CURVE ALLOW", &client_public]).unwrap();
     let port = ours.bind("tcp://127.0.0.1:*").unwrap().unwrap();
     ours.publish("from-ours", "zgossip").unwrap();
@@ -110,7 +110,7 @@ fn libzmq_dealer_to_our_curve_server() {
     assert_eq!(ours.get("from-dealer").unwrap().as_deref(), Some("libzmq"));
 
     // A libzmq client with an unlisted key gets nothing.
-    let (other_public, other_secret) = zgossip::curve::keypair().unwrap();
+    let (other_public, other_secret) = zgossip::certs::keypair().unwrap();
     let stranger = Peer::spawn(&["client", &ep, &public, &other_public, &other_secret]);
     assert!(
         stranger

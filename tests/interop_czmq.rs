@@ -124,7 +124,7 @@ fn czmq_peer_gets_only_plain_zgp_and_keeps_serving() {
     if !require_czmq() {
         return;
     }
-    // Deletes and TTLs do not exist for CZMQ: it must never see an extended
+    // Deletes and TTLs do not exist for CZMQ: it must never see a ZGP/2
     // message (it would stop serving). After an UNPUBLISH and a TTL expiry
     // on our side, the CZMQ node still answers and still takes tuples.
     let mut cz = CzmqNode::spawn("cz");

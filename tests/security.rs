@@ -17,7 +17,7 @@ use zgossip::Node;
 const T: Duration = Duration::from_secs(10);
 
 fn keys() -> (String, String) {
-    zgossip::curve::keypair().unwrap()
+    zgossip::certs::keypair().unwrap()
 }
 
 /// A node with a CURVE key pair, bound on loopback; returns it, its
@@ -31,8 +31,8 @@ fn curve_node(name: &str) -> (Node, String, String) {
     (node, format!("tcp://127.0.0.1:{port}"), public)
 }
 
-fn client_config(server_public: &str, client: Option<Keypair>) -> zmtp::Config {
-    let mut c = zmtp::Config::new(SocketType::Dealer);
+fn client_config(server_public: &str, client: Option<Keypair>) -> zmtp::ConnectionConfig {
+    let mut c = zmtp::ConnectionConfig::new(SocketType::Dealer);
     c.mechanism = MechanismConfig::CurveClient {
         keys: client.unwrap_or_else(|| Keypair::generate().unwrap()),
         server_key: z85::decode_key(server_public).unwrap(),
@@ -94,7 +94,11 @@ fn curve_network_converges() {
     }
     // The links really are CURVE: a NULL peer is refused by the hub.
     let mut got = Vec::new();
-    let null = RawPeer::try_connect(&hub_ep, zmtp::Config::new(SocketType::Dealer), &mut got);
+    let null = RawPeer::try_connect(
+        &hub_ep,
+        zmtp::ConnectionConfig::new(SocketType::Dealer),
+        &mut got,
+    );
     assert_learnt_nothing(null, &got, "mechanism");
 }
 
@@ -139,7 +143,11 @@ fn null_against_curve_is_refused() {
     let (node, ep, _) = curve_node("srv");
     node.publish("k", "v").unwrap();
     let mut got = Vec::new();
-    let r = RawPeer::try_connect(&ep, zmtp::Config::new(SocketType::Dealer), &mut got);
+    let r = RawPeer::try_connect(
+        &ep,
+        zmtp::ConnectionConfig::new(SocketType::Dealer),
+        &mut got,
+    );
     assert_learnt_nothing(r, &got, "mechanism");
 }
 
@@ -191,7 +199,11 @@ fn allow_and_deny_by_address() {
     node.publish("k", "v").unwrap();
     node.send(&["DENY", "127.0.0.1"]).unwrap();
     let mut got = Vec::new();
-    let r = RawPeer::try_connect(&ep, zmtp::Config::new(SocketType::Dealer), &mut got);
+    let r = RawPeer::try_connect(
+        &ep,
+        zmtp::ConnectionConfig::new(SocketType::Dealer),
+        &mut got,
+    );
     assert_learnt_nothing(r, &got, "address 127.0.0.1 is denied");
     // A whitelist wins over the blacklist (zauth).
     node.send(&["ALLOW", "127.0.0.1"]).unwrap();
@@ -204,7 +216,7 @@ fn allow_and_deny_by_address() {
     let mut got = Vec::new();
     let r = RawPeer::try_connect(
         &format!("tcp://127.0.0.1:{port}"),
-        zmtp::Config::new(SocketType::Dealer),
+        zmtp::ConnectionConfig::new(SocketType::Dealer),
         &mut got,
     );
     assert_learnt_nothing(r, &got, "not in the ALLOW list");
@@ -222,14 +234,14 @@ fn keygen_cert_and_cert_directory() {
     let clients = dir.join("clients");
     std::fs::create_dir_all(&clients).unwrap();
     let server_cert = dir.join("server.cert");
-    zgossip::curve::save_cert(&server_cert, &reply[1], &reply[2]).unwrap();
+    zgossip::certs::save_cert(&server_cert, &reply[1], &reply[2]).unwrap();
     node.send(&["CERT", server_cert.to_str().unwrap()]).unwrap();
     let port = node.bind("tcp://127.0.0.1:*").unwrap().unwrap();
     let ep = format!("tcp://127.0.0.1:{port}");
     node.publish("k", "v").unwrap();
 
     let client = Keypair::generate().unwrap();
-    zgossip::curve::save_cert(
+    zgossip::certs::save_cert(
         clients.join("client.cert"),
         &z85::encode_key(&client.public),
         &z85::encode_key(&client.secret),
@@ -302,7 +314,11 @@ fn limit_connections_per_address() {
     let a = RawPeer::connect(&ep, SocketType::Dealer);
     let b = RawPeer::connect(&ep, SocketType::Dealer);
     let mut got = Vec::new();
-    let r = RawPeer::try_connect(&ep, zmtp::Config::new(SocketType::Dealer), &mut got);
+    let r = RawPeer::try_connect(
+        &ep,
+        zmtp::ConnectionConfig::new(SocketType::Dealer),
+        &mut got,
+    );
     assert_learnt_nothing(r, &got, "limits/connections-per-address");
     drop((a, b));
     std::thread::sleep(Duration::from_millis(200));
@@ -314,7 +330,11 @@ fn limit_connections() {
     let (_node, ep) = plain_node("lim", &[("limits/connections", "1")]);
     let a = RawPeer::connect(&ep, SocketType::Dealer);
     let mut got = Vec::new();
-    let r = RawPeer::try_connect(&ep, zmtp::Config::new(SocketType::Dealer), &mut got);
+    let r = RawPeer::try_connect(
+        &ep,
+        zmtp::ConnectionConfig::new(SocketType::Dealer),
+        &mut got,
+    );
     assert_learnt_nothing(r, &got, "limits/connections");
     drop(a);
     std::thread::sleep(Duration::from_millis(200));

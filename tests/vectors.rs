@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use zgossip::wire::gossip::{self, Message};
-use zgossip::wire::zmtp::{Config, Connection, Event, SocketType};
+use zgossip::wire::zmtp::{Connection, ConnectionConfig, ConnectionEvent, SocketType};
 
 const HANDSHAKE_LEN: usize = 0x6b;
 
@@ -50,20 +50,20 @@ fn read_stream(
     reader: SocketType,
     chunk: usize,
 ) -> (SocketType, Vec<u8>, Vec<Vec<u8>>) {
-    let mut conn = Connection::new(Config::new(reader));
+    let mut conn = Connection::new(ConnectionConfig::new(reader));
     let mut ready = None;
     let mut frames = Vec::new();
     for piece in stream.chunks(chunk) {
         conn.feed(piece);
         while let Some(event) = conn.poll().expect("golden stream must parse") {
             match event {
-                Event::Ready(peer) => {
+                ConnectionEvent::Ready(peer) => {
                     assert!(ready.is_none(), "two Ready events");
                     assert!(frames.is_empty(), "message before Ready");
                     assert_eq!(peer.minor_version, 1);
                     ready = Some((peer.socket_type, peer.identity));
                 }
-                Event::Message(msg) => {
+                ConnectionEvent::Message(msg) => {
                     assert_eq!(msg.len(), 1, "gossip messages are single frames");
                     frames.push(msg.first().to_vec());
                 }
@@ -113,9 +113,9 @@ fn router_reads_dealer_stream() {
 /// Builds the stream a connection of type `ours` writes when talking to a
 /// peer of type `peer` and sending `msgs`.
 fn write_stream(ours: SocketType, peer: SocketType, msgs: &[Message<'_>]) -> Vec<u8> {
-    let mut conn = Connection::new(Config::new(ours));
+    let mut conn = Connection::new(ConnectionConfig::new(ours));
     // The peer's greeting and READY, produced by a Connection of its type.
-    let mut other = Connection::new(Config::new(peer));
+    let mut other = Connection::new(ConnectionConfig::new(peer));
     let mut wire = Vec::new();
     let take = |c: &mut Connection, wire: &mut Vec<u8>| {
         let out = c.pending_output().to_vec();
@@ -131,7 +131,7 @@ fn write_stream(ours: SocketType, peer: SocketType, msgs: &[Message<'_>]) -> Vec
     take(&mut other, &mut theirs);
     conn.feed(&theirs);
     match conn.poll().unwrap() {
-        Some(Event::Ready(p)) => assert_eq!(p.socket_type, peer),
+        Some(ConnectionEvent::Ready(p)) => assert_eq!(p.socket_type, peer),
         other => panic!("expected Ready, got {other:?}"),
     }
     take(&mut conn, &mut wire);
@@ -186,11 +186,11 @@ fn every_prefix_of_golden_streams_is_safe() {
     ] {
         let stream = vector(file);
         for n in 0..=stream.len() {
-            let mut conn = Connection::new(Config::new(reader));
+            let mut conn = Connection::new(ConnectionConfig::new(reader));
             conn.feed(&stream[..n]);
             let mut got = 0;
             while let Some(event) = conn.poll().expect("prefix must not error") {
-                if let Event::Message(m) = event {
+                if let ConnectionEvent::Message(m) = event {
                     let msg = gossip::decode(m.first()).unwrap();
                     assert_eq!(Some(&msg), want.get(got), "{file} prefix {n}");
                     got += 1;

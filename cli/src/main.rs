@@ -232,11 +232,11 @@ fn main() -> ExitCode {
 }
 
 fn keygen(cert: Option<&std::path::Path>) -> Result<(), Failure> {
-    let (public, secret) = zgossip::curve::keypair()?;
+    let (public, secret) = zgossip::certs::keypair()?;
     match cert {
         None => println!("{public}\n{secret}"),
         Some(path) => {
-            zgossip::curve::save_cert(path, &public, &secret)
+            zgossip::certs::save_cert(path, &public, &secret)
                 .map_err(|e| Failure(EXIT_FAILURE, e.to_string()))?;
             println!("{public}");
         }

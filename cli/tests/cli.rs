@@ -165,7 +165,7 @@ fn keygen_prints_or_writes_a_key_pair() {
     let path = std::env::temp_dir().join(format!("zgossip-cli-{}.cert", std::process::id()));
     let (code, out, _) = run(&["keygen", "--cert", path.to_str().unwrap()]);
     assert_eq!(code, 0);
-    let cert = zgossip::curve::load_cert(&path).unwrap();
+    let cert = zgossip::certs::load_cert(&path).unwrap();
     assert_eq!(cert.public, out.trim());
     assert!(cert.secret.is_some());
     let mut secret = path.clone().into_os_string();
@@ -213,7 +213,7 @@ fn curve_keys_from_keygen_secure_a_network() {
 /// (one in 85 does: `-` is a Z85 digit).
 fn pair_starting_with_hyphen(public: bool) -> (String, String) {
     for _ in 0..100_000 {
-        let (p, s) = zgossip::curve::keypair().unwrap();
+        let (p, s) = zgossip::certs::keypair().unwrap();
         if (if public { &p } else { &s }).starts_with('-') {
             return (p, s);
         }

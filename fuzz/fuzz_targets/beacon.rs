@@ -8,21 +8,24 @@
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use zgossip::beacon::discovery::{Discovery, Settings};
+use zgossip::beacon::discovery::{Discovery, DiscoverySettings};
 use zgossip::beacon::frame::{decode, encode_for};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(a) = decode(data) {
         let again = encode_for(a.port, a.node_id, a.public_key.as_ref());
         let b = decode(&again).expect("a re-encoded beacon must decode");
-        assert_eq!((b.port, b.node_id, b.public_key), (a.port, a.node_id, a.public_key));
+        assert_eq!(
+            (b.port, b.node_id, b.public_key),
+            (a.port, a.node_id, a.public_key)
+        );
     }
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
-    let settings = Settings {
+    let settings = DiscoverySettings {
         max_peers: 8,
-        ..Settings::for_interval(100)
+        ..DiscoverySettings::for_interval(100)
     };
     let mut d = Discovery::new(1, first & 1 == 1, settings, 0);
     let admit = |_: IpAddr, k: Option<&[u8; 32]>| k.is_none_or(|k| k[0] & 1 == 0);

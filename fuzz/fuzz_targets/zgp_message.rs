@@ -1,11 +1,11 @@
-//! Decode arbitrary bytes as a ZGP v1 message and as a ZGP/2 (extension)
+//! Decode arbitrary bytes as a ZGP v1 message and as a ZGP/2
 //! message; whatever decodes must re-encode to the same bytes and decode to
 //! the same message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zgossip::wire::ext;
 use zgossip::wire::gossip::{decode, Message};
+use zgossip::wire::zgp2;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = decode(data) {
@@ -17,16 +17,16 @@ fuzz_target!(|data: &[u8]| {
         let again: Message<'_> = decode(&out).expect("re-encoded message must decode");
         assert_eq!(again, msg);
     }
-    if let Ok(msg) = ext::decode(data) {
+    if let Ok(msg) = zgp2::decode(data) {
         let mut out = Vec::new();
         match &msg {
-            ext::Message::Tuple(t) => ext::encode_tuple(t, &mut out),
-            ext::Message::Ranges(r) => ext::encode_ranges(r, &mut out),
-            ext::Message::Items(g) => ext::encode_items(g, &mut out),
-            ext::Message::Want(w) => ext::encode_want(w, &mut out),
+            zgp2::Message::Tuple(t) => zgp2::encode_tuple(t, &mut out),
+            zgp2::Message::Ranges(r) => zgp2::encode_ranges(r, &mut out),
+            zgp2::Message::Items(g) => zgp2::encode_items(g, &mut out),
+            zgp2::Message::Want(w) => zgp2::encode_want(w, &mut out),
         }
         // Flags other than "deleted" are ignored on decode, so compare the
         // decoded forms rather than the bytes.
-        assert_eq!(ext::decode(&out).expect("re-encoded must decode"), msg);
+        assert_eq!(zgp2::decode(&out).expect("re-encoded must decode"), msg);
     }
 });

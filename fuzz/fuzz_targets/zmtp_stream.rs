@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zgossip::wire::zmtp::{Config, Connection, Event, SocketType};
+use zgossip::wire::zmtp::{Connection, ConnectionConfig, ConnectionEvent, SocketType};
 
 fuzz_target!(|data: &[u8]| {
     let [kind, limit, seed, stream @ ..] = data else {
@@ -22,17 +22,19 @@ fuzz_target!(|data: &[u8]| {
     let mut prefixed = Vec::new();
     if kind & 0x80 != 0 {
         // Any Connection's greeting is a valid peer greeting.
-        prefixed.extend_from_slice(Connection::new(Config::new(socket_type)).pending_output());
+        prefixed.extend_from_slice(
+            Connection::new(ConnectionConfig::new(socket_type)).pending_output(),
+        );
         if kind & 0x40 != 0 {
             if let Some(peer) = SocketType::ALL
                 .iter()
                 .find(|t| socket_type.compatible_with(**t))
             {
                 // A peer that has read our greeting queues its READY.
-                let mut other = Connection::new(Config::new(*peer));
+                let mut other = Connection::new(ConnectionConfig::new(*peer));
                 let greeting = other.pending_output().len();
                 other.consume_output(greeting);
-                other.feed(Connection::new(Config::new(socket_type)).pending_output());
+                other.feed(Connection::new(ConnectionConfig::new(socket_type)).pending_output());
                 let _ = other.poll();
                 prefixed.extend_from_slice(other.pending_output());
             }
@@ -40,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     }
     prefixed.extend_from_slice(stream);
     let stream = &prefixed[..];
-    let mut config = Config::new(socket_type);
+    let mut config = ConnectionConfig::new(socket_type);
     // Small limits exercise the size checks; 0xFF keeps the default.
     if *limit != 0xFF {
         config.max_frame = usize::from(*limit) * 8;
@@ -73,14 +75,14 @@ fuzz_target!(|data: &[u8]| {
         loop {
             match conn.poll() {
                 Ok(None) => break,
-                Ok(Some(Event::Ready(peer))) => {
+                Ok(Some(ConnectionEvent::Ready(peer))) => {
                     assert!(socket_type.compatible_with(peer.socket_type));
                     assert!(conn.is_ready());
                     // Sending works once ready.
                     conn.queue_message(&[b"x"])
                         .expect("ready connection must send");
                 }
-                Ok(Some(Event::Message(msg))) => {
+                Ok(Some(ConnectionEvent::Message(msg))) => {
                     assert!(!msg.is_empty());
                     assert_eq!(msg.parts().count(), msg.len());
                     assert!(msg.parts().all(|p| p.len() <= max_frame));

@@ -1,6 +1,6 @@
 //! The discovery state machine, sans-IO: beacons heard go in (with the
 //! address they came from and the time), decisions come out as
-//! [`Action`]s (connect to a new peer, follow a peer to its new address,
+//! [`DiscoveryAction`]s (connect to a new peer, follow a peer to its new address,
 //! forget a silent peer). Time is passed in, never read.
 //!
 //! Rules:
@@ -35,19 +35,19 @@ use super::frame;
 
 /// Tunables; see the module comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub struct DiscoverySettings {
     pub stale_ms: u64,
     pub expiry_ms: u64,
     pub max_peers: usize,
     pub dials_per_sec: u32,
 }
 
-impl Settings {
+impl DiscoverySettings {
     /// Defaults for a beacon interval: a move is followed after three
     /// silent intervals, a peer forgotten after 30 s (at least ten
     /// intervals).
-    pub fn for_interval(interval_ms: u64) -> Settings {
-        Settings {
+    pub fn for_interval(interval_ms: u64) -> DiscoverySettings {
+        DiscoverySettings {
             stale_ms: interval_ms.saturating_mul(3).max(1),
             expiry_ms: interval_ms.saturating_mul(10).max(30_000),
             max_peers: 256,
@@ -56,15 +56,15 @@ impl Settings {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings::for_interval(1_000)
+impl Default for DiscoverySettings {
+    fn default() -> DiscoverySettings {
+        DiscoverySettings::for_interval(1_000)
     }
 }
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum DiscoveryAction {
     /// A new peer we dial: connect to it, once; as a CURVE client of
     /// `server_key` when it has one.
     Connect {
@@ -106,7 +106,7 @@ pub enum Heard {
 
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct DiscoveryStats {
     pub beacons: u64,
     pub rejected: u64,
     pub own: u64,
@@ -133,8 +133,9 @@ enum Link {
     Dialed,
 }
 
+/// A node heard over discovery, and our link to it.
 #[derive(Debug)]
-struct Peer {
+struct DiscoveredPeer {
     endpoint: SocketAddr,
     /// Its CURVE public key, from its beacons.
     key: Option<[u8; 32]>,
@@ -151,16 +152,16 @@ pub struct Discovery {
     own_id: u64,
     /// This node speaks only CURVE (it has a key pair).
     curve: bool,
-    settings: Settings,
-    peers: HashMap<u64, Peer>,
+    settings: DiscoverySettings,
+    peers: HashMap<u64, DiscoveredPeer>,
     /// Peers waiting for a dial token, oldest first.
     queue: VecDeque<u64>,
     /// Dial tokens in thousandths.
     tokens_milli: u64,
     refilled_ms: u64,
     next_expiry_check: u64,
-    actions: VecDeque<Action>,
-    stats: Stats,
+    actions: VecDeque<DiscoveryAction>,
+    stats: DiscoveryStats,
 }
 
 /// How often silent peers are looked for.
@@ -169,7 +170,7 @@ const EXPIRY_CHECK_MS: u64 = 500;
 impl Discovery {
     /// Discovery for node `own_id`; `curve` when the node has a CURVE key
     /// pair (its peers must announce theirs).
-    pub fn new(own_id: u64, curve: bool, settings: Settings, now_ms: u64) -> Discovery {
+    pub fn new(own_id: u64, curve: bool, settings: DiscoverySettings, now_ms: u64) -> Discovery {
         let tokens_milli = u64::from(settings.dials_per_sec.max(1)) * 1000;
         Discovery {
             own_id,
@@ -181,15 +182,15 @@ impl Discovery {
             refilled_ms: now_ms,
             next_expiry_check: now_ms + EXPIRY_CHECK_MS,
             actions: VecDeque::new(),
-            stats: Stats::default(),
+            stats: DiscoveryStats::default(),
         }
     }
 
-    pub fn stats(&self) -> Stats {
+    pub fn stats(&self) -> DiscoveryStats {
         self.stats
     }
 
-    pub fn settings(&self) -> &Settings {
+    pub fn settings(&self) -> &DiscoverySettings {
         &self.settings
     }
 
@@ -293,7 +294,7 @@ impl Discovery {
         };
         self.peers.insert(
             id,
-            Peer {
+            DiscoveredPeer {
                 endpoint,
                 key,
                 seen_ms: now_ms,
@@ -323,7 +324,7 @@ impl Discovery {
         if let Some(p) = self.peers.remove(&id) {
             self.queue.retain(|&q| q != id);
             if matches!(p.link, Link::Dialed | Link::Pending { moved: true }) {
-                self.actions.push_back(Action::Forget { peer: id });
+                self.actions.push_back(DiscoveryAction::Forget { peer: id });
             }
         }
     }
@@ -356,13 +357,13 @@ impl Discovery {
             self.stats.dials += 1;
             let (endpoint, server_key) = (p.endpoint, p.key);
             self.actions.push_back(if moved {
-                Action::Move {
+                DiscoveryAction::Move {
                     peer: id,
                     endpoint,
                     server_key,
                 }
             } else {
-                Action::Connect {
+                DiscoveryAction::Connect {
                     peer: id,
                     endpoint,
                     server_key,
@@ -405,7 +406,7 @@ impl Discovery {
         at
     }
 
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub fn poll_action(&mut self) -> Option<DiscoveryAction> {
         self.actions.pop_front()
     }
 }
@@ -436,14 +437,14 @@ mod tests {
 
     const ANY: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool = &|_, _| true;
 
-    fn actions(d: &mut Discovery) -> Vec<Action> {
+    fn actions(d: &mut Discovery) -> Vec<DiscoveryAction> {
         std::iter::from_fn(|| d.poll_action()).collect()
     }
 
     #[test]
     fn lower_id_dials_once_higher_id_waits() {
-        let mut low = Discovery::new(10, false, Settings::default(), 0);
-        let mut high = Discovery::new(20, false, Settings::default(), 0);
+        let mut low = Discovery::new(10, false, DiscoverySettings::default(), 0);
+        let mut high = Discovery::new(20, false, DiscoverySettings::default(), 0);
         let from_high = frame::encode(7000, 20);
         let from_low = frame::encode(6000, 10);
         for t in 0..5 {
@@ -455,7 +456,7 @@ mod tests {
         }
         assert_eq!(
             actions(&mut low),
-            [Action::Connect {
+            [DiscoveryAction::Connect {
                 peer: 20,
                 endpoint: sa("10.0.0.2:7000"),
                 server_key: None
@@ -468,7 +469,7 @@ mod tests {
 
     #[test]
     fn own_and_garbage_are_ignored() {
-        let mut d = Discovery::new(10, false, Settings::default(), 0);
+        let mut d = Discovery::new(10, false, DiscoverySettings::default(), 0);
         assert_eq!(
             d.handle_datagram(ip("127.0.0.1"), &frame::encode(5000, 10), 0, ANY),
             Heard::Own
@@ -497,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_moved_peer_is_followed_after_its_old_address_falls_silent() {
-        let s = Settings::for_interval(100); // stale after 300 ms
+        let s = DiscoverySettings::for_interval(100); // stale after 300 ms
         let mut d = Discovery::new(1, false, s, 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
         assert_eq!(actions(&mut d).len(), 1);
@@ -521,7 +522,7 @@ mod tests {
         );
         assert_eq!(
             actions(&mut d),
-            [Action::Move {
+            [DiscoveryAction::Move {
                 peer: 5,
                 endpoint: sa("10.0.0.3:7000"),
                 server_key: None
@@ -531,7 +532,7 @@ mod tests {
         d.handle_datagram(ip("10.0.0.3"), &frame::encode(7001, 5), 2_000, ANY);
         assert_eq!(
             actions(&mut d),
-            [Action::Move {
+            [DiscoveryAction::Move {
                 peer: 5,
                 endpoint: sa("10.0.0.3:7001"),
                 server_key: None
@@ -542,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_peer_we_do_not_dial_moves_silently() {
-        let s = Settings::for_interval(100);
+        let s = DiscoverySettings::for_interval(100);
         let mut d = Discovery::new(9, false, s, 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
         d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_000, ANY);
@@ -552,9 +553,9 @@ mod tests {
 
     #[test]
     fn silent_peers_are_forgotten() {
-        let s = Settings {
+        let s = DiscoverySettings {
             expiry_ms: 2_000,
-            ..Settings::for_interval(100)
+            ..DiscoverySettings::for_interval(100)
         };
         let mut d = Discovery::new(1, false, s, 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
@@ -563,35 +564,35 @@ mod tests {
         d.handle_timeout(1_500);
         d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 0xff), 1_500, ANY);
         d.handle_timeout(2_500);
-        assert_eq!(actions(&mut d), [Action::Forget { peer: 5 }]);
+        assert_eq!(actions(&mut d), [DiscoveryAction::Forget { peer: 5 }]);
         assert_eq!(d.peer_count(), 1);
         d.handle_timeout(10_000);
-        assert_eq!(actions(&mut d), [Action::Forget { peer: 0xff }]);
+        assert_eq!(actions(&mut d), [DiscoveryAction::Forget { peer: 0xff }]);
         assert_eq!(d.peer_count(), 0);
         assert_eq!(d.poll_timeout(), None);
         // Heard again: a new peer, dialed again.
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 11_000, ANY);
         assert!(matches!(
             &actions(&mut d)[..],
-            [Action::Connect { peer: 5, .. }]
+            [DiscoveryAction::Connect { peer: 5, .. }]
         ));
     }
 
     #[test]
     fn a_restarted_node_on_the_same_endpoint_replaces_the_old_one() {
-        let mut d = Discovery::new(1, false, Settings::default(), 0);
+        let mut d = Discovery::new(1, false, DiscoverySettings::default(), 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 6), 10, ANY);
         assert_eq!(
             actions(&mut d),
             [
-                Action::Connect {
+                DiscoveryAction::Connect {
                     peer: 5,
                     endpoint: sa("10.0.0.2:7000"),
                     server_key: None
                 },
-                Action::Forget { peer: 5 },
-                Action::Connect {
+                DiscoveryAction::Forget { peer: 5 },
+                DiscoveryAction::Connect {
                     peer: 6,
                     endpoint: sa("10.0.0.2:7000"),
                     server_key: None
@@ -603,10 +604,10 @@ mod tests {
 
     #[test]
     fn a_flood_is_capped_in_peers_and_in_dials_per_second() {
-        let s = Settings {
+        let s = DiscoverySettings {
             max_peers: 50,
             dials_per_sec: 5,
-            ..Settings::default()
+            ..DiscoverySettings::default()
         };
         let mut d = Discovery::new(1, false, s, 0);
         for id in 2..10_000u64 {
@@ -635,9 +636,9 @@ mod tests {
 
     #[test]
     fn waiting_dials_ask_for_a_timeout() {
-        let s = Settings {
+        let s = DiscoverySettings {
             dials_per_sec: 1,
-            ..Settings::default()
+            ..DiscoverySettings::default()
         };
         let mut d = Discovery::new(1, false, s, 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
@@ -653,7 +654,7 @@ mod tests {
     #[test]
     fn a_curve_node_dials_only_keyed_beacons_as_their_client() {
         let key = [0x42u8; 32];
-        let mut d = Discovery::new(1, true, Settings::default(), 0);
+        let mut d = Discovery::new(1, true, DiscoverySettings::default(), 0);
         assert_eq!(
             d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY),
             Heard::Plain
@@ -665,7 +666,7 @@ mod tests {
         );
         assert_eq!(
             actions(&mut d),
-            [Action::Connect {
+            [DiscoveryAction::Connect {
                 peer: 6,
                 endpoint: sa("10.0.0.3:7000"),
                 server_key: Some(key)
@@ -677,7 +678,7 @@ mod tests {
 
     #[test]
     fn a_plain_node_ignores_keyed_beacons() {
-        let mut d = Discovery::new(1, false, Settings::default(), 0);
+        let mut d = Discovery::new(1, false, DiscoverySettings::default(), 0);
         assert_eq!(
             d.handle_datagram(
                 ip("10.0.0.3"),
@@ -696,7 +697,7 @@ mod tests {
     fn access_rules_refuse_a_sender_before_it_is_tracked() {
         let allowed = [0x11u8; 32];
         let admit = |_: IpAddr, k: Option<&[u8; 32]>| k == Some(&allowed);
-        let mut d = Discovery::new(1, true, Settings::default(), 0);
+        let mut d = Discovery::new(1, true, DiscoverySettings::default(), 0);
         for id in 2..20u64 {
             let h = d.handle_datagram(
                 ip("10.0.0.9"),
@@ -723,7 +724,7 @@ mod tests {
 
     #[test]
     fn a_new_key_from_a_known_peer_is_followed_only_once_its_old_one_is_silent() {
-        let s = Settings::for_interval(100); // stale after 300 ms
+        let s = DiscoverySettings::for_interval(100); // stale after 300 ms
         let (old, new) = ([1u8; 32], [2u8; 32]);
         let mut d = Discovery::new(1, true, s, 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode_curve(7000, 5, &old), 0, ANY);
@@ -756,7 +757,7 @@ mod tests {
         );
         assert_eq!(
             actions(&mut d),
-            [Action::Move {
+            [DiscoveryAction::Move {
                 peer: 5,
                 endpoint: sa("10.0.0.2:7000"),
                 server_key: Some(new)

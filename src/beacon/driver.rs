@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use mio::{Interest, Registry, Token};
 
-use super::discovery::{self, Action, Discovery, Heard};
+use super::discovery::{self, Discovery, DiscoveryAction, Heard};
 use super::frame;
 use super::udp::{UdpBeacon, UdpOptions};
 use crate::engine::{Engine, Now, RemoteId};
@@ -170,8 +170,8 @@ impl DiscoverOptions {
         }
     }
 
-    fn settings(&self) -> discovery::Settings {
-        let mut s = discovery::Settings::for_interval(self.interval_ms);
+    fn settings(&self) -> discovery::DiscoverySettings {
+        let mut s = discovery::DiscoverySettings::for_interval(self.interval_ms);
         s.max_peers = self.max_peers;
         s.dials_per_sec = self.dials_per_sec;
         if let Some(e) = self.expiry_ms {
@@ -237,7 +237,7 @@ pub(crate) struct Driver {
     beacon: Vec<u8>,
     node_id: u64,
     tcp_port: u16,
-    settings: discovery::Settings,
+    settings: discovery::DiscoverySettings,
     interval_ms: u64,
     next_send: u64,
     disc: Discovery,
@@ -406,12 +406,12 @@ impl Driver {
     fn apply(&mut self, mut links: Links<'_>, now: Now) {
         while let Some(action) = self.disc.poll_action() {
             match action {
-                Action::Connect {
+                DiscoveryAction::Connect {
                     peer,
                     endpoint,
                     server_key,
                 }
-                | Action::Move {
+                | DiscoveryAction::Move {
                     peer,
                     endpoint,
                     server_key,
@@ -422,7 +422,7 @@ impl Driver {
                     let id = links.add(endpoint, server_key, now);
                     self.remotes.insert(peer, id);
                 }
-                Action::Forget { peer } => {
+                DiscoveryAction::Forget { peer } => {
                     if let Some(old) = self.remotes.remove(&peer) {
                         links.remove(old, now);
                     }

@@ -1,7 +1,7 @@
 //! ZPL configuration trees (ZeroMQ RFC 4), read and written the way CZMQ
 //! 4.2.1 `zconfig` reads and writes them.
 //!
-//! A [`Config`] is a tree of [`Node`]s under a root named `root`. Each node
+//! A [`Config`] is a tree of [`ConfigNode`]s under a root named `root`. Each node
 //! has a name, an optional value, comment lines and ordered children.
 //!
 //! # Reading (as `zconfig_chunk_load`)
@@ -88,16 +88,16 @@ impl std::error::Error for ConfigError {
 }
 
 /// One node of a configuration tree.
-pub struct Node {
+pub struct ConfigNode {
     name: String,
     value: Option<String>,
     comments: Vec<String>,
-    children: Vec<Node>,
+    children: Vec<ConfigNode>,
 }
 
-impl Node {
-    fn new(name: &str, value: Option<String>) -> Node {
-        Node {
+impl ConfigNode {
+    fn new(name: &str, value: Option<String>) -> ConfigNode {
+        ConfigNode {
             name: name.to_string(),
             value,
             comments: Vec::new(),
@@ -106,8 +106,8 @@ impl Node {
     }
 
     /// A copy of this node without its children.
-    fn shallow(&self) -> Node {
-        Node {
+    fn shallow(&self) -> ConfigNode {
+        ConfigNode {
             name: self.name.clone(),
             value: self.value.clone(),
             comments: self.comments.clone(),
@@ -127,12 +127,12 @@ impl Node {
     }
 
     /// The children, in order.
-    pub fn children(&self) -> impl Iterator<Item = &Node> {
+    pub fn children(&self) -> impl Iterator<Item = &ConfigNode> {
         self.children.iter()
     }
 
     /// The first child with this name.
-    pub fn child(&self, name: &str) -> Option<&Node> {
+    pub fn child(&self, name: &str) -> Option<&ConfigNode> {
         self.children.iter().find(|c| c.name == name)
     }
 
@@ -141,12 +141,12 @@ impl Node {
         &self.comments
     }
 
-    fn child_mut(&mut self, name: &str) -> Option<&mut Node> {
+    fn child_mut(&mut self, name: &str) -> Option<&mut ConfigNode> {
         self.children.iter_mut().find(|c| c.name == name)
     }
 }
 
-impl Drop for Node {
+impl Drop for ConfigNode {
     fn drop(&mut self) {
         // Flatten instead of recursing: every node dropped here has no
         // children left, so a deep tree cannot overflow the stack.
@@ -157,10 +157,10 @@ impl Drop for Node {
     }
 }
 
-impl Clone for Node {
-    fn clone(&self) -> Node {
+impl Clone for ConfigNode {
+    fn clone(&self) -> ConfigNode {
         // Post-order with an explicit stack: (source, next child, copy).
-        let mut stack: Vec<(&Node, usize, Node)> = vec![(self, 0, self.shallow())];
+        let mut stack: Vec<(&ConfigNode, usize, ConfigNode)> = vec![(self, 0, self.shallow())];
         loop {
             let Some(top) = stack.last_mut() else {
                 // Unreachable: the loop returns when the root is finished.
@@ -182,8 +182,8 @@ impl Clone for Node {
     }
 }
 
-impl PartialEq for Node {
-    fn eq(&self, other: &Node) -> bool {
+impl PartialEq for ConfigNode {
+    fn eq(&self, other: &ConfigNode) -> bool {
         let mut stack = vec![(self, other)];
         while let Some((a, b)) = stack.pop() {
             if a.name != b.name
@@ -199,9 +199,9 @@ impl PartialEq for Node {
     }
 }
 
-impl Eq for Node {}
+impl Eq for ConfigNode {}
 
-impl fmt::Debug for Node {
+impl fmt::Debug for ConfigNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One line per node, indented by depth; iterative.
         let mut stack = vec![(self, 0usize)];
@@ -223,7 +223,7 @@ impl fmt::Debug for Node {
 /// A ZPL configuration tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    root: Node,
+    root: ConfigNode,
 }
 
 impl Default for Config {
@@ -390,7 +390,7 @@ impl Config {
     /// An empty tree: just the root.
     pub fn new() -> Config {
         Config {
-            root: Node::new("root", None),
+            root: ConfigNode::new("root", None),
         }
     }
 
@@ -442,7 +442,7 @@ impl Config {
             }
             parent
                 .children
-                .push(Node::new(name, Some(value.to_string())));
+                .push(ConfigNode::new(name, Some(value.to_string())));
         }
         Ok(config)
     }
@@ -520,7 +520,7 @@ impl Config {
     /// The value at a `/`-separated path (leading `/` ignored); `None` when
     /// no node is there or the node has no value.
     pub fn get(&self, path: &str) -> Option<&str> {
-        self.locate(path).and_then(Node::value)
+        self.locate(path).and_then(ConfigNode::value)
     }
 
     /// The value at `path`, or `default` when there is none. (CZMQ's
@@ -541,7 +541,7 @@ impl Config {
         let mut node = &mut self.root;
         for segment in segments(path) {
             if node.child_mut(segment).is_none() {
-                node.children.push(Node::new(segment, None));
+                node.children.push(ConfigNode::new(segment, None));
             }
             node = match node.child_mut(segment) {
                 Some(child) => child,
@@ -553,7 +553,7 @@ impl Config {
     }
 
     /// The node at a `/`-separated path (leading `/` ignored).
-    pub fn locate(&self, path: &str) -> Option<&Node> {
+    pub fn locate(&self, path: &str) -> Option<&ConfigNode> {
         let mut node = &self.root;
         for segment in segments(path) {
             node = node.child(segment)?;
@@ -562,7 +562,7 @@ impl Config {
     }
 
     /// The root node (named `root`; its comments head the file).
-    pub fn root(&self) -> &Node {
+    pub fn root(&self) -> &ConfigNode {
         &self.root
     }
 }

@@ -118,7 +118,7 @@ fn put_replaces_first_match_and_keeps_order() {
         .map(|n| n.value().unwrap())
         .collect();
     assert_eq!(xs, ["9", "2"]);
-    let top: Vec<_> = c.root().children().map(Node::name).collect();
+    let top: Vec<_> = c.root().children().map(ConfigNode::name).collect();
     assert_eq!(top, ["a", "b", "c"]);
 }
 

@@ -49,7 +49,7 @@ pub(crate) struct Access {
 
 /// What an access command did.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Done {
+pub(crate) struct AccessOutcome {
     /// The reply to the application, if the command has one.
     pub reply: Option<Vec<String>>,
     /// The node's own key pair was set: its public key (discovery beacons
@@ -61,8 +61,8 @@ pub(crate) struct Done {
 
 impl Access {
     /// Carries out a CURVE, key or access-rule command.
-    pub(crate) fn execute(&mut self, cmd: Command) -> Result<Done> {
-        let mut done = Done::default();
+    pub(crate) fn execute(&mut self, cmd: Command) -> Result<AccessOutcome> {
+        let mut done = AccessOutcome::default();
         match cmd {
             Command::SetPublicKey(public) => {
                 if let Some(k) = &self.keys {
@@ -87,13 +87,13 @@ impl Access {
                 ]);
             }
             Command::Cert(path) => {
-                let cert = crate::curve::load_cert(&path)?;
+                let cert = crate::certs::load_cert(&path)?;
                 let Some(secret) = cert.secret else {
                     return Err(Error::Config(format!(
                         "CERT {path}: no secret key (neither {path}_secret nor {path} has one)"
                     )));
                 };
-                let secret = crate::curve::decode_key("secret-key", &secret)?;
+                let secret = crate::certs::decode_key("secret-key", &secret)?;
                 self.public = None;
                 done = self.set_keys(Keypair::from_secret(secret))?;
             }
@@ -102,7 +102,7 @@ impl Access {
             Command::CurveAllow(keys) => Arc::make_mut(&mut self.policy).curve_allow(&keys),
             Command::CurveAny => Arc::make_mut(&mut self.policy).curve_allow_any(),
             Command::CurveCerts(dir) => {
-                let keys = crate::curve::load_public_certs(&dir)?;
+                let keys = crate::certs::load_public_certs(&dir)?;
                 done.trace = Some(format!("CURVE: {} client keys from {dir}", keys.len()));
                 Arc::make_mut(&mut self.policy).curve_allow(&keys);
             }
@@ -112,7 +112,7 @@ impl Access {
     }
 
     /// Our long-term key pair: from now on inbound connections are CURVE.
-    fn set_keys(&mut self, keys: Keypair) -> Result<Done> {
+    fn set_keys(&mut self, keys: Keypair) -> Result<AccessOutcome> {
         if let Some(public) = self.public {
             if public != keys.public {
                 return Err(Error::Config(
@@ -123,7 +123,7 @@ impl Access {
         let public = keys.public;
         self.keys = Some(keys);
         self.server = true;
-        Ok(Done {
+        Ok(AccessOutcome {
             reply: None,
             keys_set: Some(public),
             trace: Some(format!(

@@ -18,7 +18,7 @@ pub(crate) struct NodeSettings {
     pub engine: Settings,
     pub limits: Limits,
     /// `server/extensions`: announce and speak ZGP/2 with peers that do.
-    pub extensions: bool,
+    pub zgp2_enabled: bool,
     /// `server/linger`: how long `$TERM` waits for queued output, ms.
     pub linger_ms: u64,
     /// `server/pipe-limit`: messages the reply pipe holds before it
@@ -69,7 +69,7 @@ pub(crate) fn from_config(
     s.idle_timeout_ms = ms("limits/idle-timeout", defaults.idle_timeout_ms)?.max(1);
     s.expired_grace_ms = ms("server/expired-grace", s.expired_grace_ms)?;
     s.max_clock_ahead_ms = ms("server/max-clock-drift", s.max_clock_ahead_ms)?;
-    let extensions = match cfg.get("server/extensions").map(str::trim) {
+    let zgp2_enabled = match cfg.get("server/extensions").map(str::trim) {
         None | Some("1") => true,
         Some("0") => false,
         Some(v) => {
@@ -113,7 +113,7 @@ pub(crate) fn from_config(
     Ok(NodeSettings {
         engine: s,
         limits,
-        extensions,
+        zgp2_enabled,
         linger_ms,
         pipe_limit,
         verbose,
@@ -147,7 +147,7 @@ mod tests {
             }
         );
         assert_eq!(n.limits, Limits::default());
-        assert!(n.extensions && !n.verbose);
+        assert!(n.zgp2_enabled && !n.verbose);
         assert_eq!(n.linger_ms, 500);
     }
 
@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(n.engine.max_frame, MIN_MAX_FRAME, "the size rule follows");
         assert_eq!(n.engine.max_backlog_bytes, 64 << 10);
         assert_eq!(n.engine.idle_timeout_ms, 2500);
-        assert!(!n.extensions && n.verbose);
+        assert!(!n.zgp2_enabled && n.verbose);
         assert_eq!(n.linger_ms, 20);
     }
 

@@ -6,8 +6,8 @@ use super::*;
 /// What the driver learned about a peer in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Peer {
-    /// The peer announced the ZGP/2 extension (and so did we).
-    pub extended: bool,
+    /// The peer announced ZGP/2 (and so did we): this connection speaks it.
+    pub zgp2: bool,
     /// The session timeout the peer announced, in ms.
     pub timeout_ms: Option<u64>,
     /// The largest frame the peer announced it accepts: a tuple whose frame
@@ -46,12 +46,12 @@ pub(super) struct Conn {
     pub(super) role: Role,
     pub(super) session: Session,
     pub(super) peer: Peer,
-    /// When the next anti-entropy round starts (server side, extended).
+    /// When the next anti-entropy round starts (server side, ZGP/2).
     pub(super) next_sync: u64,
     /// When the server last started a round with us (client side,
-    /// extended): if rounds stop coming, our HELLO was lost; say it again.
+    /// ZGP/2): if rounds stop coming, our HELLO was lost; say it again.
     pub(super) last_sync_rx: u64,
-    /// Outbound extended connection before the server's first RANGES:
+    /// Outbound ZGP/2 connection before the server's first RANGES:
     /// forwards wait here (until that RANGES is answered, or
     /// `hold_until`), so that tuples published while the connection came
     /// up do not overtake older ones that travel by the reconciliation.
@@ -186,6 +186,6 @@ impl<'a> IntoIterator for &'a ConnTable {
     }
 }
 
-/// Longest time forwards wait on a new outbound extended connection for
+/// Longest time forwards wait on a new outbound ZGP/2 connection for
 /// the server's first reconciliation message.
 pub(super) const HOLD_MS: u64 = 500;

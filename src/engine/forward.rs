@@ -40,8 +40,8 @@ impl Engine {
             if !eligible {
                 continue;
             }
-            let extended = c.peer.extended;
-            if !extended || (raw.is_none() && v2.is_empty()) {
+            let speaks_zgp2 = c.peer.zgp2;
+            if !speaks_zgp2 || (raw.is_none() && v2.is_empty()) {
                 let (key, t) = match current {
                     Some(kt) => kt,
                     None => match store.entry(entry) {
@@ -49,16 +49,16 @@ impl Engine {
                         None => break,
                     },
                 };
-                if !extended && t.deleted {
+                if !speaks_zgp2 && t.deleted {
                     continue;
                 }
-                if extended {
-                    ext::encode_tuple(&ext_tuple(key, t), &mut v2);
+                if speaks_zgp2 {
+                    zgp2::encode_tuple(&zgp2_tuple(key, t), &mut v2);
                 }
             }
             let frame = raw.unwrap_or(&v2);
             let len = match current {
-                Some((key, t)) if !extended => plain_publish(key, t, now).encoded_len(),
+                Some((key, t)) if !speaks_zgp2 => plain_publish(key, t, now).encoded_len(),
                 _ => frame.len(),
             };
             if !c.peer.accepts(len) {
@@ -71,7 +71,7 @@ impl Engine {
                 continue;
             }
             let (out, notify) = c.queue(max);
-            if extended {
+            if speaks_zgp2 {
                 push_raw(out, frame);
             } else if let Some((key, t)) = current {
                 push_frame(out, &plain_publish(key, t, now));
@@ -93,24 +93,24 @@ impl Engine {
         }
     }
 
-    /// Sends our write of `key` to one extended connection.
+    /// Sends our write of `key` to one ZGP/2 connection.
     pub(super) fn send_tuple_to(&mut self, conn: ConnId, key: &str, now: Now) {
         let Some(t) = self.store.get(key) else {
             return;
         };
         let mut frame = std::mem::take(&mut self.scratch);
         frame.clear();
-        ext::encode_tuple(&ext_tuple(key, t), &mut frame);
+        zgp2::encode_tuple(&zgp2_tuple(key, t), &mut frame);
         self.queue_frame(conn, &frame, now);
         self.scratch = frame;
     }
 
     /// What a remote sends on connect and after INVALID: HELLO, then on a
-    /// plain connection every tuple (CZMQ's way); on an extended one the
+    /// plain connection every tuple (CZMQ's way); on a ZGP/2 one the
     /// server answers HELLO with a set reconciliation instead.
     pub(super) fn send_hello_and_tuples(&mut self, conn: ConnId, now: Now) {
         self.send(conn, &Message::Hello, now);
-        if !self.is_extended(conn) {
+        if !self.speaks_zgp2(conn) {
             self.send_all_tuples(conn, now);
         }
     }
@@ -181,8 +181,8 @@ pub(super) fn describe(msg: &Message<'_>) -> String {
     }
 }
 
-pub(super) fn ext_tuple<'a>(key: &'a str, t: Tuple<'a>) -> ext::Tuple<'a> {
-    ext::Tuple {
+pub(super) fn zgp2_tuple<'a>(key: &'a str, t: Tuple<'a>) -> zgp2::Tuple<'a> {
+    zgp2::Tuple {
         key,
         value: t.value,
         clock: t.version.clock,

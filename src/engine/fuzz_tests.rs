@@ -34,7 +34,7 @@ fn settings() -> Settings {
 fn hub() -> Engine {
     let mut e = Engine::new("hub", 1, settings());
     let peer = Peer {
-        extended: true,
+        zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
     };
@@ -103,8 +103,8 @@ fn frame(o: &Op, now_wall: u64) -> Vec<u8> {
         None => u64::MAX,
     };
     let mut f = Vec::new();
-    ext::encode_tuple(
-        &ext::Tuple {
+    zgp2::encode_tuple(
+        &zgp2::Tuple {
             key: &key,
             value: &value,
             clock,

@@ -23,8 +23,8 @@ fn drain(e: &mut Engine, conn: ConnId) -> Vec<Vec<u8>> {
     out
 }
 
-const EXT: Peer = Peer {
-    extended: true,
+const ZGP2_PEER: Peer = Peer {
+    zgp2: true,
     timeout_ms: Some(1000),
     max_frame: None,
 };
@@ -33,7 +33,7 @@ const EXT: Peer = Peer {
 fn hub(settings: Settings) -> Engine {
     let mut e = Engine::new("hub", 1, settings);
     for conn in [10, 11] {
-        e.handle_connected(conn, Role::Inbound, EXT, at(0));
+        e.handle_connected(conn, Role::Inbound, ZGP2_PEER, at(0));
         let mut hello = Vec::new();
         Message::Hello.encode(&mut hello);
         e.handle_frame(conn, &hello, false, at(0));
@@ -45,8 +45,8 @@ fn hub(settings: Settings) -> Engine {
 /// A ZGP/2 TUPLE frame.
 fn tuple(key: &str, value: &str, clock: u64, origin: u64, expires: u64, deleted: bool) -> Vec<u8> {
     let mut f = Vec::new();
-    ext::encode_tuple(
-        &ext::Tuple {
+    zgp2::encode_tuple(
+        &zgp2::Tuple {
             key,
             value,
             clock,

@@ -35,7 +35,7 @@ pub use conn::Peer;
 pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
 use conn::{Conn, ConnTable, Session, HOLD_MS};
-use forward::{describe, ext_tuple, plain_publish, role_name};
+use forward::{describe, plain_publish, role_name, zgp2_tuple};
 use outbox::{push_frame, push_raw, push_tuple};
 use remotes::Remote;
 
@@ -45,7 +45,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use crate::news::{Kind, NewsQueue};
 use crate::store::{Hlc, Outcome, Store, Tuple, Version, Write};
 use crate::wire::gossip::{self, Message};
-use crate::wire::{ext, zmtp};
+use crate::wire::{zgp2, zmtp};
 
 /// Identifies one connection; chosen by the driver, never reused.
 pub type ConnId = u64;

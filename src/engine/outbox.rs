@@ -216,8 +216,8 @@ pub(super) fn push_raw(outbox: &mut Vec<u8>, frame: &[u8]) {
 }
 
 /// Appends a ZGP/2 TUPLE to an outbox, encoded in place.
-pub(super) fn push_tuple(outbox: &mut Vec<u8>, t: &ext::Tuple<'_>) {
-    push_message(outbox, ext::tuple_len(t), |o| ext::encode_tuple(t, o));
+pub(super) fn push_tuple(outbox: &mut Vec<u8>, t: &zgp2::Tuple<'_>) {
+    push_message(outbox, zgp2::tuple_len(t), |o| zgp2::encode_tuple(t, o));
 }
 
 pub(super) fn push_frame(outbox: &mut Vec<u8>, msg: &Message<'_>) {

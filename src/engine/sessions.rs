@@ -5,7 +5,7 @@ use super::*;
 
 impl Engine {
     /// A connection finished its handshake. For an outbound one we send
-    /// HELLO, then every tuple we hold (plain ZGP) or nothing (extended: the
+    /// HELLO, then every tuple we hold (plain ZGP) or nothing (ZGP/2: the
     /// server starts a set reconciliation).
     pub fn handle_connected(&mut self, conn: ConnId, role: Role, peer: Peer, now: Now) {
         self.last_now = now;
@@ -17,7 +17,7 @@ impl Engine {
                 peer,
                 next_sync: now.mono_ms + self.settings.sync_interval_ms,
                 last_sync_rx: now.mono_ms,
-                held: (peer.extended && matches!(role, Role::Outbound(_))).then(Vec::new),
+                held: (peer.zgp2 && matches!(role, Role::Outbound(_))).then(Vec::new),
                 hold_until: now.mono_ms + HOLD_MS,
                 outbox: Vec::new(),
                 outbox_pos: 0,
@@ -47,7 +47,7 @@ impl Engine {
             }
             self.trace(format_args!(
                 "remote {conn} connected ({})",
-                if peer.extended { "ZGP/2" } else { "ZGP v1" }
+                if peer.zgp2 { "ZGP/2" } else { "ZGP v1" }
             ));
             self.send_hello_and_tuples(conn, now);
         } else {
@@ -95,10 +95,10 @@ impl Engine {
         let role = c.role;
         let session = c.session;
         self.stats.frames_in += 1;
-        let extended = c.peer.extended;
-        if extended && !multipart && ext::is_extension(frame) {
-            match ext::decode(frame) {
-                Ok(m) => self.ext_message(conn, role, session, m, frame, now),
+        let speaks_zgp2 = c.peer.zgp2;
+        if speaks_zgp2 && !multipart && zgp2::is_zgp2(frame) {
+            match zgp2::decode(frame) {
+                Ok(m) => self.zgp2_message(conn, role, session, m, frame, now),
                 Err(e) => {
                     self.stats.malformed += 1;
                     self.close(conn, format!("malformed ZGP/2 message: {e}"), now);
@@ -158,7 +158,7 @@ impl Engine {
                     c.session = Session::Connected;
                     c.next_sync = now.mono_ms + self.settings.sync_interval_ms;
                 }
-                if self.is_extended(conn) {
+                if self.speaks_zgp2(conn) {
                     self.start_sync(conn, now);
                 } else {
                     self.send_all_tuples(conn, now);
@@ -244,7 +244,7 @@ impl Engine {
         self.conns.get(&conn).map_or(0, |c| c.tuples_in)
     }
 
-    pub(super) fn is_extended(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| c.peer.extended)
+    pub(super) fn speaks_zgp2(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.peer.zgp2)
     }
 }

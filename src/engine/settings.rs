@@ -17,7 +17,7 @@ pub struct Settings {
     /// First delay before redialling a remote; doubles up to the maximum.
     pub reconnect_ivl_ms: u64,
     pub reconnect_ivl_max_ms: u64,
-    /// How often the server side of an extended connection starts a
+    /// How often the server side of a ZGP/2 connection starts a
     /// set reconciliation (anti-entropy) with its client.
     pub sync_interval_ms: u64,
     /// How long a tombstone (a deleted key) is kept, from when this node
@@ -75,7 +75,7 @@ pub fn check_tuple_size(key_len: usize, value_len: usize, max_frame: usize) -> R
             "value of {value_len} bytes exceeds the limit of {MAX_VALUE_LEN} bytes"
         ));
     }
-    let frame = ext::tuple_frame_len(key_len, value_len);
+    let frame = zgp2::tuple_frame_len(key_len, value_len);
     if frame > max_frame {
         return Err(format!(
             "a tuple of a {key_len}-byte key and a {value_len}-byte value takes \

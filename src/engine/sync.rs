@@ -1,4 +1,4 @@
-//! Set reconciliation between two extended nodes (delta sync and
+//! Set reconciliation between two nodes that speak ZGP/2 (delta sync and
 //! anti-entropy), after range-based set reconciliation.
 //!
 //! Every entry of the store (tombstones too) is an item placed by its
@@ -14,7 +14,7 @@
 //! survives loss and reordering; the periodic rerun repairs what was lost.
 
 use super::*;
-use crate::wire::ext::{Group, Item, Range};
+use crate::wire::zgp2::{Group, Item, Range};
 
 /// Output a connection's pending sends keep encoded ahead of the socket.
 const SEND_AHEAD: usize = 256 << 10;
@@ -136,13 +136,13 @@ impl Engine {
             })
             .collect();
         for chunk in ranges.chunks(CHUNK_RANGES) {
-            let mut frame = Vec::with_capacity(8 + chunk.len() * ext::RANGE_LEN);
-            ext::encode_ranges(chunk, &mut frame);
+            let mut frame = Vec::with_capacity(8 + chunk.len() * zgp2::RANGE_LEN);
+            zgp2::encode_ranges(chunk, &mut frame);
             self.queue_frame(conn, &frame, now);
         }
     }
 
-    /// Starts a reconciliation round on an extended connection.
+    /// Starts a reconciliation round on a ZGP/2 connection.
     pub(super) fn start_sync(&mut self, conn: ConnId, now: Now) {
         let parts = split(0, u64::MAX, FANOUT);
         self.send_ranges(conn, &parts, now);
@@ -223,9 +223,9 @@ impl Engine {
                 if !wanted {
                     continue;
                 }
-                if c.peer.extended {
-                    let tuple = ext_tuple(key, t);
-                    if !c.peer.accepts(ext::tuple_len(&tuple)) {
+                if c.peer.zgp2 {
+                    let tuple = zgp2_tuple(key, t);
+                    if !c.peer.accepts(zgp2::tuple_len(&tuple)) {
                         stats.oversize_skipped += 1;
                         continue;
                     }
@@ -260,7 +260,7 @@ impl Engine {
         if n > 0 {
             c.last_tx = now.mono_ms;
             stats.frames_out += n;
-            if c.peer.extended {
+            if c.peer.zgp2 {
                 stats.sync_tuples_out += n;
             }
         }
@@ -270,30 +270,30 @@ impl Engine {
     }
 
     /// A ZGP/2 message arrived.
-    pub(super) fn ext_message(
+    pub(super) fn zgp2_message(
         &mut self,
         conn: ConnId,
         role: Role,
         session: Session,
-        msg: ext::Message<'_>,
+        msg: zgp2::Message<'_>,
         frame: &[u8],
         now: Now,
     ) {
         if self.verbose {
             let what = match &msg {
-                ext::Message::Tuple(t) => format!(
+                zgp2::Message::Tuple(t) => format!(
                     "TUPLE key={}{}",
                     t.key,
                     if t.deleted { " (deleted)" } else { "" }
                 ),
-                ext::Message::Ranges(r) => format!("RANGES x{}", r.len()),
-                ext::Message::Items(g) => format!("ITEMS x{}", g.len()),
-                ext::Message::Want(w) => format!("WANT x{}", w.len()),
+                zgp2::Message::Ranges(r) => format!("RANGES x{}", r.len()),
+                zgp2::Message::Items(g) => format!("ITEMS x{}", g.len()),
+                zgp2::Message::Want(w) => format!("WANT x{}", w.len()),
             };
             self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
         }
         if role == Role::Inbound && matches!(session, Session::Expired | Session::Invalidated) {
-            // Extended clients ping; traffic means the session is alive.
+            // ZGP/2 clients ping; traffic means the session is alive.
             self.set_session(conn, Session::Connected);
         } else if role == Role::Inbound && session != Session::Connected {
             // As every message before HELLO: refused, session stays new.
@@ -301,21 +301,21 @@ impl Engine {
             self.stats.invalid_sent += 1;
             return;
         }
-        if role != Role::Inbound && matches!(msg, ext::Message::Ranges(_)) {
+        if role != Role::Inbound && matches!(msg, zgp2::Message::Ranges(_)) {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.last_sync_rx = now.mono_ms;
             }
         }
         match msg {
-            ext::Message::Tuple(t) => self.accept_ext(t, frame, conn, now),
-            ext::Message::Ranges(ranges) => {
+            zgp2::Message::Tuple(t) => self.accept_zgp2(t, frame, conn, now),
+            zgp2::Message::Ranges(ranges) => {
                 self.on_ranges(conn, &ranges, now);
                 // What we answered goes first, then the forwards held
                 // while the connection came up.
                 self.release_held(conn);
             }
-            ext::Message::Items(groups) => self.on_items(conn, &groups, now),
-            ext::Message::Want(hashes) => self.on_want(conn, &hashes, now),
+            zgp2::Message::Items(groups) => self.on_items(conn, &groups, now),
+            zgp2::Message::Want(hashes) => self.on_want(conn, &hashes, now),
         }
     }
 
@@ -365,7 +365,7 @@ impl Engine {
         let flush = |engine: &mut Engine, batch: &mut Vec<Group>| {
             if !batch.is_empty() {
                 let mut frame = Vec::new();
-                ext::encode_items(batch, &mut frame);
+                zgp2::encode_items(batch, &mut frame);
                 engine.queue_frame(conn, &frame, now);
                 batch.clear();
             }
@@ -424,7 +424,7 @@ impl Engine {
                     None => send.push(i.key_hash),
                     Some(tv) if *tv < v => send.push(i.key_hash),
                     // Not asked for when from the future: it would be
-                    // refused on arrival (see `accept_ext`).
+                    // refused on arrival (see `accept_zgp2`).
                     Some(tv) if *tv > v && !self.is_from_the_future(*tv, now) => {
                         want.push(i.key_hash)
                     }
@@ -446,7 +446,7 @@ impl Engine {
         want.dedup();
         for chunk in want.chunks(CHUNK_WANT) {
             let mut frame = Vec::with_capacity(8 + chunk.len() * 8);
-            ext::encode_want(chunk, &mut frame);
+            zgp2::encode_want(chunk, &mut frame);
             self.queue_frame(conn, &frame, now);
         }
     }

@@ -319,8 +319,8 @@ fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
     // k0 exists before the connection (it travels by reconciliation), k1
     // is published right after it came up (it is forwarded): the server
     // must still see k0 first.
-    let ext = Peer {
-        extended: true,
+    let zgp2_peer = Peer {
+        zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
     };
@@ -329,8 +329,8 @@ fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
     c.publish("k0", "v", None, at(0));
     let r = c.add_remote("sim://s", at(0));
     c.poll_action();
-    s.handle_connected(11, Role::Inbound, ext, at(0));
-    c.handle_connected(10, Role::Outbound(r), ext, at(0));
+    s.handle_connected(11, Role::Inbound, zgp2_peer, at(0));
+    c.handle_connected(10, Role::Outbound(r), zgp2_peer, at(0));
     c.publish("k1", "v", None, at(1));
     for _ in 0..20 {
         let to_s = drain(&mut c, 10);
@@ -424,13 +424,13 @@ fn a_failed_dial_of_a_removed_remote_is_not_retried() {
 }
 
 /// A server holding far more than one send-ahead of tuples answers a
-/// fresh extended client that reads slowly: `take` drains a little of the
+/// fresh ZGP/2 client that reads slowly: `take` drains a little of the
 /// server's output per step. Its queued output stays bounded; a tuple
 /// published meanwhile arrives after every tuple of the reconciliation;
 /// the client ends with all.
 fn large_reconciliation_read_slowly(mut take: impl FnMut(&mut Engine) -> Vec<Vec<u8>>) {
-    let ext = Peer {
-        extended: true,
+    let zgp2_peer = Peer {
+        zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
     };
@@ -443,8 +443,8 @@ fn large_reconciliation_read_slowly(mut take: impl FnMut(&mut Engine) -> Vec<Vec
     let mut c = Engine::new("c", 2, Settings::default());
     let r = c.add_remote("sim://s", at(0));
     c.poll_action();
-    s.handle_connected(11, Role::Inbound, ext, at(0));
-    c.handle_connected(10, Role::Outbound(r), ext, at(0));
+    s.handle_connected(11, Role::Inbound, zgp2_peer, at(0));
+    c.handle_connected(10, Role::Outbound(r), zgp2_peer, at(0));
     let mut published_late = false;
     let mut most_queued = 0;
     for step in 0..10_000 {
@@ -554,13 +554,13 @@ fn a_message_longer_than_the_bound_goes_alone() {
 
 #[test]
 fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
-    let ext = Peer {
-        extended: true,
+    let zgp2_peer = Peer {
+        zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
     };
     let mut hub = server();
-    for (conn, peer) in [(10, ext), (11, ext), (12, Peer::default())] {
+    for (conn, peer) in [(10, zgp2_peer), (11, zgp2_peer), (12, Peer::default())] {
         hub.handle_connected(conn, Role::Inbound, peer, at(0));
         hub.handle_frame(conn, &enc(Message::Hello), false, at(1));
         drain(&mut hub, conn);
@@ -569,8 +569,8 @@ fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
     // Write number `n` of key k (later numbers win).
     let frame = |n: u64, value: &str, expires: u64, deleted: bool, extra_flags: u8| {
         let mut f = Vec::new();
-        ext::encode_tuple(
-            &ext::Tuple {
+        zgp2::encode_tuple(
+            &zgp2::Tuple {
                 key: "k",
                 value,
                 clock: (wall + n) << 16,
@@ -586,7 +586,7 @@ fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
     let as_stored = |hub: &Engine| {
         let t = hub.store().get("k").unwrap();
         let mut f = Vec::new();
-        ext::encode_tuple(&ext_tuple("k", t), &mut f);
+        zgp2::encode_tuple(&zgp2_tuple("k", t), &mut f);
         f
     };
     // As it came: byte for byte to the ZGP/2 peer; the plain peer gets a
@@ -606,7 +606,7 @@ fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
     hub.handle_frame(10, &frame(3, "v3", wall, false, 0), false, at(4));
     let out = drain(&mut hub, 11);
     assert!(
-        matches!(ext::decode(&out[0]), Ok(ext::Message::Tuple(t)) if t.deleted && t.value.is_empty())
+        matches!(zgp2::decode(&out[0]), Ok(zgp2::Message::Tuple(t)) if t.deleted && t.value.is_empty())
     );
     assert_eq!(out, [as_stored(&hub)]);
     // A tombstone carrying a value: passed on without it.
@@ -710,7 +710,7 @@ fn a_tuple_that_could_not_be_forwarded_is_refused_at_the_edge() {
     assert_eq!(s.stats().oversize_tuples, 1);
     assert!(drain(&mut s, 2).is_empty(), "nothing forwarded");
     // The largest that fits in every encoding is stored and forwarded.
-    let largest = "v".repeat(2_000 - ext::tuple_frame_len(255, 0));
+    let largest = "v".repeat(2_000 - zgp2::tuple_frame_len(255, 0));
     s.handle_frame(1, &enc(pubmsg(&key, &largest)), false, at(2));
     assert_eq!(s.store().value(&key), Some(largest.as_str()));
     assert_eq!(names(&drain(&mut s, 2)), ["PUBLISH"]);
@@ -732,7 +732,7 @@ fn the_size_rule_fits_the_default_frame_limit() {
     // The largest tuple the rule admits fits the default limits/max-frame.
     let d = Settings::default();
     assert!(d.check_tuple_size(255, MAX_VALUE_LEN).is_ok());
-    assert!(ext::tuple_frame_len(255, MAX_VALUE_LEN) <= d.max_frame);
+    assert!(zgp2::tuple_frame_len(255, MAX_VALUE_LEN) <= d.max_frame);
     let e = d.check_tuple_size(0, MAX_VALUE_LEN + 1).unwrap_err();
     assert!(e.contains("exceeds the limit of 1048576 bytes"), "{e}");
     let small = Settings {
@@ -764,11 +764,11 @@ fn silent_inbound_connections_are_closed() {
         ..Settings::default()
     };
     let mut s = server_with_client(settings);
-    let extended = Peer {
-        extended: true,
+    let zgp2_peer = Peer {
+        zgp2: true,
         ..Peer::default()
     };
-    s.handle_connected(2, Role::Inbound, extended, at(0));
+    s.handle_connected(2, Role::Inbound, zgp2_peer, at(0));
     for t in (0..=1_000).step_by(100) {
         s.handle_timeout(at(t));
     }
@@ -843,12 +843,12 @@ fn a_tuple_over_a_peers_announced_limit_is_not_offered_to_it() {
     );
     assert_eq!(s.stats().oversize_skipped, 2);
     // A ZGP/2 peer with a limit: the forward skips it as well.
-    let ext_limited = Peer {
-        extended: true,
+    let zgp2_limited = Peer {
+        zgp2: true,
         timeout_ms: Some(1000),
         max_frame: Some(1_100),
     };
-    s.handle_connected(4, Role::Inbound, ext_limited, at(3));
+    s.handle_connected(4, Role::Inbound, zgp2_limited, at(3));
     s.handle_frame(4, &enc(Message::Hello), false, at(3));
     drain(&mut s, 4);
     s.publish("big", &"w".repeat(1_200), None, at(4));

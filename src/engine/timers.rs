@@ -65,7 +65,7 @@ impl Engine {
                     // A ZGP/2 client PINGs several times per session
                     // timeout: silence that long means it is gone. A plain
                     // client may be silent for long (CZMQ's never PING).
-                    let limit = if c.peer.extended {
+                    let limit = if c.peer.zgp2 {
                         s.session_timeout_ms
                     } else {
                         s.idle_timeout_ms.max(s.session_timeout_ms)
@@ -76,8 +76,7 @@ impl Engine {
                         && t.saturating_sub(c.last_rx) > s.session_timeout_ms
                     {
                         expire.push(id);
-                    } else if c.session == Session::Connected && c.peer.extended && t >= c.next_sync
-                    {
+                    } else if c.session == Session::Connected && c.peer.zgp2 && t >= c.next_sync {
                         sync.push(id);
                     }
                 }
@@ -88,7 +87,7 @@ impl Engine {
                     };
                     if t.saturating_sub(c.last_rx) > s.remote_timeout_ms {
                         dead.push(id);
-                    } else if c.peer.extended
+                    } else if c.peer.zgp2
                         && t.saturating_sub(c.last_sync_rx) > s.sync_interval_ms.saturating_mul(3)
                     {
                         rehello.push(id);

@@ -122,8 +122,8 @@ impl Engine {
         }
     }
 
-    /// A versioned write from an extended peer, which arrived as `frame`.
-    pub(super) fn accept_ext(&mut self, t: ext::Tuple<'_>, frame: &[u8], from: ConnId, now: Now) {
+    /// A versioned write from a ZGP/2 peer, which arrived as `frame`.
+    pub(super) fn accept_zgp2(&mut self, t: zgp2::Tuple<'_>, frame: &[u8], from: ConnId, now: Now) {
         self.count_tuple_in(from);
         if t.key.len() > gossip::MAX_KEY_LEN || !self.fits(t.key, t.value, from) {
             return;
@@ -170,7 +170,7 @@ impl Engine {
             deleted: t.deleted || expired,
         };
         // Stored as it arrived: the frame can be forwarded as it is.
-        let raw = (!expired && ext::is_canonical_tuple(frame, &t)).then_some(frame);
+        let raw = (!expired && zgp2::is_canonical_tuple(frame, &t)).then_some(frame);
         if self.apply(t.key, w, Some(from), raw, now) == Outcome::Stale {
             // The sender holds an older write: repair it with ours.
             self.send_tuple_to(from, t.key, now);

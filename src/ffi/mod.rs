@@ -22,15 +22,19 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod boundary;
-mod curve;
+// cbindgen writes the header in the order of these declarations:
+// `keys` before `error` keeps `zgossip_keypair` where include/zgossip.h
+// has always had it (a separate group, so rustfmt does not sort it).
+mod keys;
+
 mod error;
 mod node;
 mod ownership;
 mod version;
 mod view;
 
-pub use curve::zgossip_keypair;
 pub use error::{zgossip_last_error, zgossip_result, zgossip_result_name};
+pub use keys::zgossip_keypair;
 pub use node::{
     zgossip_destroy, zgossip_fd, zgossip_frames_free, zgossip_new, zgossip_rcvtimeo, zgossip_recv,
     zgossip_recv_view, zgossip_send, zgossip_set_rcvtimeo, zgossip_str_free, zgossip_str_send,

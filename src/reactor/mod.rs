@@ -48,7 +48,7 @@ use crate::error::{Error, Result};
 use crate::handle::inbox::{Batch, Inbox, Next};
 use crate::handle::replies::Replies;
 use crate::security::{Limits, Usage};
-use crate::wire::{ext, zmtp};
+use crate::wire::{zgp2, zmtp};
 
 use net::{Listener, Stream};
 
@@ -67,7 +67,9 @@ const CONFIG_CHECK_MS: u64 = 1_000;
 /// served again.
 const COMMAND_BUDGET: usize = 4096;
 
-struct Conn {
+/// One connection as the reactor holds it: the socket, its ZMTP codec,
+/// and what the limits count for it.
+struct Socket {
     stream: Stream,
     zmtp: zmtp::Connection,
     role: Role,
@@ -113,7 +115,7 @@ pub(crate) struct Reactor {
     owner: u64,
     listeners: TokenMap<(Listener, String)>,
     bound: Vec<String>,
-    conns: TokenMap<Conn>,
+    conns: TokenMap<Socket>,
     next_token: usize,
     port: i64,
     config: Config,
@@ -127,7 +129,7 @@ pub(crate) struct Reactor {
     /// written to the connection (`STATS handoff-reads`).
     handoff_reads: u64,
     /// Announce and speak ZGP/2 with peers that announce it too.
-    extensions: bool,
+    zgp2_enabled: bool,
     /// How long `$TERM` waits for queued output to leave.
     linger_ms: u64,
     /// Set by `$TERM`: when lingering ends.
@@ -213,7 +215,7 @@ impl Reactor {
             dirty: Vec::new(),
             backlog: Vec::new(),
             handoff_reads: 0,
-            extensions: true,
+            zgp2_enabled: true,
             linger_ms: 500,
             linger_until: None,
             wake_pending: wake_pending.clone(),
@@ -774,7 +776,7 @@ impl Reactor {
     /// Applies the settings the node reads from its configuration tree.
     fn apply_config(&mut self, cfg: &Config) -> Result<()> {
         let n = settings::from_config(cfg, self.engine.settings(), self.linger_ms)?;
-        self.extensions = n.extensions;
+        self.zgp2_enabled = n.zgp2_enabled;
         self.linger_ms = n.linger_ms;
         self.replies.set_limit(n.pipe_limit);
         if n.verbose {
@@ -848,19 +850,19 @@ impl Reactor {
             Role::Outbound(_) => zmtp::SocketType::Dealer,
         };
         let mut properties = Vec::new();
-        if self.extensions {
-            properties.push((ext::PROPERTY.to_string(), b"2".to_vec()));
+        if self.zgp2_enabled {
+            properties.push((zgp2::PROPERTY.to_string(), b"2".to_vec()));
             let timeout = self
                 .engine
                 .settings()
                 .session_timeout_ms
                 .min(u64::from(u32::MAX));
             properties.push((
-                ext::TIMEOUT_PROPERTY.to_string(),
+                zgp2::TIMEOUT_PROPERTY.to_string(),
                 timeout.to_string().into_bytes(),
             ));
             properties.push((
-                ext::MAX_FRAME_PROPERTY.to_string(),
+                zgp2::MAX_FRAME_PROPERTY.to_string(),
                 self.access.limits.max_frame.to_string().into_bytes(),
             ));
         }
@@ -884,7 +886,7 @@ impl Reactor {
                 return;
             }
         };
-        let zmtp = zmtp::Connection::new(zmtp::Config {
+        let zmtp = zmtp::Connection::new(zmtp::ConnectionConfig {
             socket_type,
             as_server: false,
             max_frame: self.access.limits.max_frame,
@@ -910,7 +912,7 @@ impl Reactor {
         let born_ms = self.now().mono_ms;
         self.conns.insert(
             token,
-            Conn {
+            Socket {
                 stream,
                 zmtp,
                 role,
@@ -1066,7 +1068,7 @@ impl Reactor {
             conns,
             engine,
             backlog,
-            extensions,
+            zgp2_enabled,
             access,
             ..
         } = self;
@@ -1097,7 +1099,7 @@ impl Reactor {
                     total += data.len();
                     if !data.is_empty() {
                         let limits = &access.limits;
-                        take_in(c, engine, *extensions, limits, id, now, data)?;
+                        take_in(c, engine, *zgp2_enabled, limits, id, now, data)?;
                     }
                     if mode != ReadMode::Drain && !got.more {
                         break;
@@ -1394,9 +1396,9 @@ fn modified(path: impl AsRef<std::path::Path>) -> Option<SystemTime> {
 /// limits, then hands whole short messages to the engine straight from
 /// `data`, copies only the rest into the codec, and processes that.
 fn take_in(
-    c: &mut Conn,
+    c: &mut Socket,
     engine: &mut Engine,
-    extensions: bool,
+    zgp2_enabled: bool,
     limits: &Limits,
     id: ConnId,
     now: Now,
@@ -1435,13 +1437,13 @@ fn take_in(
         return Err(why);
     }
     c.zmtp.feed(&data[taken..]);
-    process_input(c, engine, extensions, limits, id, now)
+    process_input(c, engine, zgp2_enabled, limits, id, now)
 }
 
 fn process_input(
-    c: &mut Conn,
+    c: &mut Socket,
     engine: &mut Engine,
-    extensions: bool,
+    zgp2_enabled: bool,
     limits: &Limits,
     id: ConnId,
     now: Now,
@@ -1449,7 +1451,7 @@ fn process_input(
     loop {
         match c.zmtp.poll() {
             Ok(None) => return Ok(()),
-            Ok(Some(zmtp::Event::Ready(info))) => {
+            Ok(Some(zmtp::ConnectionEvent::Ready(info))) => {
                 c.ready = true;
                 let number = |name: &str| {
                     info.property(name)
@@ -1457,16 +1459,16 @@ fn process_input(
                         .and_then(|v| v.trim().parse::<u64>().ok())
                 };
                 let peer = Peer {
-                    extended: extensions && number(ext::PROPERTY).is_some_and(|v| v >= 2),
-                    timeout_ms: number(ext::TIMEOUT_PROPERTY),
+                    zgp2: zgp2_enabled && number(zgp2::PROPERTY).is_some_and(|v| v >= 2),
+                    timeout_ms: number(zgp2::TIMEOUT_PROPERTY),
                     // Below the smallest limit a node can have: not a limit.
-                    max_frame: number(ext::MAX_FRAME_PROPERTY)
+                    max_frame: number(zgp2::MAX_FRAME_PROPERTY)
                         .and_then(|n| usize::try_from(n).ok())
                         .filter(|&n| n >= crate::security::MIN_MAX_FRAME),
                 };
                 engine.handle_connected(id, c.role, peer, now);
             }
-            Ok(Some(zmtp::Event::Message(msg))) => {
+            Ok(Some(zmtp::ConnectionEvent::Message(msg))) => {
                 let (first, multipart) = (msg.first(), msg.is_multipart());
                 engine.handle_frame(id, first, multipart, now);
                 let tuples = engine.tuples_received(id);

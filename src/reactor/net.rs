@@ -77,7 +77,7 @@ impl Stream {
 /// bytes; `more` says the read filled the room it had, so the socket may
 /// hold more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Received {
+pub(crate) struct ReadSpan {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) more: bool,
@@ -111,7 +111,7 @@ impl Stream {
         &mut self,
         buf: &mut [u8],
         look_ahead: bool,
-    ) -> io::Result<Option<Received>> {
+    ) -> io::Result<Option<ReadSpan>> {
         match self {
             Stream::Tcp(s, ahead) if look_ahead && *ahead == 0 => {
                 let room = buf.len().min(LOOK_AHEAD);
@@ -120,7 +120,7 @@ impl Stream {
                     return Ok(None);
                 }
                 *ahead = n;
-                Ok(Some(Received {
+                Ok(Some(ReadSpan {
                     start: 0,
                     end: n,
                     more: n == room,
@@ -134,7 +134,7 @@ impl Stream {
                 }
                 let given = (*ahead).min(n);
                 *ahead -= given;
-                Ok(Some(Received {
+                Ok(Some(ReadSpan {
                     start: given,
                     end: n,
                     more: n == buf.len(),
@@ -142,7 +142,7 @@ impl Stream {
             }
             Stream::Unix(s, _) => match s.read(buf)? {
                 0 => Ok(None),
-                n => Ok(Some(Received {
+                n => Ok(Some(ReadSpan {
                     start: 0,
                     end: n,
                     more: n == buf.len(),
@@ -407,7 +407,7 @@ mod tests {
 
     /// One receive that brought something (bytes or the end): waits while
     /// the socket would block, up to 5 s.
-    fn receive_ready(s: &mut Stream, buf: &mut [u8], look_ahead: bool) -> Option<Received> {
+    fn receive_ready(s: &mut Stream, buf: &mut [u8], look_ahead: bool) -> Option<ReadSpan> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match s.receive(buf, look_ahead) {

@@ -3,10 +3,10 @@
 //! Nothing here touches a socket or a clock.
 
 pub mod curve;
-pub mod ext;
 pub mod gossip;
 pub(crate) mod text;
 pub mod z85;
+pub mod zgp2;
 pub mod zmtp;
 
 /// The key bytes of a frame that carries a tuple (a ZGP `PUBLISH` or a
@@ -19,7 +19,7 @@ pub fn tuple_key(frame: &[u8]) -> Option<&[u8]> {
     };
     let carries_tuple = [*s0, *s1] == gossip::SIGNATURE
         && ((*id, *version) == (gossip::ID_PUBLISH, gossip::VERSION)
-            || (*id, *version) == (ext::ID_TUPLE, ext::VERSION));
+            || (*id, *version) == (zgp2::ID_TUPLE, zgp2::VERSION));
     carries_tuple
         .then(|| rest.get(..usize::from(*len)))
         .flatten()
@@ -40,8 +40,8 @@ mod tests {
         .encode(&mut v1);
         assert_eq!(tuple_key(&v1), Some(&b"k1"[..]));
         let mut v2 = Vec::new();
-        ext::encode_tuple(
-            &ext::Tuple {
+        zgp2::encode_tuple(
+            &zgp2::Tuple {
                 key: "key-2",
                 value: "v",
                 clock: 1,

@@ -52,7 +52,7 @@ impl RawPeer {
         io.set_timeout(Duration::from_millis(100));
         let mut p = RawPeer {
             io,
-            zmtp: zmtp::Connection::new(zmtp::Config::new(socket_type)),
+            zmtp: zmtp::Connection::new(zmtp::ConnectionConfig::new(socket_type)),
         };
         p.flush();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -74,7 +74,7 @@ impl RawPeer {
     /// nothing).
     pub fn try_connect(
         endpoint: &str,
-        config: zmtp::Config,
+        config: zmtp::ConnectionConfig,
         received: &mut Vec<u8>,
     ) -> Result<RawPeer, String> {
         let io = raw_stream(endpoint);
@@ -88,8 +88,10 @@ impl RawPeer {
         let mut buf = [0u8; 4096];
         loop {
             match p.zmtp.poll() {
-                Ok(Some(zmtp::Event::Ready(_))) => return Ok(p),
-                Ok(Some(zmtp::Event::Message(_))) => return Err("message before ready".into()),
+                Ok(Some(zmtp::ConnectionEvent::Ready(_))) => return Ok(p),
+                Ok(Some(zmtp::ConnectionEvent::Message(_))) => {
+                    return Err("message before ready".into())
+                }
                 Ok(None) => {}
                 Err(e) => {
                     // Collect whatever else arrives until the node closes.
@@ -169,7 +171,7 @@ impl RawPeer {
         let deadline = Instant::now() + timeout;
         loop {
             match self.zmtp.poll() {
-                Ok(Some(zmtp::Event::Message(m))) => return Some(m.first().to_vec()),
+                Ok(Some(zmtp::ConnectionEvent::Message(m))) => return Some(m.first().to_vec()),
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(_) => return None,

@@ -325,7 +325,7 @@ fn utf8_path(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 /// strings for ``SET PUBLICKEY``, ``SET SECRETKEY`` and ``CONNECT``.
 #[pyfunction]
 fn keypair(py: Python<'_>) -> PyResult<(String, String)> {
-    zgossip::curve::keypair().map_err(|e| raise(py, e))
+    zgossip::certs::keypair().map_err(|e| raise(py, e))
 }
 
 #[pymodule]

@@ -1,4 +1,4 @@
-//! Settings of one connection ([`Config`]): socket type, limits, extra
+//! Settings of one connection ([`ConnectionConfig`]): socket type, limits, extra
 //! `READY` properties, and the security mechanism with its keys
 //! ([`MechanismConfig`]).
 
@@ -13,7 +13,7 @@ pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 
 /// Settings of one connection.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct ConnectionConfig {
     /// Our socket type, announced in `READY` and checked against the peer's.
     pub socket_type: SocketType,
     /// The as-server greeting flag. NULL requires it to be false (it is
@@ -75,11 +75,11 @@ impl fmt::Debug for MechanismConfig {
     }
 }
 
-impl Config {
+impl ConnectionConfig {
     /// A configuration with defaults: not as-server, [`DEFAULT_MAX_FRAME`],
     /// no extra properties.
     pub fn new(socket_type: SocketType) -> Self {
-        Config {
+        ConnectionConfig {
             socket_type,
             as_server: false,
             max_frame: DEFAULT_MAX_FRAME,

@@ -1,7 +1,7 @@
 //! The state machine of one connection ([`Connection`]): greeting,
 //! security handshake, then messages and commands, sans-IO.
 
-use super::config::Config;
+use super::config::ConnectionConfig;
 use super::error::Error;
 use super::frame::{
     error_reason, is_framed_run, parse_header, push_error, push_frame, split_command,
@@ -25,7 +25,7 @@ const MECHANISM_LEN: usize = 20;
 
 /// Something the connection has to tell the reactor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event<'a> {
+pub enum ConnectionEvent<'a> {
     /// The handshake completed; messages may now be sent and received.
     Ready(PeerInfo),
     /// A whole message arrived.
@@ -62,7 +62,7 @@ enum Step {
 /// One ZMTP connection, sans-IO. See the module documentation.
 #[derive(Debug)]
 pub struct Connection {
-    config: Config,
+    config: ConnectionConfig,
     mechanism: Mechanism,
     state: State,
     /// Received bytes; `inbuf[start..]` is not yet consumed.
@@ -91,7 +91,7 @@ pub struct Connection {
 
 impl Connection {
     /// Creates a connection and queues our greeting.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: ConnectionConfig) -> Self {
         let mechanism = Mechanism::new(&config.mechanism);
         let mut out = Vec::with_capacity(256);
         out.push(0xFF);
@@ -128,7 +128,7 @@ impl Connection {
     }
 
     /// The configuration this connection was created with.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &ConnectionConfig {
         &self.config
     }
 
@@ -163,10 +163,10 @@ impl Connection {
     /// After an `Err` the connection is closed: later calls return the same
     /// error. Output queued before the error (and an `ERROR` command for
     /// handshake failures) is still available to flush.
-    pub fn poll(&mut self) -> Result<Option<Event<'_>>, Error> {
+    pub fn poll(&mut self) -> Result<Option<ConnectionEvent<'_>>, Error> {
         if let Some((at, len)) = self.take_short_message() {
             let raw = &self.inbuf[at..at + 2 + len];
-            return Ok(Some(Event::Message(MessageRef {
+            return Ok(Some(ConnectionEvent::Message(MessageRef {
                 first: &raw[2..],
                 raw,
                 count: 1,
@@ -178,7 +178,7 @@ impl Connection {
     /// What [`poll`](Self::poll) does with anything its short-message path
     /// does not take: the general state machine, which decides every
     /// message the same way (the tests check that it does).
-    fn poll_general(&mut self) -> Result<Option<Event<'_>>, Error> {
+    fn poll_general(&mut self) -> Result<Option<ConnectionEvent<'_>>, Error> {
         loop {
             if self.state == State::Closed {
                 return match &self.error {
@@ -189,7 +189,7 @@ impl Connection {
             match self.step() {
                 Ok(Step::Continue) => continue,
                 Ok(Step::NeedMore) => return Ok(None),
-                Ok(Step::Ready(info)) => return Ok(Some(Event::Ready(info))),
+                Ok(Step::Ready(info)) => return Ok(Some(ConnectionEvent::Ready(info))),
                 Ok(Step::Message {
                     first,
                     raw,
@@ -199,7 +199,11 @@ impl Connection {
                     let buf = if plain { &self.plain } else { &self.inbuf };
                     let first = buf.get(first.0..first.1).unwrap_or(&[]);
                     let raw = buf.get(raw.0..raw.1).unwrap_or(&[]);
-                    return Ok(Some(Event::Message(MessageRef { first, raw, count })));
+                    return Ok(Some(ConnectionEvent::Message(MessageRef {
+                        first,
+                        raw,
+                        count,
+                    })));
                 }
                 Err(e) => {
                     if self.state != State::Greeting && !matches!(e, Error::PeerError(_)) {
@@ -993,7 +997,7 @@ mod tests {
             assert_eq!(c.pending_output().len(), 64);
             c.feed(&g[63..]);
             match c.poll() {
-                Ok(Some(Event::Ready(p))) => {
+                Ok(Some(ConnectionEvent::Ready(p))) => {
                     assert_eq!((p.major_version, p.minor_version), (major, minor));
                     assert_eq!(p.supports_ping(), minor >= 1);
                 }
@@ -1062,7 +1066,7 @@ mod tests {
         config.max_frame = 1_048_576;
         let mut c = Connection::new(config);
         c.feed(&peer_bytes(1, "ROUTER"));
-        assert!(matches!(c.poll(), Ok(Some(Event::Ready(_)))));
+        assert!(matches!(c.poll(), Ok(Some(ConnectionEvent::Ready(_)))));
         let mut hdr = vec![FLAG_LONG];
         hdr.extend_from_slice(&9_999_999u64.to_be_bytes());
         c.feed(&hdr); // header only: refused before any body arrives
@@ -1083,7 +1087,7 @@ mod tests {
         config.max_frame = 1000;
         let mut c = Connection::new(config);
         c.feed(&peer_bytes(1, "ROUTER"));
-        assert!(matches!(c.poll(), Ok(Some(Event::Ready(_)))));
+        assert!(matches!(c.poll(), Ok(Some(ConnectionEvent::Ready(_)))));
         for _ in 0..4 {
             c.feed(&[FLAG_MORE, 250]);
             c.feed(&[0; 250]);
@@ -1160,7 +1164,7 @@ mod tests {
     fn curve_cfgs(
         check: Option<ClientCheck>,
         server_key: Option<[u8; 32]>,
-    ) -> (Config, Config, Keypair, Keypair) {
+    ) -> (ConnectionConfig, ConnectionConfig, Keypair, Keypair) {
         let server = Keypair::generate().unwrap();
         let client = Keypair::generate().unwrap();
         let mut c = cfg(SocketType::Dealer);
@@ -1229,10 +1233,10 @@ mod tests {
             let ba = take_output(&mut b);
             b.feed(&ab);
             a.feed(&ba);
-            if let Ok(Some(Event::Ready(p))) = a.poll() {
+            if let Ok(Some(ConnectionEvent::Ready(p))) = a.poll() {
                 ready_a = Some(p);
             }
-            if let Ok(Some(Event::Ready(p))) = b.poll() {
+            if let Ok(Some(ConnectionEvent::Ready(p))) = b.poll() {
                 ready_b = Some(p);
             }
         }
@@ -1340,7 +1344,7 @@ mod tests {
         a.queue_message(&[b"one"]).unwrap();
         let first = take_output(&mut a);
         b.feed(&first);
-        assert!(matches!(b.poll(), Ok(Some(Event::Message(_)))));
+        assert!(matches!(b.poll(), Ok(Some(ConnectionEvent::Message(_)))));
         b.feed(&first); // replay
         assert_eq!(
             b.poll(),

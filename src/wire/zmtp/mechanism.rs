@@ -1,7 +1,7 @@
 //! The security mechanism of a connection: NULL (RFC 23), handled here,
 //! or CURVE (RFC 26), handed to [`crate::wire::curve`].
 
-use super::config::{Config, MechanismConfig};
+use super::config::{ConnectionConfig, MechanismConfig};
 use super::error::Error;
 use super::frame::{error_reason, push_command, push_frame, FLAG_MORE};
 use super::metadata::{metadata, parse_metadata, PeerInfo};
@@ -49,7 +49,7 @@ impl Mechanism {
     }
 
     /// The as-server flag we send.
-    pub(super) fn as_server(&self, config: &Config) -> bool {
+    pub(super) fn as_server(&self, config: &ConnectionConfig) -> bool {
         match self {
             Mechanism::Null(_) => config.as_server,
             Mechanism::Curve(c) => c.is_server(),
@@ -58,7 +58,11 @@ impl Mechanism {
 
     /// Called once the peer's greeting is accepted: queue our first
     /// handshake commands.
-    pub(super) fn start(&mut self, config: &Config, out: &mut Vec<u8>) -> Result<(), Error> {
+    pub(super) fn start(
+        &mut self,
+        config: &ConnectionConfig,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         match self {
             Mechanism::Null(_) => {
                 push_command(out, b"READY", &[&metadata(config)]);
@@ -71,7 +75,7 @@ impl Mechanism {
     /// Handles one handshake command from the peer.
     pub(super) fn on_handshake_command(
         &mut self,
-        config: &Config,
+        config: &ConnectionConfig,
         name: &[u8],
         data: &[u8],
         versions: (u8, u8),

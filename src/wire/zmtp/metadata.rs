@@ -1,9 +1,9 @@
 //! Handshake metadata: the properties of a NULL `READY` and of CURVE's
-//! INITIATE and READY boxes. Ours are encoded from the [`Config`]; the
+//! INITIATE and READY boxes. Ours are encoded from the [`ConnectionConfig`]; the
 //! peer's are parsed, checked against our socket type and kept in a
 //! [`PeerInfo`].
 
-use super::config::Config;
+use super::config::ConnectionConfig;
 use super::error::Error;
 use super::socket_type::SocketType;
 use crate::wire::curve::KEY_LEN;
@@ -49,7 +49,7 @@ pub(super) fn supports_ping(major: u8, minor: u8) -> bool {
 
 /// Our metadata (the body of a NULL `READY`, the tail of CURVE's
 /// INITIATE and READY boxes): Socket-Type, Identity (empty), extras.
-pub(super) fn metadata(config: &Config) -> Vec<u8> {
+pub(super) fn metadata(config: &ConnectionConfig) -> Vec<u8> {
     let type_name = config.socket_type.name().as_bytes();
     let mut props: Vec<(&[u8], &[u8])> = vec![(b"Socket-Type", type_name), (b"Identity", b"")];
     for (name, value) in &config.properties {
@@ -72,7 +72,7 @@ pub(super) fn metadata(config: &Config) -> Vec<u8> {
 
 /// Parses and validates the peer's metadata.
 pub(super) fn parse_metadata(
-    config: &Config,
+    config: &ConnectionConfig,
     mut data: &[u8],
     versions: (u8, u8),
     curve_key: Option<[u8; KEY_LEN]>,
@@ -133,7 +133,7 @@ pub(super) fn parse_metadata(
 
 #[cfg(test)]
 mod tests {
-    use super::super::connection::{Connection, Event};
+    use super::super::connection::{Connection, ConnectionEvent};
     use super::super::frame::push_command;
     use super::super::test_support::{cfg, peer_bytes, take_output};
     use super::*;
@@ -189,7 +189,7 @@ mod tests {
         a.poll().unwrap();
         b.feed(&take_output(&mut a));
         match b.poll() {
-            Ok(Some(Event::Ready(p))) => {
+            Ok(Some(ConnectionEvent::Ready(p))) => {
                 assert_eq!(p.property("x-zgossip"), Some(&b"2"[..]));
                 assert_eq!(p.property("socket-type"), Some(&b"DEALER"[..]));
                 assert_eq!(p.property("nope"), None);

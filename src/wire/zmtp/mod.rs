@@ -1,7 +1,7 @@
 //! ZMTP 3.1 connection codec (RFC 23 / RFC 37), sans-IO.
 //!
 //! A [`Connection`] turns the byte stream received from one peer into
-//! [`Event`]s and produces the bytes to send back. It never touches a socket
+//! [`ConnectionEvent`]s and produces the bytes to send back. It never touches a socket
 //! and never reads a clock: the reactor [`feed`](Connection::feed)s received
 //! bytes, [`poll`](Connection::poll)s events until `Ok(None)`, writes
 //! [`pending_output`](Connection::pending_output) and reports what it wrote
@@ -17,9 +17,9 @@
 //!   Peers of version 3.0 and later are accepted (RFC 37: "MUST accept
 //!   higher protocol versions"); PING is only ever sent to 3.1+ peers.
 //! * The security handshake runs through an internal mechanism object,
-//!   chosen by [`Config::mechanism`]. NULL: both sides send `READY` with
+//!   chosen by [`ConnectionConfig::mechanism`]. NULL: both sides send `READY` with
 //!   `Socket-Type` and `Identity` (then any extra properties from
-//!   [`Config`]). CURVE (RFC 26, [`super::curve`]): HELLO, WELCOME,
+//!   [`ConnectionConfig`]). CURVE (RFC 26, [`super::curve`]): HELLO, WELCOME,
 //!   INITIATE, READY, the same metadata inside the INITIATE and READY
 //!   boxes; we send as-server = 1 as a CURVE server but do not check the
 //!   peer's flag (libzmq 4.3 always sends 0).
@@ -32,7 +32,7 @@
 //!   `PONG` and unknown commands are ignored (libzmq does the same), and
 //!   `ERROR` ends the connection.
 //!
-//! Limits: every frame whose declared size exceeds [`Config::max_frame`]
+//! Limits: every frame whose declared size exceeds [`ConnectionConfig::max_frame`]
 //! is refused as soon as its header is read, before any of its body is
 //! buffered; a multipart message may not exceed `max_frame` + 9 bytes in
 //! total (headers included). Nothing is ever allocated from a length read
@@ -47,7 +47,7 @@
 //! message.
 //!
 //! One file per part: [`SocketType`] and the RFC 37 matrix
-//! (`socket_type.rs`), [`Config`] (`config.rs`), [`PeerInfo`] and the
+//! (`socket_type.rs`), [`ConnectionConfig`] (`config.rs`), [`PeerInfo`] and the
 //! metadata of `READY` (`metadata.rs`), [`MessageRef`] (`message.rs`),
 //! [`Error`] (`error.rs`), frame and command encoding (`frame.rs`), the
 //! mechanism dispatch with NULL (`mechanism.rs`) and the [`Connection`]
@@ -68,8 +68,8 @@ mod socket_type;
 #[cfg(test)]
 mod test_support;
 
-pub use config::{Config, MechanismConfig, DEFAULT_MAX_FRAME};
-pub use connection::{Connection, Event, GREETING_LEN, MAX_PING_CONTEXT};
+pub use config::{ConnectionConfig, MechanismConfig, DEFAULT_MAX_FRAME};
+pub use connection::{Connection, ConnectionEvent, GREETING_LEN, MAX_PING_CONTEXT};
 pub use error::Error;
 pub use frame::{is_framed_run, push_single_frame_header, split_single_frame, MAX_HEADER_LEN};
 pub use message::{MessageRef, Parts};

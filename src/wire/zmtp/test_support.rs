@@ -1,14 +1,14 @@
 //! Helpers shared by the unit tests of the ZMTP codec: fake peers and
 //! pairs of connections that talk to each other in memory.
 
-use super::config::Config;
-use super::connection::{Connection, Event};
+use super::config::ConnectionConfig;
+use super::connection::{Connection, ConnectionEvent};
 use super::error::Error;
 use super::frame::push_command;
 use super::socket_type::SocketType;
 
-pub(super) fn cfg(t: SocketType) -> Config {
-    Config::new(t)
+pub(super) fn cfg(t: SocketType) -> ConnectionConfig {
+    ConnectionConfig::new(t)
 }
 
 /// Collected outcome of polling a connection.
@@ -26,12 +26,12 @@ pub(super) fn drain(c: &mut Connection, seen: &mut Vec<Seen>) -> Result<(), Erro
 pub(super) fn drain_with(
     c: &mut Connection,
     seen: &mut Vec<Seen>,
-    poll: fn(&mut Connection) -> Result<Option<Event<'_>>, Error>,
+    poll: fn(&mut Connection) -> Result<Option<ConnectionEvent<'_>>, Error>,
 ) -> Result<(), Error> {
     while let Some(ev) = poll(c)? {
         seen.push(match ev {
-            Event::Ready(p) => Seen::Ready(p.socket_type, p.identity),
-            Event::Message(m) => {
+            ConnectionEvent::Ready(p) => Seen::Ready(p.socket_type, p.identity),
+            ConnectionEvent::Message(m) => {
                 assert_eq!(m.first(), m.parts().next().unwrap());
                 assert_eq!(m.len(), m.parts().count());
                 Seen::Msg(m.to_vec())

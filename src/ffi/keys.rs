@@ -20,7 +20,7 @@ pub extern "C" fn zgossip_keypair(
         let public_out = unsafe { out_mut(public_out, "public_out") }?;
         // SAFETY: secret_out is NULL or valid for writes (API contract).
         let secret_out = unsafe { out_mut(secret_out, "secret_out") }?;
-        let (public, secret) = crate::curve::keypair()?;
+        let (public, secret) = crate::certs::keypair()?;
         let p = c_string(&public)?;
         let s = match c_string(&secret) {
             Ok(s) => s,

@@ -1,4 +1,4 @@
-//! The ZGP/2 extension between our nodes over real tcp loopback: versions,
+//! ZGP/2 between our nodes over real tcp loopback: versions,
 //! TTL, deletes, delta sync; and what plain peers see.
 
 mod common;
@@ -269,7 +269,7 @@ fn rejoin_moves_only_the_missing_tuples() {
 }
 
 #[test]
-fn plain_peer_never_sees_extended_messages() {
+fn plain_peer_never_sees_zgp2_messages() {
     // A raw DEALER that did not announce X-ZGossip: HELLO gets plain
     // PUBLISHes (live tuples only), a delete is not sent to it, and a TTL
     // travels in the v1 ttl field.

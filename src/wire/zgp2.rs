@@ -1,9 +1,9 @@
-//! ZGP/2: the extension our nodes speak to each other, negotiated in the
+//! ZGP/2: the protocol on top of ZGP v1 that our nodes speak to each other, negotiated in the
 //! ZMTP `READY` metadata (see `docs/protocol.md`). A peer that did not
 //! announce [`PROPERTY`] never receives any of these messages.
 //!
 //! ```text
-//! ext-message = signature id %x02 body
+//! zgp2-message = signature id %x02 body
 //! TUPLE   (6) = key value clock origin expires flags
 //! RANGES  (7) = number-2 *( lo hi count fingerprint )
 //! ITEMS   (8) = number-2 *( lo hi number-4 *( key-hash clock origin ) )
@@ -21,8 +21,8 @@ use std::fmt;
 use super::gossip::{MAX_KEY_LEN, SIGNATURE};
 use super::text::{self, has_nul, TextError};
 
-/// The READY property announcing the extension; its value is the highest
-/// extension version spoken, as ASCII digits.
+/// The READY property announcing ZGP/2; its value is the highest
+/// ZGP version spoken, as ASCII digits.
 pub const PROPERTY: &str = "X-ZGossip";
 /// The READY property giving the sender's session timeout in ms (ASCII),
 /// so a connecting node knows how often it must ping.
@@ -30,7 +30,7 @@ pub const TIMEOUT_PROPERTY: &str = "X-ZGossip-Timeout";
 /// The READY property giving the largest frame the sender accepts, in
 /// bytes (ASCII): a tuple longer than that is never sent to it.
 pub const MAX_FRAME_PROPERTY: &str = "X-ZGossip-Max-Frame";
-/// The extension version byte.
+/// The ZGP/2 version byte.
 pub const VERSION: u8 = 2;
 
 pub(crate) const ID_TUPLE: u8 = 6;
@@ -95,7 +95,7 @@ pub enum Message<'a> {
 /// Why bytes are not a ZGP/2 message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    NotExtension,
+    NotZgp2,
     UnknownId(u8),
     Truncated(&'static str),
     TrailingBytes(usize),
@@ -107,7 +107,7 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::NotExtension => write!(f, "not a ZGP/2 message"),
+            DecodeError::NotZgp2 => write!(f, "not a ZGP/2 message"),
             DecodeError::UnknownId(id) => write!(f, "unknown ZGP/2 message id {id}"),
             DecodeError::Truncated(field) => write!(f, "ZGP/2 message truncated in {field}"),
             DecodeError::TrailingBytes(n) => write!(f, "{n} bytes after the ZGP/2 message"),
@@ -120,8 +120,8 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// True when a frame carries the extension version byte.
-pub fn is_extension(frame: &[u8]) -> bool {
+/// True when a frame carries the ZGP/2 version byte.
+pub fn is_zgp2(frame: &[u8]) -> bool {
     frame.len() >= 4 && frame[..2] == SIGNATURE && frame[3] == VERSION
 }
 
@@ -281,7 +281,7 @@ impl<'a> Reader<'a> {
 
 /// Decodes a ZGP/2 frame.
 pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
-    if is_extension(frame) && frame[2] == ID_TUPLE {
+    if is_zgp2(frame) && frame[2] == ID_TUPLE {
         if let Some(t) = decode_tuple_quickly(&frame[4..]) {
             return Ok(Message::Tuple(t));
         }
@@ -335,8 +335,8 @@ fn decode_tuple_quickly(body: &[u8]) -> Option<Tuple<'_>> {
 /// Decodes a ZGP/2 frame field by field, naming the first field that is
 /// wrong.
 fn decode_carefully(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
-    if !is_extension(frame) {
-        return Err(DecodeError::NotExtension);
+    if !is_zgp2(frame) {
+        return Err(DecodeError::NotZgp2);
     }
     let id = frame[2];
     let mut r = Reader { buf: &frame[4..] };
@@ -544,7 +544,7 @@ mod tests {
             decode(&[0xAA, 0xA0, 9, 2, 0xFF, 0xFF, 0xFF, 0xFF]),
             Err(DecodeError::Truncated("want"))
         );
-        assert_eq!(decode(&[0xAA, 0xA0, 6, 1]), Err(DecodeError::NotExtension));
+        assert_eq!(decode(&[0xAA, 0xA0, 6, 1]), Err(DecodeError::NotZgp2));
         assert_eq!(
             decode(&[0xAA, 0xA0, 42, 2]),
             Err(DecodeError::UnknownId(42))
