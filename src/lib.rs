@@ -8,7 +8,6 @@
 
 pub mod beacon;
 pub mod certs;
-mod command;
 pub mod config;
 mod control;
 pub mod endpoint;
@@ -30,7 +29,7 @@ pub use beacon::{Beacon, Received, UdpOptions};
 /// `zgossip::curve::keypair` and the like still builds.
 #[doc(hidden)]
 pub use certs as curve;
-pub use command::Command;
+pub use control::command::Command;
 pub use error::{Error, ErrorKind, Result};
 pub use handle::Node;
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::command::Command;
+use crate::control::command::Command;
 use crate::engine::{RemoteId, Role};
 use crate::error::{Error, Result};
 use crate::security::{AddressCounts, Limits, Policy, Usage};

@@ -3,6 +3,7 @@
 //! and moves what comes back (replies, settings to apply, sockets to
 //! open); nothing here touches a socket or reads a clock.
 //!
+//! - [`command`]: the commands, parsed and checked from their frames.
 //! - [`settings`]: the configuration tree mapped to the node's settings.
 //! - [`reply`]: the replies that read the engine (`STATUS`, `GET`,
 //!   `KEYS`, `STATS`).
@@ -10,5 +11,6 @@
 //!   what each new connection may do (its mechanism, or its refusal).
 
 pub(crate) mod access;
+pub mod command;
 pub(crate) mod reply;
 pub(crate) mod settings;

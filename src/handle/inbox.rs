@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::command::Envelope;
+use crate::control::command::Envelope;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
@@ -269,7 +269,7 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Command;
+    use crate::control::command::Command;
 
     /// A STATUS without an acknowledgement.
     fn status() -> Envelope {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::command::{self, Command, Envelope};
+use crate::control::command::{self, Command, Envelope};
 use crate::error::{Error, Result};
 use crate::handle::inbox::Inbox;
 use crate::handle::replies::Replies;

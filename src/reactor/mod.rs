@@ -38,9 +38,9 @@ impl NodeWaker {
     }
 }
 
-use crate::command::{Command, Envelope};
 use crate::config::Config;
 use crate::control::access::Access;
+use crate::control::command::{Command, Envelope};
 use crate::control::{reply, settings};
 use crate::endpoint::Endpoint;
 use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
