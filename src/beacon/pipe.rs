@@ -2,14 +2,13 @@
 //! descriptor that is readable exactly while a message waits.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::RawFd;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+use crate::handle::ready_signal::ReadySignal;
 
 struct Inner<T> {
     queue: VecDeque<T>,
@@ -22,18 +21,12 @@ pub(crate) struct Pipe<T> {
     inner: Mutex<Inner<T>>,
     ready: Condvar,
     limit: usize,
-    signal_tx: UnixStream,
-    signal_rx: UnixStream,
+    signal: ReadySignal,
 }
 
 impl<T> Pipe<T> {
     pub(crate) fn new(limit: usize) -> Result<Pipe<T>> {
-        let (signal_tx, signal_rx) =
-            UnixStream::pair().map_err(|e| Error::io("cannot create reply pipe", e))?;
-        signal_tx
-            .set_nonblocking(true)
-            .and_then(|_| signal_rx.set_nonblocking(true))
-            .map_err(|e| Error::io("cannot create reply pipe", e))?;
+        let signal = ReadySignal::new().map_err(|e| Error::io("cannot create beacon pipe", e))?;
         Ok(Pipe {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
@@ -43,8 +36,7 @@ impl<T> Pipe<T> {
             }),
             ready: Condvar::new(),
             limit: limit.max(1),
-            signal_tx,
-            signal_rx,
+            signal,
         })
     }
 
@@ -58,7 +50,7 @@ impl<T> Pipe<T> {
         }
         g.queue.push_back(msg);
         if !g.signalled {
-            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+            g.signalled = self.signal.raise();
         }
         self.ready.notify_all();
         true
@@ -72,7 +64,7 @@ impl<T> Pipe<T> {
         let mut g = self.inner.lock();
         g.closed = true;
         if !g.signalled {
-            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+            g.signalled = self.signal.raise();
         }
         self.ready.notify_all();
     }
@@ -84,8 +76,7 @@ impl<T> Pipe<T> {
         loop {
             if let Some(m) = g.queue.pop_front() {
                 if g.queue.is_empty() && !g.closed && g.signalled {
-                    let mut buf = [0u8; 16];
-                    while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
+                    self.signal.lower();
                     g.signalled = false;
                 }
                 return Ok(Some(m));
@@ -111,6 +102,6 @@ impl<T> Pipe<T> {
     }
 
     pub(crate) fn fd(&self) -> RawFd {
-        self.signal_rx.as_raw_fd()
+        self.signal.fd()
     }
 }

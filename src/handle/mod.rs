@@ -17,6 +17,7 @@
 
 pub(crate) mod inbox;
 mod node;
+pub(crate) mod ready_signal;
 pub(crate) mod replies;
 
 pub use node::Node;

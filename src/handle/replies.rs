@@ -10,19 +10,17 @@
 //! news folded this way is counted (`STATS replies-coalesced`).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::error::{Error, Result};
-use crate::news::{keep_after, Item, NewsQueue, NewsRef};
-
-/// Queue length beyond which news is coalesced per key, unless
-/// `server/pipe-limit` says otherwise.
+// The queue length beyond which news is coalesced per key, unless
+// `server/pipe-limit` says otherwise, is a setting of control's.
 use crate::control::settings::DEFAULT_PIPE_LIMIT as DEFAULT_LIMIT;
+use crate::error::{Error, Result};
+use crate::handle::ready_signal::ReadySignal;
+use crate::news::{keep_after, Item, NewsQueue, NewsRef};
 
 /// Buffer sizes kept once the pipe is empty, at least: room for twice what
 /// the last batch needed is kept (see `news::keep_after`), what a burst
@@ -144,18 +142,12 @@ pub(crate) struct Replies {
     front: Mutex<Front>,
     inner: Mutex<Inner>,
     ready: Condvar,
-    signal_tx: UnixStream,
-    signal_rx: UnixStream,
+    signal: ReadySignal,
 }
 
 impl Replies {
     pub(crate) fn new() -> Result<Replies> {
-        let (signal_tx, signal_rx) =
-            UnixStream::pair().map_err(|e| Error::io("cannot create reply pipe", e))?;
-        signal_tx
-            .set_nonblocking(true)
-            .and_then(|_| signal_rx.set_nonblocking(true))
-            .map_err(|e| Error::io("cannot create reply pipe", e))?;
+        let signal = ReadySignal::new().map_err(|e| Error::io("cannot create reply pipe", e))?;
         Ok(Replies {
             front: Mutex::new(Front::default()),
             inner: Mutex::new(Inner {
@@ -174,8 +166,7 @@ impl Replies {
                 readers: 0,
             }),
             ready: Condvar::new(),
-            signal_tx,
-            signal_rx,
+            signal,
         })
     }
 
@@ -186,7 +177,7 @@ impl Replies {
 
     fn signal(&self, g: &mut Inner) {
         if g.watched && !g.signalled {
-            g.signalled = (&self.signal_tx).write(&[1]).is_ok();
+            g.signalled = self.signal.raise();
         }
     }
 
@@ -333,8 +324,7 @@ impl Replies {
                 // Nothing waits any more: the descriptor stops being readable.
                 let mut g = self.inner.lock();
                 if g.queue.is_empty() && !g.closed && g.signalled {
-                    let mut buf = [0u8; 16];
-                    while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
+                    self.signal.lower();
                     g.signalled = false;
                 }
             }
@@ -353,7 +343,7 @@ impl Replies {
                 self.signal(&mut g);
             }
         }
-        self.signal_rx.as_raw_fd()
+        self.signal.fd()
     }
 }
 
@@ -577,11 +567,7 @@ mod tests {
 
     /// True if the pipe's descriptor holds a byte (is readable).
     fn readable(r: &Replies) -> bool {
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        socket2::SockRef::from(&r.signal_rx)
-            .peek(&mut probe)
-            .map(|n| n > 0)
-            .unwrap_or(false)
+        r.signal.is_raised()
     }
 
     #[test]
