@@ -23,7 +23,7 @@ pub mod store;
 pub mod wire;
 
 pub use beacon::discovery::DiscoverySettings;
-pub use beacon::driver::DiscoverOptions;
+pub use beacon::options::DiscoverOptions;
 pub use beacon::{Beacon, Received, UdpOptions};
 /// The former name of [`certs`], kept so code written against
 /// `zgossip::curve::keypair` and the like still builds.

@@ -10,176 +10,16 @@ use mio::{Interest, Registry, Token};
 
 use super::discovery::{self, Discovery, DiscoveryAction, Heard};
 use super::frame;
-use super::udp::{UdpBeacon, UdpOptions};
+use super::options::DiscoverOptions;
+use super::udp::UdpBeacon;
 use crate::engine::{Engine, Now, RemoteId};
 use crate::error::{Error, Result};
 use crate::security::Policy;
 
 /// The reactor token of the discovery socket (far above connection tokens).
 pub(crate) const TOKEN: Token = Token(0xffff_fff0);
-/// The UDP port gossip nodes beacon on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 5675;
 /// Datagrams read per wakeup before the rest of the node is served.
 const READ_BUDGET: usize = 256;
-
-/// Options of `DISCOVER`. As arguments they are `name=value` pairs; as
-/// configuration, paths `discovery/<name>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoverOptions {
-    /// UDP port (`port`), default 5675.
-    pub port: u16,
-    /// Beacon interval in ms (`interval`), default 1000.
-    pub interval_ms: u64,
-    /// Interface name or address, `*`, or a digit (`interface`); unset:
-    /// `ZSYS_INTERFACE`, else the first usable non-loopback interface.
-    pub interface: Option<String>,
-    /// Multicast group (`group`); unset: IPv4 broadcast.
-    pub group: Option<IpAddr>,
-    /// IPv6 (`ipv6`, 0 or 1); implied by an IPv6 group.
-    pub ipv6: Option<bool>,
-    /// Multicast TTL (`ttl`), default 1.
-    pub ttl: Option<u32>,
-    /// Most peers tracked (`max-peers`), default 256.
-    pub max_peers: usize,
-    /// Most new dials per second (`dials-per-sec`), default 10.
-    pub dials_per_sec: u32,
-    /// A peer silent this long (ms) is forgotten (`expiry`), default
-    /// max(30 s, 10 intervals).
-    pub expiry_ms: Option<u64>,
-}
-
-impl Default for DiscoverOptions {
-    fn default() -> DiscoverOptions {
-        DiscoverOptions {
-            port: DEFAULT_PORT,
-            interval_ms: 1_000,
-            interface: None,
-            group: None,
-            ipv6: None,
-            ttl: None,
-            max_peers: 256,
-            dials_per_sec: 10,
-            expiry_ms: None,
-        }
-    }
-}
-
-/// The option names, as arguments and under `discovery/` in configuration.
-pub const OPTION_NAMES: [&str; 9] = [
-    "port",
-    "interval",
-    "interface",
-    "group",
-    "ipv6",
-    "ttl",
-    "max-peers",
-    "dials-per-sec",
-    "expiry",
-];
-
-impl DiscoverOptions {
-    /// Applies one `name=value` option, checking it.
-    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        let v = value.trim();
-        let bad =
-            |what: &str| Error::command(format!("DISCOVER: {name} must be {what}, got '{value}'"));
-        let num = |lo: u64, hi: u64, what: &str| -> Result<u64> {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| (lo..=hi).contains(n))
-                .ok_or_else(|| bad(what))
-        };
-        match name {
-            "port" => self.port = num(1, 65535, "a port from 1 to 65535")? as u16,
-            "interval" => self.interval_ms = num(1, 3_600_000, "1 to 3600000 ms")?,
-            "interface" => {
-                self.interface = if v.is_empty() {
-                    None
-                } else {
-                    Some(v.to_string())
-                }
-            }
-            "group" => {
-                let g: IpAddr = v.parse().map_err(|_| bad("a multicast address"))?;
-                if !g.is_multicast() {
-                    return Err(bad("a multicast address"));
-                }
-                self.group = Some(g);
-            }
-            "ipv6" => self.ipv6 = Some(num(0, 1, "0 or 1")? == 1),
-            "ttl" => self.ttl = Some(num(1, 255, "1 to 255")? as u32),
-            "max-peers" => self.max_peers = num(1, 65_536, "1 to 65536")? as usize,
-            "dials-per-sec" => self.dials_per_sec = num(1, 10_000, "1 to 10000")? as u32,
-            "expiry" => self.expiry_ms = Some(num(1, u64::from(u32::MAX), "a number of ms")?),
-            _ => {
-                return Err(Error::command(format!(
-                    "DISCOVER: unknown option '{name}' (expected one of {})",
-                    OPTION_NAMES.join(", ")
-                )))
-            }
-        }
-        Ok(())
-    }
-
-    /// Parses `name=value` arguments over `self`.
-    pub fn apply_args<S: AsRef<str>>(&mut self, args: &[S]) -> Result<()> {
-        for a in args {
-            let a = a.as_ref();
-            let Some((name, value)) = a.split_once('=') else {
-                return Err(Error::command(format!(
-                    "DISCOVER: expected name=value, got '{a}'"
-                )));
-            };
-            self.set(name.trim(), value)?;
-        }
-        Ok(())
-    }
-
-    /// These options as `DISCOVER` arguments.
-    pub fn to_args(&self) -> Vec<String> {
-        let mut a = vec![
-            format!("port={}", self.port),
-            format!("interval={}", self.interval_ms),
-            format!("max-peers={}", self.max_peers),
-            format!("dials-per-sec={}", self.dials_per_sec),
-        ];
-        if let Some(i) = &self.interface {
-            a.push(format!("interface={i}"));
-        }
-        if let Some(g) = self.group {
-            a.push(format!("group={g}"));
-        }
-        if let Some(v) = self.ipv6 {
-            a.push(format!("ipv6={}", u8::from(v)));
-        }
-        if let Some(t) = self.ttl {
-            a.push(format!("ttl={t}"));
-        }
-        if let Some(e) = self.expiry_ms {
-            a.push(format!("expiry={e}"));
-        }
-        a
-    }
-
-    fn udp(&self) -> UdpOptions {
-        UdpOptions {
-            interface: self.interface.clone(),
-            group: self.group,
-            ipv6: self.ipv6,
-            ttl: self.ttl,
-        }
-    }
-
-    fn settings(&self) -> discovery::DiscoverySettings {
-        let mut s = discovery::DiscoverySettings::for_interval(self.interval_ms);
-        s.max_peers = self.max_peers;
-        s.dials_per_sec = self.dials_per_sec;
-        if let Some(e) = self.expiry_ms {
-            s.expiry_ms = e;
-        }
-        s
-    }
-}
 
 /// Opens the beacon sockets for `options`. `Ok(None)`: no usable interface.
 pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<UdpBeacon>> {
@@ -429,44 +269,5 @@ impl Driver {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn options_parse_and_print() {
-        let mut o = DiscoverOptions::default();
-        o.apply_args(&[
-            "port=6000",
-            "interval=250",
-            "interface=lo",
-            "group=239.1.2.3",
-            "ttl=2",
-            "max-peers=8",
-            "dials-per-sec=3",
-            "expiry=5000",
-        ])
-        .unwrap();
-        assert_eq!(o.port, 6000);
-        assert_eq!(o.interval_ms, 250);
-        assert_eq!(o.interface.as_deref(), Some("lo"));
-        assert_eq!(o.group, Some("239.1.2.3".parse().unwrap()));
-        let mut again = DiscoverOptions::default();
-        again.apply_args(&o.to_args()).unwrap();
-        assert_eq!(again, o);
-        let err = |a: &str| {
-            DiscoverOptions::default()
-                .apply_args(&[a])
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(err("port=0").contains("port must be a port from 1 to 65535"));
-        assert!(err("port").contains("expected name=value"));
-        assert!(err("group=10.0.0.1").contains("multicast"));
-        assert!(err("colour=red").contains("unknown option 'colour'"));
-        assert!(err("interval=soon").contains("interval must be"));
     }
 }

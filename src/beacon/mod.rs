@@ -7,6 +7,7 @@ pub mod discovery;
 pub(crate) mod driver;
 pub mod frame;
 pub mod iface;
+pub mod options;
 mod pipe;
 pub mod udp;
 

@@ -230,7 +230,7 @@ impl Command {
             "STATS" => want(0, "STATS").map(|_| Command::Stats),
             "DISCOVER" => {
                 // Checked here, applied over the configuration by the node.
-                crate::beacon::driver::DiscoverOptions::default().apply_args(&args)?;
+                crate::beacon::options::DiscoverOptions::default().apply_args(&args)?;
                 Ok(Command::Discover(
                     args.iter().map(|a| a.to_string()).collect(),
                 ))

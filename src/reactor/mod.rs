@@ -673,9 +673,9 @@ impl Reactor {
     /// arguments. Binds TCP on the beacon's address first when the node
     /// has no TCP endpoint. Replies `DISCOVER hostname port`.
     fn discover(&mut self, args: &[String], now: Now) -> Result<Vec<String>> {
-        use crate::beacon::driver::{self as disc, DiscoverOptions};
+        use crate::beacon::{driver as disc, options::DiscoverOptions};
         let mut options = DiscoverOptions::default();
-        for name in disc::OPTION_NAMES {
+        for name in crate::beacon::options::OPTION_NAMES {
             if let Some(v) = self.config.get(&format!("discovery/{name}")) {
                 options.set(name, v)?;
             }
