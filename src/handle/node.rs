@@ -6,7 +6,6 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -43,7 +42,8 @@ pub struct Node {
     /// Set while a wakeup is on its way, so a burst of commands costs one.
     wake_pending: Arc<AtomicBool>,
     replies: Arc<Replies>,
-    thread: Mutex<Option<Runner>>,
+    /// Set when the node has ended (taken by the first to wait for it).
+    done: Mutex<Option<Arc<Done>>>,
 }
 
 // A handle stays usable after a panic caught while using it: the state
@@ -63,43 +63,29 @@ impl Node {
         let rx = tx.clone();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let (place, shared) = if pool::io_threads() == 0 {
-            (None, None)
+            pool::place_own(name)?
         } else {
-            let (place, shared) = pool::place()?;
-            (Some(place), Some(shared))
+            pool::place()?
         };
         let (reactor, waker) =
             Reactor::new(name, rx, replies.clone(), wake_pending.clone(), shared)?;
         let done = Arc::new(Done::default());
         // Even if the node dies, readers are woken and told.
         let guard = CloseOnDrop(replies.clone(), tx.clone(), done.clone());
-        let runner = if let Some(place) = place {
-            pool::host(
-                place,
-                Hosted {
-                    reactor,
-                    on_end: Box::new(guard),
-                },
-            )?;
-            Runner::Shared(done)
-        } else {
-            let thread = std::thread::Builder::new()
-                .name(format!("zgossip-{name}"))
-                .spawn(move || {
-                    let _guard = guard;
-                    affinity::apply_to_this_thread();
-                    reactor.run()
-                })
-                .map_err(|e| Error::io("cannot start node thread", e))?;
-            Runner::Thread(thread)
-        };
+        pool::host(
+            place,
+            Hosted {
+                reactor,
+                on_end: Box::new(guard),
+            },
+        )?;
         Ok(Node {
             name: name.to_string(),
             commands: tx,
             waker,
             wake_pending,
             replies,
-            thread: Mutex::new(Some(runner)),
+            done: Mutex::new(Some(done)),
         })
     }
 
@@ -170,13 +156,9 @@ impl Node {
 
     /// Waits until the node has ended.
     fn join(&self) {
-        let runner = self.thread.lock().take();
-        match runner {
-            Some(Runner::Thread(h)) => {
-                let _ = h.join();
-            }
-            Some(Runner::Shared(done)) => done.wait(),
-            None => {}
+        let done = self.done.lock().take();
+        if let Some(done) = done {
+            done.wait();
         }
     }
 
@@ -321,7 +303,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if self.thread.lock().is_some() {
+        if self.done.lock().is_some() {
             let _ = self.commands.command(Envelope {
                 cmd: Command::Term,
                 ack: None,
@@ -337,14 +319,6 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node").field("name", &self.name).finish()
     }
-}
-
-/// Where a node runs.
-enum Runner {
-    /// A thread of its own (`ZGOSSIP_IO_THREADS=0`).
-    Thread(JoinHandle<()>),
-    /// A shared event-loop thread; set when the node has ended.
-    Shared(Arc<Done>),
 }
 
 /// Held with the running node: when it ends, even by a panic, readers are

@@ -16,25 +16,18 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Interest, Token};
 
-/// Wakes a node's event loop: the waker of its own poller, or (on a shared
-/// thread, whose poller allows one waker) a note to the thread naming the
-/// node.
-pub(crate) enum NodeWaker {
-    Own(Waker),
-    Shared {
-        node: usize,
-        thread: Arc<pool::ThreadWake>,
-    },
+/// Wakes a node's event loop: a note to its thread naming the node (a
+/// poller allows one waker, and a thread may run several nodes).
+pub(crate) struct NodeWaker {
+    node: usize,
+    thread: Arc<pool::ThreadWake>,
 }
 
 impl NodeWaker {
     pub(crate) fn wake(&self) -> io::Result<()> {
-        match self {
-            NodeWaker::Own(w) => w.wake(),
-            NodeWaker::Shared { node, thread } => thread.wake(*node),
-        }
+        self.thread.wake(self.node)
     }
 }
 
@@ -98,12 +91,12 @@ struct Socket {
 }
 
 pub(crate) struct Reactor {
-    /// Its own poller (a thread per node), or none (a shared thread polls).
-    poll: Option<Poll>,
-    /// Where its sources are registered, under tokens `base | local`.
+    /// Where its sources are registered (its thread's poller), under
+    /// tokens `base | local`.
     registry: mio::Registry,
     base: usize,
-    events: Events,
+    /// Alone on its thread (`ZGOSSIP_IO_THREADS=0`).
+    alone: bool,
     engine: Engine,
     commands: Arc<Inbox>,
     /// Commands taken from `commands`, not all carried out yet.
@@ -153,31 +146,17 @@ impl Reactor {
         commands: Arc<Inbox>,
         replies: Arc<Replies>,
         wake_pending: Arc<AtomicBool>,
-        shared: Option<pool::Shared>,
+        shared: pool::Shared,
     ) -> Result<(Reactor, Arc<NodeWaker>)> {
         // One waker per node: the handle and the inproc registry share it.
-        let (poll, registry, base, waker) = match shared {
-            Some(pool::Shared {
-                registry,
-                node,
-                thread,
-            }) => (
-                None,
-                registry,
-                node << 32,
-                NodeWaker::Shared { node, thread },
-            ),
-            None => {
-                let poll = Poll::new().map_err(|e| Error::io("cannot create poller", e))?;
-                let registry = poll
-                    .registry()
-                    .try_clone()
-                    .map_err(|e| Error::io("cannot create poller", e))?;
-                let waker = Waker::new(&registry, WAKER)
-                    .map_err(|e| Error::io("cannot create waker", e))?;
-                (Some(poll), registry, 0, NodeWaker::Own(waker))
-            }
-        };
+        let pool::Shared {
+            registry,
+            node,
+            thread,
+            alone,
+        } = shared;
+        let base = node << 32;
+        let waker = NodeWaker { node, thread };
         let waker = Arc::new(waker);
         let mut id = [0u8; 8];
         getrandom::getrandom(&mut id)
@@ -191,10 +170,9 @@ impl Reactor {
             .map_err(|e| Error::Config(e.to_string()))?;
         let born_ms = read_clocks().now.mono_ms;
         let reactor = Reactor {
-            poll,
             registry,
             base,
-            events: Events::with_capacity(1024),
+            alone,
             engine: Engine::new(name, owner, Settings::default()),
             commands,
             batch: Batch::default(),
@@ -242,18 +220,6 @@ impl Reactor {
         }
     }
 
-    /// Runs on a thread of its own until `$TERM` or until the handle is
-    /// dropped (`ZGOSSIP_IO_THREADS=0`; see [`pool`] for shared threads).
-    pub(crate) fn run(mut self) {
-        while self.running {
-            let timeout = self.wake_at().saturating_duration_since(Instant::now());
-            self.turn(Some(timeout));
-        }
-        self.begin_shutdown();
-        while !self.linger_step(Some(Duration::from_millis(10))) {}
-        self.finish();
-    }
-
     /// Whether the node still runs (no `$TERM` yet).
     pub(crate) fn running(&self) -> bool {
         self.running
@@ -266,30 +232,6 @@ impl Reactor {
 
     pub(crate) fn name(&self) -> &str {
         self.engine.name()
-    }
-
-    /// One round of the event loop on a thread of its own: waits at most
-    /// `timeout` for events, serves them, then the rest of the round.
-    pub(crate) fn turn(&mut self, timeout: Option<Duration>) {
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        if let Some(poll) = self.poll.as_mut() {
-            if let Err(e) = poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("zgossip {}: poll failed: {e}", self.engine.name());
-                    self.running = false;
-                }
-            }
-        }
-        begin_round();
-        for ev in events.iter() {
-            if !self.running {
-                break;
-            }
-            self.on_event(ev);
-        }
-        self.events = events;
-        self.after_events();
-        end_round();
     }
 
     /// Takes the commands waiting (a node just handed to a shared thread
@@ -403,10 +345,10 @@ impl Reactor {
         self.linger_until = Some(Instant::now() + Duration::from_millis(self.linger_ms));
     }
 
-    /// Writes what it can of the queued output, waiting at most `wait` for
-    /// sockets to take more. True once nothing is left or the linger time
-    /// is over.
-    pub(crate) fn linger_step(&mut self, wait: Option<Duration>) -> bool {
+    /// Writes what it can of the queued output (the thread's loop calls it
+    /// again as sockets take more). True once nothing is left or the linger
+    /// time is over.
+    pub(crate) fn linger_step(&mut self) -> bool {
         let deadline = self.linger_until.unwrap_or_else(Instant::now);
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         let mut pending = false;
@@ -426,14 +368,7 @@ impl Reactor {
         if !pending || now >= deadline {
             return true;
         }
-        // Sleeps (on a thread of its own) or just takes the readiness
-        // events (on a shared thread) until sockets drain.
-        if let Some(poll) = self.poll.as_mut() {
-            let wait = wait.map(|w| w.min(deadline - now));
-            let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-            let _ = poll.poll(&mut events, wait);
-            self.events = events;
-        }
+        // The thread's loop comes back with the sockets' readiness.
         false
     }
 
@@ -808,7 +743,7 @@ impl Reactor {
     /// of ends, if the node is on a shared thread and its stream says what
     /// its other end is found by.
     fn register_end(&mut self, token: Token) {
-        if self.poll.is_some() {
+        if self.alone {
             return; // a thread of its own: no other node to find
         }
         let global = self.tok(token);

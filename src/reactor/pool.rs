@@ -15,7 +15,8 @@
 //! panics is closed (its application is told) and the others go on.
 //!
 //! `ZGOSSIP_IO_THREADS` sets the number of shared threads (nodes are placed
-//! round-robin); `0` gives every node a thread of its own.
+//! round-robin); `0` gives every node a thread of its own, which runs the
+//! same loop for that one node and ends with it: there is one event loop.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -130,6 +131,9 @@ pub(crate) struct Shared {
     /// Its number on the thread: its tokens are `node << 32 | local`.
     pub(crate) node: usize,
     pub(crate) thread: Arc<ThreadWake>,
+    /// The node is alone on its thread (`ZGOSSIP_IO_THREADS=0`): there is
+    /// no other node of the thread to hand writes to.
+    pub(crate) alone: bool,
 }
 
 struct Pool {
@@ -138,10 +142,16 @@ struct Pool {
     next_node: AtomicUsize,
 }
 
-/// Where a node will run: a thread of the pool and its number there.
+/// Where a node will run: a thread of the pool, or a thread of its own,
+/// and its number there.
 pub(crate) struct Place {
-    thread: usize,
+    thread: Thread,
     node: usize,
+}
+
+enum Thread {
+    Pooled(usize),
+    Own(IoThread),
 }
 
 /// The number of shared threads asked for (`ZGOSSIP_IO_THREADS`, default
@@ -160,7 +170,7 @@ fn pool() -> Result<&'static Pool> {
     static POOL: OnceLock<std::result::Result<Pool, String>> = OnceLock::new();
     POOL.get_or_init(|| {
         let threads = (0..io_threads().max(1))
-            .map(start_thread)
+            .map(|n| start_thread(format!("zgossip-io-{n}"), Lifetime::Process))
             .collect::<std::result::Result<Vec<_>, String>>()?;
         Ok(Pool {
             threads,
@@ -177,7 +187,16 @@ fn pool() -> Result<&'static Pool> {
     })
 }
 
-fn start_thread(n: usize) -> std::result::Result<IoThread, String> {
+/// How long an event-loop thread runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lifetime {
+    /// A shared thread: for the life of the process.
+    Process,
+    /// A node's own thread: until its node has ended.
+    Node,
+}
+
+fn start_thread(name: String, lifetime: Lifetime) -> std::result::Result<IoThread, String> {
     let poll = Poll::new().map_err(|e| e.to_string())?;
     let registry = poll.registry().try_clone().map_err(|e| e.to_string())?;
     let wake = Arc::new(ThreadWake {
@@ -187,10 +206,10 @@ fn start_thread(n: usize) -> std::result::Result<IoThread, String> {
     let (tx, rx) = mpsc::channel();
     let thread_wake = wake.clone();
     std::thread::Builder::new()
-        .name(format!("zgossip-io-{n}"))
+        .name(name)
         .spawn(move || {
             super::affinity::apply_to_this_thread();
-            run(poll, rx, thread_wake)
+            run(poll, rx, thread_wake, lifetime)
         })
         .map_err(|e| e.to_string())?;
     Ok(IoThread { tx, wake, registry })
@@ -213,18 +232,49 @@ pub(crate) fn place() -> Result<(Place, Shared)> {
         .try_clone()
         .map_err(|e| Error::io("cannot register with the event-loop thread", e))?;
     Ok((
-        Place { thread, node },
+        Place {
+            thread: Thread::Pooled(thread),
+            node,
+        },
         Shared {
             registry,
             node,
             thread: pool.threads[thread].wake.clone(),
+            alone: false,
         },
+    ))
+}
+
+/// A thread of its own for a new node (`ZGOSSIP_IO_THREADS=0`), named
+/// after it; it ends when the node ends.
+pub(crate) fn place_own(name: &str) -> Result<(Place, Shared)> {
+    let t = start_thread(format!("zgossip-{name}"), Lifetime::Node)
+        .map_err(|e| Error::io("cannot start node thread", std::io::Error::other(e)))?;
+    let registry = t
+        .registry
+        .try_clone()
+        .map_err(|e| Error::io("cannot register with the node's thread", e))?;
+    let shared = Shared {
+        registry,
+        node: 1,
+        thread: t.wake.clone(),
+        alone: true,
+    };
+    Ok((
+        Place {
+            thread: Thread::Own(t),
+            node: 1,
+        },
+        shared,
     ))
 }
 
 /// Hands a node to the thread chosen by [`place`].
 pub(crate) fn host(place: Place, hosted: Hosted) -> Result<()> {
-    let t = &pool()?.threads[place.thread];
+    let t = match &place.thread {
+        Thread::Pooled(i) => &pool()?.threads[*i],
+        Thread::Own(t) => t,
+    };
     t.tx.send((place.node, hosted)).map_err(|_| {
         Error::io(
             "event-loop thread is gone",
@@ -310,10 +360,12 @@ impl Nodes {
     }
 }
 
-/// The loop of one shared thread; it runs for the life of the process.
-/// Each iteration costs in proportion to the nodes that had events or
-/// timers, not to the nodes the thread holds.
-fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
+/// The event loop of a thread: a shared one runs for the life of the
+/// process, a node's own until its node has ended. Each iteration costs in
+/// proportion to the nodes that had events or timers, not to the nodes the
+/// thread holds.
+fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>, lifetime: Lifetime) {
+    let mut hosted_any = false;
     let mut events = Events::with_capacity(1024);
     let mut woken = Vec::new();
     let mut nodes = Nodes::default();
@@ -351,6 +403,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                         );
                         continue; // dropped: its application is told
                     }
+                    hosted_any = true;
                     nodes.slots.insert(
                         node,
                         Slot {
@@ -404,6 +457,9 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>) {
                 drop(outcome);
                 // Dropping it tells its application and releases its handle.
             }
+        }
+        if lifetime == Lifetime::Node && hosted_any && nodes.slots.is_empty() {
+            return;
         }
     }
 }
@@ -474,7 +530,7 @@ fn give_turn(s: &mut Slot) -> bool {
             s.lingering = true;
         }
         s.due = round_instant() + LINGER_TICK;
-        !reactor.linger_step(None)
+        !reactor.linger_step()
     }));
     match outcome {
         Ok(keep) => keep,
