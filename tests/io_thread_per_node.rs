@@ -45,7 +45,10 @@ fn with_zero_shared_threads_each_node_has_its_own() {
     // A node's own thread ends with it.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while threads().iter().any(|(n, _)| n == "zgossip-own-a") {
-        assert!(std::time::Instant::now() < deadline, "the thread of a dropped node lives on");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the thread of a dropped node lives on"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(threads().iter().any(|(n, _)| n == "zgossip-own-b"));
