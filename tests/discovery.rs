@@ -3,6 +3,7 @@
 //! leaves the machine. Without root or iproute2 these tests skip, saying
 //! so.
 
+mod common;
 #[path = "support/czmq.rs"]
 mod czmq;
 #[path = "support/netns.rs"]
@@ -12,22 +13,12 @@ use std::collections::BTreeSet;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use common::wait_until;
 use netns::{assert_passed, inside, run_bounded, skip, Lan, Netns};
 use zgossip::beacon::frame;
 use zgossip::{Beacon, DiscoverOptions, Node, UdpOptions};
 
 const PORT: u16 = 5675;
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    done()
-}
 
 fn connections(n: &Node) -> u64 {
     n.stats().unwrap().get("connections").copied().unwrap_or(0)

@@ -4,28 +4,19 @@
 //! decide which discovered peers it dials. Every test runs inside a sealed
 //! network namespace it creates (see tests/support/netns.rs).
 
+mod common;
 #[path = "support/netns.rs"]
 mod netns;
 
 use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::wait_until;
 use netns::{assert_passed, inside, run_bounded, skip, Netns};
 use zgossip::beacon::frame;
 use zgossip::Node;
 
 const ARGS: [&str; 3] = ["DISCOVER", "interface=lo", "interval=50"];
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
-}
 
 fn stat(n: &Node, name: &str) -> u64 {
     n.stats().unwrap().get(name).copied().unwrap_or(0)

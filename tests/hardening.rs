@@ -4,9 +4,9 @@
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bind_fresh, Owned, RawPeer};
+use common::{bind_fresh, wait_until, Owned, RawPeer};
 use zgossip::wire::gossip::Message;
 use zgossip::wire::zmtp::SocketType;
 use zgossip::Node;
@@ -15,17 +15,6 @@ const T: Duration = Duration::from_secs(10);
 
 fn stat(n: &Node, name: &str) -> u64 {
     n.stats().unwrap().get(name).copied().unwrap_or(0)
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done()
 }
 
 fn has(n: &Node, key: &str) -> bool {

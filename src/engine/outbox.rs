@@ -25,17 +25,8 @@ impl Engine {
                 continue;
             };
             into.retain(|&c| c != id);
-            // Nothing more of it is sent: the peer resynchronises later.
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.outbox.clear();
-                c.outbox_pos = 0;
-                c.discard_sends();
-            }
-            self.close(
-                id,
-                format!("peer too slow: {queued} bytes waiting (limit {max})"),
-                self.last_now,
-            );
+            let why = format!("peer too slow: {queued} bytes waiting (limit {max})");
+            self.abandon(id, why, self.last_now);
         }
     }
 
@@ -65,17 +56,21 @@ impl Engine {
             }
             total -= q;
             self.stats.backlog_closed += 1;
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.outbox.clear();
-                c.outbox_pos = 0;
-                c.discard_sends();
-            }
-            self.close(
-                id,
-                format!("limits/max-backlog-total reached: {q} bytes waiting here, the most"),
-                now,
-            );
+            let why = format!("limits/max-backlog-total reached: {q} bytes waiting here, the most");
+            self.abandon(id, why, now);
         }
+    }
+
+    /// Closes a connection whose backlog is too large, dropping what waits
+    /// for it: nothing more of it is sent, and the peer resynchronises when
+    /// it comes back.
+    fn abandon(&mut self, id: ConnId, why: String, now: Now) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.outbox.clear();
+            c.outbox_pos = 0;
+            c.discard_sends();
+        }
+        self.close(id, why, now);
     }
 
     /// Hands queued frames of `conn` to `sink`, oldest first, while it

@@ -11,6 +11,18 @@ use zgossip::wire::gossip::{self, Message};
 use zgossip::wire::zmtp::{self, SocketType};
 use zgossip::Node;
 
+/// Polls `done` until it is true or `limit` passed; true if it became true.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
 /// A blocking byte stream of any transport.
 pub trait Io: Read + Write + Send {
     fn set_timeout(&self, d: Duration);
