@@ -45,7 +45,6 @@ use crate::wire::{zgp2, zmtp};
 
 use net::{Listener, Stream};
 
-const WAKER: Token = Token(0);
 /// Local tokens of a node: the low 32 bits (a shared thread tells nodes
 /// apart by the bits above).
 pub(crate) const LOCAL_TOKENS: usize = 0xffff_ffff;
@@ -244,9 +243,7 @@ impl Reactor {
     /// Serves one readiness event (its token is this node's).
     pub(crate) fn on_event(&mut self, ev: &mio::event::Event) {
         let token = Token(ev.token().0 & LOCAL_TOKENS);
-        if token == WAKER {
-            self.handle_wakeup();
-        } else if token == crate::beacon::driver::TOKEN {
+        if token == crate::beacon::driver::TOKEN {
             let now = self.now();
             if let Some(d) = self.discovery.as_mut() {
                 let links = crate::beacon::driver::Links {
@@ -727,12 +724,12 @@ impl Reactor {
     // Connections
 
     /// A new local token (wrapping within the local range, skipping the
-    /// reserved ones and any still in use).
+    /// discovery socket's and any still in use).
     fn token(&mut self) -> Token {
         loop {
             let t = Token(self.next_token & LOCAL_TOKENS);
             self.next_token = self.next_token.wrapping_add(1);
-            let reserved = t == WAKER || t == crate::beacon::driver::TOKEN;
+            let reserved = t == crate::beacon::driver::TOKEN;
             if !reserved && !self.conns.contains_key(&t) && !self.listeners.contains_key(&t) {
                 return t;
             }
