@@ -3,23 +3,15 @@
 //! flags) at arbitrary local times, checking the store's invariants after
 //! every step.
 
+use super::test_support::at;
 use super::*;
 use proptest::prelude::*;
-
-const WALL: u64 = 1_700_000_000_000;
 const DRIFT: u64 = 60_000;
 const GRACE: u64 = 20_000;
 const EXPIRED_GRACE: u64 = 5_000;
 /// How late a collection may run: the collection interval (a tenth of
 /// the shorter grace, at least 1 s) plus a tick and the longest step.
 const GC_SLACK: u64 = 1_000 + 250 + 500;
-
-fn at(ms: u64) -> Now {
-    Now {
-        mono_ms: ms,
-        wall_ms: WALL + ms,
-    }
-}
 
 fn settings() -> Settings {
     Settings {

@@ -3,25 +3,8 @@
 //! time of arrival, and churn of short-lived writes keeps memory bounded.
 //! Times are passed in; nothing sleeps.
 
+use super::test_support::{at, drain, WALL};
 use super::*;
-
-const WALL: u64 = 1_700_000_000_000;
-
-fn at(ms: u64) -> Now {
-    Now {
-        mono_ms: ms,
-        wall_ms: WALL + ms,
-    }
-}
-
-fn drain(e: &mut Engine, conn: ConnId) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    e.drain_outbox(conn, |f| {
-        out.push(f.to_vec());
-        true
-    });
-    out
-}
 
 const ZGP2_PEER: Peer = Peer {
     zgp2: true,

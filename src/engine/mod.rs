@@ -248,4 +248,6 @@ mod fuzz_tests;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -1,24 +1,9 @@
 //! Engine tests on a virtual network: engines wired by in-memory links,
 //! a fake clock, and a step limit that catches livelock.
 
+use super::test_support::{at, drain, enc};
 use super::*;
 use crate::wire::gossip::decode;
-
-fn at(ms: u64) -> Now {
-    Now {
-        mono_ms: ms,
-        wall_ms: 1_700_000_000_000 + ms,
-    }
-}
-
-fn drain(e: &mut Engine, conn: ConnId) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    e.drain_outbox(conn, |f| {
-        out.push(f.to_vec());
-        true
-    });
-    out
-}
 
 fn names(frames: &[Vec<u8>]) -> Vec<&'static str> {
     frames.iter().map(|f| decode(f).unwrap().name()).collect()
@@ -52,12 +37,6 @@ fn hello_gets_every_tuple_then_session_is_connected() {
     assert_eq!(s.store().len(), 3);
     assert!(drain(&mut s, 10).is_empty());
     assert_eq!(s.poll_event().unwrap().key(), "c");
-}
-
-fn enc(m: Message<'_>) -> Vec<u8> {
-    let mut v = Vec::new();
-    m.encode(&mut v);
-    v
 }
 
 fn pubmsg<'a>(k: &'a str, v: &'a str) -> Message<'a> {

@@ -694,7 +694,8 @@ mod tests {
     use super::super::metadata::metadata;
     use super::super::socket_type::SocketType;
     use super::super::test_support::{
-        cfg, connected, drain, drain_with, peer_bytes, pump, ready_dealer, take_output, Seen,
+        cfg, connected, drain, drain_with, peer_bytes, pump, pump_result, ready_dealer,
+        take_output, Seen,
     };
     use super::*;
     use crate::wire::curve::{ClientCheck, Keypair};
@@ -1179,31 +1180,6 @@ mod tests {
             check,
         };
         (c, s, client, server)
-    }
-
-    /// Shuttles bytes until quiet; returns the first error of either side.
-    fn pump_result(
-        a: &mut Connection,
-        b: &mut Connection,
-    ) -> (Result<Vec<Seen>, Error>, Result<Vec<Seen>, Error>) {
-        let (mut sa, mut sb) = (Vec::new(), Vec::new());
-        let (mut ea, mut eb) = (None, None);
-        for _ in 0..100 {
-            let ab = take_output(a);
-            let ba = take_output(b);
-            if ab.is_empty() && ba.is_empty() {
-                break;
-            }
-            b.feed(&ab);
-            a.feed(&ba);
-            if ea.is_none() {
-                ea = drain(a, &mut sa).err();
-            }
-            if eb.is_none() {
-                eb = drain(b, &mut sb).err();
-            }
-        }
-        (ea.map_or(Ok(sa), Err), eb.map_or(Ok(sb), Err))
     }
 
     #[test]

@@ -49,7 +49,18 @@ pub(super) fn take_output(c: &mut Connection) -> Vec<u8> {
 
 /// Shuttles bytes between two connections until both are quiet.
 pub(super) fn pump(a: &mut Connection, b: &mut Connection) -> (Vec<Seen>, Vec<Seen>) {
+    let (sa, sb) = pump_result(a, b);
+    (sa.unwrap(), sb.unwrap())
+}
+
+/// As [`pump`], keeping on after a side fails: each side's events, or its
+/// first error.
+pub(super) fn pump_result(
+    a: &mut Connection,
+    b: &mut Connection,
+) -> (Result<Vec<Seen>, Error>, Result<Vec<Seen>, Error>) {
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
+    let (mut ea, mut eb) = (None, None);
     for _ in 0..100 {
         let ab = take_output(a);
         let ba = take_output(b);
@@ -58,10 +69,14 @@ pub(super) fn pump(a: &mut Connection, b: &mut Connection) -> (Vec<Seen>, Vec<Se
         }
         b.feed(&ab);
         a.feed(&ba);
-        drain(a, &mut sa).unwrap();
-        drain(b, &mut sb).unwrap();
+        if ea.is_none() {
+            ea = drain(a, &mut sa).err();
+        }
+        if eb.is_none() {
+            eb = drain(b, &mut sb).err();
+        }
     }
-    (sa, sb)
+    (ea.map_or(Ok(sa), Err), eb.map_or(Ok(sb), Err))
 }
 
 pub(super) fn connected(x: SocketType, y: SocketType) -> (Connection, Connection) {
