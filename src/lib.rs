@@ -17,6 +17,7 @@ pub mod ffi;
 mod handle;
 pub mod news;
 mod reactor;
+pub mod rng;
 mod security;
 pub mod sim;
 pub mod store;

@@ -23,6 +23,7 @@ impl Engine {
             scratch,
             dirty,
             settings,
+            tree,
             ..
         } = self;
         let max = settings.max_backlog_bytes;
@@ -33,6 +34,7 @@ impl Engine {
         v2.clear();
         let mut sent = 0;
         let mut skipped = 0;
+        let mut announced = false;
         for (&id, c) in conns.iter_mut() {
             let eligible = Some(id) != from
                 && !c.closing
@@ -41,6 +43,24 @@ impl Engine {
                 continue;
             }
             let speaks_zgp2 = c.peer.zgp2;
+            if speaks_zgp2 && tree.mode(id) == Some(tree::Mode::Lazy) {
+                // A lazy link of the broadcast tree: announced, not sent.
+                let (key, t) = match current {
+                    Some(kt) => kt,
+                    None => match store.entry(entry) {
+                        Some(kt) => *current.insert(kt),
+                        None => break,
+                    },
+                };
+                let id_of_write = crate::wire::overlay::WriteId {
+                    key: key.to_string(),
+                    clock: t.version.clock,
+                    origin: t.version.origin,
+                };
+                tree.announce(id, id_of_write, now.mono_ms);
+                announced = true;
+                continue;
+            }
             if !speaks_zgp2 || (raw.is_none() && v2.is_empty()) {
                 let (key, t) = match current {
                     Some(kt) => kt,
@@ -65,14 +85,18 @@ impl Engine {
                 skipped += 1;
                 continue;
             }
+            // A forward is a push of the broadcast tree: the frame, as it
+            // ends the queue, is marked so (its last byte is the flags).
             if let Some(held) = c.held.as_mut() {
                 push_raw(held, frame);
+                zgp2::mark_pushed(held);
                 sent += 1;
                 continue;
             }
             let (out, notify) = c.queue(max);
             if speaks_zgp2 {
                 push_raw(out, frame);
+                zgp2::mark_pushed(out);
             } else if let Some((key, t)) = current {
                 push_frame(out, &plain_publish(key, t, now));
             }
@@ -85,6 +109,9 @@ impl Engine {
         *scratch = v2;
         self.stats.frames_out += sent;
         self.stats.oversize_skipped += skipped;
+        if announced {
+            self.run_overlay(now);
+        }
         if self.verbose {
             if let Some((key, t)) = self.store.entry(entry) {
                 let what = describe(&plain_publish(key, t, now));

@@ -24,14 +24,18 @@
 mod conn;
 mod forward;
 mod outbox;
+mod overlay;
 mod remotes;
 mod sessions;
 mod settings;
 mod sync;
 mod timers;
+pub mod tree;
+pub mod views;
 mod writes;
 
 pub use conn::Peer;
+pub use overlay::OverlayStats;
 pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
 use conn::{Conn, ConnTable, Session, HOLD_MS};
@@ -154,12 +158,21 @@ pub struct Engine {
     next_gc: u64,
     last_now: Now,
     stats: Stats,
+    /// The overlay: active and passive views, and the broadcast tree.
+    views: views::Views,
+    tree: tree::Tree,
 }
 
 impl Engine {
     /// A new engine; `id` names this node in versions (any unique number).
     pub fn new(name: &str, id: u64, settings: Settings) -> Engine {
+        let me = crate::wire::overlay::PeerEntry {
+            id,
+            endpoint: String::new(),
+        };
         Engine {
+            views: views::Views::new(me, settings.views.clone(), id),
+            tree: tree::Tree::new(settings.tree.clone()),
             name: name.to_string(),
             id,
             verbose: false,
@@ -203,6 +216,8 @@ impl Engine {
 
     /// Changes timers; they apply from the next tick on.
     pub fn set_settings(&mut self, settings: Settings) {
+        self.views.set_settings(settings.views.clone());
+        self.tree.set_settings(settings.tree.clone());
         self.settings = settings;
         self.next_tick = None;
         // The collection's cadence follows the graces: a shorter one set

@@ -13,6 +13,9 @@ pub(super) struct Remote {
     /// Removed by [`Engine::remove_remote`]: never dialled again; the slot
     /// is reused once no dial is in flight.
     pub(super) removed: bool,
+    /// Dialled for the overlay's views: tried once, never redialled (a
+    /// peer that cannot be reached is replaced from the passive view).
+    pub(super) overlay: bool,
 }
 
 impl Engine {
@@ -23,7 +26,7 @@ impl Engine {
         if let Some(id) = self
             .remotes
             .iter()
-            .position(|r| !r.removed && r.endpoint == endpoint)
+            .position(|r| !r.removed && !r.overlay && r.endpoint == endpoint)
         {
             if let Some(conn) = self.remotes[id].conn {
                 self.send_hello_and_tuples(conn, now);
@@ -37,12 +40,25 @@ impl Engine {
             backoff_ms: self.settings.reconnect_ivl_ms,
             redial_at: None,
             removed: false,
+            overlay: false,
         };
+        let id = self.add_remote_slot(remote);
+        self.trace(format_args!("connecting to {endpoint}"));
+        self.actions.push_back(Action::Dial {
+            remote: id,
+            endpoint: endpoint.to_string(),
+        });
+        id
+    }
+
+    /// Keeps `remote` in a free slot (one whose remote was removed and
+    /// whose dial is over), or a new one.
+    pub(super) fn add_remote_slot(&mut self, remote: Remote) -> RemoteId {
         let free = self
             .remotes
             .iter()
             .position(|r| r.removed && !r.dialing && r.conn.is_none());
-        let id = match free {
+        match free {
             Some(id) => {
                 self.remotes[id] = remote;
                 id
@@ -51,13 +67,7 @@ impl Engine {
                 self.remotes.push(remote);
                 self.remotes.len() - 1
             }
-        };
-        self.trace(format_args!("connecting to {endpoint}"));
-        self.actions.push_back(Action::Dial {
-            remote: id,
-            endpoint: endpoint.to_string(),
-        });
-        id
+        }
     }
 
     /// Stops keeping a remote connected: its connection is closed and it
@@ -89,14 +99,22 @@ impl Engine {
     pub fn remote_endpoints(&self) -> impl Iterator<Item = &str> {
         self.remotes
             .iter()
-            .filter(|r| !r.removed)
+            .filter(|r| !r.removed && !r.overlay)
             .map(|r| r.endpoint.as_str())
     }
 
     /// Dialling a remote failed before its handshake completed.
     pub fn handle_dial_failed(&mut self, remote: RemoteId, reason: &str, now: Now) {
         self.trace(format_args!("cannot reach remote {remote}: {reason}"));
+        let overlay = self
+            .remotes
+            .get(remote)
+            .filter(|r| r.overlay && !r.removed)
+            .map(|r| r.endpoint.clone());
         self.schedule_redial(remote, now);
+        if let Some(endpoint) = overlay {
+            self.overlay_dial_failed(&endpoint, now);
+        }
     }
 
     pub(super) fn schedule_redial(&mut self, remote: RemoteId, now: Now) {
@@ -104,6 +122,11 @@ impl Engine {
         if let Some(r) = self.remotes.get_mut(remote) {
             r.conn = None;
             r.dialing = false;
+            if r.overlay {
+                // One-shot: the slot is free again.
+                r.removed = true;
+                r.endpoint.clear();
+            }
             if r.removed {
                 r.redial_at = None;
                 return;

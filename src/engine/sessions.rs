@@ -54,6 +54,7 @@ impl Engine {
             self.trace(format_args!("client {conn} connected"));
         }
         self.ensure_tick(now);
+        self.overlay_connected(conn, role, peer.zgp2, now);
     }
 
     /// A connection closed (by the peer or an error). Unknown ids are ignored.
@@ -66,6 +67,7 @@ impl Engine {
             if let Role::Outbound(remote) = c.role {
                 self.schedule_redial(remote, now);
             }
+            self.overlay_closed(conn, now);
         }
     }
 
@@ -82,6 +84,7 @@ impl Engine {
         if let Role::Outbound(remote) = role {
             self.schedule_redial(remote, now);
         }
+        self.overlay_closed(conn, now);
     }
 
     /// One ZGP frame arrived on `conn`. `multipart` says the ZMTP message

@@ -52,6 +52,10 @@ pub struct Settings {
     /// stored only if it fits in every encoding it may be forwarded in
     /// (see [`Settings::check_tuple_size`]).
     pub max_frame: usize,
+    /// The overlay's views (`overlay/*`).
+    pub views: super::views::ViewSettings,
+    /// The broadcast tree (`overlay/*`).
+    pub tree: super::tree::TreeSettings,
 }
 
 /// The largest value a tuple may have, from the application or a peer.
@@ -101,6 +105,8 @@ impl Default for Settings {
             max_backlog_total: 512 << 20,
             max_frame: crate::security::Limits::default().max_frame,
             idle_timeout_ms: 300_000,
+            views: super::views::ViewSettings::default(),
+            tree: super::tree::TreeSettings::default(),
         }
     }
 }

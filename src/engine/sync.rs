@@ -289,6 +289,7 @@ impl Engine {
                 zgp2::Message::Ranges(r) => format!("RANGES x{}", r.len()),
                 zgp2::Message::Items(g) => format!("ITEMS x{}", g.len()),
                 zgp2::Message::Want(w) => format!("WANT x{}", w.len()),
+                zgp2::Message::Overlay(m) => m.name().to_string(),
             };
             self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
         }
@@ -316,6 +317,7 @@ impl Engine {
             }
             zgp2::Message::Items(groups) => self.on_items(conn, &groups, now),
             zgp2::Message::Want(hashes) => self.on_want(conn, &hashes, now),
+            zgp2::Message::Overlay(m) => self.on_overlay(conn, m, now),
         }
     }
 

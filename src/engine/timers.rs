@@ -10,10 +10,10 @@ impl Engine {
             let n = self.last_now;
             n.mono_ms + wall.saturating_sub(n.wall_ms)
         });
-        match (self.next_tick, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_tick, expiry, self.overlay_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(super) fn tick_interval(&self) -> u64 {
@@ -33,6 +33,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Now) {
         self.last_now = now;
         self.run_expiries(now);
+        self.handle_overlay_timeout(now);
         if self.next_tick.is_some_and(|t| t > now.mono_ms) {
             return;
         }

@@ -171,9 +171,12 @@ impl Engine {
         };
         // Stored as it arrived: the frame can be forwarded as it is.
         let raw = (!expired && zgp2::is_canonical_tuple(frame, &t)).then_some(frame);
-        if self.apply(t.key, w, Some(from), raw, now) == Outcome::Stale {
+        match self.apply(t.key, w, Some(from), raw, now) {
             // The sender holds an older write: repair it with ours.
-            self.send_tuple_to(from, t.key, now);
+            Outcome::Stale => self.send_tuple_to(from, t.key, now),
+            // Pushed to us by two paths: this link is redundant.
+            Outcome::Duplicate if zgp2::is_pushed(frame) => self.overlay_duplicate(from, now),
+            _ => {}
         }
     }
 
@@ -220,6 +223,7 @@ impl Engine {
         if from.is_some() {
             self.stats.tuples_applied += 1;
         }
+        self.overlay_received(key, w.version);
         if w.expires != 0 && !w.deleted {
             self.expiries.push(Reverse((w.expires, key.into())));
             self.prune_expiries();

@@ -39,6 +39,10 @@ const ID_ITEMS: u8 = 8;
 const ID_WANT: u8 = 9;
 
 const FLAG_DELETED: u8 = 1;
+/// Set on a TUPLE pushed by the broadcast tree (a forward), clear on one
+/// sent by a reconciliation or a repair: only a pushed duplicate says that
+/// a link of the tree is redundant. Older receivers ignore it.
+const FLAG_PUSHED: u8 = 2;
 
 /// Bytes of one range entry in RANGES.
 pub const RANGE_LEN: usize = 28;
@@ -90,6 +94,8 @@ pub enum Message<'a> {
     Ranges(Vec<Range>),
     Items(Vec<Group>),
     Want(Vec<u64>),
+    /// A message of the overlay (views and broadcast tree).
+    Overlay(super::overlay::Message),
 }
 
 /// Why bytes are not a ZGP/2 message.
@@ -102,6 +108,9 @@ pub enum DecodeError {
     NotUtf8(&'static str),
     NulByte(&'static str),
     KeyTooLong(usize),
+    /// A field whose value is impossible (a flag that is not 0 or 1, a
+    /// count over its limit, an endpoint that does not parse).
+    BadField(&'static str),
 }
 
 impl fmt::Display for DecodeError {
@@ -114,6 +123,7 @@ impl fmt::Display for DecodeError {
             DecodeError::NotUtf8(field) => write!(f, "ZGP/2 {field} is not UTF-8"),
             DecodeError::NulByte(field) => write!(f, "ZGP/2 {field} contains a NUL byte"),
             DecodeError::KeyTooLong(n) => write!(f, "ZGP/2 key of {n} bytes"),
+            DecodeError::BadField(field) => write!(f, "ZGP/2 {field} is impossible"),
         }
     }
 }
@@ -132,11 +142,12 @@ impl Message<'_> {
             Message::Ranges(_) => "RANGES",
             Message::Items(_) => "ITEMS",
             Message::Want(_) => "WANT",
+            Message::Overlay(m) => m.name(),
         }
     }
 }
 
-fn header(out: &mut Vec<u8>, id: u8) {
+pub(crate) fn header(out: &mut Vec<u8>, id: u8) {
     out.extend_from_slice(&[SIGNATURE[0], SIGNATURE[1], id, VERSION]);
 }
 
@@ -171,8 +182,20 @@ const TUPLE_TAIL: usize = 8 + 8 + 8 + 1;
 /// value in a tombstone. Such a frame can be passed on as it is.
 pub fn is_canonical_tuple(frame: &[u8], t: &Tuple<'_>) -> bool {
     frame.len() == tuple_len(t)
-        && frame.last() == Some(&tuple_flags(t))
+        && frame.last().map(|f| f & !FLAG_PUSHED) == Some(tuple_flags(t))
         && (!t.deleted || t.value.is_empty())
+}
+
+/// Marks the TUPLE frame `frame` as pushed by the broadcast tree.
+pub fn mark_pushed(frame: &mut [u8]) {
+    if let Some(flags) = frame.last_mut() {
+        *flags |= FLAG_PUSHED;
+    }
+}
+
+/// Whether the TUPLE frame `frame` was pushed by the broadcast tree.
+pub fn is_pushed(frame: &[u8]) -> bool {
+    frame.last().is_some_and(|f| f & FLAG_PUSHED != 0)
 }
 
 /// Appends a TUPLE. The key must be at most 255 bytes (callers check).
@@ -232,12 +255,13 @@ pub fn encode_want(hashes: &[u64], out: &mut Vec<u8>) {
     }
 }
 
-struct Reader<'a> {
+/// Reads the fields of a message, checking each length first.
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
             return Err(DecodeError::Truncated(field));
         }
@@ -245,24 +269,24 @@ impl<'a> Reader<'a> {
         self.buf = rest;
         Ok(head)
     }
-    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, field)?[0])
     }
-    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         let b = self.take(2, field)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         let b = self.take(4, field)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         let b = self.take(8, field)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_be_bytes(a))
     }
-    fn text(&mut self, n: usize, field: &'static str) -> Result<&'a str, DecodeError> {
+    pub(crate) fn text(&mut self, n: usize, field: &'static str) -> Result<&'a str, DecodeError> {
         let b = self.take(n, field)?;
         text::check(b).map_err(|e| match e {
             TextError::Nul => DecodeError::NulByte(field),
@@ -271,7 +295,12 @@ impl<'a> Reader<'a> {
     }
     /// Checks that `count` entries of `size` bytes can still follow, before
     /// anything is allocated for them.
-    fn room(&self, count: usize, size: usize, field: &'static str) -> Result<(), DecodeError> {
+    pub(crate) fn room(
+        &self,
+        count: usize,
+        size: usize,
+        field: &'static str,
+    ) -> Result<(), DecodeError> {
         match count.checked_mul(size) {
             Some(n) if n <= self.buf.len() => Ok(()),
             _ => Err(DecodeError::Truncated(field)),
@@ -403,7 +432,10 @@ fn decode_carefully(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
             }
             Message::Want(hashes)
         }
-        other => return Err(DecodeError::UnknownId(other)),
+        other => match super::overlay::decode_body(other, &mut r) {
+            Some(decoded) => Message::Overlay(decoded?),
+            None => return Err(DecodeError::UnknownId(other)),
+        },
     };
     if !r.buf.is_empty() {
         return Err(DecodeError::TrailingBytes(r.buf.len()));

@@ -1,0 +1,275 @@
+//! The overlay in the engine: the views (`views.rs`) and the broadcast
+//! tree (`tree.rs`) joined to connections, remotes and the store.
+//!
+//! - The views' dials become one-shot remotes (never redialled: a failed
+//!   overlay peer is replaced from the passive view instead); their
+//!   connections are handed to the views once the handshake is done, and
+//!   closed connections are reported back.
+//! - Every ZGP/2 connection is a tree link, fixed (`CONNECT`) or made by
+//!   the views alike; plain (ZGP v1) connections are not, and get every
+//!   write as before.
+//! - The tree asks whether a write is held; the store answers (a version of
+//!   the key at least as new).
+
+use super::tree::Mode;
+use super::views::{Intent, ViewAction};
+use super::*;
+use crate::wire::overlay::{self, PeerEntry, WriteId};
+
+/// Counters and sizes of the overlay, for `STATS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverlayStats {
+    pub active: usize,
+    pub passive: usize,
+    pub eager: usize,
+    pub lazy: usize,
+    pub views: views::ViewStats,
+    pub tree: tree::TreeStats,
+}
+
+impl Engine {
+    /// The endpoint other nodes dial to reach this one (the overlay tells
+    /// it to them). Empty: this node does not listen.
+    pub fn set_endpoint(&mut self, endpoint: &str) {
+        self.views.set_endpoint(endpoint);
+    }
+
+    /// Joins the overlay through a member at `endpoint` (`JOIN`).
+    pub fn join(&mut self, endpoint: &str, now: Now) {
+        self.views.join(endpoint, now.mono_ms);
+        self.run_overlay(now);
+    }
+
+    /// A member heard of by discovery: joined through if this node is
+    /// alone, else kept as a passive peer.
+    pub fn add_candidate(&mut self, id: u64, endpoint: &str, now: Now) {
+        let peer = PeerEntry {
+            id,
+            endpoint: endpoint.to_string(),
+        };
+        self.views.candidate(peer, now.mono_ms);
+        self.run_overlay(now);
+    }
+
+    /// The overlay's sizes and counters.
+    pub fn overlay_stats(&self) -> OverlayStats {
+        let (eager, lazy) = self.tree.counts();
+        OverlayStats {
+            active: self.views.active_len(),
+            passive: self.views.passive().len(),
+            eager,
+            lazy,
+            views: self.views.stats,
+            tree: self.tree.stats,
+        }
+    }
+
+    /// The active peers: (connection, node id, endpoint).
+    pub fn active_peers(&self) -> Vec<(ConnId, u64, String)> {
+        self.views
+            .active()
+            .map(|(c, p)| (c, p.id, p.endpoint.clone()))
+            .collect()
+    }
+
+    /// The passive peers: (node id, endpoint).
+    pub fn passive_peers(&self) -> Vec<(u64, String)> {
+        self.views
+            .passive()
+            .iter()
+            .map(|p| (p.id, p.endpoint.clone()))
+            .collect()
+    }
+
+    /// How writes go on `conn`: `Some(true)` pushed, `Some(false)`
+    /// announced, `None` not a tree link (plain peers get every write).
+    pub fn link_is_eager(&self, conn: ConnId) -> Option<bool> {
+        self.tree.mode(conn).map(|m| m == Mode::Eager)
+    }
+
+    /// An overlay message arrived on a ZGP/2 connection.
+    pub(super) fn on_overlay(&mut self, conn: ConnId, msg: overlay::Message, now: Now) {
+        match msg {
+            overlay::Message::IHave(ids) => {
+                let store = &self.store;
+                let held = |id: &WriteId| {
+                    store.get(&id.key).is_some_and(|t| {
+                        t.version
+                            >= Version {
+                                clock: id.clock,
+                                origin: id.origin,
+                            }
+                    })
+                };
+                self.tree.announced(conn, ids, held, now.mono_ms);
+            }
+            overlay::Message::Graft(ids) => {
+                self.tree.grafted(conn);
+                for id in ids {
+                    let wanted = Version {
+                        clock: id.clock,
+                        origin: id.origin,
+                    };
+                    if self.store.get(&id.key).is_some_and(|t| t.version >= wanted) {
+                        self.send_tuple_to(conn, &id.key, now);
+                    }
+                }
+            }
+            overlay::Message::Prune => self.tree.pruned(conn),
+            other => self.views.handle_message(conn, other, now.mono_ms),
+        }
+        self.run_overlay(now);
+    }
+
+    /// A connection finished its handshake: a ZGP/2 one joins the tree,
+    /// and one the views dialled carries their request.
+    pub(super) fn overlay_connected(&mut self, conn: ConnId, role: Role, zgp2: bool, now: Now) {
+        if zgp2 {
+            self.tree.link_up(conn);
+        }
+        let Role::Outbound(remote) = role else {
+            return;
+        };
+        let Some(r) = self.remotes.get(remote).filter(|r| r.overlay) else {
+            return;
+        };
+        let endpoint = r.endpoint.clone();
+        if zgp2 {
+            self.views.link_up(conn, &endpoint, now.mono_ms);
+        } else {
+            self.views.dial_failed(&endpoint, now.mono_ms);
+            self.close(conn, "overlay peer does not speak ZGP/2".into(), now);
+        }
+        self.run_overlay(now);
+    }
+
+    /// A connection closed (either side): the tree and the views forget
+    /// it; an active peer lost is replaced.
+    pub(super) fn overlay_closed(&mut self, conn: ConnId, now: Now) {
+        self.tree.link_down(conn);
+        self.views.link_down(conn, now.mono_ms);
+        self.run_overlay(now);
+    }
+
+    /// A dial of the views failed.
+    pub(super) fn overlay_dial_failed(&mut self, endpoint: &str, now: Now) {
+        self.views.dial_failed(endpoint, now.mono_ms);
+        self.run_overlay(now);
+    }
+
+    /// The overlay's timers.
+    pub(super) fn overlay_timeout(&self) -> Option<u64> {
+        match (self.views.poll_timeout(), self.tree.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(super) fn handle_overlay_timeout(&mut self, now: Now) {
+        if self.views.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
+            self.views.handle_timeout(now.mono_ms);
+        }
+        if self.tree.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
+            self.tree.handle_timeout(now.mono_ms);
+        }
+        self.run_overlay(now);
+    }
+
+    /// A write we held came again on `conn`.
+    pub(super) fn overlay_duplicate(&mut self, conn: ConnId, now: Now) {
+        self.tree.duplicate(conn);
+        self.run_overlay(now);
+    }
+
+    /// A write reached the store (from anywhere): it is no longer waited
+    /// for.
+    pub(super) fn overlay_received(&mut self, key: &str, version: Version) {
+        if self.tree.missing_len() > 0 {
+            self.tree.received(key, version.clock, version.origin);
+        }
+    }
+
+    /// Carries out what the views and the tree asked for.
+    pub(super) fn run_overlay(&mut self, now: Now) {
+        loop {
+            let mut acted = false;
+            while let Some(a) = self.views.poll_action() {
+                acted = true;
+                match a {
+                    ViewAction::Send { conn, msg } => self.send_overlay(conn, msg, now),
+                    ViewAction::Dial { endpoint, intent } => self.dial_overlay(endpoint, intent),
+                    ViewAction::Close { conn, reason } => self.close(conn, reason.into(), now),
+                }
+            }
+            while let Some(tree::TreeAction::Send { conn, msg }) = self.tree.poll_action() {
+                acted = true;
+                self.send_overlay(conn, msg, now);
+            }
+            if !acted {
+                return;
+            }
+        }
+    }
+
+    fn dial_overlay(&mut self, endpoint: String, intent: Intent) {
+        let what = match intent {
+            Intent::Join => "join through",
+            Intent::Neighbor { .. } => "ask to be a neighbour",
+        };
+        self.trace(format_args!("overlay: {what} {endpoint}"));
+        let remote = Remote {
+            endpoint: endpoint.clone(),
+            conn: None,
+            dialing: true,
+            backoff_ms: self.settings.reconnect_ivl_ms,
+            redial_at: None,
+            removed: false,
+            overlay: true,
+        };
+        let id = self.add_remote_slot(remote);
+        self.actions.push_back(Action::Dial {
+            remote: id,
+            endpoint,
+        });
+    }
+
+    /// Sends an overlay message on a ZGP/2 connection; an announcement
+    /// longer than the peer accepts goes in several.
+    fn send_overlay(&mut self, conn: ConnId, msg: overlay::Message, now: Now) {
+        let Some(c) = self.conns.get(&conn).filter(|c| c.peer.zgp2 && !c.closing) else {
+            return;
+        };
+        let peer = c.peer;
+        if self.verbose {
+            self.trace(format_args!(
+                "{} {conn}: send {}",
+                role_name(c.role),
+                msg.name()
+            ));
+        }
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        msg.encode(&mut frame);
+        if !peer.accepts(frame.len()) {
+            if let overlay::Message::IHave(ids) | overlay::Message::Graft(ids) = &msg {
+                if ids.len() > 1 {
+                    let (a, b) = ids.split_at(ids.len() / 2);
+                    let (a, b) = (a.to_vec(), b.to_vec());
+                    let halves = match msg {
+                        overlay::Message::IHave(_) => {
+                            [overlay::Message::IHave(a), overlay::Message::IHave(b)]
+                        }
+                        _ => [overlay::Message::Graft(a), overlay::Message::Graft(b)],
+                    };
+                    self.scratch = frame;
+                    for half in halves {
+                        self.send_overlay(conn, half, now);
+                    }
+                    return;
+                }
+            }
+        }
+        self.queue_frame(conn, &frame, now);
+        self.scratch = frame;
+    }
+}

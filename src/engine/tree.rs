@@ -1,0 +1,328 @@
+//! The broadcast tree, in the manner of Plumtree (Leitao, Pereira,
+//! Rodrigues, SRDS 2007): every ZGP/2 link is *eager* (new writes are
+//! pushed on it) or *lazy* (they are only announced, in batches). A link
+//! that brings a write we already hold becomes lazy (PRUNE), so the eager
+//! links thin out to a spanning tree; a write announced but not received
+//! within a timeout is pulled (GRAFT) from its announcer, whose link becomes
+//! eager again: the tree repairs itself.
+//!
+//! A write is named by its key and version (`WriteId`), and whether one is
+//! held is the store's answer (a newer version of the key counts): there is
+//! no cache of message ids to grow.
+//!
+//! A pure state machine like the views: link events, announcements and the
+//! time go in, [`TreeAction`]s come out. Links are the driver's connection
+//! ids. Plain (ZGP v1) links are never in the tree: they get every write.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::ConnId;
+use crate::wire::overlay::{write_id_len, Message, WriteId, MAX_ANNOUNCED};
+
+/// The tree's settings (`overlay/*`; `docs/overlay.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSettings {
+    /// Announcements wait this long to be sent in one IHAVE per link.
+    pub announce_interval_ms: u64,
+    /// A write announced and not received within this is pulled.
+    pub graft_timeout_ms: u64,
+    /// Then the next announcer is asked after this.
+    pub graft_retry_ms: u64,
+    /// Most writes waited for at once; announcements beyond are dropped
+    /// (set reconciliation brings those writes).
+    pub max_missing: usize,
+    /// An IHAVE is sent early once its batch holds this many bytes.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for TreeSettings {
+    fn default() -> TreeSettings {
+        TreeSettings {
+            announce_interval_ms: 100,
+            graft_timeout_ms: 400,
+            graft_retry_ms: 200,
+            max_missing: 100_000,
+            max_batch_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Whether writes are pushed on a link or announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Eager,
+    Lazy,
+}
+
+/// What the driver must send for the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeAction {
+    Send { conn: ConnId, msg: Message },
+}
+
+/// Counters of the tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeStats {
+    /// Write ids announced, and the IHAVE frames they took.
+    pub announced: u64,
+    pub announce_frames: u64,
+    /// Write ids pulled, and GRAFT frames sent.
+    pub grafted: u64,
+    pub graft_frames: u64,
+    pub prunes_sent: u64,
+    pub prunes_received: u64,
+    /// Links made eager again by a GRAFT (ours or the peer's).
+    pub repairs: u64,
+    /// Announcements dropped because `max_missing` writes were waited for.
+    pub missing_dropped: u64,
+}
+
+#[derive(Debug)]
+struct Missing {
+    clock: u64,
+    origin: u64,
+    /// Who announced it, in order: asked one after the other.
+    announcers: VecDeque<ConnId>,
+    graft_at: u64,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    ids: Vec<WriteId>,
+    bytes: usize,
+}
+
+/// The broadcast tree of one node.
+#[derive(Debug, Default)]
+pub struct Tree {
+    settings: TreeSettings,
+    links: BTreeMap<ConnId, Mode>,
+    batches: BTreeMap<ConnId, Batch>,
+    flush_at: Option<u64>,
+    /// Writes announced but not held, by key (only the newest matters).
+    missing: BTreeMap<String, Missing>,
+    next_graft: Option<u64>,
+    out: VecDeque<TreeAction>,
+    pub stats: TreeStats,
+}
+
+impl Tree {
+    pub fn new(settings: TreeSettings) -> Tree {
+        Tree {
+            settings,
+            ..Tree::default()
+        }
+    }
+
+    pub fn settings(&self) -> &TreeSettings {
+        &self.settings
+    }
+
+    pub fn set_settings(&mut self, settings: TreeSettings) {
+        self.settings = settings;
+    }
+
+    /// A ZGP/2 link opened: eager until it brings a duplicate.
+    pub fn link_up(&mut self, conn: ConnId) {
+        self.links.insert(conn, Mode::Eager);
+    }
+
+    pub fn link_down(&mut self, conn: ConnId) {
+        self.links.remove(&conn);
+        self.batches.remove(&conn);
+        for m in self.missing.values_mut() {
+            m.announcers.retain(|&c| c != conn);
+        }
+    }
+
+    /// How writes go on `conn` (`None`: not a tree link).
+    pub fn mode(&self, conn: ConnId) -> Option<Mode> {
+        self.links.get(&conn).copied()
+    }
+
+    /// (eager, lazy) link counts.
+    pub fn counts(&self) -> (usize, usize) {
+        let eager = self.links.values().filter(|m| **m == Mode::Eager).count();
+        (eager, self.links.len() - eager)
+    }
+
+    /// Writes waited for.
+    pub fn missing_len(&self) -> usize {
+        self.missing.len()
+    }
+
+    pub fn poll_action(&mut self) -> Option<TreeAction> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match (self.flush_at, self.next_graft) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A new write goes to the lazy link `conn` as an announcement.
+    pub fn announce(&mut self, conn: ConnId, id: WriteId, now: u64) {
+        let batch = self.batches.entry(conn).or_default();
+        batch.bytes += write_id_len(id.key.len());
+        batch.ids.push(id);
+        self.stats.announced += 1;
+        if batch.bytes >= self.settings.max_batch_bytes || batch.ids.len() >= MAX_ANNOUNCED {
+            self.flush(conn);
+        } else if self.flush_at.is_none() {
+            self.flush_at = Some(now + self.settings.announce_interval_ms);
+        }
+    }
+
+    /// A write arrived that we now hold (from any link, or by
+    /// reconciliation): it is no longer waited for.
+    pub fn received(&mut self, key: &str, clock: u64, origin: u64) {
+        if let Some(m) = self.missing.get(key) {
+            if (clock, origin) >= (m.clock, m.origin) {
+                self.missing.remove(key);
+            }
+        }
+    }
+
+    /// A write we already held came pushed on `conn`: the link is
+    /// redundant for pushes.
+    pub fn duplicate(&mut self, conn: ConnId) {
+        if self.links.get(&conn) == Some(&Mode::Eager) {
+            self.links.insert(conn, Mode::Lazy);
+            self.stats.prunes_sent += 1;
+            self.out.push_back(TreeAction::Send {
+                conn,
+                msg: Message::Prune,
+            });
+        }
+    }
+
+    /// The peer on `conn` pruned the link.
+    pub fn pruned(&mut self, conn: ConnId) {
+        if let Some(m) = self.links.get_mut(&conn) {
+            self.stats.prunes_received += 1;
+            *m = Mode::Lazy;
+        }
+    }
+
+    /// The peer on `conn` grafted the link: pushes go on it again (the
+    /// driver sends the writes it asked for).
+    pub fn grafted(&mut self, conn: ConnId) {
+        if let Some(m) = self.links.get_mut(&conn) {
+            if *m == Mode::Lazy {
+                self.stats.repairs += 1;
+            }
+            *m = Mode::Eager;
+        }
+    }
+
+    /// Writes announced on `conn`; `held` says which we have (a version at
+    /// least as new of the key).
+    pub fn announced(
+        &mut self,
+        conn: ConnId,
+        ids: Vec<WriteId>,
+        held: impl Fn(&WriteId) -> bool,
+        now: u64,
+    ) {
+        if !self.links.contains_key(&conn) {
+            return;
+        }
+        for id in ids {
+            if held(&id) {
+                continue;
+            }
+            if let Some(m) = self.missing.get_mut(&id.key) {
+                if (id.clock, id.origin) > (m.clock, m.origin) {
+                    (m.clock, m.origin) = (id.clock, id.origin);
+                }
+                if !m.announcers.contains(&conn) {
+                    m.announcers.push_back(conn);
+                }
+                continue;
+            }
+            if self.missing.len() >= self.settings.max_missing {
+                self.stats.missing_dropped += 1;
+                continue;
+            }
+            let graft_at = now + self.settings.graft_timeout_ms;
+            self.missing.insert(
+                id.key,
+                Missing {
+                    clock: id.clock,
+                    origin: id.origin,
+                    announcers: VecDeque::from([conn]),
+                    graft_at,
+                },
+            );
+            self.next_graft = Some(self.next_graft.map_or(graft_at, |t| t.min(graft_at)));
+        }
+    }
+
+    /// Sends the announcements that are due and pulls the writes waited
+    /// for too long, one GRAFT per announcer.
+    pub fn handle_timeout(&mut self, now: u64) {
+        if self.flush_at.is_some_and(|t| t <= now) {
+            self.flush_at = None;
+            let conns: Vec<ConnId> = self.batches.keys().copied().collect();
+            for conn in conns {
+                self.flush(conn);
+            }
+        }
+        if self.next_graft.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut grafts: BTreeMap<ConnId, Vec<WriteId>> = BTreeMap::new();
+        let mut next: Option<u64> = None;
+        let retry = self.settings.graft_retry_ms;
+        self.missing.retain(|key, m| {
+            if m.graft_at > now {
+                next = Some(next.map_or(m.graft_at, |t| t.min(m.graft_at)));
+                return true;
+            }
+            let Some(conn) = m.announcers.pop_front() else {
+                // Nobody left to ask: reconciliation brings it.
+                return false;
+            };
+            grafts.entry(conn).or_default().push(WriteId {
+                key: key.clone(),
+                clock: m.clock,
+                origin: m.origin,
+            });
+            m.graft_at = now + retry;
+            next = Some(next.map_or(m.graft_at, |t| t.min(m.graft_at)));
+            true
+        });
+        self.next_graft = next;
+        for (conn, ids) in grafts {
+            if self.links.insert(conn, Mode::Eager) == Some(Mode::Lazy) {
+                self.stats.repairs += 1;
+            }
+            self.stats.grafted += ids.len() as u64;
+            for chunk in ids.chunks(MAX_ANNOUNCED) {
+                self.stats.graft_frames += 1;
+                self.out.push_back(TreeAction::Send {
+                    conn,
+                    msg: Message::Graft(chunk.to_vec()),
+                });
+            }
+        }
+    }
+
+    fn flush(&mut self, conn: ConnId) {
+        if let Some(batch) = self.batches.remove(&conn) {
+            if !batch.ids.is_empty() && self.links.contains_key(&conn) {
+                self.stats.announce_frames += 1;
+                self.out.push_back(TreeAction::Send {
+                    conn,
+                    msg: Message::IHave(batch.ids),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;

@@ -1,0 +1,150 @@
+//! The broadcast tree, transition by transition.
+
+use super::*;
+
+fn id(key: &str, clock: u64) -> WriteId {
+    WriteId {
+        key: key.to_string(),
+        clock,
+        origin: 1,
+    }
+}
+
+fn drain(t: &mut Tree) -> Vec<(ConnId, Message)> {
+    std::iter::from_fn(|| t.poll_action())
+        .map(|TreeAction::Send { conn, msg }| (conn, msg))
+        .collect()
+}
+
+fn tree(links: &[ConnId]) -> Tree {
+    let mut t = Tree::new(TreeSettings::default());
+    for &c in links {
+        t.link_up(c);
+    }
+    t
+}
+
+#[test]
+fn links_start_eager_and_a_duplicate_prunes_once() {
+    let mut t = tree(&[1, 2]);
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    t.duplicate(1);
+    assert_eq!(t.mode(1), Some(Mode::Lazy));
+    assert_eq!(drain(&mut t), vec![(1, Message::Prune)]);
+    // Already lazy: no second PRUNE.
+    t.duplicate(1);
+    assert!(drain(&mut t).is_empty());
+    assert_eq!(t.counts(), (1, 1));
+    assert_eq!(t.stats.prunes_sent, 1);
+}
+
+#[test]
+fn a_prune_makes_the_link_lazy_and_a_graft_eager_again() {
+    let mut t = tree(&[1]);
+    t.pruned(1);
+    assert_eq!(t.mode(1), Some(Mode::Lazy));
+    t.grafted(1);
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    assert_eq!(t.stats.repairs, 1);
+    // Unknown links stay unknown.
+    t.pruned(9);
+    assert_eq!(t.mode(9), None);
+}
+
+#[test]
+fn announcements_wait_for_the_interval_and_go_in_one_ihave_per_link() {
+    let mut t = tree(&[1, 2]);
+    t.announce(1, id("a", 1), 0);
+    t.announce(1, id("b", 1), 10);
+    t.announce(2, id("a", 1), 20);
+    let due = TreeSettings::default().announce_interval_ms;
+    assert_eq!(t.poll_timeout(), Some(due));
+    t.handle_timeout(due - 1);
+    assert!(drain(&mut t).is_empty());
+    t.handle_timeout(due);
+    assert_eq!(
+        drain(&mut t),
+        vec![
+            (1, Message::IHave(vec![id("a", 1), id("b", 1)])),
+            (2, Message::IHave(vec![id("a", 1)]))
+        ]
+    );
+    assert_eq!(t.stats.announce_frames, 2);
+    assert_eq!(t.stats.announced, 3);
+    assert_eq!(t.poll_timeout(), None);
+}
+
+#[test]
+fn a_full_batch_goes_at_once() {
+    let mut t = Tree::new(TreeSettings {
+        max_batch_bytes: 40,
+        ..TreeSettings::default()
+    });
+    t.link_up(1);
+    t.announce(1, id("key-1", 1), 0);
+    assert!(drain(&mut t).is_empty());
+    t.announce(1, id("key-2", 1), 0);
+    assert_eq!(drain(&mut t).len(), 1);
+}
+
+#[test]
+fn an_announced_write_not_received_is_grafted_from_each_announcer_in_turn() {
+    let mut t = tree(&[1, 2]);
+    t.pruned(1);
+    t.pruned(2);
+    t.announced(1, vec![id("k", 5), id("held", 1)], |w| w.key == "held", 0);
+    t.announced(2, vec![id("k", 5)], |_| false, 5);
+    assert_eq!(t.missing_len(), 1);
+    let s = TreeSettings::default();
+    assert_eq!(t.poll_timeout(), Some(s.graft_timeout_ms));
+    t.handle_timeout(s.graft_timeout_ms);
+    assert_eq!(drain(&mut t), vec![(1, Message::Graft(vec![id("k", 5)]))]);
+    assert_eq!(t.mode(1), Some(Mode::Eager), "the graft repairs the tree");
+    assert_eq!(t.stats.repairs, 1);
+    // Still not received: the second announcer is asked.
+    t.handle_timeout(s.graft_timeout_ms + s.graft_retry_ms);
+    assert_eq!(drain(&mut t), vec![(2, Message::Graft(vec![id("k", 5)]))]);
+    // Nobody left: given up (reconciliation brings it).
+    t.handle_timeout(s.graft_timeout_ms + 2 * s.graft_retry_ms);
+    assert!(drain(&mut t).is_empty());
+    assert_eq!(t.missing_len(), 0);
+    assert_eq!(t.stats.grafted, 2);
+}
+
+#[test]
+fn a_write_received_in_time_is_not_grafted_and_a_newer_one_counts() {
+    let mut t = tree(&[1]);
+    t.announced(1, vec![id("k", 5)], |_| false, 0);
+    t.received("k", 4, 1);
+    assert_eq!(t.missing_len(), 1, "an older version is not it");
+    t.received("k", 9, 1);
+    assert_eq!(t.missing_len(), 0);
+    t.handle_timeout(10_000);
+    assert!(drain(&mut t).is_empty());
+}
+
+#[test]
+fn announcements_on_unknown_links_and_beyond_the_bound_are_dropped() {
+    let mut t = Tree::new(TreeSettings {
+        max_missing: 2,
+        ..TreeSettings::default()
+    });
+    t.announced(7, vec![id("a", 1)], |_| false, 0);
+    assert_eq!(t.missing_len(), 0);
+    t.link_up(1);
+    t.announced(1, vec![id("a", 1), id("b", 1), id("c", 1)], |_| false, 0);
+    assert_eq!(t.missing_len(), 2);
+    assert_eq!(t.stats.missing_dropped, 1);
+}
+
+#[test]
+fn a_closed_link_is_forgotten_with_its_batch_and_announcements() {
+    let mut t = tree(&[1, 2]);
+    t.announce(1, id("a", 1), 0);
+    t.announced(1, vec![id("k", 1)], |_| false, 0);
+    t.link_down(1);
+    t.handle_timeout(10_000);
+    assert!(drain(&mut t).is_empty());
+    assert_eq!(t.mode(1), None);
+    assert_eq!(t.missing_len(), 0);
+}

@@ -1,0 +1,703 @@
+//! The overlay's views, in the manner of HyParView (Leitao, Pereira,
+//! Rodrigues, DSN 2007): a small *active view* of peers this node keeps a
+//! connection to, and a larger *passive view* of members it knows of, kept
+//! fresh by shuffles and used to replace an active peer that fails.
+//!
+//! A pure state machine: messages, link events and the time go in; what to
+//! send, dial and close comes out ([`ViewAction`]). It knows peers by node
+//! id and endpoint and links by the driver's connection ids; the engine
+//! (`overlay.rs`) carries its actions out.
+//!
+//! Where this differs from the paper, and why (`docs/overlay.md` says more):
+//! - Joining a peer means dialling it: an active link is one connection,
+//!   and the connection doubles as the failure detector.
+//! - A shuffle walks the active links like the paper's, but the node where
+//!   it stops answers the node it came *from* (on that open connection)
+//!   instead of opening a temporary connection to the origin. Both ends of
+//!   every exchange learn a fresh sample, and no connection is made for it.
+//! - A node below its active size asks a passive peer to join it (low
+//!   priority, which a full node refuses) at every shuffle period, not only
+//!   after a failure, so views heal after partitions too.
+//! - When two nodes dial each other at once, both keep the connection
+//!   dialled by the node with the smaller id.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::ConnId;
+use crate::rng::Rng;
+use crate::wire::overlay::{endpoint_is_dialable, Message, PeerEntry};
+
+/// The views' settings (`overlay/*`; `docs/overlay.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSettings {
+    /// Most peers in the active view.
+    pub active_max: usize,
+    /// Most members in the passive view.
+    pub passive_max: usize,
+    /// Hops a forwarded join walks (ARWL).
+    pub active_walk: u8,
+    /// The hop count at which a forwarded join is kept in the passive view
+    /// (PRWL).
+    pub passive_walk: u8,
+    /// Period of shuffles and of filling the active view.
+    pub shuffle_interval_ms: u64,
+    /// Active and passive peers a shuffle carries (besides the sender).
+    pub shuffle_active: usize,
+    pub shuffle_passive: usize,
+    /// How long a dial and its JOIN or NEIGHBOR may take before it counts
+    /// as failed.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ViewSettings {
+    fn default() -> ViewSettings {
+        ViewSettings {
+            active_max: 8,
+            passive_max: 48,
+            active_walk: 6,
+            passive_walk: 3,
+            shuffle_interval_ms: 10_000,
+            shuffle_active: 3,
+            shuffle_passive: 4,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Why the views asked for a dial; said back with the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// A contact (`JOIN endpoint`, or the first node found by discovery):
+    /// send JOIN.
+    Join,
+    /// A known member asked to become an active peer.
+    Neighbor { peer: PeerEntry, high: bool },
+}
+
+/// What the driver must do for the views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewAction {
+    Send {
+        conn: ConnId,
+        msg: Message,
+    },
+    /// Open a connection to `endpoint`; report with [`Views::link_up`] or
+    /// [`Views::dial_failed`].
+    Dial {
+        endpoint: String,
+        intent: Intent,
+    },
+    /// Close this connection once what was sent on it has gone.
+    Close {
+        conn: ConnId,
+        reason: &'static str,
+    },
+}
+
+/// Counters of the views.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewStats {
+    pub joins: u64,
+    pub forward_joins: u64,
+    pub neighbors_accepted: u64,
+    pub neighbors_refused: u64,
+    pub shuffles: u64,
+    pub disconnects: u64,
+    pub promotions: u64,
+    pub evictions: u64,
+    /// Overlay messages that made no sense where they came (a forward join
+    /// on a link that is not active, a reply nobody asked for, the node's
+    /// own id): ignored.
+    pub ignored: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ActivePeer {
+    conn: ConnId,
+    peer: PeerEntry,
+    /// We dialled this connection.
+    dialled: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    intent: Intent,
+    since: u64,
+}
+
+/// The active and passive views of one node.
+#[derive(Debug)]
+pub struct Views {
+    me: PeerEntry,
+    settings: ViewSettings,
+    rng: Rng,
+    active: Vec<ActivePeer>,
+    passive: Vec<PeerEntry>,
+    /// Dials in flight, by endpoint.
+    dialling: BTreeMap<String, Request>,
+    /// Connections up on which our JOIN or NEIGHBOR waits for its answer.
+    asking: BTreeMap<ConnId, Request>,
+    /// Endpoints given to `join`: dialled again while the node is alone.
+    contacts: Vec<String>,
+    /// What the last shuffle we started carried (evicted first when the
+    /// answer arrives and the passive view is full).
+    last_shuffle: Vec<PeerEntry>,
+    next_shuffle: Option<u64>,
+    out: VecDeque<ViewAction>,
+    pub stats: ViewStats,
+}
+
+impl Views {
+    pub fn new(me: PeerEntry, settings: ViewSettings, seed: u64) -> Views {
+        Views {
+            me,
+            settings,
+            rng: Rng::new(seed),
+            active: Vec::new(),
+            passive: Vec::new(),
+            dialling: BTreeMap::new(),
+            asking: BTreeMap::new(),
+            contacts: Vec::new(),
+            last_shuffle: Vec::new(),
+            next_shuffle: None,
+            out: VecDeque::new(),
+            stats: ViewStats::default(),
+        }
+    }
+
+    pub fn me(&self) -> &PeerEntry {
+        &self.me
+    }
+
+    /// The endpoint others dial to reach this node (set once it listens).
+    pub fn set_endpoint(&mut self, endpoint: &str) {
+        self.me.endpoint = endpoint.to_string();
+    }
+
+    pub fn settings(&self) -> &ViewSettings {
+        &self.settings
+    }
+
+    pub fn set_settings(&mut self, settings: ViewSettings) {
+        self.settings = settings;
+        self.next_shuffle = None;
+    }
+
+    /// The active peers: (connection, peer).
+    pub fn active(&self) -> impl Iterator<Item = (ConnId, &PeerEntry)> {
+        self.active.iter().map(|a| (a.conn, &a.peer))
+    }
+
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn passive(&self) -> &[PeerEntry] {
+        &self.passive
+    }
+
+    /// Whether `conn` is a link of the active view.
+    pub fn is_active(&self, conn: ConnId) -> bool {
+        self.active.iter().any(|a| a.conn == conn)
+    }
+
+    /// Whether `conn` belongs to the views (active, or asking to be).
+    pub fn owns(&self, conn: ConnId) -> bool {
+        self.is_active(conn) || self.asking.contains_key(&conn)
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<ViewAction> {
+        self.out.pop_front()
+    }
+
+    /// When [`Views::handle_timeout`] must next be called: the next
+    /// shuffle, or the first request to give up on.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let limit = self.settings.request_timeout_ms;
+        let requests = self.dialling.values().chain(self.asking.values());
+        let give_up = requests.map(|r| r.since.saturating_add(limit)).min();
+        [self.next_shuffle, give_up].into_iter().flatten().min()
+    }
+
+    /// Joins the network through a member at `endpoint` (`JOIN`): dialled
+    /// now, and again whenever this node finds itself alone.
+    pub fn join(&mut self, endpoint: &str, now: u64) {
+        if !self.contacts.iter().any(|c| c == endpoint) {
+            self.contacts.push(endpoint.to_string());
+        }
+        self.dial(endpoint.to_string(), Intent::Join, now);
+        self.arm(now);
+    }
+
+    /// A member heard of outside the overlay (discovery). A node that is
+    /// alone joins through it; any other keeps it as a passive peer.
+    pub fn candidate(&mut self, peer: PeerEntry, now: u64) {
+        if peer.id == self.me.id || !endpoint_is_dialable(&peer.endpoint) {
+            return;
+        }
+        if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
+            self.dial(peer.endpoint, Intent::Join, now);
+        } else if !self.active.iter().any(|a| a.peer.id == peer.id) {
+            self.add_passive(peer, &[]);
+        }
+        self.arm(now);
+    }
+
+    /// A connection the views dialled is up and speaks ZGP/2: the request
+    /// goes out on it.
+    pub fn link_up(&mut self, conn: ConnId, endpoint: &str, now: u64) {
+        let Some(req) = self.dialling.remove(endpoint) else {
+            // Not ours (any more): nothing to ask on it.
+            self.out.push_back(ViewAction::Close {
+                conn,
+                reason: "overlay dial no longer wanted",
+            });
+            return;
+        };
+        let msg = match &req.intent {
+            Intent::Join => Message::Join(self.me.clone()),
+            Intent::Neighbor { high, .. } => Message::Neighbor {
+                high: *high,
+                peer: self.me.clone(),
+            },
+        };
+        self.send(conn, msg);
+        self.asking.insert(
+            conn,
+            Request {
+                intent: req.intent,
+                since: now,
+            },
+        );
+    }
+
+    /// A dial the views asked for failed (or the peer does not speak
+    /// ZGP/2).
+    pub fn dial_failed(&mut self, endpoint: &str, now: u64) {
+        if let Some(req) = self.dialling.remove(endpoint) {
+            self.request_failed(req.intent, now);
+        }
+    }
+
+    /// A connection closed. Returns true if it was an active link.
+    pub fn link_down(&mut self, conn: ConnId, now: u64) -> bool {
+        if let Some(req) = self.asking.remove(&conn) {
+            self.request_failed(req.intent, now);
+            return false;
+        }
+        let Some(i) = self.active.iter().position(|a| a.conn == conn) else {
+            return false;
+        };
+        // A peer whose link failed is not kept: it may be dead. If it is
+        // not, it comes back through a shuffle or its own requests.
+        self.active.swap_remove(i);
+        self.fill(now);
+        true
+    }
+
+    /// An overlay message of the views arrived on `conn`. Messages of the
+    /// broadcast tree are not for the views.
+    pub fn handle_message(&mut self, conn: ConnId, msg: Message, now: u64) {
+        match msg {
+            Message::Join(peer) => self.on_join(conn, peer, now),
+            Message::ForwardJoin { ttl, peer } => self.on_forward_join(conn, ttl, peer, now),
+            Message::Neighbor { high, peer } => self.on_neighbor(conn, high, peer, now),
+            Message::NeighborReply { accepted, peer } => {
+                self.on_neighbor_reply(conn, accepted, peer, now)
+            }
+            Message::Disconnect { alive } => self.on_disconnect(conn, alive, now),
+            Message::Shuffle { ttl, peers } => self.on_shuffle(conn, ttl, peers),
+            Message::ShuffleReply(peers) => {
+                if self.is_active(conn) {
+                    let sent = std::mem::take(&mut self.last_shuffle);
+                    self.integrate(peers, &sent);
+                } else {
+                    self.stats.ignored += 1;
+                }
+            }
+            Message::IHave(_) | Message::Graft(_) | Message::Prune => {}
+        }
+        self.arm(now);
+    }
+
+    /// Periodic work: shuffles, filling the active view, retrying contacts
+    /// while alone, giving up on requests that take too long.
+    pub fn handle_timeout(&mut self, now: u64) {
+        let limit = self.settings.request_timeout_ms;
+        let late: Vec<String> = self
+            .dialling
+            .iter()
+            .filter(|(_, r)| now.saturating_sub(r.since) >= limit)
+            .map(|(e, _)| e.clone())
+            .collect();
+        for endpoint in late {
+            self.dial_failed(&endpoint, now);
+        }
+        let late: Vec<ConnId> = self
+            .asking
+            .iter()
+            .filter(|(_, r)| now.saturating_sub(r.since) >= limit)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in late {
+            if let Some(req) = self.asking.remove(&conn) {
+                self.out.push_back(ViewAction::Close {
+                    conn,
+                    reason: "overlay request unanswered",
+                });
+                self.request_failed(req.intent, now);
+            }
+        }
+        if self.next_shuffle.is_some_and(|t| t > now) {
+            return;
+        }
+        self.next_shuffle = Some(now + self.settings.shuffle_interval_ms);
+        self.shuffle();
+        self.fill(now);
+        if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
+            for c in self.contacts.clone() {
+                self.dial(c, Intent::Join, now);
+            }
+        }
+    }
+
+    fn arm(&mut self, now: u64) {
+        if self.next_shuffle.is_none() {
+            self.next_shuffle = Some(now + self.settings.shuffle_interval_ms);
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, msg: Message) {
+        self.out.push_back(ViewAction::Send { conn, msg });
+    }
+
+    fn dial(&mut self, endpoint: String, intent: Intent, now: u64) {
+        if endpoint == self.me.endpoint || self.dialling.contains_key(&endpoint) {
+            return;
+        }
+        self.dialling.insert(
+            endpoint.clone(),
+            Request {
+                intent: intent.clone(),
+                since: now,
+            },
+        );
+        self.out.push_back(ViewAction::Dial { endpoint, intent });
+    }
+
+    fn request_failed(&mut self, intent: Intent, now: u64) {
+        if let Intent::Neighbor { peer, .. } = intent {
+            // Unreachable, or refused: try another.
+            self.passive.retain(|p| p.id != peer.id);
+            self.fill(now);
+        }
+    }
+
+    /// Asks one passive peer to become active when the active view has
+    /// room and no request is under way: with high priority when this
+    /// node has no active peer at all (it must not stay alone).
+    fn fill(&mut self, now: u64) {
+        let pending = self.asking.len() + self.dialling.len();
+        if self.active.len() + pending >= self.settings.active_max || pending > 0 {
+            return;
+        }
+        let candidates: Vec<usize> = (0..self.passive.len())
+            .filter(|&i| {
+                let p = &self.passive[i];
+                !self.active.iter().any(|a| a.peer.id == p.id)
+                    && !self.dialling.contains_key(&p.endpoint)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let peer = self.passive[candidates[self.rng.index(candidates.len())]].clone();
+        let high = self.active.is_empty();
+        self.stats.promotions += 1;
+        self.dial(peer.endpoint.clone(), Intent::Neighbor { peer, high }, now);
+    }
+
+    /// Adds `peer` on `conn` to the active view, dropping a random active
+    /// peer if the view is full. A peer already active on another
+    /// connection keeps one of the two: the one the smaller id dialled.
+    fn add_active(&mut self, conn: ConnId, peer: PeerEntry, dialled: bool) {
+        self.passive.retain(|p| p.id != peer.id);
+        if let Some(i) = self.active.iter().position(|a| a.peer.id == peer.id) {
+            let old = &self.active[i];
+            if old.conn == conn {
+                return;
+            }
+            let dialler_of = |d: bool| if d { self.me.id } else { peer.id };
+            let keep_new = dialler_of(dialled) < dialler_of(old.dialled)
+                || (dialler_of(dialled) == dialler_of(old.dialled) && conn > old.conn);
+            let loser = if keep_new {
+                let old_conn = old.conn;
+                self.active[i] = ActivePeer {
+                    conn,
+                    peer,
+                    dialled,
+                };
+                old_conn
+            } else {
+                conn
+            };
+            self.out.push_back(ViewAction::Close {
+                conn: loser,
+                reason: "second link to the same peer",
+            });
+            return;
+        }
+        if self.active.len() >= self.settings.active_max {
+            let victim = self.active.swap_remove(self.rng.index(self.active.len()));
+            self.stats.evictions += 1;
+            self.send(victim.conn, Message::Disconnect { alive: true });
+            self.out.push_back(ViewAction::Close {
+                conn: victim.conn,
+                reason: "active view full",
+            });
+            self.add_passive(victim.peer, &[]);
+        }
+        self.active.push(ActivePeer {
+            conn,
+            peer,
+            dialled,
+        });
+    }
+
+    /// Keeps `peer` in the passive view; when it is full, an entry of
+    /// `prefer_evict` (what we just sent away in a shuffle) makes room
+    /// first, else a random one.
+    fn add_passive(&mut self, peer: PeerEntry, prefer_evict: &[PeerEntry]) {
+        if peer.id == self.me.id
+            || !endpoint_is_dialable(&peer.endpoint)
+            || self.active.iter().any(|a| a.peer.id == peer.id)
+        {
+            return;
+        }
+        if let Some(p) = self.passive.iter_mut().find(|p| p.id == peer.id) {
+            // The latest endpoint heard wins (a node that moved).
+            p.endpoint = peer.endpoint;
+            return;
+        }
+        if self.settings.passive_max == 0 {
+            return;
+        }
+        if self.passive.len() >= self.settings.passive_max {
+            let i = self
+                .passive
+                .iter()
+                .position(|p| prefer_evict.iter().any(|e| e.id == p.id))
+                .unwrap_or_else(|| self.rng.index(self.passive.len()));
+            self.passive.swap_remove(i);
+        }
+        self.passive.push(peer);
+    }
+
+    fn integrate(&mut self, peers: Vec<PeerEntry>, sent: &[PeerEntry]) {
+        for p in peers {
+            self.add_passive(p, sent);
+        }
+    }
+
+    fn on_join(&mut self, conn: ConnId, peer: PeerEntry, _now: u64) {
+        if peer.id == self.me.id {
+            self.stats.ignored += 1;
+            self.out.push_back(ViewAction::Close {
+                conn,
+                reason: "a JOIN from this node itself",
+            });
+            return;
+        }
+        self.stats.joins += 1;
+        self.add_active(conn, peer.clone(), false);
+        self.send(
+            conn,
+            Message::NeighborReply {
+                accepted: true,
+                peer: self.me.clone(),
+            },
+        );
+        let ttl = self.settings.active_walk;
+        let others: Vec<ConnId> = self
+            .active
+            .iter()
+            .filter(|a| a.conn != conn)
+            .map(|a| a.conn)
+            .collect();
+        for other in others {
+            self.send(
+                other,
+                Message::ForwardJoin {
+                    ttl,
+                    peer: peer.clone(),
+                },
+            );
+        }
+    }
+
+    fn on_forward_join(&mut self, conn: ConnId, ttl: u8, peer: PeerEntry, now: u64) {
+        if !self.is_active(conn) {
+            self.stats.ignored += 1;
+            return;
+        }
+        self.stats.forward_joins += 1;
+        if peer.id == self.me.id || self.active.iter().any(|a| a.peer.id == peer.id) {
+            return;
+        }
+        if ttl == 0 || self.active.len() <= 1 {
+            if endpoint_is_dialable(&peer.endpoint) {
+                self.passive.retain(|p| p.id != peer.id);
+                let endpoint = peer.endpoint.clone();
+                self.dial(endpoint, Intent::Neighbor { peer, high: true }, now);
+            }
+            return;
+        }
+        if ttl == self.settings.passive_walk {
+            self.add_passive(peer.clone(), &[]);
+        }
+        if let Some(next) = self.random_active_except(conn) {
+            self.send(next, Message::ForwardJoin { ttl: ttl - 1, peer });
+        }
+    }
+
+    fn on_neighbor(&mut self, conn: ConnId, high: bool, peer: PeerEntry, _now: u64) {
+        let already = self.active.iter().any(|a| a.peer.id == peer.id);
+        let accept = peer.id != self.me.id
+            && (high || already || self.active.len() < self.settings.active_max);
+        if accept {
+            self.stats.neighbors_accepted += 1;
+            self.add_active(conn, peer, false);
+        } else {
+            self.stats.neighbors_refused += 1;
+            if peer.id != self.me.id {
+                self.add_passive(peer, &[]);
+            }
+        }
+        self.send(
+            conn,
+            Message::NeighborReply {
+                accepted: accept,
+                peer: self.me.clone(),
+            },
+        );
+        if !accept {
+            self.out.push_back(ViewAction::Close {
+                conn,
+                reason: "neighbour request refused",
+            });
+        }
+    }
+
+    fn on_neighbor_reply(&mut self, conn: ConnId, accepted: bool, peer: PeerEntry, now: u64) {
+        let Some(req) = self.asking.remove(&conn) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if peer.id == self.me.id {
+            // We dialled ourselves (our own endpoint under another name).
+            self.stats.ignored += 1;
+            self.out.push_back(ViewAction::Close {
+                conn,
+                reason: "dialled this node itself",
+            });
+            return;
+        }
+        if accepted {
+            self.add_active(conn, peer, true);
+        } else {
+            self.out.push_back(ViewAction::Close {
+                conn,
+                reason: "neighbour request refused",
+            });
+            self.request_failed(req.intent, now);
+            // Refused, but alive: worth keeping.
+            self.add_passive(peer, &[]);
+        }
+    }
+
+    fn on_disconnect(&mut self, conn: ConnId, alive: bool, now: u64) {
+        let Some(i) = self.active.iter().position(|a| a.conn == conn) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        self.stats.disconnects += 1;
+        let gone = self.active.swap_remove(i);
+        if alive {
+            self.add_passive(gone.peer, &[]);
+        }
+        self.out.push_back(ViewAction::Close {
+            conn,
+            reason: "peer left the active view",
+        });
+        self.fill(now);
+    }
+
+    fn on_shuffle(&mut self, conn: ConnId, ttl: u8, peers: Vec<PeerEntry>) {
+        if !self.is_active(conn) {
+            self.stats.ignored += 1;
+            return;
+        }
+        if ttl > 0 && self.active.len() > 1 {
+            if let Some(next) = self.random_active_except(conn) {
+                self.send(
+                    next,
+                    Message::Shuffle {
+                        ttl: ttl - 1,
+                        peers,
+                    },
+                );
+                return;
+            }
+        }
+        self.stats.shuffles += 1;
+        let reply = self.rng.sample(&self.passive, peers.len());
+        self.send(conn, Message::ShuffleReply(reply.clone()));
+        self.integrate(peers, &reply);
+    }
+
+    /// Starts a shuffle with a random active peer.
+    fn shuffle(&mut self) {
+        if self.active.is_empty() {
+            return;
+        }
+        let actives: Vec<PeerEntry> = self.active.iter().map(|a| a.peer.clone()).collect();
+        let mut peers = Vec::with_capacity(1 + self.settings.shuffle_active);
+        if endpoint_is_dialable(&self.me.endpoint) {
+            peers.push(self.me.clone());
+        }
+        peers.extend(
+            self.rng
+                .sample(&actives, self.settings.shuffle_active)
+                .into_iter()
+                .filter(|p| endpoint_is_dialable(&p.endpoint)),
+        );
+        peers.extend(
+            self.rng
+                .sample(&self.passive, self.settings.shuffle_passive),
+        );
+        let to = self.active[self.rng.index(self.active.len())].conn;
+        self.last_shuffle = peers.clone();
+        self.send(
+            to,
+            Message::Shuffle {
+                ttl: self.settings.active_walk,
+                peers,
+            },
+        );
+    }
+
+    fn random_active_except(&mut self, conn: ConnId) -> Option<ConnId> {
+        let others: Vec<ConnId> = self
+            .active
+            .iter()
+            .filter(|a| a.conn != conn)
+            .map(|a| a.conn)
+            .collect();
+        (!others.is_empty()).then(|| others[self.rng.index(others.len())])
+    }
+}
+
+#[cfg(test)]
+#[path = "views_tests.rs"]
+mod tests;

@@ -1,0 +1,518 @@
+//! The views, transition by transition (fixed seeds).
+
+use super::*;
+
+fn peer(id: u64) -> PeerEntry {
+    PeerEntry {
+        id,
+        endpoint: format!("tcp://10.0.0.{id}:5670"),
+    }
+}
+
+fn views(id: u64) -> Views {
+    Views::new(peer(id), ViewSettings::default(), id)
+}
+
+fn drain(v: &mut Views) -> Vec<ViewAction> {
+    std::iter::from_fn(|| v.poll_action()).collect()
+}
+
+fn sent(actions: &[ViewAction]) -> Vec<(ConnId, Message)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            ViewAction::Send { conn, msg } => Some((*conn, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(actions: &[ViewAction]) -> Vec<ConnId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            ViewAction::Close { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect()
+}
+
+fn dials(actions: &[ViewAction]) -> Vec<(String, Intent)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            ViewAction::Dial { endpoint, intent } => Some((endpoint.clone(), intent.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes `peers` active on `v`, one inbound connection each (conn = id).
+fn with_active(v: &mut Views, peers: &[u64]) {
+    for &p in peers {
+        v.handle_message(
+            p,
+            Message::Neighbor {
+                high: true,
+                peer: peer(p),
+            },
+            0,
+        );
+    }
+    drain(v);
+    assert_eq!(v.active_len(), peers.len());
+}
+
+#[test]
+fn a_join_dials_the_contact_sends_join_and_takes_the_accepting_contact() {
+    let mut v = views(1);
+    v.join("tcp://10.0.0.2:5670", 0);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![("tcp://10.0.0.2:5670".to_string(), Intent::Join)]
+    );
+    v.link_up(7, "tcp://10.0.0.2:5670", 10);
+    assert_eq!(sent(&drain(&mut v)), vec![(7, Message::Join(peer(1)))]);
+    assert!(v.owns(7) && !v.is_active(7));
+    v.handle_message(
+        7,
+        Message::NeighborReply {
+            accepted: true,
+            peer: peer(2),
+        },
+        20,
+    );
+    assert!(v.is_active(7));
+    assert_eq!(v.active().map(|(_, p)| p.id).collect::<Vec<_>>(), vec![2]);
+}
+
+#[test]
+fn a_contact_takes_the_joiner_answers_and_forwards_the_join_to_its_other_peers() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    v.handle_message(9, Message::Join(peer(4)), 0);
+    let out = drain(&mut v);
+    let s = sent(&out);
+    assert!(s.contains(&(
+        9,
+        Message::NeighborReply {
+            accepted: true,
+            peer: peer(1)
+        }
+    )));
+    for other in [2, 3] {
+        assert!(s.contains(&(
+            other,
+            Message::ForwardJoin {
+                ttl: 6,
+                peer: peer(4)
+            }
+        )));
+    }
+    assert_eq!(s.len(), 3);
+    assert!(v.is_active(9));
+    assert_eq!(v.stats.joins, 1);
+}
+
+#[test]
+fn a_forward_join_walks_on_is_kept_passive_at_the_passive_hop_and_ends_in_a_high_dial() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    // ttl 5: passed on to the other active peer, not kept.
+    v.handle_message(
+        2,
+        Message::ForwardJoin {
+            ttl: 5,
+            peer: peer(9),
+        },
+        0,
+    );
+    assert_eq!(
+        sent(&drain(&mut v)),
+        vec![(
+            3,
+            Message::ForwardJoin {
+                ttl: 4,
+                peer: peer(9)
+            }
+        )]
+    );
+    assert!(v.passive().is_empty());
+    // ttl 3 (the passive walk length): kept passive and passed on.
+    v.handle_message(
+        3,
+        Message::ForwardJoin {
+            ttl: 3,
+            peer: peer(9),
+        },
+        0,
+    );
+    assert_eq!(sent(&drain(&mut v)).len(), 1);
+    assert_eq!(v.passive(), &[peer(9)]);
+    // ttl 0: the walk ends here, the new node is dialled with high priority.
+    v.handle_message(
+        2,
+        Message::ForwardJoin {
+            ttl: 0,
+            peer: peer(9),
+        },
+        0,
+    );
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![(
+            peer(9).endpoint,
+            Intent::Neighbor {
+                peer: peer(9),
+                high: true
+            }
+        )]
+    );
+    v.link_up(20, &peer(9).endpoint, 1);
+    assert_eq!(
+        sent(&drain(&mut v)),
+        vec![(
+            20,
+            Message::Neighbor {
+                high: true,
+                peer: peer(1)
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_forward_join_on_a_link_that_is_not_active_is_ignored() {
+    let mut v = views(1);
+    v.handle_message(
+        5,
+        Message::ForwardJoin {
+            ttl: 0,
+            peer: peer(9),
+        },
+        0,
+    );
+    assert!(drain(&mut v).is_empty());
+    assert_eq!(v.stats.ignored, 1);
+}
+
+#[test]
+fn a_full_view_refuses_low_requests_and_makes_room_for_high_ones() {
+    let mut v = views(1);
+    let full: Vec<u64> = (2..10).collect();
+    with_active(&mut v, &full);
+    v.handle_message(
+        50,
+        Message::Neighbor {
+            high: false,
+            peer: peer(50),
+        },
+        0,
+    );
+    let out = drain(&mut v);
+    assert!(sent(&out).contains(&(
+        50,
+        Message::NeighborReply {
+            accepted: false,
+            peer: peer(1)
+        }
+    )));
+    assert_eq!(closed(&out), vec![50]);
+    assert!(!v.is_active(50));
+    // Refused but alive: known as a passive peer.
+    assert!(v.passive().contains(&peer(50)));
+
+    v.handle_message(
+        51,
+        Message::Neighbor {
+            high: true,
+            peer: peer(51),
+        },
+        0,
+    );
+    let out = drain(&mut v);
+    assert!(v.is_active(51));
+    assert_eq!(v.active_len(), 8);
+    let victim = closed(&out);
+    assert_eq!(victim.len(), 1);
+    assert!(sent(&out).contains(&(victim[0], Message::Disconnect { alive: true })));
+    assert!(v.passive().contains(&peer(victim[0])));
+    assert_eq!(v.stats.evictions, 1);
+}
+
+#[test]
+fn a_failed_active_link_is_replaced_from_the_passive_view() {
+    let mut v = views(1);
+    with_active(&mut v, &[2]);
+    v.candidate(peer(7), 0);
+    assert_eq!(v.passive(), &[peer(7)]);
+    drain(&mut v);
+    assert!(v.link_down(2, 100));
+    // Alone now: the replacement is asked with high priority.
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![(
+            peer(7).endpoint,
+            Intent::Neighbor {
+                peer: peer(7),
+                high: true
+            }
+        )]
+    );
+    // That dial fails: the peer is forgotten.
+    v.dial_failed(&peer(7).endpoint, 200);
+    assert!(v.passive().is_empty());
+}
+
+#[test]
+fn an_alone_node_joins_through_the_first_candidate_it_hears_of() {
+    let mut v = views(1);
+    v.candidate(peer(3), 0);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![(peer(3).endpoint, Intent::Join)]
+    );
+    // Others heard meanwhile are kept for later.
+    v.candidate(peer(4), 0);
+    assert!(drain(&mut v).is_empty());
+    assert_eq!(v.passive(), &[peer(4)]);
+    // Its own id, and endpoints nobody can dial, are not kept.
+    v.candidate(peer(1), 0);
+    v.candidate(
+        PeerEntry {
+            id: 5,
+            endpoint: "tcp://*:1".into(),
+        },
+        0,
+    );
+    assert_eq!(v.passive(), &[peer(4)]);
+}
+
+#[test]
+fn a_refused_request_closes_the_link_and_asks_another_passive_peer() {
+    let mut v = views(1);
+    with_active(&mut v, &[2]);
+    v.candidate(peer(7), 0);
+    v.candidate(peer(8), 0);
+    v.handle_timeout(v.poll_timeout().unwrap());
+    let out = drain(&mut v);
+    let d = dials(&out);
+    assert_eq!(d.len(), 1, "one promotion at a time: {out:?}");
+    let (endpoint, intent) = d[0].clone();
+    assert!(matches!(intent, Intent::Neighbor { high: false, .. }));
+    v.link_up(30, &endpoint, 1);
+    drain(&mut v);
+    let asked = if endpoint == peer(7).endpoint { 7 } else { 8 };
+    v.handle_message(
+        30,
+        Message::NeighborReply {
+            accepted: false,
+            peer: peer(asked),
+        },
+        2,
+    );
+    let out = drain(&mut v);
+    assert_eq!(closed(&out), vec![30]);
+    let other = if asked == 7 { 8 } else { 7 };
+    assert_eq!(dials(&out)[0].0, peer(other).endpoint);
+}
+
+#[test]
+fn shuffles_exchange_samples_and_the_answer_replaces_what_was_sent() {
+    let mut a = views(1);
+    with_active(&mut a, &[2]);
+    a.handle_timeout(a.poll_timeout().unwrap());
+    let out = sent(&drain(&mut a));
+    let (to, Message::Shuffle { ttl, peers }) = out[0].clone() else {
+        panic!("{out:?}");
+    };
+    assert_eq!((to, ttl), (2, 6));
+    assert_eq!(peers[0], peer(1), "the sender offers itself first");
+    // At a node with one active link the walk ends: it answers on the link
+    // it came by, with a sample of its passive view, and keeps the offer.
+    let mut b = views(2);
+    with_active(&mut b, &[1]);
+    for p in 10..14 {
+        b.candidate(peer(p), 0);
+    }
+    drain(&mut b);
+    b.handle_message(1, Message::Shuffle { ttl, peers }, 0);
+    let out = sent(&drain(&mut b));
+    let (back, Message::ShuffleReply(reply)) = out[0].clone() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(back, 1);
+    assert!(!reply.is_empty());
+    assert_eq!(b.stats.shuffles, 1);
+    // Node 1 is active at b, so not kept as passive there.
+    assert!(!b.passive().contains(&peer(1)));
+    a.handle_message(2, Message::ShuffleReply(reply.clone()), 1);
+    for p in reply {
+        assert!(a.passive().contains(&p));
+    }
+}
+
+#[test]
+fn a_shuffle_with_hops_left_walks_on() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    v.handle_message(
+        2,
+        Message::Shuffle {
+            ttl: 2,
+            peers: vec![peer(9)],
+        },
+        0,
+    );
+    assert_eq!(
+        sent(&drain(&mut v)),
+        vec![(
+            3,
+            Message::Shuffle {
+                ttl: 1,
+                peers: vec![peer(9)]
+            }
+        )]
+    );
+    assert!(v.passive().is_empty());
+}
+
+#[test]
+fn the_passive_view_never_exceeds_its_bound() {
+    let mut v = views(1);
+    with_active(&mut v, &[2]);
+    for round in 0..20u64 {
+        let peers: Vec<PeerEntry> = (0..64).map(|i| peer(100 + round * 64 + i)).collect();
+        v.handle_message(2, Message::Shuffle { ttl: 0, peers }, 0);
+        drain(&mut v);
+        assert!(v.passive().len() <= ViewSettings::default().passive_max);
+    }
+    assert_eq!(v.passive().len(), ViewSettings::default().passive_max);
+}
+
+#[test]
+fn a_disconnect_moves_a_live_peer_to_the_passive_view() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    v.handle_message(2, Message::Disconnect { alive: true }, 0);
+    let out = drain(&mut v);
+    assert_eq!(closed(&out)[0], 2);
+    assert!(!v.is_active(2));
+    assert!(v.passive().contains(&peer(2)));
+    v.handle_message(3, Message::Disconnect { alive: false }, 0);
+    assert!(!v.passive().contains(&peer(3)));
+    assert_eq!(v.stats.disconnects, 2);
+}
+
+#[test]
+fn two_links_to_one_peer_keep_the_one_the_smaller_id_dialled_on_both_sides() {
+    // Nodes 1 and 2 dial each other at once: conn 10 (1 dialled it) at
+    // node 1 is conn 20 at node 2; conn 11 (2 dialled it) at node 1 is 21
+    // at node 2.
+    let mut one = views(1);
+    let mut two = views(2);
+    one.candidate(peer(5), 0); // not alone any more after this
+    two.candidate(peer(5), 0);
+    drain(&mut one);
+    drain(&mut two);
+    // Node 1's request on conn 10, node 2's on conn 21.
+    one.dialling.insert(
+        peer(2).endpoint,
+        Request {
+            intent: Intent::Neighbor {
+                peer: peer(2),
+                high: true,
+            },
+            since: 0,
+        },
+    );
+    one.link_up(10, &peer(2).endpoint, 0);
+    two.dialling.insert(
+        peer(1).endpoint,
+        Request {
+            intent: Intent::Neighbor {
+                peer: peer(1),
+                high: true,
+            },
+            since: 0,
+        },
+    );
+    two.link_up(21, &peer(1).endpoint, 0);
+    drain(&mut one);
+    drain(&mut two);
+    // Each accepts the other's request (inbound), then gets its answer.
+    one.handle_message(
+        11,
+        Message::Neighbor {
+            high: true,
+            peer: peer(2),
+        },
+        0,
+    );
+    two.handle_message(
+        20,
+        Message::Neighbor {
+            high: true,
+            peer: peer(1),
+        },
+        0,
+    );
+    one.handle_message(
+        10,
+        Message::NeighborReply {
+            accepted: true,
+            peer: peer(2),
+        },
+        0,
+    );
+    two.handle_message(
+        21,
+        Message::NeighborReply {
+            accepted: true,
+            peer: peer(1),
+        },
+        0,
+    );
+    assert_eq!(closed(&drain(&mut one)), vec![11]);
+    assert_eq!(closed(&drain(&mut two)), vec![21]);
+    assert!(one.is_active(10) && two.is_active(20));
+    assert_eq!(one.active_len(), 1);
+    assert_eq!(two.active_len(), 1);
+}
+
+#[test]
+fn requests_that_take_too_long_fail_and_an_alone_node_retries_its_contacts() {
+    let mut v = views(1);
+    v.join("tcp://10.0.0.2:5670", 0);
+    drain(&mut v);
+    v.link_up(7, "tcp://10.0.0.2:5670", 0);
+    drain(&mut v);
+    let t = ViewSettings::default().request_timeout_ms;
+    assert_eq!(v.poll_timeout(), Some(t));
+    v.handle_timeout(t);
+    assert_eq!(closed(&drain(&mut v)), vec![7]);
+    // Alone with a contact: dialled again at the next period.
+    v.handle_timeout(v.poll_timeout().unwrap());
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![("tcp://10.0.0.2:5670".into(), Intent::Join)]
+    );
+}
+
+#[test]
+fn a_reply_nobody_asked_for_and_a_join_from_itself_are_ignored() {
+    let mut v = views(1);
+    v.handle_message(
+        3,
+        Message::NeighborReply {
+            accepted: true,
+            peer: peer(3),
+        },
+        0,
+    );
+    assert_eq!(v.active_len(), 0);
+    v.handle_message(4, Message::Join(peer(1)), 0);
+    assert_eq!(closed(&drain(&mut v)), vec![4]);
+    assert_eq!(v.active_len(), 0);
+    assert_eq!(v.stats.ignored, 2);
+}

@@ -1,0 +1,425 @@
+//! The overlay's ZGP/2 messages: the active and passive views (HyParView:
+//! join, forward join, neighbour requests, disconnects, shuffles) and the
+//! broadcast tree (Plumtree: announcements, grafts, prunes). They are ZGP/2
+//! messages like TUPLE (signature, id, version octet 2) and only travel on
+//! extended connections; `docs/protocol.md` section 12 gives their ABNF.
+//!
+//! ```text
+//! JOIN           (10) = peer
+//! FORWARD-JOIN   (11) = ttl peer
+//! NEIGHBOR       (12) = priority peer
+//! NEIGHBOR-REPLY (13) = accepted peer
+//! DISCONNECT     (14) = alive
+//! SHUFFLE        (15) = ttl number-1 *peer
+//! SHUFFLE-REPLY  (16) = number-1 *peer
+//! IHAVE          (17) = number-2 *write-id
+//! GRAFT          (18) = number-2 *write-id
+//! PRUNE          (19) =
+//! peer = node-id endpoint ; node-id = number-8 ; endpoint = number-1 *OCTET
+//! write-id = key clock origin ; key = number-1 *OCTET (as in TUPLE)
+//! ```
+
+use super::gossip::MAX_KEY_LEN;
+use super::zgp2::{DecodeError, Reader};
+
+pub(crate) const ID_JOIN: u8 = 10;
+pub(crate) const ID_FORWARD_JOIN: u8 = 11;
+pub(crate) const ID_NEIGHBOR: u8 = 12;
+pub(crate) const ID_NEIGHBOR_REPLY: u8 = 13;
+pub(crate) const ID_DISCONNECT: u8 = 14;
+pub(crate) const ID_SHUFFLE: u8 = 15;
+pub(crate) const ID_SHUFFLE_REPLY: u8 = 16;
+pub(crate) const ID_IHAVE: u8 = 17;
+pub(crate) const ID_GRAFT: u8 = 18;
+pub(crate) const ID_PRUNE: u8 = 19;
+
+/// The most peers one SHUFFLE or SHUFFLE-REPLY may carry.
+pub const MAX_SHUFFLE_PEERS: usize = 64;
+/// The most write ids one IHAVE or GRAFT may carry.
+pub const MAX_ANNOUNCED: usize = 1024;
+/// The longest endpoint a peer entry may carry.
+pub const MAX_ENDPOINT_LEN: usize = 255;
+
+/// A member of the overlay as the messages name it: its node id and the
+/// endpoint others dial to reach it (empty when it does not listen).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerEntry {
+    pub id: u64,
+    pub endpoint: String,
+}
+
+/// Names one write: its key and version (the version alone is not
+/// enough: one node's clock stamps writes of many keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WriteId {
+    pub key: String,
+    pub clock: u64,
+    pub origin: u64,
+}
+
+/// One overlay message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A new node asks the receiver, its contact, to take it into its
+    /// active view and to introduce it to the network.
+    Join(PeerEntry),
+    /// A join travelling a random walk of `ttl` more hops.
+    ForwardJoin { ttl: u8, peer: PeerEntry },
+    /// The sender asks for an active link; a `high` request may only be
+    /// refused by a node that cannot take any link.
+    Neighbor { high: bool, peer: PeerEntry },
+    /// The answer to JOIN or NEIGHBOR, with the answering node's entry.
+    NeighborReply { accepted: bool, peer: PeerEntry },
+    /// The sender drops the link; `alive`: it stays up (keep it as a
+    /// passive peer).
+    Disconnect { alive: bool },
+    /// A sample of the sender's views walking `ttl` more hops.
+    Shuffle { ttl: u8, peers: Vec<PeerEntry> },
+    /// A sample of the receiver's passive view, answering a SHUFFLE.
+    ShuffleReply(Vec<PeerEntry>),
+    /// Writes the sender holds, announced instead of sent.
+    IHave(Vec<WriteId>),
+    /// Send these writes, and from now on push new ones on this link.
+    Graft(Vec<WriteId>),
+    /// Stop pushing writes on this link; announce them.
+    Prune,
+}
+
+impl Message {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Join(_) => "JOIN",
+            Message::ForwardJoin { .. } => "FORWARD-JOIN",
+            Message::Neighbor { .. } => "NEIGHBOR",
+            Message::NeighborReply { .. } => "NEIGHBOR-REPLY",
+            Message::Disconnect { .. } => "DISCONNECT",
+            Message::Shuffle { .. } => "SHUFFLE",
+            Message::ShuffleReply(_) => "SHUFFLE-REPLY",
+            Message::IHave(_) => "IHAVE",
+            Message::Graft(_) => "GRAFT",
+            Message::Prune => "PRUNE",
+        }
+    }
+
+    /// Appends the message as one ZGP/2 frame. Lists longer than the
+    /// limits above are cut to them (callers keep within them).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let id = match self {
+            Message::Join(_) => ID_JOIN,
+            Message::ForwardJoin { .. } => ID_FORWARD_JOIN,
+            Message::Neighbor { .. } => ID_NEIGHBOR,
+            Message::NeighborReply { .. } => ID_NEIGHBOR_REPLY,
+            Message::Disconnect { .. } => ID_DISCONNECT,
+            Message::Shuffle { .. } => ID_SHUFFLE,
+            Message::ShuffleReply(_) => ID_SHUFFLE_REPLY,
+            Message::IHave(_) => ID_IHAVE,
+            Message::Graft(_) => ID_GRAFT,
+            Message::Prune => ID_PRUNE,
+        };
+        super::zgp2::header(out, id);
+        match self {
+            Message::Join(peer) => encode_peer(peer, out),
+            Message::ForwardJoin { ttl, peer } => {
+                out.push(*ttl);
+                encode_peer(peer, out);
+            }
+            Message::Neighbor { high: flag, peer }
+            | Message::NeighborReply {
+                accepted: flag,
+                peer,
+            } => {
+                out.push(u8::from(*flag));
+                encode_peer(peer, out);
+            }
+            Message::Disconnect { alive } => out.push(u8::from(*alive)),
+            Message::Shuffle { ttl, peers } => {
+                out.push(*ttl);
+                encode_peers(peers, out);
+            }
+            Message::ShuffleReply(peers) => encode_peers(peers, out),
+            Message::IHave(ids) | Message::Graft(ids) => {
+                let ids = &ids[..ids.len().min(MAX_ANNOUNCED)];
+                out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+                for id in ids {
+                    let key = &id.key.as_bytes()[..id.key.len().min(MAX_KEY_LEN)];
+                    out.push(key.len() as u8);
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(&id.clock.to_be_bytes());
+                    out.extend_from_slice(&id.origin.to_be_bytes());
+                }
+            }
+            Message::Prune => {}
+        }
+    }
+}
+
+/// Bytes a write id of a key of `key_len` bytes takes in an IHAVE or
+/// GRAFT (which take 6 bytes more, for the header and the count).
+pub fn write_id_len(key_len: usize) -> usize {
+    1 + key_len + 16
+}
+
+fn encode_peer(peer: &PeerEntry, out: &mut Vec<u8>) {
+    let endpoint = &peer.endpoint.as_bytes()[..peer.endpoint.len().min(MAX_ENDPOINT_LEN)];
+    out.extend_from_slice(&peer.id.to_be_bytes());
+    out.push(endpoint.len() as u8);
+    out.extend_from_slice(endpoint);
+}
+
+fn encode_peers(peers: &[PeerEntry], out: &mut Vec<u8>) {
+    let peers = &peers[..peers.len().min(MAX_SHUFFLE_PEERS)];
+    out.push(peers.len() as u8);
+    for p in peers {
+        encode_peer(p, out);
+    }
+}
+
+/// Whether an endpoint is one a peer may be dialled at: empty (the peer
+/// does not listen) or `tcp://host:port` with a port number.
+pub fn endpoint_is_dialable(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("tcp://") else {
+        return false;
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && host != "*"
+        && !host.contains(|c: char| c.is_whitespace() || c == '/')
+        && port.parse::<u16>().is_ok_and(|p| p != 0)
+}
+
+fn decode_peer(r: &mut Reader<'_>) -> Result<PeerEntry, DecodeError> {
+    let id = r.u64("node id")?;
+    let n = r.u8("endpoint")? as usize;
+    let endpoint = r.text(n, "endpoint")?;
+    if !endpoint.is_empty() && !endpoint_is_dialable(endpoint) {
+        return Err(DecodeError::BadField("endpoint"));
+    }
+    Ok(PeerEntry {
+        id,
+        endpoint: endpoint.to_string(),
+    })
+}
+
+fn decode_peers(r: &mut Reader<'_>) -> Result<Vec<PeerEntry>, DecodeError> {
+    let n = r.u8("peers")? as usize;
+    if n > MAX_SHUFFLE_PEERS {
+        return Err(DecodeError::BadField("peers"));
+    }
+    // The smallest entry is 9 bytes: check before allocating.
+    r.room(n, 9, "peers")?;
+    (0..n).map(|_| decode_peer(r)).collect()
+}
+
+fn decode_flag(r: &mut Reader<'_>, field: &'static str) -> Result<bool, DecodeError> {
+    match r.u8(field)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::BadField(field)),
+    }
+}
+
+/// Decodes the body of an overlay message with id `id` (the four header
+/// octets already read); `None` if `id` is not an overlay message.
+pub(crate) fn decode_body(id: u8, r: &mut Reader<'_>) -> Option<Result<Message, DecodeError>> {
+    let body = |r: &mut Reader<'_>| -> Result<Message, DecodeError> {
+        Ok(match id {
+            ID_JOIN => Message::Join(decode_peer(r)?),
+            ID_FORWARD_JOIN => Message::ForwardJoin {
+                ttl: r.u8("ttl")?,
+                peer: decode_peer(r)?,
+            },
+            ID_NEIGHBOR => Message::Neighbor {
+                high: decode_flag(r, "priority")?,
+                peer: decode_peer(r)?,
+            },
+            ID_NEIGHBOR_REPLY => Message::NeighborReply {
+                accepted: decode_flag(r, "accepted")?,
+                peer: decode_peer(r)?,
+            },
+            ID_DISCONNECT => Message::Disconnect {
+                alive: decode_flag(r, "alive")?,
+            },
+            ID_SHUFFLE => Message::Shuffle {
+                ttl: r.u8("ttl")?,
+                peers: decode_peers(r)?,
+            },
+            ID_SHUFFLE_REPLY => Message::ShuffleReply(decode_peers(r)?),
+            ID_IHAVE | ID_GRAFT => {
+                let n = r.u16("write ids")? as usize;
+                if n > MAX_ANNOUNCED {
+                    return Err(DecodeError::BadField("write ids"));
+                }
+                r.room(n, write_id_len(0), "write ids")?;
+                let mut ids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let klen = r.u8("key")? as usize;
+                    ids.push(WriteId {
+                        key: r.text(klen, "key")?.to_string(),
+                        clock: r.u64("clock")?,
+                        origin: r.u64("origin")?,
+                    });
+                }
+                if id == ID_IHAVE {
+                    Message::IHave(ids)
+                } else {
+                    Message::Graft(ids)
+                }
+            }
+            ID_PRUNE => Message::Prune,
+            _ => unreachable!("checked below"),
+        })
+    };
+    (ID_JOIN..=ID_PRUNE).contains(&id).then(|| body(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::zgp2::{self, decode};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn peer(id: u64, endpoint: &str) -> PeerEntry {
+        PeerEntry {
+            id,
+            endpoint: endpoint.to_string(),
+        }
+    }
+
+    fn all() -> Vec<Message> {
+        let item = WriteId {
+            key: "some/key".into(),
+            clock: 2,
+            origin: 3,
+        };
+        vec![
+            Message::Join(peer(7, "tcp://10.0.0.1:5670")),
+            Message::ForwardJoin {
+                ttl: 6,
+                peer: peer(u64::MAX, "tcp://[::1]:1"),
+            },
+            Message::Neighbor {
+                high: true,
+                peer: peer(1, ""),
+            },
+            Message::NeighborReply {
+                accepted: false,
+                peer: peer(2, "tcp://host.example:65535"),
+            },
+            Message::Disconnect { alive: true },
+            Message::Shuffle {
+                ttl: 3,
+                peers: vec![peer(1, "tcp://a:1"), peer(2, "")],
+            },
+            Message::ShuffleReply(vec![]),
+            Message::IHave(vec![item.clone(), item.clone()]),
+            Message::Graft(vec![item]),
+            Message::Prune,
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_through_the_zgp2_decoder() {
+        for m in all() {
+            let mut out = Vec::new();
+            m.encode(&mut out);
+            assert_eq!(&out[..2], &[0xAA, 0xA0]);
+            assert_eq!(out[3], 2, "{}", m.name());
+            assert_eq!(decode(&out), Ok(zgp2::Message::Overlay(m.clone())));
+        }
+    }
+
+    #[test]
+    fn the_bytes_of_a_forward_join_are_laid_out_field_by_field() {
+        let mut out = Vec::new();
+        Message::ForwardJoin {
+            ttl: 6,
+            peer: peer(0x0102_0304_0506_0708, "tcp://a:1"),
+        }
+        .encode(&mut out);
+        let mut want = vec![0xAA, 0xA0, 11, 2, 6, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        want.extend_from_slice(b"tcp://a:1");
+        assert_eq!(out, want);
+        let mut ihave = Vec::new();
+        Message::IHave(vec![WriteId {
+            key: "ab".into(),
+            clock: 0x1112_1314_1516_1718,
+            origin: 0x2122_2324_2526_2728,
+        }])
+        .encode(&mut ihave);
+        let mut want = vec![0xAA, 0xA0, 17, 2, 0, 1, 2, b'a', b'b'];
+        want.extend_from_slice(&[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]);
+        want.extend_from_slice(&[0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28]);
+        assert_eq!(ihave, want);
+        assert_eq!(ihave.len(), 6 + write_id_len(2));
+    }
+
+    #[test]
+    fn impossible_contents_are_refused_with_the_field_named() {
+        let cases: Vec<(Vec<u8>, DecodeError)> = vec![
+            // An endpoint that does not parse.
+            (
+                [
+                    &[0xAA, 0xA0, 10, 2, 0, 0, 0, 0, 0, 0, 0, 1, 5][..],
+                    b"hello",
+                ]
+                .concat(),
+                DecodeError::BadField("endpoint"),
+            ),
+            // A flag that is neither 0 nor 1.
+            (vec![0xAA, 0xA0, 14, 2, 2], DecodeError::BadField("alive")),
+            // More peers than a shuffle may carry.
+            (vec![0xAA, 0xA0, 16, 2, 65], DecodeError::BadField("peers")),
+            // A count the frame cannot hold.
+            (
+                vec![0xAA, 0xA0, 16, 2, 3, 0, 0],
+                DecodeError::Truncated("peers"),
+            ),
+            (
+                vec![0xAA, 0xA0, 17, 2, 0, 2, 0],
+                DecodeError::Truncated("write ids"),
+            ),
+            (
+                vec![0xAA, 0xA0, 18, 2, 0xFF, 0xFF],
+                DecodeError::BadField("write ids"),
+            ),
+            (vec![0xAA, 0xA0, 19, 2, 0], DecodeError::TrailingBytes(1)),
+            (vec![0xAA, 0xA0, 20, 2], DecodeError::UnknownId(20)),
+        ];
+        for (frame, want) in cases {
+            assert_eq!(decode(&frame), Err(want), "{frame:?}");
+        }
+    }
+
+    #[test]
+    fn dialable_endpoints() {
+        for ok in [
+            "tcp://127.0.0.1:5670",
+            "tcp://[::1]:9",
+            "tcp://node-1.lan:80",
+        ] {
+            assert!(endpoint_is_dialable(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "tcp://*:5670",
+            "tcp://host",
+            "tcp://host:0",
+            "tcp://host:99999",
+            "ipc:///tmp/x",
+            "tcp://:5",
+            "tcp://a b:5",
+        ] {
+            assert!(!endpoint_is_dialable(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_any_bytes_never_panics(id in 10u8..20, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let frame = [&[0xAA, 0xA0, id, 2][..], &body].concat();
+            let _ = decode(&frame);
+        }
+    }
+}
