@@ -122,6 +122,7 @@ fn engine_receive_and_forward(b: Bencher) {
         wall_ms: 1_700_000_000_000,
     };
     let peer = Peer {
+        addr: None,
         zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,

@@ -315,6 +315,7 @@ impl Sim {
         self.conn_link.insert(sc, id);
         self.stats.links_opened += 1;
         let peer = Peer {
+            addr: None,
             zgp2: true,
             timeout_ms: Some(self.settings.session_timeout_ms),
             max_frame: None,

@@ -14,6 +14,9 @@ pub struct Peer {
     /// is longer is not offered to it (it would close the link, and meet
     /// the same tuple again when it comes back).
     pub max_frame: Option<usize>,
+    /// The address the connection comes from, when the driver knows it:
+    /// the overlay puts it in for a peer bound to a wildcard address.
+    pub addr: Option<std::net::IpAddr>,
 }
 
 impl Peer {

@@ -26,6 +26,7 @@ fn settings() -> Settings {
 fn hub() -> Engine {
     let mut e = Engine::new("hub", 1, settings());
     let peer = Peer {
+        addr: None,
         zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,

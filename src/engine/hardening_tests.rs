@@ -7,6 +7,7 @@ use super::test_support::{at, drain, WALL};
 use super::*;
 
 const ZGP2_PEER: Peer = Peer {
+    addr: None,
     zgp2: true,
     timeout_ms: Some(1000),
     max_frame: None,

@@ -169,6 +169,7 @@ impl Engine {
         let me = crate::wire::overlay::PeerEntry {
             id,
             endpoint: String::new(),
+            key: None,
         };
         Engine {
             views: views::Views::new(me, settings.views.clone(), id),

@@ -42,10 +42,11 @@ impl Engine {
 
     /// A member heard of by discovery: joined through if this node is
     /// alone, else kept as a passive peer.
-    pub fn add_candidate(&mut self, id: u64, endpoint: &str, now: Now) {
+    pub fn add_candidate(&mut self, id: u64, endpoint: &str, key: Option<[u8; 32]>, now: Now) {
         let peer = PeerEntry {
             id,
             endpoint: endpoint.to_string(),
+            key,
         };
         self.views.candidate(peer, now.mono_ms);
         self.run_overlay(now);
@@ -116,7 +117,18 @@ impl Engine {
                 }
             }
             overlay::Message::Prune => self.tree.pruned(conn),
-            other => self.views.handle_message(conn, other, now.mono_ms),
+            mut other => {
+                // A node bound to a wildcard address names itself
+                // `tcp://*:PORT`: it is where this connection comes from.
+                if let overlay::Message::Join(peer)
+                | overlay::Message::Neighbor { peer, .. }
+                | overlay::Message::NeighborReply { peer, .. } = &mut other
+                {
+                    let addr = self.conns.get(&conn).and_then(|c| c.peer.addr);
+                    peer.endpoint = overlay::resolve_wildcard(&peer.endpoint, addr);
+                }
+                self.views.handle_message(conn, other, now.mono_ms)
+            }
         }
         self.run_overlay(now);
     }

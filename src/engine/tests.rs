@@ -299,6 +299,7 @@ fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
     // is published right after it came up (it is forwarded): the server
     // must still see k0 first.
     let zgp2_peer = Peer {
+        addr: None,
         zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
@@ -409,6 +410,7 @@ fn a_failed_dial_of_a_removed_remote_is_not_retried() {
 /// the client ends with all.
 fn large_reconciliation_read_slowly(mut take: impl FnMut(&mut Engine) -> Vec<Vec<u8>>) {
     let zgp2_peer = Peer {
+        addr: None,
         zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
@@ -534,6 +536,7 @@ fn a_message_longer_than_the_bound_goes_alone() {
 #[test]
 fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
     let zgp2_peer = Peer {
+        addr: None,
         zgp2: true,
         timeout_ms: Some(1000),
         max_frame: None,
@@ -748,6 +751,7 @@ fn silent_inbound_connections_are_closed() {
     };
     let mut s = server_with_client(settings);
     let zgp2_peer = Peer {
+        addr: None,
         zgp2: true,
         ..Peer::default()
     };
@@ -792,6 +796,7 @@ fn a_talking_plain_client_is_not_closed() {
 #[test]
 fn a_tuple_over_a_peers_announced_limit_is_not_offered_to_it() {
     let limited = Peer {
+        addr: None,
         max_frame: Some(1_100),
         ..Peer::default()
     };
@@ -827,6 +832,7 @@ fn a_tuple_over_a_peers_announced_limit_is_not_offered_to_it() {
     assert_eq!(s.stats().oversize_skipped, 2);
     // A ZGP/2 peer with a limit: the forward skips it as well.
     let zgp2_limited = Peer {
+        addr: None,
         zgp2: true,
         timeout_ms: Some(1000),
         max_frame: Some(1_100),

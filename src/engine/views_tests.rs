@@ -6,6 +6,7 @@ fn peer(id: u64) -> PeerEntry {
     PeerEntry {
         id,
         endpoint: format!("tcp://10.0.0.{id}:5670"),
+        key: None,
     }
 }
 
@@ -282,6 +283,7 @@ fn an_alone_node_joins_through_the_first_candidate_it_hears_of() {
         PeerEntry {
             id: 5,
             endpoint: "tcp://*:1".into(),
+            key: None,
         },
         0,
     );

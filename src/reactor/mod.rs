@@ -1391,6 +1391,7 @@ fn process_input(
                         .and_then(|v| v.trim().parse::<u64>().ok())
                 };
                 let peer = Peer {
+                    addr: c.ip,
                     zgp2: zgp2_enabled && number(zgp2::PROPERTY).is_some_and(|v| v >= 2),
                     timeout_ms: number(zgp2::TIMEOUT_PROPERTY),
                     // Below the smallest limit a node can have: not a limit.

@@ -15,7 +15,8 @@
 //! IHAVE          (17) = number-2 *write-id
 //! GRAFT          (18) = number-2 *write-id
 //! PRUNE          (19) =
-//! peer = node-id endpoint ; node-id = number-8 ; endpoint = number-1 *OCTET
+//! peer = node-id endpoint key ; node-id = number-8 ; endpoint = number-1 *OCTET
+//! key = %x00 / %x20 32OCTET (the node's CURVE public key, if it has one)
 //! write-id = key clock origin ; key = number-1 *OCTET (as in TUPLE)
 //! ```
 
@@ -40,12 +41,15 @@ pub const MAX_ANNOUNCED: usize = 1024;
 /// The longest endpoint a peer entry may carry.
 pub const MAX_ENDPOINT_LEN: usize = 255;
 
-/// A member of the overlay as the messages name it: its node id and the
-/// endpoint others dial to reach it (empty when it does not listen).
+/// A member of the overlay as the messages name it: its node id, the
+/// endpoint others dial to reach it (empty when it does not listen) and,
+/// on a CURVE network, its public key (others dial it as CURVE clients of
+/// that key; a wrong key only makes the dial fail its handshake).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerEntry {
     pub id: u64,
     pub endpoint: String,
+    pub key: Option<[u8; 32]>,
 }
 
 /// Names one write: its key and version (the version alone is not
@@ -164,6 +168,13 @@ fn encode_peer(peer: &PeerEntry, out: &mut Vec<u8>) {
     out.extend_from_slice(&peer.id.to_be_bytes());
     out.push(endpoint.len() as u8);
     out.extend_from_slice(endpoint);
+    match &peer.key {
+        Some(key) => {
+            out.push(32);
+            out.extend_from_slice(key);
+        }
+        None => out.push(0),
+    }
 }
 
 fn encode_peers(peers: &[PeerEntry], out: &mut Vec<u8>) {
@@ -174,31 +185,55 @@ fn encode_peers(peers: &[PeerEntry], out: &mut Vec<u8>) {
     }
 }
 
-/// Whether an endpoint is one a peer may be dialled at: empty (the peer
-/// does not listen) or `tcp://host:port` with a port number.
+/// The host and port of `tcp://host:port`, if the endpoint has that form
+/// (the host may be a wildcard).
+fn host_and_port(endpoint: &str) -> Option<(&str, u16)> {
+    let (host, port) = endpoint.strip_prefix("tcp://")?.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
+    let bad = host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/');
+    (!bad).then_some((host, port))
+}
+
+/// Whether a peer can be dialled at `endpoint`: `tcp://host:port` with a
+/// port and a host that is not a wildcard.
 pub fn endpoint_is_dialable(endpoint: &str) -> bool {
-    let Some(rest) = endpoint.strip_prefix("tcp://") else {
-        return false;
-    };
-    let Some((host, port)) = rest.rsplit_once(':') else {
-        return false;
-    };
-    !host.is_empty()
-        && host != "*"
-        && !host.contains(|c: char| c.is_whitespace() || c == '/')
-        && port.parse::<u16>().is_ok_and(|p| p != 0)
+    host_and_port(endpoint)
+        .is_some_and(|(host, _)| !matches!(host, "*" | "0.0.0.0" | "[::]" | "::"))
+}
+
+/// A node bound to a wildcard address does not know the address others
+/// reach it at: it says `tcp://*:PORT` of itself, and the node it talks to
+/// puts in the address the connection comes from (`peer_ip`). Any other
+/// endpoint is returned as it is.
+pub fn resolve_wildcard(endpoint: &str, peer_ip: Option<std::net::IpAddr>) -> String {
+    match (host_and_port(endpoint), peer_ip) {
+        (Some(("*" | "0.0.0.0" | "[::]" | "::", port)), Some(ip)) => {
+            format!("tcp://{}", std::net::SocketAddr::new(ip, port))
+        }
+        _ => endpoint.to_string(),
+    }
 }
 
 fn decode_peer(r: &mut Reader<'_>) -> Result<PeerEntry, DecodeError> {
     let id = r.u64("node id")?;
     let n = r.u8("endpoint")? as usize;
     let endpoint = r.text(n, "endpoint")?;
-    if !endpoint.is_empty() && !endpoint_is_dialable(endpoint) {
+    if !endpoint.is_empty() && host_and_port(endpoint).is_none() {
         return Err(DecodeError::BadField("endpoint"));
     }
+    let key = match r.u8("key")? {
+        0 => None,
+        32 => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(r.take(32, "key")?);
+            Some(key)
+        }
+        _ => return Err(DecodeError::BadField("key")),
+    };
     Ok(PeerEntry {
         id,
         endpoint: endpoint.to_string(),
+        key,
     })
 }
 
@@ -207,8 +242,8 @@ fn decode_peers(r: &mut Reader<'_>) -> Result<Vec<PeerEntry>, DecodeError> {
     if n > MAX_SHUFFLE_PEERS {
         return Err(DecodeError::BadField("peers"));
     }
-    // The smallest entry is 9 bytes: check before allocating.
-    r.room(n, 9, "peers")?;
+    // The smallest entry is 10 bytes: check before allocating.
+    r.room(n, 10, "peers")?;
     (0..n).map(|_| decode_peer(r)).collect()
 }
 
@@ -284,6 +319,7 @@ mod tests {
         PeerEntry {
             id,
             endpoint: endpoint.to_string(),
+            key: (id % 2 == 0).then_some([id as u8; 32]),
         }
     }
 
@@ -335,11 +371,12 @@ mod tests {
         let mut out = Vec::new();
         Message::ForwardJoin {
             ttl: 6,
-            peer: peer(0x0102_0304_0506_0708, "tcp://a:1"),
+            peer: peer(0x0102_0304_0506_0707, "tcp://a:1"),
         }
         .encode(&mut out);
-        let mut want = vec![0xAA, 0xA0, 11, 2, 6, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let mut want = vec![0xAA, 0xA0, 11, 2, 6, 1, 2, 3, 4, 5, 6, 7, 7, 9];
         want.extend_from_slice(b"tcp://a:1");
+        want.push(0);
         assert_eq!(out, want);
         let mut ihave = Vec::new();
         Message::IHave(vec![WriteId {
@@ -367,6 +404,15 @@ mod tests {
                 .concat(),
                 DecodeError::BadField("endpoint"),
             ),
+            // A key that is neither absent nor 32 bytes.
+            (
+                [
+                    &[0xAA, 0xA0, 10, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 16][..],
+                    &[0; 16],
+                ]
+                .concat(),
+                DecodeError::BadField("key"),
+            ),
             // A flag that is neither 0 nor 1.
             (vec![0xAA, 0xA0, 14, 2, 2], DecodeError::BadField("alive")),
             // More peers than a shuffle may carry.
@@ -393,6 +439,18 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_endpoint_takes_the_address_the_connection_came_from() {
+        let ip = Some("10.1.2.3".parse().unwrap());
+        assert_eq!(resolve_wildcard("tcp://*:5670", ip), "tcp://10.1.2.3:5670");
+        assert_eq!(resolve_wildcard("tcp://0.0.0.0:9", ip), "tcp://10.1.2.3:9");
+        let v6 = Some("::1".parse().unwrap());
+        assert_eq!(resolve_wildcard("tcp://*:9", v6), "tcp://[::1]:9");
+        assert_eq!(resolve_wildcard("tcp://host:9", ip), "tcp://host:9");
+        assert_eq!(resolve_wildcard("tcp://*:9", None), "tcp://*:9");
+        assert!(endpoint_is_dialable(&resolve_wildcard("tcp://*:9", ip)));
+    }
+
+    #[test]
     fn dialable_endpoints() {
         for ok in [
             "tcp://127.0.0.1:5670",
@@ -404,6 +462,7 @@ mod tests {
         for bad in [
             "",
             "tcp://*:5670",
+            "tcp://0.0.0.0:5670",
             "tcp://host",
             "tcp://host:0",
             "tcp://host:99999",
