@@ -1213,13 +1213,13 @@ impl Reactor {
                     Action::Dial { remote, endpoint } => self.dial(remote, &endpoint),
                     Action::Close { conn, reason } => {
                         let token = Token(conn as usize);
-                        // Flush what is queued (an INVALID, say), best effort.
+                        // Flush what is queued (an INVALID, say), best
+                        // effort: `drop_conn` writes it, once.
                         if let Some(c) = self.conns.get_mut(&token) {
                             let zmtp = &mut c.zmtp;
                             self.engine.drain_outbox_framed(conn, usize::MAX, |f| {
                                 zmtp.queue_framed(f).is_ok()
                             });
-                            let _ = c.stream.write(c.zmtp.pending_output());
                         }
                         self.drop_conn(token, &reason, now);
                     }
