@@ -52,6 +52,19 @@ pub struct Settings {
     /// stored only if it fits in every encoding it may be forwarded in
     /// (see [`Settings::check_tuple_size`]).
     pub max_frame: usize,
+    /// `limits/handshake-timeout`: ms a connection has, from when the
+    /// driver opened it ([`Engine::handle_opened`]), to end its handshake.
+    pub handshake_timeout_ms: u64,
+    /// `limits/frame-timeout`: ms a frame may take from its first byte to
+    /// its last, with no frame completing meanwhile; a connection whose
+    /// frame stalls longer is closed.
+    pub frame_timeout_ms: u64,
+    /// `limits/tuples-per-second`: tuples one connection may send in a
+    /// second (0 = no limit).
+    pub tuples_per_second: u64,
+    /// `limits/bytes-per-second`: bytes one connection may send in a
+    /// second (0 = no limit).
+    pub bytes_per_second: u64,
 }
 
 /// The largest value a tuple may have, from the application or a peer.
@@ -101,6 +114,14 @@ impl Default for Settings {
             max_backlog_total: 512 << 20,
             max_frame: crate::security::Limits::default().max_frame,
             idle_timeout_ms: 300_000,
+            handshake_timeout_ms: 10_000,
+            frame_timeout_ms: 30_000,
+            // Above what one honest connection sends at full speed (a
+            // node joining a store of millions of tuples), so that the
+            // defaults never cut a legitimate sync; lower them to bound
+            // what one peer may cost.
+            tuples_per_second: 4_000_000,
+            bytes_per_second: 512 << 20,
         }
     }
 }

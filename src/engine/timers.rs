@@ -1,5 +1,7 @@
 //! Timers: session expiry, idle connections, pings, reconciliation rounds,
-//! redials, tombstone collection and time to live.
+//! redials, tombstone collection and time to live; and the deadlines of
+//! the limits (handshakes, stalled frames; see `limits`).
+//! [`Engine::poll_timeout`] covers them all.
 
 use super::*;
 
@@ -10,10 +12,18 @@ impl Engine {
             let n = self.last_now;
             n.mono_ms + wall.saturating_sub(n.wall_ms)
         });
-        match (self.next_tick, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_tick, expiry, self.guards.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the ticks have something to look after: connections,
+    /// redials, tombstones to collect.
+    fn busy(&self) -> bool {
+        !self.conns.is_empty()
+            || self.remotes.iter().any(|r| r.redial_at.is_some())
+            || self.store.entries() > self.store.len()
     }
 
     pub(super) fn tick_interval(&self) -> u64 {
@@ -29,13 +39,19 @@ impl Engine {
     }
 
     /// Runs timers due at `now`: expires silent inbound sessions, pings idle
-    /// remotes, closes dead ones and redials those whose backoff ran out.
+    /// remotes, closes dead ones and redials those whose backoff ran out;
+    /// closes connections whose handshake or a frame took too long.
     pub fn handle_timeout(&mut self, now: Now) {
         self.last_now = now;
         self.run_expiries(now);
-        if self.next_tick.is_some_and(|t| t > now.mono_ms) {
-            return;
+        if self.next_tick.is_none_or(|t| t <= now.mono_ms) {
+            self.tick(now);
         }
+        self.run_guards(now);
+    }
+
+    /// The periodic tick: sessions, pings, rounds, redials, collection.
+    fn tick(&mut self, now: Now) {
         self.next_tick = None;
         if now.mono_ms >= self.next_gc {
             let s = &self.settings;
@@ -149,10 +165,7 @@ impl Engine {
                 });
             }
         }
-        let busy = !self.conns.is_empty()
-            || self.remotes.iter().any(|r| r.redial_at.is_some())
-            || self.store.entries() > self.store.len();
-        if busy {
+        if self.busy() {
             self.ensure_tick(now);
         }
     }
