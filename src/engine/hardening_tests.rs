@@ -311,6 +311,40 @@ fn a_shorter_grace_set_later_is_used_at_once() {
     assert_eq!(e.store().entries(), 0, "collected with the new grace");
 }
 
+/// A driver that calls the engine only when `poll_timeout` says (the
+/// reactor has no other timer): new settings and a tombstone on an idle
+/// node still get their ticks.
+#[test]
+fn poll_timeout_asks_for_a_tick_whenever_there_is_work_without_one() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.handle_timeout(at(0));
+    assert_eq!(e.poll_timeout(), None, "idle: nothing to do");
+    e.publish("k", "v", None, at(10));
+    e.unpublish("k", at(20));
+    assert!(
+        e.poll_timeout().is_some_and(|due| due <= 20),
+        "a tombstone to collect: due now"
+    );
+    // Driven by poll_timeout alone, the tombstone goes after its grace.
+    e.set_settings(Settings {
+        tombstone_grace_ms: 1_000,
+        ..Settings::default()
+    });
+    let mut t = 20;
+    while let Some(next) = e.poll_timeout() {
+        t = next.max(t);
+        assert!(t < 10_000, "still a tombstone at {t} ms");
+        e.handle_timeout(at(t));
+    }
+    assert_eq!(e.store().entries(), 0);
+    // Connected: new settings make the next tick due at once.
+    e.handle_connected(10, Role::Inbound, Peer::default(), at(t));
+    e.handle_timeout(at(t));
+    assert!(e.poll_timeout() > Some(t));
+    e.set_settings(Settings::default());
+    assert_eq!(e.poll_timeout(), Some(t));
+}
+
 // ----------------------------------------------------------------------
 // The limits on one connection (`limits`): handshake and frame deadlines,
 // tuples and bytes per second, carried over a reconnection.

@@ -12,7 +12,12 @@ impl Engine {
             let n = self.last_now;
             n.mono_ms + wall.saturating_sub(n.wall_ms)
         });
-        [self.next_tick, expiry, self.guards.poll_timeout()]
+        // Work but no tick planned (new settings, a tombstone on an idle
+        // node): the next tick is due now.
+        let tick = self
+            .next_tick
+            .or_else(|| self.busy().then_some(self.last_now.mono_ms));
+        [tick, expiry, self.guards.poll_timeout()]
             .into_iter()
             .flatten()
             .min()

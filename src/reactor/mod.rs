@@ -1,6 +1,8 @@
 //! The reactor: one mio event loop per node. It is the only place that does
 //! I/O: it accepts and dials connections, runs each through the ZMTP codec,
-//! hands ZGP frames to the engine and writes what the engine queues.
+//! hands ZGP frames to the engine and writes what the engine queues. Its
+//! timers are the engine's, the discovery's and the configuration file's
+//! check: [`Reactor::poll_timeout`] and [`Reactor::handle_timeout`].
 
 pub(crate) mod affinity;
 pub(crate) mod inproc;
@@ -10,7 +12,7 @@ pub(crate) mod pool;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -34,6 +36,7 @@ impl NodeWaker {
 use crate::config::Config;
 use crate::control::access::Access;
 use crate::control::command::{Command, Envelope};
+use crate::control::config_file::ConfigFile;
 use crate::control::{reply, settings};
 use crate::endpoint::Endpoint;
 use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
@@ -52,8 +55,6 @@ const READ_BUDGET: usize = 1 << 20;
 /// Encoded bytes kept ahead of the socket per connection; the rest waits
 /// in the engine's outbox until the socket drains.
 const WRITE_AHEAD: usize = 256 << 10;
-/// How often a loaded configuration file is checked for changes.
-const CONFIG_CHECK_MS: u64 = 1_000;
 /// Commands taken from the application per wakeup before the network is
 /// served again.
 const COMMAND_BUDGET: usize = 4096;
@@ -105,8 +106,7 @@ pub(crate) struct Reactor {
     next_token: usize,
     port: i64,
     config: Config,
-    config_file: Option<(PathBuf, Option<SystemTime>)>,
-    next_config_check: u64,
+    config_file: ConfigFile,
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
@@ -160,7 +160,6 @@ impl Reactor {
         config
             .put("server/timeout", "1000")
             .map_err(|e| Error::Config(e.to_string()))?;
-        let born_ms = read_clocks().now.mono_ms;
         let reactor = Reactor {
             registry,
             base,
@@ -179,8 +178,7 @@ impl Reactor {
             next_token: 1,
             port: 0,
             config,
-            config_file: None,
-            next_config_check: born_ms + CONFIG_CHECK_MS,
+            config_file: ConfigFile::default(),
             dirty: Vec::new(),
             backlog: Vec::new(),
             handoff_reads: 0,
@@ -275,7 +273,7 @@ impl Reactor {
     }
 
     /// The rest of a round, after its events: commands left over, input
-    /// left over, timers and housekeeping.
+    /// left over, timers.
     pub(crate) fn after_events(&mut self) {
         if !self.running {
             return;
@@ -289,6 +287,29 @@ impl Reactor {
             self.after_engine();
         }
         let now = self.now();
+        self.handle_timeout(now);
+        self.after_engine();
+    }
+
+    /// The node's one timer: the earliest of the engine's (sessions,
+    /// pings, rounds, redials, expiries, handshake and frame deadlines),
+    /// the discovery's (beacons) and the configuration file's check, in
+    /// the engine's monotonic milliseconds.
+    fn poll_timeout(&self) -> Option<u64> {
+        let discovery = self.discovery.as_ref().map(|d| d.poll_timeout());
+        [
+            self.engine.poll_timeout(),
+            discovery,
+            self.config_file.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs what is due at `now` of the timers [`poll_timeout`] covers
+    /// (the engine's decides for itself, and is called every round).
+    fn handle_timeout(&mut self, now: Now) {
         if let Some(d) = self.discovery.as_mut() {
             if d.poll_timeout() <= now.mono_ms {
                 let links = crate::beacon::driver::Links {
@@ -299,8 +320,10 @@ impl Reactor {
             }
         }
         self.engine.handle_timeout(now);
-        self.housekeeping(now);
-        self.after_engine();
+        if let Some(path) = self.config_file.due(now.mono_ms) {
+            let path = path.to_path_buf();
+            self.reload_if_changed(&path);
+        }
     }
 
     /// When the node next has something to do: its earliest timer, as an
@@ -311,18 +334,15 @@ impl Reactor {
         if !self.backlog.is_empty() || self.commands_pending {
             return epoch();
         }
-        let mut at = self.next_config_check;
-        if let Some(t) = self.engine.poll_timeout() {
-            at = at.min(t);
+        // No timer, or one too far ahead to count: an hour from now is as
+        // good (any event gives the node a turn, and a new timer with it).
+        let later = || round_instant() + Duration::from_secs(3600);
+        match self.poll_timeout() {
+            Some(at) => epoch()
+                .checked_add(Duration::from_millis(at))
+                .unwrap_or_else(later),
+            None => later(),
         }
-        if let Some(d) = &self.discovery {
-            at = at.min(d.poll_timeout());
-        }
-        // The housekeeping check is at most a second ahead, so the sum
-        // cannot overflow; if it did, an hour from now is as good.
-        epoch()
-            .checked_add(Duration::from_millis(at))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
     /// Stops listening, and starts giving output still queued on
@@ -671,7 +691,9 @@ impl Reactor {
             .map_err(|e| Error::Config(format!("cannot load configuration: {e}")))?;
         self.apply_config(&cfg)?;
         self.config = cfg;
-        self.config_file = Some((PathBuf::from(file), modified(file)));
+        let now_ms = self.now().mono_ms;
+        self.config_file
+            .loaded(PathBuf::from(file), modified(file), now_ms);
         self.bind_from_config()
     }
 
@@ -1242,22 +1264,11 @@ impl Reactor {
         self.replies.push_news(self.engine.news());
     }
 
-    fn housekeeping(&mut self, now: Now) {
-        if now.mono_ms >= self.next_config_check {
-            self.next_config_check = now.mono_ms + CONFIG_CHECK_MS;
-            self.reload_if_changed();
-        }
-    }
-
     /// As CZMQ: a loaded configuration file that changes on disk is loaded
-    /// again and applied.
-    fn reload_if_changed(&mut self) {
-        let Some((path, stamp)) = &self.config_file else {
-            return;
-        };
-        let path = path.clone();
-        let current = modified(&path);
-        if current == *stamp {
+    /// again and applied (a check [`ConfigFile`] said was due).
+    fn reload_if_changed(&mut self, path: &Path) {
+        let current = modified(path);
+        if !self.config_file.changed(current) {
             return;
         }
         let file = path.to_string_lossy().into_owned();
@@ -1265,7 +1276,7 @@ impl Reactor {
             Ok(()) => self.trace(format_args!("reloaded configuration from {file}")),
             Err(e) => {
                 eprintln!("zgossip {}: {e}", self.engine.name());
-                self.config_file = Some((path, current));
+                self.config_file.failed(current);
             }
         }
     }
