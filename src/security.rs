@@ -1,7 +1,10 @@
-//! Who may connect, and how much one connection may do: a pure policy
-//! object (zauth's rules) and the limits, consulted by the reactor when it
-//! accepts a connection (address, connection count) and by the CURVE
-//! server after INITIATE (client key). No I/O here.
+//! Who may connect, and how much one connection may hold: a pure policy
+//! object (zauth's rules) and the limits, consulted when a connection is
+//! accepted (address, connection count; `control::access`), by the CURVE
+//! server after INITIATE (client key) and by the reactor for the input it
+//! buffers. No I/O here. The limits on what a connection does over time
+//! (handshake and frame timeouts, tuples and bytes per second) are the
+//! engine's (`engine::limits`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -88,23 +91,11 @@ impl Policy {
 pub(crate) struct Limits {
     /// `limits/max-frame`: largest frame (bytes) accepted from a peer.
     pub max_frame: usize,
-    /// `limits/handshake-timeout`: ms a connection has to finish its ZMTP
-    /// handshake.
-    pub handshake_timeout_ms: u64,
     /// `limits/connections-per-address`: inbound TCP connections open at
     /// once from one IP address (0 = no limit).
     pub connections_per_address: usize,
     /// `limits/connections`: inbound connections open at once (0 = no limit).
     pub connections: usize,
-    /// `limits/tuples-per-second`: tuples one connection may send per
-    /// second (0 = no limit).
-    pub tuples_per_second: u64,
-    /// `limits/bytes-per-second`: bytes one connection may send per second
-    /// (0 = no limit).
-    pub bytes_per_second: u64,
-    /// `limits/frame-timeout`: ms a frame may take from its first byte to
-    /// its last; a connection whose frame stalls longer is closed.
-    pub frame_timeout_ms: u64,
     /// `limits/input-buffers`: bytes of incomplete frames all connections
     /// of the node may hold at once; the connection that would pass it is
     /// closed.
@@ -115,16 +106,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_frame: (1 << 20) + 512,
-            handshake_timeout_ms: 10_000,
             connections_per_address: 64,
             connections: 1024,
-            // Above what one honest connection sends at full speed (a
-            // node joining a store of millions of tuples), so that the
-            // defaults never cut a legitimate sync; lower them to bound
-            // what one peer may cost.
-            tuples_per_second: 4_000_000,
-            bytes_per_second: 512 << 20,
-            frame_timeout_ms: 30_000,
             input_buffers: 64 << 20,
         }
     }
@@ -133,77 +116,6 @@ impl Default for Limits {
 /// Smallest `limits/max-frame`: room for a CURVE INITIATE and a READY
 /// with our metadata.
 pub(crate) const MIN_MAX_FRAME: usize = 1024;
-
-/// Per-connection usage in the current one-second window.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Usage {
-    window_start_ms: u64,
-    bytes: u64,
-    tuples_base: u64,
-}
-
-impl Usage {
-    /// Whether this window is still the current one at `now_ms` (a window
-    /// lasts one second).
-    pub(crate) fn current(&self, now_ms: u64) -> bool {
-        now_ms.saturating_sub(self.window_start_ms) < 1000
-    }
-
-    /// The usage a new connection from the same address starts with: this
-    /// window's tuples, up to the limit, so that reconnecting does not
-    /// reset `limits/tuples-per-second` (the new connection may talk, but
-    /// not send another tuple this second). Bytes start afresh: a
-    /// handshake must stay possible.
-    pub(crate) fn carried_over(&self, tuples_spent: u64, limits: &Limits) -> Usage {
-        let spent = match limits.tuples_per_second {
-            0 => 0,
-            limit => tuples_spent.min(limit),
-        };
-        Usage {
-            window_start_ms: self.window_start_ms,
-            bytes: 0,
-            // The new connection counts from 0: start its base below 0's
-            // by what was already spent (as a wrapping offset).
-            tuples_base: 0u64.wrapping_sub(spent),
-        }
-    }
-
-    /// Tuples counted in this window, given the connection's running count.
-    pub(crate) fn tuples_in_window(&self, tuples_total: u64) -> u64 {
-        tuples_total.wrapping_sub(self.tuples_base)
-    }
-
-    /// Accounts `bytes` read and the connection's running tuple count at
-    /// `now_ms`; `Err` names the limit exceeded.
-    pub(crate) fn account(
-        &mut self,
-        limits: &Limits,
-        now_ms: u64,
-        bytes: u64,
-        tuples_total: u64,
-    ) -> Result<(), String> {
-        if now_ms.saturating_sub(self.window_start_ms) >= 1000 {
-            self.window_start_ms = now_ms;
-            self.bytes = 0;
-            self.tuples_base = tuples_total;
-        }
-        self.bytes = self.bytes.saturating_add(bytes);
-        if limits.bytes_per_second > 0 && self.bytes > limits.bytes_per_second {
-            return Err(format!(
-                "limits/bytes-per-second exceeded ({} bytes in a second, limit {})",
-                self.bytes, limits.bytes_per_second
-            ));
-        }
-        let tuples = tuples_total.wrapping_sub(self.tuples_base);
-        if limits.tuples_per_second > 0 && tuples > limits.tuples_per_second {
-            return Err(format!(
-                "limits/tuples-per-second exceeded ({tuples} tuples in a second, limit {})",
-                limits.tuples_per_second
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Counts open inbound connections per address.
 #[derive(Debug, Default)]
@@ -232,32 +144,6 @@ impl AddressCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A reconnection within the same second carries on the tuple count of
-    /// the connection it replaces: the per-second limit does not reset.
-    #[test]
-    fn a_per_second_limit_survives_a_reconnection() {
-        let limits = Limits {
-            tuples_per_second: 100,
-            ..Limits::default()
-        };
-        let mut first = Usage::default();
-        assert!(first.account(&limits, 5_000, 0, 0).is_ok());
-        assert!(first.account(&limits, 5_005, 0, 100).is_ok());
-        assert!(first.account(&limits, 5_010, 0, 101).is_err());
-        let spent = first.tuples_in_window(101);
-        assert_eq!(spent, 101);
-        assert!(first.current(5_999) && !first.current(6_000));
-        // The new connection counts its tuples from 0: it may talk, not
-        // send another tuple this second.
-        let mut second = first.carried_over(spent, &limits);
-        assert!(second.account(&limits, 5_020, 64, 0).is_ok());
-        assert!(second.account(&limits, 5_021, 0, 1).is_err());
-        // The next second starts afresh.
-        let mut third = first.carried_over(spent, &limits);
-        assert!(third.account(&limits, 6_001, 0, 1).is_ok());
-        assert!(third.account(&limits, 6_002, 0, 100).is_ok());
-    }
 
     fn ip(s: &str) -> IpAddr {
         parse_address(s).unwrap()
@@ -293,23 +179,10 @@ mod tests {
         assert!(p.check_curve_key(&[1; 32]).is_ok());
     }
 
+    /// Open connections are counted per address, an IPv4-mapped address
+    /// as its IPv4 address.
     #[test]
-    fn usage_windows() {
-        let limits = Limits {
-            bytes_per_second: 100,
-            tuples_per_second: 3,
-            ..Limits::default()
-        };
-        let mut u = Usage::default();
-        assert!(u.account(&limits, 0, 60, 0).is_ok());
-        assert!(u.account(&limits, 500, 60, 0).is_err());
-        let mut u = Usage::default();
-        assert!(u.account(&limits, 0, 1, 3).is_ok());
-        assert!(u
-            .account(&limits, 999, 1, 4)
-            .unwrap_err()
-            .contains("tuples"));
-        assert!(u.account(&limits, 1000, 1, 7).is_ok(), "new window");
+    fn address_counts() {
         let mut c = AddressCounts::default();
         c.add(ip("1.2.3.4"));
         c.add(ip("::ffff:1.2.3.4"));

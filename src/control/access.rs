@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::control::command::Command;
 use crate::engine::{RemoteId, Role};
 use crate::error::{Error, Result};
-use crate::security::{AddressCounts, Limits, Policy, Usage};
+use crate::security::{AddressCounts, Limits, Policy};
 use crate::wire::curve::{ClientCheck, Keypair};
 use crate::wire::{z85, zmtp};
 
@@ -37,12 +37,8 @@ pub(crate) struct Access {
     pub plain_dials: u64,
     /// Bytes of incomplete frames held by all connections.
     pub held_input: usize,
-    /// The per-second usage of connections from an address that closed
-    /// within the current second: a reconnection carries it on.
-    pub recent_usage: HashMap<IpAddr, (Usage, u64)>,
-    /// Connections closed for `limits/frame-timeout` and
-    /// `limits/input-buffers`, and refused at the descriptor limit.
-    pub stalled_closed: u64,
+    /// Connections closed for `limits/input-buffers`, and refused at the
+    /// descriptor limit.
     pub input_refused: u64,
     pub fd_refused: u64,
 }
@@ -213,11 +209,13 @@ impl Access {
         None
     }
 
-    /// This part's counters, in the order `STATS` gives them.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 5] {
+    /// This part's counters, in the order `STATS` gives them, with the
+    /// engine's count of connections closed for `limits/frame-timeout`
+    /// in its place among them.
+    pub(crate) fn counters(&self, stalled_closed: u64) -> [(&'static str, u64); 5] {
         [
             ("input-held", self.held_input as u64),
-            ("stalled-closed", self.stalled_closed),
+            ("stalled-closed", stalled_closed),
             ("input-refused", self.input_refused),
             ("fd-refused", self.fd_refused),
             ("plain-dials", self.plain_dials),

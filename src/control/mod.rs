@@ -9,8 +9,11 @@
 //!   `KEYS`, `STATS`).
 //! - [`access`]: CURVE keys, access rules and limits, their commands, and
 //!   what each new connection may do (its mechanism, or its refusal).
+//! - [`config_file`]: the configuration file loaded, and when to check it
+//!   for changes.
 
 pub(crate) mod access;
 pub mod command;
+pub(crate) mod config_file;
 pub(crate) mod reply;
 pub(crate) mod settings;

@@ -69,6 +69,11 @@ pub(crate) fn from_config(
     s.idle_timeout_ms = ms("limits/idle-timeout", defaults.idle_timeout_ms)?.max(1);
     s.expired_grace_ms = ms("server/expired-grace", s.expired_grace_ms)?;
     s.max_clock_ahead_ms = ms("server/max-clock-drift", s.max_clock_ahead_ms)?;
+    // The limits fall back to their defaults when absent.
+    s.handshake_timeout_ms = num("limits/handshake-timeout", defaults.handshake_timeout_ms)?.max(1);
+    s.frame_timeout_ms = num("limits/frame-timeout", defaults.frame_timeout_ms)?.max(1);
+    s.tuples_per_second = num("limits/tuples-per-second", defaults.tuples_per_second)?;
+    s.bytes_per_second = num("limits/bytes-per-second", defaults.bytes_per_second)?;
     let zgp2_enabled = match cfg.get("server/extensions").map(str::trim) {
         None | Some("1") => true,
         Some("0") => false,
@@ -91,15 +96,11 @@ pub(crate) fn from_config(
     )?);
     let limits = Limits {
         max_frame: size(num("limits/max-frame", d.max_frame as u64)?).max(MIN_MAX_FRAME),
-        handshake_timeout_ms: num("limits/handshake-timeout", d.handshake_timeout_ms)?.max(1),
         connections_per_address: size(num(
             "limits/connections-per-address",
             d.connections_per_address as u64,
         )?),
         connections: size(num("limits/connections", d.connections as u64)?),
-        tuples_per_second: num("limits/tuples-per-second", d.tuples_per_second)?,
-        bytes_per_second: num("limits/bytes-per-second", d.bytes_per_second)?,
-        frame_timeout_ms: num("limits/frame-timeout", d.frame_timeout_ms)?.max(1),
         input_buffers: size(num("limits/input-buffers", d.input_buffers as u64)?),
     };
     let pipe_limit = size(ms("server/pipe-limit", DEFAULT_PIPE_LIMIT as u64)?);
@@ -172,6 +173,28 @@ mod tests {
         assert_eq!(n.engine.idle_timeout_ms, 2500);
         assert!(!n.zgp2_enabled && n.verbose);
         assert_eq!(n.linger_ms, 20);
+    }
+
+    #[test]
+    fn the_limits_on_what_a_connection_does_are_the_engines() {
+        let n = read(&[
+            ("limits/handshake-timeout", "0"),
+            ("limits/frame-timeout", "250"),
+            ("limits/tuples-per-second", "5"),
+            ("limits/bytes-per-second", "0"),
+        ])
+        .unwrap();
+        assert_eq!(n.engine.handshake_timeout_ms, 1, "floored");
+        assert_eq!(n.engine.frame_timeout_ms, 250);
+        assert_eq!(n.engine.tuples_per_second, 5);
+        assert_eq!(n.engine.bytes_per_second, 0, "0: no limit");
+        // Absent from the tree: back to the defaults.
+        let again = from_config(&tree(&[]), &n.engine, 500).unwrap();
+        let d = Settings::default();
+        assert_eq!(again.engine.handshake_timeout_ms, d.handshake_timeout_ms);
+        assert_eq!(again.engine.tuples_per_second, d.tuples_per_second);
+        assert_eq!(again.engine.bytes_per_second, d.bytes_per_second);
+        assert_eq!(again.engine.frame_timeout_ms, d.frame_timeout_ms);
     }
 
     #[test]

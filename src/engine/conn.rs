@@ -69,8 +69,8 @@ pub(super) struct Conn {
     pub(super) last_tx: u64,
     /// Asked the driver to close it: no traffic in or out any more.
     pub(super) closing: bool,
-    /// Tuples received on this connection (for the driver's limits).
-    pub(super) tuples_in: u64,
+    /// What the limits count and time for it (see `limits`).
+    pub(super) meter: Meter,
     /// Sync sends not yet encoded, in order (see `sync::fill_sends`).
     pub(super) sends: VecDeque<sync::SendJob>,
     /// Frames queued while sync sends are pending: they follow them, so

@@ -1,9 +1,11 @@
 //! Engine tests of the store's hardening (issue 22): writes with clocks
 //! from the future are refused, tombstones are collected by their local
-//! time of arrival, and churn of short-lived writes keeps memory bounded.
-//! Times are passed in; nothing sleeps.
+//! time of arrival, and churn of short-lived writes keeps memory bounded;
+//! and of the limits on one connection: handshake and frame timeouts,
+//! tuples and bytes per second, carried over a reconnection. Times are
+//! passed in; nothing sleeps.
 
-use super::test_support::{at, drain, WALL};
+use super::test_support::{actions, at, drain, enc, WALL};
 use super::*;
 
 const ZGP2_PEER: Peer = Peer {
@@ -308,4 +310,327 @@ fn a_shorter_grace_set_later_is_used_at_once() {
         e.handle_timeout(at(100 + t));
     }
     assert_eq!(e.store().entries(), 0, "collected with the new grace");
+}
+
+/// A driver that calls the engine only when `poll_timeout` says (the
+/// reactor has no other timer): new settings and a tombstone on an idle
+/// node still get their ticks.
+#[test]
+fn poll_timeout_asks_for_a_tick_whenever_there_is_work_without_one() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.handle_timeout(at(0));
+    assert_eq!(e.poll_timeout(), None, "idle: nothing to do");
+    e.publish("k", "v", None, at(10));
+    e.unpublish("k", at(20));
+    assert!(
+        e.poll_timeout().is_some_and(|due| due <= 20),
+        "a tombstone to collect: due now"
+    );
+    // Driven by poll_timeout alone, the tombstone goes after its grace.
+    e.set_settings(Settings {
+        tombstone_grace_ms: 1_000,
+        ..Settings::default()
+    });
+    let mut t = 20;
+    while let Some(next) = e.poll_timeout() {
+        t = next.max(t);
+        assert!(t < 10_000, "still a tombstone at {t} ms");
+        e.handle_timeout(at(t));
+    }
+    assert_eq!(e.store().entries(), 0);
+    // Connected: new settings make the next tick due at once.
+    e.handle_connected(10, Role::Inbound, Peer::default(), at(t));
+    e.handle_timeout(at(t));
+    assert!(e.poll_timeout() > Some(t));
+    e.set_settings(Settings::default());
+    assert_eq!(e.poll_timeout(), Some(t));
+}
+
+// ----------------------------------------------------------------------
+// The limits on one connection (`limits`): handshake and frame deadlines,
+// tuples and bytes per second, carried over a reconnection.
+
+fn publish(key: &str) -> Vec<u8> {
+    enc(Message::Publish {
+        key,
+        value: "x",
+        ttl: 0,
+    })
+}
+
+/// The close actions asked for: (connection, reason, error for the peer).
+fn closes(e: &mut Engine) -> Vec<(ConnId, String, Option<String>)> {
+    actions(e)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Close {
+                conn,
+                reason,
+                error,
+            } => Some((conn, reason, error)),
+            Action::Dial { .. } => None,
+        })
+        .collect()
+}
+
+/// An engine with a plain client on `conn`, opened from `ip` at `t` ms and
+/// past HELLO.
+fn client(e: &mut Engine, conn: ConnId, ip: &str, t: u64) {
+    e.handle_opened(conn, Role::Inbound, Some(ip.parse().unwrap()), at(t));
+    e.handle_connected(conn, Role::Inbound, Peer::default(), at(t));
+    e.handle_frame(conn, &enc(Message::Hello), false, at(t));
+    drain(e, conn);
+}
+
+#[test]
+fn a_handshake_that_does_not_end_in_time_is_closed_with_an_error_for_the_peer() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            handshake_timeout_ms: 200,
+            ..Settings::default()
+        },
+    );
+    e.handle_opened(5, Role::Inbound, None, at(1_000));
+    e.handle_opened(6, Role::Outbound(0), None, at(1_050));
+    e.handle_opened(7, Role::Inbound, None, at(1_100));
+    assert_eq!(
+        e.poll_timeout(),
+        Some(1_201),
+        "the first millisecond past it"
+    );
+    // 6 ends its handshake in time; 7 is closed by the driver first.
+    e.handle_connected(6, Role::Inbound, Peer::default(), at(1_200));
+    e.handle_closed(7, at(1_200));
+    e.handle_timeout(at(1_200));
+    assert!(closes(&mut e).is_empty(), "200 ms exactly is in time");
+    e.handle_timeout(at(1_201));
+    assert_eq!(
+        closes(&mut e),
+        [(
+            5,
+            "limits/handshake-timeout (200 ms) exceeded".to_string(),
+            Some("handshake timed out".to_string())
+        )]
+    );
+    for t in [1_260, 1_310, 5_000] {
+        e.handle_timeout(at(t));
+    }
+    assert!(closes(&mut e).is_empty(), "6 is connected, 7 forgotten");
+    assert_eq!(e.connection_count(), 1);
+    // Closed by the engine: the driver's report of the close is a no-op.
+    e.handle_closed(5, at(5_000));
+}
+
+#[test]
+fn a_shorter_handshake_timeout_set_later_applies_to_open_connections() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.handle_opened(5, Role::Inbound, None, at(0));
+    assert_eq!(e.poll_timeout(), Some(10_001));
+    e.set_settings(Settings {
+        handshake_timeout_ms: 50,
+        ..Settings::default()
+    });
+    assert_eq!(e.poll_timeout(), Some(51));
+    e.handle_timeout(at(51));
+    assert_eq!(closes(&mut e).len(), 1);
+}
+
+#[test]
+fn a_frame_that_stalls_closes_its_connection_and_is_counted() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            frame_timeout_ms: 300,
+            ..Settings::default()
+        },
+    );
+    client(&mut e, 10, "10.0.0.1", 0);
+    client(&mut e, 11, "10.0.0.2", 0);
+    // 10: part of a frame at 100 ms, no more of it.
+    e.handle_partial(10, 500, at(100));
+    // 11: part of a frame at 100 ms, more of it and a frame completing at
+    // 300 ms: timed from there.
+    e.handle_partial(11, 500, at(100));
+    e.handle_frame(11, &enc(Message::Ping), false, at(300));
+    e.handle_partial(11, 900, at(300));
+    assert_eq!(e.guards.poll_timeout(), Some(401));
+    e.handle_timeout(at(400));
+    assert!(closes(&mut e).is_empty(), "300 ms exactly is in time");
+    // More bytes of the same frame, no frame completing: not progress.
+    e.handle_partial(10, 800, at(401));
+    e.handle_timeout(at(401));
+    assert_eq!(
+        closes(&mut e),
+        [(
+            10,
+            "limits/frame-timeout (300 ms): a frame stalled".to_string(),
+            Some("frame timed out".to_string())
+        )]
+    );
+    assert_eq!(e.stats().stalled_closed, 1);
+    // 11: less held (a frame completed from the bytes held) is progress
+    // too; nothing held, nothing timed.
+    e.handle_partial(11, 100, at(600));
+    e.handle_timeout(at(700));
+    assert!(closes(&mut e).is_empty());
+    e.handle_partial(11, 0, at(700));
+    for t in (800..=2_000).step_by(100) {
+        e.handle_timeout(at(t));
+    }
+    assert!(closes(&mut e).is_empty());
+    assert_eq!(e.stats().stalled_closed, 1);
+}
+
+#[test]
+fn a_frame_timed_during_the_handshake_is_timed_on_after_it() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            frame_timeout_ms: 300,
+            ..Settings::default()
+        },
+    );
+    e.handle_opened(10, Role::Inbound, None, at(0));
+    e.handle_partial(10, 50, at(0));
+    e.handle_timeout(at(301));
+    assert!(closes(&mut e).is_empty(), "the handshake has its own limit");
+    e.handle_connected(10, Role::Inbound, Peer::default(), at(302));
+    e.handle_timeout(at(302));
+    assert_eq!(closes(&mut e).len(), 1, "stalled since 0 ms");
+}
+
+#[test]
+fn tuples_over_the_limit_close_the_connection_after_the_frame_is_handled() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            tuples_per_second: 5,
+            ..Settings::default()
+        },
+    );
+    client(&mut e, 10, "10.0.0.1", 0);
+    assert!(e.handle_read(10, 1_000, at(10)));
+    for i in 0..5 {
+        assert!(e.handle_frame(10, &publish(&format!("k{i}")), false, at(10)));
+    }
+    // Frames that carry no tuple do not count.
+    assert!(e.handle_frame(10, &enc(Message::Ping), false, at(10)));
+    assert!(closes(&mut e).is_empty());
+    assert!(!e.handle_frame(10, &publish("k5"), false, at(10)));
+    let why = "limits/tuples-per-second exceeded (6 tuples in a second, limit 5)";
+    assert_eq!(
+        closes(&mut e),
+        [(10, why.to_string(), Some(why.to_string()))]
+    );
+    // The frame that passed the limit was handled; nothing after it is.
+    assert_eq!(e.store().value("k5"), Some("x"));
+    assert!(e.handle_frame(10, &publish("k6"), false, at(10)));
+    assert!(e.store().get("k6").is_none());
+    assert!(closes(&mut e).is_empty(), "closed once");
+}
+
+#[test]
+fn a_new_second_starts_a_new_count() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            tuples_per_second: 3,
+            bytes_per_second: 100,
+            ..Settings::default()
+        },
+    );
+    client(&mut e, 10, "10.0.0.1", 0);
+    for second in 0..5u64 {
+        let t = 1_000 + second * 1_000;
+        assert!(e.handle_read(10, 100, at(t)));
+        for i in 0..3 {
+            let key = format!("k{second}.{i}");
+            assert!(e.handle_frame(10, &publish(&key), false, at(t + 999)));
+        }
+    }
+    assert!(closes(&mut e).is_empty());
+}
+
+#[test]
+fn bytes_over_the_limit_close_the_connection_before_they_are_handled() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            bytes_per_second: 100,
+            ..Settings::default()
+        },
+    );
+    client(&mut e, 10, "10.0.0.1", 0);
+    assert!(e.handle_read(10, 60, at(1_000)));
+    assert!(!e.handle_read(10, 60, at(1_500)));
+    let why = "limits/bytes-per-second exceeded (120 bytes in a second, limit 100)";
+    assert_eq!(
+        closes(&mut e),
+        [(10, why.to_string(), Some(why.to_string()))]
+    );
+    // Before the handshake ends too.
+    e.handle_opened(11, Role::Inbound, None, at(2_000));
+    assert!(!e.handle_read(11, 101, at(2_000)));
+    assert_eq!(closes(&mut e)[0].0, 11);
+    e.handle_timeout(at(20_000));
+    assert!(closes(&mut e).is_empty(), "forgotten: no handshake timeout");
+}
+
+/// The tuple count of a connection that closed carries on to the next
+/// connection from its address within the same second: it may talk (its
+/// handshake bytes count afresh), not send another tuple. Other addresses,
+/// and the next second, start afresh.
+#[test]
+fn the_tuple_count_carries_over_a_reconnection_within_the_second() {
+    let mut e = Engine::new(
+        "e",
+        1,
+        Settings {
+            tuples_per_second: 5,
+            bytes_per_second: 1_000,
+            ..Settings::default()
+        },
+    );
+    client(&mut e, 10, "10.0.0.1", 5_000);
+    assert!(e.handle_read(10, 900, at(5_000)));
+    for i in 0..6 {
+        e.handle_frame(10, &publish(&format!("a{i}")), false, at(5_005));
+    }
+    assert_eq!(closes(&mut e).len(), 1);
+    e.handle_closed(10, at(5_010));
+    // Back from the same address at once.
+    e.handle_opened(
+        11,
+        Role::Inbound,
+        Some("10.0.0.1".parse().unwrap()),
+        at(5_020),
+    );
+    assert!(e.handle_read(11, 900, at(5_020)), "bytes start afresh");
+    e.handle_connected(11, Role::Inbound, Peer::default(), at(5_020));
+    assert!(e.handle_frame(11, &enc(Message::Hello), false, at(5_021)));
+    assert!(!e.handle_frame(11, &publish("b0"), false, at(5_021)));
+    let why = "limits/tuples-per-second exceeded (6 tuples in a second, limit 5)";
+    assert_eq!(closes(&mut e)[0].1, why, "5 carried over (the limit), +1");
+    e.handle_closed(11, at(5_030));
+    // Another address is not concerned.
+    client(&mut e, 12, "10.0.0.2", 5_040);
+    assert!(e.handle_frame(12, &publish("c0"), false, at(5_040)));
+    // The next second starts afresh, and the carried usage is forgotten.
+    client(&mut e, 13, "10.0.0.1", 6_100);
+    assert!(e.handle_frame(13, &publish("d0"), false, at(6_100)));
+    assert!(closes(&mut e).is_empty());
+    e.handle_closed(12, at(6_100));
+    e.handle_closed(13, at(6_100));
+    for t in (6_200..=8_000).step_by(100) {
+        e.handle_timeout(at(t));
+    }
+    let pruned = e.guards.poll_timeout();
+    assert_eq!(pruned, None, "nothing left to guard");
 }

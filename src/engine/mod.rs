@@ -1,13 +1,13 @@
 //! The gossip engine: the protocol brain of a node, without any I/O.
 //!
 //! The engine is driven by calls that carry the current time ([`Now`]):
-//! connections becoming ready, ZGP frames received, connections closed,
-//! application publishes and timer ticks. It answers through queues that
-//! the driver drains: bytes to send per connection ([`Engine::drain_outbox`]),
-//! [`Action`]s (dial a remote, close a connection) and news for the
-//! application (`DELIVER`, `EXPIRE`, `DELETE`; [`Engine::news`]). The
-//! reactor drives it over real sockets; tests and the simulator drive it
-//! over virtual ones.
+//! connections opened and becoming ready, bytes and ZGP frames received,
+//! connections closed, application publishes and timer ticks. It answers
+//! through queues that the driver drains: bytes to send per connection
+//! ([`Engine::drain_outbox`]), [`Action`]s (dial a remote, close a
+//! connection) and news for the application (`DELIVER`, `EXPIRE`,
+//! `DELETE`; [`Engine::news`]). The reactor drives it over real sockets;
+//! tests and the simulator drive it over virtual ones.
 //!
 //! Roles follow CZMQ's zgossip (the Harmony pattern): an *inbound*
 //! connection was accepted on one of our listeners, and we play the ZGP
@@ -17,12 +17,15 @@
 //! The engine's parts, one file each: `settings` (timers, limits, the
 //! size rule), `conn` (what it knows of one connection), `remotes` (the
 //! endpoints it keeps connected), `sessions` (handshake to close, and the
-//! ZGP server and client state machines), `writes` (writes checked and
-//! merged), `forward` (writes sent on), `sync` (set reconciliation),
-//! `outbox` (what the driver takes out) and `timers`.
+//! ZGP server and client state machines), `limits` (what one connection
+//! may cost: handshake and frame deadlines, tuples and bytes per second),
+//! `writes` (writes checked and merged), `forward` (writes sent on),
+//! `sync` (set reconciliation), `outbox` (what the driver takes out) and
+//! `timers`.
 
 mod conn;
 mod forward;
+mod limits;
 mod outbox;
 mod overlay;
 mod remotes;
@@ -40,6 +43,7 @@ pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
 use conn::{Conn, ConnTable, Session, HOLD_MS};
 use forward::{describe, plain_publish, role_name, zgp2_tuple};
+use limits::{Guards, Meter};
 use outbox::{push_frame, push_raw, push_tuple};
 use remotes::Remote;
 
@@ -80,9 +84,16 @@ pub enum Action {
     /// Open a connection to this remote's endpoint; report back with
     /// [`Engine::handle_connected`] or [`Engine::handle_dial_failed`].
     Dial { remote: RemoteId, endpoint: String },
-    /// Send what is queued for this connection, then close it. The engine
-    /// has already forgotten it.
-    Close { conn: ConnId, reason: String },
+    /// Close this connection, for `reason`. With an `error` (a limit was
+    /// exceeded), fail the connection's codec with it first (the peer gets
+    /// a ZMTP `ERROR` with that text) and send nothing more; otherwise send
+    /// what is queued for it first. The engine takes nothing more from it;
+    /// report the close with [`Engine::handle_closed`] as usual.
+    Close {
+        conn: ConnId,
+        reason: String,
+        error: Option<String>,
+    },
 }
 
 /// News for the application.
@@ -135,6 +146,8 @@ pub struct Stats {
     /// Remote writes dropped because their time to live had run out when
     /// they arrived and no older version of the key was held.
     pub expired_on_arrival: u64,
+    /// Connections closed because a frame stalled (`limits/frame-timeout`).
+    pub stalled_closed: u64,
 }
 
 /// The gossip engine of one node.
@@ -156,6 +169,8 @@ pub struct Engine {
     expiries: BinaryHeap<Reverse<(u64, Box<str>)>>,
     next_tick: Option<u64>,
     next_gc: u64,
+    /// The limits' deadlines and the usage carried over reconnections.
+    guards: Guards,
     last_now: Now,
     stats: Stats,
     /// The overlay: active and passive views, and the broadcast tree.
@@ -189,6 +204,7 @@ impl Engine {
             expiries: BinaryHeap::new(),
             next_tick: None,
             next_gc: 0,
+            guards: Guards::default(),
             last_now: Now::default(),
             stats: Stats::default(),
         }
@@ -215,7 +231,8 @@ impl Engine {
         &self.settings
     }
 
-    /// Changes timers; they apply from the next tick on.
+    /// Changes timers and limits; they apply from the next tick on (the
+    /// handshake and frame deadlines at once).
     pub fn set_settings(&mut self, settings: Settings) {
         self.views.set_settings(settings.views.clone());
         self.tree.set_settings(settings.tree.clone());
@@ -224,6 +241,7 @@ impl Engine {
         // The collection's cadence follows the graces: a shorter one set
         // now must not wait for a round planned with the old one.
         self.next_gc = 0;
+        self.replan_guards();
     }
 
     pub fn store(&self) -> &Store {
@@ -232,11 +250,6 @@ impl Engine {
 
     pub fn stats(&self) -> Stats {
         self.stats
-    }
-
-    /// Frames received so far (the driver times incomplete frames by it).
-    pub fn frames_in(&self) -> u64 {
-        self.stats.frames_in
     }
 
     /// Number of connections that completed their handshake.

@@ -7,8 +7,13 @@ impl Engine {
     /// A connection finished its handshake. For an outbound one we send
     /// HELLO, then every tuple we hold (plain ZGP) or nothing (ZGP/2: the
     /// server starts a set reconciliation).
+    ///
+    /// A driver that said when it opened the connection
+    /// ([`Engine::handle_opened`]) has the limits counted from then on;
+    /// otherwise they count from here.
     pub fn handle_connected(&mut self, conn: ConnId, role: Role, peer: Peer, now: Now) {
         self.last_now = now;
+        let meter = self.take_opening(conn);
         self.conns.insert(
             conn,
             Conn {
@@ -24,7 +29,7 @@ impl Engine {
                 last_rx: now.mono_ms,
                 last_tx: now.mono_ms,
                 closing: false,
-                tuples_in: 0,
+                meter,
                 sends: VecDeque::new(),
                 after_sends: Vec::new(),
                 over_limit: false,
@@ -57,9 +62,14 @@ impl Engine {
         self.overlay_connected(conn, role, peer.zgp2, now);
     }
 
-    /// A connection closed (by the peer or an error). Unknown ids are ignored.
+    /// A connection closed (by the peer or an error), whether its handshake
+    /// had ended or not. Unknown ids are ignored.
     pub fn handle_closed(&mut self, conn: ConnId, now: Now) {
+        if self.forget_opening(conn, now) {
+            return;
+        }
         if let Some(c) = self.conns.remove(&conn) {
+            self.remember_usage(&c.meter, now);
             if c.closing {
                 return;
             }
@@ -74,13 +84,30 @@ impl Engine {
     /// Asks the driver to flush and close a connection; from now on the
     /// engine sends nothing more on it and ignores what it receives.
     pub(super) fn close(&mut self, conn: ConnId, reason: String, now: Now) {
+        self.close_with(conn, reason, None, now);
+    }
+
+    /// As [`close`](Self::close); with an `error` for the peer, the driver
+    /// fails the connection with it instead of flushing (see
+    /// [`Action::Close`]).
+    pub(super) fn close_with(
+        &mut self,
+        conn: ConnId,
+        reason: String,
+        error: Option<String>,
+        now: Now,
+    ) {
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
             return;
         };
         c.closing = true;
         let role = c.role;
         self.trace(format_args!("closing connection {conn}: {reason}"));
-        self.actions.push_back(Action::Close { conn, reason });
+        self.actions.push_back(Action::Close {
+            conn,
+            reason,
+            error,
+        });
         if let Role::Outbound(remote) = role {
             self.schedule_redial(remote, now);
         }
@@ -88,13 +115,22 @@ impl Engine {
     }
 
     /// One ZGP frame arrived on `conn`. `multipart` says the ZMTP message
-    /// had more than one frame, which ZGP never sends.
-    pub fn handle_frame(&mut self, conn: ConnId, frame: &[u8], multipart: bool, now: Now) {
+    /// had more than one frame, which ZGP never sends. False when the frame
+    /// made the connection exceed a limit (`limits/tuples-per-second`): it
+    /// is closed (an [`Action::Close`] is queued) and the driver hands
+    /// nothing more of it to the engine.
+    pub fn handle_frame(&mut self, conn: ConnId, frame: &[u8], multipart: bool, now: Now) -> bool {
+        self.frame(conn, frame, multipart, now);
+        !self.take_refused(conn)
+    }
+
+    fn frame(&mut self, conn: ConnId, frame: &[u8], multipart: bool, now: Now) {
         self.last_now = now;
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else {
             return;
         };
         c.last_rx = now.mono_ms;
+        c.meter.framed = true;
         let role = c.role;
         let session = c.session;
         self.stats.frames_in += 1;
@@ -233,18 +269,6 @@ impl Engine {
                 self.trace(format_args!("unexpected HELLO from server {conn}, ignored"));
             }
         }
-    }
-
-    pub(super) fn count_tuple_in(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.tuples_in += 1;
-        }
-    }
-
-    /// Tuples received on `conn` so far (0 for an unknown connection), so
-    /// the driver can enforce a per-connection limit.
-    pub fn tuples_received(&self, conn: ConnId) -> u64 {
-        self.conns.get(&conn).map_or(0, |c| c.tuples_in)
     }
 
     pub(super) fn speaks_zgp2(&self, conn: ConnId) -> bool {

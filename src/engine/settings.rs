@@ -56,6 +56,19 @@ pub struct Settings {
     pub views: super::views::ViewSettings,
     /// The broadcast tree (`overlay/*`).
     pub tree: super::tree::TreeSettings,
+    /// `limits/handshake-timeout`: ms a connection has, from when the
+    /// driver opened it ([`Engine::handle_opened`]), to end its handshake.
+    pub handshake_timeout_ms: u64,
+    /// `limits/frame-timeout`: ms a frame may take from its first byte to
+    /// its last, with no frame completing meanwhile; a connection whose
+    /// frame stalls longer is closed.
+    pub frame_timeout_ms: u64,
+    /// `limits/tuples-per-second`: tuples one connection may send in a
+    /// second (0 = no limit).
+    pub tuples_per_second: u64,
+    /// `limits/bytes-per-second`: bytes one connection may send in a
+    /// second (0 = no limit).
+    pub bytes_per_second: u64,
 }
 
 /// The largest value a tuple may have, from the application or a peer.
@@ -107,6 +120,14 @@ impl Default for Settings {
             idle_timeout_ms: 300_000,
             views: super::views::ViewSettings::default(),
             tree: super::tree::TreeSettings::default(),
+            handshake_timeout_ms: 10_000,
+            frame_timeout_ms: 30_000,
+            // Above what one honest connection sends at full speed (a
+            // node joining a store of millions of tuples), so that the
+            // defaults never cut a legitimate sync; lower them to bound
+            // what one peer may cost.
+            tuples_per_second: 4_000_000,
+            bytes_per_second: 512 << 20,
         }
     }
 }

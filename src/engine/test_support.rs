@@ -1,5 +1,5 @@
 //! Helpers shared by the engine's tests: a clock reading, the frames queued
-//! for a connection, a ZGP v1 message as bytes.
+//! for a connection, the actions asked for, a ZGP v1 message as bytes.
 
 use super::*;
 
@@ -22,6 +22,11 @@ pub(super) fn drain(e: &mut Engine, conn: ConnId) -> Vec<Vec<u8>> {
         true
     });
     out
+}
+
+/// Every action the engine asks for, taken out.
+pub(super) fn actions(e: &mut Engine) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll_action()).collect()
 }
 
 /// A ZGP v1 message, encoded.

@@ -1,7 +1,7 @@
 //! Engine tests on a virtual network: engines wired by in-memory links,
 //! a fake clock, and a step limit that catches livelock.
 
-use super::test_support::{at, drain, enc};
+use super::test_support::{actions, at, drain, enc};
 use super::*;
 use crate::wire::gossip::decode;
 
@@ -154,7 +154,7 @@ fn a_backlog_that_keeps_growing_closes_the_connection() {
     for i in 0..30 {
         s.publish(&format!("k{i}"), &value, None, at(1));
         s.take_dirty(&mut dirty);
-        if let Some(Action::Close { conn, reason }) = s.poll_action() {
+        if let Some(Action::Close { conn, reason, .. }) = s.poll_action() {
             assert_eq!(conn, 1);
             assert!(reason.contains("peer too slow"), "{reason}");
             closed_at = Some(i);
@@ -329,10 +329,6 @@ fn forwards_wait_for_the_first_reconciliation_on_a_new_connection() {
         .map(|e| e.key().to_string())
         .collect();
     assert_eq!(keys, ["k0", "k1"]);
-}
-
-fn actions(e: &mut Engine) -> Vec<Action> {
-    std::iter::from_fn(|| e.poll_action()).collect()
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Timers: session expiry, idle connections, pings, reconciliation rounds,
-//! redials, tombstone collection and time to live.
+//! redials, tombstone collection and time to live; and the deadlines of
+//! the limits (handshakes, stalled frames; see `limits`).
+//! [`Engine::poll_timeout`] covers them all.
 
 use super::*;
 
@@ -10,10 +12,23 @@ impl Engine {
             let n = self.last_now;
             n.mono_ms + wall.saturating_sub(n.wall_ms)
         });
-        [self.next_tick, expiry, self.overlay_timeout()]
+        // Work but no tick planned (new settings, a tombstone on an idle
+        // node): the next tick is due now.
+        let tick = self
+            .next_tick
+            .or_else(|| self.busy().then_some(self.last_now.mono_ms));
+        [tick, expiry, self.guards.poll_timeout(), self.overlay_timeout()]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether the ticks have something to look after: connections,
+    /// redials, tombstones to collect.
+    fn busy(&self) -> bool {
+        !self.conns.is_empty()
+            || self.remotes.iter().any(|r| r.redial_at.is_some())
+            || self.store.entries() > self.store.len()
     }
 
     pub(super) fn tick_interval(&self) -> u64 {
@@ -29,14 +44,20 @@ impl Engine {
     }
 
     /// Runs timers due at `now`: expires silent inbound sessions, pings idle
-    /// remotes, closes dead ones and redials those whose backoff ran out.
+    /// remotes, closes dead ones and redials those whose backoff ran out;
+    /// closes connections whose handshake or a frame took too long.
     pub fn handle_timeout(&mut self, now: Now) {
         self.last_now = now;
         self.run_expiries(now);
         self.handle_overlay_timeout(now);
-        if self.next_tick.is_some_and(|t| t > now.mono_ms) {
-            return;
+        if self.next_tick.is_none_or(|t| t <= now.mono_ms) {
+            self.tick(now);
         }
+        self.run_guards(now);
+    }
+
+    /// The periodic tick: sessions, pings, rounds, redials, collection.
+    fn tick(&mut self, now: Now) {
         self.next_tick = None;
         if now.mono_ms >= self.next_gc {
             let s = &self.settings;
@@ -150,10 +171,7 @@ impl Engine {
                 });
             }
         }
-        let busy = !self.conns.is_empty()
-            || self.remotes.iter().any(|r| r.redial_at.is_some())
-            || self.store.entries() > self.store.len();
-        if busy {
+        if self.busy() {
             self.ensure_tick(now);
         }
     }

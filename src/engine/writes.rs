@@ -62,7 +62,7 @@ impl Engine {
     /// version, so it is taken as a new write made now, unless it is a
     /// stale copy of what we hold.
     pub(super) fn accept_v1(&mut self, key: &str, value: &str, ttl: u32, from: ConnId, now: Now) {
-        self.count_tuple_in(from);
+        self.count_tuple_in(from, now);
         if !self.fits(key, value, from) {
             return;
         }
@@ -124,7 +124,7 @@ impl Engine {
 
     /// A versioned write from a ZGP/2 peer, which arrived as `frame`.
     pub(super) fn accept_zgp2(&mut self, t: zgp2::Tuple<'_>, frame: &[u8], from: ConnId, now: Now) {
-        self.count_tuple_in(from);
+        self.count_tuple_in(from, now);
         if t.key.len() > gossip::MAX_KEY_LEN || !self.fits(t.key, t.value, from) {
             return;
         }

@@ -1,6 +1,8 @@
 //! The reactor: one mio event loop per node. It is the only place that does
 //! I/O: it accepts and dials connections, runs each through the ZMTP codec,
-//! hands ZGP frames to the engine and writes what the engine queues.
+//! hands ZGP frames to the engine and writes what the engine queues. Its
+//! timers are the engine's, the discovery's and the configuration file's
+//! check: [`Reactor::poll_timeout`] and [`Reactor::handle_timeout`].
 
 pub(crate) mod affinity;
 pub(crate) mod inproc;
@@ -10,7 +12,7 @@ pub(crate) mod pool;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -34,13 +36,13 @@ impl NodeWaker {
 use crate::config::Config;
 use crate::control::access::Access;
 use crate::control::command::{Command, Envelope};
+use crate::control::config_file::ConfigFile;
 use crate::control::{reply, settings};
 use crate::endpoint::Endpoint;
 use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::error::{Error, Result};
 use crate::handle::inbox::{Batch, Inbox, Next};
 use crate::handle::replies::Replies;
-use crate::security::{Limits, Usage};
 use crate::wire::{zgp2, zmtp};
 
 use net::{Listener, Stream};
@@ -53,33 +55,26 @@ const READ_BUDGET: usize = 1 << 20;
 /// Encoded bytes kept ahead of the socket per connection; the rest waits
 /// in the engine's outbox until the socket drains.
 const WRITE_AHEAD: usize = 256 << 10;
-/// How often a loaded configuration file is checked for changes.
-const CONFIG_CHECK_MS: u64 = 1_000;
 /// Commands taken from the application per wakeup before the network is
 /// served again.
 const COMMAND_BUDGET: usize = 4096;
 
 /// One connection as the reactor holds it: the socket, its ZMTP codec,
-/// and what the limits count for it.
+/// and the input it holds (the engine counts and times the rest).
 struct Socket {
     stream: Stream,
     zmtp: zmtp::Connection,
     role: Role,
     /// TCP connect still in progress.
     connecting: bool,
-    /// Handshake done and the engine knows this connection.
+    /// Handshake done and the engine has been told (`handle_connected`).
     ready: bool,
-    born_ms: u64,
     peer: String,
     /// Inbound TCP peer address (counted for `limits/connections-per-address`).
     ip: Option<std::net::IpAddr>,
-    /// Traffic in the current second (`limits/*-per-second`).
-    usage: Usage,
     /// Bytes of an incomplete frame the codec holds (counted against
-    /// `limits/input-buffers`), and since when a frame has been incomplete
-    /// without any frame completing (`limits/frame-timeout`).
+    /// `limits/input-buffers`; the engine times it, `limits/frame-timeout`).
     held_input: usize,
-    partial_since: Option<u64>,
     /// Registered for writability too (only while output waits or a
     /// connect is in progress: otherwise every ACK would wake us).
     writable_interest: bool,
@@ -111,9 +106,7 @@ pub(crate) struct Reactor {
     next_token: usize,
     port: i64,
     config: Config,
-    config_file: Option<(PathBuf, Option<SystemTime>)>,
-    next_config_check: u64,
-    next_handshake_check: u64,
+    config_file: ConfigFile,
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
@@ -167,7 +160,6 @@ impl Reactor {
         config
             .put("server/timeout", "1000")
             .map_err(|e| Error::Config(e.to_string()))?;
-        let born_ms = read_clocks().now.mono_ms;
         let reactor = Reactor {
             registry,
             base,
@@ -186,9 +178,7 @@ impl Reactor {
             next_token: 1,
             port: 0,
             config,
-            config_file: None,
-            next_config_check: born_ms + CONFIG_CHECK_MS,
-            next_handshake_check: born_ms + 1_000,
+            config_file: ConfigFile::default(),
             dirty: Vec::new(),
             backlog: Vec::new(),
             handoff_reads: 0,
@@ -283,7 +273,7 @@ impl Reactor {
     }
 
     /// The rest of a round, after its events: commands left over, input
-    /// left over, timers and housekeeping.
+    /// left over, timers.
     pub(crate) fn after_events(&mut self) {
         if !self.running {
             return;
@@ -297,6 +287,29 @@ impl Reactor {
             self.after_engine();
         }
         let now = self.now();
+        self.handle_timeout(now);
+        self.after_engine();
+    }
+
+    /// The node's one timer: the earliest of the engine's (sessions,
+    /// pings, rounds, redials, expiries, handshake and frame deadlines),
+    /// the discovery's (beacons) and the configuration file's check, in
+    /// the engine's monotonic milliseconds.
+    fn poll_timeout(&self) -> Option<u64> {
+        let discovery = self.discovery.as_ref().map(|d| d.poll_timeout());
+        [
+            self.engine.poll_timeout(),
+            discovery,
+            self.config_file.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs what is due at `now` of the timers [`poll_timeout`] covers
+    /// (the engine's decides for itself, and is called every round).
+    fn handle_timeout(&mut self, now: Now) {
         if let Some(d) = self.discovery.as_mut() {
             if d.poll_timeout() <= now.mono_ms {
                 let links = crate::beacon::driver::Links {
@@ -307,8 +320,10 @@ impl Reactor {
             }
         }
         self.engine.handle_timeout(now);
-        self.housekeeping(now);
-        self.after_engine();
+        if let Some(path) = self.config_file.due(now.mono_ms) {
+            let path = path.to_path_buf();
+            self.reload_if_changed(&path);
+        }
     }
 
     /// When the node next has something to do: its earliest timer, as an
@@ -319,18 +334,15 @@ impl Reactor {
         if !self.backlog.is_empty() || self.commands_pending {
             return epoch();
         }
-        let mut at = self.next_handshake_check.min(self.next_config_check);
-        if let Some(t) = self.engine.poll_timeout() {
-            at = at.min(t);
+        // No timer, or one too far ahead to count: an hour from now is as
+        // good (any event gives the node a turn, and a new timer with it).
+        let later = || round_instant() + Duration::from_secs(3600);
+        match self.poll_timeout() {
+            Some(at) => epoch()
+                .checked_add(Duration::from_millis(at))
+                .unwrap_or_else(later),
+            None => later(),
         }
-        if let Some(d) = &self.discovery {
-            at = at.min(d.poll_timeout());
-        }
-        // The housekeeping checks are at most a few seconds ahead, so the
-        // sum cannot overflow; if it did, an hour from now is as good.
-        epoch()
-            .checked_add(Duration::from_millis(at))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
     /// Stops listening, and starts giving output still queued on
@@ -523,10 +535,11 @@ impl Reactor {
                     ("handoff-reads", self.handoff_reads),
                 ];
                 let discovery = self.discovery.as_ref().map(|d| d.counters());
+                let stalled = self.engine.stats().stalled_closed;
                 Ok(Some(reply::stats(
                     reply::engine_counters(&self.engine)
                         .into_iter()
-                        .chain(self.access.counters())
+                        .chain(self.access.counters(stalled))
                         .chain(own)
                         .chain(discovery.into_iter().flatten()),
                 )))
@@ -678,7 +691,9 @@ impl Reactor {
             .map_err(|e| Error::Config(format!("cannot load configuration: {e}")))?;
         self.apply_config(&cfg)?;
         self.config = cfg;
-        self.config_file = Some((PathBuf::from(file), modified(file)));
+        let now_ms = self.now().mono_ms;
+        self.config_file
+            .loaded(PathBuf::from(file), modified(file), now_ms);
         self.bind_from_config()
     }
 
@@ -832,16 +847,10 @@ impl Reactor {
         if role == Role::Inbound {
             self.access.inbound += 1;
         }
-        // A reconnection from an address carries on that address's usage of
-        // the current second.
-        let now_ms = self.now().mono_ms;
-        let usage = ip
-            .and_then(|ip| self.access.recent_usage.get(&ip))
-            .filter(|(u, _)| u.current(now_ms))
-            .map_or_else(Usage::default, |(u, spent)| {
-                u.carried_over(*spent, &self.access.limits)
-            });
-        let born_ms = self.now().mono_ms;
+        // From now on the engine times its handshake and counts what it
+        // costs (a reconnection from the address carries on its usage).
+        let now = self.now();
+        self.engine.handle_opened(token.0 as ConnId, role, ip, now);
         self.conns.insert(
             token,
             Socket {
@@ -850,12 +859,9 @@ impl Reactor {
                 role,
                 connecting,
                 ready: false,
-                born_ms,
                 peer,
                 ip,
-                usage,
                 held_input: 0,
-                partial_since: None,
                 writable_interest: true,
                 end: None,
             },
@@ -965,9 +971,15 @@ impl Reactor {
                 }
             }
         }
-        if let Err(reason) = self.read_conn(token, now, mode) {
-            self.drop_conn(token, &reason, now);
-            return;
+        match self.read_conn(token, now, mode) {
+            Ok(Input::Taken) => {}
+            // The engine closes it for a limit: its Action::Close follows,
+            // nothing more is written before its ERROR.
+            Ok(Input::Refused) => return,
+            Err(reason) => {
+                self.drop_conn(token, &reason, now);
+                return;
+            }
         }
         if let Err(reason) = self.pump(token) {
             self.drop_conn(token, &reason, now);
@@ -981,7 +993,7 @@ impl Reactor {
         token: Token,
         now: Now,
         mode: ReadMode,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<Input, String> {
         READ_BUF.with(|shared| match shared.try_borrow_mut() {
             Ok(mut buf) => self.read_conn_with(&mut buf, token, now, mode),
             // Not reentered today; if it ever were, a buffer of its own.
@@ -995,7 +1007,7 @@ impl Reactor {
         token: Token,
         now: Now,
         mode: ReadMode,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<Input, String> {
         let Reactor {
             conns,
             engine,
@@ -1005,10 +1017,9 @@ impl Reactor {
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
-            return Ok(());
+            return Ok(Input::Taken);
         };
         let id = token.0 as ConnId;
-        let frames_before = engine.frames_in();
         let mut total = 0;
         let mut eof = false;
         let mut look_ahead = mode == ReadMode::HandOff;
@@ -1030,8 +1041,10 @@ impl Reactor {
                     let data = &read_buf[got.start..got.end];
                     total += data.len();
                     if !data.is_empty() {
-                        let limits = &access.limits;
-                        take_in(c, engine, *zgp2_enabled, limits, id, now, data)?;
+                        let input = take_in(c, engine, *zgp2_enabled, id, now, data)?;
+                        if input == Input::Refused {
+                            return Ok(input);
+                        }
                     }
                     if mode != ReadMode::Drain && !got.more {
                         break;
@@ -1043,16 +1056,13 @@ impl Reactor {
             }
         }
         // What the codec holds of an incomplete frame counts against the
-        // node's budget, and is timed while no frame completes.
+        // node's budget, and the engine times it while no frame completes.
         let held = c.zmtp.buffered_input();
         access.held_input = access.held_input - c.held_input + held;
-        let progressed = held < c.held_input || engine.frames_in() != frames_before;
+        if held != 0 || c.held_input != 0 {
+            engine.handle_partial(id, held, now);
+        }
         c.held_input = held;
-        c.partial_since = match (held, c.partial_since) {
-            (0, _) => None,
-            (_, Some(since)) if !progressed => Some(since),
-            _ => Some(now.mono_ms),
-        };
         let budget = access.limits.input_buffers;
         if budget > 0 && held > 0 && access.held_input > budget {
             access.input_refused += 1;
@@ -1066,7 +1076,7 @@ impl Reactor {
         if eof {
             return Err("closed by peer".into());
         }
-        Ok(())
+        Ok(Input::Taken)
     }
 
     /// Moves engine output into the codec and codec output into the socket
@@ -1183,20 +1193,16 @@ impl Reactor {
         }
         if let Some(ip) = c.ip {
             self.access.addresses.remove(ip);
-            let tuples = self.engine.tuples_received(token.0 as ConnId);
-            if c.usage.current(now.mono_ms) {
-                let spent = c.usage.tuples_in_window(tuples);
-                self.access.recent_usage.insert(ip, (c.usage, spent));
-            }
         }
         self.access.held_input -= c.held_input;
         if c.role == Role::Inbound {
             self.access.inbound = self.access.inbound.saturating_sub(1);
         }
         let _ = self.registry.deregister(&mut c.stream);
-        if c.ready {
-            self.engine.handle_closed(token.0 as ConnId, now);
-        } else if let Role::Outbound(remote) = c.role {
+        // The engine forgets it, handshake ended or not; a dial that never
+        // got through is a failed dial.
+        self.engine.handle_closed(token.0 as ConnId, now);
+        if let (false, Role::Outbound(remote)) = (c.ready, c.role) {
             self.engine.handle_dial_failed(remote, reason, now);
         }
     }
@@ -1211,15 +1217,26 @@ impl Reactor {
                 acted = true;
                 match action {
                     Action::Dial { remote, endpoint } => self.dial(remote, &endpoint),
-                    Action::Close { conn, reason } => {
+                    Action::Close {
+                        conn,
+                        reason,
+                        error,
+                    } => {
                         let token = Token(conn as usize);
-                        // Flush what is queued (an INVALID, say), best effort.
                         if let Some(c) = self.conns.get_mut(&token) {
-                            let zmtp = &mut c.zmtp;
-                            self.engine.drain_outbox_framed(conn, usize::MAX, |f| {
-                                zmtp.queue_framed(f).is_ok()
-                            });
-                            let _ = c.stream.write(c.zmtp.pending_output());
+                            match &error {
+                                // A limit: the peer gets an ERROR, and
+                                // nothing the engine queued.
+                                Some(error) => c.zmtp.fail(error),
+                                // Flush what is queued (an INVALID, say),
+                                // best effort: `drop_conn` writes it, once.
+                                None => {
+                                    let zmtp = &mut c.zmtp;
+                                    self.engine.drain_outbox_framed(conn, usize::MAX, |f| {
+                                        zmtp.queue_framed(f).is_ok()
+                                    });
+                                }
+                            }
                         }
                         self.drop_conn(token, &reason, now);
                     }
@@ -1247,64 +1264,11 @@ impl Reactor {
         self.replies.push_news(self.engine.news());
     }
 
-    fn housekeeping(&mut self, now: Now) {
-        if now.mono_ms >= self.next_handshake_check {
-            let limit = self.access.limits.handshake_timeout_ms;
-            self.next_handshake_check = now.mono_ms + (limit / 2).clamp(10, 1_000);
-            let late: Vec<Token> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| {
-                    !c.ready && now.mono_ms - c.born_ms > self.access.limits.handshake_timeout_ms
-                })
-                .map(|(t, _)| *t)
-                .collect();
-            for t in late {
-                if let Some(c) = self.conns.get_mut(&t) {
-                    c.zmtp.fail("handshake timed out");
-                }
-                let why = format!("limits/handshake-timeout ({limit} ms) exceeded");
-                self.drop_conn(t, &why, now);
-            }
-            let limit = self.access.limits.frame_timeout_ms;
-            let stalled: Vec<Token> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| {
-                    c.ready
-                        && c.partial_since
-                            .is_some_and(|since| now.mono_ms.saturating_sub(since) > limit)
-                })
-                .map(|(t, _)| *t)
-                .collect();
-            for t in stalled {
-                self.access.stalled_closed += 1;
-                if let Some(c) = self.conns.get_mut(&t) {
-                    c.zmtp.fail("frame timed out");
-                }
-                let why = format!("limits/frame-timeout ({limit} ms): a frame stalled");
-                self.drop_conn(t, &why, now);
-            }
-            let now_ms = now.mono_ms;
-            self.access
-                .recent_usage
-                .retain(|_, (u, _)| u.current(now_ms));
-        }
-        if now.mono_ms >= self.next_config_check {
-            self.next_config_check = now.mono_ms + CONFIG_CHECK_MS;
-            self.reload_if_changed();
-        }
-    }
-
     /// As CZMQ: a loaded configuration file that changes on disk is loaded
-    /// again and applied.
-    fn reload_if_changed(&mut self) {
-        let Some((path, stamp)) = &self.config_file else {
-            return;
-        };
-        let path = path.clone();
-        let current = modified(&path);
-        if current == *stamp {
+    /// again and applied (a check [`ConfigFile`] said was due).
+    fn reload_if_changed(&mut self, path: &Path) {
+        let current = modified(path);
+        if !self.config_file.changed(current) {
             return;
         }
         let file = path.to_string_lossy().into_owned();
@@ -1312,7 +1276,7 @@ impl Reactor {
             Ok(()) => self.trace(format_args!("reloaded configuration from {file}")),
             Err(e) => {
                 eprintln!("zgossip {}: {e}", self.engine.name());
-                self.config_file = Some((path, current));
+                self.config_file.failed(current);
             }
         }
     }
@@ -1322,67 +1286,64 @@ fn modified(path: impl AsRef<std::path::Path>) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Runs the codec over buffered input: handshake completion tells the
-/// engine, each message goes to the engine.
-/// Takes in bytes read from connection `id`: counts them against the
-/// limits, then hands whole short messages to the engine straight from
-/// `data`, copies only the rest into the codec, and processes that.
+/// What became of input handed to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Taken: read on.
+    Taken,
+    /// The engine closes the connection for a limit (its `Action::Close`
+    /// follows): read nothing more of it, write nothing before its ERROR.
+    Refused,
+}
+
+/// Takes in bytes read from connection `id`: reports them to the engine
+/// (which counts them against the limits), then hands whole short messages
+/// to the engine straight from `data`, copies only the rest into the
+/// codec, and processes that.
 fn take_in(
     c: &mut Socket,
     engine: &mut Engine,
     zgp2_enabled: bool,
-    limits: &Limits,
     id: ConnId,
     now: Now,
     data: &[u8],
-) -> std::result::Result<(), String> {
-    // Bytes are counted before they are processed, tuples after each
-    // message.
-    let tuples = engine.tuples_received(id);
-    if let Err(why) = c
-        .usage
-        .account(limits, now.mono_ms, data.len() as u64, tuples)
-    {
-        c.zmtp.fail(&why);
-        return Err(why);
+) -> std::result::Result<Input, String> {
+    if !engine.handle_read(id, data.len(), now) {
+        return Ok(Input::Refused);
     }
-    let (zmtp, usage) = (&mut c.zmtp, &mut c.usage);
+    let zmtp = &mut c.zmtp;
     // The index slots of the whole read first: their cache misses overlap
     // instead of coming one per message.
     let mut seen = 0;
     zmtp.peek_short_messages(data, |frame| seen ^= engine.prefetch(frame));
     std::hint::black_box(seen);
-    let mut refused = None;
+    let mut input = Input::Taken;
     let taken = zmtp.take_short_messages_from(data, |frame| {
-        engine.handle_frame(id, frame, false, now);
-        let tuples = engine.tuples_received(id);
-        match usage.account(limits, now.mono_ms, 0, tuples) {
-            Ok(()) => true,
-            Err(why) => {
-                refused = Some(why);
-                false
-            }
+        if engine.handle_frame(id, frame, false, now) {
+            return true;
         }
+        input = Input::Refused;
+        false
     });
-    if let Some(why) = refused {
-        c.zmtp.fail(&why);
-        return Err(why);
+    if input == Input::Refused {
+        return Ok(input);
     }
     c.zmtp.feed(&data[taken..]);
-    process_input(c, engine, zgp2_enabled, limits, id, now)
+    process_input(c, engine, zgp2_enabled, id, now)
 }
 
+/// Runs the codec over buffered input: handshake completion tells the
+/// engine, each message goes to the engine.
 fn process_input(
     c: &mut Socket,
     engine: &mut Engine,
     zgp2_enabled: bool,
-    limits: &Limits,
     id: ConnId,
     now: Now,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Input, String> {
     loop {
         match c.zmtp.poll() {
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(Input::Taken),
             Ok(Some(zmtp::ConnectionEvent::Ready(info))) => {
                 c.ready = true;
                 let number = |name: &str| {
@@ -1403,11 +1364,8 @@ fn process_input(
             }
             Ok(Some(zmtp::ConnectionEvent::Message(msg))) => {
                 let (first, multipart) = (msg.first(), msg.is_multipart());
-                engine.handle_frame(id, first, multipart, now);
-                let tuples = engine.tuples_received(id);
-                if let Err(why) = c.usage.account(limits, now.mono_ms, 0, tuples) {
-                    c.zmtp.fail(&why);
-                    return Err(why);
+                if !engine.handle_frame(id, first, multipart, now) {
+                    return Ok(Input::Refused);
                 }
             }
             Err(e) => return Err(e.to_string()),
