@@ -35,11 +35,10 @@ pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<UdpBeacon>> {
     })
 }
 
-/// Where a discovered peer's link goes: the engine's remotes, and the
-/// server keys of those dialled as CURVE clients.
+/// Where a discovered peer's link goes: the engine's remotes (with the
+/// server key of those dialled as CURVE clients).
 pub(crate) struct Links<'a> {
     pub engine: &'a mut Engine,
-    pub remote_keys: &'a mut HashMap<RemoteId, [u8; 32]>,
 }
 
 impl Links<'_> {
@@ -52,14 +51,11 @@ impl Links<'_> {
         let id = self
             .engine
             .add_remote(&discovery::endpoint_string(endpoint), now);
-        if let Some(key) = server_key {
-            self.remote_keys.insert(id, key);
-        }
+        self.engine.set_remote_key(id, server_key);
         id
     }
 
     fn remove(&mut self, remote: RemoteId, now: Now) {
-        self.remote_keys.remove(&remote);
         self.engine.remove_remote(remote, now);
     }
 }
@@ -214,7 +210,6 @@ impl Driver {
             self.readable(
                 Links {
                     engine: links.engine,
-                    remote_keys: links.remote_keys,
                 },
                 policy,
                 now,

@@ -4,12 +4,11 @@
 //! refused). The counts of open connections it consults are kept by the
 //! reactor, which opens and closes them.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::control::command::Command;
-use crate::engine::{RemoteId, Role};
+use crate::engine::Role;
 use crate::error::{Error, Result};
 use crate::security::{AddressCounts, Limits, Policy};
 use crate::wire::curve::{ClientCheck, Keypair};
@@ -28,8 +27,6 @@ pub(crate) struct Access {
     pub zap_domain: String,
     pub policy: Arc<Policy>,
     pub limits: Limits,
-    /// Server public keys of CURVE remotes.
-    pub remote_keys: HashMap<RemoteId, [u8; 32]>,
     /// Inbound TCP connections open per address, and in all.
     pub addresses: AddressCounts,
     pub inbound: usize,
@@ -141,9 +138,12 @@ impl Access {
     /// a node that has a key pair (an explicit `CONNECT` without a server
     /// key: the one plain link a secured node may open; counted here, for
     /// the driver to trace).
+    /// How a connection in `role` authenticates; `server_key`: the CURVE
+    /// key an outbound one dials (the remote's, `Engine::remote_key`).
     pub(crate) fn mechanism_for(
         &mut self,
         role: Role,
+        server_key: Option<[u8; 32]>,
     ) -> std::result::Result<(zmtp::MechanismConfig, bool), String> {
         match role {
             Role::Inbound => match (&self.keys, self.server) {
@@ -161,7 +161,7 @@ impl Access {
                 }
                 _ => Ok((zmtp::MechanismConfig::Null, false)),
             },
-            Role::Outbound(remote) => match self.remote_keys.get(&remote) {
+            Role::Outbound(_) => match server_key.as_ref() {
                 None => {
                     if self.server {
                         self.plain_dials += 1;
@@ -230,18 +230,17 @@ mod tests {
     #[test]
     fn a_secured_node_serves_curve_and_counts_its_plain_dials() {
         let mut a = Access::default();
-        let (mech, plain) = a.mechanism_for(Role::Inbound).unwrap();
+        let (mech, plain) = a.mechanism_for(Role::Inbound, None).unwrap();
         assert!(matches!(mech, zmtp::MechanismConfig::Null) && !plain);
         let keys = Keypair::generate().unwrap();
         let done = a.execute(Command::SetSecretKey(keys.secret)).unwrap();
         assert_eq!(done.keys_set, Some(keys.public));
         assert_eq!(a.curve_public_key(), Some(keys.public));
-        let (mech, _) = a.mechanism_for(Role::Inbound).unwrap();
+        let (mech, _) = a.mechanism_for(Role::Inbound, None).unwrap();
         assert!(matches!(mech, zmtp::MechanismConfig::CurveServer { .. }));
-        let (mech, plain) = a.mechanism_for(Role::Outbound(3)).unwrap();
+        let (mech, plain) = a.mechanism_for(Role::Outbound(3), None).unwrap();
         assert!(matches!(mech, zmtp::MechanismConfig::Null) && plain);
-        a.remote_keys.insert(4, [9; 32]);
-        let (mech, plain) = a.mechanism_for(Role::Outbound(4)).unwrap();
+        let (mech, plain) = a.mechanism_for(Role::Outbound(4), Some([9; 32])).unwrap();
         assert!(matches!(mech, zmtp::MechanismConfig::CurveClient { .. }) && !plain);
         assert_eq!(a.plain_dials, 1);
     }

@@ -34,9 +34,16 @@ impl Engine {
         self.views.set_endpoint(endpoint);
     }
 
-    /// Joins the overlay through a member at `endpoint` (`JOIN`).
-    pub fn join(&mut self, endpoint: &str, now: Now) {
-        self.views.join(endpoint, now.mono_ms);
+    /// This node's CURVE public key, told to overlay peers (`None`: the
+    /// node speaks plain).
+    pub fn set_public_key(&mut self, key: Option<[u8; 32]>) {
+        self.views.set_key(key);
+    }
+
+    /// Joins the overlay through a member at `endpoint` (`JOIN`), dialled
+    /// as a CURVE client of `key` when given.
+    pub fn join(&mut self, endpoint: &str, key: Option<[u8; 32]>, now: Now) {
+        self.views.join(endpoint, key, now.mono_ms);
         self.run_overlay(now);
     }
 
@@ -224,9 +231,9 @@ impl Engine {
     }
 
     fn dial_overlay(&mut self, endpoint: String, intent: Intent) {
-        let what = match intent {
-            Intent::Join => "join through",
-            Intent::Neighbor { .. } => "ask to be a neighbour",
+        let (what, server_key) = match intent {
+            Intent::Join { key } => ("join through", key),
+            Intent::Neighbor { peer, .. } => ("ask to be a neighbour", peer.key),
         };
         self.trace(format_args!("overlay: {what} {endpoint}"));
         let remote = Remote {
@@ -236,6 +243,7 @@ impl Engine {
             backoff_ms: self.settings.reconnect_ivl_ms,
             redial_at: None,
             removed: false,
+            server_key,
             overlay: true,
         };
         let id = self.add_remote_slot(remote);

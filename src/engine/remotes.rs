@@ -13,6 +13,9 @@ pub(super) struct Remote {
     /// Removed by [`Engine::remove_remote`]: never dialled again; the slot
     /// is reused once no dial is in flight.
     pub(super) removed: bool,
+    /// The CURVE public key of the server at `endpoint`: dialled as a
+    /// CURVE client of it (`None`: plain).
+    pub(super) server_key: Option<[u8; 32]>,
     /// Dialled for the overlay's views: tried once, never redialled (a
     /// peer that cannot be reached is replaced from the passive view).
     pub(super) overlay: bool,
@@ -40,6 +43,7 @@ impl Engine {
             backoff_ms: self.settings.reconnect_ivl_ms,
             redial_at: None,
             removed: false,
+            server_key: None,
             overlay: false,
         };
         let id = self.add_remote_slot(remote);
@@ -85,6 +89,18 @@ impl Engine {
         if let Some(conn) = conn {
             self.close(conn, "remote removed".to_string(), now);
         }
+    }
+
+    /// Dials `remote` as a CURVE client of the server with this public key.
+    pub fn set_remote_key(&mut self, remote: RemoteId, key: Option<[u8; 32]>) {
+        if let Some(r) = self.remotes.get_mut(remote) {
+            r.server_key = key;
+        }
+    }
+
+    /// The server key `remote` is dialled with (`None`: plain).
+    pub fn remote_key(&self, remote: RemoteId) -> Option<[u8; 32]> {
+        self.remotes.get(remote).and_then(|r| r.server_key)
     }
 
     /// The endpoint a remote dials (`None`: unknown or removed).

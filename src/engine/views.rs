@@ -68,8 +68,8 @@ impl Default for ViewSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
     /// A contact (`JOIN endpoint`, or the first node found by discovery):
-    /// send JOIN.
-    Join,
+    /// send JOIN. `key`: its CURVE public key, if known.
+    Join { key: Option<[u8; 32]> },
     /// A known member asked to become an active peer.
     Neighbor { peer: PeerEntry, high: bool },
 }
@@ -137,8 +137,9 @@ pub struct Views {
     dialling: BTreeMap<String, Request>,
     /// Connections up on which our JOIN or NEIGHBOR waits for its answer.
     asking: BTreeMap<ConnId, Request>,
-    /// Endpoints given to `join`: dialled again while the node is alone.
-    contacts: Vec<String>,
+    /// Endpoints (and keys) given to `join`: dialled again while the node
+    /// is alone.
+    contacts: Vec<(String, Option<[u8; 32]>)>,
     /// What the last shuffle we started carried (evicted first when the
     /// answer arrives and the passive view is full).
     last_shuffle: Vec<PeerEntry>,
@@ -172,6 +173,12 @@ impl Views {
     /// The endpoint others dial to reach this node (set once it listens).
     pub fn set_endpoint(&mut self, endpoint: &str) {
         self.me.endpoint = endpoint.to_string();
+    }
+
+    /// This node's CURVE public key, told to others so they dial it as
+    /// CURVE clients.
+    pub fn set_key(&mut self, key: Option<[u8; 32]>) {
+        self.me.key = key;
     }
 
     pub fn settings(&self) -> &ViewSettings {
@@ -222,11 +229,12 @@ impl Views {
 
     /// Joins the network through a member at `endpoint` (`JOIN`): dialled
     /// now, and again whenever this node finds itself alone.
-    pub fn join(&mut self, endpoint: &str, now: u64) {
-        if !self.contacts.iter().any(|c| c == endpoint) {
-            self.contacts.push(endpoint.to_string());
+    pub fn join(&mut self, endpoint: &str, key: Option<[u8; 32]>, now: u64) {
+        match self.contacts.iter_mut().find(|(c, _)| c == endpoint) {
+            Some(contact) => contact.1 = key,
+            None => self.contacts.push((endpoint.to_string(), key)),
         }
-        self.dial(endpoint.to_string(), Intent::Join, now);
+        self.dial(endpoint.to_string(), Intent::Join { key }, now);
         self.arm(now);
     }
 
@@ -237,7 +245,8 @@ impl Views {
             return;
         }
         if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
-            self.dial(peer.endpoint, Intent::Join, now);
+            let key = peer.key;
+            self.dial(peer.endpoint, Intent::Join { key }, now);
         } else if !self.active.iter().any(|a| a.peer.id == peer.id) {
             self.add_passive(peer, &[]);
         }
@@ -256,7 +265,7 @@ impl Views {
             return;
         };
         let msg = match &req.intent {
-            Intent::Join => Message::Join(self.me.clone()),
+            Intent::Join { .. } => Message::Join(self.me.clone()),
             Intent::Neighbor { high, .. } => Message::Neighbor {
                 high: *high,
                 peer: self.me.clone(),
@@ -356,8 +365,8 @@ impl Views {
         self.shuffle();
         self.fill(now);
         if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
-            for c in self.contacts.clone() {
-                self.dial(c, Intent::Join, now);
+            for (c, key) in self.contacts.clone() {
+                self.dial(c, Intent::Join { key }, now);
             }
         }
     }

@@ -67,10 +67,10 @@ fn with_active(v: &mut Views, peers: &[u64]) {
 #[test]
 fn a_join_dials_the_contact_sends_join_and_takes_the_accepting_contact() {
     let mut v = views(1);
-    v.join("tcp://10.0.0.2:5670", 0);
+    v.join("tcp://10.0.0.2:5670", None, 0);
     assert_eq!(
         dials(&drain(&mut v)),
-        vec![("tcp://10.0.0.2:5670".to_string(), Intent::Join)]
+        vec![("tcp://10.0.0.2:5670".to_string(), Intent::Join { key: None })]
     );
     v.link_up(7, "tcp://10.0.0.2:5670", 10);
     assert_eq!(sent(&drain(&mut v)), vec![(7, Message::Join(peer(1)))]);
@@ -271,7 +271,7 @@ fn an_alone_node_joins_through_the_first_candidate_it_hears_of() {
     v.candidate(peer(3), 0);
     assert_eq!(
         dials(&drain(&mut v)),
-        vec![(peer(3).endpoint, Intent::Join)]
+        vec![(peer(3).endpoint, Intent::Join { key: None })]
     );
     // Others heard meanwhile are kept for later.
     v.candidate(peer(4), 0);
@@ -485,7 +485,7 @@ fn two_links_to_one_peer_keep_the_one_the_smaller_id_dialled_on_both_sides() {
 #[test]
 fn requests_that_take_too_long_fail_and_an_alone_node_retries_its_contacts() {
     let mut v = views(1);
-    v.join("tcp://10.0.0.2:5670", 0);
+    v.join("tcp://10.0.0.2:5670", None, 0);
     drain(&mut v);
     v.link_up(7, "tcp://10.0.0.2:5670", 0);
     drain(&mut v);
@@ -497,7 +497,7 @@ fn requests_that_take_too_long_fail_and_an_alone_node_retries_its_contacts() {
     v.handle_timeout(v.poll_timeout().unwrap());
     assert_eq!(
         dials(&drain(&mut v)),
-        vec![("tcp://10.0.0.2:5670".into(), Intent::Join)]
+        vec![("tcp://10.0.0.2:5670".into(), Intent::Join { key: None })]
     );
 }
 

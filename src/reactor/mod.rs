@@ -238,7 +238,6 @@ impl Reactor {
             if let Some(d) = self.discovery.as_mut() {
                 let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
-                    remote_keys: &mut self.access.remote_keys,
                 };
                 d.readable(links, &self.access.policy, now);
             }
@@ -314,7 +313,6 @@ impl Reactor {
             if d.poll_timeout() <= now.mono_ms {
                 let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
-                    remote_keys: &mut self.access.remote_keys,
                 };
                 d.timeout(links, &self.access.policy, now);
             }
@@ -504,9 +502,7 @@ impl Reactor {
             }
             Command::Connect(ep, key) => {
                 let remote = self.engine.add_remote(&ep.to_string(), now);
-                if let Some(key) = key {
-                    self.access.remote_keys.insert(remote, key);
-                }
+                self.engine.set_remote_key(remote, key);
                 Ok(None)
             }
             Command::SetPublicKey(_)
@@ -580,7 +576,6 @@ impl Reactor {
                 // its key, and peers found in plain are dropped.
                 let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
-                    remote_keys: &mut self.access.remote_keys,
                 };
                 d.set_public_key(Some(&public), links, now);
             }
@@ -629,7 +624,6 @@ impl Reactor {
         if let Some(old) = self.discovery.take() {
             let links = crate::beacon::driver::Links {
                 engine: &mut self.engine,
-                remote_keys: &mut self.access.remote_keys,
             };
             old.stop(&self.registry, links, now);
         }
@@ -813,7 +807,11 @@ impl Reactor {
                 self.access.limits.max_frame.to_string().into_bytes(),
             ));
         }
-        let mechanism = match self.access.mechanism_for(role) {
+        let server_key = match role {
+            Role::Outbound(remote) => self.engine.remote_key(remote),
+            Role::Inbound => None,
+        };
+        let mechanism = match self.access.mechanism_for(role, server_key) {
             Ok((m, plain)) => {
                 if plain {
                     self.trace(format_args!(
