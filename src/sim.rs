@@ -493,8 +493,8 @@ impl Sim {
     /// Node `i` stops dead (a crash, a kill -9, a power cut): its
     /// connections are reset, so each peer learns it after the link's
     /// latency (unless a partition lies between them: then only by its own
-    /// timeouts), frames to it are lost, and dials to it fail until
-    /// [`Sim::revive`]. [`Sim::engine`] is None meanwhile.
+    /// timeouts), frames in flight on its links are lost, and dials to it
+    /// fail until [`Sim::revive`]. [`Sim::engine`] is None meanwhile.
     pub fn crash(&mut self, i: usize) {
         if self.nodes[i].engine.is_none() {
             return;
