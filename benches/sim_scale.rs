@@ -1,11 +1,23 @@
-//! The simulator at scale: random sparse topologies of 1,000 to 100,000
-//! nodes, a few tuples published at random nodes; reports how long (in
-//! virtual milliseconds, one per hop) and how many messages it takes until
-//! every node holds every tuple. One JSON line per N, also written to
+//! The simulator at scale, two parts.
+//!
+//! Dissemination: random sparse topologies of 1,000 to 100,000 nodes, a
+//! few tuples published at random nodes; reports how long (in virtual
+//! milliseconds, one per hop) and how many messages it takes until every
+//! node holds every tuple. One JSON line per N, also written to
 //! target/bench/sim.jsonl for bench/report.py.
 //!
-//!   cargo bench --bench sim_scale            # N = 1k, 10k, 100k
-//!   SIM_NODES=1000,5000 cargo bench --bench sim_scale
+//! Broadcast: 10,000 nodes (by default) in a random tree plus N/2 extra
+//! links, the simulator's usual timers (pings, reconciliation rounds),
+//! 5 to 50 ms per frame; one write at a random node, run until every node
+//! holds it. Reports the wall time of the setup (a virtual second of
+//! handshakes and first rounds) and of the broadcast, the events (calls
+//! into engines) processed, and when the nodes first held the write
+//! ([`Sim::first_held`]). One JSON line per N, also written to
+//! target/bench/sim_broadcast.jsonl.
+//!
+//!   cargo bench --bench sim_scale            # N = 1k, 10k, 100k; 10k
+//!   SIM_NODES=1000,5000 SIM_BROADCAST_NODES=10000,30000 \
+//!     cargo bench --bench sim_scale
 
 use std::io::Write;
 use std::time::Instant;
@@ -64,6 +76,64 @@ fn run(n: usize, seed: u64) -> String {
     )
 }
 
+fn broadcast(n: usize, seed: u64) -> String {
+    let wall = Instant::now();
+    let mut sim = Sim::new(n, seed, Sim::fast_settings());
+    sim.conditions.latency_ms = (5, 50);
+    let mut rng = Rng::new(seed);
+    let mut links = 0;
+    for i in 1..n {
+        sim.connect(i, rng.below(i as u64) as usize);
+        links += 1;
+    }
+    for _ in 0..n / 2 {
+        let (a, b) = (rng.below(n as u64) as usize, rng.below(n as u64) as usize);
+        if a != b {
+            sim.connect(a, b);
+            links += 1;
+        }
+    }
+    sim.run_until(1_000);
+    let setup_s = wall.elapsed().as_secs_f64();
+    let wall = Instant::now();
+    let (calls, frames) = (sim.stats.engine_calls, sim.stats.frames_sent);
+    let key = "broadcast";
+    sim.watch(key);
+    let start = sim.now_ms();
+    let origin = rng.below(n as u64) as usize;
+    sim.publish(origin, key, "v", None);
+    let version = sim.version(origin, key).expect("just written");
+    let mut held = Vec::new();
+    while sim.now_ms() < start + 30_000 {
+        let t = sim.now_ms() + 10;
+        sim.run_until(t);
+        held = sim.first_held(key, version);
+        if held.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let wall_s = wall.elapsed().as_secs_f64();
+    let events = sim.stats.engine_calls - calls;
+    let mut times: Vec<u64> = held.iter().flatten().map(|t| t - start).collect();
+    times.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((times.len() as f64 * p).ceil() as usize).clamp(1, times.len().max(1));
+        times.get(i - 1).copied().unwrap_or(0)
+    };
+    format!(
+        "{{\"nodes\":{n},\"links\":{links},\"latency_ms\":[5,50],\"converged\":{},\
+         \"virtual_ms_p50\":{},\"virtual_ms_p99\":{},\"virtual_ms_all\":{},\
+         \"frames\":{},\"events\":{events},\"setup_wall_seconds\":{setup_s:.2},\
+         \"wall_seconds\":{wall_s:.3},\"events_per_second\":{:.0}}}",
+        times.len() == n,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        sim.stats.frames_sent - frames,
+        events as f64 / wall_s.max(1e-9),
+    )
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs a quick one.
     let quick =
@@ -83,6 +153,23 @@ fn main() {
     };
     for n in sizes {
         let line = run(n, 42);
+        println!("{line}");
+        if let Some(f) = out.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    let sizes: Vec<usize> = match std::env::var("SIM_BROADCAST_NODES") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) if quick => vec![300],
+        Err(_) => vec![10_000],
+    };
+    let mut out = if quick {
+        None
+    } else {
+        std::fs::File::create("target/bench/sim_broadcast.jsonl").ok()
+    };
+    for n in sizes {
+        let line = broadcast(n, 42);
         println!("{line}");
         if let Some(f) = out.as_mut() {
             let _ = writeln!(f, "{line}");

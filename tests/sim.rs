@@ -1,7 +1,8 @@
 //! Randomised scenarios on the deterministic simulator: concurrent writes,
-//! deletes, TTLs, partitions, restarts, loss and reordering, across 50+
-//! nodes. Every run prints its seed; `ZGOSSIP_SIM_SEED=n cargo test --test
-//! sim` replays one, `ZGOSSIP_SIM_RUNS=n` changes how many seeds run.
+//! deletes, TTLs, partitions, restarts, crashes, pauses, nodes joining,
+//! loss and reordering, across 40+ nodes. Every run prints its seed;
+//! `ZGOSSIP_SIM_SEED=n cargo test --test sim` replays one,
+//! `ZGOSSIP_SIM_RUNS=n` changes how many seeds run.
 
 use zgossip::engine::Event;
 use zgossip::sim::{Conditions, Rng, Sim};
@@ -116,6 +117,98 @@ fn randomized_scenarios_converge() {
     for seed in seeds(20) {
         eprintln!("sim seed {seed}");
         if let Err(e) = scenario(seed) {
+            panic!("{e}\nreplay with ZGOSSIP_SIM_SEED={seed}");
+        }
+    }
+}
+
+/// The failure tools at random: nodes crash (and are revived later, with
+/// empty stores), pause for up to three seconds (longer than the session
+/// timeout), join over time and are cut off, while writes go on; once
+/// every node runs again and the network heals, all converge.
+fn failures_scenario(seed: u64) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let n = 40 + rng.below(30) as usize;
+    let mut sim = Sim::new(n, seed, Sim::fast_settings());
+    topology(&mut sim, &mut rng, n / 4);
+    sim.conditions = Conditions {
+        latency_ms: (1, 2 + rng.below(30)),
+        loss: rng.below(4) as f64 / 100.0,
+    };
+    let mut log = Vec::new();
+    for step in 0..150u64 {
+        let node = rng.below(sim.len() as u64) as usize;
+        let key = format!("k{}", rng.below(30));
+        match rng.below(100) {
+            0..=54 => sim.publish(node, &key, &format!("n{node}-s{step}"), None),
+            55..=61 => sim.unpublish(node, &key),
+            62..=66 => {
+                log.push(format!("t={} crash n{node}", sim.now_ms()));
+                sim.crash(node);
+            }
+            67..=71 => {
+                log.push(format!("t={} revive n{node}", sim.now_ms()));
+                sim.revive(node);
+            }
+            72..=76 => {
+                let ms = rng.below(3_000);
+                log.push(format!("t={} pause n{node} {ms} ms", sim.now_ms()));
+                sim.pause(node, ms);
+            }
+            77..=80 => {
+                let new = sim.add_node();
+                let other = rng.below(new as u64) as usize;
+                log.push(format!("t={} add n{new} -> n{other}", sim.now_ms()));
+                sim.connect(new, other);
+                sim.connect(other, new);
+            }
+            81..=82 => {
+                let size = 1 + rng.below(sim.len() as u64 / 3) as usize;
+                let side: Vec<usize> = (0..size)
+                    .map(|_| rng.below(sim.len() as u64) as usize)
+                    .collect();
+                log.push(format!("t={} partition {side:?}", sim.now_ms()));
+                sim.partition(&side);
+            }
+            83..=85 => {
+                log.push(format!("t={} heal", sim.now_ms()));
+                sim.heal();
+            }
+            _ => {}
+        }
+        let t = sim.now_ms() + 100;
+        sim.run_until(t);
+    }
+    sim.heal();
+    sim.conditions.loss = 0.0;
+    for i in 0..sim.len() {
+        sim.revive(i);
+        sim.resume(i);
+    }
+    if !sim.settle(7_000, 120_000) {
+        return Err(format!("seed {seed}: no quiescence after 120 s virtual"));
+    }
+    sim.check_converged().map_err(|e| {
+        format!(
+            "seed {seed} ({} nodes, {:?}): {e}\nevents: {log:?}",
+            sim.len(),
+            sim.conditions
+        )
+    })?;
+    eprintln!(
+        "seed {seed}: {} nodes converged on {} entries; {:?}",
+        sim.len(),
+        sim.state(0).map_or(0, |s| s.len()),
+        sim.stats
+    );
+    Ok(())
+}
+
+#[test]
+fn randomized_failures_converge() {
+    for seed in seeds(8) {
+        eprintln!("sim seed {seed}");
+        if let Err(e) = failures_scenario(seed) {
             panic!("{e}\nreplay with ZGOSSIP_SIM_SEED={seed}");
         }
     }
