@@ -29,29 +29,8 @@ use crate::store::Version;
 #[cfg(test)]
 mod tests;
 
-/// A small, fast, seeded generator (xorshift64*).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+/// The simulator's seeded generator (the one the overlay uses too).
+pub use crate::rng::Rng;
 
 /// Network conditions.
 #[derive(Debug, Clone)]
@@ -63,6 +42,10 @@ pub struct Conditions {
     pub latency_ms: (u64, u64),
     /// Probability that a frame is lost.
     pub loss: f64,
+    /// Frames on one connection arrive in the order they were sent, as on
+    /// TCP (each waits for the one before it), instead of overtaking each
+    /// other.
+    pub in_order: bool,
 }
 
 impl Default for Conditions {
@@ -70,6 +53,7 @@ impl Default for Conditions {
         Conditions {
             latency_ms: (1, 1),
             loss: 0.0,
+            in_order: false,
         }
     }
 }
@@ -157,12 +141,21 @@ enum Call {
     AddRemote {
         endpoint: String,
     },
+    Join {
+        endpoint: String,
+    },
+    Candidate {
+        id: u64,
+        endpoint: String,
+    },
 }
 
 struct SimNode {
     engine: Option<Engine>,
     /// Servers this node keeps connected (re-added after a restart).
     remotes: Vec<usize>,
+    /// Contacts this node joins through (joined again after a restart).
+    contacts: Vec<usize>,
     /// This node's wall clock minus the true one.
     skew_ms: i64,
     generation: u64,
@@ -190,6 +183,7 @@ impl SimNode {
         SimNode {
             engine: None,
             remotes: Vec::new(),
+            contacts: Vec::new(),
             skew_ms: 0,
             generation: 0,
             armed: None,
@@ -211,6 +205,12 @@ impl SimNode {
 struct Link {
     client: usize,
     server: usize,
+    /// When the last frame sent each way arrives (to the client, to the
+    /// server), for `Conditions::in_order`.
+    last_at: [u64; 2],
+    /// The node that closed the link: what it sent before still arrives,
+    /// then its peer learns of the close; what its peer sends is lost.
+    closed_by: Option<usize>,
 }
 
 fn client_conn(link: u64) -> ConnId {
@@ -230,11 +230,13 @@ enum Wire {
         to: usize,
         frame: Vec<u8>,
     },
-    /// Connection `conn` of `node` was reset by a crash of node `from`.
+    /// Connection `conn` of `node` was reset by a crash of node `from`,
+    /// or closed by it (then `link` is forgotten when this arrives).
     Reset {
         from: usize,
         node: usize,
         conn: ConnId,
+        link: Option<u64>,
     },
 }
 
@@ -427,13 +429,18 @@ impl Sim {
         n.paused_until = None;
         n.held.clear();
         let id = ((i as u64) << 20) | n.generation;
-        let engine = Engine::new(&format!("n{i}"), id, self.settings.clone());
+        let mut engine = Engine::new(&format!("n{i}"), id, self.settings.clone());
+        engine.set_endpoint(&Sim::endpoint(i));
         n.engine = Some(engine);
         let now = self.now_of(i);
         let remotes = self.nodes[i].remotes.clone();
+        let contacts = self.nodes[i].contacts.clone();
         if let Some(e) = self.nodes[i].engine.as_mut() {
             for server in remotes {
                 e.add_remote(&format!("sim://{server}"), now);
+            }
+            for contact in contacts {
+                e.join(&Sim::endpoint(contact), None, now);
             }
         }
         self.called(i);
@@ -453,6 +460,30 @@ impl Sim {
             self.mark_fp(i);
         }
         self.nodes[i].engine.as_mut()
+    }
+
+    /// The endpoint node `i` listens at, as the overlay names it.
+    pub fn endpoint(i: usize) -> String {
+        format!("tcp://n{i}.sim:5670")
+    }
+
+    /// Node `node` joins the overlay through node `contact` (`JOIN`), now
+    /// and after each restart.
+    pub fn join(&mut self, node: usize, contact: usize) {
+        if !self.nodes[node].contacts.contains(&contact) {
+            self.nodes[node].contacts.push(contact);
+        }
+        let endpoint = Sim::endpoint(contact);
+        self.call(node, Call::Join { endpoint });
+    }
+
+    /// Node `node` hears of node `other` as discovery would (a beacon).
+    pub fn discover(&mut self, node: usize, other: usize) {
+        let Some(id) = self.nodes[other].engine.as_ref().map(|e| e.id()) else {
+            return;
+        };
+        let endpoint = Sim::endpoint(other);
+        self.call(node, Call::Candidate { id, endpoint });
     }
 
     /// Node `client` keeps a connection to node `server`.
@@ -522,6 +553,7 @@ impl Sim {
                     from: i,
                     node: peer,
                     conn,
+                    link: None,
                 },
             }));
         }
@@ -822,6 +854,8 @@ impl Sim {
             Call::AddRemote { endpoint } => {
                 e.add_remote(&endpoint, now);
             }
+            Call::Join { endpoint } => e.join(&endpoint, None, now),
+            Call::Candidate { id, endpoint } => e.add_candidate(id, &endpoint, None, now),
         }
         self.called(i);
     }
@@ -866,6 +900,115 @@ impl Sim {
         None
     }
 
+    /// Moves what node `i` queued on `conn` onto the wire.
+    fn send_queued(&mut self, i: usize, conn: ConnId, frames: &mut Vec<Vec<u8>>) {
+        let Some(e) = self.nodes[i].engine.as_mut() else {
+            return;
+        };
+        let link = conn / 2;
+        let Some(l) = self.links.get(link as usize).copied().flatten() else {
+            // Closed meanwhile: drop what was queued.
+            e.drain_outbox(conn, |_| true);
+            return;
+        };
+        let to_server = conn == client_conn(link);
+        let (to, to_conn) = if to_server {
+            (l.server, server_conn(link))
+        } else {
+            (l.client, client_conn(link))
+        };
+        e.drain_outbox(conn, |f| {
+            frames.push(f.to_vec());
+            true
+        });
+        for f in frames.drain(..) {
+            self.stats.frames_sent += 1;
+            self.stats.bytes_sent += f.len() as u64;
+            let st = &mut self.nodes[i].stats;
+            st.frames_sent += 1;
+            st.bytes_sent += f.len() as u64;
+            let mut event = FrameEvent {
+                now_ms: self.now_ms,
+                kind: FrameKind::Sent,
+                from: i,
+                from_conn: conn,
+                to,
+                to_conn,
+                frame: &f,
+            };
+            observe(&mut self.observer, event);
+            if self.rng.chance(self.conditions.loss) {
+                self.stats.frames_lost += 1;
+                event.kind = FrameKind::Dropped;
+                observe(&mut self.observer, event);
+                continue;
+            }
+            let lat = self.draw_latency(i, to);
+            let mut at = self.now_ms + lat;
+            if self.conditions.in_order {
+                if let Some(Some(l)) = self.links.get_mut(link as usize) {
+                    let last = &mut l.last_at[usize::from(to_server)];
+                    at = at.max(*last);
+                    *last = at;
+                }
+            }
+            self.seq += 1;
+            let what = Wire::Frame {
+                link,
+                to_server,
+                from: i,
+                to,
+                frame: f,
+            };
+            self.wire.push(Reverse(InFlight {
+                at,
+                seq: self.seq,
+                what,
+            }));
+        }
+    }
+
+    /// Node `i` closes `conn` (its engine asked): what it queued goes
+    /// first, then the peer learns of the close, after the last frame.
+    fn close_gracefully(&mut self, i: usize, conn: ConnId) {
+        let id = conn / 2;
+        let Some(l) = self.links.get(id as usize).copied().flatten() else {
+            return;
+        };
+        if l.closed_by.is_some() {
+            // Both ends closed: nothing more to wait for.
+            self.close_link(id);
+            return;
+        }
+        let mut frames = Vec::new();
+        self.send_queued(i, conn, &mut frames);
+        let to_server = conn == client_conn(id);
+        let (peer, peer_conn) = if to_server {
+            (l.server, server_conn(id))
+        } else {
+            (l.client, client_conn(id))
+        };
+        let lat = self.draw_latency(i, peer);
+        let mut at = self.now_ms + lat;
+        if let Some(Some(l)) = self.links.get_mut(id as usize) {
+            l.closed_by = Some(i);
+            at = at.max(l.last_at[usize::from(to_server)]);
+        }
+        self.nodes[i].links.remove(&id);
+        self.call(i, Call::Closed { conn });
+        self.seq += 1;
+        self.wire.push(Reverse(InFlight {
+            at,
+            seq: self.seq,
+            what: Wire::Reset {
+                from: i,
+                node: peer,
+                conn: peer_conn,
+                link: Some(id),
+            },
+        }));
+    }
+
     fn close_link(&mut self, id: u64) {
         let Some(l) = self.links.get_mut(id as usize).and_then(Option::take) else {
             return;
@@ -887,8 +1030,14 @@ impl Sim {
     }
 
     fn dial(&mut self, client: usize, remote: RemoteId, endpoint: &str) {
+        // `sim://N` (CONNECT) or `tcp://nN.sim:5670` (the overlay).
         let server = endpoint
             .strip_prefix("sim://")
+            .or_else(|| {
+                endpoint
+                    .strip_prefix("tcp://n")
+                    .and_then(|s| s.strip_suffix(".sim:5670"))
+            })
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|&s| s < self.nodes.len());
         let reachable = server.filter(|&s| {
@@ -900,7 +1049,12 @@ impl Sim {
             return;
         };
         let id = self.links.len() as u64;
-        self.links.push(Some(Link { client, server }));
+        self.links.push(Some(Link {
+            client,
+            server,
+            last_at: [0; 2],
+            closed_by: None,
+        }));
         self.nodes[client].links.insert(id);
         self.nodes[server].links.insert(id);
         self.stats.links_opened += 1;
@@ -924,7 +1078,7 @@ impl Sim {
         while let Some(a) = self.nodes[i].engine.as_mut().and_then(|e| e.poll_action()) {
             match a {
                 Action::Dial { remote, endpoint } => self.dial(i, remote, &endpoint),
-                Action::Close { conn, .. } => self.close_link(conn / 2),
+                Action::Close { conn, .. } => self.close_gracefully(i, conn),
             }
         }
         let mut dirty = std::mem::take(&mut self.dirty);
@@ -933,62 +1087,10 @@ impl Sim {
             e.take_dirty(&mut dirty);
         }
         for &conn in &dirty {
-            let Some(e) = self.nodes[i].engine.as_mut() else {
+            if self.nodes[i].engine.is_none() {
                 break;
-            };
-            let link = conn / 2;
-            let Some(l) = self.links.get(link as usize).copied().flatten() else {
-                // Closed meanwhile: drop what was queued.
-                e.drain_outbox(conn, |_| true);
-                continue;
-            };
-            let to_server = conn == client_conn(link);
-            let (to, to_conn) = if to_server {
-                (l.server, server_conn(link))
-            } else {
-                (l.client, client_conn(link))
-            };
-            e.drain_outbox(conn, |f| {
-                frames.push(f.to_vec());
-                true
-            });
-            for f in frames.drain(..) {
-                self.stats.frames_sent += 1;
-                self.stats.bytes_sent += f.len() as u64;
-                let st = &mut self.nodes[i].stats;
-                st.frames_sent += 1;
-                st.bytes_sent += f.len() as u64;
-                let mut event = FrameEvent {
-                    now_ms: self.now_ms,
-                    kind: FrameKind::Sent,
-                    from: i,
-                    from_conn: conn,
-                    to,
-                    to_conn,
-                    frame: &f,
-                };
-                observe(&mut self.observer, event);
-                if self.rng.chance(self.conditions.loss) {
-                    self.stats.frames_lost += 1;
-                    event.kind = FrameKind::Dropped;
-                    observe(&mut self.observer, event);
-                    continue;
-                }
-                let lat = self.draw_latency(i, to);
-                self.seq += 1;
-                let what = Wire::Frame {
-                    link,
-                    to_server,
-                    from: i,
-                    to,
-                    frame: f,
-                };
-                self.wire.push(Reverse(InFlight {
-                    at: self.now_ms + lat,
-                    seq: self.seq,
-                    what,
-                }));
             }
+            self.send_queued(i, conn, &mut frames);
         }
         dirty.clear();
         self.dirty = dirty;
@@ -997,7 +1099,7 @@ impl Sim {
         while let Some(a) = self.nodes[i].engine.as_mut().and_then(|e| e.poll_action()) {
             match a {
                 Action::Dial { remote, endpoint } => self.dial(i, remote, &endpoint),
-                Action::Close { conn, .. } => self.close_link(conn / 2),
+                Action::Close { conn, .. } => self.close_gracefully(i, conn),
             }
             self.touched.insert(i);
         }
@@ -1033,7 +1135,10 @@ impl Sim {
                 } else {
                     (server_conn(link), client_conn(link))
                 };
-                let alive = self.links.get(link as usize).is_some_and(Option::is_some);
+                let alive = self
+                    .links
+                    .get(link as usize)
+                    .is_some_and(|l| l.is_some_and(|l| l.closed_by != Some(to)));
                 let cut = self.nodes[from].group != self.nodes[to].group;
                 if !alive || cut {
                     if alive {
@@ -1059,7 +1164,18 @@ impl Sim {
                 };
                 self.call(to, call);
             }
-            Wire::Reset { from, node, conn } => {
+            Wire::Reset {
+                from,
+                node,
+                conn,
+                link,
+            } => {
+                if let Some(id) = link {
+                    if let Some(slot) = self.links.get_mut(id as usize) {
+                        *slot = None;
+                    }
+                    self.nodes[node].links.remove(&id);
+                }
                 // Lost across a partition: the peer finds out by its own
                 // timeouts then.
                 if self.nodes[from].group == self.nodes[node].group {

@@ -42,6 +42,7 @@ fn scenario(seed: u64) -> Result<(), String> {
     sim.conditions = Conditions {
         latency_ms: (1, 2 + rng.below(30)),
         loss: rng.below(6) as f64 / 100.0,
+        ..Conditions::default()
     };
     for i in 0..n {
         sim.set_skew(i, rng.below(100) as i64 - 50);
@@ -134,6 +135,7 @@ fn failures_scenario(seed: u64) -> Result<(), String> {
     sim.conditions = Conditions {
         latency_ms: (1, 2 + rng.below(30)),
         loss: rng.below(4) as f64 / 100.0,
+        ..Conditions::default()
     };
     let mut log = Vec::new();
     for step in 0..150u64 {

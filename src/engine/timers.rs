@@ -17,10 +17,15 @@ impl Engine {
         let tick = self
             .next_tick
             .or_else(|| self.busy().then_some(self.last_now.mono_ms));
-        [tick, expiry, self.guards.poll_timeout(), self.overlay_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            tick,
+            expiry,
+            self.guards.poll_timeout(),
+            self.overlay_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the ticks have something to look after: connections,

@@ -47,19 +47,24 @@ pub struct ViewSettings {
     /// How long a dial and its JOIN or NEIGHBOR may take before it counts
     /// as failed.
     pub request_timeout_ms: u64,
+    /// How long a peer whose link failed, or that could not be reached, is
+    /// remembered and tried again now and then (one per shuffle period):
+    /// so two sides of a healed partition find each other.
+    pub failed_keep_ms: u64,
 }
 
 impl Default for ViewSettings {
     fn default() -> ViewSettings {
         ViewSettings {
-            active_max: 8,
-            passive_max: 48,
+            active_max: 5,
+            passive_max: 30,
             active_walk: 6,
             passive_walk: 3,
             shuffle_interval_ms: 10_000,
             shuffle_active: 3,
             shuffle_passive: 4,
             request_timeout_ms: 5_000,
+            failed_keep_ms: 3_600_000,
         }
     }
 }
@@ -140,6 +145,10 @@ pub struct Views {
     /// Endpoints (and keys) given to `join`: dialled again while the node
     /// is alone.
     contacts: Vec<(String, Option<[u8; 32]>)>,
+    /// Peers whose link failed or that could not be reached, with when:
+    /// tried again one per shuffle period, forgotten after
+    /// `failed_keep_ms`; at most `passive_max`.
+    failed: Vec<(PeerEntry, u64)>,
     /// What the last shuffle we started carried (evicted first when the
     /// answer arrives and the passive view is full).
     last_shuffle: Vec<PeerEntry>,
@@ -159,6 +168,7 @@ impl Views {
             dialling: BTreeMap::new(),
             asking: BTreeMap::new(),
             contacts: Vec::new(),
+            failed: Vec::new(),
             last_shuffle: Vec::new(),
             next_shuffle: None,
             out: VecDeque::new(),
@@ -285,22 +295,23 @@ impl Views {
     /// ZGP/2).
     pub fn dial_failed(&mut self, endpoint: &str, now: u64) {
         if let Some(req) = self.dialling.remove(endpoint) {
-            self.request_failed(req.intent, now);
+            self.request_failed(req.intent, true, now);
         }
     }
 
     /// A connection closed. Returns true if it was an active link.
     pub fn link_down(&mut self, conn: ConnId, now: u64) -> bool {
         if let Some(req) = self.asking.remove(&conn) {
-            self.request_failed(req.intent, now);
+            self.request_failed(req.intent, true, now);
             return false;
         }
         let Some(i) = self.active.iter().position(|a| a.conn == conn) else {
             return false;
         };
-        // A peer whose link failed is not kept: it may be dead. If it is
-        // not, it comes back through a shuffle or its own requests.
-        self.active.swap_remove(i);
+        // A peer whose link failed may be dead: not passive any more, but
+        // tried again now and then (it may be across a partition).
+        let gone = self.active.swap_remove(i);
+        self.remember_failed(gone.peer, now);
         self.fill(now);
         true
     }
@@ -355,7 +366,7 @@ impl Views {
                     conn,
                     reason: "overlay request unanswered",
                 });
-                self.request_failed(req.intent, now);
+                self.request_failed(req.intent, true, now);
             }
         }
         if self.next_shuffle.is_some_and(|t| t > now) {
@@ -364,6 +375,7 @@ impl Views {
         self.next_shuffle = Some(now + self.settings.shuffle_interval_ms);
         self.shuffle();
         self.fill(now);
+        self.probe_failed(now);
         if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
             for (c, key) in self.contacts.clone() {
                 self.dial(c, Intent::Join { key }, now);
@@ -395,17 +407,56 @@ impl Views {
         self.out.push_back(ViewAction::Dial { endpoint, intent });
     }
 
-    fn request_failed(&mut self, intent: Intent, now: u64) {
+    /// A request to become neighbours failed: the peer could not be
+    /// reached (then another is tried at once) or refused (then the next
+    /// try waits for the next period: a node must not hammer full ones).
+    fn request_failed(&mut self, intent: Intent, unreachable: bool, now: u64) {
         if let Intent::Neighbor { peer, .. } = intent {
-            // Unreachable, or refused: try another.
             self.passive.retain(|p| p.id != peer.id);
-            self.fill(now);
+            if unreachable {
+                self.remember_failed(peer, now);
+                self.fill(now);
+            }
         }
     }
 
+    fn remember_failed(&mut self, peer: PeerEntry, now: u64) {
+        if peer.id == self.me.id || !endpoint_is_dialable(&peer.endpoint) {
+            return;
+        }
+        self.passive.retain(|p| p.id != peer.id);
+        if self.failed.iter().any(|(p, _)| p.id == peer.id) {
+            return; // keeps its first failure time
+        }
+        if self.failed.len() >= self.settings.passive_max.max(1) {
+            self.failed.remove(0);
+        }
+        self.failed.push((peer, now));
+    }
+
+    /// Tries one remembered failed peer again, if nothing is under way.
+    /// Even a full node does (with low priority): a node that restarted
+    /// alone, or a side of a healed partition, is found this way. A peer
+    /// that answers, even with a refusal, is alive: it leaves the list.
+    fn probe_failed(&mut self, now: u64) {
+        let keep = self.settings.failed_keep_ms;
+        self.failed
+            .retain(|(_, since)| now.saturating_sub(*since) < keep);
+        let pending = self.asking.len() + self.dialling.len();
+        if pending > 0 || self.failed.is_empty() {
+            return;
+        }
+        let (peer, _) = self.failed[self.rng.index(self.failed.len())].clone();
+        if self.active.iter().any(|a| a.peer.id == peer.id) {
+            return;
+        }
+        let high = self.active.len() < self.settings.active_max.div_ceil(2);
+        let endpoint = peer.endpoint.clone();
+        self.dial(endpoint, Intent::Neighbor { peer, high }, now);
+    }
+
     /// Asks one passive peer to become active when the active view has
-    /// room and no request is under way: with high priority when this
-    /// node has no active peer at all (it must not stay alone).
+    /// room and no request is under way.
     fn fill(&mut self, now: u64) {
         let pending = self.asking.len() + self.dialling.len();
         if self.active.len() + pending >= self.settings.active_max || pending > 0 {
@@ -422,7 +473,11 @@ impl Views {
             return;
         }
         let peer = self.passive[candidates[self.rng.index(candidates.len())]].clone();
-        let high = self.active.is_empty();
+        // High priority (a full node makes room) while the node has fewer
+        // than half its links: one or two links are a thin thread, and a
+        // small group of nodes that lost its links to the rest would
+        // otherwise stay cut off, refused by full nodes for ever.
+        let high = self.active.len() < self.settings.active_max.div_ceil(2);
         self.stats.promotions += 1;
         self.dial(peer.endpoint.clone(), Intent::Neighbor { peer, high }, now);
     }
@@ -432,14 +487,17 @@ impl Views {
     /// connection keeps one of the two: the one the smaller id dialled.
     fn add_active(&mut self, conn: ConnId, peer: PeerEntry, dialled: bool) {
         self.passive.retain(|p| p.id != peer.id);
+        self.failed
+            .retain(|(p, _)| p.id != peer.id && p.endpoint != peer.endpoint);
         if let Some(i) = self.active.iter().position(|a| a.peer.id == peer.id) {
             let old = &self.active[i];
             if old.conn == conn {
                 return;
             }
             let dialler_of = |d: bool| if d { self.me.id } else { peer.id };
-            let keep_new = dialler_of(dialled) < dialler_of(old.dialled)
-                || (dialler_of(dialled) == dialler_of(old.dialled) && conn > old.conn);
+            // Both dialled by the same node: the newer request is the live
+            // one, on both sides.
+            let keep_new = dialler_of(dialled) <= dialler_of(old.dialled);
             let loser = if keep_new {
                 let old_conn = old.conn;
                 self.active[i] = ActivePeer {
@@ -484,9 +542,16 @@ impl Views {
         {
             return;
         }
-        if let Some(p) = self.passive.iter_mut().find(|p| p.id == peer.id) {
-            // The latest endpoint heard wins (a node that moved).
-            p.endpoint = peer.endpoint;
+        self.failed
+            .retain(|(p, _)| p.id != peer.id && p.endpoint != peer.endpoint);
+        // One entry per node and per endpoint: the latest heard wins (a
+        // node that moved, or restarted with a new id).
+        if let Some(p) = self
+            .passive
+            .iter_mut()
+            .find(|p| p.id == peer.id || p.endpoint == peer.endpoint)
+        {
+            *p = peer;
             return;
         }
         if self.settings.passive_max == 0 {
@@ -510,6 +575,12 @@ impl Views {
     }
 
     fn on_join(&mut self, conn: ConnId, peer: PeerEntry, _now: u64) {
+        if self.owns(conn) {
+            // One JOIN per connection: a second would make the node send
+            // forward joins again (a peer could flood the network so).
+            self.stats.ignored += 1;
+            return;
+        }
         if peer.id == self.me.id {
             self.stats.ignored += 1;
             self.out.push_back(ViewAction::Close {
@@ -551,10 +622,8 @@ impl Views {
             return;
         }
         self.stats.forward_joins += 1;
-        if peer.id == self.me.id || self.active.iter().any(|a| a.peer.id == peer.id) {
-            return;
-        }
-        if ttl == 0 || self.active.len() <= 1 {
+        let known = peer.id == self.me.id || self.active.iter().any(|a| a.peer.id == peer.id);
+        if !known && (ttl == 0 || self.active.len() <= 1) {
             if endpoint_is_dialable(&peer.endpoint) {
                 self.passive.retain(|p| p.id != peer.id);
                 let endpoint = peer.endpoint.clone();
@@ -562,15 +631,31 @@ impl Views {
             }
             return;
         }
+        if ttl == 0 {
+            return; // the walk ends at a node that has the new one already
+        }
         if ttl == self.settings.passive_walk {
             self.add_passive(peer.clone(), &[]);
         }
-        if let Some(next) = self.random_active_except(conn) {
+        // On, to a random active peer other than the sender and the new
+        // node itself.
+        let others: Vec<ConnId> = self
+            .active
+            .iter()
+            .filter(|a| a.conn != conn && a.peer.id != peer.id)
+            .map(|a| a.conn)
+            .collect();
+        if !others.is_empty() {
+            let next = others[self.rng.index(others.len())];
             self.send(next, Message::ForwardJoin { ttl: ttl - 1, peer });
         }
     }
 
     fn on_neighbor(&mut self, conn: ConnId, high: bool, peer: PeerEntry, _now: u64) {
+        if self.owns(conn) {
+            self.stats.ignored += 1;
+            return;
+        }
         let already = self.active.iter().any(|a| a.peer.id == peer.id);
         let accept = peer.id != self.me.id
             && (high || already || self.active.len() < self.settings.active_max);
@@ -619,7 +704,7 @@ impl Views {
                 conn,
                 reason: "neighbour request refused",
             });
-            self.request_failed(req.intent, now);
+            self.request_failed(req.intent, false, now);
             // Refused, but alive: worth keeping.
             self.add_passive(peer, &[]);
         }

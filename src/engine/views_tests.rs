@@ -70,7 +70,10 @@ fn a_join_dials_the_contact_sends_join_and_takes_the_accepting_contact() {
     v.join("tcp://10.0.0.2:5670", None, 0);
     assert_eq!(
         dials(&drain(&mut v)),
-        vec![("tcp://10.0.0.2:5670".to_string(), Intent::Join { key: None })]
+        vec![(
+            "tcp://10.0.0.2:5670".to_string(),
+            Intent::Join { key: None }
+        )]
     );
     v.link_up(7, "tcp://10.0.0.2:5670", 10);
     assert_eq!(sent(&drain(&mut v)), vec![(7, Message::Join(peer(1)))]);
@@ -200,7 +203,7 @@ fn a_forward_join_on_a_link_that_is_not_active_is_ignored() {
 #[test]
 fn a_full_view_refuses_low_requests_and_makes_room_for_high_ones() {
     let mut v = views(1);
-    let full: Vec<u64> = (2..10).collect();
+    let full: Vec<u64> = (2..2 + ViewSettings::default().active_max as u64).collect();
     with_active(&mut v, &full);
     v.handle_message(
         50,
@@ -233,7 +236,7 @@ fn a_full_view_refuses_low_requests_and_makes_room_for_high_ones() {
     );
     let out = drain(&mut v);
     assert!(v.is_active(51));
-    assert_eq!(v.active_len(), 8);
+    assert_eq!(v.active_len(), ViewSettings::default().active_max);
     let victim = closed(&out);
     assert_eq!(victim.len(), 1);
     assert!(sent(&out).contains(&(victim[0], Message::Disconnect { alive: true })));
@@ -291,9 +294,9 @@ fn an_alone_node_joins_through_the_first_candidate_it_hears_of() {
 }
 
 #[test]
-fn a_refused_request_closes_the_link_and_asks_another_passive_peer() {
+fn a_refused_request_closes_the_link_and_the_next_period_asks_another_passive_peer() {
     let mut v = views(1);
-    with_active(&mut v, &[2]);
+    with_active(&mut v, &[2, 3, 4]);
     v.candidate(peer(7), 0);
     v.candidate(peer(8), 0);
     v.handle_timeout(v.poll_timeout().unwrap());
@@ -315,8 +318,66 @@ fn a_refused_request_closes_the_link_and_asks_another_passive_peer() {
     );
     let out = drain(&mut v);
     assert_eq!(closed(&out), vec![30]);
-    let other = if asked == 7 { 8 } else { 7 };
-    assert_eq!(dials(&out)[0].0, peer(other).endpoint);
+    // Not at once: a full node is not asked again and again.
+    assert!(dials(&out).is_empty());
+    // Refused but alive: still a passive peer.
+    assert!(v.passive().contains(&peer(asked)));
+    v.handle_timeout(v.poll_timeout().unwrap());
+    assert_eq!(dials(&drain(&mut v)).len(), 1);
+}
+
+#[test]
+fn a_failed_peer_is_remembered_and_tried_again_each_period_until_forgotten() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    // Peer 2's link fails: not passive, but remembered.
+    assert!(v.link_down(2, 0));
+    drain(&mut v);
+    assert!(!v.passive().contains(&peer(2)));
+    // Each period, with nothing else to ask, it is tried again...
+    let keep = ViewSettings::default().failed_keep_ms;
+    let period = ViewSettings::default().shuffle_interval_ms;
+    let mut tries = 0;
+    let mut t = 0;
+    while t < keep + 3 * period {
+        t = v.poll_timeout().unwrap().max(t);
+        v.handle_timeout(t);
+        for (endpoint, _) in dials(&drain(&mut v)) {
+            assert_eq!(endpoint, peer(2).endpoint);
+            tries += 1;
+            v.dial_failed(&endpoint, t);
+            drain(&mut v);
+        }
+        t += 1;
+    }
+    // ...until it has been failing for `failed_keep_ms`.
+    let expected = keep / period;
+    assert!(
+        tries >= expected - 1 && tries <= expected + 1,
+        "{tries} tries"
+    );
+}
+
+#[test]
+fn a_failed_peer_that_answers_again_becomes_active() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    v.link_down(2, 0);
+    drain(&mut v);
+    v.handle_timeout(v.poll_timeout().unwrap());
+    let d = dials(&drain(&mut v));
+    assert_eq!(d[0].0, peer(2).endpoint);
+    v.link_up(40, &peer(2).endpoint, 1);
+    drain(&mut v);
+    v.handle_message(
+        40,
+        Message::NeighborReply {
+            accepted: true,
+            peer: peer(2),
+        },
+        2,
+    );
+    assert!(v.is_active(40));
 }
 
 #[test]
@@ -499,6 +560,29 @@ fn requests_that_take_too_long_fail_and_an_alone_node_retries_its_contacts() {
         dials(&drain(&mut v)),
         vec![("tcp://10.0.0.2:5670".into(), Intent::Join { key: None })]
     );
+}
+
+#[test]
+fn a_connection_joins_once_and_names_one_peer() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    v.handle_message(9, Message::Join(peer(4)), 0);
+    assert_eq!(sent(&drain(&mut v)).len(), 3);
+    // A second JOIN on it (a flood of them) sends no forward joins.
+    for p in 5..50 {
+        v.handle_message(9, Message::Join(peer(p)), 0);
+        v.handle_message(
+            9,
+            Message::Neighbor {
+                high: true,
+                peer: peer(p),
+            },
+            0,
+        );
+    }
+    assert!(drain(&mut v).is_empty());
+    assert_eq!(v.active_len(), 3);
+    assert_eq!(v.stats.ignored, 90);
 }
 
 #[test]

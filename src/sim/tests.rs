@@ -301,6 +301,7 @@ fn failure_tools_replay_exactly_from_a_seed() {
         sim.conditions = Conditions {
             latency_ms: (1, 20),
             loss: 0.02,
+            in_order: false,
         };
         for i in 1..n {
             sim.connect(i, rng.below(i as u64) as usize);

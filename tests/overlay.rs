@@ -1,0 +1,356 @@
+//! The overlay in the simulator: views that form, stay bounded and heal,
+//! and writes that travel over the broadcast tree. Fixed seeds; the
+//! randomized run prints its seed. The figures at scale (10,000 nodes,
+//! redundancy, last delivery hop) are the benchmark `overlay_sim`'s.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use zgossip::engine::Settings;
+use zgossip::sim::{FrameKind, Sim};
+
+/// Node index of a simulated node id (the simulator makes ids as
+/// `index << 20 | generation`).
+fn index_of(id: u64) -> usize {
+    (id >> 20) as usize
+}
+
+/// The ZGP/2 message id of a frame.
+fn frame_id(frame: &[u8]) -> Option<u8> {
+    (frame.len() >= 4 && frame[..2] == [0xAA, 0xA0] && frame[3] == 2).then_some(frame[2])
+}
+
+/// Frames sent while counting: tuples pushed by the tree, other tuples,
+/// announcements.
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    pushed: u64,
+    unpushed: u64,
+    ihave: u64,
+}
+
+fn count_frames(sim: &mut Sim) -> Rc<RefCell<Counts>> {
+    let counts = Rc::new(RefCell::new(Counts::default()));
+    let c = counts.clone();
+    sim.set_observer(move |ev| {
+        if ev.kind != FrameKind::Sent {
+            return;
+        }
+        let mut c = c.borrow_mut();
+        match frame_id(ev.frame) {
+            Some(6) if ev.frame.last().is_some_and(|f| f & 2 != 0) => c.pushed += 1,
+            Some(6) => c.unpushed += 1,
+            Some(17) => c.ihave += 1,
+            _ => {}
+        }
+    });
+    counts
+}
+
+/// `n` nodes on links of 10-50 ms, each joining through a random earlier
+/// one, ten at a time; then time to settle.
+fn overlay(n: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(n, seed, Settings::default());
+    sim.conditions.latency_ms = (10, 50);
+    sim.conditions.in_order = true;
+    for i in 1..n {
+        let contact = sim.rng.below(i as u64) as usize;
+        sim.join(i, contact);
+        if i % 10 == 0 {
+            let t = sim.now_ms() + 100;
+            sim.run_until(t);
+        }
+    }
+    let t = sim.now_ms() + 20_000;
+    sim.run_until(t);
+    sim
+}
+
+fn live(sim: &Sim) -> Vec<usize> {
+    (0..sim.len()).filter(|&i| !sim.is_down(i)).collect()
+}
+
+/// The live nodes no active link path joins to the first live node.
+fn unreachable_in_overlay(sim: &Sim) -> Vec<usize> {
+    let live = live(sim);
+    let Some(&start) = live.first() else {
+        return Vec::new();
+    };
+    let mut seen = BTreeSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    while let Some(i) = queue.pop_front() {
+        for (_, id, _) in sim.engine(i).unwrap().active_peers() {
+            let j = index_of(id);
+            if !sim.is_down(j) && seen.insert(j) {
+                queue.push_back(j);
+            }
+        }
+    }
+    live.into_iter().filter(|i| !seen.contains(i)).collect()
+}
+
+fn check_views_bounded(sim: &Sim) {
+    let s = Settings::default().views;
+    for i in live(sim) {
+        let st = sim.engine(i).unwrap().overlay_stats();
+        assert!(st.active <= s.active_max, "n{i}: {} active", st.active);
+        assert!(st.passive <= s.passive_max, "n{i}: {} passive", st.passive);
+    }
+}
+
+/// Publishes `count` writes at random live nodes, `gap_ms` apart, then
+/// waits `settle_ms`; returns the keys.
+fn publish_writes(
+    sim: &mut Sim,
+    prefix: &str,
+    count: usize,
+    gap_ms: u64,
+    settle_ms: u64,
+) -> Vec<String> {
+    let live = live(sim);
+    let mut keys = Vec::new();
+    for w in 0..count {
+        let node = live[sim.rng.below(live.len() as u64) as usize];
+        let key = format!("{prefix}{w}");
+        sim.publish(node, &key, "v", None);
+        keys.push(key);
+        let t = sim.now_ms() + gap_ms;
+        sim.run_until(t);
+    }
+    let t = sim.now_ms() + settle_ms;
+    sim.run_until(t);
+    keys
+}
+
+/// Live nodes that lack one of `keys`.
+fn lacking(sim: &Sim, keys: &[String]) -> Vec<usize> {
+    live(sim)
+        .into_iter()
+        .filter(|&i| {
+            let store = sim.engine(i).unwrap().store();
+            keys.iter().any(|k| store.get(k).is_none())
+        })
+        .collect()
+}
+
+#[test]
+fn joined_nodes_form_one_bounded_overlay_and_writes_travel_the_tree() {
+    let n = 150;
+    let mut sim = overlay(n, 7);
+    check_views_bounded(&sim);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    for i in 0..n {
+        let st = sim.engine(i).unwrap().overlay_stats();
+        assert!(st.active >= 1, "n{i} alone");
+    }
+    // Warm the tree up, then count: writes one after the other.
+    publish_writes(&mut sim, "warm", 20, 1_500, 2_000);
+    let counts = count_frames(&mut sim);
+    let keys = publish_writes(&mut sim, "k", 20, 1_500, 2_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+    let c = *counts.borrow();
+    let per_node_write = |x: u64| x as f64 / (n * keys.len()) as f64;
+    let pushed = per_node_write(c.pushed);
+    // A spanning tree pushes each write once per node but its source.
+    assert!(
+        pushed > 0.9 && pushed < 1.15,
+        "pushed per node per write: {pushed}"
+    );
+    assert!(per_node_write(c.unpushed) < 0.1, "{c:?}");
+    assert!(per_node_write(c.ihave) < 4.0, "{c:?}");
+    let tree: (u64, u64) = (0..n).fold((0, 0), |(e, l), i| {
+        let st = sim.engine(i).unwrap().overlay_stats();
+        (e + st.eager as u64, l + st.lazy as u64)
+    });
+    // Eager link ends: about two per node (a tree has n - 1 links).
+    assert!(
+        tree.0 < 3 * n as u64,
+        "eager ends {}, lazy {}",
+        tree.0,
+        tree.1
+    );
+}
+
+#[test]
+fn concurrent_writes_from_many_nodes_all_arrive() {
+    let n = 120;
+    let mut sim = overlay(n, 11);
+    let keys = publish_writes(&mut sim, "k", 100, 20, 5_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+    sim.check_converged().unwrap();
+}
+
+#[test]
+fn crashed_peers_are_replaced_and_the_next_write_reaches_every_live_node() {
+    let n = 150;
+    let mut sim = overlay(n, 3);
+    publish_writes(&mut sim, "warm", 5, 1_000, 1_000);
+    // 20 % crash at once.
+    let mut crashed = BTreeSet::new();
+    while crashed.len() < n / 5 {
+        crashed.insert(sim.rng.below(n as u64) as usize);
+    }
+    for &i in &crashed {
+        sim.crash(i);
+    }
+    let keys = publish_writes(&mut sim, "after", 1, 0, 3_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+    // Two shuffle periods later the views are whole again: no link to a
+    // crashed node, one overlay.
+    let t = sim.now_ms() + 2 * Settings::default().views.shuffle_interval_ms;
+    sim.run_until(t);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    for i in live(&sim) {
+        for (_, id, _) in sim.engine(i).unwrap().active_peers() {
+            assert!(
+                !crashed.contains(&index_of(id)),
+                "n{i} keeps crashed n{}",
+                index_of(id)
+            );
+        }
+    }
+    check_views_bounded(&sim);
+}
+
+#[test]
+fn with_most_nodes_crashed_the_survivors_become_one_overlay_again() {
+    let n = 150;
+    let mut sim = overlay(n, 5);
+    let mut crashed = BTreeSet::new();
+    while crashed.len() < n * 8 / 10 {
+        crashed.insert(sim.rng.below(n as u64) as usize);
+    }
+    for &i in &crashed {
+        sim.crash(i);
+    }
+    let t = sim.now_ms() + 3 * Settings::default().views.shuffle_interval_ms;
+    sim.run_until(t);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    let keys = publish_writes(&mut sim, "after", 3, 500, 3_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+}
+
+#[test]
+fn a_partition_heals_into_one_overlay_and_one_store() {
+    let n = 100;
+    let mut sim = overlay(n, 9);
+    let side: Vec<usize> = (0..n / 2).collect();
+    sim.partition(&side);
+    let a = publish_writes(&mut sim, "a", 5, 200, 0);
+    sim.publish(n - 1, "b0", "v", None);
+    let t = sim.now_ms() + 30_000;
+    sim.run_until(t);
+    sim.heal();
+    // Healing needs views to meet again: the passive views still name
+    // nodes of the other side, and nodes below their size ask them.
+    let t = sim.now_ms() + 60_000;
+    sim.run_until(t);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    let mut keys = a;
+    keys.push("b0".into());
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+    sim.check_converged().unwrap();
+}
+
+#[test]
+fn hand_made_connect_links_stay_and_carry_every_write() {
+    // A ring with chords of CONNECT links: no overlay at all.
+    let n = 20;
+    let mut sim = Sim::new(n, 2, Settings::default());
+    sim.conditions.latency_ms = (5, 20);
+    sim.conditions.in_order = true;
+    for i in 0..n {
+        sim.connect(i, (i + 1) % n);
+        sim.connect(i, (i + 7) % n);
+    }
+    sim.run_until(2_000);
+    let keys = publish_writes(&mut sim, "k", 30, 300, 3_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+    for i in 0..n {
+        let e = sim.engine(i).unwrap();
+        assert_eq!(
+            e.overlay_stats().active,
+            0,
+            "CONNECT links are not the views'"
+        );
+        assert_eq!(e.connection_count(), 4, "n{i}: every CONNECT link stays");
+    }
+    // The redundant links were pruned to announcements.
+    let lazy: usize = (0..n)
+        .map(|i| sim.engine(i).unwrap().overlay_stats().lazy)
+        .sum();
+    assert!(lazy > 0);
+}
+
+#[test]
+fn randomized_overlays_with_loss_crashes_pauses_and_restarts_converge() {
+    let seeds: Vec<u64> = match std::env::var("OVERLAY_SEED") {
+        Ok(s) => vec![s.parse().expect("OVERLAY_SEED is a number")],
+        Err(_) => (100..104).collect(),
+    };
+    for seed in seeds {
+        println!("overlay randomized run, seed {seed} (replay: OVERLAY_SEED={seed})");
+        let n = 60;
+        let mut sim = Sim::new(n, seed, Settings::default());
+        sim.conditions.latency_ms = (5, 40);
+        sim.conditions.in_order = true;
+        for i in 1..n {
+            let c = sim.rng.below(i as u64) as usize;
+            sim.join(i, c);
+        }
+        sim.run_until(10_000);
+        sim.conditions.loss = 0.01;
+        let mut keys = Vec::new();
+        for round in 0..20 {
+            let i = sim.rng.below(n as u64) as usize;
+            match sim.rng.below(6) {
+                0 if !sim.is_down(i) => sim.crash(i),
+                1 if sim.is_down(i) => sim.revive(i),
+                2 => sim.pause(i, 3_000),
+                3 => sim.restart(i),
+                _ => {}
+            }
+            let j = sim.rng.below(n as u64) as usize;
+            if !sim.is_down(j) {
+                let key = format!("r{round}");
+                sim.publish(j, &key, "v", None);
+                keys.push((key, j));
+            }
+            let t = sim.now_ms() + 1_000;
+            sim.run_until(t);
+        }
+        // Calm again: every node up (joining again through its contact),
+        // no loss.
+        sim.conditions.loss = 0.0;
+        for i in 0..n {
+            if sim.is_down(i) {
+                sim.revive(i);
+            }
+        }
+        let t = sim.now_ms() + 60_000;
+        sim.run_until(t);
+        let cut_off = unreachable_in_overlay(&sim);
+        for &i in &cut_off {
+            let e = sim.engine(i).unwrap();
+            let a: Vec<usize> = e
+                .active_peers()
+                .iter()
+                .map(|(_, id, _)| index_of(*id))
+                .collect();
+            let p: Vec<usize> = e
+                .passive_peers()
+                .iter()
+                .map(|(id, _)| index_of(*id))
+                .collect();
+            println!(
+                "n{i} active {a:?} passive {p:?} {:?}",
+                e.overlay_stats().views
+            );
+        }
+        assert_eq!(cut_off, Vec::<usize>::new(), "seed {seed}");
+        check_views_bounded(&sim);
+        sim.check_converged()
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
