@@ -95,6 +95,11 @@ struct NodeArgs {
     /// Endpoint of a node to keep connected (repeatable)
     #[arg(long)]
     connect: Vec<String>,
+    /// Join the overlay through a member at this tcp:// endpoint
+    /// (repeatable): the node keeps a few links the overlay picks (see
+    /// docs/overlay.md)
+    #[arg(long)]
+    join: Vec<String>,
     /// Tuple to publish at start, key=value (repeatable)
     #[arg(long, value_parser = parse_pair)]
     publish: Vec<(String, String)>,
@@ -154,7 +159,7 @@ struct CurveArgs {
     /// Load our CURVE key pair from a CZMQ zcert secret file
     #[arg(long, value_name = "FILE")]
     curve_cert: Option<String>,
-    /// The server public key of the nodes given with --connect
+    /// The server public key of the nodes given with --connect and --join
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_server: Option<String>,
     /// Accept only CURVE clients with this public key (repeatable; `*` for any)
@@ -185,6 +190,13 @@ impl CurveArgs {
         match &self.curve_server {
             Some(key) => node.send(&["CONNECT", endpoint, key]),
             None => node.connect(endpoint),
+        }
+    }
+
+    fn join(&self, node: &Node, endpoint: &str) -> Result<(), zgossip::Error> {
+        match &self.curve_server {
+            Some(key) => node.send(&["JOIN", endpoint, key]),
+            None => node.join(endpoint),
         }
     }
 }
@@ -333,6 +345,9 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     }
     for ep in &args.connect {
         args.curve.connect(&node, ep)?;
+    }
+    for ep in &args.join {
+        args.curve.join(&node, ep)?;
     }
     if args.discover {
         let mut options = zgossip::DiscoverOptions {

@@ -1,7 +1,9 @@
 //! The discovery state machine, sans-IO: beacons heard go in (with the
 //! address they came from and the time), decisions come out as
-//! [`DiscoveryAction`]s (connect to a new peer, follow a peer to its new address,
-//! forget a silent peer). Time is passed in, never read.
+//! [`DiscoveryAction`]s (a new peer for the overlay, a peer at a new
+//! address, a silent peer to forget). Time is passed in, never read. The
+//! overlay (`engine::views`) decides which of the peers found become
+//! links: discovery only finds them.
 //!
 //! Rules:
 //! - our own beacons (our node id) and anything that is not a valid
@@ -15,8 +17,8 @@
 //! - the node's access rules decide too (`admit`: the sender's address and
 //!   key, as `ALLOW`/`DENY` and `CURVE ALLOW` decide for a client): a peer
 //!   they refuse is ignored and counted, never dialled;
-//! - of two nodes, only the one with the lower node id dials, so two nodes
-//!   that hear each other end up with exactly one link;
+//! - every peer heard is handed to the overlay once, and again when it
+//!   moves; a node that is alone joins the network through the first;
 //! - a peer keeps its address (and key) while it beacons from it; when the
 //!   address has been silent for `stale_ms` and the peer beacons from
 //!   another one (a new IP address or TCP port, or a new key), it is
@@ -25,8 +27,8 @@
 //!   (a node restarted: same endpoint, new id);
 //! - a peer silent for `expiry_ms` is forgotten;
 //! - at most `max_peers` peers are tracked, and at most `dials_per_sec`
-//!   dials (connects and moves) leave per second, so a flood of beacons
-//!   cannot make the node open unbounded connections.
+//!   peers (new and moved) are handed on per second, so a flood of
+//!   beacons cannot make the node open unbounded connections.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -65,20 +67,20 @@ impl Default for DiscoverySettings {
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiscoveryAction {
-    /// A new peer we dial: connect to it, once; as a CURVE client of
-    /// `server_key` when it has one.
-    Connect {
+    /// A new peer, for the overlay: dialled (if the overlay wants it) as
+    /// a CURVE client of `server_key` when it has one.
+    Found {
         peer: u64,
         endpoint: SocketAddr,
         server_key: Option<[u8; 32]>,
     },
-    /// A peer we dial moved: drop the old link, connect to the new address.
-    Move {
+    /// A known peer beacons from a new address (or with a new key).
+    Moved {
         peer: u64,
         endpoint: SocketAddr,
         server_key: Option<[u8; 32]>,
     },
-    /// A peer we dialed is gone: drop its link and stop redialling.
+    /// A peer went silent: not worth dialling any more.
     Forget { peer: u64 },
 }
 
@@ -125,11 +127,9 @@ pub struct DiscoveryStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
-    /// The other node dials us.
-    Theirs,
-    /// We dial, waiting for a dial token; `moved` when a link existed.
+    /// Waiting to be handed on, waiting for a dial token; `moved` when a link existed.
     Pending { moved: bool },
-    /// We dialed.
+    /// Handed on to the overlay.
     Dialed,
 }
 
@@ -269,7 +269,7 @@ impl Discovery {
             p.key = key;
             p.seen_ms = now_ms;
             let requeue = match p.link {
-                Link::Theirs | Link::Pending { .. } => false,
+                Link::Pending { .. } => false,
                 Link::Dialed => {
                     p.link = Link::Pending { moved: true };
                     true
@@ -286,12 +286,8 @@ impl Discovery {
         if self.peers.len() >= self.settings.max_peers {
             return Heard::Full;
         }
-        let link = if self.own_id < id {
-            self.queue.push_back(id);
-            Link::Pending { moved: false }
-        } else {
-            Link::Theirs
-        };
+        self.queue.push_back(id);
+        let link = Link::Pending { moved: false };
         self.peers.insert(
             id,
             DiscoveredPeer {
@@ -357,13 +353,13 @@ impl Discovery {
             self.stats.dials += 1;
             let (endpoint, server_key) = (p.endpoint, p.key);
             self.actions.push_back(if moved {
-                DiscoveryAction::Move {
+                DiscoveryAction::Moved {
                     peer: id,
                     endpoint,
                     server_key,
                 }
             } else {
-                DiscoveryAction::Connect {
+                DiscoveryAction::Found {
                     peer: id,
                     endpoint,
                     server_key,
@@ -442,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn lower_id_dials_once_higher_id_waits() {
+    fn each_side_hands_the_other_on_once() {
         let mut low = Discovery::new(10, false, DiscoverySettings::default(), 0);
         let mut high = Discovery::new(20, false, DiscoverySettings::default(), 0);
         let from_high = frame::encode(7000, 20);
@@ -456,13 +452,20 @@ mod tests {
         }
         assert_eq!(
             actions(&mut low),
-            [DiscoveryAction::Connect {
+            [DiscoveryAction::Found {
                 peer: 20,
                 endpoint: sa("10.0.0.2:7000"),
                 server_key: None
             }]
         );
-        assert!(actions(&mut high).is_empty());
+        assert_eq!(
+            actions(&mut high),
+            [DiscoveryAction::Found {
+                peer: 10,
+                endpoint: sa("10.0.0.1:6000"),
+                server_key: None
+            }]
+        );
         assert_eq!(high.peer_count(), 1);
         assert_eq!(low.stats().dials, 1);
     }
@@ -522,7 +525,7 @@ mod tests {
         );
         assert_eq!(
             actions(&mut d),
-            [DiscoveryAction::Move {
+            [DiscoveryAction::Moved {
                 peer: 5,
                 endpoint: sa("10.0.0.3:7000"),
                 server_key: None
@@ -532,7 +535,7 @@ mod tests {
         d.handle_datagram(ip("10.0.0.3"), &frame::encode(7001, 5), 2_000, ANY);
         assert_eq!(
             actions(&mut d),
-            [DiscoveryAction::Move {
+            [DiscoveryAction::Moved {
                 peer: 5,
                 endpoint: sa("10.0.0.3:7001"),
                 server_key: None
@@ -542,13 +545,27 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_we_do_not_dial_moves_silently() {
+    fn a_peer_with_a_lower_id_is_handed_on_and_followed_too() {
         let s = DiscoverySettings::for_interval(100);
         let mut d = Discovery::new(9, false, s, 0);
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 0, ANY);
         d.handle_datagram(ip("10.0.0.3"), &frame::encode(7000, 5), 1_000, ANY);
         assert_eq!(d.endpoint(5), Some(sa("10.0.0.3:7000")));
-        assert!(actions(&mut d).is_empty());
+        assert_eq!(
+            actions(&mut d),
+            [
+                DiscoveryAction::Found {
+                    peer: 5,
+                    endpoint: sa("10.0.0.2:7000"),
+                    server_key: None
+                },
+                DiscoveryAction::Moved {
+                    peer: 5,
+                    endpoint: sa("10.0.0.3:7000"),
+                    server_key: None
+                }
+            ]
+        );
     }
 
     #[test]
@@ -574,7 +591,7 @@ mod tests {
         d.handle_datagram(ip("10.0.0.2"), &frame::encode(7000, 5), 11_000, ANY);
         assert!(matches!(
             &actions(&mut d)[..],
-            [DiscoveryAction::Connect { peer: 5, .. }]
+            [DiscoveryAction::Found { peer: 5, .. }]
         ));
     }
 
@@ -586,13 +603,13 @@ mod tests {
         assert_eq!(
             actions(&mut d),
             [
-                DiscoveryAction::Connect {
+                DiscoveryAction::Found {
                     peer: 5,
                     endpoint: sa("10.0.0.2:7000"),
                     server_key: None
                 },
                 DiscoveryAction::Forget { peer: 5 },
-                DiscoveryAction::Connect {
+                DiscoveryAction::Found {
                     peer: 6,
                     endpoint: sa("10.0.0.2:7000"),
                     server_key: None
@@ -666,7 +683,7 @@ mod tests {
         );
         assert_eq!(
             actions(&mut d),
-            [DiscoveryAction::Connect {
+            [DiscoveryAction::Found {
                 peer: 6,
                 endpoint: sa("10.0.0.3:7000"),
                 server_key: Some(key)
@@ -757,7 +774,7 @@ mod tests {
         );
         assert_eq!(
             actions(&mut d),
-            [DiscoveryAction::Move {
+            [DiscoveryAction::Moved {
                 peer: 5,
                 endpoint: sa("10.0.0.2:7000"),
                 server_key: Some(new)

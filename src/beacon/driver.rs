@@ -2,7 +2,6 @@
 //! reactor runs (UDP sockets in the node's own mio loop, the discovery
 //! state machine, and the engine's remotes it adds and removes).
 
-use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 
@@ -12,7 +11,7 @@ use super::discovery::{self, Discovery, DiscoveryAction, Heard};
 use super::frame;
 use super::options::DiscoverOptions;
 use super::udp::UdpBeacon;
-use crate::engine::{Engine, Now, RemoteId};
+use crate::engine::{Engine, Now};
 use crate::error::{Error, Result};
 use crate::security::Policy;
 
@@ -35,29 +34,10 @@ pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<UdpBeacon>> {
     })
 }
 
-/// Where a discovered peer's link goes: the engine's remotes (with the
-/// server key of those dialled as CURVE clients).
+/// Where discovered peers go: the engine's overlay, which decides which
+/// become links.
 pub(crate) struct Links<'a> {
     pub engine: &'a mut Engine,
-}
-
-impl Links<'_> {
-    fn add(
-        &mut self,
-        endpoint: std::net::SocketAddr,
-        server_key: Option<[u8; 32]>,
-        now: Now,
-    ) -> RemoteId {
-        let id = self
-            .engine
-            .add_remote(&discovery::endpoint_string(endpoint), now);
-        self.engine.set_remote_key(id, server_key);
-        id
-    }
-
-    fn remove(&mut self, remote: RemoteId, now: Now) {
-        self.engine.remove_remote(remote, now);
-    }
 }
 
 /// Whether the node's access rules admit a beacon's sender: its address
@@ -77,7 +57,6 @@ pub(crate) struct Driver {
     interval_ms: u64,
     next_send: u64,
     disc: Discovery,
-    remotes: HashMap<u64, RemoteId>,
     backlog: bool,
     send_errors: u64,
 }
@@ -115,28 +94,21 @@ impl Driver {
             next_send: now_ms,
             disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms),
             settings,
-            remotes: HashMap::new(),
             backlog: true,
             send_errors: 0,
         })
     }
 
-    pub(crate) fn stop(mut self, registry: &Registry, mut links: Links<'_>, now: Now) {
+    /// Stops beaconing. The overlay keeps the links it made: they are
+    /// links like any other now.
+    pub(crate) fn stop(mut self, registry: &Registry) {
         let _ = registry.deregister(&mut self.recv);
-        for (_, remote) in self.remotes.drain() {
-            links.remove(remote, now);
-        }
     }
 
     /// The node's key pair changed (or was set): beacon the new public
     /// key at once, and start over with the peers, which must now speak
-    /// the node's new mechanism. Links to discovered peers are dropped.
-    pub(crate) fn set_public_key(
-        &mut self,
-        public_key: Option<&[u8; 32]>,
-        mut links: Links<'_>,
-        now: Now,
-    ) {
+    /// the node's new mechanism.
+    pub(crate) fn set_public_key(&mut self, public_key: Option<&[u8; 32]>, now: Now) {
         self.beacon = frame::encode_for(self.tcp_port, self.node_id, public_key);
         self.disc = Discovery::new(
             self.node_id,
@@ -144,9 +116,6 @@ impl Driver {
             self.settings.clone(),
             now.mono_ms,
         );
-        for (_, remote) in self.remotes.drain() {
-            links.remove(remote, now);
-        }
         self.next_send = now.mono_ms;
     }
 
@@ -238,30 +207,23 @@ impl Driver {
         self.disc.poll_timeout().map_or(t, |d| d.min(t))
     }
 
-    fn apply(&mut self, mut links: Links<'_>, now: Now) {
+    fn apply(&mut self, links: Links<'_>, now: Now) {
         while let Some(action) = self.disc.poll_action() {
             match action {
-                DiscoveryAction::Connect {
+                DiscoveryAction::Found {
                     peer,
                     endpoint,
                     server_key,
                 }
-                | DiscoveryAction::Move {
+                | DiscoveryAction::Moved {
                     peer,
                     endpoint,
                     server_key,
                 } => {
-                    if let Some(old) = self.remotes.remove(&peer) {
-                        links.remove(old, now);
-                    }
-                    let id = links.add(endpoint, server_key, now);
-                    self.remotes.insert(peer, id);
+                    let endpoint = discovery::endpoint_string(endpoint);
+                    links.engine.add_candidate(peer, &endpoint, server_key, now);
                 }
-                DiscoveryAction::Forget { peer } => {
-                    if let Some(old) = self.remotes.remove(&peer) {
-                        links.remove(old, now);
-                    }
-                }
+                DiscoveryAction::Forget { peer } => links.engine.forget_candidate(peer),
             }
         }
     }

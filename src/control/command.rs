@@ -41,6 +41,10 @@ pub enum Command {
     /// CONNECT endpoint [server-public-key]: with a key, dial as a CURVE
     /// client of that server.
     Connect(Endpoint, Option<[u8; 32]>),
+    /// JOIN endpoint [server-public-key]: join the overlay through the
+    /// member at `endpoint` (a contact), dialled as a CURVE client of the
+    /// key when given. The overlay then picks this node's links.
+    Join(Endpoint, Option<[u8; 32]>),
     /// `SET PUBLICKEY key` (one frame "SET PUBLICKEY", as CZMQ): our CURVE
     /// public key, Z85.
     SetPublicKey([u8; 32]),
@@ -144,6 +148,23 @@ impl Command {
                 };
                 Ok(Command::Connect(ep, key))
             }
+            "JOIN" => {
+                if args.len() != 2 {
+                    want(1, "JOIN endpoint [server-public-key]")?;
+                }
+                let ep = Endpoint::parse_connect(args[0])?;
+                if !matches!(ep, Endpoint::Tcp { .. }) {
+                    return Err(Error::command(format!(
+                        "JOIN: '{}' is not a tcp:// endpoint (the overlay links nodes over TCP)",
+                        args[0]
+                    )));
+                }
+                let key = match args.get(1) {
+                    Some(k) => Some(crate::certs::decode_key("JOIN: server public key", k)?),
+                    None => None,
+                };
+                Ok(Command::Join(ep, key))
+            }
             "SET PUBLICKEY" | "SET SECRETKEY" => {
                 want(1, &format!("{name} key"))?;
                 let key = crate::certs::decode_key(name, args[0])?;
@@ -238,7 +259,7 @@ impl Command {
             "" => Err(Error::command("empty command name")),
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
-                 CONFIGURE, SET, SAVE, CONNECT, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS, \
+                 CONFIGURE, SET, SAVE, CONNECT, JOIN, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS, \
                  SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
                  DISCOVER)"
             ))),
@@ -266,6 +287,10 @@ impl std::fmt::Display for Command {
             Command::Connect(ep, None) => write!(f, "CONNECT {ep}"),
             Command::Connect(ep, Some(k)) => {
                 write!(f, "CONNECT {ep} {}", crate::wire::z85::encode_key(k))
+            }
+            Command::Join(ep, None) => write!(f, "JOIN {ep}"),
+            Command::Join(ep, Some(k)) => {
+                write!(f, "JOIN {ep} {}", crate::wire::z85::encode_key(k))
             }
             Command::SetPublicKey(k) => {
                 write!(f, "SET PUBLICKEY {}", crate::wire::z85::encode_key(k))
@@ -478,6 +503,23 @@ mod tests {
         assert!(Command::parse(&["PUBLISH", &"k".repeat(255), "v"]).is_ok());
         assert!(err(&["PUBLISH", "a\0b", "v"]).contains("NUL"));
         assert!(err(&["SAVE", ""]).contains("filename is empty"));
+    }
+
+    #[test]
+    fn join_takes_a_tcp_contact_and_an_optional_key() {
+        let (public, _) = crate::certs::keypair().unwrap();
+        let key = crate::wire::z85::decode_key(&public).unwrap();
+        let plain = Command::parse(&["JOIN", "tcp://10.0.0.1:5670"]).unwrap();
+        assert!(matches!(plain, Command::Join(_, None)));
+        assert_eq!(plain.to_string(), "JOIN tcp://10.0.0.1:5670");
+        assert!(matches!(
+            Command::parse(&["JOIN", "tcp://10.0.0.1:5670", &public]).unwrap(),
+            Command::Join(_, Some(k)) if k == key
+        ));
+        assert!(err(&["JOIN"]).contains("JOIN endpoint [server-public-key]"));
+        assert!(err(&["JOIN", "ipc:///tmp/x"]).contains("not a tcp:// endpoint"));
+        assert!(err(&["JOIN", "tcp://host"]).contains("expected host:port"));
+        assert!(err(&["JOIN", "tcp://h:1", "short"]).contains("40-character Z85"));
     }
 
     #[test]

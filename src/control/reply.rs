@@ -55,6 +55,35 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
     ]
 }
 
+/// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
+/// what each means).
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 20] {
+    let o = engine.overlay_stats();
+    let (v, t) = (o.views, o.tree);
+    [
+        ("overlay-active", o.active as u64),
+        ("overlay-passive", o.passive as u64),
+        ("overlay-eager", o.eager as u64),
+        ("overlay-lazy", o.lazy as u64),
+        ("overlay-joins", v.joins),
+        ("overlay-forward-joins", v.forward_joins),
+        ("overlay-neighbors-accepted", v.neighbors_accepted),
+        ("overlay-neighbors-refused", v.neighbors_refused),
+        ("overlay-shuffles", v.shuffles),
+        ("overlay-disconnects", v.disconnects),
+        ("overlay-promotions", v.promotions),
+        ("overlay-evictions", v.evictions),
+        ("overlay-ignored", v.ignored),
+        ("tree-announced", t.announced),
+        ("tree-announce-frames", t.announce_frames),
+        ("tree-grafted", t.grafted),
+        ("tree-prunes-sent", t.prunes_sent),
+        ("tree-prunes-received", t.prunes_received),
+        ("tree-repairs", t.repairs),
+        ("tree-missing-dropped", t.missing_dropped),
+    ]
+}
+
 /// `STATS name value ...` from counters.
 pub(crate) fn stats<'a>(counters: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<String> {
     let mut reply = vec!["STATS".to_string()];

@@ -74,6 +74,8 @@ pub(crate) fn from_config(
     s.frame_timeout_ms = num("limits/frame-timeout", defaults.frame_timeout_ms)?.max(1);
     s.tuples_per_second = num("limits/tuples-per-second", defaults.tuples_per_second)?;
     s.bytes_per_second = num("limits/bytes-per-second", defaults.bytes_per_second)?;
+    s.views = views_from(&num, &defaults.views)?;
+    s.tree = tree_from(&num, &defaults.tree)?;
     let zgp2_enabled = match cfg.get("server/extensions").map(str::trim) {
         None | Some("1") => true,
         Some("0") => false,
@@ -118,6 +120,71 @@ pub(crate) fn from_config(
         linger_ms,
         pipe_limit,
         verbose,
+    })
+}
+
+/// A whole number read with `num` (the default when absent) that must lie
+/// in `lo..=hi`.
+fn ranged(
+    num: &impl Fn(&str, u64) -> Result<u64>,
+    path: &str,
+    default: u64,
+    lo: u64,
+    hi: u64,
+) -> Result<u64> {
+    let v = num(path, default)?;
+    if v < lo || v > hi {
+        return Err(Error::Config(format!(
+            "{path} must be between {lo} and {hi}, got {v}"
+        )));
+    }
+    Ok(v)
+}
+
+/// The views' settings, `overlay/*` (absent: the defaults).
+fn views_from(
+    num: &impl Fn(&str, u64) -> Result<u64>,
+    d: &crate::engine::views::ViewSettings,
+) -> Result<crate::engine::views::ViewSettings> {
+    let n = |path: &str, default: usize, lo: u64, hi: u64| -> Result<usize> {
+        Ok(ranged(num, path, default as u64, lo, hi)? as usize)
+    };
+    let walk = |path: &str, default: u8| -> Result<u8> {
+        Ok(ranged(num, path, u64::from(default), 0, 255)? as u8)
+    };
+    let ms = |path: &str, default: u64, lo: u64| ranged(num, path, default, lo, u64::MAX / 4);
+    let v = crate::engine::views::ViewSettings {
+        active_max: n("overlay/active-max", d.active_max, 1, 64)?,
+        passive_max: n("overlay/passive-max", d.passive_max, 0, 1024)?,
+        active_walk: walk("overlay/active-walk", d.active_walk)?,
+        passive_walk: walk("overlay/passive-walk", d.passive_walk)?,
+        shuffle_interval_ms: ms("overlay/shuffle-interval", d.shuffle_interval_ms, 100)?,
+        shuffle_active: n("overlay/shuffle-active", d.shuffle_active, 0, 32)?,
+        shuffle_passive: n("overlay/shuffle-passive", d.shuffle_passive, 0, 32)?,
+        request_timeout_ms: ms("overlay/request-timeout", d.request_timeout_ms, 100)?,
+        failed_keep_ms: ms("overlay/failed-keep", d.failed_keep_ms, 0)?,
+    };
+    if v.passive_walk > v.active_walk {
+        return Err(Error::Config(format!(
+            "overlay/passive-walk ({}) must not exceed overlay/active-walk ({})",
+            v.passive_walk, v.active_walk
+        )));
+    }
+    Ok(v)
+}
+
+/// The broadcast tree's settings, `overlay/*` (absent: the defaults).
+fn tree_from(
+    num: &impl Fn(&str, u64) -> Result<u64>,
+    d: &crate::engine::tree::TreeSettings,
+) -> Result<crate::engine::tree::TreeSettings> {
+    let ms = |path: &str, default: u64| ranged(num, path, default, 1, u64::MAX / 4);
+    Ok(crate::engine::tree::TreeSettings {
+        announce_interval_ms: ms("overlay/announce-interval", d.announce_interval_ms)?,
+        graft_timeout_ms: ms("overlay/graft-timeout", d.graft_timeout_ms)?,
+        graft_retry_ms: ms("overlay/graft-retry", d.graft_retry_ms)?,
+        max_missing: ranged(num, "overlay/max-missing", d.max_missing as u64, 1, 1 << 24)? as usize,
+        ..d.clone()
     })
 }
 
@@ -195,6 +262,41 @@ mod tests {
         assert_eq!(again.engine.tuples_per_second, d.tuples_per_second);
         assert_eq!(again.engine.bytes_per_second, d.bytes_per_second);
         assert_eq!(again.engine.frame_timeout_ms, d.frame_timeout_ms);
+    }
+
+    #[test]
+    fn the_overlay_settings_are_read_and_checked() {
+        let n = read(&[
+            ("overlay/active-max", "8"),
+            ("overlay/passive-max", "50"),
+            ("overlay/shuffle-interval", "5000"),
+            ("overlay/graft-timeout", "250"),
+            ("overlay/announce-interval", "20"),
+        ])
+        .unwrap();
+        assert_eq!(n.engine.views.active_max, 8);
+        assert_eq!(n.engine.views.passive_max, 50);
+        assert_eq!(n.engine.views.shuffle_interval_ms, 5000);
+        assert_eq!(n.engine.tree.graft_timeout_ms, 250);
+        assert_eq!(n.engine.tree.announce_interval_ms, 20);
+        // Absent: the defaults again.
+        let again = from_config(&tree(&[]), &n.engine, 500).unwrap();
+        assert_eq!(again.engine.views, Settings::default().views);
+        for (path, value, says) in [
+            ("overlay/active-max", "0", "between 1 and 64"),
+            ("overlay/active-max", "65", "between 1 and 64"),
+            ("overlay/shuffle-interval", "10", "between 100 and"),
+            ("overlay/graft-timeout", "0", "between 1 and"),
+            (
+                "overlay/passive-walk",
+                "7",
+                "must not exceed overlay/active-walk",
+            ),
+            ("overlay/passive-max", "many", "must be a whole number"),
+        ] {
+            let e = read(&[(path, value)]).unwrap_err().to_string();
+            assert!(e.contains(path) && e.contains(says), "{path}={value}: {e}");
+        }
     }
 
     #[test]

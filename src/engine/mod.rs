@@ -277,6 +277,8 @@ mod fuzz_tests;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
+mod overlay_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

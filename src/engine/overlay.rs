@@ -40,6 +40,11 @@ impl Engine {
         self.views.set_key(key);
     }
 
+    /// The endpoint the overlay tells others (empty until set).
+    pub fn endpoint(&self) -> &str {
+        &self.views.me().endpoint
+    }
+
     /// Joins the overlay through a member at `endpoint` (`JOIN`), dialled
     /// as a CURVE client of `key` when given.
     pub fn join(&mut self, endpoint: &str, key: Option<[u8; 32]>, now: Now) {
@@ -57,6 +62,22 @@ impl Engine {
         };
         self.views.candidate(peer, now.mono_ms);
         self.run_overlay(now);
+    }
+
+    /// Leaves the overlay and starts over: every link the views made is
+    /// closed (with `reason`), the views forget every member; `JOIN`
+    /// contacts stay and are dialled again. `CONNECT` links stay.
+    pub fn restart_overlay(&mut self, reason: &str, now: Now) {
+        for conn in self.views.reset() {
+            self.close(conn, reason.to_string(), now);
+        }
+        self.run_overlay(now);
+    }
+
+    /// A member heard of by discovery went silent: not dialled any more
+    /// (a link to it stays while it works).
+    pub fn forget_candidate(&mut self, id: u64) {
+        self.views.forget(id);
     }
 
     /// The overlay's sizes and counters.

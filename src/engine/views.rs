@@ -263,6 +263,26 @@ impl Views {
         self.arm(now);
     }
 
+    /// Forgets every peer and request; returns the connections that were
+    /// the views' (the driver closes them). Contacts stay: the node joins
+    /// through them again at the next period.
+    pub fn reset(&mut self) -> Vec<ConnId> {
+        let mut conns: Vec<ConnId> = self.active.drain(..).map(|a| a.conn).collect();
+        conns.extend(std::mem::take(&mut self.asking).into_keys());
+        self.passive.clear();
+        self.failed.clear();
+        self.dialling.clear();
+        self.last_shuffle.clear();
+        conns
+    }
+
+    /// A member is known to be gone (discovery stopped hearing it): no
+    /// longer a passive peer, nor tried again.
+    pub fn forget(&mut self, id: u64) {
+        self.passive.retain(|p| p.id != id);
+        self.failed.retain(|(p, _)| p.id != id);
+    }
+
     /// A connection the views dialled is up and speaks ZGP/2: the request
     /// goes out on it.
     pub fn link_up(&mut self, conn: ConnId, endpoint: &str, now: u64) {

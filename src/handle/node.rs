@@ -140,7 +140,7 @@ impl Node {
         self.wake()?;
         let outcome = ack_rx.recv().map_err(|_| Error::Terminated)?;
         if term {
-            self.join();
+            self.wait_ended();
         }
         outcome
     }
@@ -155,7 +155,7 @@ impl Node {
     }
 
     /// Waits until the node has ended.
-    fn join(&self) {
+    fn wait_ended(&self) {
         let done = self.done.lock().take();
         if let Some(done) = done {
             done.wait();
@@ -224,6 +224,14 @@ impl Node {
     /// CONNECT to a remote endpoint.
     pub fn connect(&self, endpoint: &str) -> Result<()> {
         self.send(&["CONNECT", endpoint])
+    }
+
+    /// JOIN the overlay through a member at `endpoint` (`tcp://host:port`):
+    /// the node then keeps a few links the overlay picks (at most
+    /// `overlay/active-max`) instead of one to every node. See
+    /// `docs/overlay.md`.
+    pub fn join(&self, endpoint: &str) -> Result<()> {
+        self.send(&["JOIN", endpoint])
     }
 
     /// PUBLISH a tuple.
@@ -310,7 +318,7 @@ impl Drop for Node {
                 direct: false,
             });
             let _ = self.waker.wake();
-            self.join();
+            self.wait_ended();
         }
     }
 }

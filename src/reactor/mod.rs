@@ -505,6 +505,10 @@ impl Reactor {
                 self.engine.set_remote_key(remote, key);
                 Ok(None)
             }
+            Command::Join(ep, key) => {
+                self.engine.join(&ep.to_string(), key, now);
+                Ok(None)
+            }
             Command::SetPublicKey(_)
             | Command::SetSecretKey(_)
             | Command::ZapDomain(_)
@@ -535,6 +539,7 @@ impl Reactor {
                 Ok(Some(reply::stats(
                     reply::engine_counters(&self.engine)
                         .into_iter()
+                        .chain(reply::overlay_counters(&self.engine))
                         .chain(self.access.counters(stalled))
                         .chain(own)
                         .chain(discovery.into_iter().flatten()),
@@ -571,13 +576,16 @@ impl Reactor {
         }
         if let Some(public) = done.keys_set {
             let now = self.now();
+            // Overlay peers learn the key, to dial this node as CURVE
+            // clients.
+            self.engine.set_public_key(Some(public));
             if let Some(d) = self.discovery.as_mut() {
                 // From now on the node speaks only CURVE: its beacons carry
-                // its key, and peers found in plain are dropped.
-                let links = crate::beacon::driver::Links {
-                    engine: &mut self.engine,
-                };
-                d.set_public_key(Some(&public), links, now);
+                // its key, and the overlay links made in plain are dropped
+                // (the overlay starts over with peers found with keys).
+                d.set_public_key(Some(&public), now);
+                self.engine
+                    .restart_overlay("the node's key pair changed", now);
             }
         }
         Ok(done.reply)
@@ -604,6 +612,18 @@ impl Reactor {
             _ => text.clone(),
         };
         self.trace(format_args!("bound {shown}"));
+        if port.is_some() && self.engine.endpoint().is_empty() {
+            // The first TCP endpoint is what overlay peers dial; bound to a
+            // wildcard, it is `tcp://*:PORT` and each peer puts in the
+            // address our connection to it comes from.
+            let advertised = match ep {
+                Endpoint::Tcp { host, .. } if host == "0.0.0.0" || host == "[::]" => {
+                    format!("tcp://*:{}", self.port)
+                }
+                _ => shown.clone(),
+            };
+            self.engine.set_endpoint(&advertised);
+        }
         self.bound.push(text);
         self.listeners.insert(token, (listener, shown));
         Ok(())
@@ -622,10 +642,7 @@ impl Reactor {
         }
         options.apply_args(args)?;
         if let Some(old) = self.discovery.take() {
-            let links = crate::beacon::driver::Links {
-                engine: &mut self.engine,
-            };
-            old.stop(&self.registry, links, now);
+            old.stop(&self.registry);
         }
         let Some(udp) = disc::open(&options)? else {
             return Err(Error::command(format!(
@@ -1350,7 +1367,7 @@ fn process_input(
                         .and_then(|v| v.trim().parse::<u64>().ok())
                 };
                 let peer = Peer {
-                    addr: c.ip,
+                    addr: c.ip.or_else(|| c.stream.peer_ip()),
                     zgp2: zgp2_enabled && number(zgp2::PROPERTY).is_some_and(|v| v >= 2),
                     timeout_ms: number(zgp2::TIMEOUT_PROPERTY),
                     // Below the smallest limit a node can have: not a limit.

@@ -61,6 +61,14 @@ impl Stream {
         }
     }
 
+    /// The peer's IP address (TCP only).
+    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Stream::Tcp(s, _) => s.peer_addr().ok().map(|a| a.ip()),
+            Stream::Unix(..) => None,
+        }
+    }
+
     /// The peer's address for traces.
     pub(crate) fn peer(&self) -> String {
         match self {

@@ -197,6 +197,15 @@ impl NodeCore {
             .map_err(|e| raise(py, e))
     }
 
+    /// Joins the overlay through a member at ``endpoint``
+    /// (``tcp://host:port``): the node keeps a few links the overlay picks
+    /// (at most ``overlay/active-max``) instead of one to every node. A bad
+    /// endpoint raises ``CommandError``.
+    fn join(&self, py: Python<'_>, endpoint: &str) -> PyResult<()> {
+        py.detach(|| self.node.join(endpoint))
+            .map_err(|e| raise(py, e))
+    }
+
     /// Publishes a tuple: it spreads to every node of the network and is
     /// delivered to each node's application (this one's too, as in CZMQ).
     /// Keys are at most 255 bytes of UTF-8. ``ttl``, in seconds, makes the

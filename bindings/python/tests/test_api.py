@@ -259,6 +259,26 @@ def test_two_nodes_over_tcp(node) -> None:
         assert wait_status(node, 2) == 2
 
 
+def test_nodes_that_join_keep_a_few_links_and_share_every_write() -> None:
+    nodes = [zgossip.Node(f"j{i}") for i in range(8)]
+    try:
+        ports = [n.bind("tcp://127.0.0.1:*") for n in nodes]
+        for i, n in enumerate(nodes[1:], start=1):
+            n.join(f"tcp://127.0.0.1:{ports[i // 2]}")
+        for i, n in enumerate(nodes):
+            n.publish(f"k{i}", "v")
+        for n in nodes:
+            assert wait_status(n, len(nodes)) == len(nodes)
+        for n in nodes:
+            stats = n.stats()
+            assert 1 <= stats["overlay-active"] <= 5
+        with pytest.raises(zgossip.CommandError, match="not a tcp:// endpoint"):
+            nodes[0].join("ipc:///tmp/nowhere")
+    finally:
+        for n in nodes:
+            n.close()
+
+
 # ---------------------------------------------------------------- descriptors
 
 

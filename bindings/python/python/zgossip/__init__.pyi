@@ -62,6 +62,8 @@ class Node:
         """Binds an endpoint; returns the TCP port, ``None`` for ipc/inproc."""
     def connect(self, endpoint: str) -> None:
         """Connects to a remote node's endpoint."""
+    def join(self, endpoint: str) -> None:
+        """Joins the overlay through a member at a ``tcp://`` endpoint."""
     def publish(self, key: str, value: str, ttl: Optional[float] = None) -> None:
         """Publishes a tuple; ``ttl`` in seconds makes it expire."""
     def status(self) -> int:

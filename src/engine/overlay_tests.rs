@@ -1,0 +1,244 @@
+//! The overlay joined to the engine: overlay messages on connections, the
+//! tree deciding what is pushed and what announced, grafts answered from
+//! the store.
+
+use super::test_support::{actions, at, drain, enc};
+use super::tree::TreeSettings;
+use super::*;
+use crate::wire::overlay::{self, PeerEntry, WriteId};
+
+const ZGP2: Peer = Peer {
+    zgp2: true,
+    timeout_ms: Some(1000),
+    max_frame: None,
+    addr: None,
+};
+
+fn ov(m: overlay::Message) -> Vec<u8> {
+    let mut v = Vec::new();
+    m.encode(&mut v);
+    v
+}
+
+fn decoded(frames: &[Vec<u8>]) -> Vec<zgp2::Message<'_>> {
+    frames.iter().filter_map(|f| zgp2::decode(f).ok()).collect()
+}
+
+fn overlay_msgs(frames: &[Vec<u8>]) -> Vec<overlay::Message> {
+    decoded(frames)
+        .into_iter()
+        .filter_map(|m| match m {
+            zgp2::Message::Overlay(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the engine's timers that fall due up to `ms`.
+fn advance(e: &mut Engine, ms: u64) {
+    for _ in 0..10_000 {
+        match e.poll_timeout() {
+            Some(t) if t <= ms => e.handle_timeout(at(t)),
+            _ => return,
+        }
+    }
+    panic!("timers did not settle");
+}
+
+/// An engine with ZGP/2 clients on connections `conns` that said HELLO.
+fn hub(conns: &[ConnId]) -> Engine {
+    let mut e = Engine::new("hub", 1, Settings::default());
+    e.set_endpoint("tcp://10.0.0.1:5670");
+    for &c in conns {
+        let peer = Peer {
+            addr: Some("10.9.9.9".parse().unwrap()),
+            ..ZGP2
+        };
+        e.handle_connected(c, Role::Inbound, peer, at(0));
+        e.handle_frame(c, &enc(Message::Hello), false, at(0));
+        drain(&mut e, c);
+    }
+    e
+}
+
+fn entry(id: u64, endpoint: &str) -> PeerEntry {
+    PeerEntry {
+        id,
+        endpoint: endpoint.into(),
+        key: None,
+    }
+}
+
+#[test]
+fn a_join_from_a_wildcard_bound_node_is_kept_at_the_address_it_came_from() {
+    let mut e = hub(&[7]);
+    e.handle_frame(
+        7,
+        &ov(overlay::Message::Join(entry(2, "tcp://*:6000"))),
+        false,
+        at(1),
+    );
+    assert_eq!(
+        e.active_peers(),
+        vec![(7, 2, "tcp://10.9.9.9:6000".to_string())]
+    );
+    assert_eq!(
+        overlay_msgs(&drain(&mut e, 7)),
+        vec![overlay::Message::NeighborReply {
+            accepted: true,
+            peer: entry(1, "tcp://10.0.0.1:5670")
+        }]
+    );
+}
+
+#[test]
+fn overlay_messages_before_hello_are_refused_like_any_other() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.handle_connected(3, Role::Inbound, ZGP2, at(0));
+    e.handle_frame(
+        3,
+        &ov(overlay::Message::Join(entry(2, "tcp://h:1"))),
+        false,
+        at(1),
+    );
+    assert_eq!(e.active_peers(), vec![]);
+    let out = drain(&mut e, 3);
+    assert!(matches!(gossip::decode(&out[0]), Ok(Message::Invalid)));
+}
+
+#[test]
+fn an_overlay_dial_that_meets_a_plain_peer_is_closed_and_another_peer_asked() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.join("tcp://10.0.0.2:5670", None, at(0));
+    let Some(Action::Dial { remote, endpoint }) = actions(&mut e).pop() else {
+        panic!("no dial");
+    };
+    assert_eq!(endpoint, "tcp://10.0.0.2:5670");
+    e.handle_connected(4, Role::Outbound(remote), Peer::default(), at(1));
+    let acts = actions(&mut e);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Close { conn: 4, .. })),
+        "{acts:?}"
+    );
+    // Never redialled as a remote: the contact is tried again only at the
+    // views' next period, as a new dial.
+    e.handle_closed(4, at(2));
+    e.handle_timeout(at(3_000));
+    assert!(!actions(&mut e)
+        .iter()
+        .any(|a| matches!(a, Action::Dial { remote: r, .. } if *r == remote)));
+}
+
+#[test]
+fn a_write_goes_whole_to_eager_links_and_announced_to_lazy_ones() {
+    let mut e = hub(&[1, 2]);
+    e.handle_frame(2, &ov(overlay::Message::Prune), false, at(1));
+    assert_eq!(e.link_is_eager(1), Some(true));
+    assert_eq!(e.link_is_eager(2), Some(false));
+    e.publish("k", "v", None, at(2));
+    let to_eager = drain(&mut e, 1);
+    assert!(matches!(decoded(&to_eager)[..], [zgp2::Message::Tuple(t)] if t.key == "k"));
+    assert!(zgp2::is_pushed(&to_eager[0]), "a forward is marked pushed");
+    assert!(drain(&mut e, 2).is_empty(), "announced later, in a batch");
+    advance(&mut e, 2 + TreeSettings::default().announce_interval_ms);
+    let version = e.store().get("k").unwrap().version;
+    assert_eq!(
+        overlay_msgs(&drain(&mut e, 2)),
+        vec![overlay::Message::IHave(vec![WriteId {
+            key: "k".into(),
+            clock: version.clock,
+            origin: version.origin
+        }])]
+    );
+}
+
+#[test]
+fn a_pushed_duplicate_prunes_its_link_and_a_reconciled_one_does_not() {
+    let mut e = hub(&[1, 2]);
+    let mut frame = Vec::new();
+    zgp2::encode_tuple(
+        &zgp2::Tuple {
+            key: "k",
+            value: "v",
+            clock: (at(0).wall_ms) << 16,
+            origin: 9,
+            expires: 0,
+            deleted: false,
+        },
+        &mut frame,
+    );
+    e.handle_frame(1, &frame, false, at(1));
+    drain(&mut e, 1);
+    drain(&mut e, 2);
+    // The same write again, not pushed (a reconciliation): nothing.
+    e.handle_frame(2, &frame, false, at(2));
+    assert!(drain(&mut e, 2).is_empty());
+    assert_eq!(e.link_is_eager(2), Some(true));
+    // Pushed: the link is redundant.
+    zgp2::mark_pushed(&mut frame);
+    e.handle_frame(2, &frame, false, at(3));
+    assert_eq!(
+        overlay_msgs(&drain(&mut e, 2)),
+        vec![overlay::Message::Prune]
+    );
+    assert_eq!(e.link_is_eager(2), Some(false));
+}
+
+#[test]
+fn an_announced_write_is_grafted_and_a_graft_is_answered_from_the_store() {
+    let mut e = hub(&[1, 2]);
+    // Announced on 2 and never received: pulled from 2.
+    let id = WriteId {
+        key: "far".into(),
+        clock: (at(0).wall_ms) << 16,
+        origin: 9,
+    };
+    e.handle_frame(2, &ov(overlay::Message::Prune), false, at(1));
+    e.handle_frame(
+        2,
+        &ov(overlay::Message::IHave(vec![id.clone()])),
+        false,
+        at(1),
+    );
+    advance(&mut e, 1 + TreeSettings::default().graft_timeout_ms - 1);
+    assert!(
+        overlay_msgs(&drain(&mut e, 2)).is_empty(),
+        "not before its time"
+    );
+    advance(&mut e, 1 + TreeSettings::default().graft_timeout_ms);
+    assert_eq!(
+        overlay_msgs(&drain(&mut e, 2)),
+        vec![overlay::Message::Graft(vec![id])]
+    );
+    assert_eq!(e.link_is_eager(2), Some(true), "grafting repairs the tree");
+    // A peer grafts a write we hold: sent (not as a push), link eager.
+    e.publish("near", "v", None, at(2));
+    drain(&mut e, 1);
+    let v = e.store().get("near").unwrap().version;
+    e.handle_frame(1, &ov(overlay::Message::Prune), false, at(3));
+    let want = WriteId {
+        key: "near".into(),
+        clock: v.clock,
+        origin: v.origin,
+    };
+    e.handle_frame(1, &ov(overlay::Message::Graft(vec![want])), false, at(4));
+    let out = drain(&mut e, 1);
+    assert!(matches!(decoded(&out)[..], [zgp2::Message::Tuple(t)] if t.key == "near"));
+    assert!(!zgp2::is_pushed(&out[0]));
+    assert_eq!(e.link_is_eager(1), Some(true));
+}
+
+#[test]
+fn plain_links_are_not_in_the_tree_and_get_every_write() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.handle_connected(5, Role::Inbound, Peer::default(), at(0));
+    e.handle_frame(5, &enc(Message::Hello), false, at(0));
+    drain(&mut e, 5);
+    assert_eq!(e.link_is_eager(5), None);
+    e.publish("k", "v", None, at(1));
+    assert!(matches!(
+        gossip::decode(&drain(&mut e, 5)[0]),
+        Ok(Message::Publish { key: "k", .. })
+    ));
+}
