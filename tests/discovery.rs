@@ -46,8 +46,9 @@ fn in_sealed(test: &str) {
     assert_passed(test, &out);
 }
 
-/// Nodes with only DISCOVER find each other, link once per pair, and
-/// converge; a node that joins later is found too.
+/// Nodes with only DISCOVER find each other, link through the overlay
+/// (a few links each, never two between a pair), and converge; a node that
+/// joins later is found too.
 fn converge_on_one_host(args: &[&str]) {
     let keys = |n: &Node| n.keys("").unwrap().len();
     let mut nodes: Vec<Node> = (0..4)
@@ -64,13 +65,15 @@ fn converge_on_one_host(args: &[&str]) {
         "4 nodes did not converge: {:?}",
         nodes.iter().map(keys).collect::<Vec<_>>()
     );
-    // One link per pair: each node has 3 connections, and keeps 3.
+    // The overlay's links only (at most overlay/active-max, no second
+    // link between a pair), and every node heard every other.
     assert!(wait_until(Duration::from_secs(5), || nodes
         .iter()
-        .all(|n| connections(n) == 3)));
+        .all(overlay_only)));
     std::thread::sleep(Duration::from_millis(500));
-    let links: Vec<u64> = nodes.iter().map(connections).collect();
-    assert_eq!(links, [3, 3, 3, 3], "one link per pair");
+    for n in &nodes {
+        assert!(overlay_only(n), "{:?}", n.stats());
+    }
 
     let late = discovering("late", args);
     late.publish("key/late", "late value").unwrap();
@@ -82,18 +85,25 @@ fn converge_on_one_host(args: &[&str]) {
         "the late node was not found: {:?}",
         nodes.iter().map(keys).collect::<Vec<_>>()
     );
-    // The late node may have everything (its peers heard it first and
-    // dialled it) before it heard their beacons: give it a few intervals.
+    // The late node may have everything before it heard every beacon:
+    // give it a few intervals.
     assert!(wait_until(Duration::from_secs(5), || {
         nodes
             .iter()
-            .all(|n| connections(n) == 4 && stat(n, "discovery-peers") == 4)
+            .all(|n| overlay_only(n) && stat(n, "discovery-peers") == 4)
     }));
     for n in &nodes {
         assert_eq!(n.get("key/late").unwrap().as_deref(), Some("late value"));
-        assert_eq!(connections(n), 4, "{:?}", n.stats());
+        assert!(overlay_only(n), "{:?}", n.stats());
         assert_eq!(stat(n, "discovery-peers"), 4, "{:?}", n.stats());
     }
+}
+
+/// Every connection of the node is one of its overlay links, and it has
+/// between one and `overlay/active-max` (5) of them.
+fn overlay_only(n: &Node) -> bool {
+    let active = stat(n, "overlay-active");
+    (1..=5).contains(&active) && connections(n) == active
 }
 
 #[test]
@@ -123,6 +133,37 @@ fn sealed_namespace_wildcard_interface_uses_limited_broadcast() {
         return converge_on_one_host(&["interface=*", "interval=100"]);
     }
     in_sealed(T);
+}
+
+#[test]
+fn sealed_namespace_two_clusters_on_one_lan_stay_apart() {
+    const T: &str = "sealed_namespace_two_clusters_on_one_lan_stay_apart";
+    if inside(T).is_none() {
+        return in_sealed(T);
+    }
+    let node = |name: &str, cluster: &str| {
+        let n = Node::new(name).unwrap();
+        n.send(&["SET", "cluster/name", cluster]).unwrap();
+        n.send(&["DISCOVER", "interface=lo", "interval=100"])
+            .unwrap();
+        n
+    };
+    let a: Vec<Node> = (0..3).map(|i| node(&format!("a{i}"), "alpha")).collect();
+    let b: Vec<Node> = (0..3).map(|i| node(&format!("b{i}"), "beta")).collect();
+    a[0].publish("owner", "alpha").unwrap();
+    b[0].publish("owner", "beta").unwrap();
+    let holds = |n: &Node, v: &str| n.get("owner").unwrap().as_deref() == Some(v);
+    assert!(wait_until(Duration::from_secs(20), || {
+        a.iter().all(|n| holds(n, "alpha")) && b.iter().all(|n| holds(n, "beta"))
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    for n in a.iter().chain(&b) {
+        // Each heard the other cluster's beacons and took none of them.
+        assert!(stat(n, "discovery-other-cluster") > 0, "{:?}", n.stats());
+        assert_eq!(stat(n, "discovery-peers"), 2, "{:?}", n.stats());
+        assert_eq!(stat(n, "cluster-refused"), 0, "nobody even dialled across");
+    }
+    assert!(a.iter().all(|n| holds(n, "alpha")));
 }
 
 struct Rng(u64);

@@ -77,3 +77,41 @@ fn the_overlay_settings_are_set_and_refused_with_the_path_named() {
         "{e}"
     );
 }
+
+#[test]
+fn nodes_of_two_clusters_refuse_each_other_and_say_so() {
+    let node = |name: &str, cluster: Option<&str>| {
+        let n = Node::new(name).unwrap();
+        if let Some(c) = cluster {
+            n.send(&["SET", "cluster/name", c]).unwrap();
+        }
+        let port = n.bind("tcp://127.0.0.1:*").unwrap().unwrap();
+        (n, format!("tcp://127.0.0.1:{port}"))
+    };
+    let (prod, prod_ep) = node("prod", Some("prod"));
+    let (test, _) = node("test", Some("test"));
+    let (plain, _) = node("plain", None);
+    let (prod2, _) = node("prod2", Some("prod"));
+    prod.publish("secret", "prod only").unwrap();
+    test.connect(&prod_ep).unwrap();
+    plain.join(&prod_ep).unwrap();
+    prod2.join(&prod_ep).unwrap();
+    // The same cluster links and converges...
+    assert!(wait_until(Duration::from_secs(10), || common::status(
+        &prod2
+    ) == 1));
+    // ...the others are refused on both sides, and counted.
+    assert!(wait_until(Duration::from_secs(10), || {
+        stat(&test, "cluster-refused") >= 1
+            && stat(&plain, "cluster-refused") >= 1
+            && stat(&prod, "cluster-refused") >= 2
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(common::status(&test), 0);
+    assert_eq!(common::status(&plain), 0);
+    let e = test
+        .send(&["SET", "cluster/name", "bad\tname"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("control characters"), "{e}");
+}

@@ -1,5 +1,5 @@
-//! Decode arbitrary bytes as a ZGP v1 message and as a ZGP/2
-//! message; whatever decodes must re-encode to the same bytes and decode to
+//! Decode arbitrary bytes as a ZGP v1 message and as a ZGP/2 message
+//! (overlay messages included); whatever decodes must re-encode to the same bytes and decode to
 //! the same message.
 #![no_main]
 
@@ -24,6 +24,11 @@ fuzz_target!(|data: &[u8]| {
             zgp2::Message::Ranges(r) => zgp2::encode_ranges(r, &mut out),
             zgp2::Message::Items(g) => zgp2::encode_items(g, &mut out),
             zgp2::Message::Want(w) => zgp2::encode_want(w, &mut out),
+            zgp2::Message::Overlay(m) => {
+                m.encode(&mut out);
+                // Overlay messages have one encoding: the very bytes.
+                assert_eq!(out, data, "re-encoding an overlay message changed it");
+            }
         }
         // Flags other than "deleted" are ignored on decode, so compare the
         // decoded forms rather than the bytes.

@@ -14,6 +14,8 @@
 //!   the other kind is ignored and counted, so a secured node never speaks
 //!   NULL to a peer it discovered, and a plain node never dials a secured
 //!   one it cannot talk to;
+//! - a beacon of another cluster (`cluster/name`; empty for nodes without
+//!   one) is ignored and counted;
 //! - the node's access rules decide too (`admit`: the sender's address and
 //!   key, as `ALLOW`/`DENY` and `CURVE ALLOW` decide for a client): a peer
 //!   they refuse is ignored and counted, never dialled;
@@ -97,6 +99,8 @@ pub enum Heard {
     Curve,
     /// The node's access rules refuse the sender's address or key.
     NotAllowed,
+    /// A node of another cluster.
+    OtherCluster,
     New,
     Known,
     /// A known peer from another address, not followed (yet).
@@ -118,6 +122,8 @@ pub struct DiscoveryStats {
     pub ignored_curve: u64,
     /// Beacons whose sender the access rules refuse.
     pub not_allowed: u64,
+    /// Beacons of nodes of another cluster.
+    pub other_cluster: u64,
     pub peers_found: u64,
     pub refused_full: u64,
     pub moves: u64,
@@ -152,6 +158,8 @@ pub struct Discovery {
     own_id: u64,
     /// This node speaks only CURVE (it has a key pair).
     curve: bool,
+    /// This node's cluster name (empty: none).
+    cluster: String,
     settings: DiscoverySettings,
     peers: HashMap<u64, DiscoveredPeer>,
     /// Peers waiting for a dial token, oldest first.
@@ -175,6 +183,7 @@ impl Discovery {
         Discovery {
             own_id,
             curve,
+            cluster: String::new(),
             settings,
             peers: HashMap::new(),
             queue: VecDeque::new(),
@@ -184,6 +193,12 @@ impl Discovery {
             actions: VecDeque::new(),
             stats: DiscoveryStats::default(),
         }
+    }
+
+    /// Hears only nodes of the cluster `name` (empty: nodes of none).
+    pub fn in_cluster(mut self, name: &str) -> Discovery {
+        self.cluster = name.to_string();
+        self
     }
 
     pub fn stats(&self) -> DiscoveryStats {
@@ -221,6 +236,7 @@ impl Discovery {
             Heard::Plain => self.stats.ignored_plain += 1,
             Heard::Curve => self.stats.ignored_curve += 1,
             Heard::NotAllowed => self.stats.not_allowed += 1,
+            Heard::OtherCluster => self.stats.other_cluster += 1,
             Heard::Full => self.stats.refused_full += 1,
             _ => {}
         }
@@ -244,6 +260,9 @@ impl Discovery {
         }
         if source.is_unspecified() || source.is_multicast() || is_broadcast(source) {
             return Heard::BadSource;
+        }
+        if announce.cluster != self.cluster {
+            return Heard::OtherCluster;
         }
         let key = announce.public_key;
         match (self.curve, key.is_some()) {
@@ -468,6 +487,39 @@ mod tests {
         );
         assert_eq!(high.peer_count(), 1);
         assert_eq!(low.stats().dials, 1);
+    }
+
+    #[test]
+    fn beacons_of_another_cluster_are_ignored_and_counted() {
+        let mut prod =
+            Discovery::new(10, false, DiscoverySettings::default(), 0).in_cluster("prod");
+        let mut plain = Discovery::new(11, false, DiscoverySettings::default(), 0);
+        let from_prod = frame::encode_for(7000, 20, None, "prod");
+        let from_test = frame::encode_for(7000, 21, None, "test");
+        let from_none = frame::encode(7000, 22);
+        assert_eq!(
+            prod.handle_datagram(ip("10.0.0.2"), &from_prod, 0, ANY),
+            Heard::New
+        );
+        assert_eq!(
+            prod.handle_datagram(ip("10.0.0.3"), &from_test, 0, ANY),
+            Heard::OtherCluster
+        );
+        assert_eq!(
+            prod.handle_datagram(ip("10.0.0.4"), &from_none, 0, ANY),
+            Heard::OtherCluster
+        );
+        assert_eq!(
+            plain.handle_datagram(ip("10.0.0.2"), &from_prod, 0, ANY),
+            Heard::OtherCluster
+        );
+        assert_eq!(
+            plain.handle_datagram(ip("10.0.0.4"), &from_none, 0, ANY),
+            Heard::New
+        );
+        assert_eq!(prod.stats().other_cluster, 2);
+        assert_eq!(prod.peer_count(), 1);
+        assert_eq!(actions(&mut prod).len(), 1);
     }
 
     #[test]

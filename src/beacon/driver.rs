@@ -53,6 +53,8 @@ pub(crate) struct Driver {
     beacon: Vec<u8>,
     node_id: u64,
     tcp_port: u16,
+    public_key: Option<[u8; 32]>,
+    cluster: String,
     settings: discovery::DiscoverySettings,
     interval_ms: u64,
     next_send: u64,
@@ -63,7 +65,8 @@ pub(crate) struct Driver {
 
 impl Driver {
     /// Starts beaconing `tcp_port` for `node_id` on `udp`; with the node's
-    /// CURVE `public_key` when it has a key pair (see [`frame`]).
+    /// CURVE `public_key` when it has a key pair and its `cluster` name
+    /// when it has one (see [`frame`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         udp: UdpBeacon,
@@ -71,6 +74,7 @@ impl Driver {
         node_id: u64,
         tcp_port: u16,
         public_key: Option<&[u8; 32]>,
+        cluster: &str,
         registry: &Registry,
         token: Token,
         now_ms: u64,
@@ -87,12 +91,15 @@ impl Driver {
         Ok(Driver {
             udp,
             recv,
-            beacon: frame::encode_for(tcp_port, node_id, public_key),
+            beacon: frame::encode_for(tcp_port, node_id, public_key, cluster),
             node_id,
             tcp_port,
+            public_key: public_key.copied(),
+            cluster: cluster.to_string(),
             interval_ms: options.interval_ms.max(1),
             next_send: now_ms,
-            disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms),
+            disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms)
+                .in_cluster(cluster),
             settings,
             backlog: true,
             send_errors: 0,
@@ -109,13 +116,27 @@ impl Driver {
     /// key at once, and start over with the peers, which must now speak
     /// the node's new mechanism.
     pub(crate) fn set_public_key(&mut self, public_key: Option<&[u8; 32]>, now: Now) {
-        self.beacon = frame::encode_for(self.tcp_port, self.node_id, public_key);
+        self.public_key = public_key.copied();
+        self.start_over(now);
+    }
+
+    /// The node's cluster changed: beacon the new name at once and hear
+    /// only nodes of the new cluster.
+    pub(crate) fn set_cluster(&mut self, cluster: &str, now: Now) {
+        self.cluster = cluster.to_string();
+        self.start_over(now);
+    }
+
+    fn start_over(&mut self, now: Now) {
+        let key = self.public_key.as_ref();
+        self.beacon = frame::encode_for(self.tcp_port, self.node_id, key, &self.cluster);
         self.disc = Discovery::new(
             self.node_id,
-            public_key.is_some(),
+            key.is_some(),
             self.settings.clone(),
             now.mono_ms,
-        );
+        )
+        .in_cluster(&self.cluster);
         self.next_send = now.mono_ms;
     }
 
@@ -124,9 +145,10 @@ impl Driver {
     }
 
     /// Counters for STATS.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 8] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 9] {
         let s = self.disc.stats();
         [
+            ("discovery-other-cluster", s.other_cluster),
             ("discovery-peers", self.disc.peer_count() as u64),
             ("discovery-beacons", s.beacons),
             ("discovery-rejected", s.rejected),

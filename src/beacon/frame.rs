@@ -1,25 +1,32 @@
 //! The discovery beacon: a small, versioned datagram a gossip node sends
 //! to say "node `id` listens for gossip on TCP port `port` at the address
-//! this datagram came from" and, from version 2 on, "and speaks only CURVE,
-//! as the server of this public key". Sans-IO: bytes in, bytes out.
+//! this datagram came from", from version 2 on "and speaks only CURVE, as
+//! the server of this public key", and from version 3 on "in this
+//! cluster". Sans-IO: bytes in, bytes out.
 //!
 //! ```text
 //! offset  size  field
 //!      0     3  magic "ZGD"
-//!      3     1  version: 1 (plain), 2 (CURVE)
+//!      3     1  version: 1 (plain), 2 (CURVE), 3 (named cluster)
 //!      4     1  flags, 0 (receivers ignore bits they do not know)
 //!      5     2  TCP port, big-endian, not 0
 //!      7     8  node id, big-endian, not 0
 //!     15    32  version 2 and later: the node's CURVE public key, not all 0
+//!               (version 3 and later: all 0 for a node without a key pair)
+//!     47     1  version 3 and later: length of the cluster name, 1-255
+//!     48     n  the cluster name, UTF-8 without control characters
 //! ```
 //!
 //! A version 1 beacon is exactly 15 bytes and comes from a node without a
 //! CURVE key pair; a version 2 beacon is exactly 47 bytes and comes from a
 //! node that has one (after ZRE's version 3, which grew the same way). A
-//! later version keeps these fields where they are and may append more: a
-//! receiver reads the first 47 bytes of a beacon of version 3 or later.
-//! Anything else (other magic, version 0, a wrong length, port 0, id 0, a
-//! key of zeros) is not a beacon of ours.
+//! node with a cluster name (`cluster/name`) sends version 3, 48 bytes and
+//! the name: receivers of version 2 read its first 47 bytes and refuse its
+//! zero key, so nodes of earlier releases (which have no cluster) ignore
+//! keyless nodes of named clusters. A later version keeps all these fields
+//! where they are and may append more. Anything else (other magic, version
+//! 0, a wrong length, port 0, id 0, a version 2 key of zeros, a bad name)
+//! is not a beacon of ours.
 
 /// The first bytes of every discovery beacon (and the subscription filter).
 pub const MAGIC: &[u8; 3] = b"ZGD";
@@ -27,15 +34,18 @@ pub const MAGIC: &[u8; 3] = b"ZGD";
 pub const VERSION: u8 = 1;
 /// The version of a node with a CURVE key pair: version 1 plus its key.
 pub const VERSION_CURVE: u8 = 2;
+/// The version of a node of a named cluster: version 2 (a key, or zeros)
+/// plus the name.
+pub const VERSION_CLUSTER: u8 = 3;
 /// Length of a version 1 beacon.
 pub const LEN: usize = 15;
 /// Length of a version 2 beacon.
 pub const LEN_CURVE: usize = LEN + 32;
 /// The longest beacon this code writes.
-pub const MAX_LEN: usize = LEN_CURVE;
+pub const MAX_LEN: usize = LEN_CURVE + 1 + 255;
 
 /// A decoded discovery beacon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announce {
     pub version: u8,
     pub flags: u8,
@@ -43,6 +53,8 @@ pub struct Announce {
     pub node_id: u64,
     /// The sender's CURVE public key (version 2 and later).
     pub public_key: Option<[u8; 32]>,
+    /// The sender's cluster name (version 3 and later; empty before).
+    pub cluster: String,
 }
 
 /// Why a datagram is not a beacon of ours.
@@ -56,8 +68,11 @@ pub enum Rejected {
     NodeId,
     /// A version 2 beacon that is not 47 bytes, or a later one shorter.
     Length,
-    /// A public key of zeros.
+    /// A public key of zeros (version 2).
     Key,
+    /// A cluster name that is empty, longer than the beacon, or not
+    /// printable UTF-8.
+    Cluster,
 }
 
 /// Encodes a version 1 beacon (a node without a CURVE key pair).
@@ -80,9 +95,32 @@ pub fn encode_curve(port: u16, node_id: u64, public_key: &[u8; 32]) -> [u8; LEN_
     b
 }
 
-/// The beacon of a node: version 2 with a public key, else version 1.
-pub fn encode_for(port: u16, node_id: u64, public_key: Option<&[u8; 32]>) -> Vec<u8> {
+/// Encodes a version 3 beacon (a node of a named cluster; `cluster` is 1
+/// to 255 bytes, callers check).
+pub fn encode_cluster(
+    port: u16,
+    node_id: u64,
+    public_key: Option<&[u8; 32]>,
+    cluster: &str,
+) -> Vec<u8> {
+    let name = &cluster.as_bytes()[..cluster.len().min(255)];
+    let mut b = encode_curve(port, node_id, public_key.unwrap_or(&[0u8; 32])).to_vec();
+    b[3] = VERSION_CLUSTER;
+    b.push(name.len() as u8);
+    b.extend_from_slice(name);
+    b
+}
+
+/// The beacon of a node: version 3 in a named cluster, else version 2
+/// with a public key, else version 1.
+pub fn encode_for(
+    port: u16,
+    node_id: u64,
+    public_key: Option<&[u8; 32]>,
+    cluster: &str,
+) -> Vec<u8> {
     match public_key {
+        _ if !cluster.is_empty() => encode_cluster(port, node_id, public_key, cluster),
         Some(k) => encode_curve(port, node_id, k).to_vec(),
         None => encode(port, node_id).to_vec(),
     }
@@ -102,7 +140,7 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
         // Version 1 has a fixed length: trailing bytes mean a broken sender.
         VERSION if data.len() != LEN => return Err(Rejected::Short),
         VERSION_CURVE if data.len() != LEN_CURVE => return Err(Rejected::Length),
-        _ if data.len() < LEN_CURVE && version > VERSION_CURVE => return Err(Rejected::Length),
+        _ if data.len() <= LEN_CURVE && version > VERSION_CURVE => return Err(Rejected::Length),
         _ => {}
     }
     let port = u16::from_be_bytes([data[5], data[6]]);
@@ -118,12 +156,26 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
     let public_key = if version >= VERSION_CURVE {
         let mut k = [0u8; 32];
         k.copy_from_slice(&data[LEN..LEN_CURVE]);
-        if k == [0u8; 32] {
-            return Err(Rejected::Key);
+        match (k == [0u8; 32], version) {
+            (false, _) => Some(k),
+            // Version 3 on: zeros say the node has no key pair.
+            (true, VERSION_CURVE) => return Err(Rejected::Key),
+            (true, _) => None,
         }
-        Some(k)
     } else {
         None
+    };
+    let cluster = if version >= VERSION_CLUSTER {
+        let n = usize::from(data[LEN_CURVE]);
+        let name = data
+            .get(LEN_CURVE + 1..LEN_CURVE + 1 + n)
+            .filter(|_| n > 0)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .filter(|s| !s.chars().any(char::is_control))
+            .ok_or(Rejected::Cluster)?;
+        name.to_string()
+    } else {
+        String::new()
     };
     Ok(Announce {
         version,
@@ -131,6 +183,7 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
         port,
         node_id,
         public_key,
+        cluster,
     })
 }
 
@@ -152,7 +205,8 @@ mod tests {
                 flags: 0,
                 port: 0x1234,
                 node_id: 0x0102_0304_0506_0708,
-                public_key: None
+                public_key: None,
+                cluster: String::new()
             })
         );
     }
@@ -193,11 +247,15 @@ mod tests {
                 flags: 0,
                 port: 0x1234,
                 node_id: 42,
-                public_key: Some(key)
+                public_key: Some(key),
+                cluster: String::new()
             })
         );
-        assert_eq!(encode_for(0x1234, 42, Some(&key)), b.to_vec());
-        assert_eq!(encode_for(0x1234, 42, None), encode(0x1234, 42).to_vec());
+        assert_eq!(encode_for(0x1234, 42, Some(&key), ""), b.to_vec());
+        assert_eq!(
+            encode_for(0x1234, 42, None, ""),
+            encode(0x1234, 42).to_vec()
+        );
     }
 
     #[test]
@@ -225,16 +283,53 @@ mod tests {
     }
 
     #[test]
-    fn later_versions_may_append() {
-        let mut v3 = encode_curve(5000, 42, &[3u8; 32]).to_vec();
-        v3[3] = 3;
-        v3[4] = 0x80;
-        v3.extend_from_slice(b"more");
-        let a = decode(&v3).unwrap();
-        assert_eq!((a.version, a.flags, a.port, a.node_id), (3, 0x80, 5000, 42));
+    fn version_3_carries_the_cluster_name_with_or_without_a_key() {
+        let keyed = encode_for(5000, 42, Some(&[3u8; 32]), "prod");
+        assert_eq!(keyed.len(), 47 + 1 + 4);
+        assert_eq!(keyed[3], 3);
+        assert_eq!(&keyed[47..], b"\x04prod");
+        let a = decode(&keyed).unwrap();
+        assert_eq!((a.version, a.port, a.node_id), (3, 5000, 42));
         assert_eq!(a.public_key, Some([3u8; 32]));
-        // A later version still needs version 2's fields.
-        assert_eq!(decode(&v3[..LEN_CURVE - 1]), Err(Rejected::Length));
+        assert_eq!(a.cluster, "prod");
+        // No key pair: zeros, which only version 2 refuses.
+        let plain = encode_for(5000, 42, None, "prod");
+        assert_eq!(&plain[15..47], &[0u8; 32]);
+        let a = decode(&plain).unwrap();
+        assert_eq!((a.public_key, a.cluster.as_str()), (None, "prod"));
+        let mut as_v2 = plain[..47].to_vec();
+        as_v2[3] = 2;
+        assert_eq!(
+            decode(&as_v2),
+            Err(Rejected::Key),
+            "older readers refuse it"
+        );
+        // A name that does not fit, an empty one, a bad one.
+        assert_eq!(decode(&plain[..50]), Err(Rejected::Cluster));
+        assert_eq!(decode(&plain[..47]), Err(Rejected::Length));
+        let mut empty = plain[..47].to_vec();
+        empty.push(0);
+        assert_eq!(decode(&empty), Err(Rejected::Cluster));
+        let mut control = plain[..47].to_vec();
+        control.extend_from_slice(&[2, b'a', 7]);
+        assert_eq!(decode(&control), Err(Rejected::Cluster));
+        let mut not_utf8 = plain[..47].to_vec();
+        not_utf8.extend_from_slice(&[1, 0xFF]);
+        assert_eq!(decode(&not_utf8), Err(Rejected::Cluster));
+    }
+
+    #[test]
+    fn later_versions_may_append() {
+        let mut v4 = encode_cluster(5000, 42, Some(&[3u8; 32]), "c");
+        v4[3] = 4;
+        v4[4] = 0x80;
+        v4.extend_from_slice(b"more");
+        let a = decode(&v4).unwrap();
+        assert_eq!((a.version, a.flags, a.port, a.node_id), (4, 0x80, 5000, 42));
+        assert_eq!(a.public_key, Some([3u8; 32]));
+        assert_eq!(a.cluster, "c");
+        // A later version still needs version 3's fields.
+        assert_eq!(decode(&v4[..LEN_CURVE]), Err(Rejected::Length));
     }
 
     #[test]

@@ -26,6 +26,29 @@ pub(crate) struct NodeSettings {
     pub pipe_limit: usize,
     /// `server/verbose` set to something other than 0.
     pub verbose: bool,
+    /// `cluster/name`: nodes only link with nodes of the same name (empty
+    /// by default, the name of CZMQ peers too).
+    pub cluster: String,
+}
+
+/// The longest cluster name (it travels in beacons, one length octet).
+pub(crate) const MAX_CLUSTER_NAME: usize = 255;
+
+/// `cluster/name`, checked: printable, at most 255 bytes.
+fn cluster_from(cfg: &Config) -> Result<String> {
+    let name = cfg.get("cluster/name").map(str::trim).unwrap_or("");
+    if name.len() > MAX_CLUSTER_NAME {
+        return Err(Error::Config(format!(
+            "cluster/name must be at most {MAX_CLUSTER_NAME} bytes, got {}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::Config(
+            "cluster/name must not contain control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
 }
 
 /// Reads `cfg` over the current engine settings and linger: a path that
@@ -120,6 +143,7 @@ pub(crate) fn from_config(
         linger_ms,
         pipe_limit,
         verbose,
+        cluster: cluster_from(cfg)?,
     })
 }
 
@@ -297,6 +321,17 @@ mod tests {
             let e = read(&[(path, value)]).unwrap_err().to_string();
             assert!(e.contains(path) && e.contains(says), "{path}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn the_cluster_name_is_checked() {
+        assert_eq!(read(&[]).unwrap().cluster, "");
+        assert_eq!(read(&[("cluster/name", " prod ")]).unwrap().cluster, "prod");
+        let long = "x".repeat(256);
+        let e = read(&[("cluster/name", &long)]).unwrap_err().to_string();
+        assert!(e.contains("cluster/name must be at most 255 bytes"), "{e}");
+        let e = read(&[("cluster/name", "a\tb")]).unwrap_err().to_string();
+        assert!(e.contains("control characters"), "{e}");
     }
 
     #[test]

@@ -242,3 +242,83 @@ fn plain_links_are_not_in_the_tree_and_get_every_write() {
         Ok(Message::Publish { key: "k", .. })
     ));
 }
+
+mod forged {
+    //! Overlay messages with arbitrary contents on arbitrary connections,
+    //! at arbitrary times: the engine never panics, the views never pass
+    //! their bounds, and what it sends is well-formed.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry_strategy() -> impl Strategy<Value = PeerEntry> {
+        (
+            0u64..40,
+            prop_oneof![
+                Just(String::new()),
+                Just("tcp://*:9".to_string()),
+                (1u8..30).prop_map(|h| format!("tcp://10.0.0.{h}:5670")),
+            ],
+            proptest::option::of(any::<u8>().prop_map(|b| [b; 32])),
+        )
+            .prop_map(|(id, endpoint, key)| PeerEntry { id, endpoint, key })
+    }
+
+    fn message_strategy() -> impl Strategy<Value = overlay::Message> {
+        let id = (0u8..8, 0u64..1 << 50, 0u64..4).prop_map(|(k, clock, origin)| WriteId {
+            key: format!("k{k}"),
+            clock,
+            origin,
+        });
+        prop_oneof![
+            entry_strategy().prop_map(overlay::Message::Join),
+            (any::<u8>(), entry_strategy())
+                .prop_map(|(ttl, peer)| overlay::Message::ForwardJoin { ttl, peer }),
+            (any::<bool>(), entry_strategy())
+                .prop_map(|(high, peer)| overlay::Message::Neighbor { high, peer }),
+            (any::<bool>(), entry_strategy())
+                .prop_map(|(accepted, peer)| overlay::Message::NeighborReply { accepted, peer }),
+            any::<bool>().prop_map(|alive| overlay::Message::Disconnect { alive }),
+            (
+                any::<u8>(),
+                proptest::collection::vec(entry_strategy(), 0..64)
+            )
+                .prop_map(|(ttl, peers)| overlay::Message::Shuffle { ttl, peers }),
+            proptest::collection::vec(entry_strategy(), 0..64)
+                .prop_map(overlay::Message::ShuffleReply),
+            proptest::collection::vec(id.clone(), 0..50).prop_map(overlay::Message::IHave),
+            proptest::collection::vec(id, 0..50).prop_map(overlay::Message::Graft),
+            Just(overlay::Message::Prune),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn forged_overlay_traffic_keeps_every_bound(
+            steps in proptest::collection::vec((0u64..12, message_strategy(), 0u64..3_000), 1..120)
+        ) {
+            let conns: Vec<ConnId> = (1..12).collect();
+            let mut e = hub(&conns);
+            let limits = Settings::default().views;
+            let mut now = 10;
+            for (conn, msg, dt) in steps {
+                now += dt;
+                e.handle_frame(conn, &ov(msg), false, at(now));
+                advance(&mut e, now);
+                let st = e.overlay_stats();
+                prop_assert!(st.active <= limits.active_max);
+                prop_assert!(st.passive <= limits.passive_max);
+                for c in 0..12 {
+                    for f in drain(&mut e, c) {
+                        prop_assert!(gossip::decode(&f).is_ok() || zgp2::decode(&f).is_ok());
+                    }
+                }
+                for a in actions(&mut e) {
+                    if let Action::Dial { endpoint, .. } = a {
+                        prop_assert!(overlay::endpoint_is_dialable(&endpoint), "{endpoint}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -115,6 +115,12 @@ pub(crate) struct Reactor {
     handoff_reads: u64,
     /// Announce and speak ZGP/2 with peers that announce it too.
     zgp2_enabled: bool,
+    /// `cluster/name`: announced in handshakes and beacons; peers of
+    /// another cluster are refused.
+    cluster: String,
+    /// Handshakes that failed because the peer is of another cluster (we
+    /// refused it, or it refused us).
+    cluster_refused: u64,
     /// How long `$TERM` waits for queued output to leave.
     linger_ms: u64,
     /// Set by `$TERM`: when lingering ends.
@@ -183,6 +189,8 @@ impl Reactor {
             backlog: Vec::new(),
             handoff_reads: 0,
             zgp2_enabled: true,
+            cluster: String::new(),
+            cluster_refused: 0,
             linger_ms: 500,
             linger_until: None,
             wake_pending: wake_pending.clone(),
@@ -533,6 +541,7 @@ impl Reactor {
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
                     ("handoff-reads", self.handoff_reads),
+                    ("cluster-refused", self.cluster_refused),
                 ];
                 let discovery = self.discovery.as_ref().map(|d| d.counters());
                 let stalled = self.engine.stats().stalled_closed;
@@ -670,6 +679,7 @@ impl Reactor {
             self.engine.id(),
             port,
             self.access.curve_public_key().as_ref(),
+            &self.cluster,
             &self.registry,
             self.tok(crate::beacon::driver::TOKEN),
             now.mono_ms,
@@ -731,11 +741,27 @@ impl Reactor {
         Ok(())
     }
 
+    /// A new cluster name: beacons and handshakes carry it from now on, and
+    /// the overlay starts over among the nodes of that cluster (`CONNECT`
+    /// links stay until they reconnect, when the other side decides).
+    fn set_cluster(&mut self, name: String) {
+        let now = self.now();
+        self.trace(format_args!("cluster name now '{name}'"));
+        self.cluster = name;
+        if let Some(d) = self.discovery.as_mut() {
+            d.set_cluster(&self.cluster, now);
+        }
+        self.engine.restart_overlay("cluster/name changed", now);
+    }
+
     /// Applies the settings the node reads from its configuration tree.
     fn apply_config(&mut self, cfg: &Config) -> Result<()> {
         let n = settings::from_config(cfg, self.engine.settings(), self.linger_ms)?;
         self.zgp2_enabled = n.zgp2_enabled;
         self.linger_ms = n.linger_ms;
+        if n.cluster != self.cluster {
+            self.set_cluster(n.cluster);
+        }
         self.replies.set_limit(n.pipe_limit);
         if n.verbose {
             self.engine.set_verbose(true);
@@ -824,6 +850,13 @@ impl Reactor {
                 self.access.limits.max_frame.to_string().into_bytes(),
             ));
         }
+        // Nodes of two clusters never link: each refuses the other's
+        // handshake with an ERROR naming the property.
+        let cluster = self.cluster.as_bytes().to_vec();
+        if !cluster.is_empty() {
+            properties.push((zgp2::CLUSTER_PROPERTY.to_string(), cluster.clone()));
+        }
+        let matching = vec![(zgp2::CLUSTER_PROPERTY.to_string(), cluster)];
         let server_key = match role {
             Role::Outbound(remote) => self.engine.remote_key(remote),
             Role::Inbound => None,
@@ -855,6 +888,7 @@ impl Reactor {
             properties,
             mechanism,
             refuse,
+            matching,
         });
         if let Some(ip) = ip {
             self.access.addresses.add(ip);
@@ -1201,6 +1235,10 @@ impl Reactor {
             "connection {} ({}) closed: {reason}",
             token.0, c.peer
         ));
+        if reason.contains(zgp2::CLUSTER_PROPERTY) {
+            // Ours or the peer's ERROR: "X-ZGossip-Cluster differs: ...".
+            self.cluster_refused += 1;
+        }
         // Best effort: an ERROR the codec queued (refusal, limit, protocol
         // error) reaches the peer before the close.
         if !c.connecting {

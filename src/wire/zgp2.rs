@@ -30,6 +30,9 @@ pub const TIMEOUT_PROPERTY: &str = "X-ZGossip-Timeout";
 /// The READY property giving the largest frame the sender accepts, in
 /// bytes (ASCII): a tuple longer than that is never sent to it.
 pub const MAX_FRAME_PROPERTY: &str = "X-ZGossip-Max-Frame";
+/// The READY property naming the sender's cluster (`cluster/name`), when
+/// not empty: nodes of different clusters refuse each other's handshake.
+pub const CLUSTER_PROPERTY: &str = "X-ZGossip-Cluster";
 /// The ZGP/2 version byte.
 pub const VERSION: u8 = 2;
 

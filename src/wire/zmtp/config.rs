@@ -32,6 +32,10 @@ pub struct ConnectionConfig {
     /// When set, the peer is refused: once its greeting arrived it gets an
     /// `ERROR` with this reason and nothing else (no handshake command).
     pub refuse: Option<String>,
+    /// Properties the peer must announce with the same value (an absent
+    /// one counts as empty), e.g. `("X-ZGossip-Cluster", b"prod")`: a peer
+    /// whose value differs gets an `ERROR` naming the property.
+    pub matching: Vec<(String, Vec<u8>)>,
 }
 
 /// Which security mechanism a connection runs, with its keys.
@@ -86,6 +90,7 @@ impl ConnectionConfig {
             properties: Vec::new(),
             mechanism: MechanismConfig::Null,
             refuse: None,
+            matching: Vec::new(),
         }
     }
 }

@@ -56,6 +56,13 @@ pub enum Error {
         /// Our type.
         ours: SocketType,
     },
+    /// The peer announced another value of a property that must match
+    /// ([`ConnectionConfig::matching`](super::ConnectionConfig)).
+    PropertyMismatch {
+        name: String,
+        ours: String,
+        peer: String,
+    },
     /// The peer sent an `ERROR` command with this reason.
     PeerError(String),
     /// Sending a message before the handshake completed.
@@ -103,6 +110,12 @@ impl fmt::Display for Error {
             Error::UnknownSocketType(t) => write!(f, "peer socket type {t:?} is unknown"),
             Error::IncompatibleSocketType { peer, ours } => {
                 write!(f, "peer socket type {peer} is incompatible with {ours}")
+            }
+            Error::PropertyMismatch { name, ours, peer } => {
+                write!(
+                    f,
+                    "{name} differs: the peer's is '{peer}', ours is '{ours}'"
+                )
             }
             Error::PeerError(reason) => write!(f, "peer sent ERROR: {reason}"),
             Error::NotReady => f.write_str("connection handshake not complete"),

@@ -120,6 +120,16 @@ pub(super) fn parse_metadata(
             ours: config.socket_type,
         });
     }
+    for (name, ours) in &config.matching {
+        let peer = find(name).unwrap_or(&[]);
+        if peer != ours.as_slice() {
+            return Err(Error::PropertyMismatch {
+                name: name.clone(),
+                ours: String::from_utf8_lossy(ours).into_owned(),
+                peer: String::from_utf8_lossy(peer).into_owned(),
+            });
+        }
+    }
     let identity = find("Identity").unwrap_or(&[]).to_vec();
     Ok(PeerInfo {
         socket_type,
@@ -163,6 +173,39 @@ mod tests {
         push_command(&mut v, b"READY", &[]);
         c.feed(&v);
         assert_eq!(c.poll(), Err(Error::MissingSocketType));
+    }
+
+    #[test]
+    fn a_property_that_must_match_refuses_a_peer_with_another_value_or_none() {
+        for (peer_value, refused) in [(Some("prod"), false), (Some("test"), true), (None, true)] {
+            let mut ours = cfg(SocketType::Dealer);
+            ours.matching = vec![("X-Cluster".into(), b"prod".to_vec())];
+            let mut theirs = cfg(SocketType::Router);
+            if let Some(v) = peer_value {
+                theirs.properties = vec![("x-cluster".into(), v.as_bytes().to_vec())];
+            }
+            let mut c = Connection::new(ours);
+            let mut bytes = peer_bytes(1, "ROUTER");
+            bytes.truncate(64); // the greeting
+            push_command(&mut bytes, b"READY", &[&metadata(&theirs)]);
+            c.feed(&bytes);
+            let polled = c.poll();
+            if !refused {
+                assert!(
+                    matches!(polled, Ok(Some(ConnectionEvent::Ready(_)))),
+                    "{polled:?}"
+                );
+                continue;
+            }
+            let e = polled.unwrap_err();
+            let want = format!(
+                "X-Cluster differs: the peer's is '{}', ours is 'prod'",
+                peer_value.unwrap_or("")
+            );
+            assert_eq!(e.to_string(), want);
+            let out = c.pending_output();
+            assert!(out.ends_with(want.as_bytes()), "the ERROR names it");
+        }
     }
 
     #[test]
