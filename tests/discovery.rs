@@ -166,6 +166,53 @@ fn sealed_namespace_two_clusters_on_one_lan_stay_apart() {
     assert!(a.iter().all(|n| holds(n, "alpha")));
 }
 
+#[test]
+fn sealed_namespace_a_formed_network_beacons_quietly_and_still_finds_newcomers_at_once() {
+    const T: &str =
+        "sealed_namespace_a_formed_network_beacons_quietly_and_still_finds_newcomers_at_once";
+    if inside(T).is_none() {
+        return in_sealed(T);
+    }
+    // The defaults: a beacon a second while alone, one in 30 s once linked.
+    let nodes: Vec<Node> = (0..6)
+        .map(|i| discovering(&format!("q{i}"), &["interface=lo"]))
+        .collect();
+    nodes[0].publish("here", "before").unwrap();
+    assert!(wait_until(Duration::from_secs(15), || {
+        nodes
+            .iter()
+            .all(|n| stat(n, "overlay-active") >= 1 && n.get("here").unwrap().is_some())
+    }));
+    // Quiet: over three seconds each node hears far fewer than the 3 x 5
+    // beacons a second of loud neighbours would send.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let before: u64 = nodes.iter().map(|n| stat(n, "discovery-beacons")).sum();
+    std::thread::sleep(Duration::from_secs(3));
+    let heard = nodes
+        .iter()
+        .map(|n| stat(n, "discovery-beacons"))
+        .sum::<u64>()
+        - before;
+    assert!(heard <= 12, "{heard} beacons heard in 3 s by 6 quiet nodes");
+    // A newcomer is answered, and joins within 2 s.
+    let start = Instant::now();
+    let late = discovering("late", &["interface=lo"]);
+    assert!(
+        wait_until(Duration::from_secs(2), || stat(&late, "overlay-active")
+            >= 1),
+        "the newcomer found nobody: {:?}",
+        late.stats()
+    );
+    let took = start.elapsed();
+    assert!(wait_until(Duration::from_secs(5), || late
+        .get("here")
+        .unwrap()
+        .is_some()));
+    let answers: u64 = nodes.iter().map(|n| stat(n, "discovery-answers")).sum();
+    assert!(answers >= 1, "somebody answered it");
+    println!("newcomer joined in {took:?}; {answers} answers");
+}
+
 struct Rng(u64);
 
 impl Rng {

@@ -28,6 +28,12 @@
 //! - a new peer that beacons from the address of a known one replaces it
 //!   (a node restarted: same endpoint, new id);
 //! - a peer silent for `expiry_ms` is forgotten;
+//! - a node that has overlay links beacons quietly (the driver's
+//!   business); when it hears a beacon flagged "looking for peers" it
+//!   answers with a beacon of its own at once, with a probability chosen
+//!   so that about `ANSWERS` of the nodes that hear it answer, and at most
+//!   once per `answer_gap_ms`: a newcomer finds a quiet network within
+//!   about one of its own beacon intervals;
 //! - at most `max_peers` peers are tracked, and at most `dials_per_sec`
 //!   peers (new and moved) are handed on per second, so a flood of
 //!   beacons cannot make the node open unbounded connections.
@@ -36,6 +42,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use super::frame;
+use crate::rng::Rng;
+
+/// How many of the nodes that hear a newcomer should answer it, on
+/// average.
+pub const ANSWERS: u64 = 3;
 
 /// Tunables; see the module comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +140,8 @@ pub struct DiscoveryStats {
     pub moves: u64,
     pub expired: u64,
     pub dials: u64,
+    /// Beacons sent at once to answer a newcomer.
+    pub answers: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +173,14 @@ pub struct Discovery {
     curve: bool,
     /// This node's cluster name (empty: none).
     cluster: String,
+    /// The node has overlay links: it answers newcomers.
+    joined: bool,
+    /// An answer (our beacon, now) is due.
+    answer: bool,
+    /// When we last answered; at most one answer per `answer_gap_ms`.
+    answered_ms: Option<u64>,
+    answer_gap_ms: u64,
+    rng: Rng,
     settings: DiscoverySettings,
     peers: HashMap<u64, DiscoveredPeer>,
     /// Peers waiting for a dial token, oldest first.
@@ -184,6 +205,11 @@ impl Discovery {
             own_id,
             curve,
             cluster: String::new(),
+            joined: false,
+            answer: false,
+            answered_ms: None,
+            answer_gap_ms: settings.stale_ms.div_ceil(3).max(1),
+            rng: Rng::new(own_id),
             settings,
             peers: HashMap::new(),
             queue: VecDeque::new(),
@@ -199,6 +225,17 @@ impl Discovery {
     pub fn in_cluster(mut self, name: &str) -> Discovery {
         self.cluster = name.to_string();
         self
+    }
+
+    /// Whether the node has overlay links (then it answers newcomers).
+    pub fn set_joined(&mut self, joined: bool) {
+        self.joined = joined;
+    }
+
+    /// Whether a beacon should go out now, answering a newcomer (taken:
+    /// the next call says false until another is due).
+    pub fn take_answer(&mut self) -> bool {
+        std::mem::take(&mut self.answer)
     }
 
     pub fn stats(&self) -> DiscoveryStats {
@@ -273,6 +310,9 @@ impl Discovery {
         if !admit(source, key.as_ref()) {
             return Heard::NotAllowed;
         }
+        if announce.flags & frame::FLAG_LOOKING != 0 {
+            self.consider_answering(now_ms);
+        }
         let id = announce.node_id;
         let endpoint = SocketAddr::new(source, announce.port);
         if let Some(p) = self.peers.get_mut(&id) {
@@ -319,6 +359,28 @@ impl Discovery {
         );
         self.stats.peers_found += 1;
         Heard::New
+    }
+
+    /// A newcomer looks for peers: answer it, maybe. Every node that
+    /// hears it draws, with a chance of `ANSWERS` in the nodes it knows
+    /// (all of which hear the newcomer too, on one LAN).
+    fn consider_answering(&mut self, now_ms: u64) {
+        if !self.joined {
+            return;
+        }
+        let gap = self.answer_gap_ms;
+        if self
+            .answered_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < gap)
+        {
+            return;
+        }
+        let hearers = self.peers.len() as u64 + 1;
+        if hearers <= ANSWERS || self.rng.below(hearers) < ANSWERS {
+            self.answer = true;
+            self.answered_ms = Some(now_ms);
+            self.stats.answers += 1;
+        }
     }
 
     /// Forgets any peer other than `keep` known at `endpoint`: two live
@@ -487,6 +549,53 @@ mod tests {
         );
         assert_eq!(high.peer_count(), 1);
         assert_eq!(low.stats().dials, 1);
+    }
+
+    fn looking(port: u16, id: u64) -> Vec<u8> {
+        let mut b = frame::encode(port, id).to_vec();
+        frame::set_flag(&mut b, frame::FLAG_LOOKING, true);
+        b
+    }
+
+    #[test]
+    fn a_joined_node_answers_newcomers_now_and_then_and_others_never() {
+        let s = DiscoverySettings::for_interval(1_000);
+        let mut d = Discovery::new(1, false, s, 0);
+        // Not joined: never answers.
+        d.handle_datagram(ip("10.0.0.2"), &looking(7000, 5), 0, ANY);
+        assert!(!d.take_answer());
+        // Joined, few peers known: answers, once per interval at most.
+        d.set_joined(true);
+        d.handle_datagram(ip("10.0.0.2"), &looking(7000, 5), 10, ANY);
+        assert!(d.take_answer());
+        assert!(!d.take_answer(), "taken");
+        d.handle_datagram(ip("10.0.0.3"), &looking(7000, 6), 500, ANY);
+        assert!(!d.take_answer(), "within the gap");
+        d.handle_datagram(ip("10.0.0.3"), &looking(7000, 6), 1_100, ANY);
+        assert!(d.take_answer());
+        // A beacon that does not look for peers is not answered.
+        d.handle_datagram(ip("10.0.0.4"), &frame::encode(7000, 7), 5_000, ANY);
+        assert!(!d.take_answer());
+        assert_eq!(d.stats().answers, 2);
+    }
+
+    #[test]
+    fn among_many_joined_nodes_about_three_answer_a_newcomer() {
+        let mut answers = 0;
+        let nodes = 200u64;
+        for me in 1..=nodes {
+            let mut d = Discovery::new(me, false, DiscoverySettings::default(), 0);
+            d.set_joined(true);
+            // Everyone knows everyone.
+            for other in 1..=nodes {
+                let last = (other % 250) as u8;
+                let from = IpAddr::from([10, 0, (other / 250) as u8, last]);
+                d.handle_datagram(from, &frame::encode(7000, 1000 + other), 0, ANY);
+            }
+            d.handle_datagram(ip("10.9.9.9"), &looking(7000, 99_999), 10, ANY);
+            answers += u64::from(d.take_answer());
+        }
+        assert!((1..=10).contains(&answers), "{answers} of {nodes} answered");
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub(crate) struct Driver {
     cluster: String,
     settings: discovery::DiscoverySettings,
     interval_ms: u64,
+    /// The interval once the node has overlay links.
+    quiet_interval_ms: u64,
+    /// The node has overlay links: it beacons quietly and answers
+    /// newcomers.
+    joined: bool,
     next_send: u64,
     disc: Discovery,
     backlog: bool,
@@ -91,12 +96,18 @@ impl Driver {
         Ok(Driver {
             udp,
             recv,
-            beacon: frame::encode_for(tcp_port, node_id, public_key, cluster),
+            beacon: {
+                let mut b = frame::encode_for(tcp_port, node_id, public_key, cluster);
+                frame::set_flag(&mut b, frame::FLAG_LOOKING, true);
+                b
+            },
             node_id,
             tcp_port,
             public_key: public_key.copied(),
             cluster: cluster.to_string(),
             interval_ms: options.interval_ms.max(1),
+            quiet_interval_ms: options.quiet_interval_ms(),
+            joined: false,
             next_send: now_ms,
             disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms)
                 .in_cluster(cluster),
@@ -130,6 +141,7 @@ impl Driver {
     fn start_over(&mut self, now: Now) {
         let key = self.public_key.as_ref();
         self.beacon = frame::encode_for(self.tcp_port, self.node_id, key, &self.cluster);
+        frame::set_flag(&mut self.beacon, frame::FLAG_LOOKING, !self.joined);
         self.disc = Discovery::new(
             self.node_id,
             key.is_some(),
@@ -137,6 +149,7 @@ impl Driver {
             now.mono_ms,
         )
         .in_cluster(&self.cluster);
+        self.disc.set_joined(self.joined);
         self.next_send = now.mono_ms;
     }
 
@@ -145,9 +158,10 @@ impl Driver {
     }
 
     /// Counters for STATS.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 9] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 10] {
         let s = self.disc.stats();
         [
+            ("discovery-answers", s.answers),
             ("discovery-other-cluster", s.other_cluster),
             ("discovery-peers", self.disc.peer_count() as u64),
             ("discovery-beacons", s.beacons),
@@ -195,6 +209,41 @@ impl Driver {
         self.apply(links, now);
     }
 
+    /// Follows whether the node has overlay links: then it beacons every
+    /// quiet interval and answers newcomers; without, every interval,
+    /// flagged as looking for peers.
+    fn follow_overlay(&mut self, engine: &Engine, now: Now) {
+        let joined = engine.overlay_stats().active > 0;
+        if joined == self.joined {
+            return;
+        }
+        self.joined = joined;
+        self.disc.set_joined(joined);
+        frame::set_flag(&mut self.beacon, frame::FLAG_LOOKING, !joined);
+        if !joined {
+            // Alone again: look for peers at once.
+            self.next_send = now.mono_ms;
+        }
+    }
+
+    /// The interval to the next regular beacon.
+    fn current_interval(&self) -> u64 {
+        if self.joined {
+            self.quiet_interval_ms
+        } else {
+            self.interval_ms
+        }
+    }
+
+    fn send_beacon(&mut self, engine: &Engine) {
+        if let Err(e) = self.udp.send.send_to(&self.beacon, self.udp.dest) {
+            self.send_errors += 1;
+            if engine.verbose() {
+                eprintln!("zgossip {}: cannot send beacon: {e}", engine.name());
+            }
+        }
+    }
+
     /// Sends the beacon when due and runs the state machine's timers.
     pub(crate) fn timeout(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
         if self.backlog {
@@ -206,15 +255,10 @@ impl Driver {
                 now,
             );
         }
-        let engine = &mut *links.engine;
+        self.follow_overlay(links.engine, now);
         if now.mono_ms >= self.next_send {
-            self.next_send = now.mono_ms + self.interval_ms;
-            if let Err(e) = self.udp.send.send_to(&self.beacon, self.udp.dest) {
-                self.send_errors += 1;
-                if engine.verbose() {
-                    eprintln!("zgossip {}: cannot send beacon: {e}", engine.name());
-                }
-            }
+            self.next_send = now.mono_ms + self.current_interval();
+            self.send_beacon(links.engine);
         }
         self.disc.handle_timeout(now.mono_ms);
         self.apply(links, now);
@@ -230,6 +274,10 @@ impl Driver {
     }
 
     fn apply(&mut self, links: Links<'_>, now: Now) {
+        self.follow_overlay(links.engine, now);
+        if self.disc.take_answer() {
+            self.send_beacon(links.engine);
+        }
         while let Some(action) = self.disc.poll_action() {
             match action {
                 DiscoveryAction::Found {

@@ -8,7 +8,7 @@
 //! offset  size  field
 //!      0     3  magic "ZGD"
 //!      3     1  version: 1 (plain), 2 (CURVE), 3 (named cluster)
-//!      4     1  flags, 0 (receivers ignore bits they do not know)
+//!      4     1  flags: bit 0 "looking for peers"; receivers ignore the others
 //!      5     2  TCP port, big-endian, not 0
 //!      7     8  node id, big-endian, not 0
 //!     15    32  version 2 and later: the node's CURVE public key, not all 0
@@ -41,6 +41,22 @@ pub const VERSION_CLUSTER: u8 = 3;
 pub const LEN: usize = 15;
 /// Length of a version 2 beacon.
 pub const LEN_CURVE: usize = LEN + 32;
+/// Flag bit: the sender has no overlay link yet and looks for peers; a
+/// node that has links answers with a beacon of its own at once (some of
+/// them: see `discovery`), so a newcomer finds a quiet network quickly.
+pub const FLAG_LOOKING: u8 = 0x01;
+
+/// Sets or clears a flag bit of an encoded beacon.
+pub fn set_flag(beacon: &mut [u8], flag: u8, on: bool) {
+    if let Some(flags) = beacon.get_mut(4) {
+        if on {
+            *flags |= flag;
+        } else {
+            *flags &= !flag;
+        }
+    }
+}
+
 /// The longest beacon this code writes.
 pub const MAX_LEN: usize = LEN_CURVE + 1 + 255;
 

@@ -31,8 +31,11 @@ pub struct DiscoverOptions {
     /// Most new dials per second (`dials-per-sec`), default 10.
     pub dials_per_sec: u32,
     /// A peer silent this long (ms) is forgotten (`expiry`), default
-    /// max(30 s, 10 intervals).
+    /// max(30 s, 10 intervals, 3 quiet intervals).
     pub expiry_ms: Option<u64>,
+    /// Beacon interval in ms once the node has overlay links
+    /// (`quiet-interval`), default 30000; 0: always `interval`.
+    pub quiet_interval_ms: u64,
 }
 
 impl Default for DiscoverOptions {
@@ -47,12 +50,13 @@ impl Default for DiscoverOptions {
             max_peers: 256,
             dials_per_sec: 10,
             expiry_ms: None,
+            quiet_interval_ms: 30_000,
         }
     }
 }
 
 /// The option names, as arguments and under `discovery/` in configuration.
-pub const OPTION_NAMES: [&str; 9] = [
+pub const OPTION_NAMES: [&str; 10] = [
     "port",
     "interval",
     "interface",
@@ -62,6 +66,7 @@ pub const OPTION_NAMES: [&str; 9] = [
     "max-peers",
     "dials-per-sec",
     "expiry",
+    "quiet-interval",
 ];
 
 impl DiscoverOptions {
@@ -98,6 +103,9 @@ impl DiscoverOptions {
             "max-peers" => self.max_peers = num(1, 65_536, "1 to 65536")? as usize,
             "dials-per-sec" => self.dials_per_sec = num(1, 10_000, "1 to 10000")? as u32,
             "expiry" => self.expiry_ms = Some(num(1, u64::from(u32::MAX), "a number of ms")?),
+            "quiet-interval" => {
+                self.quiet_interval_ms = num(0, 3_600_000, "0 to 3600000 ms")?;
+            }
             _ => {
                 return Err(Error::command(format!(
                     "DISCOVER: unknown option '{name}' (expected one of {})",
@@ -129,6 +137,7 @@ impl DiscoverOptions {
             format!("interval={}", self.interval_ms),
             format!("max-peers={}", self.max_peers),
             format!("dials-per-sec={}", self.dials_per_sec),
+            format!("quiet-interval={}", self.quiet_interval_ms),
         ];
         if let Some(i) = &self.interface {
             a.push(format!("interface={i}"));
@@ -157,8 +166,18 @@ impl DiscoverOptions {
         }
     }
 
+    /// The interval once the node has overlay links.
+    pub(crate) fn quiet_interval_ms(&self) -> u64 {
+        match self.quiet_interval_ms {
+            0 => self.interval_ms,
+            q => q.max(self.interval_ms),
+        }
+    }
+
     pub(crate) fn settings(&self) -> discovery::DiscoverySettings {
         let mut s = discovery::DiscoverySettings::for_interval(self.interval_ms);
+        // Peers that beacon quietly are not forgotten between two beacons.
+        s.expiry_ms = s.expiry_ms.max(self.quiet_interval_ms().saturating_mul(3));
         s.max_peers = self.max_peers;
         s.dials_per_sec = self.dials_per_sec;
         if let Some(e) = self.expiry_ms {
@@ -184,8 +203,10 @@ mod tests {
             "max-peers=8",
             "dials-per-sec=3",
             "expiry=5000",
+            "quiet-interval=0",
         ])
         .unwrap();
+        assert_eq!(o.quiet_interval_ms(), 250, "0: never quiet");
         assert_eq!(o.port, 6000);
         assert_eq!(o.interval_ms, 250);
         assert_eq!(o.interface.as_deref(), Some("lo"));
@@ -204,5 +225,9 @@ mod tests {
         assert!(err("group=10.0.0.1").contains("multicast"));
         assert!(err("colour=red").contains("unknown option 'colour'"));
         assert!(err("interval=soon").contains("interval must be"));
+        assert!(err("quiet-interval=-1").contains("quiet-interval must be"));
+        let d = DiscoverOptions::default();
+        assert_eq!(d.quiet_interval_ms(), 30_000);
+        assert_eq!(d.settings().expiry_ms, 90_000, "three quiet intervals");
     }
 }
