@@ -7,8 +7,13 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed`: the seed is mixed first (splitmix64), so
+    /// seeds that differ in one bit start far apart.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1)
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -48,6 +53,14 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbouring_seeds_give_different_runs() {
+        for seed in 0..64u64 {
+            let (mut a, mut b) = (Rng::new(seed), Rng::new(seed ^ 1));
+            assert_ne!(a.next_u64(), b.next_u64(), "seed {seed}");
+        }
+    }
 
     #[test]
     fn a_seed_replays_and_samples_are_distinct() {

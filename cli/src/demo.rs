@@ -1,12 +1,15 @@
-//! `zgossip demo`: a cluster on loopback in this process, showing tuples
-//! spreading.
+//! `zgossip demo`: a cluster on loopback in this process, built the way a
+//! user builds one (each node JOINs through one it knows, and the overlay
+//! picks the links), showing tuples spreading, what the links cost beside
+//! a full mesh, and the overlay repairing itself when nodes stop.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use zgossip::Node;
 
-/// A small deterministic generator so every run builds the same topology.
+/// A small deterministic generator so every run builds the same cluster.
 struct Rng(u64);
 impl Rng {
     fn below(&mut self, n: usize) -> usize {
@@ -17,8 +20,100 @@ impl Rng {
     }
 }
 
+fn err(e: zgossip::Error) -> String {
+    e.to_string()
+}
+
+fn stats(node: &Node) -> Result<BTreeMap<String, u64>, String> {
+    node.stats().map_err(err)
+}
+
+fn stat(node: &Node, name: &str) -> Result<u64, String> {
+    Ok(stats(node)?.get(name).copied().unwrap_or(0))
+}
+
+/// Frames sent so far by all these nodes.
+fn frames_out(nodes: &[&Node]) -> Result<u64, String> {
+    nodes.iter().map(|n| stat(n, "frames-out")).sum()
+}
+
+/// Waits until `done` holds, showing `what`; fails after `limit`.
+fn wait(
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut() -> Result<bool, String>,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    while !done()? {
+        if start.elapsed() > limit {
+            return Err(format!("{what}: not done after {} s", limit.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(start.elapsed())
+}
+
+/// Publishes `tuples` at random live nodes and shows them spreading until
+/// every live node holds `expect_total`; returns the time it took.
+fn spread(
+    nodes: &[&Node],
+    rng: &mut Rng,
+    prefix: &str,
+    tuples: usize,
+    expect_total: usize,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    for t in 0..tuples {
+        let at = rng.below(nodes.len());
+        nodes[at]
+            .publish(
+                &format!("demo/{prefix}-{t}"),
+                &format!("from {}", nodes[at].name()),
+            )
+            .map_err(err)?;
+    }
+    let deadline = started + Duration::from_secs(60);
+    let mut last_line = String::new();
+    loop {
+        let mut complete = 0;
+        let mut held = 0;
+        for node in nodes {
+            let s = node.status().map_err(err)?;
+            held += s.min(expect_total);
+            if s >= expect_total {
+                complete += 1;
+            }
+        }
+        let pct = held * 100 / (nodes.len() * expect_total);
+        let bar: String = (0..40)
+            .map(|i| if i * 100 / 40 < pct { '#' } else { '.' })
+            .collect();
+        let line = format!(
+            "\r  [{bar}] {pct:3}%  {complete:>3}/{} nodes complete  {:>7.1} ms",
+            nodes.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        if line != last_line {
+            print!("{line}");
+            let _ = std::io::stdout().flush();
+            last_line = line;
+        }
+        if complete == nodes.len() {
+            println!();
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            println!();
+            return Err(format!(
+                "only {complete} of {} nodes complete after 60 s",
+                nodes.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn run(n: usize, tuples: usize) -> Result<(), String> {
-    let err = |e: zgossip::Error| e.to_string();
     let started = Instant::now();
     println!("zgossip demo: {n} nodes on 127.0.0.1, {tuples} tuples");
     let mut nodes = Vec::with_capacity(n);
@@ -32,73 +127,135 @@ pub fn run(n: usize, tuples: usize) -> Result<(), String> {
         endpoints.push(format!("tcp://127.0.0.1:{port}"));
         nodes.push(node);
     }
+    // As a user would: each node joins through one node it knows; the
+    // overlay picks the links.
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut links = 0;
     for (i, node) in nodes.iter().enumerate().skip(1) {
-        node.connect(&endpoints[rng.below(i)]).map_err(err)?;
-        links += 1;
+        node.join(&endpoints[rng.below(i)]).map_err(err)?;
     }
-    nodes[0].connect(&endpoints[n - 1]).map_err(err)?;
-    links += 1;
-    println!("  {links} links: a random tree plus one cycle");
-
-    let publish_started = Instant::now();
-    for t in 0..tuples {
-        let at = rng.below(n);
-        nodes[at]
-            .publish(&format!("demo/tuple-{t}"), &format!("from node{at}"))
-            .map_err(err)?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last_line = String::new();
-    loop {
-        let mut complete = 0;
-        let mut held = 0;
-        for node in &nodes {
-            let s = node.status().map_err(err)?;
-            held += s;
-            if s == tuples {
-                complete += 1;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let formed = wait(Duration::from_secs(30), "forming the overlay", || {
+        for node in &all {
+            if stat(node, "overlay-active")? == 0 {
+                return Ok(false);
             }
         }
-        let pct = held * 100 / (n * tuples);
-        let bar: String = (0..40)
-            .map(|i| if i * 100 / 40 < pct { '#' } else { '.' })
-            .collect();
-        let line = format!(
-            "\r  [{bar}] {pct:3}%  {complete:>3}/{n} nodes complete  {:>6.1} ms",
-            publish_started.elapsed().as_secs_f64() * 1e3
-        );
-        if line != last_line {
-            print!("{line}");
-            let _ = std::io::stdout().flush();
-            last_line = line;
-        }
-        if complete == n {
-            break;
-        }
-        if Instant::now() > deadline {
-            println!();
-            return Err(format!("only {complete} of {n} nodes complete after 60 s"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let spread = publish_started.elapsed();
-    println!();
+        Ok(true)
+    })?;
+    let links: Vec<u64> = all
+        .iter()
+        .map(|node| stat(node, "overlay-active"))
+        .collect::<Result<_, _>>()?;
+    let (min, max) = (
+        links.iter().min().unwrap_or(&0),
+        links.iter().max().unwrap_or(&0),
+    );
+    let avg = links.iter().sum::<u64>() as f64 / n as f64;
+    println!(
+        "  each node JOINed through one other: the overlay formed in {:.0} ms",
+        formed.as_secs_f64() * 1e3
+    );
+    println!(
+        "  links per node: {min} to {max}, {avg:.1} on average (a full mesh needs {})",
+        n - 1
+    );
+
+    let before = frames_out(&all)?;
+    let took = spread(&all, &mut rng, "tuple", tuples, tuples)?;
+    let frames = frames_out(&all)?.saturating_sub(before);
     println!(
         "  every node holds all {tuples} tuples {:.1} ms after the first publish",
-        spread.as_secs_f64() * 1e3
+        took.as_secs_f64() * 1e3
+    );
+    let eager: u64 = all
+        .iter()
+        .map(|x| stat(x, "overlay-eager"))
+        .sum::<Result<_, _>>()?;
+    let lazy: u64 = all
+        .iter()
+        .map(|x| stat(x, "overlay-lazy"))
+        .sum::<Result<_, _>>()?;
+    println!(
+        "  frames per write per node: {:.2} (writes go over a tree of {} links, {} more \
+         links carry announcements; flooding a full mesh sends about {})",
+        frames as f64 / (tuples * n) as f64,
+        eager / 2,
+        lazy / 2,
+        n - 1
+    );
+
+    // Stop a quarter of the nodes (never node 0, which shows the result).
+    let stopping = (n / 4).max(1).min(n - 2);
+    let mut stopped = Vec::new();
+    while stopped.len() < stopping {
+        let i = 1 + rng.below(n - 1);
+        if !stopped.contains(&i) {
+            stopped.push(i);
+        }
+    }
+    stopped.sort_unstable();
+    println!("  stopping {stopping} nodes: {stopped:?}");
+    let mut live = Vec::new();
+    for (i, node) in nodes.into_iter().enumerate() {
+        if stopped.contains(&i) {
+            drop(node);
+        } else {
+            live.push(node);
+        }
+    }
+    let live_refs: Vec<&Node> = live.iter().collect();
+    let promotions = |nodes: &[&Node]| -> Result<u64, String> {
+        nodes.iter().map(|x| stat(x, "overlay-promotions")).sum()
+    };
+    let promotions_before = promotions(&live_refs)?;
+    // Repaired: every live node has a link, and no replacement has been
+    // asked for in the last 300 ms.
+    let repair_started = Instant::now();
+    let mut last = (promotions_before, Instant::now());
+    let repaired = wait(Duration::from_secs(30), "repairing the overlay", || {
+        let p = promotions(&live_refs)?;
+        if p != last.0 {
+            last = (p, Instant::now());
+        }
+        for node in &live_refs {
+            if stat(node, "overlay-active")? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(last.1.elapsed() > Duration::from_millis(300))
+    })
+    .map(|_| last.1.duration_since(repair_started))?;
+    let replaced = promotions(&live_refs)? - promotions_before;
+    let links: Vec<u64> = live_refs
+        .iter()
+        .map(|node| stat(node, "overlay-active"))
+        .collect::<Result<_, _>>()?;
+    println!(
+        "  the overlay repaired itself within {:.0} ms: {replaced} replacements asked of \
+         passive members, {} to {} links per node now",
+        repaired.as_secs_f64() * 1e3,
+        links.iter().min().unwrap_or(&0),
+        links.iter().max().unwrap_or(&0),
+    );
+    let more = tuples.min(50);
+    let took = spread(&live_refs, &mut rng, "after", more, tuples + more)?;
+    println!(
+        "  the next {more} writes reached all {} live nodes in {:.1} ms",
+        live_refs.len(),
+        took.as_secs_f64() * 1e3
     );
     // Show one tuple as the application sees it.
-    let sample = nodes[n - 1]
+    let last = live_refs.len() - 1;
+    if let Some(m) = live_refs[last]
         .recv_timeout(Duration::from_secs(1))
-        .map_err(err)?;
-    if let Some(m) = sample {
-        println!("  node{} received e.g. {}", n - 1, m.join(" "));
+        .map_err(err)?
+    {
+        println!("  {} received e.g. {}", live_refs[last].name(), m.join(" "));
     }
-    drop(nodes);
+    let remaining = live.len();
+    drop(live);
     println!(
-        "  done in {:.1} ms (clean shutdown of {n} nodes included)",
+        "  done in {:.1} ms (clean shutdown of {remaining} nodes included)",
         started.elapsed().as_secs_f64() * 1e3
     );
     Ok(())

@@ -182,14 +182,16 @@ impl Engine {
     /// What the limits counted for `conn` before its handshake ended (a
     /// fresh count if the driver never said it opened it). A frame
     /// incomplete since then is timed on.
-    pub(super) fn take_opening(&mut self, conn: ConnId) -> Meter {
+    /// With the meter, how long the handshake took (ms), if the driver
+    /// said when it opened the connection.
+    pub(super) fn take_opening(&mut self, conn: ConnId, now: Now) -> (Meter, Option<u64>) {
         let Some(o) = self.guards.opening.remove(&conn) else {
-            return Meter::default();
+            return (Meter::default(), None);
         };
         if let Some(since) = o.meter.partial_since {
             self.guards.plan(frame_deadline(since, &self.settings));
         }
-        o.meter
+        (o.meter, Some(now.mono_ms.saturating_sub(o.born_ms)))
     }
 
     /// `bytes` were read from `conn`, before they are handled: counted

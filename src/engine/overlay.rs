@@ -23,6 +23,8 @@ pub struct OverlayStats {
     pub passive: usize,
     pub eager: usize,
     pub lazy: usize,
+    /// How long an announced write may take before it is pulled, now.
+    pub graft_timeout_ms: u64,
     pub views: views::ViewStats,
     pub tree: tree::TreeStats,
 }
@@ -88,6 +90,7 @@ impl Engine {
             passive: self.views.passive().len(),
             eager,
             lazy,
+            graft_timeout_ms: self.tree.graft_timeout(),
             views: self.views.stats,
             tree: self.tree.stats,
         }
@@ -223,9 +226,10 @@ impl Engine {
 
     /// A write reached the store (from anywhere): it is no longer waited
     /// for.
-    pub(super) fn overlay_received(&mut self, key: &str, version: Version) {
+    pub(super) fn overlay_received(&mut self, key: &str, version: Version, now: Now) {
         if self.tree.missing_len() > 0 {
-            self.tree.received(key, version.clock, version.origin);
+            self.tree
+                .received(key, version.clock, version.origin, now.mono_ms);
         }
     }
 

@@ -13,7 +13,13 @@ impl Engine {
     /// otherwise they count from here.
     pub fn handle_connected(&mut self, conn: ConnId, role: Role, peer: Peer, now: Now) {
         self.last_now = now;
-        let meter = self.take_opening(conn);
+        let (meter, handshake_ms) = self.take_opening(conn, now);
+        if let Some(ms) = handshake_ms {
+            // A handshake takes two round trips or so (greeting, then
+            // READY; CURVE a little more): a first measure of the link's,
+            // for the tree's timers, on both sides of every connection.
+            self.tree.observe_rtt(ms / 2);
+        }
         self.conns.insert(
             conn,
             Conn {
@@ -33,6 +39,7 @@ impl Engine {
                 sends: VecDeque::new(),
                 after_sends: Vec::new(),
                 over_limit: false,
+                ping_sent_at: None,
             },
         );
         if let Role::Outbound(remote) = role {
@@ -264,7 +271,16 @@ impl Engine {
             // tuple so that nothing sent into the forgotten session is lost.
             Message::Invalid => self.send_hello_and_tuples(conn, now),
             Message::Ping => self.send(conn, &Message::Pong, now),
-            Message::Pong => {}
+            Message::Pong => {
+                // The round trip of the link, for the tree's timers.
+                if let Some(sent) = self
+                    .conns
+                    .get_mut(&conn)
+                    .and_then(|c| c.ping_sent_at.take())
+                {
+                    self.tree.observe_rtt(now.mono_ms.saturating_sub(sent));
+                }
+            }
             Message::Hello => {
                 self.trace(format_args!("unexpected HELLO from server {conn}, ignored"));
             }

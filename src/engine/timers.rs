@@ -133,6 +133,9 @@ impl Engine {
         }
         for id in ping {
             self.send(id, &Message::Ping, now);
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.ping_sent_at.get_or_insert(now.mono_ms);
+            }
         }
         let late: Vec<ConnId> = self
             .conns

@@ -618,6 +618,22 @@ impl Views {
                 peer: self.me.clone(),
             },
         );
+        // And a sample of whom we know, so the newcomer's passive view is
+        // not empty: a node whose first links fail can still find the
+        // network.
+        let known: Vec<PeerEntry> = self
+            .active
+            .iter()
+            .filter(|a| a.conn != conn)
+            .map(|a| a.peer.clone())
+            .chain(self.passive.iter().cloned())
+            .filter(|p| endpoint_is_dialable(&p.endpoint))
+            .collect();
+        let n = self.settings.shuffle_active + self.settings.shuffle_passive;
+        let sample = self.rng.sample(&known, n);
+        if !sample.is_empty() {
+            self.send(conn, Message::ShuffleReply(sample));
+        }
         let ttl = self.settings.active_walk;
         let others: Vec<ConnId> = self
             .active

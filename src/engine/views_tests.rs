@@ -104,6 +104,11 @@ fn a_contact_takes_the_joiner_answers_and_forwards_the_join_to_its_other_peers()
             peer: peer(1)
         }
     )));
+    // The newcomer also gets a sample of whom the contact knows.
+    assert!(
+        s.contains(&(9, Message::ShuffleReply(vec![peer(2), peer(3)])))
+            || s.contains(&(9, Message::ShuffleReply(vec![peer(3), peer(2)])))
+    );
     for other in [2, 3] {
         assert!(s.contains(&(
             other,
@@ -113,7 +118,7 @@ fn a_contact_takes_the_joiner_answers_and_forwards_the_join_to_its_other_peers()
             }
         )));
     }
-    assert_eq!(s.len(), 3);
+    assert_eq!(s.len(), 4);
     assert!(v.is_active(9));
     assert_eq!(v.stats.joins, 1);
 }
@@ -567,7 +572,7 @@ fn a_connection_joins_once_and_names_one_peer() {
     let mut v = views(1);
     with_active(&mut v, &[2, 3]);
     v.handle_message(9, Message::Join(peer(4)), 0);
-    assert_eq!(sent(&drain(&mut v)).len(), 3);
+    assert_eq!(sent(&drain(&mut v)).len(), 4);
     // A second JOIN on it (a flood of them) sends no forward joins.
     for p in 5..50 {
         v.handle_message(9, Message::Join(peer(p)), 0);

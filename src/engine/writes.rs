@@ -223,7 +223,7 @@ impl Engine {
         if from.is_some() {
             self.stats.tuples_applied += 1;
         }
-        self.overlay_received(key, w.version);
+        self.overlay_received(key, w.version, now);
         if w.expires != 0 && !w.deleted {
             self.expiries.push(Reverse((w.expires, key.into())));
             self.prune_expiries();
