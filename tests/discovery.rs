@@ -48,7 +48,9 @@ fn in_sealed(test: &str) {
 
 /// Nodes with only DISCOVER find each other, link through the overlay
 /// (a few links each, never two between a pair), and converge; a node that
-/// joins later is found too.
+/// joins later is found too. `args` keep the beacons loud (quiet-interval=0)
+/// so that every node hears every other: quiet beacons have a test of
+/// their own.
 fn converge_on_one_host(args: &[&str]) {
     let keys = |n: &Node| n.keys("").unwrap().len();
     let mut nodes: Vec<Node> = (0..4)
@@ -110,7 +112,7 @@ fn overlay_only(n: &Node) -> bool {
 fn sealed_namespace_broadcast_nodes_find_each_other_and_converge() {
     const T: &str = "sealed_namespace_broadcast_nodes_find_each_other_and_converge";
     if inside(T).is_some() {
-        return converge_on_one_host(&["interface=lo", "interval=100"]);
+        return converge_on_one_host(&["interface=lo", "interval=100", "quiet-interval=0"]);
     }
     in_sealed(T);
 }
@@ -119,7 +121,12 @@ fn sealed_namespace_broadcast_nodes_find_each_other_and_converge() {
 fn sealed_namespace_multicast_nodes_find_each_other_and_converge() {
     const T: &str = "sealed_namespace_multicast_nodes_find_each_other_and_converge";
     if inside(T).is_some() {
-        return converge_on_one_host(&["interface=lo", "interval=100", "group=239.192.77.1"]);
+        return converge_on_one_host(&[
+            "interface=lo",
+            "interval=100",
+            "quiet-interval=0",
+            "group=239.192.77.1",
+        ]);
     }
     in_sealed(T);
 }
@@ -130,7 +137,7 @@ fn sealed_namespace_wildcard_interface_uses_limited_broadcast() {
     // the default route is lo.
     const T: &str = "sealed_namespace_wildcard_interface_uses_limited_broadcast";
     if inside(T).is_some() {
-        return converge_on_one_host(&["interface=*", "interval=100"]);
+        return converge_on_one_host(&["interface=*", "interval=100", "quiet-interval=0"]);
     }
     in_sealed(T);
 }

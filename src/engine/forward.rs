@@ -10,13 +10,8 @@ impl Engine {
     /// entry is read only once a peer needs it (a node whose only peer sent
     /// the write reads nothing; a relay between ZGP/2 peers neither reads
     /// nor encodes).
-    pub(super) fn forward(
-        &mut self,
-        entry: usize,
-        from: Option<ConnId>,
-        raw: Option<&[u8]>,
-        now: Now,
-    ) {
+    pub(super) fn forward(&mut self, entry: usize, arrival: writes::Arrival<'_>, now: Now) {
+        let writes::Arrival { from, raw, pushed } = arrival;
         let Engine {
             store,
             conns,
@@ -85,18 +80,23 @@ impl Engine {
                 skipped += 1;
                 continue;
             }
-            // A forward is a push of the broadcast tree: the frame, as it
-            // ends the queue, is marked so (its last byte is the flags).
+            // A push of the broadcast tree is marked so: the frame, as it
+            // ends the queue, gets the flag (its last byte is the flags).
+            // A frame that came pushed already has it.
             if let Some(held) = c.held.as_mut() {
                 push_raw(held, frame);
-                zgp2::mark_pushed(held);
+                if pushed {
+                    zgp2::mark_pushed(held);
+                }
                 sent += 1;
                 continue;
             }
             let (out, notify) = c.queue(max);
             if speaks_zgp2 {
                 push_raw(out, frame);
-                zgp2::mark_pushed(out);
+                if pushed {
+                    zgp2::mark_pushed(out);
+                }
             } else if let Some((key, t)) = current {
                 push_frame(out, &plain_publish(key, t, now));
             }

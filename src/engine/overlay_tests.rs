@@ -229,6 +229,40 @@ fn an_announced_write_is_grafted_and_a_graft_is_answered_from_the_store() {
     assert_eq!(e.link_is_eager(1), Some(true));
 }
 
+/// The ZGP/2 frame of a write of `key` by node 9, pushed or not.
+fn tuple_frame(key: &str, pushed: bool) -> Vec<u8> {
+    let mut f = Vec::new();
+    zgp2::encode_tuple(
+        &zgp2::Tuple {
+            key,
+            value: "v",
+            clock: (at(0).wall_ms) << 16,
+            origin: 9,
+            expires: 0,
+            deleted: false,
+        },
+        &mut f,
+    );
+    if pushed {
+        zgp2::mark_pushed(&mut f);
+    }
+    f
+}
+
+#[test]
+fn a_write_that_came_by_reconciliation_is_sent_on_unmarked() {
+    // Forwarded as a push, it would make a node that holds it already
+    // prune the link the tree brings it on.
+    let mut e = hub(&[1, 2]);
+    let reconciled = tuple_frame("k", false);
+    e.handle_frame(1, &reconciled, false, at(1));
+    assert_eq!(drain(&mut e, 2), vec![reconciled]);
+    // Pushed in, pushed on.
+    let pushed = tuple_frame("k2", true);
+    e.handle_frame(1, &pushed, false, at(2));
+    assert_eq!(drain(&mut e, 2), vec![pushed]);
+}
+
 #[test]
 fn plain_links_are_not_in_the_tree_and_get_every_write() {
     let mut e = Engine::new("e", 1, Settings::default());

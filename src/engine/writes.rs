@@ -34,7 +34,7 @@ impl Engine {
             })
         });
         if let Some((outcome, entry, w)) = merged {
-            self.applied(key, w, outcome, entry, None, None, now);
+            self.applied(key, w, outcome, entry, Arrival::LOCAL, now);
         }
     }
 
@@ -48,7 +48,7 @@ impl Engine {
             expires: 0,
             deleted: true,
         };
-        self.apply(key, w, None, None, now);
+        self.apply(key, w, Arrival::LOCAL, now);
     }
 
     pub(super) fn stamp(&mut self, now: Now) -> Version {
@@ -92,7 +92,13 @@ impl Engine {
             expires,
             deleted: false,
         };
-        self.apply(key, w, Some(from), None, now);
+        // A plain peer's write enters the tree here: pushed on.
+        let arrival = Arrival {
+            from: Some(from),
+            raw: None,
+            pushed: true,
+        };
+        self.apply(key, w, arrival, now);
     }
 
     /// Whether a tuple from a peer obeys the size rule
@@ -171,11 +177,17 @@ impl Engine {
         };
         // Stored as it arrived: the frame can be forwarded as it is.
         let raw = (!expired && zgp2::is_canonical_tuple(frame, &t)).then_some(frame);
-        match self.apply(t.key, w, Some(from), raw, now) {
+        let pushed = zgp2::is_pushed(frame);
+        let arrival = Arrival {
+            from: Some(from),
+            raw,
+            pushed,
+        };
+        match self.apply(t.key, w, arrival, now) {
             // The sender holds an older write: repair it with ours.
             Outcome::Stale => self.send_tuple_to(from, t.key, now),
             // Pushed to us by two paths: this link is redundant.
-            Outcome::Duplicate if zgp2::is_pushed(frame) => self.overlay_duplicate(from, now),
+            Outcome::Duplicate if pushed => self.overlay_duplicate(from, now),
             _ => {}
         }
     }
@@ -187,31 +199,26 @@ impl Engine {
     }
 
     /// Merges a write into the store; on change tells the application and
-    /// forwards it to every peer but `from` (as `raw` when given, the
-    /// ZGP/2 frame of exactly this write).
+    /// forwards it to every peer but the one it came from.
     pub(super) fn apply(
         &mut self,
         key: &str,
         w: Write<'_>,
-        from: Option<ConnId>,
-        raw: Option<&[u8]>,
+        arrival: Arrival<'_>,
         now: Now,
     ) -> Outcome {
         let (outcome, entry) = self.store.merge_entry(key, w, now.wall_ms);
-        self.applied(key, w, outcome, entry, from, raw, now)
+        self.applied(key, w, outcome, entry, arrival, now)
     }
 
-    /// What follows the merge of `w`: news, expiry and forwarding (of
-    /// `raw`, the ZGP/2 frame of exactly this write, when there is one).
-    #[allow(clippy::too_many_arguments)]
+    /// What follows the merge of `w`: news, expiry and forwarding.
     pub(super) fn applied(
         &mut self,
         key: &str,
         w: Write<'_>,
         outcome: Outcome,
         entry: usize,
-        from: Option<ConnId>,
-        raw: Option<&[u8]>,
+        arrival: Arrival<'_>,
         now: Now,
     ) -> Outcome {
         match outcome {
@@ -220,7 +227,7 @@ impl Engine {
             Outcome::Refreshed | Outcome::TombstoneUpdated => {}
             Outcome::Duplicate | Outcome::Stale => return outcome,
         }
-        if from.is_some() {
+        if arrival.from.is_some() {
             self.stats.tuples_applied += 1;
         }
         self.overlay_received(key, w.version, now);
@@ -229,7 +236,32 @@ impl Engine {
             self.prune_expiries();
             self.ensure_tick(now);
         }
-        self.forward(entry, from, raw, now);
+        self.forward(entry, arrival, now);
         outcome
     }
+}
+
+/// How a write reached the engine, which decides how it is sent on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Arrival<'a> {
+    /// The connection it came on (`None`: the application).
+    pub(super) from: Option<ConnId>,
+    /// The ZGP/2 frame of exactly this write, as it came: forwarded as
+    /// it is.
+    pub(super) raw: Option<&'a [u8]>,
+    /// Pushed by the broadcast tree (or new here): its forwards are
+    /// pushes too. A write that came by a reconciliation or a pull is
+    /// sent on unmarked, so that a node that holds it already does not
+    /// take the link for a redundant one of the tree: it may be the very
+    /// link the tree brings the write on, a moment later.
+    pub(super) pushed: bool,
+}
+
+impl Arrival<'_> {
+    /// A write made here (by the application): a push from its source.
+    pub(super) const LOCAL: Arrival<'static> = Arrival {
+        from: None,
+        raw: None,
+        pushed: true,
+    };
 }
