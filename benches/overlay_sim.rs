@@ -69,12 +69,6 @@ const SETTLE_MS: u64 = 30_000;
 /// The seeds of iroh-gossip's `simulations/all.toml`.
 const IROH_SEEDS: [u64; 4] = [0, 1, 212_312_388_123, 123];
 
-/// The simulator's seed for iroh-gossip's seed `seed`: `Rng::new` drops
-/// bit 0 of a seed (it keeps the state odd by `| 1` after the xor), so
-/// seeds 0 and 1 would replay one run.
-fn iroh_seed(seed: u64) -> u64 {
-    seed << 1
-}
 
 // ---------------------------------------------------------------- frames
 
@@ -907,7 +901,7 @@ fn iroh_like(plan: &Plan, out: &mut Out) {
             };
             let (mut rmr, mut ldh, mut reach, mut missed) = (0.0, 0.0, 0.0, 0);
             for &seed in &plan.iroh_seeds {
-                let mut sim = overlay(n, iroh_seed(seed));
+                let mut sim = overlay(n, seed);
                 let rec = record(&mut sim);
                 let f = run_workload(&mut sim, &rec, &w);
                 out.emit(
