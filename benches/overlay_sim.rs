@@ -69,7 +69,6 @@ const SETTLE_MS: u64 = 30_000;
 /// The seeds of iroh-gossip's `simulations/all.toml`.
 const IROH_SEEDS: [u64; 4] = [0, 1, 212_312_388_123, 123];
 
-
 // ---------------------------------------------------------------- frames
 
 /// The ZGP/2 message id of a frame (signature AA A0, id, version 2).

@@ -208,6 +208,13 @@ fn tree_from(
         graft_timeout_ms: ms("overlay/graft-timeout", d.graft_timeout_ms)?,
         graft_retry_ms: ms("overlay/graft-retry", d.graft_retry_ms)?,
         max_missing: ranged(num, "overlay/max-missing", d.max_missing as u64, 1, 1 << 24)? as usize,
+        sync_holdoff_ms: ranged(
+            num,
+            "overlay/sync-holdoff",
+            d.sync_holdoff_ms,
+            0,
+            u64::MAX / 4,
+        )?,
         ..d.clone()
     })
 }

@@ -78,6 +78,8 @@ pub(super) struct Conn {
     pub(super) after_sends: Vec<u8>,
     /// The backlog passed `max_backlog_bytes` and the driver was told.
     pub(super) over_limit: bool,
+    /// When the handshake ended (monotonic ms).
+    pub(super) since_ms: u64,
     /// When our unanswered PING left (client side): its PONG gives the
     /// link's round trip.
     pub(super) ping_sent_at: Option<u64>,

@@ -40,6 +40,7 @@ impl Engine {
                 after_sends: Vec::new(),
                 over_limit: false,
                 ping_sent_at: None,
+                since_ms: now.mono_ms,
             },
         );
         if let Role::Outbound(remote) = role {

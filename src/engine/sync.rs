@@ -182,6 +182,7 @@ impl Engine {
     /// Encodes the next tuples of `conn`'s pending sends into its outbox,
     /// until the outbox holds `SEND_AHEAD` bytes or the sends are done.
     pub(super) fn fill_sends(&mut self, conn: ConnId, now: Now) {
+        let holdoff = self.tree.settings().sync_holdoff_ms;
         let Engine {
             store,
             conns,
@@ -192,6 +193,10 @@ impl Engine {
         let Some(c) = conns.get_mut(&conn) else {
             return;
         };
+        // On a ZGP/2 link that was up when they were made, new writes are
+        // the tree's business (see `TreeSettings::sync_holdoff_ms`).
+        let leave_new = c.peer.zgp2 && now.mono_ms.saturating_sub(c.since_ms) >= holdoff;
+        let is_new = |t: &Tuple<'_>| now.wall_ms.saturating_sub(t.version.wall_ms()) < holdoff;
         if c.closing {
             c.discard_sends();
             return;
@@ -220,7 +225,7 @@ impl Engine {
                     Filter::Ranges(r) => find(r, t.key_hash()).is_some(),
                     Filter::Hashes(h) => h.contains(&t.key_hash()),
                 };
-                if !wanted {
+                if !wanted || (leave_new && is_new(&t)) {
                     continue;
                 }
                 if c.peer.zgp2 {
@@ -399,6 +404,14 @@ impl Engine {
         self.send_tuples_in(conn, &empty, now);
         let listed_parts: Vec<(u64, u64)> = listed.iter().map(|g| (g.lo, g.hi)).collect();
         let ours = self.collect(&listed_parts);
+        // Writes of theirs still new are on their way by the tree (see
+        // `TreeSettings::sync_holdoff_ms`): not asked for on an old link.
+        let holdoff = self.tree.settings().sync_holdoff_ms;
+        let old_link = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| now.mono_ms.saturating_sub(c.since_ms) >= holdoff);
+        let arriving = |v: Version| old_link && now.wall_ms.saturating_sub(v.wall_ms()) < holdoff;
         let mut send: Vec<u64> = Vec::new();
         let mut want: Vec<u64> = Vec::new();
         for (g, mine) in listed.iter().zip(ours) {
@@ -427,7 +440,7 @@ impl Engine {
                     Some(tv) if *tv < v => send.push(i.key_hash),
                     // Not asked for when from the future: it would be
                     // refused on arrival (see `accept_zgp2`).
-                    Some(tv) if *tv > v && !self.is_from_the_future(*tv, now) => {
+                    Some(tv) if *tv > v && !self.is_from_the_future(*tv, now) && !arriving(*tv) => {
                         want.push(i.key_hash)
                     }
                     Some(_) => {}
@@ -438,7 +451,7 @@ impl Engine {
                     clock: i.clock,
                     origin: i.origin,
                 };
-                if !seen.contains(&i.key_hash) && !self.is_from_the_future(v, now) {
+                if !seen.contains(&i.key_hash) && !self.is_from_the_future(v, now) && !arriving(v) {
                     want.push(i.key_hash);
                 }
             }
