@@ -146,3 +146,50 @@ fn czmq_peer_gets_only_plain_zgp_and_keeps_serving() {
     // Our node does not take the deleted or expired tuple back from CZMQ.
     assert_eq!(ours.status().unwrap(), 1);
 }
+
+/// A mixed network: an overlay of our nodes (JOIN), a CZMQ node on a
+/// CONNECT link to one member and another CZMQ node that one member
+/// CONNECTs to. Plain links are not in the tree: the CZMQ nodes get every
+/// write, and their writes reach every overlay member.
+#[test]
+fn czmq_nodes_on_links_to_an_overlay_get_every_write_and_theirs_reach_everyone() {
+    if !require_czmq() {
+        return;
+    }
+    let mut ours = Vec::new();
+    let mut endpoints = Vec::new();
+    for i in 0..8 {
+        let n = Node::new(&format!("o{i}")).unwrap();
+        let port = n.bind("tcp://127.0.0.1:*").unwrap().unwrap();
+        endpoints.push(format!("tcp://127.0.0.1:{port}"));
+        if i > 0 {
+            n.join(&endpoints[i / 2]).unwrap();
+        }
+        ours.push(n);
+    }
+    let mut in_cz = CzmqNode::spawn("in");
+    in_cz.connect(&endpoints[5]);
+    let mut out_cz = CzmqNode::spawn("out");
+    out_cz.bind("tcp://127.0.0.1:*");
+    let out_port = out_cz.port();
+    ours[7]
+        .connect(&format!("tcp://127.0.0.1:{out_port}"))
+        .unwrap();
+    for (i, n) in ours.iter().enumerate() {
+        n.publish(&format!("ours-{i}"), "v").unwrap();
+    }
+    in_cz.publish("from-in", "czmq");
+    out_cz.publish("from-out", "czmq");
+    let total = ours.len() + 2;
+    for n in &ours {
+        wait_ours(n, total);
+        assert_eq!(n.get("from-in").unwrap().as_deref(), Some("czmq"));
+        assert_eq!(n.get("from-out").unwrap().as_deref(), Some("czmq"));
+    }
+    assert_eq!(in_cz.wait_status(total, T), total);
+    assert_eq!(out_cz.wait_status(total, T), total);
+    // And a write after the tree formed still reaches both.
+    ours[2].publish("later", "v").unwrap();
+    assert_eq!(in_cz.wait_status(total + 1, T), total + 1);
+    assert_eq!(out_cz.wait_status(total + 1, T), total + 1);
+}
