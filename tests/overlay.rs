@@ -185,6 +185,9 @@ fn concurrent_writes_from_many_nodes_all_arrive() {
 fn crashed_peers_are_replaced_and_the_next_write_reaches_every_live_node() {
     let n = 150;
     let mut sim = overlay(n, 3);
+    // Settled: shuffles have filled the passive views.
+    let t = sim.now_ms() + 60_000;
+    sim.run_until(t);
     publish_writes(&mut sim, "warm", 5, 1_000, 1_000);
     // 20 % crash at once.
     let mut crashed = BTreeSet::new();
@@ -194,12 +197,17 @@ fn crashed_peers_are_replaced_and_the_next_write_reaches_every_live_node() {
     for &i in &crashed {
         sim.crash(i);
     }
+    // The write made at the crash reaches nearly every live node before
+    // any shuffle period (a node whose every link crashed needs a new one
+    // first)...
     let keys = publish_writes(&mut sim, "after", 1, 0, 3_000);
-    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
-    // Two shuffle periods later the views are whole again: no link to a
-    // crashed node, one overlay.
+    let missing = lacking(&sim, &keys);
+    assert!(missing.len() * 100 <= live(&sim).len(), "{missing:?}");
+    // ...and two shuffle periods later every one, and the views are whole
+    // again: no link to a crashed node, one overlay.
     let t = sim.now_ms() + 2 * Settings::default().views.shuffle_interval_ms;
     sim.run_until(t);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
     assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
     for i in live(&sim) {
         for (_, id, _) in sim.engine(i).unwrap().active_peers() {

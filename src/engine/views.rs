@@ -808,10 +808,14 @@ impl Views {
         );
         let to = self.active[self.rng.index(self.active.len())].conn;
         self.last_shuffle = peers.clone();
+        // A walk of `passive_walk` hops: each hop carries the whole sample
+        // (a few hundred bytes), and on an idle network the shuffles' walks
+        // are most of the traffic (`benches/idle_cost.rs`: 64 nodes, 13
+        // KiB/s with walks of 6 hops).
         self.send(
             to,
             Message::Shuffle {
-                ttl: self.settings.active_walk,
+                ttl: self.settings.passive_walk,
                 peers,
             },
         );

@@ -394,7 +394,7 @@ fn shuffles_exchange_samples_and_the_answer_replaces_what_was_sent() {
     let (to, Message::Shuffle { ttl, peers }) = out[0].clone() else {
         panic!("{out:?}");
     };
-    assert_eq!((to, ttl), (2, 6));
+    assert_eq!((to, ttl), (2, ViewSettings::default().passive_walk));
     assert_eq!(peers[0], peer(1), "the sender offers itself first");
     // At a node with one active link the walk ends: it answers on the link
     // it came by, with a sample of its passive view, and keeps the offer.

@@ -121,6 +121,10 @@ pub(crate) struct Reactor {
     /// Handshakes that failed because the peer is of another cluster (we
     /// refused it, or it refused us).
     cluster_refused: u64,
+    /// Bytes read from and written to the node's connections (ZMTP, as on
+    /// the wire).
+    bytes_in: u64,
+    bytes_out: u64,
     /// How long `$TERM` waits for queued output to leave.
     linger_ms: u64,
     /// Set by `$TERM`: when lingering ends.
@@ -191,6 +195,8 @@ impl Reactor {
             zgp2_enabled: true,
             cluster: String::new(),
             cluster_refused: 0,
+            bytes_in: 0,
+            bytes_out: 0,
             linger_ms: 500,
             linger_until: None,
             wake_pending: wake_pending.clone(),
@@ -542,6 +548,8 @@ impl Reactor {
                     ("replies-coalesced", self.replies.coalesced()),
                     ("handoff-reads", self.handoff_reads),
                     ("cluster-refused", self.cluster_refused),
+                    ("bytes-in", self.bytes_in),
+                    ("bytes-out", self.bytes_out),
                 ];
                 let discovery = self.discovery.as_ref().map(|d| d.counters());
                 let stalled = self.engine.stats().stalled_closed;
@@ -1063,6 +1071,7 @@ impl Reactor {
             backlog,
             zgp2_enabled,
             access,
+            bytes_in,
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
@@ -1089,6 +1098,7 @@ impl Reactor {
                     // gave out already (now out of the socket).
                     let data = &read_buf[got.start..got.end];
                     total += data.len();
+                    *bytes_in += data.len() as u64;
                     if !data.is_empty() {
                         let input = take_in(c, engine, *zgp2_enabled, id, now, data)?;
                         if input == Input::Refused {
@@ -1136,6 +1146,7 @@ impl Reactor {
             engine,
             registry,
             base,
+            bytes_out,
             ..
         } = self;
         let Some(c) = conns.get_mut(&token) else {
@@ -1205,6 +1216,7 @@ impl Reactor {
                 None => break true,
             }
         };
+        *bytes_out += wrote as u64;
         // A few messages: the node at the other end, if it is one of this
         // thread's, reads them now. A stream of them is left to the poll,
         // which lets the reader take more at a time.
