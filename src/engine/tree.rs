@@ -6,6 +6,14 @@
 //! within a timeout is pulled (GRAFT) from its announcer, whose link becomes
 //! eager again: the tree repairs itself.
 //!
+//! Writes from many senders at once overlap on the tree: a cycle may then
+//! bring a duplicate of one write on a link just as it brings the first copy
+//! of another, and pruning on every duplicate cut cycles twice, below a
+//! spanning tree (many pulls, each pulled write sent on again). So a link
+//! that brought the first copy of a pushed write within the wait before a
+//! pull ([`Tree::graft_timeout`]) is not pruned by a duplicate: it is
+//! carrying writes the node has no other eager way to get yet.
+//!
 //! A write is named by its key and version (`WriteId`), and whether one is
 //! held is the store's answer (a newer version of the key counts): there is
 //! no cache of message ids to grow.
@@ -86,6 +94,9 @@ pub struct TreeStats {
     pub graft_frames: u64,
     pub prunes_sent: u64,
     pub prunes_received: u64,
+    /// Duplicates that did not prune their link: it had brought a first
+    /// copy within the wait before a pull.
+    pub prunes_held: u64,
     /// Links made eager again by a GRAFT (ours or the peer's).
     pub repairs: u64,
     /// Announcements dropped because `max_missing` writes were waited for.
@@ -115,6 +126,8 @@ struct Batch {
 pub struct Tree {
     settings: TreeSettings,
     links: BTreeMap<ConnId, Mode>,
+    /// When each link last brought the first copy of a pushed write.
+    first_at: BTreeMap<ConnId, u64>,
     batches: BTreeMap<ConnId, Batch>,
     flush_at: Option<u64>,
     /// Writes announced but not held, by key (only the newest matters).
@@ -153,6 +166,7 @@ impl Tree {
     /// pushes in the simulator, for links that churn).
     pub fn link_down(&mut self, conn: ConnId) {
         self.links.remove(&conn);
+        self.first_at.remove(&conn);
         self.batches.remove(&conn);
         for m in self.missing.values_mut() {
             m.announcers.retain(|&c| c != conn);
@@ -229,10 +243,29 @@ impl Tree {
         )
     }
 
+    /// A pushed write came on `conn` and was new here: the link carries
+    /// writes that reach the node first by it.
+    pub fn first_push(&mut self, conn: ConnId, now: u64) {
+        if self.links.contains_key(&conn) {
+            self.first_at.insert(conn, now);
+        }
+    }
+
     /// A write we already held came pushed on `conn`: the link is
-    /// redundant for pushes.
-    pub fn duplicate(&mut self, conn: ConnId) {
+    /// redundant for pushes, unless it brought the first copy of a pushed
+    /// write within the wait before a pull (writes overlap: it may be the
+    /// only eager way for others).
+    pub fn duplicate(&mut self, conn: ConnId, now: u64) {
         if self.links.get(&conn) == Some(&Mode::Eager) {
+            let holdoff = self.graft_timeout();
+            if self
+                .first_at
+                .get(&conn)
+                .is_some_and(|&at| now.saturating_sub(at) < holdoff)
+            {
+                self.stats.prunes_held += 1;
+                return;
+            }
             self.links.insert(conn, Mode::Lazy);
             self.stats.prunes_sent += 1;
             self.out.push_back(TreeAction::Send {
@@ -240,6 +273,15 @@ impl Tree {
                 msg: Message::Prune,
             });
         }
+    }
+
+    /// Whether this write of `key` is one we pulled and wait for: it
+    /// arrives in answer to our GRAFT, and is pushed on from here (it
+    /// repairs the tree below this node).
+    pub fn pulled(&self, key: &str, clock: u64, origin: u64) -> bool {
+        self.missing
+            .get(key)
+            .is_some_and(|m| m.grafted_at.is_some() && (clock, origin) >= (m.clock, m.origin))
     }
 
     /// The peer on `conn` pruned the link.
