@@ -256,3 +256,27 @@ fn a_write_is_pulled_from_the_graft_until_it_arrives() {
     t.received("k", 5, 1, due + 10);
     assert!(!t.pulled("k", 5, 1), "received: no longer waited for");
 }
+
+#[test]
+fn duplicates_in_a_row_prune_even_within_the_wait() {
+    let mut t = tree(&[1]);
+    t.first_push(1, 0);
+    for n in 1..HELD_DUPLICATES_MAX {
+        t.duplicate(1, 1);
+        assert_eq!(t.mode(1), Some(Mode::Eager), "duplicate {n} held");
+    }
+    // A first copy between starts the count again.
+    t.first_push(1, 2);
+    for _ in 1..HELD_DUPLICATES_MAX {
+        t.duplicate(1, 3);
+    }
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    assert!(drain(&mut t).is_empty());
+    t.duplicate(1, 3);
+    assert_eq!(t.mode(1), Some(Mode::Lazy));
+    assert_eq!(drain(&mut t), vec![(1, Message::Prune)]);
+    assert_eq!(
+        t.stats.prunes_held,
+        u64::from(2 * (HELD_DUPLICATES_MAX - 1))
+    );
+}
