@@ -57,7 +57,7 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
 
 /// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
 /// what each means).
-pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 21] {
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 22] {
     let o = engine.overlay_stats();
     let (v, t) = (o.views, o.tree);
     [
@@ -79,6 +79,7 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 21] {
         ("tree-grafted", t.grafted),
         ("tree-prunes-sent", t.prunes_sent),
         ("tree-prunes-received", t.prunes_received),
+        ("tree-prunes-held", t.prunes_held),
         ("tree-repairs", t.repairs),
         ("tree-missing-dropped", t.missing_dropped),
         ("tree-graft-timeout", o.graft_timeout_ms),

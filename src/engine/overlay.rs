@@ -220,7 +220,7 @@ impl Engine {
 
     /// A write we held came again on `conn`.
     pub(super) fn overlay_duplicate(&mut self, conn: ConnId, now: Now) {
-        self.tree.duplicate(conn);
+        self.tree.duplicate(conn, now.mono_ms);
         self.run_overlay(now);
     }
 

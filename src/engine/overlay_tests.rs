@@ -264,6 +264,53 @@ fn a_write_that_came_by_reconciliation_is_sent_on_unmarked() {
 }
 
 #[test]
+fn a_pulled_write_is_pushed_on() {
+    // Below a pull the tree missed the write too: pushed on, a duplicate
+    // of it thins the eager links like any other push.
+    let mut e = hub(&[1, 2]);
+    e.handle_frame(2, &ov(overlay::Message::Prune), false, at(1));
+    let id = WriteId {
+        key: "far".into(),
+        clock: (at(0).wall_ms) << 16,
+        origin: 9,
+    };
+    e.handle_frame(2, &ov(overlay::Message::IHave(vec![id])), false, at(1));
+    advance(&mut e, 1 + TreeSettings::default().graft_timeout_ms);
+    assert!(matches!(
+        overlay_msgs(&drain(&mut e, 2))[..],
+        [overlay::Message::Graft(_)]
+    ));
+    // The answer comes unmarked; it goes on to 1 as a push.
+    e.handle_frame(2, &tuple_frame("far", false), false, at(500));
+    assert_eq!(drain(&mut e, 1), vec![tuple_frame("far", true)]);
+}
+
+#[test]
+fn a_link_that_just_brought_a_first_copy_is_not_pruned_by_a_duplicate() {
+    let mut e = hub(&[1, 2]);
+    // Link 1 brings "a" first; "b" comes first on 2, then on 1 too.
+    e.handle_frame(1, &tuple_frame("a", true), false, at(1));
+    e.handle_frame(2, &tuple_frame("b", true), false, at(2));
+    drain(&mut e, 1);
+    drain(&mut e, 2);
+    e.handle_frame(1, &tuple_frame("b", true), false, at(3));
+    assert!(overlay_msgs(&drain(&mut e, 1)).is_empty());
+    assert_eq!(
+        e.link_is_eager(1),
+        Some(true),
+        "it carries other writes first"
+    );
+    // Later, with no first copy in between: pruned.
+    let later = 3 + TreeSettings::default().graft_timeout_ms;
+    e.handle_frame(1, &tuple_frame("b", true), false, at(later));
+    assert_eq!(
+        overlay_msgs(&drain(&mut e, 1)),
+        vec![overlay::Message::Prune]
+    );
+    assert_eq!(e.link_is_eager(1), Some(false));
+}
+
+#[test]
 fn plain_links_are_not_in_the_tree_and_get_every_write() {
     let mut e = Engine::new("e", 1, Settings::default());
     e.handle_connected(5, Role::Inbound, Peer::default(), at(0));

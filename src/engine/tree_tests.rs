@@ -28,11 +28,11 @@ fn tree(links: &[ConnId]) -> Tree {
 fn links_start_eager_and_a_duplicate_prunes_once() {
     let mut t = tree(&[1, 2]);
     assert_eq!(t.mode(1), Some(Mode::Eager));
-    t.duplicate(1);
+    t.duplicate(1, 0);
     assert_eq!(t.mode(1), Some(Mode::Lazy));
     assert_eq!(drain(&mut t), vec![(1, Message::Prune)]);
     // Already lazy: no second PRUNE.
-    t.duplicate(1);
+    t.duplicate(1, 0);
     assert!(drain(&mut t).is_empty());
     assert_eq!(t.counts(), (1, 1));
     assert_eq!(t.stats.prunes_sent, 1);
@@ -183,5 +183,100 @@ fn the_wait_before_a_pull_is_eight_round_trips_within_its_bounds() {
         t.graft_timeout(),
         s.graft_timeout_ms,
         "never above the setting"
+    );
+}
+
+#[test]
+fn a_link_that_brought_a_first_copy_within_the_wait_is_not_pruned() {
+    let mut t = tree(&[1, 2]);
+    let wait = t.graft_timeout();
+    t.first_push(1, 100);
+    // A duplicate soon after: the link still carries other writes first.
+    t.duplicate(1, 100 + wait - 1);
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    assert!(drain(&mut t).is_empty());
+    assert_eq!(t.stats.prunes_held, 1);
+    assert_eq!(t.stats.prunes_sent, 0);
+    // A duplicate once the wait has passed with no first copy: pruned.
+    t.duplicate(1, 100 + wait);
+    assert_eq!(t.mode(1), Some(Mode::Lazy));
+    assert_eq!(drain(&mut t), vec![(1, Message::Prune)]);
+    // The other link brought nothing first: pruned at once.
+    t.duplicate(2, 100);
+    assert_eq!(t.mode(2), Some(Mode::Lazy));
+    assert_eq!(t.stats.prunes_sent, 2);
+}
+
+#[test]
+fn the_prune_holdoff_follows_the_wait_before_a_pull() {
+    let mut t = tree(&[1]);
+    for _ in 0..80 {
+        t.observe_rtt(5);
+    }
+    assert_eq!(t.graft_timeout(), 40);
+    t.first_push(1, 0);
+    t.duplicate(1, 39);
+    assert_eq!(t.mode(1), Some(Mode::Eager), "within eight round trips");
+    t.duplicate(1, 40);
+    assert_eq!(t.mode(1), Some(Mode::Lazy));
+}
+
+#[test]
+fn first_copies_on_unknown_or_closed_links_are_forgotten() {
+    let mut t = tree(&[]);
+    t.first_push(1, 0);
+    t.link_up(1);
+    t.duplicate(1, 1);
+    assert_eq!(
+        t.mode(1),
+        Some(Mode::Lazy),
+        "the first copy came before the link"
+    );
+    t.link_up(2);
+    t.first_push(2, 0);
+    t.link_down(2);
+    t.link_up(2);
+    t.duplicate(2, 1);
+    assert_eq!(t.mode(2), Some(Mode::Lazy), "a new link starts afresh");
+}
+
+#[test]
+fn a_write_is_pulled_from_the_graft_until_it_arrives() {
+    let mut t = tree(&[1]);
+    t.pruned(1);
+    t.announced(1, vec![id("k", 5)], |_| false, 0);
+    assert!(!t.pulled("k", 5, 1), "announced, not asked for yet");
+    let due = t.poll_timeout().unwrap();
+    t.handle_timeout(due);
+    assert_eq!(drain(&mut t), vec![(1, Message::Graft(vec![id("k", 5)]))]);
+    assert!(t.pulled("k", 5, 1));
+    assert!(t.pulled("k", 6, 1), "a newer version answers it too");
+    assert!(!t.pulled("k", 4, 1), "an older one does not");
+    assert!(!t.pulled("other", 5, 1));
+    t.received("k", 5, 1, due + 10);
+    assert!(!t.pulled("k", 5, 1), "received: no longer waited for");
+}
+
+#[test]
+fn duplicates_in_a_row_prune_even_within_the_wait() {
+    let mut t = tree(&[1]);
+    t.first_push(1, 0);
+    for n in 1..HELD_DUPLICATES_MAX {
+        t.duplicate(1, 1);
+        assert_eq!(t.mode(1), Some(Mode::Eager), "duplicate {n} held");
+    }
+    // A first copy between starts the count again.
+    t.first_push(1, 2);
+    for _ in 1..HELD_DUPLICATES_MAX {
+        t.duplicate(1, 3);
+    }
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    assert!(drain(&mut t).is_empty());
+    t.duplicate(1, 3);
+    assert_eq!(t.mode(1), Some(Mode::Lazy));
+    assert_eq!(drain(&mut t), vec![(1, Message::Prune)]);
+    assert_eq!(
+        t.stats.prunes_held,
+        u64::from(2 * (HELD_DUPLICATES_MAX - 1))
     );
 }
