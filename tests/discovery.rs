@@ -220,6 +220,54 @@ fn sealed_namespace_a_formed_network_beacons_quietly_and_still_finds_newcomers_a
     println!("newcomer joined in {took:?}; {answers} answers");
 }
 
+#[test]
+fn sealed_namespace_forty_eight_nodes_form_an_overlay_by_discovery_alone() {
+    const T: &str = "sealed_namespace_forty_eight_nodes_form_an_overlay_by_discovery_alone";
+    if inside(T).is_none() {
+        return in_sealed(T);
+    }
+    let n = 48;
+    let nodes: Vec<Node> = (0..n)
+        .map(|i| discovering(&format!("d{i}"), &["interface=lo", "interval=200"]))
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || nodes
+            .iter()
+            .all(|x| stat(x, "overlay-active") >= 1)),
+        "not every node found the overlay"
+    );
+    // A few links each, never the mesh discovery used to make.
+    for x in &nodes {
+        assert!(stat(x, "overlay-active") <= 5, "{:?}", x.stats());
+        assert!(connections(x) <= 8, "{:?}", x.stats());
+    }
+    // Writes at random nodes, as fast as the application can: every node
+    // gets every one, at a few frames per node per write.
+    let frames_before: u64 = nodes.iter().map(|x| stat(x, "frames-out")).sum();
+    let writes = 200;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let start = Instant::now();
+    for w in 0..writes {
+        let at = (rng.next() % n as u64) as usize;
+        nodes[at].publish(&format!("w{w}"), "v").unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || nodes.iter().all(|x| x
+            .keys("w")
+            .unwrap()
+            .len()
+            == writes)),
+        "not every write everywhere"
+    );
+    let took = start.elapsed();
+    let frames: u64 = nodes.iter().map(|x| stat(x, "frames-out")).sum::<u64>() - frames_before;
+    let per = frames as f64 / (n * writes) as f64;
+    println!(
+        "{n} nodes, {writes} writes: everywhere in {took:?}, {per:.2} frames per node per write"
+    );
+    assert!(per < 3.0, "{per:.2} frames per node per write");
+}
+
 struct Rng(u64);
 
 impl Rng {

@@ -249,7 +249,10 @@ impl Views {
     }
 
     /// A member heard of outside the overlay (discovery). A node that is
-    /// alone joins through it; any other keeps it as a passive peer.
+    /// alone joins through it; any other keeps it as a passive peer, and
+    /// one with room asks a passive peer at once rather than at the next
+    /// period: nodes that start together and pair up as they hear each
+    /// other would otherwise stay in separate groups for a period.
     pub fn candidate(&mut self, peer: PeerEntry, now: u64) {
         if peer.id == self.me.id || !endpoint_is_dialable(&peer.endpoint) {
             return;
@@ -259,6 +262,7 @@ impl Views {
             self.dial(peer.endpoint, Intent::Join { key }, now);
         } else if !self.active.iter().any(|a| a.peer.id == peer.id) {
             self.add_passive(peer, &[]);
+            self.fill(now);
         }
         self.arm(now);
     }

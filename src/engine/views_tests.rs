@@ -49,6 +49,11 @@ fn dials(actions: &[ViewAction]) -> Vec<(String, Intent)> {
 }
 
 /// Makes `peers` active on `v`, one inbound connection each (conn = id).
+/// Keeps `p` as a passive peer, as a shuffle would (no request follows).
+fn know(v: &mut Views, p: u64) {
+    v.add_passive(peer(p), &[]);
+}
+
 fn with_active(v: &mut Views, peers: &[u64]) {
     for &p in peers {
         v.handle_message(
@@ -253,7 +258,7 @@ fn a_full_view_refuses_low_requests_and_makes_room_for_high_ones() {
 fn a_failed_active_link_is_replaced_from_the_passive_view() {
     let mut v = views(1);
     with_active(&mut v, &[2]);
-    v.candidate(peer(7), 0);
+    know(&mut v, 7);
     assert_eq!(v.passive(), &[peer(7)]);
     drain(&mut v);
     assert!(v.link_down(2, 100));
@@ -271,6 +276,26 @@ fn a_failed_active_link_is_replaced_from_the_passive_view() {
     // That dial fails: the peer is forgotten.
     v.dial_failed(&peer(7).endpoint, 200);
     assert!(v.passive().is_empty());
+}
+
+#[test]
+fn a_node_with_room_asks_at_once_when_discovery_brings_a_candidate() {
+    let mut v = views(1);
+    with_active(&mut v, &[2]);
+    v.candidate(peer(9), 0);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![(
+            peer(9).endpoint,
+            Intent::Neighbor {
+                peer: peer(9),
+                high: true
+            }
+        )]
+    );
+    // One request at a time: the next candidate waits.
+    v.candidate(peer(10), 0);
+    assert!(dials(&drain(&mut v)).is_empty());
 }
 
 #[test]
@@ -302,8 +327,8 @@ fn an_alone_node_joins_through_the_first_candidate_it_hears_of() {
 fn a_refused_request_closes_the_link_and_the_next_period_asks_another_passive_peer() {
     let mut v = views(1);
     with_active(&mut v, &[2, 3, 4]);
-    v.candidate(peer(7), 0);
-    v.candidate(peer(8), 0);
+    know(&mut v, 7);
+    know(&mut v, 8);
     v.handle_timeout(v.poll_timeout().unwrap());
     let out = drain(&mut v);
     let d = dials(&out);
@@ -401,7 +426,7 @@ fn shuffles_exchange_samples_and_the_answer_replaces_what_was_sent() {
     let mut b = views(2);
     with_active(&mut b, &[1]);
     for p in 10..14 {
-        b.candidate(peer(p), 0);
+        know(&mut b, p);
     }
     drain(&mut b);
     b.handle_message(1, Message::Shuffle { ttl, peers }, 0);
@@ -479,8 +504,8 @@ fn two_links_to_one_peer_keep_the_one_the_smaller_id_dialled_on_both_sides() {
     // at node 2.
     let mut one = views(1);
     let mut two = views(2);
-    one.candidate(peer(5), 0); // not alone any more after this
-    two.candidate(peer(5), 0);
+    know(&mut one, 5);
+    know(&mut two, 5);
     drain(&mut one);
     drain(&mut two);
     // Node 1's request on conn 10, node 2's on conn 21.
