@@ -11,18 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use zgossip::rng::Rng;
 use zgossip::Node;
-
-/// A small deterministic generator so every run builds the same network.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Topology {
@@ -55,9 +45,9 @@ fn run(n: usize, topology: Topology, settle: Duration, counted: Duration) -> Str
         endpoints.push(format!("tcp://127.0.0.1:{port}"));
         nodes.push(node);
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for (i, node) in nodes.iter().enumerate().skip(1) {
-        let other = &endpoints[rng.below(i)];
+        let other = &endpoints[rng.index(i)];
         match topology {
             Topology::Overlay => node.join(other).unwrap(),
             Topology::HandMade => node.connect(other).unwrap(),

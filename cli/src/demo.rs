@@ -7,18 +7,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use zgossip::rng::Rng;
 use zgossip::Node;
-
-/// A small deterministic generator so every run builds the same cluster.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 fn err(e: zgossip::Error) -> String {
     e.to_string()
@@ -64,7 +54,7 @@ fn spread(
 ) -> Result<Duration, String> {
     let started = Instant::now();
     for t in 0..tuples {
-        let at = rng.below(nodes.len());
+        let at = rng.index(nodes.len());
         nodes[at]
             .publish(
                 &format!("demo/{prefix}-{t}"),
@@ -129,9 +119,9 @@ pub fn run(n: usize, tuples: usize) -> Result<(), String> {
     }
     // As a user would: each node joins through one node it knows; the
     // overlay picks the links.
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for (i, node) in nodes.iter().enumerate().skip(1) {
-        node.join(&endpoints[rng.below(i)]).map_err(err)?;
+        node.join(&endpoints[rng.index(i)]).map_err(err)?;
     }
     let all: Vec<&Node> = nodes.iter().collect();
     // Formed: every node has a link, and the views have settled (the
@@ -199,7 +189,7 @@ pub fn run(n: usize, tuples: usize) -> Result<(), String> {
     let stopping = (n / 4).max(1).min(n - 2);
     let mut stopped = Vec::new();
     while stopped.len() < stopping {
-        let i = 1 + rng.below(n - 1);
+        let i = 1 + rng.index(n - 1);
         if !stopped.contains(&i) {
             stopped.push(i);
         }

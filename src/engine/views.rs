@@ -606,12 +606,7 @@ impl Views {
             return;
         }
         if peer.id == self.me.id {
-            self.stats.ignored += 1;
-            self.out.push_back(ViewAction::Close {
-                conn,
-                reason: "a JOIN from this node itself",
-            });
-            return;
+            return self.ignore_and_close(conn, "a JOIN from this node itself");
         }
         self.stats.joins += 1;
         self.add_active(conn, peer.clone(), false);
@@ -679,14 +674,7 @@ impl Views {
         }
         // On, to a random active peer other than the sender and the new
         // node itself.
-        let others: Vec<ConnId> = self
-            .active
-            .iter()
-            .filter(|a| a.conn != conn && a.peer.id != peer.id)
-            .map(|a| a.conn)
-            .collect();
-        if !others.is_empty() {
-            let next = others[self.rng.index(others.len())];
+        if let Some(next) = self.random_active_except(conn, Some(peer.id)) {
             self.send(next, Message::ForwardJoin { ttl: ttl - 1, peer });
         }
     }
@@ -730,12 +718,7 @@ impl Views {
         };
         if peer.id == self.me.id {
             // We dialled ourselves (our own endpoint under another name).
-            self.stats.ignored += 1;
-            self.out.push_back(ViewAction::Close {
-                conn,
-                reason: "dialled this node itself",
-            });
-            return;
+            return self.ignore_and_close(conn, "dialled this node itself");
         }
         if accepted {
             self.add_active(conn, peer, true);
@@ -773,7 +756,7 @@ impl Views {
             return;
         }
         if ttl > 0 && self.active.len() > 1 {
-            if let Some(next) = self.random_active_except(conn) {
+            if let Some(next) = self.random_active_except(conn, None) {
                 self.send(
                     next,
                     Message::Shuffle {
@@ -825,14 +808,23 @@ impl Views {
         );
     }
 
-    fn random_active_except(&mut self, conn: ConnId) -> Option<ConnId> {
+    /// A random active link other than `conn` (and than the link to node
+    /// `not_peer`, when given).
+    fn random_active_except(&mut self, conn: ConnId, not_peer: Option<u64>) -> Option<ConnId> {
         let others: Vec<ConnId> = self
             .active
             .iter()
-            .filter(|a| a.conn != conn)
+            .filter(|a| a.conn != conn && Some(a.peer.id) != not_peer)
             .map(|a| a.conn)
             .collect();
         (!others.is_empty()).then(|| others[self.rng.index(others.len())])
+    }
+
+    /// A message that makes no sense where it came: counted, and its
+    /// connection closed.
+    fn ignore_and_close(&mut self, conn: ConnId, reason: &'static str) {
+        self.stats.ignored += 1;
+        self.out.push_back(ViewAction::Close { conn, reason });
     }
 }
 
