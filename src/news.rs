@@ -44,6 +44,7 @@ pub struct NewsRef<'a> {
 
 impl<'a> NewsRef<'a> {
     /// Calls `f` with the frames of the application's message.
+    #[inline]
     pub fn with_frames<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
         match self.kind {
             Kind::Deliver => f(&[self.kind.command(), self.key, self.value]),
@@ -66,6 +67,7 @@ impl Item {
     }
 
     /// The news this item describes, its text starting at `at` in `text`.
+    #[inline]
     pub(crate) fn get<'a>(&self, text: &'a str, at: usize) -> NewsRef<'a> {
         let split = at + self.key_len as usize;
         NewsRef {
@@ -164,6 +166,7 @@ impl NewsQueue {
     }
 
     /// The text of the waiting news, back to back, in order.
+    #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
         &self.text[self.head..]
     }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
-use super::pipe::Pipe;
 use super::udp::{Resolved, UdpBeacon, UdpOptions, MAX_BEACON};
 use crate::error::{Error, Result};
+use crate::handle::pipe::{Messages, Pipe, Wait};
 
 const WAKER: Token = Token(0);
 const UDP: Token = Token(1);
@@ -21,6 +21,8 @@ const UDP: Token = Token(1);
 pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
 /// Received beacons kept for a slow application; more are dropped.
 const PIPE_LIMIT: usize = 10_000;
+/// The application's pipe: whole messages, a beacon dropped when full.
+type BeaconPipe = Pipe<Messages<Vec<Vec<u8>>>>;
 /// Datagrams read per wakeup before commands are looked at again.
 const READ_BUDGET: usize = 1_024;
 
@@ -158,7 +160,7 @@ struct Envelope {
 pub struct Beacon {
     commands: mpsc::Sender<Envelope>,
     waker: Arc<Waker>,
-    pipe: Arc<Pipe<Vec<Vec<u8>>>>,
+    pipe: Arc<BeaconPipe>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -184,7 +186,8 @@ impl Beacon {
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("cannot create waker", e))?,
         );
-        let pipe = Arc::new(Pipe::new(PIPE_LIMIT)?);
+        let pipe =
+            Arc::new(Pipe::new(PIPE_LIMIT).map_err(|e| Error::io("cannot create beacon pipe", e))?);
         let (tx, rx) = mpsc::channel();
         let mut state = State {
             poll,
@@ -287,17 +290,17 @@ impl Beacon {
     /// Waits for the next message: `[hostname]` after CONFIGURE sent as a
     /// string command, `[address, data]` for a beacon.
     pub fn recv(&self) -> Result<Vec<Vec<u8>>> {
-        self.pipe.pop(None)?.ok_or(Error::Terminated)
+        self.pipe.recv(Wait::Forever)?.ok_or(Error::Terminated)
     }
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Vec<Vec<u8>>>> {
-        self.pipe.pop(Some(Instant::now() + timeout))
+        self.pipe.recv(Wait::For(timeout))
     }
 
     /// Takes a waiting message without blocking.
     pub fn try_recv(&self) -> Result<Option<Vec<Vec<u8>>>> {
-        self.pipe.pop(Some(Instant::now()))
+        self.pipe.recv(Wait::For(Duration::ZERO))
     }
 
     /// The next beacon, waiting at most `timeout`. Messages that are not
@@ -305,7 +308,7 @@ impl Beacon {
     pub fn recv_beacon(&self, timeout: Duration) -> Result<Option<Received>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let Some(mut msg) = self.pipe.pop(Some(deadline))? else {
+            let Some(mut msg) = self.pipe.recv(Wait::Until(deadline))? else {
                 return Ok(None);
             };
             if msg.len() == 2 {
@@ -323,7 +326,7 @@ impl Beacon {
 
     /// Beacons dropped because the application read too slowly.
     pub fn dropped(&self) -> u64 {
-        self.pipe.dropped()
+        self.pipe.shed()
     }
 
     /// A descriptor readable while a message waits. Do not read from it.
@@ -361,7 +364,7 @@ struct Sockets {
 struct State {
     poll: Poll,
     commands: mpsc::Receiver<Envelope>,
-    pipe: Arc<Pipe<Vec<Vec<u8>>>>,
+    pipe: Arc<BeaconPipe>,
     options: Resolved,
     port: Option<u16>,
     udp: Option<Sockets>,
@@ -452,7 +455,7 @@ impl State {
                     if direct {
                         reply = Some(hostname);
                     } else {
-                        self.pipe.push(vec![hostname.into_bytes()], false);
+                        self.pipe.send(vec![hostname.into_bytes()], false);
                     }
                 }
                 BeaconCommand::Publish(data, interval) => {
@@ -536,7 +539,7 @@ impl State {
             let address = s.beacon.peer_name(from);
             if !self
                 .pipe
-                .push(vec![address.into_bytes(), data.to_vec()], true)
+                .send(vec![address.into_bytes(), data.to_vec()], true)
             {
                 self.trace(format_args!("application too slow: beacon dropped"));
             }

@@ -8,7 +8,6 @@ pub(crate) mod driver;
 pub mod frame;
 pub mod iface;
 pub mod options;
-mod pipe;
 pub mod udp;
 
 pub use actor::{Beacon, BeaconCommand, Received, DEFAULT_INTERVAL_MS};

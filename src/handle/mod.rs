@@ -10,6 +10,10 @@
 //! - `replies.rs`: replies and news from the event loop to the application,
 //!   with a descriptor that is readable while something waits.
 //!
+//! The reply pipe is the one pipe type (`pipe.rs`, on `crossbeam-channel`,
+//! with the descriptor of `ready_signal.rs`) carrying batches of replies and
+//! news; the beacon's pipe is the same type carrying whole messages.
+//!
 //! The dependency goes one way. The handle creates both queues and gives
 //! them to the reactor (`Reactor::new` takes the `Inbox` and the
 //! `Replies`); the reactor uses the queues and nothing else of this
@@ -17,7 +21,8 @@
 
 pub(crate) mod inbox;
 mod node;
-pub(crate) mod ready_signal;
+pub(crate) mod pipe;
+mod ready_signal;
 pub(crate) mod replies;
 
 pub use node::Node;

@@ -1,8 +1,8 @@
 //! A descriptor that is readable exactly while something waits for the
 //! application: the read end of a socket pair, which the application may
-//! poll (`zgossip_fd`, Python's `fileno`). The queue that owns it raises it
-//! when a message arrives and lowers it when the last one is taken,
-//! keeping its own "raised" flag under its lock.
+//! poll (`zgossip_fd`, Python's `fileno`). The pipe that owns it
+//! (`pipe.rs`) raises it when a message arrives and lowers it when the last
+//! one is taken, keeping its own "raised" flag under its lock.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};

@@ -1,30 +1,29 @@
 //! The reply pipe from a node to its application: replies and news in the
 //! order the node produced them, and a descriptor that is readable exactly
-//! while something waits.
+//! while something waits. It is the one pipe type (`pipe.rs`) carrying
+//! [`ReplyBatch`]es, whose overflow policy coalesces news per key.
 //!
 //! The node never waits for the application. When the application falls
 //! more than `limit` messages behind, news about a key that already waits
-//! in the queue (since the last reply) replaces it instead of queueing
-//! again: the application still learns the latest state of every key, the
-//! queue is bounded by `limit` plus the number of keys, and the number of
-//! news folded this way is counted (`STATS replies-coalesced`).
+//! in the pipe's held batch (since the last reply) replaces it instead of
+//! queueing again: the application still learns the latest state of every
+//! key, the pipe is bounded by `limit` plus the number of keys, and the
+//! number of news folded this way is counted (`STATS replies-coalesced`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 // The queue length beyond which news is coalesced per key, unless
 // `server/pipe-limit` says otherwise, is a setting of control's.
 use crate::control::settings::DEFAULT_PIPE_LIMIT as DEFAULT_LIMIT;
 use crate::error::{Error, Result};
-use crate::handle::ready_signal::ReadySignal;
+use crate::handle::pipe::{Batch, Pipe, Wait};
 use crate::news::{keep_after, Item, NewsQueue, NewsRef};
 
-/// Buffer sizes kept once the pipe is empty, at least: room for twice what
-/// the last batch needed is kept (see `news::keep_after`), what a burst
-/// left beyond that is given back.
+/// Buffer sizes kept once a batch is read, at least: room for twice what
+/// it needed is kept (see `news::keep_after`), what a burst left beyond
+/// that is given back.
 const KEEP_BYTES: usize = 64 << 10;
 const KEEP_SLOTS: usize = 1024;
 
@@ -33,223 +32,219 @@ const TEXT_SLACK: usize = 64 << 10;
 
 enum Slot {
     Reply(Vec<String>),
-    /// News whose text starts at absolute offset `at` of the text buffer.
+    /// News whose text starts at offset `at` of the batch's text.
     News {
         item: Item,
-        at: u64,
+        at: usize,
     },
 }
 
-struct Inner {
-    queue: VecDeque<Slot>,
-    /// Sequence number of `queue[0]`.
-    base: u64,
-    /// Sequence number of the last reply queued (news never moves past it).
-    barrier: Option<u64>,
-    /// While lagging: key -> sequence number of its waiting news.
-    waiting: HashMap<Box<str>, u64>,
-    limit: usize,
-    coalesced: u64,
-    closed: bool,
-    /// The descriptor holds a byte (it is readable).
-    signalled: bool,
-    /// Somebody asked for the descriptor: until then nothing can be polling
-    /// it, so it is not written (a pipe read with `pop` alone costs no
-    /// system call per batch; a chain of nodes saw 7 % off each hop).
-    watched: bool,
-    /// The text of every waiting news, back to back.
+/// Replies and news, their text kept in one buffer: a batch of news from
+/// the engine moves in by swapping buffers, nothing is allocated per news.
+#[derive(Default)]
+pub(crate) struct ReplyBatch {
+    slots: Vec<Slot>,
+    /// The next slot to read.
+    next: usize,
+    /// The text of the news, back to back (with holes once news was
+    /// folded).
     text: String,
-    /// Absolute offset of `text[0]` (offsets only grow, so a slot's offset
-    /// stays valid across compactions that rewrite it).
-    text_base: u64,
-    /// Bytes of `text` that waiting news still uses.
+    /// Bytes of `text` that news still uses (the held batch's count).
     live_text: usize,
-    /// Readers blocked in `pop`.
-    readers: usize,
+    /// In the held batch: key -> slot of news that later news of the same
+    /// key may replace.
+    foldable: HashMap<Box<str>, usize>,
+    /// The slot of the last reply: in the held batch, news never moves
+    /// past it.
+    barrier: Option<usize>,
 }
 
-impl Inner {
-    /// Appends the text of `n`; returns its absolute offset.
-    fn append(&mut self, n: &NewsRef<'_>) -> u64 {
-        let at = self.text_base + self.text.len() as u64;
+impl ReplyBatch {
+    /// Appends the text of `n`; returns its offset.
+    fn append_text(&mut self, n: &NewsRef<'_>) -> usize {
+        let at = self.text.len();
         self.text.push_str(n.key);
         self.text.push_str(n.value);
         self.live_text += n.key.len() + n.value.len();
         at
     }
 
-    fn push_one(&mut self, n: NewsRef<'_>, item: Item) {
-        if self.queue.len() >= self.limit {
-            if let Some(&seq) = self.waiting.get(n.key) {
-                let after_barrier = self.barrier.is_none_or(|b| seq > b);
-                let index = seq.checked_sub(self.base).map(|i| i as usize);
-                if let (true, Some(i)) = (after_barrier, index) {
-                    if let Some(Slot::News { item: old, .. }) = self.queue.get(i) {
-                        let old_len = old.len();
-                        let at = self.append(&n);
-                        self.live_text -= old_len;
-                        self.queue[i] = Slot::News { item, at };
-                        self.coalesced += 1;
-                        return;
-                    }
-                }
-            }
-            let seq = self.base + self.queue.len() as u64;
-            self.waiting.insert(n.key.into(), seq);
-        }
-        let at = self.append(&n);
-        self.queue.push_back(Slot::News { item, at });
+    fn append(&mut self, n: &NewsRef<'_>, item: Item) {
+        let at = self.append_text(n);
+        self.slots.push(Slot::News { item, at });
     }
 
-    /// Rewrites the text without the parts no waiting news uses, once they
-    /// outweigh the rest (coalesced news leaves such holes).
+    /// Replaces the waiting news of `n`'s key by `n`, if there is one
+    /// after the last reply; appends `n` (which later news may replace)
+    /// otherwise. True if it replaced.
+    fn fold_or_append(&mut self, n: &NewsRef<'_>, item: Item) -> bool {
+        if let Some(&i) = self.foldable.get(n.key) {
+            if self.barrier.is_none_or(|b| i > b) {
+                if let Slot::News { item: old, .. } = self.slots[i] {
+                    let at = self.append_text(n);
+                    self.live_text -= old.len();
+                    self.slots[i] = Slot::News { item, at };
+                    return true;
+                }
+            }
+        }
+        self.foldable.insert(n.key.into(), self.slots.len());
+        self.append(n, item);
+        false
+    }
+
+    /// Rewrites the text without the parts no news uses, once they
+    /// outweigh the rest (folded news leaves such holes).
     fn compact_text(&mut self) {
         if self.text.len() <= 2 * self.live_text + TEXT_SLACK {
             return;
         }
-        let new_base = self.text_base + self.text.len() as u64;
         let mut text = String::with_capacity(self.live_text);
-        for slot in self.queue.iter_mut() {
+        for slot in self.slots.iter_mut() {
             if let Slot::News { item, at } = slot {
-                let start = (*at - self.text_base) as usize;
-                let new_at = new_base + text.len() as u64;
-                text.push_str(&self.text[start..start + item.len()]);
+                let new_at = text.len();
+                text.push_str(&self.text[*at..*at + item.len()]);
                 *at = new_at;
             }
         }
         self.text = text;
-        self.text_base = new_base;
+    }
+
+    /// Reads the next message, handing its frames to `f`.
+    #[inline]
+    fn read<R>(&mut self, f: impl FnOnce(&[&str]) -> R) -> R {
+        let i = self.next;
+        self.next += 1;
+        match &self.slots[i] {
+            Slot::Reply(m) => {
+                let frames: Vec<&str> = m.iter().map(String::as_str).collect();
+                f(&frames)
+            }
+            Slot::News { item, at } => item.get(&self.text, *at).with_frames(f),
+        }
     }
 }
 
-/// What the reader took from the pipe in one go: served without taking
-/// the pipe's lock per message (which the node's thread also takes).
-#[derive(Default)]
-struct Front {
-    /// The pipe's queue as it was taken (news offsets in it are not used:
-    /// the text below holds the news back to back, in order).
-    slots: VecDeque<Slot>,
-    /// The text of the news in `slots`, in order.
-    text: String,
-    /// Where the next news' text starts.
-    at: usize,
-    /// Slots and text bytes of the last batch taken.
-    taken: (usize, usize),
+impl Batch for ReplyBatch {
+    fn len(&self) -> usize {
+        self.slots.len() - self.next
+    }
+
+    /// Replies are always kept; news is kept while there is room, and
+    /// beyond it replaces the waiting news of its key (see above).
+    fn overflow(held: &mut Self, incoming: &mut Self, mut room: usize) {
+        if room >= incoming.len() && incoming.next == 0 {
+            // Everything fits: nothing is folded, and the text, which no
+            // folding has left holes in, is copied in one go.
+            let (slots, base) = (held.slots.len(), held.text.len());
+            held.text.push_str(&incoming.text);
+            held.live_text += incoming.text.len();
+            held.slots
+                .extend(incoming.slots.drain(..).map(|slot| match slot {
+                    Slot::News { item, at } => Slot::News {
+                        item,
+                        at: at + base,
+                    },
+                    reply => reply,
+                }));
+            if let Some(last) = incoming.barrier {
+                held.barrier = Some(slots + last);
+            }
+            return;
+        }
+        let text = &incoming.text;
+        for slot in incoming.slots.drain(incoming.next..) {
+            match slot {
+                Slot::Reply(m) => {
+                    held.slots.push(Slot::Reply(m));
+                    held.barrier = Some(held.slots.len() - 1);
+                    room = room.saturating_sub(1);
+                }
+                Slot::News { item, at } => {
+                    let n = item.get(text, at);
+                    if room > 0 {
+                        held.append(&n, item);
+                        room -= 1;
+                    } else {
+                        held.fold_or_append(&n, item);
+                    }
+                }
+            }
+        }
+        held.compact_text();
+    }
+
+    fn recycle(&mut self) {
+        let (slots, bytes) = (self.slots.len(), self.text.len());
+        self.slots.clear();
+        self.next = 0;
+        self.text.clear();
+        self.live_text = 0;
+        if self.foldable.capacity() > KEEP_SLOTS {
+            // Grown while the application lagged: given back.
+            self.foldable = HashMap::new();
+        } else {
+            self.foldable.clear();
+        }
+        self.barrier = None;
+        self.slots.shrink_to(keep_after(slots, KEEP_SLOTS));
+        self.text.shrink_to(keep_after(bytes, KEEP_BYTES));
+    }
 }
 
 pub(crate) struct Replies {
-    /// Lock order: `front`, then `inner`.
-    front: Mutex<Front>,
-    inner: Mutex<Inner>,
-    ready: Condvar,
-    signal: ReadySignal,
+    pipe: Pipe<ReplyBatch>,
 }
 
 impl Replies {
     pub(crate) fn new() -> Result<Replies> {
-        let signal = ReadySignal::new().map_err(|e| Error::io("cannot create reply pipe", e))?;
-        Ok(Replies {
-            front: Mutex::new(Front::default()),
-            inner: Mutex::new(Inner {
-                queue: VecDeque::new(),
-                base: 0,
-                barrier: None,
-                waiting: HashMap::new(),
-                limit: DEFAULT_LIMIT,
-                coalesced: 0,
-                closed: false,
-                signalled: false,
-                watched: false,
-                text: String::new(),
-                text_base: 0,
-                live_text: 0,
-                readers: 0,
-            }),
-            ready: Condvar::new(),
-            signal,
-        })
+        let pipe =
+            Pipe::new(DEFAULT_LIMIT).map_err(|e| Error::io("cannot create reply pipe", e))?;
+        Ok(Replies { pipe })
     }
 
     /// Sets the queue length beyond which news is coalesced.
     pub(crate) fn set_limit(&self, limit: usize) {
-        self.inner.lock().limit = limit.max(1);
-    }
-
-    fn signal(&self, g: &mut Inner) {
-        if g.watched && !g.signalled {
-            g.signalled = self.signal.raise();
-        }
+        self.pipe.set_limit(limit);
     }
 
     /// Queues a reply (PORT, STATUS, ...): it follows all news before it.
     pub(crate) fn push(&self, msg: Vec<String>) {
-        let mut g = self.inner.lock();
-        g.queue.push_back(Slot::Reply(msg));
-        g.barrier = Some(g.base + g.queue.len() as u64 - 1);
-        self.signal(&mut g);
-        self.wake_reader(g);
+        self.pipe.push_with(|batch| {
+            batch.slots.push(Slot::Reply(msg));
+            batch.barrier = Some(batch.slots.len() - 1);
+        });
     }
 
-    /// Wakes a reader blocked in `pop`, if there is one (a notify with
-    /// nobody waiting would still cost a system call per batch).
-    fn wake_reader(&self, g: MutexGuard<'_, Inner>) {
-        let waiting = g.readers > 0;
-        drop(g);
-        if waiting {
-            self.ready.notify_one();
-        }
-    }
-
-    /// Moves every news of `news` into the pipe, under one lock.
+    /// Moves every news of `news` into the pipe as one batch: its text
+    /// changes hands whole (a swap of buffers).
     pub(crate) fn push_news(&self, news: &mut NewsQueue) {
         if news.is_empty() {
             return;
         }
-        let mut g = self.inner.lock();
-        let inner = &mut *g;
-        if inner.queue.len() + news.len() <= inner.limit {
-            // Not lagging: nothing to coalesce, the text moves whole (a
-            // swap when the pipe holds no text, one copy otherwise).
-            let mut at = inner.text_base + inner.text.len() as u64;
-            let added = news.text().len();
-            let queue = &mut inner.queue;
-            let mut push = |item: Item| {
-                queue.push_back(Slot::News { item, at });
-                at += item.len() as u64;
-            };
-            if inner.text.is_empty() {
-                news.take_text(&mut inner.text, &mut push);
-            } else {
-                inner.text.push_str(news.text());
-                news.drain_items(|_, item| push(item));
-            }
-            inner.live_text += added;
-        } else {
-            news.drain_items(|n, item| inner.push_one(n, item));
-            inner.compact_text();
-        }
-        self.signal(&mut g);
-        self.wake_reader(g);
+        self.pipe.push_with(|batch| {
+            let ReplyBatch { slots, text, .. } = batch;
+            let mut at = 0;
+            news.take_text(text, |item| {
+                slots.push(Slot::News { item, at });
+                at += item.len();
+            });
+        });
     }
 
     /// Marks the pipe closed: readers get what is queued, then `Terminated`.
     pub(crate) fn close(&self) {
-        let mut g = self.inner.lock();
-        g.closed = true;
-        self.signal(&mut g);
-        drop(g);
-        self.ready.notify_all();
+        self.pipe.close();
     }
 
     /// Messages waiting.
     pub(crate) fn len(&self) -> usize {
-        let front = self.front.lock();
-        front.slots.len() + self.inner.lock().queue.len()
+        self.pipe.len()
     }
 
     /// News folded into earlier news of the same key so far.
     pub(crate) fn coalesced(&self) -> u64 {
-        self.inner.lock().coalesced
+        self.pipe.shed()
     }
 
     /// The next message, waiting at most `timeout` (forever if None).
@@ -259,128 +254,29 @@ impl Replies {
         })
     }
 
-    /// The next message, waiting until `deadline` (forever if None), handed
-    /// to `f` as borrowed frames: nothing is allocated for news. The reader
-    /// takes everything waiting in one go and serves it from there.
+    /// The next message, waiting at most `timeout` (forever if None),
+    /// handed to `f` as borrowed frames: nothing is allocated for news.
     pub(crate) fn pop_with<R>(
         &self,
         timeout: Option<Duration>,
         f: impl FnOnce(&[&str]) -> R,
     ) -> Result<Option<R>> {
-        // The clock is read only if there is something to wait for.
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let mut front = self.front.lock();
-            if front.slots.is_empty() {
-                let mut g = self.inner.lock();
-                if g.queue.is_empty() {
-                    drop(front);
-                    if g.closed {
-                        return Err(Error::Terminated);
-                    }
-                    let until = match timeout {
-                        None => None,
-                        Some(t) if t.is_zero() => return Ok(None),
-                        Some(t) => {
-                            let now = Instant::now();
-                            let d = *deadline.get_or_insert(now + t);
-                            if now >= d {
-                                return Ok(None);
-                            }
-                            Some(d)
-                        }
-                    };
-                    g.readers += 1;
-                    // Woken, timed out or spurious: the loop looks again.
-                    match until {
-                        None => self.ready.wait(&mut g),
-                        Some(d) => {
-                            self.ready.wait_until(&mut g, d);
-                        }
-                    }
-                    g.readers -= 1;
-                    continue;
-                }
-                take_all(&mut g, &mut front);
-            }
-            let out = match front.slots.pop_front() {
-                Some(Slot::Reply(m)) => {
-                    let frames: Vec<&str> = m.iter().map(String::as_str).collect();
-                    f(&frames)
-                }
-                Some(Slot::News { item, .. }) => {
-                    let at = front.at;
-                    front.at += item.len();
-                    item.get(&front.text, at).with_frames(f)
-                }
-                None => continue,
-            };
-            if front.slots.is_empty() {
-                front.text.clear();
-                front.at = 0;
-                let (slots, bytes) = front.taken;
-                front.text.shrink_to(keep_after(bytes, KEEP_BYTES));
-                front.slots.shrink_to(keep_after(slots, KEEP_SLOTS));
-                // Nothing waits any more: the descriptor stops being readable.
-                let mut g = self.inner.lock();
-                if g.queue.is_empty() && !g.closed && g.signalled {
-                    self.signal.lower();
-                    g.signalled = false;
-                }
-            }
-            return Ok(Some(out));
-        }
+        let wait = timeout.map_or(Wait::Forever, Wait::For);
+        self.pipe.pop_with(wait, |batch| batch.read(f))
     }
 
     /// The descriptor, readable exactly while something waits (from this
     /// call on: if something waits already, it is readable at once).
     pub(crate) fn fd(&self) -> RawFd {
-        let front = self.front.lock();
-        let mut g = self.inner.lock();
-        if !g.watched {
-            g.watched = true;
-            if !front.slots.is_empty() || !g.queue.is_empty() || g.closed {
-                self.signal(&mut g);
-            }
-        }
-        self.signal.fd()
+        self.pipe.fd()
     }
-}
-
-/// Moves everything waiting in the pipe to the reader's front (which is
-/// empty), in order: the queue itself changes hands, and without coalesced
-/// news so does the text.
-fn take_all(inner: &mut Inner, front: &mut Front) {
-    debug_assert!(front.slots.is_empty());
-    front.text.clear();
-    front.at = 0;
-    // No news was coalesced (that needs `waiting`) and no text is garbage:
-    // the text is exactly the news', in order.
-    let clean = inner.waiting.is_empty() && inner.live_text == inner.text.len();
-    if clean {
-        std::mem::swap(&mut front.text, &mut inner.text);
-    } else {
-        for slot in &inner.queue {
-            if let Slot::News { item, at } = slot {
-                let start = (at - inner.text_base) as usize;
-                front.text.push_str(&inner.text[start..start + item.len()]);
-            }
-        }
-    }
-    let n = inner.queue.len() as u64;
-    front.taken = (inner.queue.len(), front.text.len());
-    std::mem::swap(&mut front.slots, &mut inner.queue);
-    inner.base += n;
-    inner.waiting.clear();
-    inner.text_base += inner.text.len() as u64;
-    inner.text.clear();
-    inner.live_text = 0;
-    inner.queue.shrink_to(keep_after(front.taken.0, KEEP_SLOTS));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Instant;
 
     use crate::news::Kind;
 
@@ -473,15 +369,14 @@ mod tests {
                 (0..4).map(|k| (format!("k{k}"), format!("{round}{big}"))),
             ));
         }
-        {
-            let g = r.inner.lock();
+        r.pipe.with_held(|g| {
             assert!(
                 g.text.len() <= 2 * g.live_text + TEXT_SLACK,
                 "text {} bytes for {} live",
                 g.text.len(),
                 g.live_text
             );
-        }
+        });
         let got = drain(&r);
         assert_eq!(got[0], ["DELIVER", "first", "1"]);
         assert_eq!(got[1], ["DELIVER", "second", "2"]);
@@ -496,7 +391,7 @@ mod tests {
             latest.values().all(|v| v.starts_with("499x")),
             "latest values"
         );
-        assert_eq!(r.inner.lock().live_text, 0);
+        assert_eq!(r.pipe.with_held(|g| g.live_text), 0);
     }
 
     #[test]
@@ -545,6 +440,34 @@ mod tests {
     }
 
     #[test]
+    fn only_news_held_back_is_folded_and_each_fold_is_counted() {
+        let r = Replies::new().unwrap();
+        r.set_limit(2);
+        r.push_news(&mut batch([("a", "1"), ("b", "1")])); // within the limit
+        r.push_news(&mut batch([("a", "2")])); // beyond: may be folded
+        r.push_news(&mut batch([("a", "3"), ("c", "1")]));
+        r.push_news(&mut batch([("a", "4")]));
+        assert_eq!(r.coalesced(), 2);
+        assert_eq!(r.len(), 4);
+        r.fd();
+        let got = drain(&r);
+        assert_eq!(
+            got,
+            [
+                ["DELIVER", "a", "1"],
+                ["DELIVER", "b", "1"],
+                ["DELIVER", "a", "4"],
+                ["DELIVER", "c", "1"],
+            ]
+        );
+        assert!(!readable(&r));
+        // Caught up: nothing is folded any more.
+        r.push_news(&mut batch([("a", "5"), ("a", "6")]));
+        assert_eq!(drain(&r).len(), 2);
+        assert_eq!(r.coalesced(), 2);
+    }
+
+    #[test]
     fn news_never_moves_before_a_reply() {
         let r = Replies::new().unwrap();
         r.set_limit(1);
@@ -567,7 +490,7 @@ mod tests {
 
     /// True if the pipe's descriptor holds a byte (is readable).
     fn readable(r: &Replies) -> bool {
-        r.signal.is_raised()
+        r.pipe.is_raised()
     }
 
     #[test]
