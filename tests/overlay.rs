@@ -67,6 +67,18 @@ fn overlay(n: usize, seed: u64) -> Sim {
     sim
 }
 
+/// Crashes `count` nodes drawn at random, at once; returns them.
+fn crash_at_random(sim: &mut Sim, count: usize) -> BTreeSet<usize> {
+    let mut crashed = BTreeSet::new();
+    while crashed.len() < count {
+        crashed.insert(sim.rng.below(sim.len() as u64) as usize);
+    }
+    for &i in &crashed {
+        sim.crash(i);
+    }
+    crashed
+}
+
 fn live(sim: &Sim) -> Vec<usize> {
     (0..sim.len()).filter(|&i| !sim.is_down(i)).collect()
 }
@@ -190,13 +202,7 @@ fn crashed_peers_are_replaced_and_the_next_write_reaches_every_live_node() {
     sim.run_until(t);
     publish_writes(&mut sim, "warm", 5, 1_000, 1_000);
     // 20 % crash at once.
-    let mut crashed = BTreeSet::new();
-    while crashed.len() < n / 5 {
-        crashed.insert(sim.rng.below(n as u64) as usize);
-    }
-    for &i in &crashed {
-        sim.crash(i);
-    }
+    let crashed = crash_at_random(&mut sim, n / 5);
     // The write made at the crash reaches nearly every live node before
     // any shuffle period (a node whose every link crashed needs a new one
     // first)...
@@ -228,13 +234,7 @@ fn with_most_nodes_crashed_the_survivors_become_one_overlay_again() {
     // Settled: shuffles have filled the passive views.
     let t = sim.now_ms() + 60_000;
     sim.run_until(t);
-    let mut crashed = BTreeSet::new();
-    while crashed.len() < n * 8 / 10 {
-        crashed.insert(sim.rng.below(n as u64) as usize);
-    }
-    for &i in &crashed {
-        sim.crash(i);
-    }
+    crash_at_random(&mut sim, n * 8 / 10);
     let t = sim.now_ms() + 3 * Settings::default().views.shuffle_interval_ms;
     sim.run_until(t);
     assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
