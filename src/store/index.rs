@@ -1,5 +1,6 @@
 //! The store's hash index: key hash -> entry number, in one array of 4-byte
-//! slots with linear probing.
+//! slots with linear probing; and the keys' hashing for it (seeded per
+//! process, unlike the stable hashes of `fingerprint.rs`).
 //!
 //! A slot holds the entry number plus one (0: empty) in its low `bits` bits
 //! and, above them, as many bits of the key's hash as are left (a tag). A
@@ -13,6 +14,26 @@
 //! The table holds at most 7/8 of its slots, so a probe always ends at an
 //! empty slot, and entry numbers always fit below the tag. Keys are never
 //! removed: the store rebuilds its index when it drops tombstones.
+
+use std::hash::{BuildHasher, Hasher as _};
+
+/// The index's hasher: fast, and seeded at random per process so that keys
+/// chosen by a peer cannot be made to collide.
+pub(super) type Hasher = foldhash::fast::RandomState;
+
+/// A key's hash in the index: its bytes in one write (hashing the `str`
+/// itself would add a terminator round to every look-up and rehash).
+#[inline]
+pub(super) fn index_hash(hasher: &Hasher, key: &str) -> u64 {
+    index_hash_bytes(hasher, key.as_bytes())
+}
+
+#[inline]
+pub(super) fn index_hash_bytes(hasher: &Hasher, key: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(key);
+    h.finish()
+}
 
 /// Fewest slots of a table that holds anything (as a power of two).
 const MIN_BITS: u32 = 4;
