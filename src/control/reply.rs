@@ -57,7 +57,7 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
 
 /// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
 /// what each means).
-pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 24] {
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 25] {
     let o = engine.overlay_stats();
     let (v, t) = (o.views, o.tree);
     [
@@ -78,6 +78,7 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 24] {
         ("overlay-ignored", v.ignored),
         ("tree-announced", t.announced),
         ("tree-announce-frames", t.announce_frames),
+        ("tree-unannounced", t.unannounced),
         ("tree-grafted", t.grafted),
         ("tree-prunes-sent", t.prunes_sent),
         ("tree-prunes-received", t.prunes_received),
