@@ -30,13 +30,8 @@ type Hasher = foldhash::fast::RandomState;
 /// itself would add a terminator round to every look-up and rehash).
 #[inline]
 fn index_hash(hasher: &Hasher, key: &str) -> u64 {
-    index_hash_bytes(hasher, key.as_bytes())
-}
-
-#[inline]
-fn index_hash_bytes(hasher: &Hasher, key: &[u8]) -> u64 {
     let mut h = hasher.build_hasher();
-    h.write(key);
+    h.write(key.as_bytes());
     h.finish()
 }
 
@@ -322,14 +317,6 @@ impl Store {
     /// Entry number `i` (see [`merge_entry`](Self::merge_entry)).
     pub fn entry(&self, i: usize) -> Option<(&str, Tuple<'_>)> {
         (i < self.entries.len()).then(|| self.tuple(i))
-    }
-
-    /// Reads the index slot where a probe for `key` (its bytes, checked or
-    /// not) starts, so that merging it soon after does not wait for memory.
-    /// Fold the result into [`std::hint::black_box`] once for a batch: a
-    /// read whose result is dropped may be optimised away.
-    pub fn prefetch(&self, key: &[u8]) -> u32 {
-        self.index.touch(index_hash_bytes(&self.hasher, key))
     }
 
     /// The entry of `key`, live or tombstone.

@@ -396,17 +396,8 @@ impl Reactor {
         }
         let now = self.now();
         for _ in 0..COMMAND_BUDGET {
-            let fresh = self.batch.is_empty();
             if !self.commands.take(&mut self.batch) {
                 return;
-            }
-            if fresh {
-                // As for a read: the index slots of the batch's keys first.
-                let mut seen = 0;
-                let store = self.engine.store();
-                self.batch
-                    .for_each_key(|key| seen ^= store.prefetch(key.as_bytes()));
-                std::hint::black_box(seen);
             }
             let Some(next) = self.batch.next() else {
                 continue;
@@ -1318,14 +1309,8 @@ fn take_in(
     if !engine.handle_read(id, data.len(), now) {
         return Ok(Input::Refused);
     }
-    let zmtp = &mut c.zmtp;
-    // The index slots of the whole read first: their cache misses overlap
-    // instead of coming one per message.
-    let mut seen = 0;
-    zmtp.peek_short_messages(data, |frame| seen ^= engine.prefetch(frame));
-    std::hint::black_box(seen);
     let mut input = Input::Taken;
-    let taken = zmtp.take_short_messages_from(data, |frame| {
+    let taken = c.zmtp.take_short_messages_from(data, |frame| {
         if engine.handle_frame(id, frame, false, now) {
             return true;
         }

@@ -275,16 +275,6 @@ impl Connection {
         taken
     }
 
-    /// Hands `f` the bodies [`take_short_messages_from`] would take from
-    /// `data`, without taking them (to read ahead what they will need).
-    ///
-    /// [`take_short_messages_from`]: Self::take_short_messages_from
-    pub fn peek_short_messages(&self, data: &[u8], mut f: impl FnMut(&[u8])) {
-        for (_, body) in self.short_messages(data) {
-            f(body);
-        }
-    }
-
     /// The whole short messages at the front of `data` when the short path
     /// is open and nothing is buffered: each body, with where it ends.
     fn short_messages<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = (usize, &'a [u8])> {
@@ -802,10 +792,6 @@ mod tests {
         a.queue_message(&[b"two"]).unwrap();
         a.queue_message(&[b"three", b"more"]).unwrap();
         let wire = take_output(&mut a);
-        // A peek sees the messages a take would take, and takes nothing.
-        let mut peeked = Vec::new();
-        b.peek_short_messages(&wire, |m| peeked.push(m.to_vec()));
-        assert_eq!(peeked, [b"one".to_vec(), b"two".to_vec()]);
         // The callback says stop after the first: one message taken.
         let mut got = Vec::new();
         let taken = b.take_short_messages_from(&wire, |m| {
@@ -821,9 +807,8 @@ mod tests {
         });
         assert_eq!((more, got), (5, vec![b"two".to_vec()]));
         b.feed(&wire[taken + more..]);
-        // With input buffered, nothing is taken from new data, or peeked.
+        // With input buffered, nothing is taken from new data.
         assert_eq!(b.take_short_messages_from(&wire, |_| true), 0);
-        b.peek_short_messages(&wire, |m| panic!("peeked {m:?} with input buffered"));
         let mut seen = Vec::new();
         drain(&mut b, &mut seen).unwrap();
         assert_eq!(
