@@ -1,5 +1,10 @@
 //! The tuple store: key -> the last write of that key.
 //!
+//! Fast path (memory): the store is compact, one text buffer for every key
+//! and value, 24-byte entries and a tag-probing index of 4-byte slots
+//! (`store/index.rs`): 33.7 bytes per tuple beyond key and value, 0.19 of
+//! CZMQ's (docs/benchmarks.md, "Compact store" and the results table).
+//!
 //! A write carries a [`Version`] (hybrid logical clock + origin node id), an
 //! optional absolute expiry (wall-clock ms) and a deleted flag. Merging is
 //! last-writer-wins by version: the highest version of a key wins on every

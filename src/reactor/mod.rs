@@ -1296,7 +1296,8 @@ enum Input {
 
 /// Takes in bytes read from connection `id`: reports them to the engine
 /// (which counts them against the limits), then hands whole short messages
-/// to the engine straight from `data`, copies only the rest into the
+/// to the engine straight from `data` (the codec's short-message pass, a
+/// fast path: see `wire::zmtp::connection`), copies only the rest into the
 /// codec, and processes that.
 fn take_in(
     c: &mut Socket,
@@ -1403,9 +1404,11 @@ enum ReadMode {
 
 thread_local! {
     /// The read buffer of every node on this thread: what is read goes
-    /// straight into the connection's codec, so one buffer serves them all
-    /// (a node's own buffer was 64 KiB per node, and one more page each
-    /// hop of a chain touched cold).
+    /// straight into the connection's codec, so one buffer serves them all.
+    /// Fast path (memory): 64 KiB per event-loop thread instead of per node
+    /// (64 MB for mesh1000's 1,000 nodes); with one node per process the
+    /// same as a buffer of the node's own (docs/benchmarks.md,
+    /// "Fast-path review").
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
 }
 
