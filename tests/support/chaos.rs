@@ -598,10 +598,9 @@ impl Cluster {
     }
 
     fn cli_ok(&self, i: usize, what: &str, args: &[&str]) -> Result<(), String> {
+        // Commands trace always: their stderr goes to writes.log alone.
         let mut all: Vec<&str> = args.to_vec();
-        if verbose() {
-            all.push("--verbose");
-        }
+        all.push("--verbose");
         let started = Instant::now();
         let out = run_bounded(self.cli(i, &all), Duration::from_secs(20));
         // Every write, its time and what the command said, for the record.
@@ -651,6 +650,34 @@ impl Cluster {
             &format!("del {key}"),
             &["del", key, "--connect", &ep, "--timeout", "5000"],
         )
+    }
+
+    /// Waits (at most `limit`) until host `i`'s node holds `key` with
+    /// `value` (None: not at all). A write that `zgossip put` or `del`
+    /// said it made must show at the node it was made at.
+    pub fn wait_written(
+        &self,
+        i: usize,
+        key: &str,
+        value: Option<&str>,
+        limit: Duration,
+    ) -> Result<Duration, String> {
+        let start = Instant::now();
+        loop {
+            let held = self.held(i);
+            if held.get(key).map(String::as_str) == value {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() >= limit {
+                return Err(format!(
+                    "h{i}: the command succeeded, but after {limit:?} its node holds {key}={:?}, \
+                     not {value:?} (see writes.log in {})",
+                    held.get(key),
+                    self.dir.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Reads what host `i`'s node holds from outside: `zgossip watch
