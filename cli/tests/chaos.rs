@@ -13,7 +13,10 @@
 mod chaos;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chaos::{diff, env_usize, skip, Cluster, Mode, Rng};
@@ -96,9 +99,16 @@ fn apply(cluster: &Cluster, ops: &[Op], seed: u64) {
             let handles: Vec<_> = batch
                 .iter()
                 .map(|op| {
-                    s.spawn(move || match op {
-                        Op::Put(at, k, v) => cluster.put(*at, k, v),
-                        Op::Del(at, k) => cluster.del(*at, k),
+                    s.spawn(move || {
+                        let (at, k, v) = match op {
+                            Op::Put(at, k, v) => (*at, k, Some(v.as_str())),
+                            Op::Del(at, k) => (*at, k, None),
+                        };
+                        match v {
+                            Some(v) => cluster.put(at, k, v)?,
+                            None => cluster.del(at, k)?,
+                        }
+                        cluster.wait_written(at, k, v, Duration::from_secs(5))
                     })
                 })
                 .collect();
@@ -342,4 +352,156 @@ fn nodes_that_join_hold_every_write_and_nothing_deleted_after_chaos() {
 #[test]
 fn nodes_that_discover_hold_every_write_and_nothing_deleted_after_chaos() {
     scenario(Mode::Discover, "d", 8);
+}
+
+/// A hand-driven ZGP v1 peer over TCP (ZMTP NULL, as a DEALER).
+struct RawPeer {
+    tcp: std::net::TcpStream,
+    zmtp: zgossip::wire::zmtp::Connection,
+}
+
+impl RawPeer {
+    fn connect(endpoint: &str, socket_type: zgossip::wire::zmtp::SocketType) -> RawPeer {
+        use std::io::{Read, Write};
+        use zgossip::wire::zmtp;
+        let addr = endpoint.strip_prefix("tcp://").expect("a tcp endpoint");
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut p = RawPeer {
+            tcp,
+            zmtp: zmtp::Connection::new(zmtp::ConnectionConfig::new(socket_type)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 4096];
+        while !p.zmtp.is_ready() {
+            assert!(Instant::now() < deadline, "handshake timed out");
+            p.zmtp.poll().expect("handshake");
+            p.tcp.write_all(p.zmtp.pending_output()).unwrap();
+            let n = p.zmtp.pending_output().len();
+            p.zmtp.consume_output(n);
+            if p.zmtp.is_ready() {
+                break;
+            }
+            match p.tcp.read(&mut buf) {
+                Ok(0) => panic!("closed during the handshake"),
+                Ok(n) => p.zmtp.feed(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        p
+    }
+
+    fn send(&mut self, msg: &zgossip::wire::gossip::Message<'_>) {
+        use std::io::Write;
+        let mut frame = Vec::new();
+        msg.encode(&mut frame);
+        self.zmtp.queue_message(&[&frame]).unwrap();
+        self.tcp.write_all(self.zmtp.pending_output()).unwrap();
+        let n = self.zmtp.pending_output().len();
+        self.zmtp.consume_output(n);
+    }
+}
+
+/// Found by this harness: a node whose write to a peer failed (the peer
+/// had just left, resetting the connection) closed the connection without
+/// reading what the peer sent before, so a `zgossip put` that exited while
+/// its node forwarded it something lost its write. Made deterministic
+/// here: the node is paused while one peer publishes (the node will
+/// forward that to the other) and the other publishes and resets; resumed,
+/// the node handles the first peer's input first, and its forward to the
+/// second fails before it reads the second's write.
+#[test]
+fn a_write_sent_just_before_a_reset_is_not_lost_to_a_forward() {
+    use zgossip::wire::gossip::Message;
+    use zgossip::wire::zmtp::SocketType;
+
+    let mut node = Command::new(BIN)
+        .args(["node", "--json", "--bind", "tcp://127.0.0.1:*"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = node.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_line = |what: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(_) => return String::new(),
+            }
+        }
+    };
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &node.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig}");
+    };
+    let bound = wait_line("\"bound\"");
+    let ep = bound
+        .split("\"endpoint\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no endpoint in {bound:?}"))
+        .to_string();
+
+    let mut a = RawPeer::connect(&ep, SocketType::Dealer);
+    a.send(&Message::Hello);
+    a.send(&Message::Publish {
+        key: "held",
+        value: "1",
+        ttl: 0,
+    });
+    assert!(!wait_line("\"held\"").is_empty());
+    // B says HELLO and gets "held" (a server sends what it holds), which
+    // it never reads: closing with unread input resets the connection.
+    let mut b = RawPeer::connect(&ep, SocketType::Dealer);
+    b.send(&Message::Hello);
+    std::thread::sleep(Duration::from_millis(300));
+
+    signal("-STOP");
+    a.send(&Message::Publish {
+        key: "from-a",
+        value: "1",
+        ttl: 0,
+    });
+    b.send(&Message::Publish {
+        key: "from-b",
+        value: "1",
+        ttl: 0,
+    });
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    signal("-CONT");
+
+    let (mut got_a, mut got_b) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(got_a && got_b) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        got_a |= line.contains("\"from-a\"");
+        got_b |= line.contains("\"from-b\"");
+    }
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(got_a, "the node did not deliver A's write");
+    assert!(
+        got_b,
+        "the node lost the write B sent just before it reset the connection"
+    );
 }
