@@ -114,10 +114,15 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// `CHAOS_VERBOSE=1`: nodes and commands trace protocol events (into the
-/// logs kept when a test fails).
-fn verbose() -> bool {
-    std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1")
+/// `CHAOS_VERBOSE=1`: every node traces protocol events (into the logs
+/// kept when a test fails); `CHAOS_VERBOSE=3,60`: those hosts' nodes only
+/// (tracing every node changes the timing).
+fn verbose(host: usize) -> bool {
+    std::env::var("CHAOS_VERBOSE").is_ok_and(|v| {
+        v == "1"
+            || v.split(',')
+                .any(|h| h.trim().parse::<usize>().is_ok_and(|h| h == host))
+    })
 }
 
 fn in_ci() -> bool {
@@ -229,6 +234,31 @@ fn remove_stale() {
         }
         let _ = ip(&["netns", "del", name]);
         eprintln!("chaos: removed stale namespace {name} (pid {pid} is gone)");
+    }
+}
+
+/// The kernel's neighbour (ARP) table is one for every namespace of the
+/// machine, at most `gc_thresh3` entries (1024 by default, settable only
+/// from the host's namespace). Hosts on one bridge may each need an entry
+/// for every other: past the limit, a host cannot resolve its peers
+/// (`dmesg`: "neighbor table overflow") and stays cut off until entries
+/// age out, 20 to 30 s with 64 hosts. Says so before a run that large.
+fn warn_neighbour_table(n: usize) {
+    let limit: usize = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    let worst = n * (n - 1);
+    if worst > limit {
+        eprintln!(
+            "chaos: WARNING: {n} hosts may need {worst} ARP entries, and the kernel keeps at \
+             most {limit} for the whole machine (net.ipv4.neigh.default.gc_thresh3); hosts \
+             that cannot resolve their peers stay cut off for tens of seconds. For a run this \
+             large, raise it first (and set it back after): sysctl -w \
+             net.ipv4.neigh.default.gc_thresh2={} net.ipv4.neigh.default.gc_thresh3={}",
+            worst.next_power_of_two(),
+            2 * worst.next_power_of_two()
+        );
     }
 }
 
@@ -371,6 +401,7 @@ impl Cluster {
         run("iptables", &["--version"])
             .map_err(|e| format!("{e}; install Debian's iptables (apt-get install iptables)"))?;
         remove_stale();
+        warn_neighbour_table(n);
         let base = format!("{PREFIX}{}{tag}", std::process::id());
         let bridge = format!("{base}b");
         ip(&["netns", "add", &bridge]).map_err(|e| format!("{e} (needs root)"))?;
@@ -477,7 +508,7 @@ impl Cluster {
                 c.args(["--discover", "--interface", "eth0"]);
             }
         }
-        if verbose() {
+        if verbose(i) {
             c.arg("--verbose");
         }
         c.args(&self.extra_args)
@@ -488,9 +519,16 @@ impl Cluster {
         let out = child.stdout.take().expect("stdout");
         let view = Arc::new(Mutex::new(View::default()));
         let v = view.clone();
+        // Its output, each line with the time it was read, for the record.
+        let mut record = std::fs::File::create(self.dir.join(format!("h{i}.{}.stdout", h.starts)))
+            .expect("log file");
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = writeln!(record, "{:.3} {line}", t.as_secs_f64());
                 v.lock().unwrap().apply(&line);
             }
             v.lock().unwrap().closed = true;
@@ -609,16 +647,18 @@ impl Cluster {
             .append(true)
             .open(self.dir.join("writes.log"))
         {
-            let _ = writeln!(
-                log,
-                "{:?} h{i} {what}: {} in {:?}\n{}",
+            // One write per record: commands run a few at once.
+            let record = format!(
+                "{:.3} h{i} {what}: {} in {:?}\n{}\n",
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .as_secs_f64(),
                 out.status,
                 started.elapsed(),
                 String::from_utf8_lossy(&out.stderr)
             );
+            let _ = log.write_all(record.as_bytes());
         }
         if out.status.success() {
             Ok(())
@@ -955,7 +995,7 @@ pub fn diff(expected: &BTreeMap<String, String>, got: &BTreeMap<String, String>)
         })
         .collect();
     format!(
-        "holds {}; missing {:?}; extra (resurrected or never written) {:?}; wrong {:?}",
+        "holds {}; missing {:?}; extra (deleted, or never written) {:?}; wrong {:?}",
         got.len(),
         missing,
         extra,
@@ -979,8 +1019,8 @@ impl Drop for Cluster {
             let _ = ip(&["netns", "del", &h.ns]);
         }
         let _ = ip(&["netns", "del", &self.bridge]);
-        // The logs stay when the test failed.
-        if !std::thread::panicking() {
+        // The logs stay when the test failed, or with CHAOS_KEEP=1.
+        if !std::thread::panicking() && !std::env::var("CHAOS_KEEP").is_ok_and(|v| v == "1") {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             eprintln!("chaos: the nodes' logs are in {}", self.dir.display());
