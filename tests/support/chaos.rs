@@ -360,6 +360,8 @@ pub struct Host {
     proxy: Option<Child>,
     contacts: Vec<usize>,
     loss: Option<f64>,
+    /// Arguments of this host's node alone (after the cluster's).
+    args: Vec<String>,
 }
 
 impl Host {
@@ -439,6 +441,7 @@ impl Cluster {
                 proxy: None,
                 contacts: Vec::new(),
                 loss: None,
+                args: Vec::new(),
             });
             ip(&[
                 "-n", &bridge, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
@@ -474,6 +477,20 @@ impl Cluster {
     /// Extra arguments for every `zgossip node` (for example `--config`).
     pub fn node_args(&mut self, args: &[&str]) {
         self.extra_args = args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Extra arguments for host `i`'s node alone, from its next start on
+    /// (for example a data directory from [`Cluster::host_dir`]).
+    pub fn host_args(&mut self, i: usize, args: &[&str]) {
+        self.hosts[i].args = args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// A directory of host `i`'s own that outlives its node's restarts
+    /// (removed with the cluster's logs).
+    pub fn host_dir(&self, i: usize) -> PathBuf {
+        let dir = self.dir.join(format!("h{i}.data"));
+        std::fs::create_dir_all(&dir).expect("host dir");
+        dir
     }
 
     pub fn len(&self) -> usize {
@@ -512,6 +529,7 @@ impl Cluster {
             c.arg("--verbose");
         }
         c.args(&self.extra_args)
+            .args(&h.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err));
