@@ -237,11 +237,14 @@ fn scenario(mode: Mode, tag: &str, default_nodes: usize) {
         }
     }
     let live_major: Vec<usize> = majority.iter().copied().filter(|&i| c.is_live(i)).collect();
+    // How long each side is given to converge on its own writes during
+    // the partition (reported, not asserted): CHAOS_SIDE_WAIT seconds.
+    let side_wait = Duration::from_secs(env_usize("CHAOS_SIDE_WAIT", 10) as u64);
     for (name, hosts, m) in [
         ("majority", &live_major, &side_major),
         ("minority", &live_minor, &side_minor),
     ] {
-        match c.wait_holding(hosts, &m.live, Duration::from_secs(10)) {
+        match c.wait_holding(hosts, &m.live, side_wait) {
             Ok(t) => eprintln!(
                 "chaos: during the partition the {name} ({} live) holds its writes, {} after the last",
                 hosts.len(),
