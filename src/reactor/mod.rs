@@ -985,8 +985,22 @@ impl Reactor {
             }
         }
         if let Err(reason) = self.pump(token) {
-            self.drop_conn(token, &reason, now);
+            self.drop_after_write_error(token, &reason, now);
         }
+    }
+
+    /// A write failed: the peer closed or reset the connection. What it
+    /// sent before is still in the socket (Linux keeps data received
+    /// before a reset readable): read it, then close. Otherwise the last
+    /// frames of a peer that leaves, such as the tuple `zgossip put`
+    /// publishes just before it exits, are lost whenever a forward to it
+    /// happens to be written first.
+    fn drop_after_write_error(&mut self, token: Token, reason: &str, now: Now) {
+        if self.conns.get(&token).is_some_and(|c| !c.connecting) {
+            // Its own failure (the reset itself) changes nothing: we close.
+            let _ = self.read_conn(token, now, ReadMode::Drain);
+        }
+        self.drop_conn(token, reason, now);
     }
 
     /// Reads what the socket has (up to the budget), feeding the codec and
@@ -1246,7 +1260,7 @@ impl Reactor {
             for &id in &dirty {
                 let token = Token(id as usize);
                 if let Err(reason) = self.pump(token) {
-                    self.drop_conn(token, &reason, now);
+                    self.drop_after_write_error(token, &reason, now);
                 }
             }
             let done = dirty.is_empty() && !acted;

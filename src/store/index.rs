@@ -66,9 +66,9 @@ impl Index {
         }
         assert!(bits <= 32, "fewer than 2^32 entries");
         // Zeroed by writing, not by the allocator: a large zeroed
-        // allocation maps pages of zeros that read ahead (`touch`) would
-        // load, and the first store to each would then fault a second time
-        // and flush the other threads' TLBs.
+        // allocation maps shared pages of zeros, and the first store to
+        // each would then fault a second time and flush the other
+        // threads' TLBs.
         #[allow(clippy::slow_vector_initialization)]
         let mut slots = Vec::with_capacity(1 << bits);
         slots.resize(1 << bits, 0);
