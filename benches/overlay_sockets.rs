@@ -172,26 +172,55 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
     // A node's own writes are not delivered to its application: each
     // waits for the others'.
     let mut expected = vec![writes as u64; n];
+    let mut origin = vec![0usize; writes];
     let t0 = Instant::now();
-    for w in 0..writes {
+    for (w, at_w) in origin.iter_mut().enumerate() {
         let at = rng.index(n);
         nodes[at]
             .publish(&format!("w/{w}"), "burst")
             .expect("publish");
         expected[at] -= 1;
+        *at_w = at;
     }
     let published = t0.elapsed();
     // Each node's deliveries are counted as they come out of its pipe
     // (no round trip to the node's thread: asking a thousand busy nodes
     // would measure the asking).
     let mut delivered = vec![0u64; n];
+    let mut reached = vec![0usize; writes];
+    let mut reported = false;
     let everywhere = wait(limit, || {
         for (i, node) in nodes.iter().enumerate() {
             while let Ok(Some(msg)) = node.try_recv() {
-                if msg.first().is_some_and(|m| m == "DELIVER")
-                    && msg.get(1).is_some_and(|k| k.starts_with("w/"))
-                {
+                let key = msg.get(1).and_then(|k| k.strip_prefix("w/"));
+                if let (true, Some(w)) = (msg.first().is_some_and(|m| m == "DELIVER"), key) {
                     delivered[i] += 1;
+                    if let Ok(w) = w.parse::<usize>() {
+                        reached[w.min(writes - 1)] += 1;
+                    }
+                }
+            }
+        }
+        // A write that almost no node has a while after the burst: what
+        // its writer's node says of its links.
+        if trace && !reported && t0.elapsed() > Duration::from_millis(1_500) {
+            let stuck: Vec<usize> = (0..writes).filter(|&w| reached[w] < n / 10).collect();
+            if !stuck.is_empty() {
+                reported = true;
+                let mut origins: Vec<usize> = stuck.iter().map(|&w| origin[w]).collect();
+                origins.sort_unstable();
+                origins.dedup();
+                eprintln!("{} writes stuck, from nodes {origins:?}", stuck.len());
+                for &o in origins.iter().take(3) {
+                    let st = nodes[o].stats().unwrap_or_default();
+                    let pick: Vec<String> = st
+                        .iter()
+                        .filter(|(k, _)| {
+                            k.starts_with("overlay-") || k.starts_with("tree-") || *k == "connections"
+                        })
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    eprintln!("  node {o}: {}", pick.join(" "));
                 }
             }
         }
