@@ -59,11 +59,7 @@ fn metric_of(p: &Parsed, stat: &str) -> f64 {
         Some(v) => *v,
         // An info metric: the value is its label.
         None => {
-            let (series, _) = p
-                .samples
-                .range(format!("{name}{{")..)
-                .next()
-                .expect(name);
+            let (series, _) = p.samples.range(format!("{name}{{")..).next().expect(name);
             let v = series.split('"').nth(1).unwrap();
             v.parse().unwrap()
         }
@@ -148,7 +144,10 @@ fn metrics_match_stats_and_count_every_write_received() {
                 "{series}"
             );
         } else {
-            assert!(series.contains("role=\"inbound\",peer=\"127.0.0.1\""), "{series}");
+            assert!(
+                series.contains("role=\"inbound\",peer=\"127.0.0.1\""),
+                "{series}"
+            );
         }
         assert!(s
             .keys()
