@@ -134,7 +134,84 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{at, drain, enc};
     use super::*;
+
+    /// A dialled link counts its frames and bytes, learns its round trip
+    /// from PONG, and shows the remote's endpoint.
+    #[test]
+    fn a_link_counts_its_traffic_and_round_trip() {
+        let mut c = Engine::new("c", 2, Settings::default());
+        let r = c.add_remote("tcp://x:1", at(0));
+        let _ = c.poll_action();
+        c.handle_opened(5, Role::Outbound(r), None, at(0));
+        assert!(c.handle_read(5, 64, at(0))); // the handshake
+        c.handle_connected(5, Role::Outbound(r), Peer::default(), at(10));
+        let hello = drain(&mut c, 5);
+        let mut now = 10;
+        let mut pinged = false;
+        for _ in 0..20 {
+            now = c.poll_timeout().unwrap();
+            c.handle_timeout(at(now));
+            if !drain(&mut c, 5).is_empty() {
+                pinged = true;
+                break;
+            }
+        }
+        assert!(pinged);
+        let pong = enc(Message::Pong);
+        assert!(c.handle_read(5, pong.len() + 2, at(now + 7)));
+        assert!(c.handle_frame(5, &pong, false, at(now + 7)));
+        let links = c.links();
+        assert_eq!(links.len(), 1);
+        let l = &links[0];
+        assert_eq!((l.conn, l.inbound), (5, false));
+        assert_eq!(l.endpoint, "tcp://x:1");
+        assert_eq!(l.peer_id, None);
+        assert_eq!(l.rtt_ms, Some(7));
+        assert_eq!(l.traffic.frames_in, 1);
+        assert_eq!(l.traffic.frames_out, 2); // HELLO, PING
+        assert_eq!(l.traffic.frames_out, c.stats().frames_out);
+        assert_eq!(l.traffic.bytes_in, 64 + pong.len() as u64 + 2);
+        // Each frame drained with its ZMTP header (2 bytes when short).
+        let hello_len: usize = hello.iter().map(|f| f.len() + 2).sum();
+        let ping_len = enc(Message::Ping).len() + 2;
+        assert_eq!(l.traffic.bytes_out, (hello_len + ping_len) as u64);
+        assert_eq!(l.backlog_bytes, 0);
+    }
+
+    /// Every write applied from a ZGP/2 peer is observed once; a duplicate
+    /// is not.
+    #[test]
+    fn applied_writes_are_observed_once() {
+        let mut e = Engine::new("e", 1, Settings::default());
+        let peer = Peer {
+            zgp2: true,
+            ..Peer::default()
+        };
+        e.handle_connected(3, Role::Inbound, peer, at(0));
+        let write = |clock_ms: u64| {
+            let t = zgp2::Tuple {
+                key: "k",
+                value: "v",
+                clock: clock_ms << 16,
+                origin: 9,
+                expires: 0,
+                deleted: false,
+            };
+            let mut f = Vec::new();
+            zgp2::encode_tuple(&t, &mut f);
+            f
+        };
+        let w = write(test_support::WALL + 100);
+        e.handle_frame(3, &enc(Message::Hello), false, at(0));
+        e.handle_frame(3, &w, false, at(130)); // 30 ms on the way
+        e.handle_frame(3, &w, false, at(140)); // a duplicate
+        assert_eq!(e.stats().tuples_applied, 1);
+        let h = e.delay_histogram();
+        assert_eq!((h.count, h.sum_ms, h.clamped), (1, 30, 0));
+        assert_eq!(e.links()[0].traffic.frames_in, 3);
+    }
 
     #[test]
     fn delays_fall_in_their_buckets_and_skew_is_clamped() {
