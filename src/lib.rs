@@ -31,6 +31,9 @@ pub use beacon::{Beacon, Received, UdpOptions};
 #[doc(hidden)]
 pub use certs as curve;
 pub use control::command::Command;
+/// The HTTP content type of the `METRICS` text (Prometheus text
+/// exposition format 0.0.4).
+pub use control::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use error::{Error, ErrorKind, Result};
 pub use handle::Node;
 

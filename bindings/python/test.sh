@@ -28,7 +28,8 @@ if [ ! -x "$PY" ]; then
 fi
 step "installing test tools into $VENV"
 "$PY" -m pip install --quiet --upgrade pip
-"$PY" -m pip install --quiet "maturin>=1.9,<2" pytest pytest-timeout pyzmq mypy
+"$PY" -m pip install --quiet "maturin>=1.9,<2" pytest pytest-timeout pyzmq mypy \
+    prometheus_client
 
 step "cargo fmt --check and clippy (binding crate)"
 (cd "$HERE" && cargo fmt -- --check && cargo clippy --release --quiet -- -D warnings)

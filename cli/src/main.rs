@@ -2,6 +2,7 @@
 //! the shell, or watch a demo cluster.
 
 mod demo;
+mod metrics_http;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -127,6 +128,10 @@ struct NodeArgs {
     /// UDP port of the beacons (default 5675)
     #[arg(long, requires = "discover")]
     discover_port: Option<u16>,
+    /// Serve the node's metrics at http://ADDR/metrics (Prometheus text
+    /// format; see docs/metrics.md), e.g. 127.0.0.1:9464 (port 0 picks one)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
     #[command(flatten)]
     curve: CurveArgs,
 }
@@ -320,7 +325,7 @@ fn print_event(m: &[String], json: bool, prefix: &str) -> bool {
 
 fn run_node(args: NodeArgs) -> Result<(), Failure> {
     let stop = stop_flag()?;
-    let node = Node::new(&args.name)?;
+    let node = Arc::new(Node::new(&args.name)?);
     if args.verbose {
         node.send(&["VERBOSE"])?;
     }
@@ -341,6 +346,18 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
             );
         } else {
             println!("bound {shown}");
+        }
+    }
+    if let Some(addr) = &args.metrics {
+        let bound =
+            metrics_http::serve(addr, node.clone()).map_err(|e| Failure(EXIT_FAILURE, e))?;
+        if args.json {
+            println!(
+                "{{\"event\":\"metrics\",\"url\":{}}}",
+                json_string(&format!("http://{bound}/metrics"))
+            );
+        } else {
+            println!("metrics at http://{bound}/metrics");
         }
     }
     for ep in &args.connect {

@@ -83,6 +83,9 @@ pub enum Command {
     Status,
     /// STATS: reply `STATS name value name value ...` (counters).
     Stats,
+    /// METRICS: reply `METRICS text`, the counters, gauges and histogram
+    /// in the Prometheus text exposition format (`docs/metrics.md`).
+    Metrics,
     /// DISCOVER [name=value ...]: find peers with UDP beacons and connect
     /// to them (see `docs/discovery.md`). Options checked, as given.
     Discover(Vec<String>),
@@ -249,6 +252,7 @@ impl Command {
             }
             "STATUS" => want(0, "STATUS").map(|_| Command::Status),
             "STATS" => want(0, "STATS").map(|_| Command::Stats),
+            "METRICS" => want(0, "METRICS").map(|_| Command::Metrics),
             "DISCOVER" => {
                 // Checked here, applied over the configuration by the node.
                 crate::beacon::options::DiscoverOptions::default().apply_args(&args)?;
@@ -260,7 +264,7 @@ impl Command {
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
                  CONFIGURE, SET, SAVE, CONNECT, JOIN, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS, \
-                 SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
+                 METRICS, SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
                  DISCOVER)"
             ))),
         }
@@ -324,6 +328,7 @@ impl std::fmt::Display for Command {
             Command::Keys(prefix) => write!(f, "KEYS {prefix}"),
             Command::Status => write!(f, "STATUS"),
             Command::Stats => write!(f, "STATS"),
+            Command::Metrics => write!(f, "METRICS"),
             Command::Discover(args) => write!(f, "DISCOVER {}", args.join(" ")),
         }
     }

@@ -7,6 +7,7 @@
 //! - [`settings`]: the configuration tree mapped to the node's settings.
 //! - [`reply`]: the replies that read the engine (`STATUS`, `GET`,
 //!   `KEYS`, `STATS`).
+//! - [`metrics`]: the `METRICS` text (Prometheus exposition format).
 //! - [`access`]: CURVE keys, access rules and limits, their commands, and
 //!   what each new connection may do (its mechanism, or its refusal).
 //! - [`config_file`]: the configuration file loaded, and when to check it
@@ -15,5 +16,6 @@
 pub(crate) mod access;
 pub mod command;
 pub(crate) mod config_file;
+pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod settings;

@@ -83,6 +83,10 @@ pub(super) struct Conn {
     /// When our unanswered PING left (client side): its PONG gives the
     /// link's round trip.
     pub(super) ping_sent_at: Option<u64>,
+    /// Frames and bytes in and out, for `METRICS`.
+    pub(super) traffic: metrics::Traffic,
+    /// The last round trip measured by a PING (ms).
+    pub(super) rtt_ms: Option<u64>,
 }
 
 impl Conn {

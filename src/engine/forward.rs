@@ -91,6 +91,7 @@ impl Engine {
                 if pushed {
                     zgp2::mark_pushed(held);
                 }
+                c.traffic.frames_out += 1;
                 sent += 1;
                 continue;
             }
@@ -107,6 +108,7 @@ impl Engine {
                 dirty.push(id);
             }
             c.last_tx = now.mono_ms;
+            c.traffic.frames_out += 1;
             sent += 1;
         }
         *scratch = v2;
@@ -186,6 +188,7 @@ impl Engine {
             let (out, dirty) = c.queue(max);
             push_raw(out, frame);
             c.last_tx = now.mono_ms;
+            c.traffic.frames_out += 1;
             self.stats.frames_out += 1;
             if dirty {
                 self.dirty.push(conn);

@@ -106,6 +106,15 @@ pub(super) struct Meter {
     partial_since: Option<u64>,
     /// A frame was handled since the driver last reported what it holds.
     pub(super) framed: bool,
+    /// Bytes read from the connection so far (for `METRICS`).
+    pub(super) bytes_read: u64,
+}
+
+impl Meter {
+    /// The peer's address, if the driver gave one.
+    pub(super) fn addr(&self) -> Option<IpAddr> {
+        self.addr
+    }
 }
 
 /// A connection the driver opened whose handshake has not ended yet.
@@ -201,9 +210,15 @@ impl Engine {
     pub fn handle_read(&mut self, conn: ConnId, bytes: usize, now: Now) -> bool {
         let meter = match self.conns.get_mut(&conn) {
             Some(c) if c.closing => return true,
-            Some(c) => &mut c.meter,
+            Some(c) => {
+                c.traffic.bytes_in += bytes as u64;
+                &mut c.meter
+            }
             None => match self.guards.opening.get_mut(&conn) {
-                Some(o) => &mut o.meter,
+                Some(o) => {
+                    o.meter.bytes_read += bytes as u64;
+                    &mut o.meter
+                }
                 None => return true,
             },
         };

@@ -26,6 +26,7 @@
 mod conn;
 mod forward;
 mod limits;
+pub mod metrics;
 mod outbox;
 mod overlay;
 mod remotes;
@@ -38,6 +39,7 @@ pub mod views;
 mod writes;
 
 pub use conn::Peer;
+pub use metrics::{DelayHistogram, LinkInfo, Traffic, DELAY_BUCKETS_MS};
 pub use overlay::OverlayStats;
 pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
@@ -173,6 +175,8 @@ pub struct Engine {
     guards: Guards,
     last_now: Now,
     stats: Stats,
+    /// The propagation delay of writes applied from ZGP/2 peers.
+    delay: metrics::DelayHistogram,
     /// The overlay: active and passive views, and the broadcast tree.
     views: views::Views,
     tree: tree::Tree,
@@ -207,6 +211,7 @@ impl Engine {
             guards: Guards::default(),
             last_now: Now::default(),
             stats: Stats::default(),
+            delay: metrics::DelayHistogram::default(),
         }
     }
 

@@ -153,6 +153,7 @@ impl Engine {
             if !sink(&queued[..take]) {
                 return false;
             }
+            c.traffic.bytes_out += take as u64;
             *room = room.saturating_sub(take);
         }
         c.consume_outbox(pos + take)

@@ -14,6 +14,7 @@ impl Engine {
     pub fn handle_connected(&mut self, conn: ConnId, role: Role, peer: Peer, now: Now) {
         self.last_now = now;
         let (meter, handshake_ms) = self.take_opening(conn, now);
+        let handshake_bytes = meter.bytes_read;
         if let Some(ms) = handshake_ms {
             // A handshake takes two round trips or so (greeting, then
             // READY; CURVE a little more): a first measure of the link's,
@@ -41,6 +42,12 @@ impl Engine {
                 over_limit: false,
                 ping_sent_at: None,
                 since_ms: now.mono_ms,
+                traffic: metrics::Traffic {
+                    // What the handshake read counts too.
+                    bytes_in: handshake_bytes,
+                    ..Default::default()
+                },
+                rtt_ms: None,
             },
         );
         if let Role::Outbound(remote) = role {
@@ -139,6 +146,7 @@ impl Engine {
         };
         c.last_rx = now.mono_ms;
         c.meter.framed = true;
+        c.traffic.frames_in += 1;
         let role = c.role;
         let session = c.session;
         self.stats.frames_in += 1;
@@ -274,12 +282,12 @@ impl Engine {
             Message::Ping => self.send(conn, &Message::Pong, now),
             Message::Pong => {
                 // The round trip of the link, for the tree's timers.
-                if let Some(sent) = self
-                    .conns
-                    .get_mut(&conn)
-                    .and_then(|c| c.ping_sent_at.take())
-                {
-                    self.tree.observe_rtt(now.mono_ms.saturating_sub(sent));
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(sent) = c.ping_sent_at.take() {
+                        let rtt = now.mono_ms.saturating_sub(sent);
+                        c.rtt_ms = Some(rtt);
+                        self.tree.observe_rtt(rtt);
+                    }
                 }
             }
             Message::Hello => {

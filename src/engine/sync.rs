@@ -266,6 +266,7 @@ impl Engine {
         }
         if n > 0 {
             c.last_tx = now.mono_ms;
+            c.traffic.frames_out += n;
             stats.frames_out += n;
             if c.peer.zgp2 {
                 stats.sync_tuples_out += n;

@@ -186,7 +186,13 @@ impl Engine {
             raw,
             pushed: pushed || pulled,
         };
-        match self.apply(t.key, w, arrival, now) {
+        let outcome = self.apply(t.key, w, arrival, now);
+        if !matches!(outcome, Outcome::Duplicate | Outcome::Stale) {
+            // Applied (as `tuples-applied` counts it): how long it took to
+            // come here from its writer.
+            self.delay.record(version.wall_ms(), now.wall_ms);
+        }
+        match outcome {
             // The sender holds an older write: repair it with ours.
             Outcome::Stale => self.send_tuple_to(from, t.key, now),
             // Pushed to us by two paths: this link is redundant.

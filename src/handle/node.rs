@@ -286,6 +286,17 @@ impl Node {
             .collect())
     }
 
+    /// METRICS: the node's counters, gauges and propagation delay
+    /// histogram in the Prometheus text exposition format (version 0.0.4;
+    /// `docs/metrics.md` lists them), for an HTTP endpoint to serve
+    /// (without the pipe).
+    pub fn metrics(&self) -> Result<String> {
+        let reply = self.execute_with(Command::Metrics, true)?;
+        reply
+            .and_then(|r| r.into_iter().nth(1))
+            .ok_or_else(|| Error::command("METRICS: the node gave no text"))
+    }
+
     /// DISCOVER: beacons this node's TCP endpoint over UDP and connects to
     /// the peers it hears (see `docs/discovery.md`). Binds TCP first if
     /// the node has no TCP endpoint. Returns the address beaconed from

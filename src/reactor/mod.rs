@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::control::access::Access;
 use crate::control::command::{Command, Envelope};
 use crate::control::config_file::ConfigFile;
-use crate::control::{reply, settings};
+use crate::control::{metrics, reply, settings};
 use crate::endpoint::Endpoint;
 use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::error::{Error, Result};
@@ -428,6 +428,7 @@ impl Reactor {
                 Command::Port
                     | Command::Status
                     | Command::Stats
+                    | Command::Metrics
                     | Command::Get(_)
                     | Command::Keys(_)
                     | Command::Keygen
@@ -508,27 +509,12 @@ impl Reactor {
             }
             Command::Stats => {
                 self.flush_deliveries();
-                let own = [
-                    ("replies-pending", self.replies.len() as u64),
-                    ("replies-coalesced", self.replies.coalesced()),
-                    // Kept, always 0, so that STATS keeps its names: the
-                    // hand-offs between nodes of one thread it counted are
-                    // gone (issue 23, docs/benchmarks.md).
-                    ("handoff-reads", 0),
-                    ("cluster-refused", self.cluster_refused),
-                    ("bytes-in", self.bytes_in),
-                    ("bytes-out", self.bytes_out),
-                ];
-                let discovery = self.discovery.as_ref().map(|d| d.counters());
-                let stalled = self.engine.stats().stalled_closed;
-                Ok(Some(reply::stats(
-                    reply::engine_counters(&self.engine)
-                        .into_iter()
-                        .chain(reply::overlay_counters(&self.engine))
-                        .chain(self.access.counters(stalled))
-                        .chain(own)
-                        .chain(discovery.into_iter().flatten()),
-                )))
+                Ok(Some(reply::stats(self.stats_counters())))
+            }
+            Command::Metrics => {
+                self.flush_deliveries();
+                let text = metrics::exposition(self.stats_counters(), &self.engine);
+                Ok(Some(vec!["METRICS".to_string(), text]))
             }
             Command::Get(key) => {
                 self.flush_deliveries();
@@ -547,6 +533,30 @@ impl Reactor {
                 .map(|_| None)
                 .map_err(|e| Error::Config(format!("cannot save configuration: {e}"))),
         }
+    }
+
+    /// The counters of `STATS` (and `METRICS`), in order.
+    fn stats_counters(&self) -> Vec<(&'static str, u64)> {
+        let own = [
+            ("replies-pending", self.replies.len() as u64),
+            ("replies-coalesced", self.replies.coalesced()),
+            // Kept, always 0, so that STATS keeps its names: the
+            // hand-offs between nodes of one thread it counted are
+            // gone (issue 23, docs/benchmarks.md).
+            ("handoff-reads", 0),
+            ("cluster-refused", self.cluster_refused),
+            ("bytes-in", self.bytes_in),
+            ("bytes-out", self.bytes_out),
+        ];
+        let discovery = self.discovery.as_ref().map(|d| d.counters());
+        let stalled = self.engine.stats().stalled_closed;
+        reply::engine_counters(&self.engine)
+            .into_iter()
+            .chain(reply::overlay_counters(&self.engine))
+            .chain(self.access.counters(stalled))
+            .chain(own)
+            .chain(discovery.into_iter().flatten())
+            .collect()
     }
 
     fn port_reply(&self) -> Vec<String> {

@@ -261,6 +261,13 @@ impl NodeCore {
         py.detach(|| self.node.stats()).map_err(|e| raise(py, e))
     }
 
+    /// The node's counters, gauges and propagation delay histogram in the
+    /// Prometheus text exposition format (version 0.0.4), for an HTTP
+    /// endpoint to serve. Takes nothing off the reply pipe.
+    fn metrics(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| self.node.metrics()).map_err(|e| raise(py, e))
+    }
+
     /// The port of the last TCP bind, 0 if none. Takes nothing off the
     /// reply pipe.
     fn port(&self, py: Python<'_>) -> PyResult<u16> {

@@ -78,6 +78,9 @@ class Node:
         """The keys held that start with ``prefix``."""
     def stats(self) -> Dict[str, int]:
         """The node's counters by name."""
+    def metrics(self) -> str:
+        """The node's metrics in the Prometheus text exposition format
+        (version 0.0.4; docs/metrics.md lists them)."""
     def verbose(self) -> None:
         """Traces protocol events on standard error."""
     def set(self, path: str, value: Union[str, int]) -> None:

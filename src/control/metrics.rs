@@ -1,0 +1,445 @@
+//! `METRICS`: the node's counters, gauges and histogram in the Prometheus
+//! text exposition format, version 0.0.4 (docs/metrics.md lists them).
+//!
+//! Written by hand rather than with a metrics crate: the values are a
+//! snapshot the node reads in one call (the `STATS` counters, the engine's
+//! links and histogram), where the crates (`prometheus-client`,
+//! `prometheus`) keep live metric objects in a registry; and
+//! `prometheus-client` writes the OpenMetrics text, not 0.0.4. The format
+//! is a few lines per metric; what needs care, the escaping of label
+//! values (peer endpoints are peer-controlled text) and of help text, is
+//! here and tested.
+
+use std::fmt::Write as _;
+
+use crate::engine::{DelayHistogram, Engine, LinkInfo};
+
+/// The content type of the text (for an HTTP endpoint serving it).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    /// A gauge of milliseconds, exposed in seconds.
+    GaugeMs,
+    /// An id, exposed as `<name>{<label>="<value>"} 1`.
+    Info(&'static str),
+}
+
+/// Each `STATS` counter: its name there, its metric name, kind and help.
+const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
+    use Kind::*;
+    &[
+        ("tuples", "zgossip_tuples", Gauge, "Live tuples held."),
+        ("tombstones", "zgossip_tombstones", Gauge, "Deleted tuples held until collected (tombstones)."),
+        ("connections", "zgossip_connections", Gauge, "Connections whose handshake ended."),
+        ("frames-in", "zgossip_frames_in_total", Counter, "ZGP frames received."),
+        ("frames-out", "zgossip_frames_out_total", Counter, "ZGP frames queued for peers."),
+        ("tuples-applied", "zgossip_tuples_applied_total", Counter, "Writes received from peers that changed the store."),
+        ("sync-tuples-out", "zgossip_sync_tuples_out_total", Counter, "Tuples sent by set reconciliation."),
+        ("expired", "zgossip_tuples_expired_total", Counter, "Tuples whose time to live ran out here."),
+        ("tombstones-collected", "zgossip_tombstones_collected_total", Counter, "Tombstones collected after their grace period."),
+        ("future-versions", "zgossip_future_versions_total", Counter, "Writes refused because their clock was too far ahead of ours."),
+        ("expired-on-arrival", "zgossip_tuples_expired_on_arrival_total", Counter, "Writes dropped because their time to live had run out when they arrived."),
+        ("invalid-sent", "zgossip_invalid_sent_total", Counter, "INVALID messages sent to clients."),
+        ("malformed", "zgossip_malformed_frames_total", Counter, "Malformed frames received (the connection is closed)."),
+        ("sessions-expired", "zgossip_sessions_expired_total", Counter, "Client sessions expired for silence."),
+        ("oversize-tuples", "zgossip_oversize_tuples_total", Counter, "Tuples refused by the size rule."),
+        ("idle-closed", "zgossip_idle_closed_connections_total", Counter, "Inbound connections closed for silence."),
+        ("oversize-skipped", "zgossip_oversize_skipped_tuples_total", Counter, "Tuples not offered to a peer whose frame limit they exceed."),
+        ("backlog-closed", "zgossip_backlog_closed_connections_total", Counter, "Connections closed to keep all backlogs within limits/max-backlog-total."),
+        ("overlay-active", "zgossip_overlay_active_peers", Gauge, "Peers in the overlay's active view."),
+        ("overlay-passive", "zgossip_overlay_passive_peers", Gauge, "Peers in the overlay's passive view."),
+        ("overlay-eager", "zgossip_overlay_eager_links", Gauge, "Eager links of the broadcast tree (writes pushed)."),
+        ("overlay-lazy", "zgossip_overlay_lazy_links", Gauge, "Lazy links of the broadcast tree (writes announced)."),
+        ("overlay-anchor", "zgossip_overlay_anchor_info", Info("anchor"), "The smallest node id this node knows in its part of the overlay (its own while it has no link)."),
+        ("overlay-joins", "zgossip_overlay_joins_total", Counter, "JOIN messages taken."),
+        ("overlay-forward-joins", "zgossip_overlay_forward_joins_total", Counter, "FORWARDJOIN messages taken."),
+        ("overlay-neighbors-accepted", "zgossip_overlay_neighbors_accepted_total", Counter, "NEIGHBOR requests accepted."),
+        ("overlay-neighbors-refused", "zgossip_overlay_neighbors_refused_total", Counter, "NEIGHBOR requests refused."),
+        ("overlay-shuffles", "zgossip_overlay_shuffles_total", Counter, "SHUFFLE messages taken."),
+        ("overlay-disconnects", "zgossip_overlay_disconnects_total", Counter, "DISCONNECT messages taken."),
+        ("overlay-promotions", "zgossip_overlay_promotions_total", Counter, "Passive peers promoted to the active view."),
+        ("overlay-evictions", "zgossip_overlay_evictions_total", Counter, "Active peers evicted to make room."),
+        ("overlay-merges", "zgossip_overlay_merges_total", Counter, "Overlay partitions merged (a smaller anchor heard)."),
+        ("overlay-ignored", "zgossip_overlay_ignored_messages_total", Counter, "Overlay messages ignored."),
+        ("tree-announced", "zgossip_tree_announced_writes_total", Counter, "Writes announced on lazy links."),
+        ("tree-announce-frames", "zgossip_tree_announce_frames_total", Counter, "IHAVE frames sent."),
+        ("tree-unannounced", "zgossip_tree_unannounced_writes_total", Counter, "Announcements dropped (the other end announced first)."),
+        ("tree-grafted", "zgossip_tree_grafted_writes_total", Counter, "Missing writes pulled with GRAFT."),
+        ("tree-prunes-sent", "zgossip_tree_prunes_sent_total", Counter, "PRUNE messages sent."),
+        ("tree-prunes-received", "zgossip_tree_prunes_received_total", Counter, "PRUNE messages received."),
+        ("tree-prunes-held", "zgossip_tree_prunes_held_total", Counter, "Prunes held back (the link was needed)."),
+        ("tree-repairs", "zgossip_tree_repairs_total", Counter, "Lazy links made eager again to repair the tree."),
+        ("tree-missing-dropped", "zgossip_tree_missing_dropped_total", Counter, "Announced writes given up waiting for."),
+        ("tree-graft-timeout", "zgossip_tree_graft_timeout_seconds", GaugeMs, "How long the tree waits for an announced write before pulling it."),
+        ("input-held", "zgossip_input_held_bytes", Gauge, "Bytes of incomplete frames held by all connections."),
+        ("stalled-closed", "zgossip_stalled_closed_connections_total", Counter, "Connections closed because a frame stalled (limits/frame-timeout)."),
+        ("input-refused", "zgossip_input_refused_connections_total", Counter, "Connections closed for limits/input-buffers."),
+        ("fd-refused", "zgossip_fd_refused_connections_total", Counter, "Connections refused at the file descriptor limit."),
+        ("plain-dials", "zgossip_plain_dials_total", Counter, "Plain (NULL) dials made while the node has a CURVE key pair."),
+        ("replies-pending", "zgossip_replies_pending", Gauge, "Replies and deliveries waiting for the application."),
+        ("replies-coalesced", "zgossip_replies_coalesced_total", Counter, "Deliveries folded into a later one of the same key."),
+        ("handoff-reads", "zgossip_handoff_reads_total", Counter, "Always 0 (kept so that STATS keeps its names)."),
+        ("cluster-refused", "zgossip_cluster_refused_total", Counter, "Handshakes that failed because the peer is of another cluster."),
+        ("bytes-in", "zgossip_bytes_in_total", Counter, "Bytes read from all connections."),
+        ("bytes-out", "zgossip_bytes_out_total", Counter, "Bytes written to all connections."),
+        ("discovery-answers", "zgossip_discovery_answers_total", Counter, "Discovery beacons answered."),
+        ("discovery-other-cluster", "zgossip_discovery_other_cluster_total", Counter, "Discovery beacons of another cluster ignored."),
+        ("discovery-peers", "zgossip_discovery_peers", Gauge, "Peers heard by discovery."),
+        ("discovery-beacons", "zgossip_discovery_beacons_total", Counter, "Discovery beacons received."),
+        ("discovery-rejected", "zgossip_discovery_rejected_total", Counter, "Discovery beacons rejected."),
+        ("discovery-ignored-plain", "zgossip_discovery_ignored_plain_total", Counter, "Plain discovery beacons ignored by a CURVE node."),
+        ("discovery-ignored-curve", "zgossip_discovery_ignored_curve_total", Counter, "CURVE discovery beacons ignored by a plain node."),
+        ("discovery-not-allowed", "zgossip_discovery_not_allowed_total", Counter, "Discovery beacons from peers the access rules refuse."),
+        ("discovery-dials", "zgossip_discovery_dials_total", Counter, "Peers found by discovery handed to the overlay."),
+        ("discovery-refused", "zgossip_discovery_refused_total", Counter, "Discovered peers refused (the candidate list was full)."),
+    ]
+};
+
+/// The text for `METRICS`: every `STATS` counter (`stats`, as `STATS`
+/// gives them), the engine's links and its propagation delay histogram.
+pub(crate) fn exposition<'a>(
+    stats: impl IntoIterator<Item = (&'a str, u64)>,
+    engine: &Engine,
+) -> String {
+    let mut t = Text::default();
+    for (name, value) in stats {
+        t.stat(name, value);
+    }
+    t.delay(engine.delay_histogram());
+    t.links(&engine.links());
+    t.out
+}
+
+#[derive(Default)]
+struct Text {
+    out: String,
+}
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        self.out.push_str("# HELP ");
+        self.out.push_str(name);
+        self.out.push(' ');
+        escape_help(help, &mut self.out);
+        let _ = writeln!(self.out, "\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                escape_label_value(v, &mut self.out);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        self.out.push_str(value);
+        self.out.push('\n');
+    }
+
+    /// One `STATS` counter; a name the table lacks becomes an untyped
+    /// metric of its own (nothing is left out).
+    fn stat(&mut self, stat: &str, value: u64) {
+        let Some(&(_, name, kind, help)) = STATS_METRICS.iter().find(|m| m.0 == stat) else {
+            let name = format!(
+                "zgossip_{}",
+                stat.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            );
+            self.family(&name, "untyped", &format!("STATS {stat}."));
+            self.sample(&name, &[], &value.to_string());
+            return;
+        };
+        let help = format!("{help} (STATS {stat})");
+        match kind {
+            Kind::Counter => {
+                self.family(name, "counter", &help);
+                self.sample(name, &[], &value.to_string());
+            }
+            Kind::Gauge => {
+                self.family(name, "gauge", &help);
+                self.sample(name, &[], &value.to_string());
+            }
+            Kind::GaugeMs => {
+                self.family(name, "gauge", &help);
+                self.sample(name, &[], &seconds(value));
+            }
+            Kind::Info(label) => {
+                self.family(name, "gauge", &help);
+                self.sample(name, &[(label, &value.to_string())], "1");
+            }
+        }
+    }
+
+    fn delay(&mut self, h: &DelayHistogram) {
+        const NAME: &str = "zgossip_propagation_delay_seconds";
+        self.family(
+            NAME,
+            "histogram",
+            "Time from a write's version stamp (the wall clock of the node that made it) to \
+             its arrival here, for every write applied from a ZGP/2 peer. Clock skew between \
+             the nodes adds to it or takes from it.",
+        );
+        let bucket = format!("{NAME}_bucket");
+        for (le, n) in h.cumulative() {
+            let le = le.map_or_else(|| "+Inf".to_string(), seconds);
+            self.sample(&bucket, &[("le", &le)], &n.to_string());
+        }
+        self.sample(&format!("{NAME}_sum"), &[], &seconds(h.sum_ms));
+        self.sample(&format!("{NAME}_count"), &[], &h.count.to_string());
+        const CLAMPED: &str = "zgossip_propagation_delay_clamped_total";
+        self.family(
+            CLAMPED,
+            "counter",
+            "Writes stamped later than their arrival here (the writer's clock ahead of ours), \
+             counted in the histogram as a delay of 0.",
+        );
+        self.sample(CLAMPED, &[], &h.clamped.to_string());
+    }
+
+    fn links(&mut self, links: &[LinkInfo]) {
+        type Get = fn(&LinkInfo) -> Option<String>;
+        let families: [(&str, &str, &str, Get); 7] = [
+            ("zgossip_link_frames_in_total", "counter", "ZGP frames received on the link since its handshake.", |l| {
+                Some(l.traffic.frames_in.to_string())
+            }),
+            ("zgossip_link_frames_out_total", "counter", "ZGP frames queued for the link since its handshake.", |l| {
+                Some(l.traffic.frames_out.to_string())
+            }),
+            ("zgossip_link_bytes_in_total", "counter", "Bytes read from the link (handshake included).", |l| {
+                Some(l.traffic.bytes_in.to_string())
+            }),
+            ("zgossip_link_bytes_out_total", "counter", "Bytes of ZMTP frames handed to the link since its handshake (before any CURVE encryption).", |l| {
+                Some(l.traffic.bytes_out.to_string())
+            }),
+            ("zgossip_link_backlog_bytes", "gauge", "Bytes waiting to be sent on the link.", |l| {
+                Some(l.backlog_bytes.to_string())
+            }),
+            ("zgossip_link_rtt_seconds", "gauge", "Last round trip measured on the link (PING to PONG; links this node dialled).", |l| {
+                l.rtt_ms.map(seconds)
+            }),
+            ("zgossip_link_eager", "gauge", "1 if the broadcast tree pushes writes on the link, 0 if it announces them (tree links only).", |l| {
+                l.eager.map(|e| u8::from(e).to_string())
+            }),
+        ];
+        for (name, kind, help, get) in families {
+            self.family(name, kind, help);
+            for l in links {
+                let Some(v) = get(l) else { continue };
+                let conn = l.conn.to_string();
+                let peer_id = l.peer_id.map(|id| id.to_string()).unwrap_or_default();
+                let role = if l.inbound { "inbound" } else { "outbound" };
+                let labels = [
+                    ("conn", conn.as_str()),
+                    ("role", role),
+                    ("peer", l.endpoint.as_str()),
+                    ("peer_id", peer_id.as_str()),
+                ];
+                self.sample(name, &labels, &v);
+            }
+        }
+    }
+}
+
+/// Milliseconds as a decimal number of seconds, exactly (`2500` is
+/// `2.5`).
+fn seconds(ms: u64) -> String {
+    let (s, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return s.to_string();
+    }
+    let f = format!("{frac:03}");
+    format!("{s}.{}", f.trim_end_matches('0'))
+}
+
+/// A label value as the format wants it: backslash, double quote and line
+/// feed escaped (`\\`, `\"`, `\n`); anything else as it is.
+pub(crate) fn escape_label_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Help text: backslash and line feed escaped.
+fn escape_help(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Now, Settings, Traffic};
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let mut s = String::new();
+        escape_label_value("tcp://a\"b\\c\nd}", &mut s);
+        assert_eq!(s, r#"tcp://a\"b\\c\nd}"#);
+        let mut h = String::new();
+        escape_help("a\\b\nc\"", &mut h);
+        assert_eq!(h, "a\\\\b\\nc\"");
+    }
+
+    #[test]
+    fn seconds_are_exact() {
+        assert_eq!(seconds(0), "0");
+        assert_eq!(seconds(1), "0.001");
+        assert_eq!(seconds(2_500), "2.5");
+        assert_eq!(seconds(60_000), "60");
+        assert_eq!(seconds(1_010), "1.01");
+    }
+
+    /// Every name STATS gives has its metric (the discovery counters are
+    /// checked by name: they need a running beacon).
+    #[test]
+    fn every_stats_counter_has_a_metric() {
+        let e = Engine::new("e", 1, Settings::default());
+        let names = crate::control::reply::engine_counters(&e)
+            .into_iter()
+            .chain(crate::control::reply::overlay_counters(&e))
+            .map(|(n, _)| n)
+            .chain([
+                "input-held",
+                "stalled-closed",
+                "input-refused",
+                "fd-refused",
+                "plain-dials",
+                "replies-pending",
+                "replies-coalesced",
+                "handoff-reads",
+                "cluster-refused",
+                "bytes-in",
+                "bytes-out",
+                "discovery-answers",
+                "discovery-other-cluster",
+                "discovery-peers",
+                "discovery-beacons",
+                "discovery-rejected",
+                "discovery-ignored-plain",
+                "discovery-ignored-curve",
+                "discovery-not-allowed",
+                "discovery-dials",
+                "discovery-refused",
+            ]);
+        for n in names {
+            assert!(
+                STATS_METRICS.iter().any(|m| m.0 == n),
+                "no metric for STATS {n}"
+            );
+        }
+        for (i, m) in STATS_METRICS.iter().enumerate() {
+            assert!(m.1.starts_with("zgossip_"));
+            assert!(m.1.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            assert_eq!(m.2 == Kind::Counter, m.1.ends_with("_total"), "{}", m.1);
+            assert!(
+                !STATS_METRICS[..i].iter().any(|o| o.1 == m.1),
+                "{} twice",
+                m.1
+            );
+        }
+    }
+
+    #[test]
+    fn the_text_has_help_type_and_samples() {
+        let mut e = Engine::new("e", 1, Settings::default());
+        let now = Now {
+            mono_ms: 0,
+            wall_ms: 1_700_000_000_000,
+        };
+        e.publish("a", "1", None, now);
+        let stats = crate::control::reply::engine_counters(&e)
+            .into_iter()
+            .chain(crate::control::reply::overlay_counters(&e))
+            .chain([("bytes-out", 42), ("some-new-counter", 3)]);
+        let text = exposition(stats, &e);
+        assert!(text.contains(
+            "# HELP zgossip_tuples Live tuples held. (STATS tuples)\n\
+             # TYPE zgossip_tuples gauge\nzgossip_tuples 1\n"
+        ));
+        assert!(
+            text.contains("# TYPE zgossip_frames_out_total counter\nzgossip_frames_out_total 0\n")
+        );
+        assert!(text.contains("\nzgossip_bytes_out_total 42\n"));
+        assert!(text.contains("\nzgossip_overlay_anchor_info{anchor=\"1\"} 1\n"));
+        assert!(text.contains("\nzgossip_tree_graft_timeout_seconds "));
+        assert!(
+            text.contains("# TYPE zgossip_some_new_counter untyped\nzgossip_some_new_counter 3\n")
+        );
+        assert!(text.contains("# TYPE zgossip_propagation_delay_seconds histogram\n"));
+        assert!(text.contains("zgossip_propagation_delay_seconds_bucket{le=\"0.001\"} 0\n"));
+        assert!(text.contains("zgossip_propagation_delay_seconds_bucket{le=\"+Inf\"} 0\n"));
+        assert!(text.contains("zgossip_propagation_delay_seconds_count 0\n"));
+        assert!(text.contains("# TYPE zgossip_link_backlog_bytes gauge\n"));
+        assert!(text.ends_with('\n'));
+        // Every line a comment or `name[{labels}] value`.
+        for line in text.lines() {
+            if line.starts_with('#') {
+                assert!(
+                    line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                    "{line}"
+                );
+                continue;
+            }
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            assert!(value == "+Inf" || value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn links_are_labelled_and_escaped() {
+        let mut t = Text::default();
+        t.links(&[LinkInfo {
+            conn: 7,
+            inbound: false,
+            endpoint: "tcp://evil\"} 1\nzgossip_fake 2".into(),
+            peer_id: Some(99),
+            traffic: Traffic {
+                frames_in: 1,
+                frames_out: 2,
+                bytes_in: 3,
+                bytes_out: 4,
+            },
+            backlog_bytes: 5,
+            rtt_ms: Some(1_500),
+            eager: Some(true),
+        }]);
+        let labels =
+            r#"{conn="7",role="outbound",peer="tcp://evil\"} 1\nzgossip_fake 2",peer_id="99"}"#;
+        for (name, v) in [
+            ("zgossip_link_frames_in_total", "1"),
+            ("zgossip_link_frames_out_total", "2"),
+            ("zgossip_link_bytes_in_total", "3"),
+            ("zgossip_link_bytes_out_total", "4"),
+            ("zgossip_link_backlog_bytes", "5"),
+            ("zgossip_link_rtt_seconds", "1.5"),
+            ("zgossip_link_eager", "1"),
+        ] {
+            assert!(
+                t.out.contains(&format!("\n{name}{labels} {v}\n")),
+                "{name}:\n{}",
+                t.out
+            );
+        }
+        assert!(!t.out.lines().any(|l| l.starts_with("zgossip_fake")));
+    }
+}
