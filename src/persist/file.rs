@@ -1,0 +1,303 @@
+//! The data directory on disk: one data file of records, appended to and
+//! now and then replaced whole by a compaction, and a lock file that keeps
+//! a second node out.
+//!
+//! ```text
+//! DIR/lock            held with flock(2) while a node has DIR open
+//! DIR/tuples.zgp      the header and the records (record.rs)
+//! DIR/tuples.zgp.new  a compaction being written; renamed over the data
+//!                     file once synced, deleted if found at open
+//! ```
+//!
+//! Every replacement goes through the `.new` file, a sync, a rename and a
+//! sync of the directory, so that a crash leaves either the old file or
+//! the new one, whole.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::record::{self, Scan};
+use crate::error::{Error, Result};
+
+/// The data file's name in the directory.
+pub const DATA_FILE: &str = "tuples.zgp";
+/// A compaction's file until it is renamed over [`DATA_FILE`].
+pub const NEW_FILE: &str = "tuples.zgp.new";
+/// The lock file's name.
+pub const LOCK_FILE: &str = "lock";
+
+/// A data directory held open (and locked) by one node.
+#[derive(Debug)]
+pub struct DataDir {
+    dir: PathBuf,
+    path: PathBuf,
+    /// The data file, opened for appending.
+    file: File,
+    /// Released (and the lock with it) when the directory is dropped.
+    _lock: Flock<File>,
+    /// Bytes of the data file that are good: a failed append is cut back
+    /// to here.
+    len: u64,
+}
+
+/// A directory just opened: its good part read, checked and ready to be
+/// loaded.
+#[derive(Debug)]
+pub struct Opened {
+    pub dir: DataDir,
+    /// The good part of the data file (header included).
+    pub contents: Vec<u8>,
+    /// What the check found; a torn tail has been cut from the file.
+    pub scan: Scan,
+}
+
+impl DataDir {
+    /// Opens `dir` (created when missing): takes its lock, reads its data
+    /// file (created when missing) and checks it. A torn tail is cut off
+    /// the file (`scan.torn` says so). Damage elsewhere, a newer format or
+    /// a lock held by another node are errors that name the file.
+    pub fn open(dir: &Path) -> Result<Opened> {
+        let shown = dir.display();
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create data directory {shown}"), e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+        let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(Error::Config(format!(
+                    "data directory {shown} is in use by another node (it holds {})",
+                    lock_path.display()
+                )))
+            }
+            Err((_, errno)) => {
+                return Err(Error::io(
+                    format!("cannot lock {}", lock_path.display()),
+                    io::Error::from(errno),
+                ))
+            }
+        };
+        match fs::remove_file(dir.join(NEW_FILE)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io(
+                    format!("cannot remove {}", dir.join(NEW_FILE).display()),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+        let path = dir.join(DATA_FILE);
+        if !path.exists() {
+            write_whole(dir, &record::header())
+                .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        }
+        let mut contents =
+            fs::read(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        let scan = record::scan(&contents).map_err(|d| {
+            Error::Config(format!(
+                "{}: damaged at offset {}: {}",
+                path.display(),
+                d.offset,
+                d.why
+            ))
+        })?;
+        if scan.torn.is_some() {
+            contents.truncate(scan.good_len);
+            cut(&path, scan.good_len as u64)
+                .map_err(|e| Error::io(format!("cannot cut the tail of {}", path.display()), e))?;
+        }
+        let file = append_to(&path)?;
+        Ok(Opened {
+            dir: DataDir {
+                dir: dir.to_path_buf(),
+                path,
+                file,
+                _lock: lock,
+                len: contents.len() as u64,
+            },
+            contents,
+            scan,
+        })
+    }
+
+    /// The data file's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of the data file.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Always false: a data file holds its header at least.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Appends records (handed to the system, not synced). On an error the
+    /// file is cut back to what it held before, so that no partial record
+    /// stays in the middle of it.
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.file.write_all(bytes) {
+            // Best effort: if even this fails, the next open finds a torn
+            // tail, or the next compaction replaces the file.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Forces what was appended to disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Replaces the data file with `contents` (a header and records, a
+    /// compaction's snapshot): written beside it, synced, renamed over it.
+    /// On an error the old file stays as it was.
+    pub fn replace(&mut self, contents: &[u8]) -> io::Result<()> {
+        write_whole(&self.dir, contents)?;
+        self.file = append_to(&self.path).map_err(|e| match e {
+            Error::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })?;
+        self.len = contents.len() as u64;
+        Ok(())
+    }
+}
+
+/// Writes `contents` as the directory's data file through the `.new` file.
+fn write_whole(dir: &Path, contents: &[u8]) -> io::Result<()> {
+    let new = dir.join(NEW_FILE);
+    let mut f = File::create(&new)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&new, dir.join(DATA_FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Cuts the file at `path` to `len` bytes, durably.
+fn cut(path: &Path, len: u64) -> io::Result<()> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.set_len(len)?;
+    f.sync_all()
+}
+
+fn append_to(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Version, Write};
+
+    /// A fresh directory under the system's temporary one.
+    fn tmp(name: &str) -> PathBuf {
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("zgossip-file-{name}-{}", u64::from_le_bytes(id)));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn rec(key: &str, value: &str, clock: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let w = Write {
+            value,
+            version: Version { clock, origin: 1 },
+            expires: 0,
+            deleted: false,
+        };
+        record::encode(&mut out, key, &w, 0);
+        out
+    }
+
+    #[test]
+    fn a_directory_is_created_appended_to_reopened_and_replaced() {
+        let dir = tmp("basic");
+        let mut o = DataDir::open(&dir).unwrap();
+        assert_eq!(o.scan.records, 0);
+        assert_eq!(o.contents.len(), record::HEADER_LEN);
+        o.dir.append(&rec("a", "1", 1)).unwrap();
+        o.dir.append(&rec("b", "2", 2)).unwrap();
+        o.dir.sync().unwrap();
+        let len = o.dir.len();
+        drop(o);
+        let mut o = DataDir::open(&dir).unwrap();
+        assert_eq!((o.scan.records, o.dir.len()), (2, len));
+        let mut snapshot = record::header().to_vec();
+        snapshot.extend(rec("b", "2", 2));
+        o.dir.replace(&snapshot).unwrap();
+        o.dir.append(&rec("c", "3", 3)).unwrap();
+        drop(o);
+        let o = DataDir::open(&dir).unwrap();
+        let keys: Vec<&str> = record::records(&o.contents).map(|r| r.key).collect();
+        assert_eq!(keys, ["b", "c"]);
+        drop(o);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_while_the_first_holds_the_lock() {
+        let dir = tmp("lock");
+        let first = DataDir::open(&dir).unwrap();
+        let e = DataDir::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("in use by another node") && e.contains("lock"),
+            "{e}"
+        );
+        drop(first);
+        DataDir::open(&dir).expect("free again");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_from_the_file_and_damage_is_named() {
+        let dir = tmp("torn");
+        let mut o = DataDir::open(&dir).unwrap();
+        o.dir.append(&rec("a", "1", 1)).unwrap();
+        let whole = o.dir.len();
+        o.dir.append(&rec("b", "2", 2)[..9]).unwrap();
+        drop(o);
+        let o = DataDir::open(&dir).unwrap();
+        assert!(o.scan.torn.is_some());
+        assert_eq!(o.dir.len(), whole);
+        assert_eq!(fs::metadata(dir.join(DATA_FILE)).unwrap().len(), whole);
+        drop(o);
+        // Damage before a good record.
+        let path = dir.join(DATA_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend(rec("c", "3", 3));
+        bytes[record::HEADER_LEN + 9] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let e = DataDir::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("offset 16"),
+            "{e}"
+        );
+        // A leftover compaction file is removed.
+        fs::write(dir.join(NEW_FILE), b"half").unwrap();
+        fs::write(&path, record::header()).unwrap();
+        DataDir::open(&dir).unwrap();
+        assert!(!dir.join(NEW_FILE).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
