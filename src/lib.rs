@@ -16,8 +16,6 @@ mod error;
 pub mod ffi;
 mod handle;
 pub mod news;
-// Used by the engine and the reactor from the next step on.
-#[allow(dead_code)]
 mod persist;
 mod reactor;
 pub mod rng;

@@ -20,11 +20,12 @@
 //! ZGP server and client state machines), `limits` (what one connection
 //! may cost: handshake and frame deadlines, tuples and bytes per second),
 //! `writes` (writes checked and merged), `forward` (writes sent on),
-//! `sync` (set reconciliation), `outbox` (what the driver takes out) and
-//! `timers`.
+//! `sync` (set reconciliation), `outbox` (what the driver takes out),
+//! `journal` (what a data directory is told) and `timers`.
 
 mod conn;
 mod forward;
+mod journal;
 mod limits;
 mod outbox;
 mod overlay;
@@ -38,6 +39,7 @@ pub mod views;
 mod writes;
 
 pub use conn::Peer;
+pub use journal::Restored;
 pub use overlay::OverlayStats;
 pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
@@ -176,6 +178,8 @@ pub struct Engine {
     /// The overlay: active and passive views, and the broadcast tree.
     views: views::Views,
     tree: tree::Tree,
+    /// Records for the data directory, when there is one.
+    journal: Option<journal::Journal>,
 }
 
 impl Engine {
@@ -207,6 +211,7 @@ impl Engine {
             guards: Guards::default(),
             last_now: Now::default(),
             stats: Stats::default(),
+            journal: None,
         }
     }
 

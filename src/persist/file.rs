@@ -136,13 +136,8 @@ impl DataDir {
     }
 
     /// Bytes of the data file.
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         self.len
-    }
-
-    /// Always false: a data file holds its header at least.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Appends records (handed to the system, not synced). On an error the
@@ -175,6 +170,15 @@ impl DataDir {
         })?;
         self.len = contents.len() as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl DataDir {
+    /// Makes the next appends fail, as a full disk would (the data file
+    /// reopened read-only); a replacement heals it.
+    pub(crate) fn break_for_test(&mut self) {
+        self.file = File::open(&self.path).unwrap();
     }
 }
 
@@ -239,10 +243,10 @@ mod tests {
         o.dir.append(&rec("a", "1", 1)).unwrap();
         o.dir.append(&rec("b", "2", 2)).unwrap();
         o.dir.sync().unwrap();
-        let len = o.dir.len();
+        let len = o.dir.bytes();
         drop(o);
         let mut o = DataDir::open(&dir).unwrap();
-        assert_eq!((o.scan.records, o.dir.len()), (2, len));
+        assert_eq!((o.scan.records, o.dir.bytes()), (2, len));
         let mut snapshot = record::header().to_vec();
         snapshot.extend(rec("b", "2", 2));
         o.dir.replace(&snapshot).unwrap();
@@ -274,12 +278,12 @@ mod tests {
         let dir = tmp("torn");
         let mut o = DataDir::open(&dir).unwrap();
         o.dir.append(&rec("a", "1", 1)).unwrap();
-        let whole = o.dir.len();
+        let whole = o.dir.bytes();
         o.dir.append(&rec("b", "2", 2)[..9]).unwrap();
         drop(o);
         let o = DataDir::open(&dir).unwrap();
         assert!(o.scan.torn.is_some());
-        assert_eq!(o.dir.len(), whole);
+        assert_eq!(o.dir.bytes(), whole);
         assert_eq!(fs::metadata(dir.join(DATA_FILE)).unwrap().len(), whole);
         drop(o);
         // Damage before a good record.

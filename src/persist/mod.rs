@@ -20,6 +20,23 @@ pub mod file;
 pub mod record;
 pub mod snapshot;
 
+/// What the data directory did, for `STATS` (`store-*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records read back when the directory was opened.
+    pub loaded: u64,
+    /// Of those, tuples whose time to live ran out while the node was
+    /// down.
+    pub expired_on_load: u64,
+    pub records_written: u64,
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+    pub compactions: u64,
+    /// Torn or damaged last records cut when the directory was opened.
+    pub torn_tails: u64,
+    pub write_errors: u64,
+}
+
 /// `store/fsync`: when written data is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {

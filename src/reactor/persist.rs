@@ -1,0 +1,401 @@
+//! The data directory's driver: the file I/O of persistence, on the
+//! node's event loop. It opens the directory and loads it into the engine
+//! before anything is served, takes the engine's journal after every turn,
+//! hands it to the system and forces it to disk as `store/fsync` says
+//! (its deadline is one of the reactor's timers), compacts the data file
+//! when it holds more than about twice the live data, and turns write
+//! errors into a counter, a message and an event for the application
+//! while the node goes on serving from memory.
+
+use std::path::Path;
+
+use crate::engine::{Engine, Now, Restored};
+use crate::error::Result;
+use crate::persist::file::DataDir;
+use crate::persist::{record, snapshot, Counters, Fsync};
+
+/// Records kept in memory before they are handed to the system whatever
+/// the fsync interval.
+const WRITE_AHEAD: usize = 1 << 20;
+/// A data file smaller than this is never compacted.
+const MIN_COMPACT: u64 = 1 << 20;
+/// After a write error, ms before the directory is tried again (with a
+/// compaction, which writes everything the node holds).
+const RETRY_MS: u64 = 1_000;
+
+/// A data directory in use.
+pub(crate) struct Persist {
+    dir: DataDir,
+    /// `store/path` as it was set.
+    path: String,
+    /// The data file, for messages.
+    shown: String,
+    fsync: Fsync,
+    /// Records taken from the engine, not handed to the system yet.
+    pending: Vec<u8>,
+    pending_records: u64,
+    /// Records handed to the system but not synced.
+    unsynced: bool,
+    /// When what is pending or unsynced must be written and synced (mono
+    /// ms).
+    due: Option<u64>,
+    /// The last write error, while the directory is failing: retried at
+    /// `retry_at`.
+    failing: Option<String>,
+    retry_at: u64,
+    /// An error the application has not been told of yet.
+    report: Option<String>,
+    pub(crate) stats: Counters,
+}
+
+impl Persist {
+    /// Opens `path` and loads what it holds into `engine` (versions decide
+    /// against what the engine holds already); from then on the engine
+    /// keeps its journal. A torn tail is cut, with a warning on stderr.
+    pub(crate) fn open(path: &str, fsync: Fsync, engine: &mut Engine, now: Now) -> Result<Persist> {
+        let opened = DataDir::open(Path::new(path))?;
+        let shown = opened.dir.path().display().to_string();
+        let mut stats = Counters::default();
+        if let Some((offset, why)) = opened.scan.torn {
+            stats.torn_tails += 1;
+            eprintln!(
+                "zgossip {}: {shown}: cut a torn or damaged last record at offset {offset} ({why}); \
+                 the {} records before it are loaded",
+                engine.name(),
+                opened.scan.records
+            );
+        }
+        let held_before = engine.store().entries();
+        engine.set_journal(true);
+        for rec in record::records(&opened.contents) {
+            stats.loaded += 1;
+            if engine.restore(rec.key, rec.write, rec.since, now) == Restored::Expired {
+                stats.expired_on_load += 1;
+            }
+        }
+        engine.restored(now);
+        let mut p = Persist {
+            path: path.to_string(),
+            dir: opened.dir,
+            shown,
+            fsync,
+            pending: Vec::new(),
+            pending_records: 0,
+            unsynced: false,
+            due: None,
+            failing: None,
+            retry_at: 0,
+            report: None,
+            stats,
+        };
+        drop(opened.contents);
+        if held_before > 0 {
+            // Tuples the node held before the directory: all of it
+            // written at once.
+            p.compact(engine, now)?;
+        } else {
+            p.take(engine, now);
+        }
+        Ok(p)
+    }
+
+    /// `store/path` as it was set.
+    pub(crate) fn set_path(&self) -> &str {
+        &self.path
+    }
+
+    pub(crate) fn set_fsync(&mut self, fsync: Fsync, now: Now) {
+        if fsync != self.fsync {
+            self.fsync = fsync;
+            if self.due.is_some() {
+                self.due = Some(now.mono_ms);
+            }
+        }
+    }
+
+    /// Takes the engine's journal (after each turn of the engine). With
+    /// `store/fsync always` it is written and synced at once.
+    pub(crate) fn take(&mut self, engine: &mut Engine, now: Now) {
+        let n = engine.take_journal(&mut self.pending);
+        if n == 0 {
+            return;
+        }
+        if self.failing.is_some() {
+            // The retry's compaction writes everything the node holds.
+            self.pending.clear();
+            return;
+        }
+        self.pending_records += n;
+        match self.fsync {
+            Fsync::Always => self.flush(true, now),
+            _ => {
+                if self.pending.len() >= WRITE_AHEAD {
+                    self.flush(false, now);
+                }
+                if self.due.is_none() {
+                    self.due = Some(now.mono_ms + self.fsync.write_delay_ms());
+                }
+            }
+        }
+    }
+
+    /// When the driver must be called next (mono ms).
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        if self.failing.is_some() {
+            return Some(self.retry_at);
+        }
+        self.due
+    }
+
+    /// Runs what is due: pending records written and synced, a
+    /// compaction when the file outgrew the live data, a retry after a
+    /// write error.
+    pub(crate) fn timeout(&mut self, engine: &mut Engine, now: Now) {
+        if self.failing.is_some() {
+            if now.mono_ms >= self.retry_at && self.compact(engine, now).is_ok() {
+                eprintln!("zgossip {}: {}: writing again", engine.name(), self.shown);
+            }
+            return;
+        }
+        if self.due.is_some_and(|at| at <= now.mono_ms) {
+            self.flush(self.fsync.syncs(), now);
+            if self.failing.is_none() && self.wants_compaction(engine) {
+                let _ = self.compact(engine, now);
+            }
+        }
+    }
+
+    /// Hands what is pending to the system and, with `sync`, forces it to
+    /// disk.
+    fn flush(&mut self, sync: bool, now: Now) {
+        if !self.pending.is_empty() {
+            if let Err(e) = self.dir.append(&self.pending) {
+                self.fail(format!("cannot write {}: {e}", self.shown), now);
+                return;
+            }
+            self.stats.records_written += self.pending_records;
+            self.stats.bytes_written += self.pending.len() as u64;
+            self.pending.clear();
+            self.pending_records = 0;
+            self.unsynced = true;
+        }
+        if sync && self.unsynced {
+            if let Err(e) = self.dir.sync() {
+                self.fail(format!("cannot sync {}: {e}", self.shown), now);
+                return;
+            }
+            self.stats.fsyncs += 1;
+            self.unsynced = false;
+        }
+        self.due = None;
+    }
+
+    /// A write failed: counted, told, and tried again later with a
+    /// compaction; the node serves from memory meanwhile.
+    fn fail(&mut self, why: String, now: Now) {
+        self.stats.write_errors += 1;
+        if self.failing.is_none() {
+            eprintln!("zgossip: {why}; the node goes on from memory and tries again every second");
+            self.report = Some(why.clone());
+        }
+        self.failing = Some(why);
+        self.retry_at = now.mono_ms + RETRY_MS;
+        self.pending.clear();
+        self.pending_records = 0;
+        self.due = None;
+    }
+
+    /// An error the application has not been told of (once per failure).
+    pub(crate) fn take_report(&mut self) -> Option<String> {
+        self.report.take()
+    }
+
+    /// Whether the data file holds more than about twice the live data.
+    fn wants_compaction(&self, engine: &Engine) -> bool {
+        let live = snapshot::estimate(engine.store()) as u64 + record::HEADER_LEN as u64;
+        self.dir.bytes() > MIN_COMPACT.max(2 * live)
+    }
+
+    /// Replaces the data file with a snapshot of everything the engine
+    /// holds (live tuples and tombstones); what was pending is in it.
+    pub(crate) fn compact(&mut self, engine: &mut Engine, now: Now) -> Result<()> {
+        let mut out = record::header().to_vec();
+        // Whatever the journal holds is in the snapshot too.
+        let mut dropped = Vec::new();
+        engine.take_journal(&mut dropped);
+        let n = snapshot::encode(engine.store(), &mut out);
+        match self.dir.replace(&out) {
+            Ok(()) => {
+                self.stats.compactions += 1;
+                self.stats.records_written += n as u64;
+                self.stats.bytes_written += out.len() as u64;
+                self.stats.fsyncs += 1;
+                self.pending.clear();
+                self.pending_records = 0;
+                self.unsynced = false;
+                self.due = None;
+                self.failing = None;
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("cannot compact {}: {e}", self.shown);
+                self.stats.write_errors += 1;
+                if self.failing.is_none() {
+                    eprintln!(
+                        "zgossip {}: {why}; the node goes on from memory",
+                        engine.name()
+                    );
+                    self.report = Some(why.clone());
+                }
+                self.retry_at = now.mono_ms + RETRY_MS;
+                self.failing = Some(why.clone());
+                Err(crate::error::Error::Config(why))
+            }
+        }
+    }
+
+    /// Writes and syncs what is pending (the node is ending).
+    pub(crate) fn close(&mut self, engine: &mut Engine, now: Now) {
+        self.take(engine, now);
+        if self.failing.is_none() {
+            self.flush(true, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Settings;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).unwrap();
+        std::env::temp_dir().join(format!(
+            "zgossip-driver-{name}-{:016x}",
+            u64::from_le_bytes(id)
+        ))
+    }
+
+    fn at(ms: u64) -> Now {
+        Now {
+            mono_ms: ms,
+            wall_ms: 1_700_000_000_000 + ms,
+        }
+    }
+
+    #[test]
+    fn records_wait_for_the_interval_then_are_written_and_synced() {
+        let dir = tmp("interval");
+        let mut e = Engine::new("e", 1, Settings::default());
+        let mut p = Persist::open(dir.to_str().unwrap(), Fsync::Every(100), &mut e, at(0)).unwrap();
+        assert_eq!(p.poll_timeout(), None, "nothing to do");
+        e.publish("k", "v", None, at(10));
+        p.take(&mut e, at(10));
+        assert_eq!(p.poll_timeout(), Some(110));
+        assert_eq!(p.stats.records_written, 0);
+        e.publish("j", "w", None, at(50));
+        p.take(&mut e, at(50));
+        assert_eq!(
+            p.poll_timeout(),
+            Some(110),
+            "the first write sets the deadline"
+        );
+        p.timeout(&mut e, at(109));
+        assert_eq!(p.stats.fsyncs, 0);
+        p.timeout(&mut e, at(110));
+        assert_eq!((p.stats.records_written, p.stats.fsyncs), (2, 1));
+        assert_eq!(p.poll_timeout(), None);
+        // Always: at once.
+        p.set_fsync(Fsync::Always, at(200));
+        e.publish("k", "v2", None, at(200));
+        p.take(&mut e, at(200));
+        assert_eq!((p.stats.records_written, p.stats.fsyncs), (3, 2));
+        // Never: written on the timer, not synced.
+        p.set_fsync(Fsync::Never, at(300));
+        e.publish("k", "v3", None, at(300));
+        p.take(&mut e, at(300));
+        p.timeout(&mut e, at(400));
+        assert_eq!((p.stats.records_written, p.stats.fsyncs), (4, 2));
+        drop(p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_grown_past_twice_the_live_data_is_compacted() {
+        let dir = tmp("compact");
+        let mut e = Engine::new("e", 1, Settings::default());
+        // Never synced: the test is about sizes, not disks.
+        let mut p = Persist::open(dir.to_str().unwrap(), Fsync::Never, &mut e, at(0)).unwrap();
+        let value = "x".repeat(1000);
+        for k in 0..10 {
+            e.publish(&format!("key{k}"), "first", None, at(1));
+        }
+        let mut t = 1;
+        for round in 0..1500 {
+            t += 1;
+            let v = format!("{round}{value}");
+            e.publish(&format!("key{}", round % 10), &v, None, at(t));
+            p.take(&mut e, at(t));
+            t += 100;
+            p.timeout(&mut e, at(t));
+        }
+        assert!(p.stats.compactions >= 1, "{:?}", p.stats);
+        let live = snapshot::estimate(e.store()) as u64;
+        assert!(
+            p.dir.bytes() <= MIN_COMPACT.max(2 * live) + 2_000,
+            "{}",
+            p.dir.bytes()
+        );
+        drop(p);
+        // What a compaction left reads back as the store.
+        let mut f = Engine::new("f", 2, Settings::default());
+        let p = Persist::open(dir.to_str().unwrap(), Fsync::Always, &mut f, at(t)).unwrap();
+        for k in 0..10 {
+            let key = format!("key{k}");
+            assert_eq!(
+                f.store().get(&key).map(|t| t.version),
+                e.store().get(&key).map(|t| t.version)
+            );
+            assert_eq!(f.store().value(&key), e.store().value(&key));
+        }
+        drop(p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_error_is_counted_and_told_once_and_a_retry_writes_everything() {
+        let dir = tmp("errors");
+        let mut e = Engine::new("e", 1, Settings::default());
+        let mut p = Persist::open(dir.to_str().unwrap(), Fsync::Always, &mut e, at(0)).unwrap();
+        e.publish("a", "1", None, at(1));
+        p.take(&mut e, at(1));
+        p.dir.break_for_test();
+        e.publish("b", "2", None, at(2));
+        p.take(&mut e, at(2));
+        e.publish("c", "3", None, at(3));
+        p.take(&mut e, at(3));
+        assert_eq!(p.stats.write_errors, 1, "failing: nothing more is tried");
+        let told = p.take_report().expect("told");
+        assert!(
+            told.contains("cannot write") && told.contains("tuples.zgp"),
+            "{told}"
+        );
+        assert_eq!(p.take_report(), None, "once");
+        assert_eq!(p.poll_timeout(), Some(1_002));
+        // The retry: a compaction, which writes all the node holds.
+        p.timeout(&mut e, at(1_002));
+        assert_eq!((p.stats.write_errors, p.stats.compactions), (1, 1));
+        assert_eq!(p.poll_timeout(), None);
+        e.publish("d", "4", None, at(1_003));
+        p.take(&mut e, at(1_003));
+        drop(p);
+        let mut f = Engine::new("f", 2, Settings::default());
+        let _p = Persist::open(dir.to_str().unwrap(), Fsync::Always, &mut f, at(2_000)).unwrap();
+        for (k, v) in [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")] {
+            assert_eq!(f.store().value(k), Some(v), "{k}");
+        }
+        drop(_p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
