@@ -42,6 +42,8 @@ pub struct DataDir {
     /// Bytes of the data file that are good: a failed append is cut back
     /// to here.
     len: u64,
+    /// The nonce of the data file's marks.
+    nonce: u32,
 }
 
 /// A directory just opened: its good part read, checked and ready to be
@@ -53,6 +55,8 @@ pub struct Opened {
     pub contents: Vec<u8>,
     /// What the check found; a torn tail has been cut from the file.
     pub scan: Scan,
+    /// Bytes cut (0 without a torn tail).
+    pub cut_bytes: usize,
 }
 
 impl DataDir {
@@ -98,7 +102,7 @@ impl DataDir {
         }
         let path = dir.join(DATA_FILE);
         if !path.exists() {
-            write_whole(dir, &record::header())
+            write_whole(dir, &new_header())
                 .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
         }
         let mut contents =
@@ -111,12 +115,14 @@ impl DataDir {
                 d.why
             ))
         })?;
+        let cut_bytes = contents.len() - scan.good_len;
         if scan.torn.is_some() {
             contents.truncate(scan.good_len);
             cut(&path, scan.good_len as u64)
                 .map_err(|e| Error::io(format!("cannot cut the tail of {}", path.display()), e))?;
         }
         let file = append_to(&path)?;
+        let nonce = record::nonce_of(&contents);
         Ok(Opened {
             dir: DataDir {
                 dir: dir.to_path_buf(),
@@ -124,9 +130,11 @@ impl DataDir {
                 file,
                 _lock: lock,
                 len: contents.len() as u64,
+                nonce,
             },
             contents,
             scan,
+            cut_bytes,
         })
     }
 
@@ -138,6 +146,12 @@ impl DataDir {
     /// Bytes of the data file.
     pub fn bytes(&self) -> u64 {
         self.len
+    }
+
+    /// Appends a sync mark of this file to `out` (to be appended after a
+    /// sync: it says that everything before it is on disk).
+    pub fn mark(&self, out: &mut Vec<u8>) {
+        record::mark(out, self.nonce);
     }
 
     /// Appends records (handed to the system, not synced). On an error the
@@ -159,11 +173,13 @@ impl DataDir {
         self.file.sync_data()
     }
 
-    /// Replaces the data file with `contents` (a header and records, a
-    /// compaction's snapshot): written beside it, synced, renamed over it.
-    /// On an error the old file stays as it was.
+    /// Replaces the data file with `contents` (a header from
+    /// [`new_header`] and records, a compaction's snapshot): written
+    /// beside it, synced, renamed over it. On an error the old file stays
+    /// as it was.
     pub fn replace(&mut self, contents: &[u8]) -> io::Result<()> {
         write_whole(&self.dir, contents)?;
+        self.nonce = record::nonce_of(contents);
         self.file = append_to(&self.path).map_err(|e| match e {
             Error::Io { source, .. } => source,
             other => io::Error::other(other.to_string()),
@@ -180,6 +196,20 @@ impl DataDir {
     pub(crate) fn break_for_test(&mut self) {
         self.file = File::open(&self.path).unwrap();
     }
+}
+
+/// The header of a new data file, with a nonce of its own.
+pub fn new_header() -> [u8; record::HEADER_LEN] {
+    let mut b = [0u8; 4];
+    // A nonce only tells this file's marks from bytes that look like
+    // them: without the system's randomness, the time will do.
+    if getrandom::getrandom(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        b = t.to_be_bytes();
+    }
+    record::header(u32::from_be_bytes(b))
 }
 
 /// Writes `contents` as the directory's data file through the `.new` file.
@@ -247,7 +277,7 @@ mod tests {
         drop(o);
         let mut o = DataDir::open(&dir).unwrap();
         assert_eq!((o.scan.records, o.dir.bytes()), (2, len));
-        let mut snapshot = record::header().to_vec();
+        let mut snapshot = new_header().to_vec();
         snapshot.extend(rec("b", "2", 2));
         o.dir.replace(&snapshot).unwrap();
         o.dir.append(&rec("c", "3", 3)).unwrap();
@@ -290,6 +320,9 @@ mod tests {
         let path = dir.join(DATA_FILE);
         let mut bytes = fs::read(&path).unwrap();
         bytes.extend(rec("c", "3", 3));
+        // Synced since: damage before the mark is an error.
+        let nonce = record::nonce_of(&bytes);
+        record::mark(&mut bytes, nonce);
         bytes[record::HEADER_LEN + 9] ^= 1;
         fs::write(&path, &bytes).unwrap();
         let e = DataDir::open(&dir).unwrap_err().to_string();
@@ -299,7 +332,7 @@ mod tests {
         );
         // A leftover compaction file is removed.
         fs::write(dir.join(NEW_FILE), b"half").unwrap();
-        fs::write(&path, record::header()).unwrap();
+        fs::write(&path, new_header()).unwrap();
         DataDir::open(&dir).unwrap();
         assert!(!dir.join(NEW_FILE).exists());
         fs::remove_dir_all(&dir).unwrap();

@@ -4,13 +4,18 @@
 //! and the reasons for it.
 //!
 //! ```text
-//! file    = header *record
-//! header  = "ZGPSTORE" version-4 reserved-4         ; 16 bytes
+//! file    = header *( record / mark )
+//! header  = "ZGPSTORE" version-4 nonce-4            ; 16 bytes
 //! record  = length-4 crc-4 body                     ; crc: CRC-32 of body
 //! body    = key value clock-8 origin-8 flags-1 [expires-8] [since-8]
 //! key     = number-1 *OCTET ; value = number-4 *OCTET  (UTF-8 both)
 //! flags   = bit 0 deleted, bit 1 expires present, bit 2 since present
+//! mark    = %x00.00.00.08 crc-4 "SYNC" nonce-4      ; all before it synced
 //! ```
+//!
+//! A mark is written after each sync: everything before a good mark was
+//! on disk before the mark was written. The nonce, drawn when the file is
+//! created, keeps bytes inside a value from passing for a mark.
 //!
 //! The body follows the ZGP/2 `TUPLE` (key, value, clock, origin, then the
 //! expiry and flags), with the expiry left out when there is none and the
@@ -36,17 +41,48 @@ const HAS_SINCE: u8 = 4;
 const KNOWN_FLAGS: u8 = DELETED | HAS_EXPIRES | HAS_SINCE;
 /// The shortest body: empty key and value, clock, origin, flags.
 const MIN_BODY: usize = 1 + 4 + 8 + 8 + 1;
+/// A mark's body: "SYNC" and the file's nonce.
+const MARK_BODY: usize = 8;
+/// Bytes of a mark.
+pub const MARK_LEN: usize = FRAME_LEN + MARK_BODY;
 /// The longest body accepted: a 255-byte key and a value of 16 MiB (far
 /// above the size rule's 1 MiB) with every optional field. A length
 /// beyond it is damage, not a record.
 pub const MAX_BODY: usize = 1 + 255 + 4 + (16 << 20) + 8 + 8 + 1 + 8 + 8;
 
-/// The header of a new file.
-pub fn header() -> [u8; HEADER_LEN] {
+/// The header of a new file whose marks carry `nonce`.
+pub fn header(nonce: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&FORMAT.to_be_bytes());
+    h[12..].copy_from_slice(&nonce.to_be_bytes());
     h
+}
+
+/// The nonce of a file's header (checked by [`scan`] first).
+pub fn nonce_of(header: &[u8]) -> u32 {
+    header
+        .get(12..HEADER_LEN)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Appends a mark: everything before it is on disk.
+pub fn mark(out: &mut Vec<u8>, nonce: u32) {
+    let mut body = [0u8; MARK_BODY];
+    body[..4].copy_from_slice(b"SYNC");
+    body[4..].copy_from_slice(&nonce.to_be_bytes());
+    out.extend_from_slice(&(MARK_BODY as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// What a good record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// A write.
+    Record(Record<'a>),
+    /// A sync mark, with its nonce.
+    Mark(u32),
 }
 
 /// One record: the write a key holds, and for a tombstone the local wall
@@ -121,14 +157,28 @@ impl std::fmt::Display for Bad {
     }
 }
 
-/// The record at the start of `bytes` and its length in bytes, checked
-/// (length, checksum, fields).
-pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), Bad> {
+/// The record or mark at the start of `bytes` and its length in bytes,
+/// checked (length, checksum, fields).
+pub fn decode(bytes: &[u8]) -> Result<(Item<'_>, usize), Bad> {
     let body = body_of(bytes)?;
     if crc32fast::hash(body) != u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) {
         return Err(Bad::Checksum);
     }
-    Ok((decode_body(body)?, FRAME_LEN + body.len()))
+    Ok((decode_item(body)?, FRAME_LEN + body.len()))
+}
+
+fn decode_item(body: &[u8]) -> Result<Item<'_>, Bad> {
+    if body.len() == MARK_BODY {
+        return match body.split_at(4) {
+            (b"SYNC", nonce) => Ok(Item::Mark(nonce_of_mark(nonce))),
+            _ => Err(Bad::Malformed("a mark without SYNC")),
+        };
+    }
+    decode_body(body).map(Item::Record)
+}
+
+fn nonce_of_mark(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// The body of the record at the start of `bytes`, its length checked
@@ -138,7 +188,7 @@ fn body_of(bytes: &[u8]) -> Result<&[u8], Bad> {
         return Err(Bad::Short);
     };
     let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-    if !(MIN_BODY..=MAX_BODY).contains(&len) {
+    if len != MARK_BODY && !(MIN_BODY..=MAX_BODY).contains(&len) {
         return Err(Bad::Length(len));
     }
     bytes.get(FRAME_LEN..FRAME_LEN + len).ok_or(Bad::Short)
@@ -213,11 +263,7 @@ impl<'a> Reader<'a> {
 
     fn text(&mut self, n: usize, what: &'static str) -> Result<&'a str, Bad> {
         let b = self.take(n)?;
-        let s = std::str::from_utf8(b).map_err(|_| Bad::Malformed(what))?;
-        if s.contains('\0') {
-            return Err(Bad::Malformed(what));
-        }
-        Ok(s)
+        std::str::from_utf8(b).map_err(|_| Bad::Malformed(what))
     }
 }
 
@@ -236,31 +282,37 @@ pub struct Scan {
     pub records: usize,
     /// Bytes of the good part, header included: the file is cut here.
     pub good_len: usize,
-    /// A torn or damaged last record, cut: where it started, and why.
+    /// A torn or damaged tail, cut: where it started, and why.
     pub torn: Option<(usize, Bad)>,
 }
 
 /// Checks a whole file: its header, then each record. The first bad
-/// record ends the good part. If no good record follows it anywhere, it
-/// was the file's last (a write torn by a crash, or damage there, which
-/// cannot be told apart): it is cut, and the file reads as the records
-/// before it. A good record after it means damage in the middle: an
-/// error, as is a header that is not ours or a newer format.
+/// record ends the good part. If no good mark of this file follows it,
+/// it lies in what was written after the last sync, which a crash may
+/// leave torn, or with holes and stale pages in any order (a power cut):
+/// the file is cut there, and reads as the records before it. A good mark
+/// after it means that the bad record had been synced: damage, an error,
+/// as is a header that is not ours or a newer format.
 pub fn scan(file: &[u8]) -> Result<Scan, Damage> {
     check_header(file)?;
+    let nonce = nonce_of(file);
     let mut at = HEADER_LEN;
     let mut records = 0;
     while at < file.len() {
         match decode(&file[at..]) {
-            Ok((_, len)) => {
+            Ok((item, len)) => {
                 at += len;
-                records += 1;
+                if matches!(item, Item::Record(_)) {
+                    records += 1;
+                }
             }
             Err(bad) => {
-                if let Some(next) = good_record_after(file, at + 1) {
+                if let Some(next) = mark_after(file, at + 1, nonce) {
                     return Err(Damage {
                         offset: at as u64,
-                        why: format!("{bad}, with a good record after it at offset {next}"),
+                        why: format!(
+                            "{bad}, in data synced to disk (a sync mark follows at offset {next})"
+                        ),
                     });
                 }
                 return Ok(Scan {
@@ -309,28 +361,37 @@ fn check_header(file: &[u8]) -> Result<(), Damage> {
     Ok(())
 }
 
-/// The first offset from `from` on where a good record starts.
-fn good_record_after(file: &[u8], from: usize) -> Option<usize> {
-    (from..file.len().saturating_sub(FRAME_LEN + MIN_BODY - 1))
-        .find(|&at| decode(&file[at..]).is_ok())
+/// The first offset from `from` on where a good mark of `nonce` starts.
+fn mark_after(file: &[u8], from: usize, nonce: u32) -> Option<usize> {
+    let mut want = Vec::with_capacity(MARK_LEN);
+    mark(&mut want, nonce);
+    file.get(from..)?
+        .windows(MARK_LEN)
+        .position(|w| w == want.as_slice())
+        .map(|i| from + i)
 }
 
 /// The records of the good part of a file (header included) that
-/// [`scan`] checked: read again without their checksums. A record that
-/// does not read ends the iteration (it cannot happen after a scan).
+/// [`scan`] checked, marks left out: read again without their checksums.
+/// Anything that does not read ends the iteration (it cannot happen after
+/// a scan).
 pub fn records(good: &[u8]) -> impl Iterator<Item = Record<'_>> + '_ {
     let mut at = HEADER_LEN.min(good.len());
-    std::iter::from_fn(move || {
+    std::iter::from_fn(move || loop {
         let body = body_of(&good[at..]).ok()?;
-        let rec = decode_body(body).ok()?;
         at += FRAME_LEN + body.len();
-        Some(rec)
+        match decode_item(body).ok()? {
+            Item::Record(rec) => return Some(rec),
+            Item::Mark(_) => continue,
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NONCE: u32 = 0x5eed_0001;
 
     fn w(value: &str, clock: u64) -> Write<'_> {
         Write {
@@ -341,11 +402,15 @@ mod tests {
         }
     }
 
-    /// A file of `n` records of varied shapes; the offsets they start at.
-    fn file(n: u64) -> (Vec<u8>, Vec<usize>) {
-        let mut out = header().to_vec();
+    /// A file of `n` records of varied shapes, with a sync mark after
+    /// the first `synced` of them; the offsets the records start at.
+    fn file(n: u64, synced: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut out = header(NONCE).to_vec();
         let mut starts = Vec::new();
         for i in 0..n {
+            if i == synced {
+                mark(&mut out, NONCE);
+            }
             starts.push(out.len());
             let key = format!("key-{i}");
             let value = format!("value-{}", "x".repeat(i as usize % 5));
@@ -361,6 +426,9 @@ mod tests {
             let since = if write.deleted { 9_000 + i } else { 0 };
             encode(&mut out, &key, &write, since);
         }
+        if synced >= n {
+            mark(&mut out, NONCE);
+        }
         (out, starts)
     }
 
@@ -370,10 +438,11 @@ mod tests {
 
     #[test]
     fn records_read_back_as_written() {
-        let (f, starts) = file(12);
+        let (f, starts) = file(12, 5);
         let scan = scan(&f).unwrap();
         assert_eq!(scan.records, 12);
         assert_eq!((scan.good_len, scan.torn), (f.len(), None));
+        assert_eq!(nonce_of(&f), NONCE);
         let all: Vec<Record<'_>> = records(&f).collect();
         assert_eq!(all.len(), 12);
         for (i, r) in all.iter().enumerate() {
@@ -396,24 +465,26 @@ mod tests {
             };
             assert_eq!(r.write.value, value);
             let (one, len) = decode(&f[starts[i as usize]..]).unwrap();
-            assert_eq!(one, *r);
-            assert_eq!(
-                starts[i as usize] + len,
-                *starts.get(i as usize + 1).unwrap_or(&f.len())
-            );
+            assert_eq!(one, Item::Record(*r));
+            let next = starts[i as usize] + len;
+            assert!(starts
+                .get(i as usize + 1)
+                .is_none_or(|&s| s == next || s == next + MARK_LEN));
         }
+        let (m, len) = decode(&f[starts[5] - MARK_LEN..]).unwrap();
+        assert_eq!((m, len), (Item::Mark(NONCE), MARK_LEN));
     }
 
     #[test]
-    fn a_tombstone_never_writes_its_value_and_unicode_survives() {
-        let mut out = header().to_vec();
+    fn a_tombstone_never_writes_its_value_and_unicode_and_nul_survive() {
+        let mut out = header(NONCE).to_vec();
         let mut t = w("gone", 5);
         t.deleted = true;
         encode(&mut out, "ключ", &t, 1);
-        encode(&mut out, "κ", &w("значение", 6), 0);
+        encode(&mut out, "κ", &w("значение\0", 6), 0);
         let all: Vec<Record<'_>> = records(&out).collect();
         assert_eq!((all[0].write.value, all[0].write.deleted), ("", true));
-        assert_eq!((all[1].key, all[1].write.value), ("κ", "значение"));
+        assert_eq!((all[1].key, all[1].write.value), ("κ", "значение\0"));
         // A live record of 20-byte key and value: 30 bytes of overhead.
         let mut one = Vec::new();
         encode(&mut one, &"k".repeat(20), &w(&"v".repeat(20), 1), 0);
@@ -422,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_write_torn_at_any_byte_of_the_last_record_is_cut_to_the_one_before() {
-        let (f, starts) = file(6);
+        let (f, starts) = file(6, 4);
         let last = *starts.last().unwrap();
         for cut in last..f.len() {
             let s = scan(&f[..cut]).unwrap_or_else(|d| panic!("cut at {cut}: {d:?}"));
@@ -442,37 +513,83 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_bit_in_the_last_record_cuts_it_and_elsewhere_is_an_error_naming_the_offset() {
-        let (f, starts) = file(5);
-        let last = *starts.last().unwrap();
-        for byte in last..f.len() {
+    fn a_hole_after_the_last_sync_is_cut_with_what_follows_it() {
+        // A power cut may leave any page written since the last sync
+        // missing, the later ones present.
+        let (f, starts) = file(8, 3);
+        let mut g = f.clone();
+        for b in &mut g[starts[4]..starts[5]] {
+            *b = 0;
+        }
+        let s = scan(&g).unwrap();
+        assert_eq!((s.good_len, s.records), (starts[4], 4));
+        assert_eq!(keys(&g[..s.good_len]), ["key-0", "key-1", "key-2", "key-3"]);
+        // Before the mark, the same hole is damage.
+        let mut h = f.clone();
+        for b in &mut h[starts[1]..starts[2]] {
+            *b = 0;
+        }
+        let d = scan(&h).unwrap_err();
+        assert_eq!(d.offset, starts[1] as u64);
+        assert!(d.why.contains("synced to disk"), "{}", d.why);
+    }
+
+    #[test]
+    fn a_flipped_bit_after_the_last_sync_is_cut_and_before_it_an_error_naming_the_offset() {
+        let (f, starts) = file(5, 3);
+        for byte in starts[3]..f.len() {
             for bit in 0..8 {
                 let mut g = f.clone();
                 g[byte] ^= 1 << bit;
                 let s = scan(&g).unwrap_or_else(|d| panic!("{byte}/{bit}: {d:?}"));
-                assert_eq!((s.good_len, s.records), (last, 4), "{byte}/{bit}");
+                let at = if byte < starts[4] {
+                    starts[3]
+                } else {
+                    starts[4]
+                };
+                assert_eq!(s.good_len, at, "{byte}/{bit}");
                 assert!(s.torn.is_some());
             }
         }
-        let middle = starts[2];
-        for byte in middle..starts[3] {
+        let mark_at = starts[3] - MARK_LEN;
+        for byte in starts[1]..mark_at {
             for bit in 0..8 {
                 let mut g = f.clone();
                 g[byte] ^= 1 << bit;
-                let d = scan(&g).expect_err("damage in the middle");
-                assert_eq!(d.offset, middle as u64, "{byte}/{bit}: {}", d.why);
-                assert!(
-                    d.why.contains(&format!("offset {}", starts[3])),
-                    "{}",
-                    d.why
-                );
+                let d = scan(&g).expect_err("damage before the mark");
+                let at = if byte < starts[2] {
+                    starts[1]
+                } else {
+                    starts[2]
+                };
+                assert_eq!(d.offset, at as u64, "{byte}/{bit}: {}", d.why);
+                assert!(d.why.contains(&format!("offset {mark_at}")), "{}", d.why);
             }
         }
     }
 
     #[test]
+    fn only_a_mark_of_the_files_own_nonce_makes_damage_an_error() {
+        // After a torn record: good records, and a mark of another nonce
+        // (as bytes of a value from a peer might be): still a tail.
+        let mut f = header(NONCE).to_vec();
+        encode(&mut f, "a", &w("1", 1), 0);
+        let good = f.len();
+        let mut torn = Vec::new();
+        encode(&mut torn, "b", &w("2", 2), 0);
+        f.extend_from_slice(&torn[..torn.len() - 5]);
+        mark(&mut f, NONCE ^ 1);
+        encode(&mut f, "c", &w("3", 3), 0);
+        let s = scan(&f).unwrap();
+        assert_eq!((s.good_len, s.records), (good, 1));
+        // The file's own mark there: the torn record had been synced.
+        mark(&mut f, NONCE);
+        assert_eq!(scan(&f).unwrap_err().offset, good as u64);
+    }
+
+    #[test]
     fn truncated_headers_foreign_files_and_newer_formats_are_errors() {
-        let (f, _) = file(2);
+        let (f, _) = file(2, 2);
         for cut in 0..HEADER_LEN {
             let d = scan(&f[..cut]).expect_err("short header");
             assert!(
@@ -528,6 +645,10 @@ mod tests {
             Err(Bad::Malformed("key"))
         ));
         assert_eq!(
+            decode(&frame(b"NOTSYNC!")).unwrap_err(),
+            Bad::Malformed("a mark without SYNC")
+        );
+        assert_eq!(
             decode(&[0, 0, 0, 1, 0, 0, 0, 0, 0]).unwrap_err(),
             Bad::Length(1)
         );
@@ -536,7 +657,7 @@ mod tests {
 
     #[test]
     fn any_bytes_scan_without_panicking() {
-        let (f, _) = file(4);
+        let (f, _) = file(4, 2);
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..2000 {
             let mut g = f.clone();

@@ -68,7 +68,7 @@ mod tests {
             },
             12_000,
         );
-        let mut out = record::header().to_vec();
+        let mut out = record::header(1).to_vec();
         assert_eq!(encode(&s, &mut out), 3);
         let scan = record::scan(&out).unwrap();
         assert_eq!((scan.records, scan.torn), (3, None));

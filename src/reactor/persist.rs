@@ -59,9 +59,10 @@ impl Persist {
         if let Some((offset, why)) = opened.scan.torn {
             stats.torn_tails += 1;
             eprintln!(
-                "zgossip {}: {shown}: cut a torn or damaged last record at offset {offset} ({why}); \
-                 the {} records before it are loaded",
+                "zgossip {}: {shown}: cut {} bytes written after the last sync, from a torn or \
+                 damaged record at offset {offset} ({why}); the {} records before it are loaded",
                 engine.name(),
+                opened.cut_bytes,
                 opened.scan.records
             );
         }
@@ -186,6 +187,9 @@ impl Persist {
             }
             self.stats.fsyncs += 1;
             self.unsynced = false;
+            // Whatever goes next starts with a mark: all before it is on
+            // disk (a crash may tear only what follows).
+            self.dir.mark(&mut self.pending);
         }
         self.due = None;
     }
@@ -219,11 +223,13 @@ impl Persist {
     /// Replaces the data file with a snapshot of everything the engine
     /// holds (live tuples and tombstones); what was pending is in it.
     pub(crate) fn compact(&mut self, engine: &mut Engine, now: Now) -> Result<()> {
-        let mut out = record::header().to_vec();
+        let mut out = crate::persist::file::new_header().to_vec();
         // Whatever the journal holds is in the snapshot too.
         let mut dropped = Vec::new();
         engine.take_journal(&mut dropped);
         let n = snapshot::encode(engine.store(), &mut out);
+        let nonce = record::nonce_of(&out);
+        record::mark(&mut out, nonce);
         match self.dir.replace(&out) {
             Ok(()) => {
                 self.stats.compactions += 1;
@@ -254,11 +260,16 @@ impl Persist {
         }
     }
 
-    /// Writes and syncs what is pending (the node is ending).
+    /// Writes and syncs what is pending, and marks it synced (the node is
+    /// ending).
     pub(crate) fn close(&mut self, engine: &mut Engine, now: Now) {
         self.take(engine, now);
         if self.failing.is_none() {
             self.flush(true, now);
+            if self.failing.is_none() {
+                let _ = self.dir.append(&self.pending);
+                self.pending.clear();
+            }
         }
     }
 }
