@@ -54,16 +54,17 @@ impl Engine {
     /// Writes the record of `key` holding `w` (a tombstone stored at
     /// local wall time `now_wall`).
     pub(super) fn journal(&mut self, key: &str, w: &Write<'_>, now_wall: u64) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
         // Keys are at most 255 bytes wherever they come from (the size
         // rule, the codecs); a longer one could not be written.
         if key.len() > crate::wire::gossip::MAX_KEY_LEN {
             return;
         }
-        if let Some(j) = self.journal.as_mut() {
-            let since = if w.deleted { now_wall.max(1) } else { 0 };
-            record::encode(&mut j.bytes, key, w, since);
-            j.records += 1;
-        }
+        let since = if w.deleted { now_wall.max(1) } else { 0 };
+        record::encode(&mut j.bytes, key, w, since);
+        j.records += 1;
     }
 
     /// Merges a tuple read back from a data directory: versions decide
