@@ -2,7 +2,7 @@
 //! holding 1,000,000 tuples of 20-byte keys and 20-byte values is opened
 //! and ready to serve in under a second; after a compaction the directory
 //! holds at most 2 x (key + value) + 32 bytes per live tuple; rewriting
-//! every tuple once leaves it within about twice the live data.
+//! every tuple twice leaves it within about twice the live data.
 //!
 //!     cargo bench --bench persist_open            (N=1000000 by default)
 //!     PERSIST_N=100000 cargo bench --bench persist_open
@@ -72,14 +72,28 @@ fn main() {
     assert_eq!(count, n);
     assert_eq!(b.get(&key(n - 1)).unwrap(), Some(value(n - 1, 0)));
 
-    // Every tuple rewritten once, as fast as the node takes them.
-    b.send(&["SET", "store/fsync", "100"]).unwrap();
+    // Every tuple rewritten twice, as fast as the node takes them: the
+    // data file passes twice the live data, and is compacted (on a
+    // thread) while the writes go on. The longest GET meanwhile says how
+    // long the node stopped answering.
     let t = Instant::now();
-    for i in 0..n {
-        b.publish(&key(i), &value(i, 1)).unwrap();
+    let mut slowest = Duration::ZERO;
+    let mut slowest_first = Duration::ZERO;
+    for round in 1..=2 {
+        if round == 2 {
+            slowest_first = slowest;
+        }
+        for i in 0..n {
+            b.publish(&key(i), &value(i, round)).unwrap();
+            if i % 50_000 == 0 {
+                let g = Instant::now();
+                b.get(&key(i)).unwrap();
+                slowest = slowest.max(g.elapsed());
+            }
+        }
     }
     let end = Instant::now() + Duration::from_secs(120);
-    while b.get(&key(n - 1)).unwrap() != Some(value(n - 1, 1)) {
+    while b.get(&key(n - 1)).unwrap() != Some(value(n - 1, 2)) {
         assert!(Instant::now() < end);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -97,8 +111,10 @@ fn main() {
     println!("compaction of {n} tuples (SET store/path on a full node): {compact_s:.3} s");
     println!("open and serve: {open_s:.3} s (target < 1 s)");
     println!(
-        "every tuple rewritten once: {rewrite_s:.3} s, {compactions} compaction(s), directory {after} bytes = {:.2} x the compacted size",
-        after as f64 / snapshot as f64
+        "every tuple rewritten twice: {rewrite_s:.3} s, {compactions} compaction(s), directory {after} bytes = {:.2} x the compacted size; slowest GET meanwhile {:.1} ms ({:.1} ms in the first round, before any compaction)",
+        after as f64 / snapshot as f64,
+        slowest.as_secs_f64() * 1e3,
+        slowest_first.as_secs_f64() * 1e3
     );
     if bench {
         assert!(per_tuple <= 112.0, "{per_tuple} bytes per tuple");

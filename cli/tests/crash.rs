@@ -4,7 +4,9 @@
 //! kill the directory opens, and holds every write the node had held for
 //! longer than the fsync interval (plus a margin for a write to reach the
 //! node; writes made while it was down count from when it caught up);
-//! after each restart the node converges with the peer again. The seed is printed;
+//! after each restart the node converges with the peer again. Rewrites of
+//! a few large values make the node compact its data file every second
+//! or so, so that kills also fall during compactions. The seed is printed;
 //! `ZGOSSIP_CRASH_SEED=n` replays one. Bounded: two minutes at most.
 
 use std::collections::HashSet;
@@ -85,7 +87,10 @@ fn killed_fifty_times_the_node_keeps_every_write_older_than_the_fsync_interval()
     let dir_s = dir.to_str().unwrap().to_string();
     let began = Instant::now();
 
-    // The peer: writes w0, w1, ... every 2 ms, each time noted.
+    // The peer: writes w0, w1, ... every 2 ms, each time noted; and with
+    // each a new 4 KiB value of one of ten hot keys, so that the data
+    // file outgrows twice the live data about every second and the kills
+    // also fall during compactions.
     let writer = Arc::new(Node::new("writer").unwrap());
     let writer_port = writer.bind("tcp://127.0.0.1:*").unwrap().unwrap();
     let published: Arc<Mutex<Vec<Instant>>> = Arc::default();
@@ -98,6 +103,8 @@ fn killed_fifty_times_the_node_keeps_every_write_older_than_the_fsync_interval()
                 let at = Instant::now();
                 writer.publish(&format!("w{n}"), &n.to_string()).unwrap();
                 published.lock().unwrap().push(at);
+                let hot = format!("{n:04096}");
+                writer.publish(&format!("hot{}", n % 10), &hot).unwrap();
                 n += 1;
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -157,9 +164,16 @@ fn killed_fifty_times_the_node_keeps_every_write_older_than_the_fsync_interval()
     stop.store(true, Ordering::Relaxed);
     stream.join().unwrap();
     let total = published.lock().unwrap().len();
+    // About 4 KiB a write went to the data file: without compactions it
+    // would hold tens of MiB.
+    let size = std::fs::metadata(dir.join("tuples.zgp")).unwrap().len();
     println!(
-        "{KILLS} kills in {:?}, {total} writes, seed {seed}",
+        "{KILLS} kills in {:?}, {total} writes, data file {size} bytes, seed {seed}",
         began.elapsed()
+    );
+    assert!(
+        size < (total as u64 * 4096) / 4,
+        "seed {seed}: {size} bytes: not compacted"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -173,6 +173,37 @@ impl DataDir {
         self.file.sync_data()
     }
 
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Ends a compaction whose file [`write_new`] wrote (`len` bytes, its
+    /// marks of `nonce`): `tail` (the records appended since its snapshot
+    /// was taken) is appended to it and synced, and it is renamed over the
+    /// data file. On an error the data file stays as it was.
+    pub fn install_new(&mut self, tail: &[u8], nonce: u32, len: u64) -> io::Result<()> {
+        let new = self.dir.join(NEW_FILE);
+        let mut f = OpenOptions::new().append(true).open(&new)?;
+        f.write_all(tail)?;
+        f.sync_data()?;
+        drop(f);
+        fs::rename(&new, &self.path)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.file = append_to(&self.path).map_err(|e| match e {
+            Error::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })?;
+        self.nonce = nonce;
+        self.len = len + tail.len() as u64;
+        Ok(())
+    }
+
+    /// Removes a `.new` file a failed compaction left.
+    pub fn discard_new(&self) {
+        let _ = fs::remove_file(self.dir.join(NEW_FILE));
+    }
+
     /// Replaces the data file with `contents` (a header from
     /// [`new_header`] and records, a compaction's snapshot): written
     /// beside it, synced, renamed over it. On an error the old file stays
@@ -214,13 +245,26 @@ pub fn new_header() -> [u8; record::HEADER_LEN] {
 
 /// Writes `contents` as the directory's data file through the `.new` file.
 fn write_whole(dir: &Path, contents: &[u8]) -> io::Result<()> {
-    let new = dir.join(NEW_FILE);
-    let mut f = File::create(&new)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&new, dir.join(DATA_FILE))?;
+    write_new(dir, contents)?;
+    fs::rename(dir.join(NEW_FILE), dir.join(DATA_FILE))?;
     File::open(dir)?.sync_all()
+}
+
+/// Writes and syncs `contents` (a header from [`new_header`] and records)
+/// as the directory's `.new` file, without putting it in place: the slow
+/// part of a compaction, which can run on a thread of its own while the
+/// node appends to the data file ([`DataDir::install_new`] ends it).
+pub fn write_new(dir: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut f = File::create(dir.join(NEW_FILE))?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+/// Appends `bytes` to the `.new` file [`write_new`] wrote, and syncs it.
+pub fn append_new(dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().append(true).open(dir.join(NEW_FILE))?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 /// Cuts the file at `path` to `len` bytes, durably.

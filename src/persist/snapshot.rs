@@ -9,8 +9,18 @@ use crate::store::Store;
 /// returns how many.
 pub fn encode(store: &Store, out: &mut Vec<u8>) -> usize {
     out.reserve(estimate(store));
+    encode_entries(store, 0..store.entries(), out)
+}
+
+/// Appends the records of entries `range` (by number) of `store` to
+/// `out`; returns how many (a compaction taken a part at a time, see
+/// [`Store::generation`]).
+pub fn encode_entries(store: &Store, range: std::ops::Range<usize>, out: &mut Vec<u8>) -> usize {
     let mut n = 0;
-    for (key, t) in store.iter() {
+    for i in range {
+        let Some((key, t)) = store.entry(i) else {
+            break;
+        };
         let since = if t.deleted {
             store.tombstone_since(key).unwrap_or(0)
         } else {

@@ -6,12 +6,25 @@
 //! when it holds more than about twice the live data, and turns write
 //! errors into a counter, a message and an event for the application
 //! while the node goes on serving from memory.
+//!
+//! A compaction is made without stopping the node: its snapshot is encoded
+//! on the loop a part at a time ([`ENCODE_STEP`] entries a turn), then
+//! written and synced on a thread of its own, while the node goes on
+//! appending to the data file. The records appended from the snapshot's
+//! start on are kept too, and go after it: the thread appends them while
+//! they are many, the loop the last few ([`SMALL_TAIL`]) when it puts the
+//! new file in place. An entry encoded before a later write of its key is
+//! followed by that write, which wins on loading as it won in memory
+//! (versions decide). A crash at any moment leaves a data file holding
+//! everything synced.
 
+use std::io;
 use std::path::Path;
+use std::sync::mpsc;
 
 use crate::engine::{Engine, Now, Restored};
 use crate::error::Result;
-use crate::persist::file::DataDir;
+use crate::persist::file::{self, DataDir};
 use crate::persist::{record, snapshot, Counters, Fsync};
 
 /// Records kept in memory before they are handed to the system whatever
@@ -22,6 +35,57 @@ const MIN_COMPACT: u64 = 1 << 20;
 /// After a write error, ms before the directory is tried again (with a
 /// compaction, which writes everything the node holds).
 const RETRY_MS: u64 = 1_000;
+/// While a compaction is made, how often the loop comes back to it (ms).
+const BACKGROUND_CHECK_MS: u64 = 5;
+/// Entries of the store a compaction encodes per turn of the loop (a few
+/// ms of work).
+pub(crate) const ENCODE_STEP: usize = 20_000;
+/// A compaction's tail the loop appends itself when it puts the new file
+/// in place; a longer one goes to the thread first.
+const SMALL_TAIL: usize = 256 << 10;
+
+/// The thread writing a compaction: the snapshot, then the parts of the
+/// tail it is given, each synced; it answers once per piece.
+struct Writer {
+    parts: mpsc::Sender<Vec<u8>>,
+    done: mpsc::Receiver<io::Result<()>>,
+    thread: std::thread::JoinHandle<()>,
+}
+/// A compaction being made.
+struct Background {
+    /// The snapshot, encoded so far (a header first).
+    out: Vec<u8>,
+    /// The next entry to encode, and the store's generation when encoding
+    /// started (entries renumbered: start again).
+    next: usize,
+    generation: u64,
+    /// Set once the snapshot is whole and its thread writes it.
+    writing: Option<Writer>,
+    /// Records appended since the snapshot was started.
+    tail: Vec<u8>,
+    nonce: u32,
+    len: u64,
+    records: u64,
+    /// When the loop comes back (mono ms).
+    check_at: u64,
+}
+
+impl Background {
+    /// Waits for the thread's answer to the piece it writes, and ends it;
+    /// its result.
+    fn wait(&mut self) -> io::Result<()> {
+        let Some(w) = self.writing.take() else {
+            return Err(io::Error::other("the compaction was not written"));
+        };
+        let result = w
+            .done
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the compaction's thread ended")));
+        drop(w.parts);
+        let _ = w.thread.join();
+        result
+    }
+}
 
 /// A data directory in use.
 pub(crate) struct Persist {
@@ -45,6 +109,10 @@ pub(crate) struct Persist {
     retry_at: u64,
     /// An error the application has not been told of yet.
     report: Option<String>,
+    /// A compaction being written.
+    background: Option<Background>,
+    /// No compaction starts before this (mono ms; after a failed one).
+    compact_after: u64,
     pub(crate) stats: Counters,
 }
 
@@ -87,13 +155,19 @@ impl Persist {
             failing: None,
             retry_at: 0,
             report: None,
+            background: None,
+            compact_after: 0,
             stats,
         };
         drop(opened.contents);
         if held_before > 0 {
             // Tuples the node held before the directory: all of it
-            // written at once.
-            p.compact(engine, now)?;
+            // written at once. If that fails the node has no directory
+            // (what it read stays merged in memory).
+            if let Err(e) = p.compact(engine, now) {
+                engine.set_journal(false);
+                return Err(e);
+            }
         } else {
             p.take(engine, now);
         }
@@ -117,6 +191,7 @@ impl Persist {
     /// Takes the engine's journal (after each turn of the engine). With
     /// `store/fsync always` it is written and synced at once.
     pub(crate) fn take(&mut self, engine: &mut Engine, now: Now) {
+        let before = self.pending.len();
         let n = engine.take_journal(&mut self.pending);
         if n == 0 {
             return;
@@ -125,6 +200,10 @@ impl Persist {
             // The retry's compaction writes everything the node holds.
             self.pending.clear();
             return;
+        }
+        if let Some(bg) = self.background.as_mut() {
+            // After the snapshot being written, in the new file too.
+            bg.tail.extend_from_slice(&self.pending[before..]);
         }
         self.pending_records += n;
         match self.fsync {
@@ -145,7 +224,8 @@ impl Persist {
         if self.failing.is_some() {
             return Some(self.retry_at);
         }
-        self.due
+        let check = self.background.as_ref().map(|bg| bg.check_at);
+        [self.due, check].into_iter().flatten().min()
     }
 
     /// Runs what is due: pending records written and synced, a
@@ -160,8 +240,170 @@ impl Persist {
         }
         if self.due.is_some_and(|at| at <= now.mono_ms) {
             self.flush(self.fsync.syncs(), now);
-            if self.failing.is_none() && self.wants_compaction(engine) {
-                let _ = self.compact(engine, now);
+        }
+        if self.failing.is_some() {
+            return;
+        }
+        if self.background.is_some() {
+            if self
+                .background
+                .as_ref()
+                .is_some_and(|bg| bg.check_at <= now.mono_ms)
+            {
+                self.finish_background(false, engine, now);
+            }
+        } else if now.mono_ms >= self.compact_after && self.wants_compaction(engine) {
+            self.start_background(engine, now);
+        }
+    }
+
+    /// Starts a compaction: its snapshot is encoded from the next turns.
+    fn start_background(&mut self, engine: &Engine, now: Now) {
+        let header = file::new_header();
+        let mut out = Vec::with_capacity(snapshot::estimate(engine.store()) + 64);
+        out.extend_from_slice(&header);
+        self.background = Some(Background {
+            out,
+            next: 0,
+            generation: engine.store().generation(),
+            writing: None,
+            tail: Vec::new(),
+            nonce: record::nonce_of(&header),
+            len: 0,
+            records: 0,
+            check_at: now.mono_ms,
+        });
+    }
+
+    /// Moves a compaction on: encodes the next part of its snapshot, starts
+    /// writing it once whole, and puts it in place once written (with
+    /// `wait`, the node is ending: all of it at once).
+    fn finish_background(&mut self, wait: bool, engine: &Engine, now: Now) {
+        let Some(mut bg) = self.background.take() else {
+            return;
+        };
+        let store = engine.store();
+        if bg.writing.is_none() {
+            if bg.generation != store.generation() {
+                // Tombstones were collected: entry numbers moved.
+                bg.out.truncate(record::HEADER_LEN);
+                bg.next = 0;
+                bg.records = 0;
+                bg.generation = store.generation();
+            }
+            let end = if wait {
+                store.entries()
+            } else {
+                (bg.next + ENCODE_STEP).min(store.entries())
+            };
+            bg.records += snapshot::encode_entries(store, bg.next..end, &mut bg.out) as u64;
+            bg.next = end;
+            if bg.next < store.entries() {
+                bg.check_at = now.mono_ms + BACKGROUND_CHECK_MS;
+                self.background = Some(bg);
+                return;
+            }
+            record::mark(&mut bg.out, bg.nonce);
+            bg.len = bg.out.len() as u64;
+            let out = std::mem::take(&mut bg.out);
+            let dir = self.dir.dir().to_path_buf();
+            let (tx, done) = mpsc::channel();
+            let (parts, part_rx) = mpsc::channel::<Vec<u8>>();
+            let spawned = std::thread::Builder::new()
+                .name("zgossip-compact".into())
+                .spawn(move || {
+                    let mut result = file::write_new(&dir, &out);
+                    drop(out);
+                    loop {
+                        let ok = result.is_ok();
+                        if tx.send(result).is_err() || !ok {
+                            return;
+                        }
+                        let Ok(part) = part_rx.recv() else {
+                            return;
+                        };
+                        result = file::append_new(&dir, &part);
+                    }
+                });
+            match spawned {
+                Ok(thread) => {
+                    bg.writing = Some(Writer {
+                        parts,
+                        done,
+                        thread,
+                    })
+                }
+                Err(e) => {
+                    eprintln!("zgossip: cannot compact {}: no thread: {e}", self.shown);
+                    self.compact_after = now.mono_ms + RETRY_MS;
+                    return;
+                }
+            }
+            if !wait {
+                bg.check_at = now.mono_ms + BACKGROUND_CHECK_MS;
+                self.background = Some(bg);
+                return;
+            }
+        }
+        let written = if wait {
+            bg.wait()
+        } else {
+            let Some(w) = bg.writing.as_ref() else {
+                return;
+            };
+            match w.done.try_recv() {
+                Ok(Ok(())) if bg.tail.len() > SMALL_TAIL => {
+                    // Much was written meanwhile: the thread appends it
+                    // first, and the loop what comes after.
+                    let part = std::mem::take(&mut bg.tail);
+                    bg.len += part.len() as u64;
+                    self.stats.bytes_written += part.len() as u64;
+                    if w.parts.send(part).is_ok() {
+                        bg.check_at = now.mono_ms + BACKGROUND_CHECK_MS;
+                        self.background = Some(bg);
+                        return;
+                    }
+                    Err(io::Error::other("the compaction's thread ended"))
+                }
+                Ok(result) => {
+                    if let Some(w) = bg.writing.take() {
+                        drop(w.parts);
+                        let _ = w.thread.join();
+                    }
+                    result
+                }
+                Err(mpsc::TryRecvError::Empty) => {
+                    bg.check_at = now.mono_ms + BACKGROUND_CHECK_MS;
+                    self.background = Some(bg);
+                    return;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    Err(io::Error::other("the compaction's thread ended"))
+                }
+            }
+        };
+        let installed = written.and_then(|()| self.dir.install_new(&bg.tail, bg.nonce, bg.len));
+        match installed {
+            Ok(()) => {
+                self.stats.compactions += 1;
+                self.stats.records_written += bg.records + self.pending_records;
+                self.stats.bytes_written += bg.len + bg.tail.len() as u64;
+                self.stats.fsyncs += 2;
+                // What is pending went into the new file with the tail;
+                // what comes next starts with a mark of the new file.
+                self.pending.clear();
+                self.pending_records = 0;
+                self.unsynced = false;
+                self.due = None;
+                self.dir.mark(&mut self.pending);
+            }
+            Err(e) => {
+                // The data file is as it was, and still appended to: only
+                // the compaction is lost, and tried again later.
+                self.dir.discard_new();
+                self.stats.write_errors += 1;
+                eprintln!("zgossip: cannot compact {}: {e}", self.shown);
+                self.compact_after = now.mono_ms + RETRY_MS;
             }
         }
     }
@@ -197,6 +439,13 @@ impl Persist {
     /// A write failed: counted, told, and tried again later with a
     /// compaction; the node serves from memory meanwhile.
     fn fail(&mut self, why: String, now: Now) {
+        if let Some(mut bg) = self.background.take() {
+            // The retry writes a compaction of its own.
+            if bg.writing.is_some() {
+                let _ = bg.wait();
+                self.dir.discard_new();
+            }
+        }
         self.stats.write_errors += 1;
         if self.failing.is_none() {
             eprintln!("zgossip: {why}; the node goes on from memory and tries again every second");
@@ -265,6 +514,7 @@ impl Persist {
     pub(crate) fn close(&mut self, engine: &mut Engine, now: Now) {
         self.take(engine, now);
         if self.failing.is_none() {
+            self.finish_background(true, engine, now);
             self.flush(true, now);
             if self.failing.is_none() {
                 let _ = self.dir.append(&self.pending);
@@ -351,6 +601,7 @@ mod tests {
             t += 100;
             p.timeout(&mut e, at(t));
         }
+        p.close(&mut e, at(t));
         assert!(p.stats.compactions >= 1, "{:?}", p.stats);
         let live = snapshot::estimate(e.store()) as u64;
         assert!(
@@ -371,6 +622,85 @@ mod tests {
             assert_eq!(f.store().value(&key), e.store().value(&key));
         }
         drop(p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_made_while_a_compaction_is_made_follow_it_in_the_new_file() {
+        let dir = tmp("background");
+        let mut e = Engine::new("e", 1, Settings::default());
+        let mut p = Persist::open(dir.to_str().unwrap(), Fsync::Every(10), &mut e, at(0)).unwrap();
+        let n = ENCODE_STEP + ENCODE_STEP / 2;
+        for k in 0..n {
+            e.publish(&format!("k{k}"), "v", None, at(1));
+        }
+        p.take(&mut e, at(1));
+        p.start_background(&e, at(2));
+        assert_eq!(p.poll_timeout(), Some(2));
+        // A first part encoded; then writes to keys encoded and not yet.
+        p.finish_background(false, &e, at(2));
+        assert!(p
+            .background
+            .as_ref()
+            .is_some_and(|bg| bg.next == ENCODE_STEP));
+        e.publish("during", "1", None, at(3));
+        e.publish("k0", "new", None, at(3));
+        e.unpublish(&format!("k{}", n - 1), at(3));
+        p.take(&mut e, at(3));
+        // Appended to the old file meanwhile, synced.
+        p.timeout(&mut e, at(20));
+        assert!(p.stats.fsyncs >= 1);
+        p.finish_background(true, &e, at(21));
+        assert_eq!(p.stats.compactions, 1);
+        assert!(p.background.is_none());
+        e.publish("after", "2", None, at(22));
+        p.take(&mut e, at(22));
+        p.close(&mut e, at(30));
+        drop(p);
+        let mut f = Engine::new("f", 2, Settings::default());
+        let p = Persist::open(dir.to_str().unwrap(), Fsync::Always, &mut f, at(40)).unwrap();
+        assert_eq!(p.stats.torn_tails, 0);
+        for (key, value) in [
+            ("during", Some("1")),
+            ("after", Some("2")),
+            ("k0", Some("new")),
+        ] {
+            assert_eq!(f.store().value(key), value, "{key}");
+        }
+        assert_eq!(f.store().value(&format!("k{}", n - 1)), None);
+        assert_eq!(f.store().len(), n + 1);
+        drop(p);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_compaction_starts_its_snapshot_again_when_entries_are_renumbered() {
+        let dir = tmp("renumbered");
+        let mut e = Engine::new("e", 1, Settings::default());
+        let mut p = Persist::open(dir.to_str().unwrap(), Fsync::Every(10), &mut e, at(0)).unwrap();
+        let n = 2 * ENCODE_STEP;
+        for k in 0..n {
+            e.publish(&format!("k{k}"), "v", None, at(1));
+        }
+        e.unpublish("k1", at(1));
+        p.take(&mut e, at(1));
+        p.start_background(&e, at(2));
+        p.finish_background(false, &e, at(2));
+        // A day later the tombstone is collected: entries move down.
+        let day = 25 * 3_600_000;
+        e.handle_timeout(at(day));
+        let generation = e.store().generation();
+        assert!(generation > 0, "collected");
+        p.finish_background(true, &e, at(day));
+        assert_eq!(p.stats.compactions, 1);
+        p.close(&mut e, at(day + 1));
+        drop(p);
+        let mut f = Engine::new("f", 2, Settings::default());
+        let _p = Persist::open(dir.to_str().unwrap(), Fsync::Always, &mut f, at(day + 2)).unwrap();
+        assert_eq!(f.store().len(), n - 1);
+        assert_eq!(f.store().value("k0"), Some("v"));
+        assert_eq!(f.store().value(&format!("k{}", n - 1)), Some("v"));
+        drop(_p);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
