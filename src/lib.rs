@@ -42,7 +42,7 @@ pub mod testing {
     /// Opens a raw stream to an `inproc://` name bound in this process; the
     /// caller speaks ZMTP on it (blocking).
     pub fn connect_inproc(name: &str) -> crate::Result<std::os::unix::net::UnixStream> {
-        let (s, _pair) = crate::reactor::inproc::connect(name)?;
+        let s = crate::reactor::inproc::connect(name)?;
         s.set_nonblocking(false)
             .map_err(|e| crate::Error::io("cannot configure inproc stream", e))?;
         Ok(s)

@@ -148,6 +148,11 @@ enum Call {
         id: u64,
         endpoint: String,
     },
+    HeardAnchor {
+        id: u64,
+        endpoint: String,
+        anchor: u64,
+    },
 }
 
 struct SimNode {
@@ -484,6 +489,28 @@ impl Sim {
         };
         let endpoint = Sim::endpoint(other);
         self.call(node, Call::Candidate { id, endpoint });
+    }
+
+    /// Node `node` hears node `other`'s discovery beacon: a node with
+    /// overlay links beacons its anchor (see `Engine::heard_anchor`), a
+    /// node without looks for peers (a candidate, as [`Sim::discover`]).
+    pub fn hear(&mut self, node: usize, other: usize) {
+        let Some(e) = self.nodes[other].engine.as_ref() else {
+            return;
+        };
+        if e.overlay_stats().active == 0 {
+            return self.discover(node, other);
+        }
+        let (id, anchor) = (e.id(), e.overlay_anchor());
+        let endpoint = Sim::endpoint(other);
+        self.call(
+            node,
+            Call::HeardAnchor {
+                id,
+                endpoint,
+                anchor,
+            },
+        );
     }
 
     /// Node `client` keeps a connection to node `server`.
@@ -856,6 +883,11 @@ impl Sim {
             }
             Call::Join { endpoint } => e.join(&endpoint, None, now),
             Call::Candidate { id, endpoint } => e.add_candidate(id, &endpoint, None, now),
+            Call::HeardAnchor {
+                id,
+                endpoint,
+                anchor,
+            } => e.heard_anchor(id, &endpoint, None, anchor, now),
         }
         self.called(i);
     }

@@ -37,8 +37,6 @@ fn with_zero_shared_threads_each_node_has_its_own() {
     b.send(&["CONNECT", endpoint.as_str()]).unwrap();
     a.send(&["PUBLISH", "k", "v"]).unwrap();
     wait_status(&b, 1, Duration::from_secs(5));
-    // On threads of their own, no node reads for another.
-    assert_eq!(b.stats().unwrap()["handoff-reads"], 0);
     drop(a);
     b.send(&["PUBLISH", "k2", "v2"]).unwrap();
     wait_status(&b, 2, Duration::from_secs(5));

@@ -365,3 +365,103 @@ fn randomized_overlays_with_loss_crashes_pauses_and_restarts_converge() {
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
 }
+
+/// Beacons as on a LAN with quiet beacons: each virtual second, `per_second`
+/// live nodes drawn at random beacon, at random moments of the second, and
+/// every other live node hears each at once; for `seconds`.
+fn beacons(sim: &mut Sim, seconds: u64, per_second: usize) {
+    let n = sim.len() as u64;
+    for _ in 0..seconds {
+        let start = sim.now_ms();
+        let mut moments: Vec<u64> = (0..per_second).map(|_| sim.rng.below(1_000)).collect();
+        moments.sort_unstable();
+        for at in moments {
+            sim.run_until(start + at);
+            let from = sim.rng.below(n) as usize;
+            if sim.is_down(from) {
+                continue;
+            }
+            for i in live(sim) {
+                if i != from {
+                    sim.hear(i, from);
+                }
+            }
+        }
+        sim.run_until(start + 1_000);
+    }
+}
+
+fn anchors(sim: &Sim) -> BTreeSet<u64> {
+    live(sim)
+        .into_iter()
+        .map(|i| sim.engine(i).unwrap().overlay_anchor())
+        .collect()
+}
+
+fn merges(sim: &Sim) -> u64 {
+    live(sim)
+        .into_iter()
+        .map(|i| sim.engine(i).unwrap().overlay_stats().views.merges)
+        .sum()
+}
+
+#[test]
+fn parts_that_formed_apart_become_one_when_discovery_hears_across() {
+    let mut sim = Sim::new(60, 41, Settings::default());
+    sim.conditions.latency_ms = (10, 50);
+    sim.conditions.in_order = true;
+    // Two groups, each joined within itself: full views, no link across.
+    for i in (1..30).chain(31..60) {
+        let first = if i < 30 { 0 } else { 30 };
+        let contact = first + sim.rng.below((i - first) as u64) as usize;
+        sim.join(i, contact);
+    }
+    let t = sim.now_ms() + 20_000;
+    sim.run_until(t);
+    assert_eq!(unreachable_in_overlay(&sim).len(), 30, "two parts first");
+    assert_eq!(anchors(&sim).len(), 2, "one anchor per part");
+
+    beacons(&mut sim, 30, 2);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    let smallest = live(&sim)
+        .into_iter()
+        .map(|i| sim.engine(i).unwrap().id())
+        .min();
+    assert_eq!(
+        anchors(&sim).into_iter().collect::<Vec<_>>(),
+        [smallest.unwrap()]
+    );
+    // A merge or two, not one per node that heard across.
+    let m = merges(&sim);
+    assert!((1..=6).contains(&m), "{m} merges");
+    check_views_bounded(&sim);
+    let keys = publish_writes(&mut sim, "after/", 5, 200, 3_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+}
+
+#[test]
+fn nodes_that_start_together_by_discovery_end_in_one_overlay() {
+    // Every node hears a few others as they start (loud beacons), in a
+    // random order, then quiet beacons: whatever groups the first joins
+    // made, one overlay with one anchor remains.
+    let n = 120;
+    let mut sim = Sim::new(n, 42, Settings::default());
+    sim.conditions.latency_ms = (10, 50);
+    sim.conditions.in_order = true;
+    for _ in 0..3 {
+        for i in 0..n {
+            let other = sim.rng.below(n as u64) as usize;
+            if other != i {
+                sim.hear(i, other);
+            }
+        }
+        let t = sim.now_ms() + 70;
+        sim.run_until(t);
+    }
+    beacons(&mut sim, 40, 4);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    assert_eq!(anchors(&sim).len(), 1);
+    check_views_bounded(&sim);
+    let keys = publish_writes(&mut sim, "w/", 5, 200, 3_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+}

@@ -13,11 +13,17 @@ use zgossip::beacon::frame::{decode, encode_for};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(a) = decode(data) {
-        let again = encode_for(a.port, a.node_id, a.public_key.as_ref(), &a.cluster);
+        let again = encode_for(
+            a.port,
+            a.node_id,
+            a.public_key.as_ref(),
+            &a.cluster,
+            a.anchor,
+        );
         let b = decode(&again).expect("a re-encoded beacon must decode");
         assert_eq!(
-            (b.port, b.node_id, b.public_key, &b.cluster),
-            (a.port, a.node_id, a.public_key, &a.cluster)
+            (b.port, b.node_id, b.public_key, &b.cluster, b.anchor),
+            (a.port, a.node_id, a.public_key, &a.cluster, a.anchor)
         );
     }
     let Some((&first, mut rest)) = data.split_first() else {
@@ -30,6 +36,12 @@ fuzz_target!(|data: &[u8]| {
     // Plain or CURVE by the first bit, in no cluster or in "c" by the second.
     let cluster = if first & 2 == 2 { "c" } else { "" };
     let mut d = Discovery::new(1, first & 1 == 1, settings, 0).in_cluster(cluster);
+    // Joined, with an anchor, by the third bit: beacons of smaller anchors
+    // are handed on.
+    if first & 4 == 4 {
+        d.set_joined(true);
+        d.set_anchor(Some(u64::MAX / 2));
+    }
     let admit = |_: IpAddr, k: Option<&[u8; 32]>| k.is_none_or(|k| k[0] & 1 == 0);
     let mut now = 0u64;
     while let Some((&len, tail)) = rest.split_first() {

@@ -48,6 +48,12 @@ use crate::rng::Rng;
 /// average.
 pub const ANSWERS: u64 = 3;
 
+/// How many of the nodes that hear a beacon of a smaller overlay anchor
+/// should hand it on (and so merge their part of the overlay into the
+/// beacon's), on average: every node of a LAN hears each beacon, and one
+/// merge is enough (its anchor then spreads through the part).
+pub const MERGERS: u64 = 2;
+
 /// Tunables; see the module comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoverySettings {
@@ -95,6 +101,14 @@ pub enum DiscoveryAction {
     },
     /// A peer went silent: not worth dialling any more.
     Forget { peer: u64 },
+    /// A peer with overlay links beacons an anchor smaller than ours: it
+    /// is in another part of the overlay (see `Views::heard_anchor`).
+    Anchor {
+        peer: u64,
+        endpoint: SocketAddr,
+        server_key: Option<[u8; 32]>,
+        anchor: u64,
+    },
 }
 
 /// What became of one datagram (for tracing and tests).
@@ -175,6 +189,8 @@ pub struct Discovery {
     cluster: String,
     /// The node has overlay links: it answers newcomers.
     joined: bool,
+    /// The node's overlay anchor, while it has overlay links.
+    anchor: Option<u64>,
     /// An answer (our beacon, now) is due.
     answer: bool,
     /// When we last answered; at most one answer per `answer_gap_ms`.
@@ -206,6 +222,7 @@ impl Discovery {
             curve,
             cluster: String::new(),
             joined: false,
+            anchor: None,
             answer: false,
             answered_ms: None,
             answer_gap_ms: settings.stale_ms.div_ceil(3).max(1),
@@ -230,6 +247,12 @@ impl Discovery {
     /// Whether the node has overlay links (then it answers newcomers).
     pub fn set_joined(&mut self, joined: bool) {
         self.joined = joined;
+    }
+
+    /// The node's overlay anchor while it has overlay links (`None`
+    /// without): beacons of linked peers with a smaller one are handed on.
+    pub fn set_anchor(&mut self, anchor: Option<u64>) {
+        self.anchor = anchor;
     }
 
     /// Whether a beacon should go out now, answering a newcomer (taken:
@@ -315,6 +338,18 @@ impl Discovery {
         }
         let id = announce.node_id;
         let endpoint = SocketAddr::new(source, announce.port);
+        let linked = announce.flags & frame::FLAG_LOOKING == 0;
+        if let (Some(theirs), Some(ours), true) = (announce.anchor, self.anchor, linked) {
+            let hearers = self.peers.len() as u64 + 1;
+            if theirs < ours && (hearers <= MERGERS || self.rng.below(hearers) < MERGERS) {
+                self.actions.push_back(DiscoveryAction::Anchor {
+                    peer: id,
+                    endpoint,
+                    server_key: key,
+                    anchor: theirs,
+                });
+            }
+        }
         if let Some(p) = self.peers.get_mut(&id) {
             p.heard_ms = now_ms;
             if p.endpoint == endpoint && p.key == key {
@@ -519,6 +554,77 @@ mod tests {
     }
 
     #[test]
+    fn linked_peers_of_a_smaller_anchor_are_handed_on_while_joined() {
+        let mut d = Discovery::new(50, false, DiscoverySettings::default(), 0);
+        let beacon = |anchor: u64, looking: bool| {
+            let mut b = frame::encode_for(7000, 5, None, "", Some(anchor));
+            frame::set_flag(&mut b, frame::FLAG_LOOKING, looking);
+            b
+        };
+        let anchors = |d: &mut Discovery| -> Vec<DiscoveryAction> {
+            actions(d)
+                .into_iter()
+                .filter(|a| matches!(a, DiscoveryAction::Anchor { .. }))
+                .collect()
+        };
+        // Alone: the overlay joins through what it finds; anchors wait.
+        d.handle_datagram(ip("10.0.0.2"), &beacon(3, false), 0, ANY);
+        assert_eq!(anchors(&mut d), []);
+        d.set_joined(true);
+        d.set_anchor(Some(10));
+        d.handle_datagram(ip("10.0.0.2"), &beacon(3, false), 10, ANY);
+        assert_eq!(
+            anchors(&mut d),
+            [DiscoveryAction::Anchor {
+                peer: 5,
+                endpoint: sa("10.0.0.2:7000"),
+                server_key: None,
+                anchor: 3
+            }]
+        );
+        // Ours or larger: the same part, or one that will come to us; a
+        // node still looking is in no part.
+        for (anchor, looking) in [(10, false), (11, false), (3, true)] {
+            d.handle_datagram(ip("10.0.0.2"), &beacon(anchor, looking), 20, ANY);
+            assert_eq!(anchors(&mut d), [], "{anchor} {looking}");
+        }
+    }
+
+    #[test]
+    fn among_many_hearers_about_two_hand_a_smaller_anchor_on() {
+        // 300 peers known: each beacon of a smaller anchor is handed on by
+        // about MERGERS in 301 of the nodes that hear it.
+        let settings = DiscoverySettings {
+            max_peers: 1000,
+            ..DiscoverySettings::default()
+        };
+        let mut d = Discovery::new(99_999, false, settings, 0);
+        for id in 1..=300u64 {
+            let b = frame::encode(7000, id);
+            d.handle_datagram(
+                ip(&format!("10.1.{}.{}", id / 200, id % 200 + 1)),
+                &b,
+                0,
+                ANY,
+            );
+        }
+        d.set_joined(true);
+        d.set_anchor(Some(50));
+        let mut b = frame::encode_for(7000, 5, None, "", Some(3));
+        frame::set_flag(&mut b, frame::FLAG_LOOKING, false);
+        let mut handed = 0;
+        for t in 0..3_010 {
+            d.handle_datagram(ip("10.0.0.2"), &b, t, ANY);
+            handed += actions(&mut d)
+                .iter()
+                .filter(|a| matches!(a, DiscoveryAction::Anchor { .. }))
+                .count();
+        }
+        // 3,010 beacons at 2 in 301: about 20.
+        assert!((8..=35).contains(&handed), "{handed}");
+    }
+
+    #[test]
     fn each_side_hands_the_other_on_once() {
         let mut low = Discovery::new(10, false, DiscoverySettings::default(), 0);
         let mut high = Discovery::new(20, false, DiscoverySettings::default(), 0);
@@ -603,8 +709,8 @@ mod tests {
         let mut prod =
             Discovery::new(10, false, DiscoverySettings::default(), 0).in_cluster("prod");
         let mut plain = Discovery::new(11, false, DiscoverySettings::default(), 0);
-        let from_prod = frame::encode_for(7000, 20, None, "prod");
-        let from_test = frame::encode_for(7000, 21, None, "test");
+        let from_prod = frame::encode_for(7000, 20, None, "prod", None);
+        let from_test = frame::encode_for(7000, 21, None, "test", None);
         let from_none = frame::encode(7000, 22);
         assert_eq!(
             prod.handle_datagram(ip("10.0.0.2"), &from_prod, 0, ANY),

@@ -62,6 +62,8 @@ pub(crate) struct Driver {
     /// The node has overlay links: it beacons quietly and answers
     /// newcomers.
     joined: bool,
+    /// The overlay anchor the beacon carries (while joined).
+    anchor: Option<u64>,
     next_send: u64,
     disc: Discovery,
     backlog: bool,
@@ -97,7 +99,7 @@ impl Driver {
             udp,
             recv,
             beacon: {
-                let mut b = frame::encode_for(tcp_port, node_id, public_key, cluster);
+                let mut b = frame::encode_for(tcp_port, node_id, public_key, cluster, None);
                 frame::set_flag(&mut b, frame::FLAG_LOOKING, true);
                 b
             },
@@ -108,6 +110,7 @@ impl Driver {
             interval_ms: options.interval_ms.max(1),
             quiet_interval_ms: options.quiet_interval_ms(),
             joined: false,
+            anchor: None,
             next_send: now_ms,
             disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms)
                 .in_cluster(cluster),
@@ -139,9 +142,8 @@ impl Driver {
     }
 
     fn start_over(&mut self, now: Now) {
+        self.encode_beacon();
         let key = self.public_key.as_ref();
-        self.beacon = frame::encode_for(self.tcp_port, self.node_id, key, &self.cluster);
-        frame::set_flag(&mut self.beacon, frame::FLAG_LOOKING, !self.joined);
         self.disc = Discovery::new(
             self.node_id,
             key.is_some(),
@@ -150,7 +152,15 @@ impl Driver {
         )
         .in_cluster(&self.cluster);
         self.disc.set_joined(self.joined);
+        self.disc.set_anchor(self.anchor);
         self.next_send = now.mono_ms;
+    }
+
+    fn encode_beacon(&mut self) {
+        let key = self.public_key.as_ref();
+        self.beacon =
+            frame::encode_for(self.tcp_port, self.node_id, key, &self.cluster, self.anchor);
+        frame::set_flag(&mut self.beacon, frame::FLAG_LOOKING, !self.joined);
     }
 
     pub(crate) fn hostname(&self) -> &str {
@@ -214,6 +224,12 @@ impl Driver {
     /// flagged as looking for peers.
     fn follow_overlay(&mut self, engine: &Engine, now: Now) {
         let joined = engine.overlay_stats().active > 0;
+        let anchor = joined.then(|| engine.overlay_anchor());
+        if anchor != self.anchor {
+            self.anchor = anchor;
+            self.disc.set_anchor(anchor);
+            self.encode_beacon();
+        }
         if joined == self.joined {
             return;
         }
@@ -294,6 +310,17 @@ impl Driver {
                     links.engine.add_candidate(peer, &endpoint, server_key, now);
                 }
                 DiscoveryAction::Forget { peer } => links.engine.forget_candidate(peer),
+                DiscoveryAction::Anchor {
+                    peer,
+                    endpoint,
+                    server_key,
+                    anchor,
+                } => {
+                    let endpoint = discovery::endpoint_string(endpoint);
+                    links
+                        .engine
+                        .heard_anchor(peer, &endpoint, server_key, anchor, now);
+                }
             }
         }
     }

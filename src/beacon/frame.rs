@@ -1,20 +1,24 @@
 //! The discovery beacon: a small, versioned datagram a gossip node sends
 //! to say "node `id` listens for gossip on TCP port `port` at the address
 //! this datagram came from", from version 2 on "and speaks only CURVE, as
-//! the server of this public key", and from version 3 on "in this
-//! cluster". Sans-IO: bytes in, bytes out.
+//! the server of this public key", from version 3 on "in this cluster",
+//! and from version 4 on "in the part of the overlay anchored at this
+//! node id". Sans-IO: bytes in, bytes out.
 //!
 //! ```text
 //! offset  size  field
 //!      0     3  magic "ZGD"
-//!      3     1  version: 1 (plain), 2 (CURVE), 3 (named cluster)
+//!      3     1  version: 1 (plain), 2 (CURVE), 3 (named cluster),
+//!               4 (overlay anchor)
 //!      4     1  flags: bit 0 "looking for peers"; receivers ignore the others
 //!      5     2  TCP port, big-endian, not 0
 //!      7     8  node id, big-endian, not 0
 //!     15    32  version 2 and later: the node's CURVE public key, not all 0
 //!               (version 3 and later: all 0 for a node without a key pair)
 //!     47     1  version 3 and later: length of the cluster name, 1-255
+//!               (version 4 and later: 0-255, 0 for no cluster name)
 //!     48     n  the cluster name, UTF-8 without control characters
+//!   48+n     8  version 4 and later: the overlay anchor, big-endian, not 0
 //! ```
 //!
 //! A version 1 beacon is exactly 15 bytes and comes from a node without a
@@ -23,8 +27,14 @@
 //! node with a cluster name (`cluster/name`) sends version 3, 48 bytes and
 //! the name: receivers of version 2 read its first 47 bytes and refuse its
 //! zero key, so nodes of earlier releases (which have no cluster) ignore
-//! keyless nodes of named clusters. A later version keeps all these fields
-//! where they are and may append more. Anything else (other magic, version
+//! keyless nodes of named clusters. A node in the overlay sends version 4:
+//! version 3 (with a name length of 0 when it has no cluster name) and its
+//! *anchor*, the smallest node id it knows in its part of the overlay
+//! (docs/overlay.md, "Parts that formed apart"). Nodes of releases before
+//! version 4 hear a version 4 beacon only when it carries a key (they read
+//! its first 47 bytes); the newer node still hears theirs and dials them.
+//! A later version keeps all these fields where they are and may append
+//! more. Anything else (other magic, version
 //! 0, a wrong length, port 0, id 0, a version 2 key of zeros, a bad name)
 //! is not a beacon of ours.
 
@@ -37,6 +47,9 @@ pub const VERSION_CURVE: u8 = 2;
 /// The version of a node of a named cluster: version 2 (a key, or zeros)
 /// plus the name.
 pub const VERSION_CLUSTER: u8 = 3;
+/// The version of a node in the overlay: version 3 (the name may be
+/// empty) plus its anchor.
+pub const VERSION_ANCHOR: u8 = 4;
 /// Length of a version 1 beacon.
 pub const LEN: usize = 15;
 /// Length of a version 2 beacon.
@@ -58,7 +71,7 @@ pub fn set_flag(beacon: &mut [u8], flag: u8, on: bool) {
 }
 
 /// The longest beacon this code writes.
-pub const MAX_LEN: usize = LEN_CURVE + 1 + 255;
+pub const MAX_LEN: usize = LEN_CURVE + 1 + 255 + 8;
 
 /// A decoded discovery beacon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +84,8 @@ pub struct Announce {
     pub public_key: Option<[u8; 32]>,
     /// The sender's cluster name (version 3 and later; empty before).
     pub cluster: String,
+    /// The sender's overlay anchor (version 4 and later).
+    pub anchor: Option<u64>,
 }
 
 /// Why a datagram is not a beacon of ours.
@@ -89,6 +104,8 @@ pub enum Rejected {
     /// A cluster name that is empty, longer than the beacon, or not
     /// printable UTF-8.
     Cluster,
+    /// A version 4 anchor missing or 0.
+    Anchor,
 }
 
 /// Encodes a version 1 beacon (a node without a CURVE key pair).
@@ -127,15 +144,38 @@ pub fn encode_cluster(
     b
 }
 
-/// The beacon of a node: version 3 in a named cluster, else version 2
-/// with a public key, else version 1.
+/// Encodes a version 4 beacon (a node in the overlay, with its anchor; a
+/// `cluster` of 0 to 255 bytes).
+pub fn encode_anchor(
+    port: u16,
+    node_id: u64,
+    public_key: Option<&[u8; 32]>,
+    cluster: &str,
+    anchor: u64,
+) -> Vec<u8> {
+    let mut b = encode_cluster(port, node_id, public_key, cluster);
+    b[3] = VERSION_ANCHOR;
+    b.extend_from_slice(&anchor.to_be_bytes());
+    b
+}
+
+/// The beacon of a node: version 4 with an overlay anchor, else version 3
+/// in a named cluster, else version 2 with a public key, else version 1.
 pub fn encode_for(
     port: u16,
     node_id: u64,
     public_key: Option<&[u8; 32]>,
     cluster: &str,
+    anchor: Option<u64>,
 ) -> Vec<u8> {
     match public_key {
+        _ if anchor.is_some_and(|a| a != 0) => encode_anchor(
+            port,
+            node_id,
+            public_key,
+            cluster,
+            anchor.unwrap_or_default(),
+        ),
         _ if !cluster.is_empty() => encode_cluster(port, node_id, public_key, cluster),
         Some(k) => encode_curve(port, node_id, k).to_vec(),
         None => encode(port, node_id).to_vec(),
@@ -181,17 +221,33 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
     } else {
         None
     };
+    let n = if version >= VERSION_CLUSTER {
+        usize::from(data[LEN_CURVE])
+    } else {
+        0
+    };
     let cluster = if version >= VERSION_CLUSTER {
-        let n = usize::from(data[LEN_CURVE]);
         let name = data
             .get(LEN_CURVE + 1..LEN_CURVE + 1 + n)
-            .filter(|_| n > 0)
+            .filter(|_| n > 0 || version >= VERSION_ANCHOR)
             .and_then(|b| std::str::from_utf8(b).ok())
             .filter(|s| !s.chars().any(char::is_control))
             .ok_or(Rejected::Cluster)?;
         name.to_string()
     } else {
         String::new()
+    };
+    let anchor = if version >= VERSION_ANCHOR {
+        let at = LEN_CURVE + 1 + n;
+        let bytes = data.get(at..at + 8).ok_or(Rejected::Anchor)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(bytes);
+        match u64::from_be_bytes(a) {
+            0 => return Err(Rejected::Anchor),
+            a => Some(a),
+        }
+    } else {
+        None
     };
     Ok(Announce {
         version,
@@ -200,6 +256,7 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
         node_id,
         public_key,
         cluster,
+        anchor,
     })
 }
 
@@ -222,7 +279,8 @@ mod tests {
                 port: 0x1234,
                 node_id: 0x0102_0304_0506_0708,
                 public_key: None,
-                cluster: String::new()
+                cluster: String::new(),
+                anchor: None,
             })
         );
     }
@@ -264,12 +322,13 @@ mod tests {
                 port: 0x1234,
                 node_id: 42,
                 public_key: Some(key),
-                cluster: String::new()
+                cluster: String::new(),
+                anchor: None,
             })
         );
-        assert_eq!(encode_for(0x1234, 42, Some(&key), ""), b.to_vec());
+        assert_eq!(encode_for(0x1234, 42, Some(&key), "", None), b.to_vec());
         assert_eq!(
-            encode_for(0x1234, 42, None, ""),
+            encode_for(0x1234, 42, None, "", None),
             encode(0x1234, 42).to_vec()
         );
     }
@@ -300,7 +359,7 @@ mod tests {
 
     #[test]
     fn version_3_carries_the_cluster_name_with_or_without_a_key() {
-        let keyed = encode_for(5000, 42, Some(&[3u8; 32]), "prod");
+        let keyed = encode_for(5000, 42, Some(&[3u8; 32]), "prod", None);
         assert_eq!(keyed.len(), 47 + 1 + 4);
         assert_eq!(keyed[3], 3);
         assert_eq!(&keyed[47..], b"\x04prod");
@@ -309,7 +368,7 @@ mod tests {
         assert_eq!(a.public_key, Some([3u8; 32]));
         assert_eq!(a.cluster, "prod");
         // No key pair: zeros, which only version 2 refuses.
-        let plain = encode_for(5000, 42, None, "prod");
+        let plain = encode_for(5000, 42, None, "prod", None);
         assert_eq!(&plain[15..47], &[0u8; 32]);
         let a = decode(&plain).unwrap();
         assert_eq!((a.public_key, a.cluster.as_str()), (None, "prod"));
@@ -335,17 +394,50 @@ mod tests {
     }
 
     #[test]
-    fn later_versions_may_append() {
-        let mut v4 = encode_cluster(5000, 42, Some(&[3u8; 32]), "c");
-        v4[3] = 4;
-        v4[4] = 0x80;
-        v4.extend_from_slice(b"more");
-        let a = decode(&v4).unwrap();
-        assert_eq!((a.version, a.flags, a.port, a.node_id), (4, 0x80, 5000, 42));
+    fn version_4_carries_the_anchor_after_the_name() {
+        let plain = encode_for(5000, 42, None, "", Some(0x0102_0304_0506_0708));
+        assert_eq!(plain.len(), 47 + 1 + 8);
+        assert_eq!(plain[3], 4);
+        assert_eq!(plain[47], 0, "no cluster name");
+        assert_eq!(&plain[48..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let a = decode(&plain).unwrap();
+        assert_eq!((a.version, a.public_key, a.cluster.as_str()), (4, None, ""));
+        assert_eq!(a.anchor, Some(0x0102_0304_0506_0708));
+        let named = encode_for(5000, 42, Some(&[3u8; 32]), "prod", Some(7));
+        assert_eq!(&named[47..52], b"\x04prod");
+        let a = decode(&named).unwrap();
+        assert_eq!((a.cluster.as_str(), a.anchor), ("prod", Some(7)));
         assert_eq!(a.public_key, Some([3u8; 32]));
-        assert_eq!(a.cluster, "c");
-        // A later version still needs version 3's fields.
-        assert_eq!(decode(&v4[..LEN_CURVE]), Err(Rejected::Length));
+        // Earlier versions carry none; an anchor of 0 is never sent.
+        assert_eq!(decode(&encode(5000, 42)).unwrap().anchor, None);
+        assert_eq!(encode_for(5000, 42, None, "", Some(0)), encode(5000, 42));
+        // Missing, cut short or 0: refused.
+        for n in 48..plain.len() {
+            assert_eq!(decode(&plain[..n]), Err(Rejected::Anchor), "{n} bytes");
+        }
+        let mut zero = plain.clone();
+        zero[48..].fill(0);
+        assert_eq!(decode(&zero), Err(Rejected::Anchor));
+        // Releases that know version 2 only read the first 47 bytes: the
+        // keyed beacon is heard there, the keyless one (zeros) is not.
+        let mut as_v2 = named[..47].to_vec();
+        as_v2[3] = 2;
+        assert_eq!(decode(&as_v2).unwrap().public_key, Some([3u8; 32]));
+    }
+
+    #[test]
+    fn later_versions_may_append() {
+        let mut v5 = encode_anchor(5000, 42, Some(&[3u8; 32]), "c", 9);
+        v5[3] = 5;
+        v5[4] = 0x80;
+        v5.extend_from_slice(b"more");
+        let a = decode(&v5).unwrap();
+        assert_eq!((a.version, a.flags, a.port, a.node_id), (5, 0x80, 5000, 42));
+        assert_eq!(a.public_key, Some([3u8; 32]));
+        assert_eq!((a.cluster.as_str(), a.anchor), ("c", Some(9)));
+        // A later version still needs version 3's and 4's fields.
+        assert_eq!(decode(&v5[..LEN_CURVE]), Err(Rejected::Length));
+        assert_eq!(decode(&v5[..LEN_CURVE + 2]), Err(Rejected::Anchor));
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
 
 /// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
 /// what each means).
-pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 22] {
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 25] {
     let o = engine.overlay_stats();
     let (v, t) = (o.views, o.tree);
     [
@@ -65,6 +65,7 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 22] {
         ("overlay-passive", o.passive as u64),
         ("overlay-eager", o.eager as u64),
         ("overlay-lazy", o.lazy as u64),
+        ("overlay-anchor", engine.overlay_anchor()),
         ("overlay-joins", v.joins),
         ("overlay-forward-joins", v.forward_joins),
         ("overlay-neighbors-accepted", v.neighbors_accepted),
@@ -73,9 +74,11 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 22] {
         ("overlay-disconnects", v.disconnects),
         ("overlay-promotions", v.promotions),
         ("overlay-evictions", v.evictions),
+        ("overlay-merges", v.merges),
         ("overlay-ignored", v.ignored),
         ("tree-announced", t.announced),
         ("tree-announce-frames", t.announce_frames),
+        ("tree-unannounced", t.unannounced),
         ("tree-grafted", t.grafted),
         ("tree-prunes-sent", t.prunes_sent),
         ("tree-prunes-received", t.prunes_received),

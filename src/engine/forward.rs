@@ -52,7 +52,10 @@ impl Engine {
                     clock: t.version.clock,
                     origin: t.version.origin,
                 };
-                tree.announce(id, id_of_write, now.mono_ms);
+                // The writer's node has it first: it always leads.
+                let dialled = matches!(c.role, Role::Outbound(_));
+                let leads = from.is_none() || tree::leads(&id_of_write, dialled);
+                tree.announce(id, id_of_write, leads, now.mono_ms);
                 announced = true;
                 continue;
             }

@@ -267,14 +267,6 @@ impl Engine {
             eprintln!("zgossip {}: {}", self.name, what);
         }
     }
-
-    /// Reads ahead, in the store's index, where the tuple `frame` carries
-    /// (if it carries one) will be merged: called for a batch of frames
-    /// before they are handled, it lets their cache misses overlap (see
-    /// [`Store::prefetch`]; fold the results into one `black_box`).
-    pub fn prefetch(&self, frame: &[u8]) -> u32 {
-        crate::wire::tuple_key(frame).map_or(0, |key| self.store.prefetch(key))
-    }
 }
 
 #[cfg(test)]

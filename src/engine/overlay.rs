@@ -66,6 +66,32 @@ impl Engine {
         self.run_overlay(now);
     }
 
+    /// Discovery heard `id`, a node with overlay links whose part of the
+    /// overlay has anchor `anchor`: a smaller anchor than ours is another
+    /// part, joined through it (see `Views::heard_anchor`).
+    pub fn heard_anchor(
+        &mut self,
+        id: u64,
+        endpoint: &str,
+        key: Option<[u8; 32]>,
+        anchor: u64,
+        now: Now,
+    ) {
+        let peer = PeerEntry {
+            id,
+            endpoint: endpoint.to_string(),
+            key,
+        };
+        self.views.heard_anchor(peer, anchor, now.mono_ms);
+        self.run_overlay(now);
+    }
+
+    /// The smallest node id this node knows in its part of the overlay
+    /// (its own while it has no overlay link). Discovery beacons it.
+    pub fn overlay_anchor(&self) -> u64 {
+        self.views.anchor()
+    }
+
     /// Leaves the overlay and starts over: every link the views made is
     /// closed (with `reason`), the views forget every member; `JOIN`
     /// contacts stay and are dialled again. `CONNECT` links stay.

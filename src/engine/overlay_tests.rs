@@ -84,10 +84,13 @@ fn a_join_from_a_wildcard_bound_node_is_kept_at_the_address_it_came_from() {
     );
     assert_eq!(
         overlay_msgs(&drain(&mut e, 7)),
-        vec![overlay::Message::NeighborReply {
-            accepted: true,
-            peer: entry(1, "tcp://10.0.0.1:5670")
-        }]
+        vec![
+            overlay::Message::NeighborReply {
+                accepted: true,
+                peer: entry(1, "tcp://10.0.0.1:5670")
+            },
+            overlay::Message::Anchor(1)
+        ]
     );
 }
 
@@ -369,6 +372,7 @@ mod forged {
             proptest::collection::vec(id.clone(), 0..50).prop_map(overlay::Message::IHave),
             proptest::collection::vec(id, 0..50).prop_map(overlay::Message::Graft),
             Just(overlay::Message::Prune),
+            (1..u64::MAX).prop_map(overlay::Message::Anchor),
         ]
     }
 

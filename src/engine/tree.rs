@@ -17,6 +17,14 @@
 //! [`HELD_DUPLICATES_MAX`]th in a row prunes anyway (a cycle of eager links
 //! that writes keep crossing would otherwise never be cut).
 //!
+//! Both ends of a lazy link usually get a write at about the same time, and
+//! both would announce it to the other. So for each write one end *leads*
+//! (the driver draws which from the write's id and which end dialled: both
+//! ends draw the same) and announces after the batch interval; the other
+//! *follows*, a few round trips later, and only if the leader's
+//! announcement has not come by then: an announcement that arrives for a
+//! write still waiting to be announced on that link takes it back.
+//!
 //! A write is named by its key and version (`WriteId`), and whether one is
 //! held is the store's answer (a newer version of the key counts): there is
 //! no cache of message ids to grow.
@@ -111,6 +119,9 @@ pub struct TreeStats {
     pub repairs: u64,
     /// Announcements dropped because `max_missing` writes were waited for.
     pub missing_dropped: u64,
+    /// Announcements taken back before they went: the link announced the
+    /// write to us first.
+    pub unannounced: u64,
 }
 
 #[derive(Debug)]
@@ -122,6 +133,9 @@ struct Missing {
     grafted_at: Option<u64>,
     /// Who announced it, in order: asked one after the other.
     announcers: VecDeque<ConnId>,
+    /// The links that announced this very version (older ones may have
+    /// announced older versions of the key).
+    have_it: Vec<ConnId>,
     graft_at: u64,
 }
 
@@ -140,8 +154,16 @@ pub struct Tree {
     first_at: BTreeMap<ConnId, u64>,
     /// Pushed duplicates each link brought since its last first copy.
     dups: BTreeMap<ConnId, u32>,
+    /// Announcements this node leads, sent after the batch interval.
     batches: BTreeMap<ConnId, Batch>,
     flush_at: Option<u64>,
+    /// Announcements this node follows, sent later unless the link's
+    /// other end announces the write first.
+    following: BTreeMap<ConnId, Batch>,
+    follow_at: Option<u64>,
+    /// The last write received that had been announced to us, and the
+    /// links that announced it: they have it, it is not announced back.
+    just_received: Option<(WriteId, Vec<ConnId>)>,
     /// Writes announced but not held, by key (only the newest matters).
     missing: BTreeMap<String, Missing>,
     next_graft: Option<u64>,
@@ -181,8 +203,10 @@ impl Tree {
         self.first_at.remove(&conn);
         self.dups.remove(&conn);
         self.batches.remove(&conn);
+        self.following.remove(&conn);
         for m in self.missing.values_mut() {
             m.announcers.retain(|&c| c != conn);
+            m.have_it.retain(|&c| c != conn);
         }
     }
 
@@ -207,23 +231,49 @@ impl Tree {
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
-        match (self.flush_at, self.next_graft) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.flush_at, self.follow_at, self.next_graft]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// A new write goes to the lazy link `conn` as an announcement.
-    pub fn announce(&mut self, conn: ConnId, id: WriteId, now: u64) {
-        let batch = self.batches.entry(conn).or_default();
+    /// A new write goes to the lazy link `conn` as an announcement: after
+    /// the batch interval if this end `leads` it on the link, else a few
+    /// round trips later, unless the other end announces it first.
+    pub fn announce(&mut self, conn: ConnId, id: WriteId, leads: bool, now: u64) {
+        if let Some((w, announcers)) = &self.just_received {
+            if *w == id && announcers.contains(&conn) {
+                // That end announced it to us: it has it.
+                self.stats.unannounced += 1;
+                return;
+            }
+        }
+        let (batches, at, wait) = if leads {
+            let wait = self.settings.announce_interval_ms;
+            (&mut self.batches, &mut self.flush_at, wait)
+        } else {
+            let wait = self.follow_wait();
+            (&mut self.following, &mut self.follow_at, wait)
+        };
+        let batch = batches.entry(conn).or_default();
         batch.bytes += write_id_len(id.key.len());
         batch.ids.push(id);
         self.stats.announced += 1;
         if batch.bytes >= self.settings.max_batch_bytes || batch.ids.len() >= MAX_ANNOUNCED {
-            self.flush(conn);
-        } else if self.flush_at.is_none() {
-            self.flush_at = Some(now + self.settings.announce_interval_ms);
+            let batch = batches.remove(&conn).unwrap_or_default();
+            self.send_batch(conn, batch);
+        } else if at.is_none() {
+            *at = Some(now + wait);
         }
+    }
+
+    /// How long an announcement this node follows waits: the batch
+    /// interval and two round trips of the links (time for the leader's
+    /// to arrive).
+    pub fn follow_wait(&self) -> u64 {
+        let interval = self.settings.announce_interval_ms;
+        let rtt = self.rtt_ms.map_or(interval, |r| r.round() as u64);
+        interval + 2 * rtt.min(self.settings.graft_timeout_ms)
     }
 
     /// A write arrived that we now hold (from any link, or by
@@ -234,7 +284,15 @@ impl Tree {
                 if let Some(at) = m.grafted_at {
                     self.observe_rtt(now.saturating_sub(at));
                 }
-                self.missing.remove(key);
+                if let Some(m) = self.missing.remove(key) {
+                    let same = (clock, origin) == (m.clock, m.origin);
+                    let id = WriteId {
+                        key: key.to_string(),
+                        clock,
+                        origin,
+                    };
+                    self.just_received = same.then_some((id, m.have_it));
+                }
             }
         }
     }
@@ -335,11 +393,18 @@ impl Tree {
         }
         for id in ids {
             if held(&id) {
+                // The peer has it: an announcement of it still waiting
+                // for this link would tell it nothing.
+                self.unannounce(conn, &id);
                 continue;
             }
             if let Some(m) = self.missing.get_mut(&id.key) {
                 if (id.clock, id.origin) > (m.clock, m.origin) {
                     (m.clock, m.origin) = (id.clock, id.origin);
+                    m.have_it.clear();
+                }
+                if (id.clock, id.origin) == (m.clock, m.origin) && !m.have_it.contains(&conn) {
+                    m.have_it.push(conn);
                 }
                 if !m.announcers.contains(&conn) {
                     m.announcers.push_back(conn);
@@ -357,6 +422,7 @@ impl Tree {
                     clock: id.clock,
                     origin: id.origin,
                     announcers: VecDeque::from([conn]),
+                    have_it: vec![conn],
                     grafted_at: None,
                     graft_at,
                 },
@@ -370,9 +436,14 @@ impl Tree {
     pub fn handle_timeout(&mut self, now: u64) {
         if self.flush_at.is_some_and(|t| t <= now) {
             self.flush_at = None;
-            let conns: Vec<ConnId> = self.batches.keys().copied().collect();
-            for conn in conns {
-                self.flush(conn);
+            for (conn, batch) in std::mem::take(&mut self.batches) {
+                self.send_batch(conn, batch);
+            }
+        }
+        if self.follow_at.is_some_and(|t| t <= now) {
+            self.follow_at = None;
+            for (conn, batch) in std::mem::take(&mut self.following) {
+                self.send_batch(conn, batch);
             }
         }
         if self.next_graft.is_none_or(|t| t > now) {
@@ -416,17 +487,44 @@ impl Tree {
         }
     }
 
-    fn flush(&mut self, conn: ConnId) {
-        if let Some(batch) = self.batches.remove(&conn) {
-            if !batch.ids.is_empty() && self.links.contains_key(&conn) {
-                self.stats.announce_frames += 1;
-                self.out.push_back(TreeAction::Send {
-                    conn,
-                    msg: Message::IHave(batch.ids),
-                });
+    /// Takes `id` out of the announcements waiting for `conn`, if there.
+    fn unannounce(&mut self, conn: ConnId, id: &WriteId) {
+        for batches in [&mut self.batches, &mut self.following] {
+            if let Some(batch) = batches.get_mut(&conn) {
+                if let Some(i) = batch.ids.iter().position(|w| w == id) {
+                    batch.bytes -= write_id_len(id.key.len());
+                    batch.ids.swap_remove(i);
+                    self.stats.announced -= 1;
+                    self.stats.unannounced += 1;
+                }
             }
         }
     }
+
+    fn send_batch(&mut self, conn: ConnId, batch: Batch) {
+        if !batch.ids.is_empty() && self.links.contains_key(&conn) {
+            self.stats.announce_frames += 1;
+            self.out.push_back(TreeAction::Send {
+                conn,
+                msg: Message::IHave(batch.ids),
+            });
+        }
+    }
+}
+
+/// Whether the end of a lazy link that `dialled` it (or the other) leads
+/// the announcement of `id` on it: one bit drawn from the write's id, the
+/// same at both ends, so each end leads about half the writes.
+pub fn leads(id: &WriteId, dialled: bool) -> bool {
+    let mixed = (id.clock ^ id.origin.rotate_left(29) ^ key_bits(&id.key))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 63 == 1) == dialled
+}
+
+fn key_bits(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// An exponentially weighted average (weight 1/8 for the new sample).

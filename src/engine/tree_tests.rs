@@ -54,9 +54,9 @@ fn a_prune_makes_the_link_lazy_and_a_graft_eager_again() {
 #[test]
 fn announcements_wait_for_the_interval_and_go_in_one_ihave_per_link() {
     let mut t = tree(&[1, 2]);
-    t.announce(1, id("a", 1), 0);
-    t.announce(1, id("b", 1), 10);
-    t.announce(2, id("a", 1), 20);
+    t.announce(1, id("a", 1), true, 0);
+    t.announce(1, id("b", 1), true, 10);
+    t.announce(2, id("a", 1), true, 20);
     let due = TreeSettings::default().announce_interval_ms;
     assert_eq!(t.poll_timeout(), Some(due));
     t.handle_timeout(due - 1);
@@ -81,9 +81,9 @@ fn a_full_batch_goes_at_once() {
         ..TreeSettings::default()
     });
     t.link_up(1);
-    t.announce(1, id("key-1", 1), 0);
+    t.announce(1, id("key-1", 1), true, 0);
     assert!(drain(&mut t).is_empty());
-    t.announce(1, id("key-2", 1), 0);
+    t.announce(1, id("key-2", 1), true, 0);
     assert_eq!(drain(&mut t).len(), 1);
 }
 
@@ -140,7 +140,7 @@ fn announcements_on_unknown_links_and_beyond_the_bound_are_dropped() {
 #[test]
 fn a_closed_link_is_forgotten_with_its_batch_and_announcements() {
     let mut t = tree(&[1, 2]);
-    t.announce(1, id("a", 1), 0);
+    t.announce(1, id("a", 1), true, 0);
     t.announced(1, vec![id("k", 1)], |_| false, 0);
     t.link_down(1);
     t.handle_timeout(10_000);
@@ -279,4 +279,66 @@ fn duplicates_in_a_row_prune_even_within_the_wait() {
         t.stats.prunes_held,
         u64::from(2 * (HELD_DUPLICATES_MAX - 1))
     );
+}
+
+#[test]
+fn a_followed_announcement_waits_longer_and_is_taken_back_when_the_leader_announces() {
+    let mut t = tree(&[1, 2]);
+    t.observe_rtt(30);
+    let lead = TreeSettings::default().announce_interval_ms;
+    let follow = t.follow_wait();
+    assert_eq!(follow, lead + 60);
+    t.announce(1, id("a", 1), false, 0);
+    t.announce(2, id("a", 1), false, 0);
+    t.announce(2, id("b", 1), true, 0);
+    t.handle_timeout(lead);
+    assert_eq!(drain(&mut t), vec![(2, Message::IHave(vec![id("b", 1)]))]);
+    // Link 1's other end announces `a` first: ours on link 1 is taken
+    // back; link 2's goes when due.
+    t.announced(1, vec![id("a", 1)], |_| true, 10);
+    assert_eq!(t.poll_timeout(), Some(follow));
+    t.handle_timeout(follow - 1);
+    assert!(drain(&mut t).is_empty());
+    t.handle_timeout(follow);
+    assert_eq!(drain(&mut t), vec![(2, Message::IHave(vec![id("a", 1)]))]);
+    assert_eq!((t.stats.announced, t.stats.unannounced), (2, 1));
+}
+
+#[test]
+fn one_end_of_a_link_leads_each_write_and_both_lead_about_half() {
+    let mut dialler_leads = 0;
+    for clock in 0..1_000u64 {
+        let w = WriteId {
+            key: format!("k{}", clock % 7),
+            clock,
+            origin: 42,
+        };
+        assert_ne!(leads(&w, true), leads(&w, false), "exactly one end leads");
+        dialler_leads += u32::from(leads(&w, true));
+    }
+    assert!((400..600).contains(&dialler_leads), "{dialler_leads}");
+}
+
+#[test]
+fn a_write_is_not_announced_back_to_the_links_that_announced_it() {
+    let mut t = tree(&[1, 2, 3]);
+    for c in [1, 2, 3] {
+        t.pruned(c);
+    }
+    t.announced(1, vec![id("k", 5)], |_| false, 0);
+    t.announced(2, vec![id("k", 4)], |_| false, 0);
+    t.received("k", 5, 1, 10);
+    for c in [1, 2, 3] {
+        t.announce(c, id("k", 5), true, 10);
+    }
+    t.handle_timeout(100);
+    // Link 1 announced this very version; link 2 an older one.
+    assert_eq!(
+        drain(&mut t),
+        vec![
+            (2, Message::IHave(vec![id("k", 5)])),
+            (3, Message::IHave(vec![id("k", 5)]))
+        ]
+    );
+    assert_eq!(t.stats.unannounced, 1);
 }

@@ -110,6 +110,9 @@ pub struct ViewStats {
     pub disconnects: u64,
     pub promotions: u64,
     pub evictions: u64,
+    /// Joins made to merge this node's part of the overlay with another
+    /// that discovery heard of (a smaller anchor).
+    pub merges: u64,
     /// Overlay messages that made no sense where they came (a forward join
     /// on a link that is not active, a reply nobody asked for, the node's
     /// own id): ignored.
@@ -153,13 +156,31 @@ pub struct Views {
     /// answer arrives and the passive view is full).
     last_shuffle: Vec<PeerEntry>,
     next_shuffle: Option<u64>,
+    /// The smallest node id known in this node's part of the overlay: its
+    /// own while alone, then the smallest its active peers tell
+    /// (`ANCHOR`). Nodes that start together may link up in separate
+    /// groups, each full and none knowing of the others; discovery hears
+    /// every node, so a node that hears a linked node with a smaller
+    /// anchor joins through it, and the groups become one.
+    anchor: u64,
+    /// A merge waiting to be made: the node heard of and its anchor, and
+    /// when to join through it unless our anchor has come down by then.
+    merge: Option<(PeerEntry, u64, u64)>,
+    /// When the last merge was made (one per shuffle period at most).
+    last_merge: Option<u64>,
     out: VecDeque<ViewAction>,
     pub stats: ViewStats,
 }
 
+/// How long a merge waits, at least, for the smaller anchor to arrive
+/// through the node's own links (it may be news in its own part,
+/// spreading), ms; at most three times as long (drawn at random).
+pub const MERGE_WAIT_MS: u64 = 1_000;
+
 impl Views {
     pub fn new(me: PeerEntry, settings: ViewSettings, seed: u64) -> Views {
         Views {
+            anchor: me.id,
             me,
             settings,
             rng: Rng::new(seed),
@@ -171,6 +192,8 @@ impl Views {
             failed: Vec::new(),
             last_shuffle: Vec::new(),
             next_shuffle: None,
+            merge: None,
+            last_merge: None,
             out: VecDeque::new(),
             stats: ViewStats::default(),
         }
@@ -234,7 +257,11 @@ impl Views {
         let limit = self.settings.request_timeout_ms;
         let requests = self.dialling.values().chain(self.asking.values());
         let give_up = requests.map(|r| r.since.saturating_add(limit)).min();
-        [self.next_shuffle, give_up].into_iter().flatten().min()
+        let merge = self.merge.as_ref().map(|m| m.2);
+        [self.next_shuffle, give_up, merge]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Joins the network through a member at `endpoint` (`JOIN`): dialled
@@ -267,6 +294,99 @@ impl Views {
         self.arm(now);
     }
 
+    /// This node's anchor: the smallest node id it knows in its part of
+    /// the overlay (its own while alone). Discovery beacons it.
+    pub fn anchor(&self) -> u64 {
+        self.anchor
+    }
+
+    /// Discovery heard `peer`, a node with overlay links whose part of the
+    /// overlay has anchor `anchor`. A smaller anchor than ours is another
+    /// part: unless ours comes down within one to three [`MERGE_WAIT_MS`]
+    /// (the news spreading in our own part), this node joins through
+    /// `peer`. At most one merge per shuffle period.
+    pub fn heard_anchor(&mut self, peer: PeerEntry, anchor: u64, now: u64) {
+        if anchor >= self.anchor || peer.id == self.me.id || !endpoint_is_dialable(&peer.endpoint) {
+            return;
+        }
+        if self.active.is_empty() {
+            return self.candidate(peer, now);
+        }
+        if self.active.iter().any(|a| a.peer.id == peer.id) {
+            return; // a neighbour: its anchor is on its way to us
+        }
+        if self.merge.as_ref().is_none_or(|m| anchor < m.1) {
+            // Every node of a LAN hears a beacon at once: a random wait
+            // lets the first merge's anchor reach the others first.
+            let wait = MERGE_WAIT_MS + self.rng.below(2 * MERGE_WAIT_MS);
+            let at = self.merge.as_ref().map_or(now + wait, |m| m.2);
+            self.merge = Some((peer, anchor, at));
+        }
+        self.arm(now);
+    }
+
+    /// Makes a due merge, if our anchor is still larger.
+    fn run_merge(&mut self, now: u64) {
+        let Some((_, anchor, at)) = self.merge.as_ref() else {
+            return;
+        };
+        if *anchor >= self.anchor {
+            self.merge = None;
+            return;
+        }
+        if *at > now {
+            return;
+        }
+        let period = self.settings.shuffle_interval_ms;
+        if let Some(last) = self.last_merge.filter(|&l| now < l.saturating_add(period)) {
+            if let Some(m) = self.merge.as_mut() {
+                m.2 = last + period;
+            }
+            return;
+        }
+        let Some((peer, _, _)) = self.merge.take() else {
+            return;
+        };
+        self.last_merge = Some(now);
+        self.stats.merges += 1;
+        let key = peer.key;
+        self.dial(peer.endpoint, Intent::Join { key }, now);
+    }
+
+    /// An `ANCHOR` from an active peer: a smaller one is adopted and
+    /// passed on to the other active peers.
+    fn on_anchor(&mut self, conn: ConnId, anchor: u64) {
+        if !self.is_active(conn) {
+            self.stats.ignored += 1;
+            return;
+        }
+        if anchor >= self.anchor {
+            return;
+        }
+        self.anchor = anchor;
+        let others: Vec<ConnId> = self
+            .active
+            .iter()
+            .filter(|a| a.conn != conn)
+            .map(|a| a.conn)
+            .collect();
+        for other in others {
+            self.send(other, Message::Anchor(anchor));
+        }
+        if self.merge.as_ref().is_some_and(|m| m.1 >= anchor) {
+            self.merge = None;
+        }
+    }
+
+    /// A node left with no active peer is in no part of the overlay: its
+    /// anchor is its own again (an old one would label the part it joins
+    /// next, which may be another).
+    fn check_alone(&mut self) {
+        if self.active.is_empty() {
+            self.anchor = self.me.id;
+        }
+    }
+
     /// Forgets every peer and request; returns the connections that were
     /// the views' (the driver closes them). Contacts stay: the node joins
     /// through them again at the next period.
@@ -277,6 +397,8 @@ impl Views {
         self.failed.clear();
         self.dialling.clear();
         self.last_shuffle.clear();
+        self.anchor = self.me.id;
+        self.merge = None;
         conns
     }
 
@@ -336,6 +458,7 @@ impl Views {
         // tried again now and then (it may be across a partition).
         let gone = self.active.swap_remove(i);
         self.remember_failed(gone.peer, now);
+        self.check_alone();
         self.fill(now);
         true
     }
@@ -360,6 +483,7 @@ impl Views {
                     self.stats.ignored += 1;
                 }
             }
+            Message::Anchor(anchor) => self.on_anchor(conn, anchor),
             Message::IHave(_) | Message::Graft(_) | Message::Prune => {}
         }
         self.arm(now);
@@ -393,6 +517,7 @@ impl Views {
                 self.request_failed(req.intent, true, now);
             }
         }
+        self.run_merge(now);
         if self.next_shuffle.is_some_and(|t| t > now) {
             return;
         }
@@ -556,6 +681,15 @@ impl Views {
         });
     }
 
+    /// Tells the peer of a new active link our anchor (after the reply
+    /// that makes the link active at its end too): the end with the
+    /// larger one adopts the smaller and passes it on.
+    fn tell_anchor(&mut self, conn: ConnId) {
+        if self.is_active(conn) {
+            self.send(conn, Message::Anchor(self.anchor));
+        }
+    }
+
     /// Keeps `peer` in the passive view; when it is full, an entry of
     /// `prefer_evict` (what we just sent away in a shuffle) makes room
     /// first, else a random one.
@@ -617,6 +751,7 @@ impl Views {
                 peer: self.me.clone(),
             },
         );
+        self.tell_anchor(conn);
         // And a sample of whom we know, so the newcomer's passive view is
         // not empty: a node whose first links fail can still find the
         // network.
@@ -703,7 +838,9 @@ impl Views {
                 peer: self.me.clone(),
             },
         );
-        if !accept {
+        if accept {
+            self.tell_anchor(conn);
+        } else {
             self.out.push_back(ViewAction::Close {
                 conn,
                 reason: "neighbour request refused",
@@ -722,6 +859,7 @@ impl Views {
         }
         if accepted {
             self.add_active(conn, peer, true);
+            self.tell_anchor(conn);
         } else {
             self.out.push_back(ViewAction::Close {
                 conn,
@@ -743,6 +881,7 @@ impl Views {
         if alive {
             self.add_passive(gone.peer, &[]);
         }
+        self.check_alone();
         self.out.push_back(ViewAction::Close {
             conn,
             reason: "peer left the active view",

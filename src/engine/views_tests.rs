@@ -123,7 +123,13 @@ fn a_contact_takes_the_joiner_answers_and_forwards_the_join_to_its_other_peers()
             }
         )));
     }
-    assert_eq!(s.len(), 4);
+    // And its anchor, after the reply.
+    let reply = s
+        .iter()
+        .position(|m| matches!(m, (9, Message::NeighborReply { .. })));
+    let anchor = s.iter().position(|m| m == &(9, Message::Anchor(1)));
+    assert!(reply < anchor, "{s:?}");
+    assert_eq!(s.len(), 5);
     assert!(v.is_active(9));
     assert_eq!(v.stats.joins, 1);
 }
@@ -597,7 +603,7 @@ fn a_connection_joins_once_and_names_one_peer() {
     let mut v = views(1);
     with_active(&mut v, &[2, 3]);
     v.handle_message(9, Message::Join(peer(4)), 0);
-    assert_eq!(sent(&drain(&mut v)).len(), 4);
+    assert_eq!(sent(&drain(&mut v)).len(), 5);
     // A second JOIN on it (a flood of them) sends no forward joins.
     for p in 5..50 {
         v.handle_message(9, Message::Join(peer(p)), 0);
@@ -631,4 +637,100 @@ fn a_reply_nobody_asked_for_and_a_join_from_itself_are_ignored() {
     assert_eq!(closed(&drain(&mut v)), vec![4]);
     assert_eq!(v.active_len(), 0);
     assert_eq!(v.stats.ignored, 2);
+}
+
+#[test]
+fn anchors_flow_toward_the_smallest_and_on_to_the_other_active_peers() {
+    let mut v = views(50);
+    assert_eq!(v.anchor(), 50);
+    v.handle_message(
+        7,
+        Message::Neighbor {
+            high: true,
+            peer: peer(7),
+        },
+        0,
+    );
+    // A new active link: our anchor after the reply.
+    assert_eq!(sent(&drain(&mut v)).last(), Some(&(7, Message::Anchor(50))));
+    for p in [2, 3] {
+        let high = true;
+        let peer = peer(p);
+        v.handle_message(p, Message::Neighbor { high, peer }, 0);
+    }
+    drain(&mut v);
+    v.handle_message(7, Message::Anchor(4), 0);
+    assert_eq!(v.anchor(), 4);
+    let mut s = sent(&drain(&mut v));
+    s.sort_by_key(|m| m.0);
+    assert_eq!(s, [(2, Message::Anchor(4)), (3, Message::Anchor(4))]);
+    // A larger one, or one from a link that is not active: nothing.
+    v.handle_message(2, Message::Anchor(9), 0);
+    v.handle_message(99, Message::Anchor(1), 0);
+    assert!(drain(&mut v).is_empty());
+    assert_eq!((v.anchor(), v.stats.ignored), (4, 1));
+    // Alone again: its own anchor.
+    for conn in [2, 3, 7] {
+        v.link_down(conn, 0);
+    }
+    assert_eq!(v.anchor(), 50);
+}
+
+#[test]
+fn a_smaller_anchor_heard_of_is_joined_after_a_wait_once_per_period() {
+    let mut v = views(50);
+    with_active(&mut v, &[2, 3]);
+    v.heard_anchor(peer(9), 4, 0);
+    assert!(dials(&drain(&mut v)).is_empty());
+    let due = v.poll_timeout().unwrap();
+    assert!((MERGE_WAIT_MS..3 * MERGE_WAIT_MS).contains(&due), "{due}");
+    v.handle_timeout(due - 1);
+    assert!(dials(&drain(&mut v)).is_empty());
+    v.handle_timeout(due);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        [(peer(9).endpoint, Intent::Join { key: None })]
+    );
+    assert_eq!(v.stats.merges, 1);
+    // The next one waits for the next period.
+    let period = ViewSettings::default().shuffle_interval_ms;
+    v.heard_anchor(peer(8), 1, due + 1);
+    v.handle_timeout(due + 3 * MERGE_WAIT_MS);
+    assert!(dials(&drain(&mut v)).is_empty());
+    v.handle_timeout(due + period - 1);
+    let to_8 = |a: &[ViewAction]| dials(a).into_iter().any(|(e, _)| e == peer(8).endpoint);
+    assert!(!to_8(&drain(&mut v)));
+    v.handle_timeout(due + period);
+    assert!(to_8(&drain(&mut v)));
+    assert_eq!(v.stats.merges, 2);
+}
+
+#[test]
+fn no_merge_when_the_smaller_anchor_arrives_through_the_own_links_or_is_no_smaller() {
+    let mut v = views(50);
+    with_active(&mut v, &[2, 3]);
+    // Ours or larger, a neighbour's, our own: never.
+    v.heard_anchor(peer(9), 50, 0);
+    v.heard_anchor(peer(9), 70, 0);
+    v.heard_anchor(peer(2), 4, 0);
+    v.heard_anchor(peer(50), 4, 0);
+    v.handle_timeout(3 * MERGE_WAIT_MS);
+    assert!(dials(&drain(&mut v)).is_empty());
+    // News of our own part, faster than the wait.
+    v.heard_anchor(peer(9), 4, 0);
+    v.handle_message(2, Message::Anchor(4), 500);
+    v.handle_timeout(3 * MERGE_WAIT_MS);
+    assert!(dials(&drain(&mut v)).is_empty());
+    assert_eq!(v.stats.merges, 0);
+}
+
+#[test]
+fn an_alone_node_joins_through_a_node_it_hears_an_anchor_of() {
+    let mut v = views(50);
+    v.heard_anchor(peer(9), 4, 0);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        [(peer(9).endpoint, Intent::Join { key: None })]
+    );
+    assert_eq!(v.stats.merges, 0);
 }

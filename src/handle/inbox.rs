@@ -92,20 +92,6 @@ impl Batch {
         })
     }
 
-    /// Calls `f` with the key of every PUBLISH and UNPUBLISH not yet taken.
-    pub(crate) fn for_each_key(&self, mut f: impl FnMut(&str)) {
-        let mut at = self.at;
-        for entry in &self.entries {
-            let (key_len, value_len) = entry.text_lens();
-            if !matches!(entry, Entry::Command) {
-                if let Some(key) = self.text.get(at..at + key_len) {
-                    f(key);
-                }
-            }
-            at += key_len + value_len;
-        }
-    }
-
     fn clear(&mut self) {
         self.text.clear();
         self.entries.clear();
@@ -293,29 +279,6 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn the_keys_of_a_batch_are_seen_before_it_is_served() {
-        let inbox = Inbox::default();
-        inbox.publish("k1", "v1", None).unwrap();
-        inbox.command(status()).unwrap();
-        inbox.unpublish("ключ").unwrap();
-        inbox.publish("k3", "", Some(5)).unwrap();
-        let mut batch = Batch::default();
-        assert!(inbox.take(&mut batch));
-        let keys = |batch: &Batch| {
-            let mut keys = Vec::new();
-            batch.for_each_key(|k| keys.push(k.to_string()));
-            keys
-        };
-        assert_eq!(keys(&batch), ["k1", "ключ", "k3"]);
-        // What is taken is no longer seen.
-        assert!(matches!(
-            batch.next(),
-            Some(Next::Publish { key: "k1", .. })
-        ));
-        assert_eq!(keys(&batch), ["ключ", "k3"]);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! something waits. The reply pipe (`replies.rs`) and the beacon's pipe
 //! (`beacon/actor.rs`) are this pipe with a batch type each.
 //!
+//! Fast path (allocations): with the inbox (`inbox.rs`) and the news
+//! queue (`news.rs`), no allocation per tuple between the application and
+//! its node; batches and their buffers are reused (docs/benchmarks.md,
+//! "How the pipes avoid allocation" and "Fast-path review").
+//!
 //! Messages travel in batches ([`Batch`]) over a bounded
 //! `crossbeam-channel` (its slots are allocated once): a sender fills a
 //! batch the reader gave back and hands it over whole with one send; the

@@ -1,11 +1,8 @@
 //! `inproc://` endpoints: a process-wide registry of bound names. A
-//! connection is a Unix socket pair whose far end is handed to the binder,
-//! with a number naming the pair (its two ends find each other by it, see
-//! `loopback`).
+//! connection is a Unix socket pair whose far end is handed to the binder.
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 
@@ -13,8 +10,8 @@ use parking_lot::Mutex;
 
 use crate::error::Error;
 
-/// The binder's end of a connection, and the number of its pair.
-pub(crate) type Accepted = (UnixStream, u64);
+/// The binder's end of a connection.
+pub(crate) type Accepted = UnixStream;
 
 struct Binding {
     owner: u64,
@@ -58,10 +55,8 @@ pub(crate) fn unbind_all(owner: u64) {
     registry().lock().retain(|_, b| b.owner != owner);
 }
 
-/// Connects to a bound name; returns our end of the pair and the pair's
-/// number (unique in the process).
-pub(crate) fn connect(name: &str) -> Result<(UnixStream, u64), Error> {
-    static PAIRS: AtomicU64 = AtomicU64::new(0);
+/// Connects to a bound name; returns our end of the pair.
+pub(crate) fn connect(name: &str) -> Result<UnixStream, Error> {
     let map = registry().lock();
     let refused = |e: std::io::Error| Error::io(format!("cannot connect to inproc://{name}"), e);
     let b = map
@@ -70,10 +65,9 @@ pub(crate) fn connect(name: &str) -> Result<(UnixStream, u64), Error> {
     let (ours, theirs) = UnixStream::pair().map_err(refused)?;
     ours.set_nonblocking(true).map_err(refused)?;
     theirs.set_nonblocking(true).map_err(refused)?;
-    let pair = PAIRS.fetch_add(1, Ordering::Relaxed);
     b.deliver
-        .send((theirs, pair))
+        .send(theirs)
         .map_err(|_| refused(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))?;
     let _ = b.waker.wake();
-    Ok((ours, pair))
+    Ok(ours)
 }

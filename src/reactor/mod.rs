@@ -6,13 +6,12 @@
 
 pub(crate) mod affinity;
 pub(crate) mod inproc;
-mod loopback;
 mod net;
 mod persist;
 pub(crate) mod pool;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -79,10 +78,6 @@ struct Socket {
     /// Registered for writability too (only while output waits or a
     /// connect is in progress: otherwise every ACK would wake us).
     writable_interest: bool,
-    /// A connected TCP stream of a node on a shared thread: its end in the
-    /// thread's table, so a node of the thread at the other end reads at
-    /// once what this one writes (see [`loopback`]).
-    end: Option<loopback::End>,
 }
 
 pub(crate) struct Reactor {
@@ -90,8 +85,6 @@ pub(crate) struct Reactor {
     /// tokens `base | local`.
     registry: mio::Registry,
     base: usize,
-    /// Alone on its thread (`ZGOSSIP_IO_THREADS=0`).
-    alone: bool,
     engine: Engine,
     commands: Arc<Inbox>,
     /// Commands taken from `commands`, not all carried out yet.
@@ -111,9 +104,6 @@ pub(crate) struct Reactor {
     dirty: Vec<ConnId>,
     /// Connections that still had unread input when their budget ran out.
     backlog: Vec<Token>,
-    /// Reads done at once because a node of the same thread had just
-    /// written to the connection (`STATS handoff-reads`).
-    handoff_reads: u64,
     /// Announce and speak ZGP/2 with peers that announce it too.
     zgp2_enabled: bool,
     /// `cluster/name`: announced in handshakes and beacons; peers of
@@ -158,7 +148,6 @@ impl Reactor {
             registry,
             node,
             thread,
-            alone,
         } = shared;
         let base = node << 32;
         let waker = NodeWaker { node, thread };
@@ -176,7 +165,6 @@ impl Reactor {
         let reactor = Reactor {
             registry,
             base,
-            alone,
             engine: Engine::new(name, owner, Settings::default()),
             commands,
             batch: Batch::default(),
@@ -194,7 +182,6 @@ impl Reactor {
             config_file: ConfigFile::default(),
             dirty: Vec::new(),
             backlog: Vec::new(),
-            handoff_reads: 0,
             zgp2_enabled: true,
             cluster: String::new(),
             cluster_refused: 0,
@@ -274,19 +261,6 @@ impl Reactor {
             self.conn_ready(token, mode);
         }
         self.after_engine();
-    }
-
-    /// Reads connection `token` (a thread-wide token) now, as if the poll
-    /// had said it was readable: its other end, a node of this thread, has
-    /// just written to it (see [`loopback`]).
-    pub(crate) fn on_written_end(&mut self, token: Token) {
-        let token = Token(token.0 & LOCAL_TOKENS);
-        if self.conns.contains_key(&token) {
-            self.handoff_reads += 1;
-            // The write is whole in the socket: a short read drains it.
-            self.conn_ready(token, ReadMode::HandOff);
-            self.after_engine();
-        }
     }
 
     /// The rest of a round, after its events: commands left over, input
@@ -421,8 +395,8 @@ impl Reactor {
         // Cleared before draining: a command sent from now on wakes us again.
         self.wake_pending.store(false, Ordering::SeqCst);
         self.commands_pending = false;
-        while let Ok((stream, pair)) = self.inproc_rx.try_recv() {
-            let stream = Stream::Unix(mio::net::UnixStream::from_std(stream), Some((pair, true)));
+        while let Ok(stream) = self.inproc_rx.try_recv() {
+            let stream = Stream::Unix(mio::net::UnixStream::from_std(stream));
             let refuse = self.access.refusal(None);
             self.add_conn_with(
                 stream,
@@ -435,17 +409,8 @@ impl Reactor {
         }
         let now = self.now();
         for _ in 0..COMMAND_BUDGET {
-            let fresh = self.batch.is_empty();
             if !self.commands.take(&mut self.batch) {
                 return;
-            }
-            if fresh {
-                // As for a read: the index slots of the batch's keys first.
-                let mut seen = 0;
-                let store = self.engine.store();
-                self.batch
-                    .for_each_key(|key| seen ^= store.prefetch(key.as_bytes()));
-                std::hint::black_box(seen);
             }
             let Some(next) = self.batch.next() else {
                 continue;
@@ -563,7 +528,10 @@ impl Reactor {
                 let own = [
                     ("replies-pending", self.replies.len() as u64),
                     ("replies-coalesced", self.replies.coalesced()),
-                    ("handoff-reads", self.handoff_reads),
+                    // Kept, always 0, so that STATS keeps its names: the
+                    // hand-offs between nodes of one thread it counted are
+                    // gone (issue 23, docs/benchmarks.md).
+                    ("handoff-reads", 0),
                     ("cluster-refused", self.cluster_refused),
                     ("bytes-in", self.bytes_in),
                     ("bytes-out", self.bytes_out),
@@ -844,21 +812,6 @@ impl Reactor {
         }
     }
 
-    /// Registers connection `token`, just connected, in the thread's table
-    /// of ends, if the node is on a shared thread and its stream says what
-    /// its other end is found by.
-    fn register_end(&mut self, token: Token) {
-        if self.alone {
-            return; // a thread of its own: no other node to find
-        }
-        let global = self.tok(token);
-        if let Some(c) = self.conns.get_mut(&token) {
-            if let Some(id) = c.stream.identity() {
-                c.end = Some(loopback::End::register(id, global));
-            }
-        }
-    }
-
     fn add_conn(&mut self, stream: Stream, role: Role, connecting: bool, peer: String) {
         self.add_conn_with(stream, role, connecting, peer, None, None);
     }
@@ -968,12 +921,8 @@ impl Reactor {
                 ip,
                 held_input: 0,
                 writable_interest: true,
-                end: None,
             },
         );
-        if !connecting {
-            self.register_end(token);
-        }
         // Send our greeting now if we can.
         self.conn_ready(token, ReadMode::Drain);
     }
@@ -987,7 +936,7 @@ impl Reactor {
                 Ok(stream) => {
                     let peer = stream.peer();
                     let ip = match &stream {
-                        Stream::Tcp(s, _) => s.peer_addr().ok().map(|a| a.ip()),
+                        Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
                         Stream::Unix(..) => None,
                     };
                     let refuse = self.access.refusal(ip);
@@ -1041,9 +990,9 @@ impl Reactor {
     fn dial(&mut self, remote: RemoteId, endpoint: &str) {
         let now = self.now();
         let result = Endpoint::parse_connect(endpoint).and_then(|ep| match &ep {
-            Endpoint::Inproc(name) => inproc::connect(name).map(|(s, pair)| {
-                Stream::Unix(mio::net::UnixStream::from_std(s), Some((pair, false)))
-            }),
+            Endpoint::Inproc(name) => {
+                inproc::connect(name).map(|s| Stream::Unix(mio::net::UnixStream::from_std(s)))
+            }
             _ => net::dial(&ep),
         });
         match result {
@@ -1064,10 +1013,7 @@ impl Reactor {
         };
         if c.connecting {
             match c.stream.connect_finished() {
-                Ok(true) => {
-                    c.connecting = false;
-                    self.register_end(token);
-                }
+                Ok(true) => c.connecting = false,
                 Ok(false) => return,
                 Err(e) => {
                     let reason = e.to_string();
@@ -1087,8 +1033,22 @@ impl Reactor {
             }
         }
         if let Err(reason) = self.pump(token) {
-            self.drop_conn(token, &reason, now);
+            self.drop_after_write_error(token, &reason, now);
         }
+    }
+
+    /// A write failed: the peer closed or reset the connection. What it
+    /// sent before is still in the socket (Linux keeps data received
+    /// before a reset readable): read it, then close. Otherwise the last
+    /// frames of a peer that leaves, such as the tuple `zgossip put`
+    /// publishes just before it exits, are lost whenever a forward to it
+    /// happens to be written first.
+    fn drop_after_write_error(&mut self, token: Token, reason: &str, now: Now) {
+        if self.conns.get(&token).is_some_and(|c| !c.connecting) {
+            // Its own failure (the reset itself) changes nothing: we close.
+            let _ = self.read_conn(token, now, ReadMode::Drain);
+        }
+        self.drop_conn(token, reason, now);
     }
 
     /// Reads what the socket has (up to the budget), feeding the codec and
@@ -1128,32 +1088,25 @@ impl Reactor {
         let id = token.0 as ConnId;
         let mut total = 0;
         let mut eof = false;
-        let mut look_ahead = mode == ReadMode::HandOff;
         loop {
             if total >= READ_BUDGET {
                 backlog.push(token);
                 break;
             }
-            let received = c.stream.receive(read_buf, look_ahead);
-            look_ahead = false;
-            match received {
-                Ok(None) => {
+            match c.stream.read(read_buf) {
+                Ok(0) => {
                     eof = true;
                     break;
                 }
-                Ok(Some(got)) => {
-                    // Empty when the read brought only what a look-ahead
-                    // gave out already (now out of the socket).
-                    let data = &read_buf[got.start..got.end];
-                    total += data.len();
-                    *bytes_in += data.len() as u64;
-                    if !data.is_empty() {
-                        let input = take_in(c, engine, *zgp2_enabled, id, now, data)?;
-                        if input == Input::Refused {
-                            return Ok(input);
-                        }
+                Ok(n) => {
+                    let data = &read_buf[..n];
+                    total += n;
+                    *bytes_in += n as u64;
+                    let input = take_in(c, engine, *zgp2_enabled, id, now, data)?;
+                    if input == Input::Refused {
+                        return Ok(input);
                     }
-                    if mode != ReadMode::Drain && !got.more {
+                    if mode != ReadMode::Drain && n < read_buf.len() {
                         break;
                     }
                 }
@@ -1265,12 +1218,6 @@ impl Reactor {
             }
         };
         *bytes_out += wrote as u64;
-        // A few messages: the node at the other end, if it is one of this
-        // thread's, reads them now. A stream of them is left to the poll,
-        // which lets the reader take more at a time.
-        if let (1..=HANDOFF_BYTES, Some(end)) = (wrote, &c.end) {
-            end.wrote();
-        }
         // Ask for writability exactly while output waits.
         if blocked != c.writable_interest {
             let interest = if blocked {
@@ -1361,7 +1308,7 @@ impl Reactor {
             for &id in &dirty {
                 let token = Token(id as usize);
                 if let Err(reason) = self.pump(token) {
-                    self.drop_conn(token, &reason, now);
+                    self.drop_after_write_error(token, &reason, now);
                 }
             }
             let done = dirty.is_empty() && !acted;
@@ -1424,7 +1371,8 @@ enum Input {
 
 /// Takes in bytes read from connection `id`: reports them to the engine
 /// (which counts them against the limits), then hands whole short messages
-/// to the engine straight from `data`, copies only the rest into the
+/// to the engine straight from `data` (the codec's short-message pass, a
+/// fast path: see `wire::zmtp::connection`), copies only the rest into the
 /// codec, and processes that.
 fn take_in(
     c: &mut Socket,
@@ -1437,14 +1385,8 @@ fn take_in(
     if !engine.handle_read(id, data.len(), now) {
         return Ok(Input::Refused);
     }
-    let zmtp = &mut c.zmtp;
-    // The index slots of the whole read first: their cache misses overlap
-    // instead of coming one per message.
-    let mut seen = 0;
-    zmtp.peek_short_messages(data, |frame| seen ^= engine.prefetch(frame));
-    std::hint::black_box(seen);
     let mut input = Input::Taken;
-    let taken = zmtp.take_short_messages_from(data, |frame| {
+    let taken = c.zmtp.take_short_messages_from(data, |frame| {
         if engine.handle_frame(id, frame, false, now) {
             return true;
         }
@@ -1521,12 +1463,6 @@ fn write_some(stream: &mut Stream, bytes: &[u8]) -> std::result::Result<Option<u
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type TokenMap<V> = FastMap<Token, V>;
 
-/// Largest write handed straight to a node of the same thread at the
-/// other end (see [`loopback`]).
-const HANDOFF_BYTES: usize = 4096;
-// A hand-off's look-ahead takes in all of one hand-off's bytes.
-const _: () = assert!(HANDOFF_BYTES <= net::LOOK_AHEAD);
-
 /// Bytes read from a socket at a time.
 const READ_SIZE: usize = 64 << 10;
 
@@ -1539,17 +1475,15 @@ enum ReadMode {
     /// (saving the read that would only say "would block"), and a later
     /// arrival raises a new event.
     ShortDrains,
-    /// As `ShortDrains`, the first read only looking ahead (see
-    /// [`Stream::receive`]): right after a node of this thread wrote to the
-    /// other end.
-    HandOff,
 }
 
 thread_local! {
     /// The read buffer of every node on this thread: what is read goes
-    /// straight into the connection's codec, so one buffer serves them all
-    /// (a node's own buffer was 64 KiB per node, and one more page each
-    /// hop of a chain touched cold).
+    /// straight into the connection's codec, so one buffer serves them all.
+    /// Fast path (memory): 64 KiB per event-loop thread instead of per node
+    /// (64 MB for mesh1000's 1,000 nodes); with one node per process the
+    /// same as a buffer of the node's own (docs/benchmarks.md,
+    /// "Fast-path review").
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
 }
 

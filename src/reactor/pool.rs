@@ -4,11 +4,7 @@
 //!
 //! Every node of a thread registers its sockets and its waker with that
 //! thread's poller, under tokens that carry the node's number in the upper
-//! bits (above [`LOCAL_TOKENS`]). One poll serves them all, and a tuple
-//! crossing between two nodes of one thread costs a write and a read, with
-//! no thread to wake and no poll in between (a small write to a node of the
-//! thread is read at once: see `loopback`). That is what makes a chain of
-//! nodes in one process fast.
+//! bits (above [`LOCAL_TOKENS`]). One poll serves them all.
 //!
 //! Nothing a node does may hold the thread for long: `$TERM`'s linger is a
 //! state the node stays in while its output drains, not a wait. A node that
@@ -29,7 +25,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Registry, Token, Waker};
 use parking_lot::{Condvar, Mutex};
 
-use super::{begin_round, end_round, loopback, round_instant, FastMap, Reactor, LOCAL_TOKENS};
+use super::{begin_round, end_round, round_instant, FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
 
 /// Environment variable: number of shared event-loop threads.
@@ -46,10 +42,6 @@ const _: () = assert!(
 const LINGER_TICK: Duration = Duration::from_millis(10);
 /// Longest sleep when no node has a timer.
 const IDLE: Duration = Duration::from_secs(3600);
-/// Rounds of hand-offs between the nodes of a thread (see [`loopback`])
-/// before the thread polls again: a chain of this many nodes passes a
-/// tuple along in one go.
-const HANDOFF_ROUNDS: usize = 64;
 
 /// Set once a node has ended and its application has been told.
 #[derive(Default)]
@@ -131,9 +123,6 @@ pub(crate) struct Shared {
     /// Its number on the thread: its tokens are `node << 32 | local`.
     pub(crate) node: usize,
     pub(crate) thread: Arc<ThreadWake>,
-    /// The node is alone on its thread (`ZGOSSIP_IO_THREADS=0`): there is
-    /// no other node of the thread to hand writes to.
-    pub(crate) alone: bool,
 }
 
 struct Pool {
@@ -240,7 +229,6 @@ pub(crate) fn place() -> Result<(Place, Shared)> {
             registry,
             node,
             thread: pool.threads[thread].wake.clone(),
-            alone: false,
         },
     ))
 }
@@ -258,7 +246,6 @@ pub(crate) fn place_own(name: &str) -> Result<(Place, Shared)> {
         registry,
         node: 1,
         thread: t.wake.clone(),
-        alone: true,
     };
     Ok((
         Place {
@@ -371,7 +358,6 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>, lif
     let mut nodes = Nodes::default();
     let mut turns = Vec::new();
     let mut finished = Vec::new();
-    let mut written = Vec::new();
     let mut more = false;
     loop {
         end_round();
@@ -434,23 +420,6 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>, lif
         begin_round();
         nodes.mark_due(round_instant());
         take_turns(&mut nodes, &mut turns, &mut finished);
-        // What the nodes wrote to nodes of this thread is read at once, and
-        // those nodes take their turns, and so on along a chain of nodes
-        // (bounded: what is left, the next poll reports).
-        for _ in 0..HANDOFF_ROUNDS {
-            loopback::take_ready(&mut written);
-            if written.is_empty() {
-                break;
-            }
-            for token in written.drain(..) {
-                serve(&mut nodes, &mut finished, token.0 >> 32, |r| {
-                    r.on_written_end(token)
-                });
-            }
-            take_turns(&mut nodes, &mut turns, &mut finished);
-        }
-        loopback::take_ready(&mut written);
-        written.clear();
         for id in finished.drain(..) {
             if let Some(mut s) = nodes.slots.remove(&id) {
                 let outcome = catch_unwind(AssertUnwindSafe(|| s.hosted.reactor.finish()));

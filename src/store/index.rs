@@ -25,13 +25,8 @@ pub(super) type Hasher = foldhash::fast::RandomState;
 /// itself would add a terminator round to every look-up and rehash).
 #[inline]
 pub(super) fn index_hash(hasher: &Hasher, key: &str) -> u64 {
-    index_hash_bytes(hasher, key.as_bytes())
-}
-
-#[inline]
-pub(super) fn index_hash_bytes(hasher: &Hasher, key: &[u8]) -> u64 {
     let mut h = hasher.build_hasher();
-    h.write(key);
+    h.write(key.as_bytes());
     h.finish()
 }
 
@@ -71,9 +66,9 @@ impl Index {
         }
         assert!(bits <= 32, "fewer than 2^32 entries");
         // Zeroed by writing, not by the allocator: a large zeroed
-        // allocation maps pages of zeros that read ahead (`touch`) would
-        // load, and the first store to each would then fault a second time
-        // and flush the other threads' TLBs.
+        // allocation maps shared pages of zeros, and the first store to
+        // each would then fault a second time and flush the other
+        // threads' TLBs.
         #[allow(clippy::slow_vector_initialization)]
         let mut slots = Vec::with_capacity(1 << bits);
         slots.resize(1 << bits, 0);
@@ -147,40 +142,14 @@ impl Index {
 
     /// An index of entries 0, 1, ... with the given hashes (none equal as
     /// keys), with room for `room` entries at least.
-    ///
-    /// Entries go in a block at a time: the block's slots are read first,
-    /// so that their cache misses overlap instead of following one another.
     pub(super) fn build(room: usize, hashes: impl ExactSizeIterator<Item = u64>) -> Index {
         let mut index = Index::with_room(room.max(hashes.len()));
-        let mut block = [0u64; AHEAD];
-        let mut hashes = hashes.enumerate().peekable();
-        while let Some(&(first, _)) = hashes.peek() {
-            let mut filled = 0;
-            let mut seen = 0;
-            for (slot, (_, h)) in block.iter_mut().zip(hashes.by_ref()) {
-                *slot = h;
-                seen ^= index.touch(h);
-                filled += 1;
-            }
-            std::hint::black_box(seen);
-            for (i, &h) in block[..filled].iter().enumerate() {
-                index.insert_new(h, (first + i) as u32);
-            }
+        for (entry, h) in hashes.enumerate() {
+            index.insert_new(h, entry as u32);
         }
         index
     }
-
-    /// Reads the slot where `h` starts probing, so that a probe soon after
-    /// finds its line in cache. Returns the slot, for the caller to fold
-    /// into something it keeps ([`std::hint::black_box`]): a read whose
-    /// result is dropped may be optimised away.
-    pub(super) fn touch(&self, h: u64) -> u32 {
-        self.slots[self.start(h).0]
-    }
 }
-
-/// Keys whose slots are read ahead of their probes, at most.
-const AHEAD: usize = 32;
 
 /// Entries a table of 2^bits slots holds at most.
 fn max_len(bits: u32) -> usize {
@@ -248,7 +217,6 @@ mod tests {
         let index = Index::default();
         assert!(!index.is_full());
         assert_eq!(index.find(42, |_| true), None);
-        assert_eq!(index.touch(42), 0);
     }
 
     #[test]
@@ -288,8 +256,8 @@ mod tests {
     }
 
     #[test]
-    fn a_built_index_finds_every_entry_across_blocks() {
-        let n = 3 * AHEAD + 5;
+    fn a_built_index_finds_every_entry() {
+        let n = 101;
         let hashes: Vec<u64> = (0..n as u64)
             .map(|i| (i ^ 0x5555).wrapping_mul(0xff51_afd7_ed55_8ccd))
             .collect();

@@ -1,5 +1,10 @@
 //! The tuple store: key -> the last write of that key.
 //!
+//! Fast path (memory): the store is compact, one text buffer for every key
+//! and value, 24-byte entries and a tag-probing index of 4-byte slots
+//! (`store/index.rs`): 33.7 bytes per tuple beyond key and value, 0.19 of
+//! CZMQ's (docs/benchmarks.md, "Compact store" and the results table).
+//!
 //! A write carries a [`Version`] (hybrid logical clock + origin node id), an
 //! optional absolute expiry (wall-clock ms) and a deleted flag. Merging is
 //! last-writer-wins by version: the highest version of a key wins on every
@@ -35,7 +40,7 @@ pub use version::{Hlc, Version};
 
 use arena::Arena;
 use entry::{buried_s, Entry, Packed, DELETED, HAS_EXPIRY, HAS_PREV};
-use index::{index_hash, index_hash_bytes, Hasher, Index, Probe as Slot};
+use index::{index_hash, Hasher, Index, Probe as Slot};
 use origins::Origins;
 
 /// The index hashes of `entries`' keys, in entry order.
@@ -196,14 +201,6 @@ impl Store {
     /// Entry number `i` (see [`merge_entry`](Self::merge_entry)).
     pub fn entry(&self, i: usize) -> Option<(&str, Tuple<'_>)> {
         (i < self.entries.len()).then(|| self.tuple(i))
-    }
-
-    /// Reads the index slot where a probe for `key` (its bytes, checked or
-    /// not) starts, so that merging it soon after does not wait for memory.
-    /// Fold the result into [`std::hint::black_box`] once for a batch: a
-    /// read whose result is dropped may be optimised away.
-    pub fn prefetch(&self, key: &[u8]) -> u32 {
-        self.index.touch(index_hash_bytes(&self.hasher, key))
     }
 
     /// The entry of `key`, live or tombstone.

@@ -15,6 +15,7 @@
 //! IHAVE          (17) = number-2 *write-id
 //! GRAFT          (18) = number-2 *write-id
 //! PRUNE          (19) =
+//! ANCHOR         (20) = node-id
 //! peer = node-id endpoint key ; node-id = number-8 ; endpoint = number-1 *OCTET
 //! key = %x00 / %x20 32OCTET (the node's CURVE public key, if it has one)
 //! write-id = key clock origin ; key = number-1 *OCTET (as in TUPLE)
@@ -33,6 +34,7 @@ pub(crate) const ID_SHUFFLE_REPLY: u8 = 16;
 pub(crate) const ID_IHAVE: u8 = 17;
 pub(crate) const ID_GRAFT: u8 = 18;
 pub(crate) const ID_PRUNE: u8 = 19;
+pub(crate) const ID_ANCHOR: u8 = 20;
 
 /// The most peers one SHUFFLE or SHUFFLE-REPLY may carry.
 pub const MAX_SHUFFLE_PEERS: usize = 64;
@@ -87,6 +89,10 @@ pub enum Message {
     Graft(Vec<WriteId>),
     /// Stop pushing writes on this link; announce them.
     Prune,
+    /// The smallest node id the sender knows in its part of the overlay
+    /// (its *anchor*: nodes that hear of a smaller one by discovery join
+    /// that part, so that groups that formed apart become one).
+    Anchor(u64),
 }
 
 impl Message {
@@ -102,6 +108,7 @@ impl Message {
             Message::IHave(_) => "IHAVE",
             Message::Graft(_) => "GRAFT",
             Message::Prune => "PRUNE",
+            Message::Anchor(_) => "ANCHOR",
         }
     }
 
@@ -119,6 +126,7 @@ impl Message {
             Message::IHave(_) => ID_IHAVE,
             Message::Graft(_) => ID_GRAFT,
             Message::Prune => ID_PRUNE,
+            Message::Anchor(_) => ID_ANCHOR,
         };
         super::zgp2::header(out, id);
         match self {
@@ -153,6 +161,7 @@ impl Message {
                 }
             }
             Message::Prune => {}
+            Message::Anchor(id) => out.extend_from_slice(&id.to_be_bytes()),
         }
     }
 }
@@ -303,10 +312,14 @@ pub(crate) fn decode_body(id: u8, r: &mut Reader<'_>) -> Option<Result<Message, 
                 }
             }
             ID_PRUNE => Message::Prune,
+            ID_ANCHOR => match r.u64("anchor")? {
+                0 => return Err(DecodeError::BadField("anchor")),
+                id => Message::Anchor(id),
+            },
             _ => unreachable!("checked below"),
         })
     };
-    (ID_JOIN..=ID_PRUNE).contains(&id).then(|| body(r))
+    (ID_JOIN..=ID_ANCHOR).contains(&id).then(|| body(r))
 }
 
 #[cfg(test)]
@@ -352,6 +365,7 @@ mod tests {
             Message::IHave(vec![item.clone(), item.clone()]),
             Message::Graft(vec![item]),
             Message::Prune,
+            Message::Anchor(0x0102_0304_0506_0708),
         ]
     }
 
@@ -415,6 +429,15 @@ mod tests {
             ),
             // A flag that is neither 0 nor 1.
             (vec![0xAA, 0xA0, 14, 2, 2], DecodeError::BadField("alive")),
+            // An anchor of 0 (no node has id 0), and a short one.
+            (
+                vec![0xAA, 0xA0, 20, 2, 0, 0, 0, 0, 0, 0, 0, 0],
+                DecodeError::BadField("anchor"),
+            ),
+            (
+                vec![0xAA, 0xA0, 20, 2, 0, 0, 1],
+                DecodeError::Truncated("anchor"),
+            ),
             // More peers than a shuffle may carry.
             (vec![0xAA, 0xA0, 16, 2, 65], DecodeError::BadField("peers")),
             // A count the frame cannot hold.
@@ -431,7 +454,7 @@ mod tests {
                 DecodeError::BadField("write ids"),
             ),
             (vec![0xAA, 0xA0, 19, 2, 0], DecodeError::TrailingBytes(1)),
-            (vec![0xAA, 0xA0, 20, 2], DecodeError::UnknownId(20)),
+            (vec![0xAA, 0xA0, 21, 2], DecodeError::UnknownId(21)),
         ];
         for (frame, want) in cases {
             assert_eq!(decode(&frame), Err(want), "{frame:?}");

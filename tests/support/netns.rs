@@ -73,7 +73,7 @@ fn unique(tag: &str) -> String {
 }
 
 /// This process's network namespace (`net:[inode]`).
-fn own_netns() -> Option<String> {
+pub fn own_netns() -> Option<String> {
     std::fs::read_link("/proc/self/ns/net")
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
