@@ -52,6 +52,11 @@ for r in $(seq 1 "$RUNS"); do
     BENCH_WARMUP=0 LABEL=zgossip-cold run zgossip star 100000
     # zgossip reading its deliveries as CZMQ does, a malloc'd string each.
     BENCH_RECVX=1 LABEL=zgossip-recvx run zgossip star 100000
+    # zgossip with a data directory on every node (issue 26: at least half
+    # the in-memory throughput with the default fsync interval).
+    PERSIST_DIR=$(mktemp -d)
+    BENCH_DATA_DIR=$PERSIST_DIR LABEL=zgossip-persist run zgossip star 100000
+    rm -rf "$PERSIST_DIR"
     # zgossip with a thread per node instead of the shared event loop.
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip star 100000
     ZGOSSIP_IO_THREADS=0 LABEL=zgossip-own run zgossip chain "$CHAIN_ROUNDS"

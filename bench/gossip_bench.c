@@ -23,6 +23,10 @@
     every other thread of the process, the library's, on CPU 1, so that
     the scheduler cannot put them on one CPU.
 
+    BENCH_DATA_DIR=DIR (zgossip only): every node keeps its tuples in a
+    data directory of its own under DIR (SET store/path DIR/name), with
+    the default store/fsync.
+
     zgossip reads deliveries with zgossip_recv_view (nothing allocated);
     BENCH_RECVX=1 makes it read them with zgossip_recvx, a string per
     frame, as CZMQ's zstr_recvx.
@@ -130,6 +134,17 @@ static node_t *node_new (const char *name)
         fprintf (stderr, "cannot start node %s: %s\n", name, last_error ());
         exit (1);
     }
+#ifndef USE_CZMQ
+    const char *data = getenv ("BENCH_DATA_DIR");
+    if (data) {
+        char path [512];
+        snprintf (path, sizeof path, "%s/%s", data, name);
+        if (zgossip_sendx (node, "SET", "store/path", path, NULL) != 0) {
+            fprintf (stderr, "cannot use %s: %s\n", path, last_error ());
+            exit (1);
+        }
+    }
+#endif
     return node;
 }
 

@@ -195,6 +195,12 @@ def main():
         cz_best = max((v for v in (cz_star, cz_pinned) if v), default=None)
         times_row("star, application and library threads pinned to separate CPUs (`BENCH_PIN=1`), against CZMQ's better of pinned and not",
                   cz_best, pin_star, met=("(pinned) yes", "(pinned) no"))
+    persist_star = median(rows, "zgossip-persist", "star", "tuples_per_s")
+    if persist_star:
+        # Issue 26: with a data directory on every node (default fsync,
+        # 100 ms), at least half of the in-memory throughput.
+        r = persist_star / zg_star if zg_star else None
+        p(f"| star, every node with a data directory (`store/path`, default `store/fsync`), against zgossip in memory | {fmt(zg_star)} | {fmt(persist_star)} | {fmt(r, 2)} | >= 0.5 | {'yes' if r and r >= 0.5 else 'no'} |")
     times_row("join: tuples/s, 100,000 held", cz_join, zg_join)
     p(f"| join: 1,000,000 held, seconds | | {fmt(zg_join_1m, 3)} ({fmt(zg_join_1m_rate)}/s) | | < 1 s | {'yes' if zg_join_1m and zg_join_1m < 1 else 'no'} |")
     share_row("chain of 32: us per hop", cz_hop, zg_hop, 0.2)

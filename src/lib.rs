@@ -16,6 +16,7 @@ mod error;
 pub mod ffi;
 mod handle;
 pub mod news;
+mod persist;
 mod reactor;
 pub mod rng;
 mod security;

@@ -111,6 +111,15 @@ struct NodeArgs {
     /// Configuration file to LOAD (ZPL, as CZMQ zconfig)
     #[arg(long)]
     config: Option<String>,
+    /// Keep the tuples in this directory (created when missing) and load
+    /// them at start, before binding (SET store/path; see
+    /// docs/persistence.md)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// How often the data directory's writes are forced to disk: always,
+    /// never, or every N ms (default 100; SET store/fsync)
+    #[arg(long, value_name = "WHEN", requires = "data_dir")]
+    fsync: Option<String>,
     /// One JSON object per line instead of text
     #[arg(long)]
     json: bool,
@@ -331,6 +340,14 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     }
     if let Some(file) = &args.config {
         node.send(&["LOAD", file])?;
+    }
+    if let Some(when) = &args.fsync {
+        node.send(&["SET", "store/fsync", when])?;
+    }
+    if let Some(dir) = &args.data_dir {
+        // Loaded before the node is reachable: it serves its tuples from
+        // the first connection on.
+        node.send(&["SET", "store/path", dir])?;
     }
     args.curve.apply(&node)?;
     for ep in &args.bind {

@@ -357,6 +357,86 @@ fn nodes_that_discover_hold_every_write_and_nothing_deleted_after_chaos() {
     scenario(Mode::Discover, "d", 8);
 }
 
+/// Persistence (issue 26): every node of an overlay keeps a data
+/// directory (`--data-dir`); after writes and deletes have reached every
+/// node, every node is killed at once (a power cut), then started again
+/// alone (no contacts): each holds every live tuple and nothing deleted,
+/// from its directory only. Started again with its contacts, the network
+/// takes new writes everywhere.
+#[test]
+fn a_network_with_data_directories_killed_at_once_holds_every_write_from_disk() {
+    let n = 8;
+    let seed = chaos::seed();
+    eprintln!("chaos persistence: {n} nodes, CHAOS_SEED={seed}");
+    let mut rng = Rng::new(seed);
+    let mut c = match Cluster::new(Path::new(BIN), n, Mode::Join, "p") {
+        Ok(c) => c,
+        Err(why) => return skip(&why),
+    };
+    let fail = |what: &str, report: String| -> ! { panic!("CHAOS_SEED={seed}: {what}: {report}") };
+    let all: Vec<usize> = (0..n).collect();
+    let contacts = |c: &mut Cluster, rng: &mut Rng| {
+        c.contacts(0, &[1]);
+        for i in 1..n {
+            c.contacts(i, &[0, rng.below(i)]);
+        }
+    };
+    contacts(&mut c, &mut rng);
+    for i in 0..n {
+        let dir = c.host_dir(i);
+        c.host_args(i, &["--data-dir", dir.to_str().unwrap()]);
+    }
+    c.start_all();
+    let mut model = Model::default();
+    let ops = model.ops(&mut rng, &all, n);
+    apply(&c, &ops, seed);
+    c.wait_holding(&all, &model.live, Duration::from_secs(30))
+        .unwrap_or_else(|r| fail("the writes did not reach every node", r));
+    // Past the fsync interval (100 ms): on disk everywhere.
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..n {
+        c.kill9(i);
+    }
+    // Alone: what each holds comes from its directory.
+    for i in 0..n {
+        c.contacts(i, &[]);
+        c.start(i);
+    }
+    for i in 0..n {
+        let held = c.dump(i, Duration::from_millis(500));
+        if held != model.live {
+            fail(&format!("h{i} restarted alone"), diff(&model.live, &held));
+        }
+    }
+    // Together again: new writes reach every node (new values of keys
+    // held, deletes, new keys).
+    contacts(&mut c, &mut rng);
+    for i in 0..n {
+        c.restart(i);
+    }
+    let ops = model.ops(&mut rng, &all, n);
+    apply(&c, &ops, seed);
+    for i in 0..n {
+        let held = c.dump(i, Duration::from_millis(500));
+        let ok = held == model.live;
+        if !ok {
+            // Give the overlay time to form, then look again.
+            std::thread::sleep(Duration::from_secs(5));
+            let again = c.dump(i, Duration::from_millis(500));
+            if again != model.live {
+                fail(
+                    &format!("h{i} after the restart"),
+                    diff(&model.live, &again),
+                );
+            }
+        }
+    }
+    eprintln!(
+        "chaos persistence: {} writes held from disk by {n} nodes",
+        model.writes
+    );
+}
+
 /// A hand-driven ZGP v1 peer over TCP (ZMTP NULL, as a DEALER).
 struct RawPeer {
     tcp: std::net::TcpStream,

@@ -95,6 +95,14 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("discovery-not-allowed", "zgossip_discovery_not_allowed_total", Counter, "Discovery beacons from peers the access rules refuse."),
         ("discovery-dials", "zgossip_discovery_dials_total", Counter, "Peers found by discovery handed to the overlay."),
         ("discovery-refused", "zgossip_discovery_refused_total", Counter, "Discovered peers refused (the candidate list was full)."),
+        ("store-loaded", "zgossip_store_loaded_total", Counter, "Records loaded from the data directory."),
+        ("store-expired-on-load", "zgossip_store_expired_on_load_total", Counter, "Records whose time to live ran out while the node was down."),
+        ("store-records-written", "zgossip_store_records_written_total", Counter, "Records written to the data directory."),
+        ("store-bytes-written", "zgossip_store_written_bytes_total", Counter, "Bytes written to the data directory."),
+        ("store-fsyncs", "zgossip_store_fsyncs_total", Counter, "Times the data file was forced to disk."),
+        ("store-compactions", "zgossip_store_compactions_total", Counter, "Compactions of the data file."),
+        ("store-torn-tails", "zgossip_store_torn_tails_total", Counter, "Torn or damaged tails cut from the data file on load."),
+        ("store-write-errors", "zgossip_store_write_errors_total", Counter, "Writes or syncs of the data directory that failed."),
     ]
 };
 
@@ -314,9 +322,11 @@ mod tests {
     #[test]
     fn every_stats_counter_has_a_metric() {
         let e = Engine::new("e", 1, Settings::default());
+        let store = crate::control::reply::store_counters(&Default::default());
         let names = crate::control::reply::engine_counters(&e)
             .into_iter()
             .chain(crate::control::reply::overlay_counters(&e))
+            .chain(store)
             .map(|(n, _)| n)
             .chain([
                 "input-held",

@@ -89,6 +89,20 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 25] {
     ]
 }
 
+/// The data directory's counters, for `STATS` (all 0 without one).
+pub(crate) fn store_counters(s: &crate::persist::Counters) -> [(&'static str, u64); 8] {
+    [
+        ("store-loaded", s.loaded),
+        ("store-expired-on-load", s.expired_on_load),
+        ("store-records-written", s.records_written),
+        ("store-bytes-written", s.bytes_written),
+        ("store-fsyncs", s.fsyncs),
+        ("store-compactions", s.compactions),
+        ("store-torn-tails", s.torn_tails),
+        ("store-write-errors", s.write_errors),
+    ]
+}
+
 /// `STATS name value ...` from counters.
 pub(crate) fn stats<'a>(counters: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<String> {
     let mut reply = vec!["STATS".to_string()];

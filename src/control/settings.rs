@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::engine::Settings;
 use crate::error::{Error, Result};
+use crate::persist::Fsync;
 use crate::security::{Limits, MIN_MAX_FRAME};
 
 /// `server/pipe-limit` when unset: the reply pipe's length beyond which
@@ -29,6 +30,11 @@ pub(crate) struct NodeSettings {
     /// `cluster/name`: nodes only link with nodes of the same name (empty
     /// by default, the name of CZMQ peers too).
     pub cluster: String,
+    /// `store/path`: the data directory (absent or empty: none).
+    pub store_path: Option<String>,
+    /// `store/fsync`: how often the data directory's writes are forced to
+    /// disk.
+    pub fsync: Fsync,
 }
 
 /// The longest cluster name (it travels in beacons, one length octet).
@@ -144,7 +150,24 @@ pub(crate) fn from_config(
         pipe_limit,
         verbose,
         cluster: cluster_from(cfg)?,
+        store_path: store_path_from(cfg)?,
+        fsync: match cfg.get("store/fsync") {
+            None => Fsync::default(),
+            Some(v) => Fsync::parse(v).map_err(Error::Config)?,
+        },
     })
+}
+
+/// `store/path`, checked: a directory name without control characters
+/// (empty: none).
+fn store_path_from(cfg: &Config) -> Result<Option<String>> {
+    let path = cfg.get("store/path").map(str::trim).unwrap_or("");
+    if path.chars().any(char::is_control) {
+        return Err(Error::Config(
+            "store/path must not contain control characters".into(),
+        ));
+    }
+    Ok((!path.is_empty()).then(|| path.to_string()))
 }
 
 /// A whole number read with `num` (the default when absent) that must lie
@@ -248,6 +271,32 @@ mod tests {
         assert_eq!(n.limits, Limits::default());
         assert!(n.zgp2_enabled && !n.verbose);
         assert_eq!(n.linger_ms, 500);
+    }
+
+    #[test]
+    fn the_store_settings_are_read_and_checked() {
+        let n = read(&[]).unwrap();
+        assert_eq!((n.store_path, n.fsync), (None, Fsync::Every(100)));
+        let n = read(&[("store/path", " /var/lib/zg "), ("store/fsync", "always")]).unwrap();
+        assert_eq!(n.store_path.as_deref(), Some("/var/lib/zg"));
+        assert_eq!(n.fsync, Fsync::Always);
+        assert_eq!(read(&[("store/path", "")]).unwrap().store_path, None);
+        assert_eq!(
+            read(&[("store/fsync", "20")]).unwrap().fsync,
+            Fsync::Every(20)
+        );
+        for (path, value, says) in [
+            ("store/fsync", "0", "between 1 and 60000, got '0'"),
+            ("store/fsync", "sometimes", "'always', 'never' or a number"),
+            (
+                "store/path",
+                "a\u{7}b",
+                "must not contain control characters",
+            ),
+        ] {
+            let e = read(&[(path, value)]).unwrap_err().to_string();
+            assert!(e.contains(says), "{path}={value}: {e}");
+        }
     }
 
     #[test]

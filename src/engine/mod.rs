@@ -20,11 +20,12 @@
 //! ZGP server and client state machines), `limits` (what one connection
 //! may cost: handshake and frame deadlines, tuples and bytes per second),
 //! `writes` (writes checked and merged), `forward` (writes sent on),
-//! `sync` (set reconciliation), `outbox` (what the driver takes out) and
-//! `timers`.
+//! `sync` (set reconciliation), `outbox` (what the driver takes out),
+//! `journal` (what a data directory is told) and `timers`.
 
 mod conn;
 mod forward;
+mod journal;
 mod limits;
 pub mod metrics;
 mod outbox;
@@ -40,6 +41,7 @@ mod writes;
 
 pub use conn::Peer;
 pub use metrics::{DelayHistogram, LinkInfo, Traffic, DELAY_BUCKETS_MS};
+pub use journal::Restored;
 pub use overlay::OverlayStats;
 pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
@@ -180,6 +182,8 @@ pub struct Engine {
     /// The overlay: active and passive views, and the broadcast tree.
     views: views::Views,
     tree: tree::Tree,
+    /// Records for the data directory, when there is one.
+    journal: Option<journal::Journal>,
 }
 
 impl Engine {
@@ -212,6 +216,7 @@ impl Engine {
             last_now: Now::default(),
             stats: Stats::default(),
             delay: metrics::DelayHistogram::default(),
+            journal: None,
         }
     }
 

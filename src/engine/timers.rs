@@ -213,6 +213,17 @@ impl Engine {
                 break;
             };
             if self.store.expire(&key, now.wall_ms) {
+                if self.journal.is_some() {
+                    if let Some(t) = self.store.get(&key) {
+                        let w = Write {
+                            value: "",
+                            version: t.version,
+                            expires: t.expires,
+                            deleted: true,
+                        };
+                        self.journal(&key, &w, now.wall_ms);
+                    }
+                }
                 self.stats.expired += 1;
                 self.trace(format_args!("{key} expired"));
                 self.news.push(Kind::Expire, &key, "");

@@ -242,6 +242,7 @@ impl Engine {
         if arrival.from.is_some() {
             self.stats.tuples_applied += 1;
         }
+        self.journal(key, &w, now.wall_ms);
         self.overlay_received(key, w.version, now);
         if w.expires != 0 && !w.deleted {
             self.expiries.push(Reverse((w.expires, key.into())));

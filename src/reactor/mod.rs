@@ -7,6 +7,7 @@
 pub(crate) mod affinity;
 pub(crate) mod inproc;
 mod net;
+mod persist;
 pub(crate) mod pool;
 
 use std::collections::HashMap;
@@ -127,6 +128,8 @@ pub(crate) struct Reactor {
     access: Access,
     /// UDP discovery, after DISCOVER.
     discovery: Option<crate::beacon::driver::Driver>,
+    /// The data directory (`store/path`), once set.
+    persist: Option<persist::Persist>,
 }
 
 impl Reactor {
@@ -191,6 +194,7 @@ impl Reactor {
             running: true,
             access: Access::default(),
             discovery: None,
+            persist: None,
         };
         Ok((reactor, waker))
     }
@@ -288,6 +292,7 @@ impl Reactor {
             self.engine.poll_timeout(),
             discovery,
             self.config_file.poll_timeout(),
+            self.persist.as_ref().and_then(|p| p.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -306,6 +311,10 @@ impl Reactor {
             }
         }
         self.engine.handle_timeout(now);
+        if let Some(p) = self.persist.as_mut() {
+            p.take(&mut self.engine, now);
+            p.timeout(&mut self.engine, now);
+        }
         if let Some(path) = self.config_file.due(now.mono_ms) {
             let path = path.to_path_buf();
             self.reload_if_changed(&path);
@@ -335,6 +344,10 @@ impl Reactor {
     /// established connections a bounded time (`server/linger`) to leave,
     /// so a tuple published just before `$TERM` is not lost.
     pub(crate) fn begin_shutdown(&mut self) {
+        if let Some(p) = self.persist.as_mut() {
+            let now = read_clocks().now;
+            p.close(&mut self.engine, now);
+        }
         inproc::unbind_all(self.owner);
         self.listeners.clear();
         self.linger_until = Some(Instant::now() + Duration::from_millis(self.linger_ms));
@@ -433,6 +446,10 @@ impl Reactor {
                     | Command::Keys(_)
                     | Command::Keygen
             );
+            // The writes before it reach the data directory first (with
+            // `store/fsync always`, synced before the command is carried
+            // out).
+            self.take_journal(now);
             let outcome = self.execute(cmd);
             // Everything the commands before it caused goes first.
             self.after_engine();
@@ -548,6 +565,7 @@ impl Reactor {
             ("bytes-in", self.bytes_in),
             ("bytes-out", self.bytes_out),
         ];
+        let store = self.persist.as_ref().map(|p| p.stats).unwrap_or_default();
         let discovery = self.discovery.as_ref().map(|d| d.counters());
         let stalled = self.engine.stats().stalled_closed;
         reply::engine_counters(&self.engine)
@@ -555,6 +573,7 @@ impl Reactor {
             .chain(reply::overlay_counters(&self.engine))
             .chain(self.access.counters(stalled))
             .chain(own)
+            .chain(reply::store_counters(&store))
             .chain(discovery.into_iter().flatten())
             .collect()
     }
@@ -743,6 +762,7 @@ impl Reactor {
     /// Applies the settings the node reads from its configuration tree.
     fn apply_config(&mut self, cfg: &Config) -> Result<()> {
         let n = settings::from_config(cfg, self.engine.settings(), self.linger_ms)?;
+        self.apply_store(n.store_path.as_deref(), n.fsync)?;
         self.zgp2_enabled = n.zgp2_enabled;
         self.linger_ms = n.linger_ms;
         if n.cluster != self.cluster {
@@ -756,6 +776,34 @@ impl Reactor {
         self.engine.set_settings(n.engine);
         self.access.limits = n.limits;
         Ok(())
+    }
+
+    /// `store/path` and `store/fsync`: the data directory opened and
+    /// loaded when first set (an error leaves the node without one, and
+    /// the setting refused); it cannot change while the node runs.
+    /// Removed from the tree, the directory stays in use.
+    fn apply_store(&mut self, path: Option<&str>, fsync: crate::persist::Fsync) -> Result<()> {
+        let now = self.now();
+        match (&mut self.persist, path) {
+            (Some(p), Some(path)) if p.set_path() != path => Err(Error::Config(format!(
+                "store/path is {}: a node's data directory cannot change while it runs",
+                p.set_path()
+            ))),
+            (Some(p), _) => {
+                p.set_fsync(fsync, now);
+                Ok(())
+            }
+            (None, Some(path)) => {
+                let p = persist::Persist::open(path, fsync, &mut self.engine, now)?;
+                self.trace(format_args!(
+                    "data directory {path}: {} records loaded ({} expired while away)",
+                    p.stats.loaded, p.stats.expired_on_load
+                ));
+                self.persist = Some(p);
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
     }
 
     // ------------------------------------------------------------------
@@ -1276,7 +1324,20 @@ impl Reactor {
             let done = dirty.is_empty() && !acted;
             self.dirty = dirty;
             if done {
+                self.take_journal(now);
                 return;
+            }
+        }
+    }
+
+    /// Passes the engine's journal to the data directory, and a write
+    /// error there to the application (`STORE-ERROR reason`, once per
+    /// failure).
+    fn take_journal(&mut self, now: Now) {
+        if let Some(p) = self.persist.as_mut() {
+            p.take(&mut self.engine, now);
+            if let Some(why) = p.take_report() {
+                self.replies.push(vec!["STORE-ERROR".into(), why]);
             }
         }
     }

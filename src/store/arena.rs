@@ -33,7 +33,6 @@ impl Arena {
     }
 
     /// Bytes no entry uses any more.
-    #[cfg(test)]
     pub(super) fn garbage(&self) -> usize {
         self.garbage
     }

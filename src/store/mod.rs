@@ -146,6 +146,12 @@ impl Store {
         self.entries.len()
     }
 
+    /// Bytes of keys and values held (garbage left by replaced values
+    /// not counted).
+    pub fn text_bytes(&self) -> usize {
+        self.text.len() - self.text.garbage()
+    }
+
     fn key_of(&self, e: &Entry) -> &str {
         let at = e.packed.at();
         self.text.slice(at, at + e.packed.key_len())
