@@ -216,7 +216,9 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
                     let pick: Vec<String> = st
                         .iter()
                         .filter(|(k, _)| {
-                            k.starts_with("overlay-") || k.starts_with("tree-") || *k == "connections"
+                            k.starts_with("overlay-")
+                                || k.starts_with("tree-")
+                                || *k == "connections"
                         })
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();

@@ -40,8 +40,8 @@ pub mod views;
 mod writes;
 
 pub use conn::Peer;
-pub use metrics::{DelayHistogram, LinkInfo, Traffic, DELAY_BUCKETS_MS};
 pub use journal::Restored;
+pub use metrics::{DelayHistogram, LinkInfo, Traffic, DELAY_BUCKETS_MS};
 pub use overlay::OverlayStats;
 pub use settings::{check_tuple_size, Settings, MAX_VALUE_LEN};
 
