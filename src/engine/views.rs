@@ -163,6 +163,11 @@ pub struct Views {
     /// every node, so a node that hears a linked node with a smaller
     /// anchor joins through it, and the groups become one.
     anchor: u64,
+    /// An active peer has told us its anchor since we last had none: our
+    /// anchor is our part's, not only our own id. Until then a smaller
+    /// anchor heard of proves nothing (it may be our new part's, on its
+    /// way), and no merge is made.
+    anchor_told: bool,
     /// A merge waiting to be made: the node heard of and its anchor, and
     /// when to join through it unless our anchor has come down by then.
     merge: Option<(PeerEntry, u64, u64)>,
@@ -181,6 +186,7 @@ impl Views {
     pub fn new(me: PeerEntry, settings: ViewSettings, seed: u64) -> Views {
         Views {
             anchor: me.id,
+            anchor_told: false,
             me,
             settings,
             rng: Rng::new(seed),
@@ -312,8 +318,9 @@ impl Views {
         if self.active.is_empty() {
             return self.candidate(peer, now);
         }
-        if self.active.iter().any(|a| a.peer.id == peer.id) {
-            return; // a neighbour: its anchor is on its way to us
+        if !self.anchor_told || self.active.iter().any(|a| a.peer.id == peer.id) {
+            // Our part's anchor, or this neighbour's, is on its way to us.
+            return;
         }
         if self.merge.as_ref().is_none_or(|m| anchor < m.1) {
             // Every node of a LAN hears a beacon at once: a random wait
@@ -330,7 +337,7 @@ impl Views {
         let Some((_, anchor, at)) = self.merge.as_ref() else {
             return;
         };
-        if *anchor >= self.anchor {
+        if *anchor >= self.anchor || !self.anchor_told {
             self.merge = None;
             return;
         }
@@ -360,6 +367,7 @@ impl Views {
             self.stats.ignored += 1;
             return;
         }
+        self.anchor_told = true;
         if anchor >= self.anchor {
             return;
         }
@@ -384,6 +392,7 @@ impl Views {
     fn check_alone(&mut self) {
         if self.active.is_empty() {
             self.anchor = self.me.id;
+            self.anchor_told = false;
         }
     }
 
@@ -398,6 +407,7 @@ impl Views {
         self.dialling.clear();
         self.last_shuffle.clear();
         self.anchor = self.me.id;
+        self.anchor_told = false;
         self.merge = None;
         conns
     }

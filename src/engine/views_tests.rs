@@ -680,6 +680,8 @@ fn anchors_flow_toward_the_smallest_and_on_to_the_other_active_peers() {
 fn a_smaller_anchor_heard_of_is_joined_after_a_wait_once_per_period() {
     let mut v = views(50);
     with_active(&mut v, &[2, 3]);
+    // Our part's anchor is ours: a neighbour says so (60 is larger).
+    v.handle_message(2, Message::Anchor(60), 0);
     v.heard_anchor(peer(9), 4, 0);
     assert!(dials(&drain(&mut v)).is_empty());
     let due = v.poll_timeout().unwrap();
@@ -709,6 +711,7 @@ fn a_smaller_anchor_heard_of_is_joined_after_a_wait_once_per_period() {
 fn no_merge_when_the_smaller_anchor_arrives_through_the_own_links_or_is_no_smaller() {
     let mut v = views(50);
     with_active(&mut v, &[2, 3]);
+    v.handle_message(2, Message::Anchor(60), 0);
     // Ours or larger, a neighbour's, our own: never.
     v.heard_anchor(peer(9), 50, 0);
     v.heard_anchor(peer(9), 70, 0);
@@ -733,4 +736,33 @@ fn an_alone_node_joins_through_a_node_it_hears_an_anchor_of() {
         [(peer(9).endpoint, Intent::Join { key: None })]
     );
     assert_eq!(v.stats.merges, 0);
+}
+
+#[test]
+fn a_node_whose_part_has_not_told_its_anchor_yet_makes_no_merge() {
+    let mut v = views(50);
+    with_active(&mut v, &[2, 3]);
+    // Just linked: the smaller anchor heard of may be our new part's.
+    v.heard_anchor(peer(9), 4, 0);
+    v.handle_timeout(3 * MERGE_WAIT_MS);
+    assert!(dials(&drain(&mut v)).is_empty());
+    // Told (a larger one): now a smaller one is another part.
+    v.handle_message(3, Message::Anchor(70), 10);
+    v.heard_anchor(peer(9), 4, 20);
+    v.handle_timeout(4 * MERGE_WAIT_MS);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        [(peer(9).endpoint, Intent::Join { key: None })]
+    );
+    // Alone again: untold again.
+    for conn in [2, 3] {
+        v.link_down(conn, 5_000);
+    }
+    drain(&mut v);
+    with_active(&mut v, &[5]);
+    v.heard_anchor(peer(8), 1, 20_000);
+    v.handle_timeout(20_000 + 3 * MERGE_WAIT_MS);
+    assert!(!dials(&drain(&mut v))
+        .iter()
+        .any(|(e, _)| *e == peer(8).endpoint));
 }
