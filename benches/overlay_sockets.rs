@@ -168,6 +168,22 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
 
     // The burst.
     let before = total(&nodes, "frames-out");
+    const PARTS: [&str; 6] = [
+        "tuples-applied",
+        "sync-tuples-out",
+        "tree-announce-frames",
+        "tree-grafted",
+        "tree-prunes-sent",
+        "frames-in",
+    ];
+    let parts_before: Vec<u64> = PARTS.iter().map(|p| total(&nodes, p)).collect();
+    if trace {
+        eprintln!(
+            "before the burst: eager ends {}, lazy ends {}",
+            total(&nodes, "overlay-eager"),
+            total(&nodes, "overlay-lazy")
+        );
+    }
     let mut rng = Rng::new(0x5eed_0024);
     // A node's own writes are not delivered to its application: each
     // waits for the others'.
@@ -245,6 +261,15 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
     std::thread::sleep(Duration::from_secs(1));
     drain(&nodes);
     let frames = total(&nodes, "frames-out") - before;
+    if trace {
+        for (p, b) in PARTS.iter().zip(&parts_before) {
+            let d = total(&nodes, p) - b;
+            eprintln!(
+                "{p}: {:.3} per node per write",
+                d as f64 / (n * writes) as f64
+            );
+        }
+    }
     let line = format!(
         "{{\"bench\":\"overlay_sockets\",\"nodes\":{n},\"writes\":{writes},\
          \"created_s\":{:.2},\"linked_s\":{},\"probe_s\":{},\"formed_s\":{:.2},\

@@ -342,3 +342,41 @@ fn a_write_is_not_announced_back_to_the_links_that_announced_it() {
     );
     assert_eq!(t.stats.unannounced, 1);
 }
+
+#[test]
+fn while_pushes_keep_coming_an_announced_write_waits_up_to_the_patience() {
+    let mut t = tree(&[1, 2]);
+    t.pruned(2);
+    let wait = t.graft_timeout();
+    let patience = t.patience();
+    assert_eq!(patience, 2 * TreeSettings::default().graft_timeout_ms);
+    // Pushes flow on link 1 (other writes): the tree works.
+    t.announced(2, vec![id("k", 5)], |_| false, 0);
+    t.first_push(1, wait - 10);
+    t.handle_timeout(wait);
+    assert!(drain(&mut t).is_empty(), "not pulled while pushes come");
+    let mut now = wait;
+    while now < patience {
+        t.first_push(1, now);
+        now += 50;
+        t.handle_timeout(now);
+        if now < patience {
+            assert!(drain(&mut t).is_empty(), "pulled at {now}");
+        }
+    }
+    // Out of patience: pulled even though pushes still come.
+    t.handle_timeout(patience);
+    assert_eq!(drain(&mut t), vec![(2, Message::Graft(vec![id("k", 5)]))]);
+}
+
+#[test]
+fn an_idle_tree_pulls_after_the_short_wait() {
+    let mut t = tree(&[1, 2]);
+    t.pruned(2);
+    // The last push is long gone.
+    t.first_push(1, 0);
+    let start = t.patience();
+    t.announced(2, vec![id("k", 5)], |_| false, start);
+    t.handle_timeout(start + t.graft_timeout());
+    assert_eq!(drain(&mut t), vec![(2, Message::Graft(vec![id("k", 5)]))]);
+}
