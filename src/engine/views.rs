@@ -372,12 +372,7 @@ impl Views {
             return;
         }
         self.anchor = anchor;
-        let others: Vec<ConnId> = self
-            .active
-            .iter()
-            .filter(|a| a.conn != conn)
-            .map(|a| a.conn)
-            .collect();
+        let others = self.active_except(conn);
         for other in others {
             self.send(other, Message::Anchor(anchor));
         }
@@ -779,12 +774,7 @@ impl Views {
             self.send(conn, Message::ShuffleReply(sample));
         }
         let ttl = self.settings.active_walk;
-        let others: Vec<ConnId> = self
-            .active
-            .iter()
-            .filter(|a| a.conn != conn)
-            .map(|a| a.conn)
-            .collect();
+        let others = self.active_except(conn);
         for other in others {
             self.send(
                 other,
@@ -959,6 +949,15 @@ impl Views {
 
     /// A random active link other than `conn` (and than the link to node
     /// `not_peer`, when given).
+    /// The connections of the active peers but the one on `conn`.
+    fn active_except(&self, conn: ConnId) -> Vec<ConnId> {
+        self.active
+            .iter()
+            .filter(|a| a.conn != conn)
+            .map(|a| a.conn)
+            .collect()
+    }
+
     fn random_active_except(&mut self, conn: ConnId, not_peer: Option<u64>) -> Option<ConnId> {
         let others: Vec<ConnId> = self
             .active
