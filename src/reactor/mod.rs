@@ -237,6 +237,13 @@ impl Reactor {
 
     /// Serves one readiness event (its token is this node's).
     pub(crate) fn on_event(&mut self, ev: &mio::event::Event) {
+        // Commands the application sent before this event are carried out
+        // first, whatever order the poll reported the two in: a PUBLISH is
+        // then delivered to the application before what peers sent since
+        // (CZMQ's selftest, ffi-tests/selftest.c, relies on that order).
+        if self.wake_pending.load(Ordering::SeqCst) {
+            self.handle_wakeup();
+        }
         let token = Token(ev.token().0 & LOCAL_TOKENS);
         if token == crate::beacon::driver::TOKEN {
             let now = self.now();
