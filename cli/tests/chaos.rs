@@ -13,10 +13,8 @@
 mod chaos;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chaos::{diff, env_usize, skip, Cluster, Mode, Rng};
@@ -506,15 +504,7 @@ fn a_write_sent_just_before_a_reset_is_not_lost_to_a_forward() {
         .spawn()
         .unwrap();
     let out = node.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = chaos::lines_of(out);
     let wait_line = |what: &str| -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

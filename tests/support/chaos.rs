@@ -751,15 +751,7 @@ impl Cluster {
             .spawn()
             .expect("zgossip watch");
         let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(out);
         let mut view = View::default();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -1121,4 +1113,19 @@ fn relay(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
         }
         let _ = to.shutdown(std::net::Shutdown::Both);
     });
+}
+
+/// The lines a child writes to `out`, as they come, read on a thread of
+/// their own (which ends with the output).
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
