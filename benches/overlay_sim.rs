@@ -244,8 +244,17 @@ fn run_for(sim: &mut Sim, ms: u64) {
 }
 
 /// `n` unconnected nodes: default settings, 10-50 ms links, in order.
+/// `OVERLAY_ROOT_INTERVAL=0` runs them without the tree's root (Plumtree's
+/// rules alone), for comparison.
 fn network(n: usize, seed: u64) -> Sim {
-    let mut sim = Sim::new(n, seed, Settings::default());
+    let mut settings = Settings::default();
+    if let Some(&ms) = env_list::<u64>("OVERLAY_ROOT_INTERVAL")
+        .as_deref()
+        .and_then(|v| v.first())
+    {
+        settings.tree.root_interval_ms = ms;
+    }
+    let mut sim = Sim::new(n, seed, settings);
     sim.conditions.latency_ms = (10, 50);
     sim.conditions.in_order = true;
     sim
@@ -530,6 +539,9 @@ struct Figures {
     /// Last delivery hop over the source's eccentricity.
     ldh_ratio_mean: f64,
     ldh_ratio_max: f64,
+    /// The active graph's diameter (its greatest eccentricity) after the
+    /// writes: the overlay's own eccentricity, whoever writes.
+    diameter: u32,
     /// Mean time to a node, and to the last one (ms, mean over writes).
     delivery_ms_mean: f64,
     last_ms_mean: f64,
@@ -590,6 +602,7 @@ impl Figures {
             .f("eager_ends_per_node", self.eager_ends, 3)
             .f("ldh_over_eccentricity_mean", self.ldh_ratio_mean, 2)
             .f("ldh_over_eccentricity_max", self.ldh_ratio_max, 2)
+            .num("diameter", self.diameter)
             .f("delivery_ms_mean", self.delivery_ms_mean, 1)
             .f("last_delivery_ms_mean", self.last_ms_mean, 1)
             .f("wall_s", self.wall_s, 2)
@@ -621,6 +634,12 @@ fn figures(sim: &Sim, rec: &Shared, tracks: std::ops::Range<usize>, tally: Tally
         .iter()
         .map(|&i| sim.engine(i).unwrap().overlay_stats().eager)
         .sum();
+    let adj = active_graph(sim);
+    let diameter = live
+        .iter()
+        .map(|&i| eccentricity(&adj, i).0)
+        .max()
+        .unwrap_or(0);
     let r = rec.borrow();
     let tracks = &r.tracks[tracks];
     let writes = tracks.len().max(1) as f64;
@@ -630,6 +649,7 @@ fn figures(sim: &Sim, rec: &Shared, tracks: std::ops::Range<usize>, tally: Tally
         reach_min: 100.0,
         tally,
         eager_ends: eager as f64 / live.len().max(1) as f64,
+        diameter,
         ..Figures::default()
     };
     for t in tracks {
@@ -715,9 +735,10 @@ fn header(title: &str, cells: &[&str]) {
     row(&cells.iter().map(|c| c.to_string()).collect::<Vec<_>>());
 }
 
-const WRITE_COLUMNS: [&str; 17] = [
+const WRITE_COLUMNS: [&str; 19] = [
     "N", "workload", "reach%", "min%", "pushed/n", "tuples/n", "ihave/n", "held%", "grafts/w",
-    "unpush/w", "ldh", "ecc", "ldh/ecc", "tree ecc", "tree ok", "eager/n", "ms mean",
+    "unpush/w", "ldh", "ecc", "ldh/ecc", "ldh max", "diameter", "tree ecc", "tree ok", "eager/n",
+    "ms mean",
 ];
 
 fn write_row(n: usize, name: &str, f: &Figures) {
@@ -735,6 +756,8 @@ fn write_row(n: usize, name: &str, f: &Figures) {
         format!("{:.1}", f.ldh_mean),
         format!("{:.1}", f.eccentricity_mean),
         format!("{:.2}", f.ldh_ratio_mean),
+        f.ldh_max.to_string(),
+        f.diameter.to_string(),
         format!("{:.1}", f.tree_depth_mean),
         format!("{}/{}", f.tree_spans, f.writes),
         format!("{:.2}", f.eager_ends),

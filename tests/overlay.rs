@@ -184,6 +184,117 @@ fn joined_nodes_form_one_bounded_overlay_and_writes_travel_the_tree() {
     );
 }
 
+/// Hops from live node `from` to every live node over active links
+/// (`usize::MAX`: out of reach).
+fn hops_from(sim: &Sim, from: usize) -> Vec<usize> {
+    let mut hops = vec![usize::MAX; sim.len()];
+    hops[from] = 0;
+    let mut queue = VecDeque::from([from]);
+    while let Some(i) = queue.pop_front() {
+        for (_, id, _) in sim.engine(i).unwrap().active_peers() {
+            let j = index_of(id);
+            if !sim.is_down(j) && hops[j] == usize::MAX {
+                hops[j] = hops[i] + 1;
+                queue.push_back(j);
+            }
+        }
+    }
+    hops
+}
+
+/// Every live node follows the smallest live id as the tree's root, at
+/// its distance in hops over active links; the links of the root's tree
+/// push at both ends, the others announce (but links just made, whose
+/// other end has not spoken yet), so the eager link ends are about
+/// 2 (n - 1), a tree's.
+fn check_rooted_tree(sim: &Sim) {
+    let live = live(sim);
+    let root = live
+        .iter()
+        .map(|&i| sim.engine(i).unwrap().id())
+        .min()
+        .unwrap();
+    let hops = hops_from(sim, index_of(root));
+    let mut eager = 0;
+    for &i in &live {
+        let e = sim.engine(i).unwrap();
+        let (r, level, detached) = e.tree_root();
+        assert_eq!((r, detached), (root, false), "n{i}");
+        assert_eq!(usize::from(level), hops[i], "n{i}: level");
+        for (c, id, _) in e.active_peers() {
+            let tree = e.tree_link(c);
+            let pushes = e.link_is_eager(c) == Some(true);
+            assert!(
+                tree.is_none() || tree == Some(pushes),
+                "n{i} to n{}: tree link {tree:?}, eager {pushes}",
+                index_of(id)
+            );
+            eager += usize::from(pushes);
+        }
+    }
+    let tree_ends = 2 * (live.len() - 1);
+    assert!(
+        eager >= tree_ends && eager <= tree_ends + 4,
+        "{eager} eager link ends"
+    );
+}
+
+#[test]
+fn the_tree_is_the_shortest_path_tree_of_the_smallest_id_whoever_writes() {
+    let n = 150;
+    let mut sim = overlay(n, 21);
+    check_rooted_tree(&sim);
+    // Writes from random nodes, one after the other, then overlapping:
+    // pushed along the root's tree (but for a few sent by the
+    // reconciliation of links the views make meanwhile), hardly ever
+    // pulled, and the tree stays as it was.
+    let grafted = |sim: &Sim| -> u64 {
+        (0..n)
+            .map(|i| sim.engine(i).unwrap().overlay_stats().tree.grafted)
+            .sum()
+    };
+    let before = grafted(&sim);
+    let counts = count_frames(&mut sim);
+    let mut keys = publish_writes(&mut sim, "one", 20, 1_000, 1_000);
+    keys.extend(publish_writes(&mut sim, "many", 100, 20, 3_000));
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+    let c = *counts.borrow();
+    let per_node_write = |x: u64| x as f64 / (n * keys.len()) as f64;
+    let pushed = per_node_write(c.pushed);
+    assert!(
+        pushed > 0.95 && pushed < 1.0,
+        "pushed per node per write: {pushed}"
+    );
+    let pulled = grafted(&sim) - before;
+    assert!(
+        per_node_write(c.unpushed + pulled) < 0.002,
+        "{c:?}, {pulled} pulled"
+    );
+    check_rooted_tree(&sim);
+}
+
+#[test]
+fn a_crashed_root_is_given_up_and_the_next_smallest_id_roots_the_tree() {
+    let n = 100;
+    let mut sim = overlay(n, 23);
+    let root = (0..n).min_by_key(|&i| sim.engine(i).unwrap().id()).unwrap();
+    sim.crash(root);
+    // Its neighbours replace it from their passive views at once; the
+    // others give its numbers up after overlay/root-timeout.
+    let tree = Settings::default().tree;
+    let t = sim.now_ms() + tree.root_timeout_ms + 2 * tree.root_interval_ms;
+    sim.run_until(t);
+    assert_eq!(unreachable_in_overlay(&sim), Vec::<usize>::new());
+    check_rooted_tree(&sim);
+    let expired: u64 = live(&sim)
+        .iter()
+        .map(|&i| sim.engine(i).unwrap().overlay_stats().root.expiries)
+        .sum();
+    assert!(expired > 0);
+    let keys = publish_writes(&mut sim, "after", 5, 500, 2_000);
+    assert_eq!(lacking(&sim, &keys), Vec::<usize>::new());
+}
+
 #[test]
 fn concurrent_writes_from_many_nodes_all_arrive() {
     let n = 120;

@@ -203,6 +203,28 @@ pub fn run(n: usize, tuples: usize) -> Result<(), String> {
         .filter(|(i, _)| !stopped.contains(i))
         .map(|(_, node)| stat(node, "overlay-active"))
         .sum::<Result<_, _>>()?;
+    let promotions = |nodes: &[&Node]| -> Result<u64, String> {
+        nodes.iter().map(|x| stat(x, "overlay-promotions")).sum()
+    };
+    let staying: Vec<&Node> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !stopped.contains(i))
+        .map(|(_, node)| node)
+        .collect();
+    let promotions_before = promotions(&staying)?;
+    drop(staying);
+    // The links the stopped nodes held (a link between two of them
+    // counts twice).
+    let stopped_links: u64 = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| stopped.contains(i))
+        .map(|(_, node)| stat(node, "overlay-active"))
+        .sum::<Result<_, _>>()?;
+    // The clock of the repair starts with the first node stopped: the
+    // others see its links close while the next ones stop.
+    let repair_started = Instant::now();
     let mut live = Vec::new();
     for (i, node) in nodes.into_iter().enumerate() {
         if stopped.contains(&i) {
@@ -212,13 +234,8 @@ pub fn run(n: usize, tuples: usize) -> Result<(), String> {
         }
     }
     let live_refs: Vec<&Node> = live.iter().collect();
-    let promotions = |nodes: &[&Node]| -> Result<u64, String> {
-        nodes.iter().map(|x| stat(x, "overlay-promotions")).sum()
-    };
-    let promotions_before = promotions(&live_refs)?;
     // Repaired: every live node has a link, and no replacement has been
     // asked for in the last 300 ms.
-    let repair_started = Instant::now();
     let mut last = (promotions_before, Instant::now());
     let repaired = wait(Duration::from_secs(30), "repairing the overlay", || {
         let p = promotions(&live_refs)?;
@@ -240,12 +257,11 @@ pub fn run(n: usize, tuples: usize) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let links_after: u64 = links.iter().sum();
     println!(
-        "  the overlay repaired itself within {:.0} ms: {} link ends went with the stopped \
-         nodes, {replaced} replacements were asked of passive members (few yet: a young \
-         overlay's passive views fill with shuffles, every 10 s), every live node keeps \
-         {} to {} links",
+        "  the overlay repaired itself within {:.0} ms: the stopped nodes held {stopped_links} \
+         links; the others asked {replaced} passive members to replace theirs (a young \
+         overlay's passive views are thin: shuffles fill them every 10 s) and went from \
+         {links_before} link ends to {links_after}; every live node keeps {} to {} links",
         repaired.as_secs_f64() * 1e3,
-        links_before.saturating_sub(links_after),
         links.iter().min().unwrap_or(&0),
         links.iter().max().unwrap_or(&0),
     );

@@ -57,9 +57,10 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
 
 /// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
 /// what each means).
-pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 25] {
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 35] {
     let o = engine.overlay_stats();
-    let (v, t) = (o.views, o.tree);
+    let (v, t, r) = (o.views, o.tree, o.root);
+    let (root, level, detached) = engine.tree_root();
     [
         ("overlay-active", o.active as u64),
         ("overlay-passive", o.passive as u64),
@@ -86,6 +87,16 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 25] {
         ("tree-repairs", t.repairs),
         ("tree-missing-dropped", t.missing_dropped),
         ("tree-graft-timeout", o.graft_timeout_ms),
+        ("tree-duplicates", t.tree_duplicates),
+        ("tree-root", root),
+        ("tree-level", u64::from(level)),
+        ("tree-detached", u64::from(detached)),
+        ("tree-parent-changes", r.parent_changes),
+        ("tree-root-changes", r.root_changes),
+        ("tree-root-expiries", r.expiries),
+        ("tree-detachments", r.detachments),
+        ("tree-root-adverts-sent", r.adverts_sent),
+        ("tree-root-adverts-received", r.adverts_received),
     ]
 }
 

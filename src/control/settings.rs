@@ -238,7 +238,24 @@ fn tree_from(
             0,
             u64::MAX / 4,
         )?,
+        root_interval_ms: ranged(
+            num,
+            "overlay/root-interval",
+            d.root_interval_ms,
+            0,
+            u64::MAX / 4,
+        )?,
+        root_timeout_ms: ms("overlay/root-timeout", d.root_timeout_ms)?,
         ..d.clone()
+    })
+    .and_then(|t| {
+        if t.root_interval_ms > 0 && t.root_timeout_ms <= t.root_interval_ms {
+            return Err(Error::Config(format!(
+                "overlay/root-timeout ({}) must exceed overlay/root-interval ({})",
+                t.root_timeout_ms, t.root_interval_ms
+            )));
+        }
+        Ok(t)
     })
 }
 
@@ -352,6 +369,7 @@ mod tests {
             ("overlay/shuffle-interval", "5000"),
             ("overlay/graft-timeout", "250"),
             ("overlay/announce-interval", "20"),
+            ("overlay/root-interval", "0"),
         ])
         .unwrap();
         assert_eq!(n.engine.views.active_max, 8);
@@ -359,6 +377,7 @@ mod tests {
         assert_eq!(n.engine.views.shuffle_interval_ms, 5000);
         assert_eq!(n.engine.tree.graft_timeout_ms, 250);
         assert_eq!(n.engine.tree.announce_interval_ms, 20);
+        assert_eq!(n.engine.tree.root_interval_ms, 0, "0: no root");
         // Absent: the defaults again.
         let again = from_config(&tree(&[]), &n.engine, 500).unwrap();
         assert_eq!(again.engine.views, Settings::default().views);
@@ -373,6 +392,11 @@ mod tests {
                 "must not exceed overlay/active-walk",
             ),
             ("overlay/passive-max", "many", "must be a whole number"),
+            (
+                "overlay/root-timeout",
+                "5000",
+                "must exceed overlay/root-interval",
+            ),
         ] {
             let e = read(&[(path, value)]).unwrap_err().to_string();
             assert!(e.contains(path) && e.contains(says), "{path}={value}: {e}");

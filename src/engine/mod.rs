@@ -36,6 +36,7 @@ mod settings;
 mod sync;
 mod timers;
 pub mod tree;
+pub mod tree_root;
 pub mod views;
 mod writes;
 
@@ -182,6 +183,8 @@ pub struct Engine {
     /// The overlay: active and passive views, and the broadcast tree.
     views: views::Views,
     tree: tree::Tree,
+    /// The tree's root and this node's way to it (which links push).
+    tree_root: tree_root::TreeRoot,
     /// Records for the data directory, when there is one.
     journal: Option<journal::Journal>,
 }
@@ -197,6 +200,11 @@ impl Engine {
         Engine {
             views: views::Views::new(me, settings.views.clone(), id),
             tree: tree::Tree::new(settings.tree.clone()),
+            tree_root: tree_root::TreeRoot::new(
+                id,
+                settings.tree.root_interval_ms,
+                settings.tree.root_timeout_ms,
+            ),
             name: name.to_string(),
             id,
             verbose: false,
@@ -246,6 +254,11 @@ impl Engine {
     pub fn set_settings(&mut self, settings: Settings) {
         self.views.set_settings(settings.views.clone());
         self.tree.set_settings(settings.tree.clone());
+        self.tree_root.set_settings(
+            settings.tree.root_interval_ms,
+            settings.tree.root_timeout_ms,
+            self.last_now.mono_ms,
+        );
         self.settings = settings;
         self.next_tick = None;
         // The collection's cadence follows the graces: a shorter one set

@@ -27,6 +27,7 @@ pub struct OverlayStats {
     pub graft_timeout_ms: u64,
     pub views: views::ViewStats,
     pub tree: tree::TreeStats,
+    pub root: tree_root::RootStats,
 }
 
 impl Engine {
@@ -34,6 +35,12 @@ impl Engine {
     /// it to them). Empty: this node does not listen.
     pub fn set_endpoint(&mut self, endpoint: &str) {
         self.views.set_endpoint(endpoint);
+        // Only a node that listens may root the broadcast tree.
+        let now = self.last_now;
+        self.tree_root
+            .set_candidate(!endpoint.is_empty(), now.mono_ms);
+        self.guide_tree();
+        self.run_overlay(now);
     }
 
     /// This node's CURVE public key, told to overlay peers (`None`: the
@@ -119,6 +126,7 @@ impl Engine {
             graft_timeout_ms: self.tree.graft_timeout(),
             views: self.views.stats,
             tree: self.tree.stats,
+            root: self.tree_root.stats,
         }
     }
 
@@ -174,6 +182,13 @@ impl Engine {
                 }
             }
             overlay::Message::Prune => self.tree.pruned(conn),
+            overlay::Message::Root(advert) => {
+                self.tree_root.heard(conn, advert, now.mono_ms);
+                self.guide_tree();
+            }
+            overlay::Message::RootRequest { root, seq } => {
+                self.tree_root.request(conn, root, seq, now.mono_ms);
+            }
             mut other => {
                 // A node bound to a wildcard address names itself
                 // `tcp://*:PORT`: it is where this connection comes from.
@@ -184,7 +199,10 @@ impl Engine {
                     let addr = self.conns.get(&conn).and_then(|c| c.peer.addr);
                     peer.endpoint = overlay::resolve_wildcard(&peer.endpoint, addr);
                 }
-                self.views.handle_message(conn, other, now.mono_ms)
+                self.views.handle_message(conn, other, now.mono_ms);
+                if self.views.is_active(conn) && !self.tree_root.has_link(conn) {
+                    self.overlay_session_started(conn, now);
+                }
             }
         }
         self.run_overlay(now);
@@ -197,9 +215,13 @@ impl Engine {
             self.tree.link_up(conn);
         }
         let Role::Outbound(remote) = role else {
+            // The root is told once the client's HELLO has come
+            // (`overlay_session_started`).
             return;
         };
         let Some(r) = self.remotes.get(remote).filter(|r| r.overlay) else {
+            // A fixed link (`CONNECT`): in the root's tree once the server
+            // has answered (`overlay_server_answered`).
             return;
         };
         let endpoint = r.endpoint.clone();
@@ -212,10 +234,40 @@ impl Engine {
         self.run_overlay(now);
     }
 
+    /// The server of a link this node dialled answered its HELLO (a
+    /// reconciliation round): a fixed link joins the root's tree. Not
+    /// before: a `ROOT` that overtook the HELLO would be refused.
+    pub(super) fn overlay_server_answered(&mut self, conn: ConnId, role: Role, now: Now) {
+        let Role::Outbound(remote) = role else {
+            return;
+        };
+        let fixed = self.remotes.get(remote).is_some_and(|r| !r.overlay);
+        if fixed && !self.tree_root.has_link(conn) {
+            self.overlay_session_started(conn, now);
+        }
+    }
+
+    /// ZGP/2 messages may flow on `conn` both ways (the client sent HELLO,
+    /// the server of a fixed link answered, or the views made the link
+    /// they dialled active): it joins the root's tree, and is told the
+    /// root. A link the views dialled joins only once its request is
+    /// accepted: a neighbour request may be refused and the link closed,
+    /// and a link taken as the way to the root for that moment would
+    /// detach the node.
+    pub(super) fn overlay_session_started(&mut self, conn: ConnId, now: Now) {
+        if self.tree.mode(conn).is_some() {
+            self.tree_root.link_up(conn, now.mono_ms, now.wall_ms);
+            self.guide_tree();
+            self.run_overlay(now);
+        }
+    }
+
     /// A connection closed (either side): the tree and the views forget
     /// it; an active peer lost is replaced.
     pub(super) fn overlay_closed(&mut self, conn: ConnId, now: Now) {
         self.tree.link_down(conn);
+        self.tree_root.link_down(conn, now.mono_ms);
+        self.guide_tree();
         self.views.link_down(conn, now.mono_ms);
         self.run_overlay(now);
     }
@@ -228,10 +280,14 @@ impl Engine {
 
     /// The overlay's timers.
     pub(super) fn overlay_timeout(&self) -> Option<u64> {
-        match (self.views.poll_timeout(), self.tree.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.views.poll_timeout(),
+            self.tree.poll_timeout(),
+            self.tree_root.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(super) fn handle_overlay_timeout(&mut self, now: Now) {
@@ -240,6 +296,14 @@ impl Engine {
         }
         if self.tree.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
             self.tree.handle_timeout(now.mono_ms);
+        }
+        if self
+            .tree_root
+            .poll_timeout()
+            .is_some_and(|t| t <= now.mono_ms)
+        {
+            self.tree_root.handle_timeout(now.mono_ms);
+            self.guide_tree();
         }
         self.run_overlay(now);
     }
@@ -275,10 +339,36 @@ impl Engine {
                 acted = true;
                 self.send_overlay(conn, msg, now);
             }
+            while let Some((conn, msg)) = self.tree_root.poll_action() {
+                acted = true;
+                self.send_overlay(conn, msg, now);
+            }
             if !acted {
                 return;
             }
         }
+    }
+
+    /// Tells the tree which links the root's tree is made of.
+    fn guide_tree(&mut self) {
+        let Engine {
+            tree, tree_root, ..
+        } = self;
+        for conn in tree_root.link_ids() {
+            tree.guide(conn, tree_root.is_tree_link(conn));
+        }
+    }
+
+    /// The tree's root as this node knows it: (root id, level, detached).
+    pub fn tree_root(&self) -> (u64, u8, bool) {
+        self.tree_root.root()
+    }
+
+    /// Whether `conn` joins this node to its parent or to a child in the
+    /// root's tree (`None`: the root has no word of it yet, or it is not
+    /// a tree link).
+    pub fn tree_link(&self, conn: ConnId) -> Option<bool> {
+        self.tree_root.is_tree_link(conn)
     }
 
     fn dial_overlay(&mut self, endpoint: String, intent: Intent) {

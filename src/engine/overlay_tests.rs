@@ -47,7 +47,12 @@ fn advance(e: &mut Engine, ms: u64) {
 
 /// An engine with ZGP/2 clients on connections `conns` that said HELLO.
 fn hub(conns: &[ConnId]) -> Engine {
-    let mut e = Engine::new("hub", 1, Settings::default());
+    hub_with_id(1, conns)
+}
+
+/// A node of id `id` with inbound ZGP/2 links `conns`, their HELLOs in.
+fn hub_with_id(id: u64, conns: &[ConnId]) -> Engine {
+    let mut e = Engine::new("hub", id, Settings::default());
     e.set_endpoint("tcp://10.0.0.1:5670");
     for &c in conns {
         let peer = Peer {
@@ -373,6 +378,16 @@ mod forged {
             proptest::collection::vec(id, 0..50).prop_map(overlay::Message::Graft),
             Just(overlay::Message::Prune),
             (1..u64::MAX).prop_map(overlay::Message::Anchor),
+            (1u64..6, any::<u64>(), any::<u8>(), any::<bool>()).prop_map(
+                |(root, seq, level, parent)| overlay::Message::Root(overlay::RootAdvert {
+                    root,
+                    seq,
+                    level,
+                    parent
+                })
+            ),
+            (1u64..6, any::<u64>())
+                .prop_map(|(root, seq)| overlay::Message::RootRequest { root, seq }),
         ]
     }
 
@@ -383,7 +398,8 @@ mod forged {
             steps in proptest::collection::vec((0u64..12, message_strategy(), 0u64..3_000), 1..120)
         ) {
             let conns: Vec<ConnId> = (1..12).collect();
-            let mut e = hub(&conns);
+            // Id 3: forged roots (1 to 5) both below and above it.
+            let mut e = hub_with_id(3, &conns);
             let limits = Settings::default().views;
             let mut now = 10;
             for (conn, msg, dt) in steps {
@@ -393,6 +409,11 @@ mod forged {
                 let st = e.overlay_stats();
                 prop_assert!(st.active <= limits.active_max);
                 prop_assert!(st.passive <= limits.passive_max);
+                // The root is the smallest id heard or this node's own,
+                // and its level never names a way it cannot have.
+                let (root, level, detached) = e.tree_root();
+                prop_assert!(root <= e.id());
+                prop_assert!(root == e.id() || level > 0 || detached);
                 for c in 0..12 {
                     for f in drain(&mut e, c) {
                         prop_assert!(gossip::decode(&f).is_ok() || zgp2::decode(&f).is_ok());

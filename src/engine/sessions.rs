@@ -215,6 +215,7 @@ impl Engine {
                 }
                 if self.speaks_zgp2(conn) {
                     self.start_sync(conn, now);
+                    self.overlay_session_started(conn, now);
                 } else {
                     self.send_all_tuples(conn, now);
                 }

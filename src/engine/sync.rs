@@ -314,6 +314,7 @@ impl Engine {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.last_sync_rx = now.mono_ms;
             }
+            self.overlay_server_answered(conn, role, now);
         }
         match msg {
             zgp2::Message::Tuple(t) => self.accept_zgp2(t, frame, conn, now),

@@ -46,7 +46,7 @@
 //! time go in, [`TreeAction`]s come out. Links are the driver's connection
 //! ids. Plain (ZGP v1) links are never in the tree: they get every write.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::ConnId;
 use crate::wire::overlay::{write_id_len, Message, WriteId, MAX_ANNOUNCED};
@@ -85,6 +85,11 @@ pub struct TreeSettings {
     /// than this (it is on its way; sending it too would race the tree
     /// and cost a duplicate). The next round brings what the tree missed.
     pub sync_holdoff_ms: u64,
+    /// How often the tree's root counts its number up (`tree_root.rs`);
+    /// 0: no root, every link follows Plumtree's rules alone.
+    pub root_interval_ms: u64,
+    /// A root whose number has not advanced for this long is gone.
+    pub root_timeout_ms: u64,
 }
 
 impl Default for TreeSettings {
@@ -97,6 +102,8 @@ impl Default for TreeSettings {
             max_missing: 100_000,
             max_batch_bytes: 16 << 10,
             sync_holdoff_ms: 2_000,
+            root_interval_ms: 5_000,
+            root_timeout_ms: 15_000,
         }
     }
 }
@@ -135,6 +142,9 @@ pub struct TreeStats {
     /// Announcements taken back before they went: the link announced the
     /// write to us first.
     pub unannounced: u64,
+    /// Duplicates that came on a link of the root's tree (kept eager: the
+    /// first copy came by a repair, which is pruned instead).
+    pub tree_duplicates: u64,
 }
 
 #[derive(Debug)]
@@ -165,6 +175,16 @@ struct Batch {
 pub struct Tree {
     settings: TreeSettings,
     links: BTreeMap<ConnId, Mode>,
+    /// What the tree's root says of each link (`tree_root.rs`): `true`, a
+    /// link to the parent or a child, which pushes; `false`, one that
+    /// announces. Links it says nothing of follow Plumtree's rules alone.
+    guide: BTreeMap<ConnId, bool>,
+    /// Links the root calls lazy that this node grafted (a repair): pruned
+    /// once the root's tree brings writes again.
+    repair_links: BTreeSet<ConnId>,
+    /// When a duplicate on a link off the root's tree last made this node
+    /// send PRUNE on it.
+    pruned_at: BTreeMap<ConnId, u64>,
     /// When each link last brought the first copy of a pushed write.
     first_at: BTreeMap<ConnId, u64>,
     /// Pushed duplicates each link brought since its last first copy.
@@ -217,6 +237,9 @@ impl Tree {
     /// pushes in the simulator, for links that churn).
     pub fn link_down(&mut self, conn: ConnId) {
         self.links.remove(&conn);
+        self.guide.remove(&conn);
+        self.repair_links.remove(&conn);
+        self.pruned_at.remove(&conn);
         self.first_at.remove(&conn);
         self.dups.remove(&conn);
         self.batches.remove(&conn);
@@ -224,6 +247,30 @@ impl Tree {
         for m in self.missing.values_mut() {
             m.announcers.retain(|&c| c != conn);
             m.have_it.retain(|&c| c != conn);
+        }
+    }
+
+    /// What the tree's root says of `conn` (`None`: nothing). A link of
+    /// the root's tree pushes (again, if its other end had pruned it
+    /// while the two disagreed); a link that becomes one of the others
+    /// announces from then on. Both ends learn the same from the root's
+    /// adverts, so neither sends GRAFT or PRUNE for it.
+    pub fn guide(&mut self, conn: ConnId, tree_link: Option<bool>) {
+        let Some(mode) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let Some(tree_link) = tree_link else {
+            self.guide.remove(&conn);
+            return;
+        };
+        let before = self.guide.insert(conn, tree_link);
+        if tree_link {
+            *mode = Mode::Eager;
+            self.repair_links.remove(&conn);
+        } else if before != Some(false) {
+            // The other end may push on it still (a GRAFT of this node's
+            // from before the root spoke): told to stop.
+            self.prune(conn);
         }
     }
 
@@ -355,6 +402,42 @@ impl Tree {
     /// [`HELD_DUPLICATES_MAX`] duplicates since.
     pub fn duplicate(&mut self, conn: ConnId, now: u64) {
         self.last_push_at = Some(now);
+        match self.guide.get(&conn) {
+            Some(true) => {
+                // The root's tree brings writes again: the repairs and
+                // other links off it that overtook it lately are no longer
+                // needed.
+                self.stats.tree_duplicates += 1;
+                let holdoff = self.graft_timeout();
+                let overtook: Vec<ConnId> = self
+                    .first_at
+                    .iter()
+                    .filter(|&(c, &at)| {
+                        self.guide.get(c) == Some(&false) && now.saturating_sub(at) < holdoff
+                    })
+                    .map(|(&c, _)| c)
+                    .collect();
+                let repairs = std::mem::take(&mut self.repair_links);
+                for c in overtook.into_iter().chain(repairs) {
+                    self.first_at.remove(&c);
+                    self.prune(c);
+                }
+                return;
+            }
+            Some(false) => {
+                // Pushed on a link off the root's tree (a repair, or an
+                // end that has not heard the root yet): told to stop, once
+                // per wait (more pushes may be on their way meanwhile).
+                let wait = self.graft_timeout();
+                let told = self.pruned_at.get(&conn);
+                if told.is_none_or(|&at| now.saturating_sub(at) >= wait) {
+                    self.pruned_at.insert(conn, now);
+                    self.prune(conn);
+                }
+                return;
+            }
+            None => {}
+        }
         if self.links.get(&conn) == Some(&Mode::Eager) {
             let holdoff = self.graft_timeout();
             let dups = self.dups.entry(conn).or_default();
@@ -367,14 +450,23 @@ impl Tree {
                 self.stats.prunes_held += 1;
                 return;
             }
-            self.dups.remove(&conn);
-            self.links.insert(conn, Mode::Lazy);
-            self.stats.prunes_sent += 1;
-            self.out.push_back(TreeAction::Send {
-                conn,
-                msg: Message::Prune,
-            });
+            self.prune(conn);
         }
+    }
+
+    /// Makes `conn` lazy at both ends.
+    fn prune(&mut self, conn: ConnId) {
+        if !self.links.contains_key(&conn) {
+            return;
+        }
+        self.dups.remove(&conn);
+        self.repair_links.remove(&conn);
+        self.links.insert(conn, Mode::Lazy);
+        self.stats.prunes_sent += 1;
+        self.out.push_back(TreeAction::Send {
+            conn,
+            msg: Message::Prune,
+        });
     }
 
     /// Whether this write of `key` is one we pulled and wait for: it
@@ -386,11 +478,16 @@ impl Tree {
             .is_some_and(|m| m.grafted_at.is_some() && (clock, origin) >= (m.clock, m.origin))
     }
 
-    /// The peer on `conn` pruned the link.
+    /// The peer on `conn` pruned the link. A link of the root's tree
+    /// keeps pushing: the peer pruned it on an older word of the root
+    /// (while one of the two was detached, say), and both ends take it as
+    /// a tree link now.
     pub fn pruned(&mut self, conn: ConnId) {
         if let Some(m) = self.links.get_mut(&conn) {
             self.stats.prunes_received += 1;
-            *m = Mode::Lazy;
+            if self.guide.get(&conn) != Some(&true) {
+                *m = Mode::Lazy;
+            }
         }
     }
 
@@ -512,7 +609,13 @@ impl Tree {
         });
         self.next_graft = next;
         for (conn, ids) in grafts {
-            if self.links.insert(conn, Mode::Eager) == Some(Mode::Lazy) {
+            if self.guide.get(&conn) == Some(&false) {
+                // A link off the root's tree: it pushes to this node until
+                // the tree brings writes again; this end stays lazy.
+                if self.repair_links.insert(conn) {
+                    self.stats.repairs += 1;
+                }
+            } else if self.links.insert(conn, Mode::Eager) == Some(Mode::Lazy) {
                 self.stats.repairs += 1;
             }
             self.stats.grafted += ids.len() as u64;

@@ -380,3 +380,86 @@ fn an_idle_tree_pulls_after_the_short_wait() {
     t.handle_timeout(start + t.graft_timeout());
     assert_eq!(drain(&mut t), vec![(2, Message::Graft(vec![id("k", 5)]))]);
 }
+
+// ------------------------------------------------ guided by the root
+
+#[test]
+fn the_roots_word_sets_the_links_mode_at_this_end() {
+    let mut t = tree(&[1, 2, 3]);
+    t.guide(1, Some(true));
+    t.guide(2, Some(false));
+    t.guide(3, None);
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    assert_eq!(t.mode(2), Some(Mode::Lazy));
+    assert_eq!(t.mode(3), Some(Mode::Eager), "no word: Plumtree's rules");
+    // A link that leaves the root's tree tells its other end to stop
+    // pushing (it may have grafted it before the root spoke).
+    assert_eq!(drain(&mut t), vec![(2, Message::Prune)]);
+    // The same word again changes nothing; a peer's GRAFT on a link off
+    // the tree (its repair) stands until that peer prunes it.
+    t.grafted(2);
+    t.guide(2, Some(false));
+    assert_eq!(t.mode(2), Some(Mode::Eager));
+    assert!(drain(&mut t).is_empty());
+    // A tree link the other end pruned (on an older word of the root)
+    // keeps pushing.
+    t.pruned(1);
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    // Unknown links are let be.
+    t.guide(9, Some(true));
+    assert_eq!(t.mode(9), None);
+}
+
+#[test]
+fn a_duplicate_on_a_tree_link_prunes_the_links_off_the_tree_that_overtook_it() {
+    let mut t = tree(&[1, 2, 3]);
+    t.guide(1, Some(true));
+    t.guide(2, Some(false));
+    t.guide(3, Some(false));
+    drain(&mut t);
+    // Link 2 pushed a first copy (a repair), then the tree brings the
+    // duplicate: link 2 is told to stop, the tree link stays.
+    t.first_push(2, 100);
+    t.duplicate(1, 110);
+    assert_eq!(drain(&mut t), vec![(2, Message::Prune)]);
+    assert_eq!(t.mode(1), Some(Mode::Eager));
+    assert_eq!(t.stats.tree_duplicates, 1);
+    // Long ago: not an overtaking link any more.
+    t.first_push(3, 200);
+    t.duplicate(1, 200 + t.graft_timeout());
+    assert!(drain(&mut t).is_empty());
+}
+
+#[test]
+fn a_duplicate_on_a_link_off_the_tree_prunes_it_once_per_wait() {
+    let mut t = tree(&[1, 2]);
+    t.guide(1, Some(true));
+    t.guide(2, Some(false));
+    drain(&mut t);
+    t.duplicate(2, 1_000);
+    t.duplicate(2, 1_001);
+    assert_eq!(drain(&mut t), vec![(2, Message::Prune)]);
+    t.duplicate(2, 1_000 + t.graft_timeout());
+    assert_eq!(drain(&mut t), vec![(2, Message::Prune)]);
+    // No held duplicates off the tree: the link is never needed for
+    // pushes.
+    assert_eq!(t.stats.prunes_held, 0);
+}
+
+#[test]
+fn a_pull_on_a_link_off_the_tree_keeps_this_end_lazy_until_the_tree_delivers() {
+    let mut t = tree(&[1, 2]);
+    t.guide(1, Some(true));
+    t.guide(2, Some(false));
+    drain(&mut t);
+    t.announced(2, vec![id("k", 5)], |_| false, 0);
+    let at = t.graft_timeout();
+    t.handle_timeout(at);
+    assert_eq!(drain(&mut t), vec![(2, Message::Graft(vec![id("k", 5)]))]);
+    assert_eq!(t.mode(2), Some(Mode::Lazy), "this end does not push on it");
+    assert_eq!(t.stats.repairs, 1);
+    // The tree brings a duplicate later: the repair is pruned.
+    t.received("k", 5, 1, at + 10);
+    t.duplicate(1, at + 20);
+    assert_eq!(drain(&mut t), vec![(2, Message::Prune)]);
+}

@@ -489,7 +489,11 @@ impl Views {
                 }
             }
             Message::Anchor(anchor) => self.on_anchor(conn, anchor),
-            Message::IHave(_) | Message::Graft(_) | Message::Prune => {}
+            Message::IHave(_)
+            | Message::Graft(_)
+            | Message::Prune
+            | Message::Root(_)
+            | Message::RootRequest { .. } => {}
         }
         self.arm(now);
     }

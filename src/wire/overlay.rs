@@ -16,6 +16,8 @@
 //! GRAFT          (18) = number-2 *write-id
 //! PRUNE          (19) =
 //! ANCHOR         (20) = node-id
+//! ROOT           (21) = node-id seq level parent ; seq = number-8 ; level = number-1
+//! ROOT-REQUEST   (22) = node-id seq
 //! peer = node-id endpoint key ; node-id = number-8 ; endpoint = number-1 *OCTET
 //! key = %x00 / %x20 32OCTET (the node's CURVE public key, if it has one)
 //! write-id = key clock origin ; key = number-1 *OCTET (as in TUPLE)
@@ -35,6 +37,8 @@ pub(crate) const ID_IHAVE: u8 = 17;
 pub(crate) const ID_GRAFT: u8 = 18;
 pub(crate) const ID_PRUNE: u8 = 19;
 pub(crate) const ID_ANCHOR: u8 = 20;
+pub(crate) const ID_ROOT: u8 = 21;
+pub(crate) const ID_ROOT_REQUEST: u8 = 22;
 
 /// The most peers one SHUFFLE or SHUFFLE-REPLY may carry.
 pub const MAX_SHUFFLE_PEERS: usize = 64;
@@ -62,6 +66,22 @@ pub struct WriteId {
     pub clock: u64,
     pub origin: u64,
 }
+
+/// What a node tells each tree link of the broadcast tree's root: the
+/// root's id, the newest sequence number of the root it has taken, its
+/// distance to the root in hops ([`ROOT_UNREACHABLE`]: it has lost its
+/// way to it) and whether the receiver is its parent on that way
+/// (`engine/tree_root.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RootAdvert {
+    pub root: u64,
+    pub seq: u64,
+    pub level: u8,
+    pub parent: bool,
+}
+
+/// The level of a node that has lost its way to the root.
+pub const ROOT_UNREACHABLE: u8 = u8::MAX;
 
 /// One overlay message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +113,12 @@ pub enum Message {
     /// (its *anchor*: nodes that hear of a smaller one by discovery join
     /// that part, so that groups that formed apart become one).
     Anchor(u64),
+    /// The broadcast tree's root as the sender knows it, and whether the
+    /// receiver is the sender's parent toward it.
+    Root(RootAdvert),
+    /// The sender lost its way to `root` at number `seq` and asks the root
+    /// for a newer one (passed on from parent to parent).
+    RootRequest { root: u64, seq: u64 },
 }
 
 impl Message {
@@ -109,6 +135,8 @@ impl Message {
             Message::Graft(_) => "GRAFT",
             Message::Prune => "PRUNE",
             Message::Anchor(_) => "ANCHOR",
+            Message::Root(_) => "ROOT",
+            Message::RootRequest { .. } => "ROOT-REQUEST",
         }
     }
 
@@ -127,6 +155,8 @@ impl Message {
             Message::Graft(_) => ID_GRAFT,
             Message::Prune => ID_PRUNE,
             Message::Anchor(_) => ID_ANCHOR,
+            Message::Root(_) => ID_ROOT,
+            Message::RootRequest { .. } => ID_ROOT_REQUEST,
         };
         super::zgp2::header(out, id);
         match self {
@@ -162,6 +192,16 @@ impl Message {
             }
             Message::Prune => {}
             Message::Anchor(id) => out.extend_from_slice(&id.to_be_bytes()),
+            Message::Root(a) => {
+                out.extend_from_slice(&a.root.to_be_bytes());
+                out.extend_from_slice(&a.seq.to_be_bytes());
+                out.push(a.level);
+                out.push(u8::from(a.parent));
+            }
+            Message::RootRequest { root, seq } => {
+                out.extend_from_slice(&root.to_be_bytes());
+                out.extend_from_slice(&seq.to_be_bytes());
+            }
         }
     }
 }
@@ -316,10 +356,26 @@ pub(crate) fn decode_body(id: u8, r: &mut Reader<'_>) -> Option<Result<Message, 
                 0 => return Err(DecodeError::BadField("anchor")),
                 id => Message::Anchor(id),
             },
+            ID_ROOT => Message::Root(RootAdvert {
+                root: match r.u64("root")? {
+                    0 => return Err(DecodeError::BadField("root")),
+                    id => id,
+                },
+                seq: r.u64("seq")?,
+                level: r.u8("level")?,
+                parent: decode_flag(r, "parent")?,
+            }),
+            ID_ROOT_REQUEST => Message::RootRequest {
+                root: match r.u64("root")? {
+                    0 => return Err(DecodeError::BadField("root")),
+                    id => id,
+                },
+                seq: r.u64("seq")?,
+            },
             _ => unreachable!("checked below"),
         })
     };
-    (ID_JOIN..=ID_ANCHOR).contains(&id).then(|| body(r))
+    (ID_JOIN..=ID_ROOT_REQUEST).contains(&id).then(|| body(r))
 }
 
 #[cfg(test)]
@@ -366,6 +422,13 @@ mod tests {
             Message::Graft(vec![item]),
             Message::Prune,
             Message::Anchor(0x0102_0304_0506_0708),
+            Message::Root(RootAdvert {
+                root: 9,
+                seq: u64::MAX,
+                level: ROOT_UNREACHABLE,
+                parent: true,
+            }),
+            Message::RootRequest { root: 1, seq: 0 },
         ]
     }
 
@@ -404,6 +467,17 @@ mod tests {
         want.extend_from_slice(&[0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28]);
         assert_eq!(ihave, want);
         assert_eq!(ihave.len(), 6 + write_id_len(2));
+        let mut root = Vec::new();
+        Message::Root(RootAdvert {
+            root: 0x0102_0304_0506_0708,
+            seq: 0x1112_1314_1516_1718,
+            level: 3,
+            parent: true,
+        })
+        .encode(&mut root);
+        let mut want = vec![0xAA, 0xA0, 21, 2, 1, 2, 3, 4, 5, 6, 7, 8];
+        want.extend_from_slice(&[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 3, 1]);
+        assert_eq!(root, want);
     }
 
     #[test]
@@ -454,7 +528,36 @@ mod tests {
                 DecodeError::BadField("write ids"),
             ),
             (vec![0xAA, 0xA0, 19, 2, 0], DecodeError::TrailingBytes(1)),
-            (vec![0xAA, 0xA0, 21, 2], DecodeError::UnknownId(21)),
+            // A root of 0, a parent flag of 2, a short one.
+            (
+                [
+                    &[0xAA, 0xA0, 21, 2][..],
+                    &[0; 8],
+                    &[0, 0, 0, 0, 0, 0, 0, 1, 3, 0],
+                ]
+                .concat(),
+                DecodeError::BadField("root"),
+            ),
+            (
+                [
+                    &[0xAA, 0xA0, 21, 2, 0, 0, 0, 0, 0, 0, 0, 1][..],
+                    &[0; 9],
+                    &[2],
+                ]
+                .concat(),
+                DecodeError::BadField("parent"),
+            ),
+            (
+                vec![0xAA, 0xA0, 21, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                DecodeError::Truncated("seq"),
+            ),
+            (
+                vec![
+                    0xAA, 0xA0, 22, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                ],
+                DecodeError::BadField("root"),
+            ),
+            (vec![0xAA, 0xA0, 23, 2], DecodeError::UnknownId(23)),
         ];
         for (frame, want) in cases {
             assert_eq!(decode(&frame), Err(want), "{frame:?}");
