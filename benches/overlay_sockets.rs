@@ -85,7 +85,6 @@ fn secs(d: Option<Duration>) -> String {
 }
 
 struct Figures {
-    line: String,
     all_arrived: bool,
 }
 
@@ -94,13 +93,40 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
     let interval = std::env::var("SOCKET_INTERVAL").ok();
     let mut discover = vec!["DISCOVER".to_string(), "interface=lo".to_string()];
     discover.extend(interval.map(|ms| format!("interval={ms}")));
-    let nodes: Vec<Node> = (0..n)
-        .map(|i| {
-            let node = Node::new(&format!("s{i}")).expect("node");
-            node.send(&discover).expect("DISCOVER");
-            node
-        })
-        .collect();
+    // SOCKET_ROOT_INTERVAL=0: without the tree's root, for comparison.
+    let root_interval = std::env::var("SOCKET_ROOT_INTERVAL").ok();
+    let trace_created = std::env::var("SOCKET_TRACE").is_ok();
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    for i in 0..n {
+        if trace_created && i % 100 == 0 && i > 0 {
+            let mut sums = std::collections::BTreeMap::<&str, u64>::new();
+            for m in &nodes {
+                let st = m.stats().unwrap_or_default();
+                for k in [
+                    "tree-root-adverts-sent",
+                    "tree-root-changes",
+                    "tree-parent-changes",
+                    "tree-detachments",
+                    "overlay-active",
+                    "discovery-beacons",
+                    "frames-out",
+                ] {
+                    *sums.entry(k).or_default() += st.get(k).copied().unwrap_or(0);
+                }
+            }
+            eprintln!(
+                "{:.1} s: {i} created {sums:?}",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let node = Node::new(&format!("s{i}")).expect("node");
+        if let Some(ms) = &root_interval {
+            node.send(&["SET", "overlay/root-interval", ms])
+                .expect("SET");
+        }
+        node.send(&discover).expect("DISCOVER");
+        nodes.push(node);
+    }
     let created = started.elapsed();
     let limit = Duration::from_secs(if quick { 30 } else { 60 });
 
@@ -288,8 +314,20 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
         held as f64 / (want * n as u64) as f64,
         frames as f64 / (n * writes) as f64,
     );
+    // The figures first: shutting a thousand nodes down takes a while.
+    println!("{line}");
+    let closing = Instant::now();
+    for (i, node) in nodes.into_iter().enumerate() {
+        drop(node);
+        if trace && (i + 1) % 100 == 0 {
+            eprintln!(
+                "{} nodes closed in {:.1} s",
+                i + 1,
+                closing.elapsed().as_secs_f64()
+            );
+        }
+    }
     Figures {
-        line,
         all_arrived: everywhere.is_some(),
     }
 }
@@ -317,7 +355,6 @@ fn main() {
         };
         for n in sizes {
             let figures = run(n, writes, quick);
-            println!("{}", figures.line);
             if quick {
                 assert!(figures.all_arrived, "not every write arrived");
             }

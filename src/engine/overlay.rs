@@ -359,6 +359,16 @@ impl Engine {
         }
     }
 
+    /// The node is shutting down: it takes no more part in the root's
+    /// election (it would keep answering every wave of `ROOT` with its
+    /// own, and its output would never drain while it lingers).
+    pub fn quiet_overlay(&mut self) {
+        let now = self.last_now;
+        self.tree_root
+            .set_settings(0, self.settings.tree.root_timeout_ms, now.mono_ms);
+        self.guide_tree();
+    }
+
     /// The tree's root as this node knows it: (root id, level, detached).
     pub fn tree_root(&self) -> (u64, u8, bool) {
         self.tree_root.root()

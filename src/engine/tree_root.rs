@@ -27,11 +27,13 @@
 //! the node). A
 //! node that loses its parent and has no such way is *detached* (it tells
 //! its links [`ROOT_UNREACHABLE`], so its children look elsewhere) until
-//! the root's next number reaches it. A root whose number has not advanced
-//! for `overlay/root-timeout` is gone: its numbers so far are refused from
-//! then on, each node stands as its own root, and the smallest id wins
-//! again. A way whose number lags behind one the node heard
-//! half an interval ago is stale (its parent is cut from the root).
+//! the root's next number reaches it (it asks for one). A root whose
+//! number has not advanced for `overlay/root-timeout` is gone: its numbers
+//! so far are refused from then on, each node stands as its own root, and
+//! the smallest id wins again. A parent whose way is cut tells so (it
+//! detaches, or takes another way), so a node keeps its parent while the
+//! parent's numbers lag behind others it hears: switching on every newer
+//! number would move parents at every wave.
 //!
 //! Nothing here decides whether a write arrives: the root only says which
 //! links push. A node with no word from a link (a peer that does not send
@@ -102,10 +104,6 @@ pub struct TreeRoot {
     feasible: (u64, u8),
     /// The newest number of `route.root` heard, and when it first came.
     newest: (u64, u64),
-    /// Ways to `route.root` with a number below this are stale.
-    floor: u64,
-    /// A newer number heard: the floor rises to it at this time.
-    settle: Option<(u64, u64)>,
     /// This node's own number, counted up while it is the root.
     own_seq: u64,
     next_emit: Option<u64>,
@@ -145,8 +143,6 @@ impl TreeRoot {
             detached: false,
             feasible: (own_seq, 0),
             newest: (own_seq, 0),
-            floor: 0,
-            settle: None,
             own_seq,
             next_emit: None,
             expired: BTreeMap::new(),
@@ -265,10 +261,7 @@ impl TreeRoot {
             return None;
         }
         let expiry = (self.route.root != self.own()).then(|| self.newest.1 + self.timeout_ms);
-        [self.next_emit, expiry, self.settle.map(|(_, at)| at)]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.next_emit, expiry].into_iter().flatten().min()
     }
 
     /// A tree link opened (again: nothing changes): it is told the root
@@ -327,9 +320,6 @@ impl TreeRoot {
         }
         if advert.root == self.route.root && advert.seq > self.newest.0 {
             self.newest = (advert.seq, now);
-            if self.settle.is_none() {
-                self.settle = Some((advert.seq, now + self.interval_ms / 2));
-            }
         }
         self.select(now);
     }
@@ -339,12 +329,6 @@ impl TreeRoot {
     pub fn handle_timeout(&mut self, now: u64) {
         if !self.enabled() {
             return;
-        }
-        if let Some((seq, _)) = self.settle.filter(|&(_, at)| at <= now) {
-            self.floor = self.floor.max(seq);
-            self.settle = (self.newest.0 > self.floor)
-                .then(|| (self.newest.0, self.newest.1 + self.interval_ms / 2));
-            self.select(now);
         }
         if self.route.root != self.own() && now >= self.newest.1 + self.timeout_ms {
             self.stats.expiries += 1;
@@ -373,10 +357,10 @@ impl TreeRoot {
     }
 
     /// The shortest time between two numbers the root sends when asked
-    /// (a tenth of the interval): one lost link near the root detaches
+    /// (a fifth of the interval): one lost link near the root detaches
     /// many nodes at once, and their requests meet on the way up.
     fn answer_gap(&self) -> u64 {
-        self.interval_ms / 10
+        self.interval_ms / 5
     }
 
     /// The other end of `conn` lost its way to `root` at number `seq` and
@@ -438,8 +422,6 @@ impl TreeRoot {
         self.detached = false;
         self.feasible = (self.own_seq, 0);
         self.newest = (self.own_seq, now);
-        self.floor = 0;
-        self.settle = None;
         self.next_emit = self.candidate.then_some(now + self.interval_ms);
         self.advertise();
     }
@@ -448,6 +430,9 @@ impl TreeRoot {
     /// that name it, the nearest feasible one (the current parent while
     /// it is as near as any).
     fn select(&mut self, now: u64) {
+        if !self.enabled() {
+            return;
+        }
         let before = (self.route, self.detached);
         // The root: the smallest of this node, the root it follows (until
         // that root times out: a detached node waits for it rather than
@@ -478,7 +463,7 @@ impl TreeRoot {
                 // down from the root: a link at most as far as this node
                 // ever was cannot lead back through it.
                 let feasible = a.seq > fseq || (a.seq == fseq && a.level <= flevel);
-                if !feasible || a.seq < self.floor {
+                if !feasible {
                     continue;
                 }
             }
@@ -494,8 +479,6 @@ impl TreeRoot {
                     self.stats.root_changes += 1;
                     self.feasible = (a.seq, level);
                     self.newest = (a.seq, now);
-                    self.floor = 0;
-                    self.settle = None;
                     self.next_emit = None;
                 } else if a.seq > self.feasible.0 {
                     self.feasible = (a.seq, level);

@@ -182,14 +182,17 @@ fn a_way_that_may_pass_through_the_node_itself_is_refused_until_a_newer_number()
 }
 
 #[test]
-fn a_parent_that_lags_behind_the_roots_number_is_left() {
+fn a_parent_whose_number_lags_is_kept_until_it_says_its_way_is_cut() {
     let mut r = linked();
     r.heard(1, adv(10, 100, 1, false), 0);
     r.heard(2, adv(10, 100, 2, false), 0);
-    // Link 2 brings 101; the parent never does.
+    // Link 2 brings 101 (and later 102); the parent has not yet.
     r.heard(2, adv(10, 101, 2, false), 100);
-    assert_eq!(r.parent(), Some(1), "given half an interval");
-    r.handle_timeout(100 + INTERVAL / 2);
+    r.heard(2, adv(10, 102, 2, false), 6_000);
+    r.handle_timeout(6_000);
+    assert_eq!(r.parent(), Some(1), "nearer, and not cut");
+    // The parent's way is cut: it detaches, and link 2 is taken.
+    r.heard(1, adv(10, 100, ROOT_UNREACHABLE, false), 6_001);
     assert_eq!((r.parent(), r.root()), (Some(2), (10, 3, false)));
 }
 
@@ -295,8 +298,8 @@ fn the_root_answers_a_request_with_a_new_number_at_most_once_per_gap() {
     // Asked again at once: answered after the gap, not before.
     r.request(2, ME, first + 1, 12);
     assert!(drain(&mut r).is_empty());
-    assert_eq!(r.poll_timeout(), Some(10 + INTERVAL / 10));
-    r.handle_timeout(10 + INTERVAL / 10);
+    assert_eq!(r.poll_timeout(), Some(10 + INTERVAL / 5));
+    r.handle_timeout(10 + INTERVAL / 5);
     assert!(drain(&mut r).iter().all(|(_, a)| a.seq == first + 2));
     // Requests from no link, or for another root, are let be.
     r.request(9, ME, first + 2, 500);

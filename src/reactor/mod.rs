@@ -357,6 +357,7 @@ impl Reactor {
         }
         inproc::unbind_all(self.owner);
         self.listeners.clear();
+        self.engine.quiet_overlay();
         self.linger_until = Some(Instant::now() + Duration::from_millis(self.linger_ms));
     }
 
