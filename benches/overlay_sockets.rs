@@ -230,6 +230,7 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
     let mut delivered = vec![0u64; n];
     let mut reached = vec![0usize; writes];
     let mut reported = false;
+    let mut lag_reported = false;
     let everywhere = wait(limit, || {
         for (i, node) in nodes.iter().enumerate() {
             while let Ok(Some(msg)) = node.try_recv() {
@@ -269,6 +270,26 @@ fn run(n: usize, writes: usize, quick: bool) -> Figures {
         }
         let short = |i: usize| expected[i].saturating_sub(delivered[i]);
         let lacking = (0..n).filter(|&i| short(i) > 0).count();
+        // Nodes still short of writes 2 s after the burst: what they say
+        // of their links and the tree.
+        if trace && !lag_reported && lacking > 0 && t0.elapsed() > Duration::from_secs(2) {
+            lag_reported = true;
+            for i in (0..n).filter(|&i| short(i) > 0).take(3) {
+                let st = nodes[i].stats().unwrap_or_default();
+                let pick: Vec<String> = st
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.starts_with("overlay-") || k.starts_with("tree-") || *k == "connections"
+                    })
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                eprintln!(
+                    "  lagging node {i} ({} short): {}",
+                    short(i),
+                    pick.join(" ")
+                );
+            }
+        }
         if trace {
             let missing: u64 = (0..n).map(short).sum();
             eprintln!(
