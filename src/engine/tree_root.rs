@@ -51,7 +51,8 @@ use super::ConnId;
 use crate::wire::overlay::Message;
 pub use crate::wire::overlay::{RootAdvert, ROOT_UNREACHABLE};
 
-/// Roots whose numbers are refused, at most (the oldest go first).
+/// Roots whose numbers are refused, at most (beyond, the smallest id is
+/// forgotten to make room).
 const EXPIRED_KEPT: usize = 64;
 
 /// The root a node names while it follows none: one that does not listen
@@ -324,8 +325,7 @@ impl TreeRoot {
         self.select(now);
     }
 
-    /// The root counts its number up; a silent root is given up; stale
-    /// ways are dropped.
+    /// A silent root is given up; the root counts its number up.
     pub fn handle_timeout(&mut self, now: u64) {
         if !self.enabled() {
             return;
