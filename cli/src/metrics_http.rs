@@ -58,7 +58,11 @@ fn handle(mut s: TcpStream, node: &Node) -> std::io::Result<()> {
     let line = head.lines().next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (method, target, version) = (parts.next(), parts.next(), parts.next());
-    let (Some(method), Some(target), Some(version)) = (method, target, version) else {
+    let (Some(method), Some(target), Some(_)) = (
+        method,
+        target,
+        version.filter(|v| v.starts_with("HTTP/1.") && parts.next().is_none()),
+    ) else {
         return respond(
             &mut s,
             "400 Bad Request",
@@ -67,15 +71,6 @@ fn handle(mut s: TcpStream, node: &Node) -> std::io::Result<()> {
             false,
         );
     };
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return respond(
-            &mut s,
-            "400 Bad Request",
-            "text/plain",
-            "bad request line\n",
-            false,
-        );
-    }
     let head_only = method == "HEAD";
     if method != "GET" && !head_only {
         return respond(
