@@ -57,7 +57,7 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
 
 /// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
 /// what each means).
-pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 35] {
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
     let o = engine.overlay_stats();
     let (v, t, r) = (o.views, o.tree, o.root);
     let (root, level, detached) = engine.tree_root();
@@ -97,6 +97,9 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 35] {
         ("tree-detachments", r.detachments),
         ("tree-root-adverts-sent", r.adverts_sent),
         ("tree-root-adverts-received", r.adverts_received),
+        ("tree-root-adverts-refused", r.adverts_refused),
+        ("tree-root-requests-sent", r.requests_sent),
+        ("tree-root-requests-answered", r.requests_answered),
     ]
 }
 
