@@ -69,6 +69,9 @@ pub(super) struct Conn {
     pub(super) last_tx: u64,
     /// Asked the driver to close it: no traffic in or out any more.
     pub(super) closing: bool,
+    /// Closed because the peer went silent past the link's timeout (its
+    /// membership then suspects the peer).
+    pub(super) lost: bool,
     /// What the limits count and time for it (see `limits`).
     pub(super) meter: Meter,
     /// Sync sends not yet encoded, in order (see `sync::fill_sends`).

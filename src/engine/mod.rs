@@ -20,13 +20,16 @@
 //! ZGP server and client state machines), `limits` (what one connection
 //! may cost: handshake and frame deadlines, tuples and bytes per second),
 //! `writes` (writes checked and merged), `forward` (writes sent on),
-//! `sync` (set reconciliation), `outbox` (what the driver takes out),
+//! `sync` (set reconciliation), `membership` and `members` (who is in the
+//! network), `outbox` (what the driver takes out),
 //! `journal` (what a data directory is told) and `timers`.
 
 mod conn;
 mod forward;
 mod journal;
 mod limits;
+mod members;
+pub mod membership;
 pub mod metrics;
 mod outbox;
 mod overlay;
@@ -187,6 +190,8 @@ pub struct Engine {
     tree_root: tree_root::TreeRoot,
     /// Records for the data directory, when there is one.
     journal: Option<journal::Journal>,
+    /// Who is in the network (`membership.rs`).
+    membership: membership::Membership,
 }
 
 impl Engine {
@@ -208,6 +213,7 @@ impl Engine {
             name: name.to_string(),
             id,
             verbose: false,
+            membership: membership::Membership::new(id, name, settings.membership.clone()),
             settings,
             store: Store::new(),
             hlc: Hlc::default(),
@@ -254,6 +260,7 @@ impl Engine {
     pub fn set_settings(&mut self, settings: Settings) {
         self.views.set_settings(settings.views.clone());
         self.tree.set_settings(settings.tree.clone());
+        self.membership.set_settings(settings.membership.clone());
         self.tree_root.set_settings(
             settings.tree.root_interval_ms,
             settings.tree.root_timeout_ms,

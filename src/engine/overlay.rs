@@ -41,6 +41,8 @@ impl Engine {
             .set_candidate(!endpoint.is_empty(), now.mono_ms);
         self.guide_tree();
         self.run_overlay(now);
+        self.membership.set_endpoint(endpoint, now.mono_ms);
+        self.run_membership(now);
     }
 
     /// This node's CURVE public key, told to overlay peers (`None`: the
@@ -259,12 +261,14 @@ impl Engine {
             self.tree_root.link_up(conn, now.mono_ms, now.wall_ms);
             self.guide_tree();
             self.run_overlay(now);
+            self.membership_link_up(conn, now);
         }
     }
 
     /// A connection closed (either side): the tree and the views forget
     /// it; an active peer lost is replaced.
-    pub(super) fn overlay_closed(&mut self, conn: ConnId, now: Now) {
+    pub(super) fn overlay_closed(&mut self, conn: ConnId, lost: bool, now: Now) {
+        self.membership_link_down(conn, lost, now);
         self.tree.link_down(conn);
         self.tree_root.link_down(conn, now.mono_ms);
         self.guide_tree();
@@ -284,6 +288,7 @@ impl Engine {
             self.views.poll_timeout(),
             self.tree.poll_timeout(),
             self.tree_root.poll_timeout(),
+            self.membership.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -305,6 +310,7 @@ impl Engine {
             self.tree_root.handle_timeout(now.mono_ms);
             self.guide_tree();
         }
+        self.handle_membership_timeout(now);
         self.run_overlay(now);
     }
 

@@ -36,6 +36,7 @@ impl Engine {
                 last_rx: now.mono_ms,
                 last_tx: now.mono_ms,
                 closing: false,
+                lost: false,
                 meter,
                 sends: VecDeque::new(),
                 after_sends: Vec::new(),
@@ -92,7 +93,9 @@ impl Engine {
             if let Role::Outbound(remote) = c.role {
                 self.schedule_redial(remote, now);
             }
-            self.overlay_closed(conn, now);
+            // Neither end chose this close: a reset, or the peer's end
+            // failed.
+            self.overlay_closed(conn, true, now);
         }
     }
 
@@ -117,6 +120,7 @@ impl Engine {
         };
         c.closing = true;
         let role = c.role;
+        let lost = c.lost;
         self.trace(format_args!("closing connection {conn}: {reason}"));
         self.actions.push_back(Action::Close {
             conn,
@@ -126,7 +130,15 @@ impl Engine {
         if let Role::Outbound(remote) = role {
             self.schedule_redial(remote, now);
         }
-        self.overlay_closed(conn, now);
+        self.overlay_closed(conn, lost, now);
+    }
+
+    /// Closes a connection whose peer went silent past its timeout.
+    pub(super) fn close_silent(&mut self, conn: ConnId, reason: String, now: Now) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.lost = true;
+        }
+        self.close(conn, reason, now);
     }
 
     /// One ZGP frame arrived on `conn`. `multipart` says the ZMTP message

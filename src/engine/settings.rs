@@ -52,6 +52,8 @@ pub struct Settings {
     /// stored only if it fits in every encoding it may be forwarded in
     /// (see [`Settings::check_tuple_size`]).
     pub max_frame: usize,
+    /// Who is in the network (`membership/*`).
+    pub membership: super::membership::MembershipSettings,
     /// The overlay's views (`overlay/*`).
     pub views: super::views::ViewSettings,
     /// The broadcast tree (`overlay/*`).
@@ -119,6 +121,7 @@ impl Default for Settings {
             max_frame: crate::security::Limits::default().max_frame,
             idle_timeout_ms: 300_000,
             views: super::views::ViewSettings::default(),
+            membership: super::membership::MembershipSettings::default(),
             tree: super::tree::TreeSettings::default(),
             handshake_timeout_ms: 10_000,
             frame_timeout_ms: 30_000,

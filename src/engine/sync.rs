@@ -298,6 +298,7 @@ impl Engine {
                 zgp2::Message::Items(g) => format!("ITEMS x{}", g.len()),
                 zgp2::Message::Want(w) => format!("WANT x{}", w.len()),
                 zgp2::Message::Overlay(m) => m.name().to_string(),
+                zgp2::Message::Membership(m) => m.name().to_string(),
             };
             self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
         }
@@ -327,6 +328,7 @@ impl Engine {
             zgp2::Message::Items(groups) => self.on_items(conn, &groups, now),
             zgp2::Message::Want(hashes) => self.on_want(conn, &hashes, now),
             zgp2::Message::Overlay(m) => self.on_overlay(conn, m, now),
+            zgp2::Message::Membership(m) => self.on_membership(conn, m, now),
         }
     }
 

@@ -162,11 +162,11 @@ impl Engine {
             self.start_sync(id, now);
         }
         for id in dead {
-            self.close(id, "remote silent too long".to_string(), now);
+            self.close_silent(id, "remote silent too long".to_string(), now);
         }
         for (id, limit) in idle {
             self.stats.idle_closed += 1;
-            self.close(id, format!("client silent for more than {limit} ms"), now);
+            self.close_silent(id, format!("client silent for more than {limit} ms"), now);
         }
         self.bound_backlogs(now);
         for (id, r) in self.remotes.iter_mut().enumerate() {

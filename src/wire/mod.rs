@@ -4,6 +4,7 @@
 
 pub mod curve;
 pub mod gossip;
+pub mod membership;
 pub mod overlay;
 pub(crate) mod text;
 pub mod z85;

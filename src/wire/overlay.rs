@@ -243,6 +243,12 @@ fn host_and_port(endpoint: &str) -> Option<(&str, u16)> {
     (!bad).then_some((host, port))
 }
 
+/// Whether `endpoint` has the form `tcp://host:port` (the host may be a
+/// wildcard).
+pub(crate) fn endpoint_parses(endpoint: &str) -> bool {
+    host_and_port(endpoint).is_some()
+}
+
 /// Whether a peer can be dialled at `endpoint`: `tcp://host:port` with a
 /// port and a host that is not a wildcard.
 pub fn endpoint_is_dialable(endpoint: &str) -> bool {
@@ -557,7 +563,7 @@ mod tests {
                 ],
                 DecodeError::BadField("root"),
             ),
-            (vec![0xAA, 0xA0, 23, 2], DecodeError::UnknownId(23)),
+            (vec![0xAA, 0xA0, 25, 2], DecodeError::UnknownId(25)),
         ];
         for (frame, want) in cases {
             assert_eq!(decode(&frame), Err(want), "{frame:?}");

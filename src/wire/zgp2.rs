@@ -99,6 +99,8 @@ pub enum Message<'a> {
     Want(Vec<u64>),
     /// A message of the overlay (views and broadcast tree).
     Overlay(super::overlay::Message),
+    /// A message of the membership (member records and digests).
+    Membership(super::membership::Message),
 }
 
 /// Why bytes are not a ZGP/2 message.
@@ -146,6 +148,7 @@ impl Message<'_> {
             Message::Items(_) => "ITEMS",
             Message::Want(_) => "WANT",
             Message::Overlay(m) => m.name(),
+            Message::Membership(m) => m.name(),
         }
     }
 }
@@ -437,7 +440,10 @@ fn decode_carefully(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
         }
         other => match super::overlay::decode_body(other, &mut r) {
             Some(decoded) => Message::Overlay(decoded?),
-            None => return Err(DecodeError::UnknownId(other)),
+            None => match super::membership::decode_body(other, &mut r) {
+                Some(decoded) => Message::Membership(decoded?),
+                None => return Err(DecodeError::UnknownId(other)),
+            },
         },
     };
     if !r.buf.is_empty() {

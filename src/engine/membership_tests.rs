@@ -1,0 +1,478 @@
+//! Transition tests of the membership state machine: a few machines joined
+//! by in-memory links, messages delivered at once, time passed by hand.
+
+use super::*;
+
+/// Machines by index; a link is a pair of connection ids, one per end.
+struct Net {
+    nodes: Vec<Membership>,
+    /// (node, conn) -> (node, conn) at the other end.
+    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    next_conn: ConnId,
+    now: u64,
+    /// Nodes that receive nothing (crashed).
+    dead: Vec<bool>,
+}
+
+fn settings() -> MembershipSettings {
+    MembershipSettings {
+        batch_ms: 0,
+        ..MembershipSettings::default()
+    }
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        let nodes = (0..n)
+            .map(|i| {
+                let mut m = Membership::new(100 + i as u64, &format!("n{i}"), settings());
+                m.start(1_000 + i as u64);
+                m.set_events(true);
+                m
+            })
+            .collect();
+        Net {
+            nodes,
+            links: BTreeMap::new(),
+            next_conn: 1,
+            now: 10_000,
+            dead: vec![false; n],
+        }
+    }
+
+    fn id(&self, i: usize) -> u64 {
+        self.nodes[i].me().id
+    }
+
+    fn link(&mut self, a: usize, b: usize) -> (ConnId, ConnId) {
+        let (ca, cb) = (self.next_conn, self.next_conn + 1);
+        self.next_conn += 2;
+        self.links.insert((a, ca), (b, cb));
+        self.links.insert((b, cb), (a, ca));
+        self.nodes[a].link_up(ca, self.now);
+        self.nodes[b].link_up(cb, self.now);
+        self.run();
+        (ca, cb)
+    }
+
+    fn conn_to(&self, a: usize, b: usize) -> ConnId {
+        self.links
+            .iter()
+            .find(|(&(x, _), &(y, _))| x == a && y == b)
+            .map(|(&(_, c), _)| c)
+            .expect("linked")
+    }
+
+    /// The link between `a` and `b` closes; `lost` at each end as given.
+    fn cut(&mut self, a: usize, b: usize, lost_a: bool, lost_b: bool) {
+        let ca = self.conn_to(a, b);
+        let (_, cb) = self.links.remove(&(a, ca)).unwrap();
+        self.links.remove(&(b, cb));
+        if !self.dead[a] {
+            self.nodes[a].link_down(ca, lost_a, self.now);
+        }
+        if !self.dead[b] {
+            self.nodes[b].link_down(cb, lost_b, self.now);
+        }
+        self.run();
+    }
+
+    /// Node `i` crashes: every link it had is reset at the other end.
+    fn crash(&mut self, i: usize) {
+        self.dead[i] = true;
+        let peers: Vec<usize> = self
+            .links
+            .iter()
+            .filter(|(&(x, _), _)| x == i)
+            .map(|(_, &(y, _))| y)
+            .collect();
+        for p in peers {
+            self.cut(i, p, false, true);
+        }
+    }
+
+    /// Delivers every message until none is left (flushing batches).
+    fn run(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                if self.dead[i] {
+                    while self.nodes[i].poll_send().is_some() {}
+                    continue;
+                }
+                if self.nodes[i].flush_at.is_some() {
+                    self.nodes[i].flush();
+                }
+                while let Some((conn, msg)) = self.nodes[i].poll_send() {
+                    moved = true;
+                    if let Some(&(j, cj)) = self.links.get(&(i, conn)) {
+                        if !self.dead[j] {
+                            self.nodes[j].handle_message(cj, msg, self.now);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("messages kept coming");
+    }
+
+    /// Advances time in ticks, delivering as it goes.
+    fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now = (self.now + TICK_MS).min(end);
+            for i in 0..self.nodes.len() {
+                if !self.dead[i] {
+                    self.nodes[i].handle_timeout(self.now);
+                }
+            }
+            self.run();
+        }
+    }
+
+    fn state(&self, at: usize, of: usize) -> Option<MemberState> {
+        self.nodes[at].member(self.id(of)).map(|m| m.record.state)
+    }
+
+    fn events(&mut self, i: usize) -> Vec<(u64, MemberState)> {
+        std::iter::from_fn(|| self.nodes[i].poll_event())
+            .map(|e| (e.id, e.state))
+            .collect()
+    }
+
+    fn line(n: usize) -> Net {
+        let mut net = Net::new(n);
+        for i in 1..n {
+            net.link(i - 1, i);
+        }
+        net
+    }
+}
+
+#[test]
+fn linked_nodes_learn_each_other_and_every_member_beyond() {
+    let mut net = Net::line(4);
+    for a in 0..4 {
+        for b in 0..4 {
+            if a != b {
+                assert_eq!(net.state(a, b), Some(MemberState::Alive), "{a} of {b}");
+            }
+        }
+        assert_eq!(net.nodes[a].counts(), (3, 0, 0));
+    }
+    let ids: Vec<u64> = net.events(0).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 3, "one join event per other member: {ids:?}");
+    let m = net.nodes[3].member(net.id(0)).unwrap();
+    assert_eq!(m.record.name, "n0");
+    assert_eq!(m.record.started, 1_000);
+}
+
+#[test]
+fn a_link_lost_makes_its_peer_suspect_everywhere_and_the_suspect_refutes() {
+    let mut net = Net::line(3);
+    let before = net.nodes[1].me().incarnation;
+    // 0 loses its link to 1, but 1 is alive (and still linked to 2).
+    net.cut(0, 1, true, false);
+    // 0 suspects 1; through nobody yet (0 is alone now) ...
+    assert_eq!(net.state(0, 1), Some(MemberState::Suspect));
+    // ... until a link comes back: the digest brings the suspicion to 1,
+    // which refutes at a higher incarnation.
+    net.link(0, 2);
+    assert_eq!(net.nodes[1].me().incarnation, before + 1);
+    assert_eq!(net.nodes[1].stats().refutations, 1);
+    for at in [0, 2] {
+        assert_eq!(net.state(at, 1), Some(MemberState::Alive), "at {at}");
+    }
+    net.advance(3 * settings().suspect_max_ms);
+    assert_eq!(
+        net.state(0, 1),
+        Some(MemberState::Alive),
+        "no failure later"
+    );
+    assert_eq!(net.nodes[0].stats().failures, 0);
+}
+
+#[test]
+fn a_crashed_member_is_declared_failed_after_the_confirmed_wait() {
+    let mut net = Net::new(5);
+    // 4 is linked to every other node: all of them observe it.
+    for i in 0..4 {
+        net.link(i, 4);
+    }
+    net.link(0, 1);
+    net.link(1, 2);
+    net.link(2, 3);
+    net.events(0);
+    net.crash(4);
+    for i in 0..4 {
+        assert_eq!(net.state(i, 4), Some(MemberState::Suspect), "at {i}");
+    }
+    let s = settings();
+    net.advance(s.suspect_min_ms - TICK_MS);
+    assert_eq!(net.state(0, 4), Some(MemberState::Suspect));
+    net.advance(TICK_MS);
+    for i in 0..4 {
+        assert_eq!(net.state(i, 4), Some(MemberState::Failed), "at {i}");
+    }
+    assert_eq!(
+        net.events(0),
+        vec![
+            (net.id(4), MemberState::Suspect),
+            (net.id(4), MemberState::Failed)
+        ]
+    );
+    assert_eq!(net.nodes[0].counts(), (3, 0, 1));
+}
+
+#[test]
+fn one_accuser_waits_the_longest_and_confirmations_shorten_it() {
+    let s = settings();
+    let mk = |accusers: usize| Suspicion {
+        since: 0,
+        accusers: (0..accusers as u64).collect(),
+        observer: true,
+        fallback: 0,
+        deadline: 0,
+    };
+    assert_eq!(deadline(&s, &mk(1)), s.suspect_max_ms);
+    let two = deadline(&s, &mk(2));
+    let three = deadline(&s, &mk(3));
+    assert!(s.suspect_min_ms < three && three < two && two < s.suspect_max_ms);
+    assert_eq!(deadline(&s, &mk(4)), s.suspect_min_ms);
+    assert_eq!(deadline(&s, &mk(8)), s.suspect_min_ms);
+    let waiting = Suspicion {
+        observer: false,
+        fallback: 5,
+        ..mk(4)
+    };
+    assert_eq!(deadline(&s, &waiting), s.suspect_min_ms + 5);
+
+    // In a network: a member that only one observer lost, and that cannot
+    // refute (it is cut off), is failed after the longest wait.
+    let mut net = Net::line(3);
+    net.dead[2] = true; // 2 hears nothing more, says nothing more
+    net.cut(1, 2, true, false);
+    net.advance(s.suspect_max_ms - TICK_MS);
+    assert_eq!(net.state(0, 2), Some(MemberState::Suspect));
+    net.advance(TICK_MS);
+    assert_eq!(net.state(0, 2), Some(MemberState::Failed));
+    assert_eq!(net.nodes[1].stats().failures, 1, "the accuser declared it");
+}
+
+#[test]
+fn a_member_that_leaves_is_left_everywhere_and_never_suspected() {
+    let mut net = Net::line(3);
+    net.events(0);
+    net.nodes[2].leave(net.now);
+    net.run();
+    assert_eq!(net.state(0, 2), Some(MemberState::Left));
+    assert_eq!(net.state(1, 2), Some(MemberState::Left));
+    assert_eq!(net.events(0), vec![(net.id(2), MemberState::Left)]);
+    // Its links then close (reset from its side): no suspicion.
+    net.cut(2, 1, false, true);
+    net.advance(3 * settings().suspect_max_ms);
+    assert_eq!(net.state(0, 2), Some(MemberState::Left));
+    assert_eq!(net.nodes[1].stats().suspicions, 0);
+    // A left member is listed for `gone-keep`, then forgotten, and its
+    // id is refused at that incarnation.
+    net.advance(settings().gone_keep_ms);
+    assert_eq!(net.state(0, 2), None);
+    assert_eq!(net.nodes[0].counts(), (1, 0, 0));
+    let old = MemberRecord {
+        state: MemberState::Alive,
+        ..net.nodes[2].me().clone()
+    };
+    net.nodes[0].handle_message(1, Message::Members(vec![old]), net.now);
+    assert_eq!(
+        net.state(0, 2),
+        None,
+        "an old record does not bring it back"
+    );
+    assert_eq!(net.nodes[0].stats().records_refused, 1);
+}
+
+#[test]
+fn a_node_that_was_stalled_accuses_nobody_for_what_it_missed() {
+    let mut net = Net::line(2);
+    net.advance(TICK_MS);
+    // Node 0 is paused for 2 s: no tick runs; then the link to 1 is found
+    // closed (1 timed it out) before its first tick.
+    for _ in 0..8 {
+        net.now += TICK_MS;
+        net.nodes[1].handle_timeout(net.now);
+    }
+    net.cut(0, 1, true, true);
+    assert_eq!(net.state(0, 1), Some(MemberState::Alive));
+    assert_eq!(net.nodes[0].stats().suspicions_withheld, 1);
+    assert_eq!(net.nodes[0].stats().stalls, 1);
+    // Node 1 was not stalled: it suspects 0.
+    assert_eq!(net.state(1, 0), Some(MemberState::Suspect));
+}
+
+#[test]
+fn a_restart_under_the_same_name_takes_the_place_of_the_former_self() {
+    let mut net = Net::line(3);
+    let old = net.nodes[2].me().clone();
+    net.crash(2);
+    net.advance(settings().suspect_max_ms + TICK_MS);
+    assert_eq!(net.state(0, 2), Some(MemberState::Failed));
+    net.events(0);
+    // The process starts again: a new id, the same name, later.
+    let mut again = Membership::new(999, "n2", settings());
+    again.start(old.started + 60_000);
+    again.set_events(true);
+    net.nodes[2] = again;
+    net.dead[2] = false;
+    net.link(1, 2);
+    assert_eq!(
+        net.nodes[0].member(999).map(|m| m.record.state),
+        Some(MemberState::Alive)
+    );
+    assert!(net.nodes[0].member(old.id).is_none(), "no ghost");
+    assert_eq!(net.nodes[0].stats().replaced, 1);
+    assert_eq!(net.events(0), vec![(999, MemberState::Alive)]);
+    // Records of the former self are refused from now on.
+    let stale = MemberRecord {
+        state: MemberState::Suspect,
+        by: 101,
+        ..old.clone()
+    };
+    net.nodes[0].handle_message(1, Message::Members(vec![stale]), net.now);
+    assert!(net.nodes[0].member(old.id).is_none());
+    // An alive member of the same name elsewhere is a different node.
+    let other = MemberRecord {
+        id: 555,
+        incarnation: 0,
+        state: MemberState::Alive,
+        by: 555,
+        started: old.started + 120_000,
+        name: "n2".into(),
+        endpoint: "tcp://10.0.0.9:1".into(),
+    };
+    net.nodes[0].handle_message(1, Message::Members(vec![other]), net.now);
+    assert!(net.nodes[0].member(999).is_some() && net.nodes[0].member(555).is_some());
+}
+
+#[test]
+fn digests_bring_what_a_node_missed_and_only_that() {
+    let mut net = Net::new(4);
+    // Two pairs that formed apart.
+    net.link(0, 1);
+    net.link(2, 3);
+    assert_eq!(net.state(0, 2), None);
+    let sent = net.nodes[1].stats().records_out;
+    net.link(1, 2);
+    for a in 0..4 {
+        assert_eq!(net.nodes[a].counts(), (3, 0, 0), "at {a}");
+    }
+    // 1 sent 0 what 2 brought, and 2 its own table's other half.
+    assert!(net.nodes[1].stats().records_out >= sent + 3);
+    // Once alike, a periodic comparison sends no record.
+    let out: u64 = net.nodes.iter().map(|n| n.stats().records_out).sum();
+    net.advance(settings().sync_interval_ms + TICK_MS);
+    let digests: u64 = net.nodes.iter().map(|n| n.stats().digests_sent).sum();
+    assert!(digests > 0);
+    let after: u64 = net.nodes.iter().map(|n| n.stats().records_out).sum();
+    assert_eq!(after, out, "alike tables exchange no records");
+}
+
+#[test]
+fn a_digest_folds_to_the_size_the_sender_chose() {
+    let mut m = Membership::new(1, "a", settings());
+    for id in 2..300u64 {
+        m.handle_message(
+            0,
+            Message::Members(vec![MemberRecord {
+                id,
+                incarnation: 0,
+                state: MemberState::Alive,
+                by: id,
+                started: 1,
+                name: format!("m{id}"),
+                endpoint: String::new(),
+            }]),
+            0,
+        );
+    }
+    assert_eq!(m.digest_bits(), 6, "about eight records a bucket");
+    let full = m.folded(MAX_DIGEST_BITS);
+    for bits in 0..=MAX_DIGEST_BITS {
+        let f = m.folded(bits);
+        assert_eq!(f.len(), 1 << bits);
+        assert_eq!(
+            f.iter().fold(0, |a, h| a ^ h),
+            full.iter().fold(0, |a, h| a ^ h),
+            "folding keeps the whole"
+        );
+    }
+}
+
+#[test]
+fn records_beyond_the_table_bound_are_dropped_and_counted() {
+    let mut m = Membership::new(
+        1,
+        "a",
+        MembershipSettings {
+            max_members: 10,
+            ..settings()
+        },
+    );
+    let records: Vec<MemberRecord> = (2..50u64)
+        .map(|id| MemberRecord {
+            id,
+            incarnation: 0,
+            state: MemberState::Alive,
+            by: id,
+            started: 1,
+            name: String::new(),
+            endpoint: String::new(),
+        })
+        .collect();
+    m.handle_message(0, Message::Members(records), 0);
+    assert_eq!(m.members().count(), 10);
+    assert_eq!(m.stats().records_dropped, 38);
+}
+
+#[test]
+fn stale_and_repeated_records_change_nothing_and_go_no_further() {
+    let mut net = Net::line(3);
+    let rec = net.nodes[2].me().clone();
+    let out: u64 = net.nodes[0].stats().records_out;
+    for _ in 0..5 {
+        net.nodes[0].handle_message(1, Message::Members(vec![rec.clone()]), net.now);
+    }
+    net.run();
+    assert_eq!(net.nodes[0].stats().records_out, out, "nothing spread");
+    assert!(net.nodes[0].stats().records_stale >= 5);
+    // A suspicion at an old incarnation is stale too.
+    net.nodes[2].me.incarnation = 4;
+    let fresh = net.nodes[2].me().clone();
+    net.nodes[0].handle_message(1, Message::Members(vec![fresh]), net.now);
+    let old = MemberRecord {
+        incarnation: 3,
+        state: MemberState::Suspect,
+        by: 777,
+        ..rec
+    };
+    net.nodes[0].handle_message(1, Message::Members(vec![old]), net.now);
+    assert_eq!(net.state(0, 2), Some(MemberState::Alive));
+}
+
+#[test]
+fn nobody_declares_a_failure_whose_accusers_died_until_the_fallback() {
+    let mut net = Net::line(4);
+    // 2 accuses 3, then 2 dies before declaring; 0 and 1 only heard.
+    net.dead[3] = true;
+    net.cut(2, 3, true, false);
+    assert_eq!(net.state(0, 3), Some(MemberState::Suspect));
+    net.crash(2);
+    let s = settings();
+    net.advance(s.suspect_max_ms + TICK_MS);
+    assert_eq!(net.state(0, 3), Some(MemberState::Suspect), "not yet");
+    net.advance(2 * s.suspect_max_ms + TICK_MS);
+    assert_eq!(net.state(0, 3), Some(MemberState::Failed));
+    assert_eq!(net.state(1, 3), Some(MemberState::Failed));
+}
