@@ -83,6 +83,9 @@ pub enum Command {
     Status,
     /// STATS: reply `STATS name value name value ...` (counters).
     Stats,
+    /// MEMBERS: reply `MEMBERS` and four frames per member, this node
+    /// first: id (16 hex digits), name, state, endpoint.
+    Members,
     /// METRICS: reply `METRICS text`, the counters, gauges and histogram
     /// in the Prometheus text exposition format (`docs/metrics.md`).
     Metrics,
@@ -252,6 +255,7 @@ impl Command {
             }
             "STATUS" => want(0, "STATUS").map(|_| Command::Status),
             "STATS" => want(0, "STATS").map(|_| Command::Stats),
+            "MEMBERS" => want(0, "MEMBERS").map(|_| Command::Members),
             "METRICS" => want(0, "METRICS").map(|_| Command::Metrics),
             "DISCOVER" => {
                 // Checked here, applied over the configuration by the node.
@@ -328,6 +332,7 @@ impl std::fmt::Display for Command {
             Command::Keys(prefix) => write!(f, "KEYS {prefix}"),
             Command::Status => write!(f, "STATUS"),
             Command::Stats => write!(f, "STATS"),
+            Command::Members => write!(f, "MEMBERS"),
             Command::Metrics => write!(f, "METRICS"),
             Command::Discover(args) => write!(f, "DISCOVER {}", args.join(" ")),
         }

@@ -103,6 +103,46 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
     ]
 }
 
+/// The membership's sizes and counters, for `STATS`.
+pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 17] {
+    let m = engine.membership_stats();
+    let (alive, suspect, gone) = engine.member_counts();
+    [
+        ("members-alive", alive as u64),
+        ("members-suspect", suspect as u64),
+        ("members-gone", gone as u64),
+        ("members-records-in", m.records_in),
+        ("members-records-out", m.records_out),
+        ("members-records-stale", m.records_stale),
+        ("members-records-dropped", m.records_dropped),
+        ("members-records-refused", m.records_refused),
+        ("members-suspicions", m.suspicions),
+        ("members-suspicions-withheld", m.suspicions_withheld),
+        ("members-refutations", m.refutations),
+        ("members-failures", m.failures),
+        ("members-leaves", m.leaves),
+        ("members-replaced", m.replaced),
+        ("members-digests-sent", m.digests_sent),
+        ("members-digests-received", m.digests_received),
+        ("members-stalls", m.stalls),
+    ]
+}
+
+/// `MEMBERS`, then four frames per member, itself first: its id (16 hex
+/// digits), name, state and endpoint.
+pub(crate) fn members(engine: &Engine) -> Vec<String> {
+    let list = engine.members();
+    let mut reply = Vec::with_capacity(1 + 4 * list.len());
+    reply.push("MEMBERS".to_string());
+    for m in list {
+        reply.push(format!("{:016x}", m.id));
+        reply.push(m.name);
+        reply.push(m.state.name().to_string());
+        reply.push(m.endpoint);
+    }
+    reply
+}
+
 /// The data directory's counters, for `STATS` (all 0 without one).
 pub(crate) fn store_counters(s: &crate::persist::Counters) -> [(&'static str, u64); 8] {
     [

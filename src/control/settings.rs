@@ -35,6 +35,9 @@ pub(crate) struct NodeSettings {
     /// `store/fsync`: how often the data directory's writes are forced to
     /// disk.
     pub fsync: Fsync,
+    /// `membership/events`: `MEMBER id name state endpoint` on the pipe
+    /// whenever a member's state changes.
+    pub member_events: bool,
 }
 
 /// The longest cluster name (it travels in beacons, one length octet).
@@ -105,6 +108,16 @@ pub(crate) fn from_config(
     s.bytes_per_second = num("limits/bytes-per-second", defaults.bytes_per_second)?;
     s.views = views_from(&num, &defaults.views)?;
     s.tree = tree_from(&num, &defaults.tree)?;
+    s.membership = membership_from(&num, &defaults.membership)?;
+    let member_events = match cfg.get("membership/events").map(str::trim) {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(v) => {
+            return Err(Error::Config(format!(
+                "membership/events must be 0 or 1, got '{v}'"
+            )))
+        }
+    };
     let zgp2_enabled = match cfg.get("server/extensions").map(str::trim) {
         None | Some("1") => true,
         Some("0") => false,
@@ -155,7 +168,45 @@ pub(crate) fn from_config(
             None => Fsync::default(),
             Some(v) => Fsync::parse(v).map_err(Error::Config)?,
         },
+        member_events,
     })
+}
+
+/// The membership's settings, `membership/*` (absent: the defaults).
+fn membership_from(
+    num: &impl Fn(&str, u64) -> Result<u64>,
+    d: &crate::engine::membership::MembershipSettings,
+) -> Result<crate::engine::membership::MembershipSettings> {
+    let ms = |path: &str, default: u64, lo: u64| ranged(num, path, default, lo, u64::MAX / 4);
+    let m = crate::engine::membership::MembershipSettings {
+        suspect_min_ms: ms("membership/suspect-min", d.suspect_min_ms, 1)?,
+        suspect_max_ms: ms("membership/suspect-max", d.suspect_max_ms, 1)?,
+        confirmations: ranged(
+            num,
+            "membership/confirmations",
+            u64::from(d.confirmations),
+            1,
+            64,
+        )? as u32,
+        gone_keep_ms: ms("membership/gone-keep", d.gone_keep_ms, 0)?,
+        tombstone_keep_ms: ms("membership/tombstone-keep", d.tombstone_keep_ms, 0)?,
+        max_members: ranged(
+            num,
+            "membership/max-members",
+            d.max_members as u64,
+            1,
+            1 << 24,
+        )? as usize,
+        batch_ms: ms("membership/batch", d.batch_ms, 0)?,
+        sync_interval_ms: ms("membership/sync-interval", d.sync_interval_ms, 100)?,
+    };
+    if m.suspect_min_ms > m.suspect_max_ms {
+        return Err(Error::Config(format!(
+            "membership/suspect-min ({}) must not exceed membership/suspect-max ({})",
+            m.suspect_min_ms, m.suspect_max_ms
+        )));
+    }
+    Ok(m)
 }
 
 /// `store/path`, checked: a directory name without control characters
@@ -362,6 +413,23 @@ mod tests {
     }
 
     #[test]
+    fn the_membership_settings_are_read() {
+        let n = read(&[
+            ("membership/events", "1"),
+            ("membership/suspect-min", "500"),
+            ("membership/suspect-max", "4000"),
+            ("membership/confirmations", "2"),
+            ("membership/max-members", "1000"),
+        ])
+        .unwrap();
+        assert!(n.member_events);
+        let m = &n.engine.membership;
+        assert_eq!((m.suspect_min_ms, m.suspect_max_ms), (500, 4000));
+        assert_eq!((m.confirmations, m.max_members), (2, 1000));
+        assert!(!read(&[]).unwrap().member_events);
+    }
+
+    #[test]
     fn the_overlay_settings_are_read_and_checked() {
         let n = read(&[
             ("overlay/active-max", "8"),
@@ -383,6 +451,9 @@ mod tests {
         assert_eq!(again.engine.views, Settings::default().views);
         for (path, value, says) in [
             ("overlay/active-max", "0", "between 1 and 64"),
+            ("membership/events", "yes", "must be 0 or 1"),
+            ("membership/confirmations", "0", "between 1 and 64"),
+            ("membership/sync-interval", "10", "between 100 and"),
             ("overlay/active-max", "65", "between 1 and 64"),
             ("overlay/shuffle-interval", "10", "between 100 and"),
             ("overlay/graft-timeout", "0", "between 1 and"),
@@ -396,6 +467,11 @@ mod tests {
                 "overlay/root-timeout",
                 "5000",
                 "must exceed overlay/root-interval",
+            ),
+            (
+                "membership/suspect-min",
+                "9000",
+                "must not exceed membership/suspect-max",
             ),
         ] {
             let e = read(&[(path, value)]).unwrap_err().to_string();

@@ -25,4 +25,4 @@ pub(crate) mod pipe;
 mod ready_signal;
 pub(crate) mod replies;
 
-pub use node::Node;
+pub use node::{Member, MemberState, Node};

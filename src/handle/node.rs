@@ -17,6 +17,7 @@ use crate::handle::replies::Replies;
 use crate::reactor::affinity;
 use crate::reactor::pool::{self, Done, Hosted};
 use crate::reactor::Reactor;
+pub use crate::wire::membership::MemberState;
 
 /// A gossip node, running on an event-loop thread: the nodes of one
 /// process share one by default (`ZGOSSIP_IO_THREADS` sets how many; `0`
@@ -286,6 +287,24 @@ impl Node {
             .collect())
     }
 
+    /// MEMBERS: the members of the network this node knows of, itself
+    /// first (without the pipe). Failed and left members stay listed for
+    /// `membership/gone-keep` (`docs/membership.md`).
+    pub fn members(&self) -> Result<Vec<Member>> {
+        let reply = self
+            .execute_with(Command::Members, true)?
+            .unwrap_or_default();
+        reply[1.min(reply.len())..]
+            .chunks(4)
+            .map(|c| match c {
+                [id, name, state, endpoint] => Member::from_frames(id, name, state, endpoint),
+                _ => Err(Error::command(
+                    "MEMBERS: a member of fewer than four frames",
+                )),
+            })
+            .collect()
+    }
+
     /// METRICS: the node's counters, gauges and propagation delay
     /// histogram in the Prometheus text exposition format (version 0.0.4;
     /// `docs/metrics.md` lists them), for an HTTP endpoint to serve
@@ -350,5 +369,33 @@ impl Drop for CloseOnDrop {
         self.1.close();
         self.0.close();
         self.2.set();
+    }
+}
+
+/// One member of the network, as `MEMBERS` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member's node id (drawn anew at every start).
+    pub id: u64,
+    /// The name the member's node was created with.
+    pub name: String,
+    pub state: MemberState,
+    /// Where others dial it (empty: it does not listen).
+    pub endpoint: String,
+}
+
+impl Member {
+    /// A member from the four frames `MEMBERS` (and `MEMBER`) give it.
+    pub fn from_frames(id: &str, name: &str, state: &str, endpoint: &str) -> Result<Member> {
+        let id = u64::from_str_radix(id, 16)
+            .map_err(|_| Error::command(format!("MEMBERS: '{id}' is not a hex node id")))?;
+        let state = MemberState::parse(state)
+            .ok_or_else(|| Error::command(format!("MEMBERS: '{state}' is not a member state")))?;
+        Ok(Member {
+            id,
+            name: name.to_string(),
+            state,
+            endpoint: endpoint.to_string(),
+        })
     }
 }

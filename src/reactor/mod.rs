@@ -357,6 +357,11 @@ impl Reactor {
         }
         inproc::unbind_all(self.owner);
         self.listeners.clear();
+        // The others list this node as left at once, not failed later: the
+        // leave goes out with the output the linger flushes.
+        let now = self.now();
+        self.engine.leave(now);
+        self.after_engine();
         self.engine.quiet_overlay();
         self.linger_until = Some(Instant::now() + Duration::from_millis(self.linger_ms));
     }
@@ -452,6 +457,7 @@ impl Reactor {
                     | Command::Metrics
                     | Command::Get(_)
                     | Command::Keys(_)
+                    | Command::Members
                     | Command::Keygen
             );
             // The writes before it reach the data directory first (with
@@ -549,6 +555,10 @@ impl Reactor {
                 self.flush_deliveries();
                 Ok(Some(reply::keys(self.engine.store(), &prefix)))
             }
+            Command::Members => {
+                self.flush_deliveries();
+                Ok(Some(reply::members(&self.engine)))
+            }
             Command::Discover(args) => self.discover(&args, now).map(Some),
             Command::Set(path, value) => self.set(&path, &value).map(|_| None),
             Command::Load(file) => self.load(&file).map(|_| None),
@@ -579,6 +589,7 @@ impl Reactor {
         reply::engine_counters(&self.engine)
             .into_iter()
             .chain(reply::overlay_counters(&self.engine))
+            .chain(reply::membership_counters(&self.engine))
             .chain(self.access.counters(stalled))
             .chain(own)
             .chain(reply::store_counters(&store))
@@ -782,6 +793,7 @@ impl Reactor {
         }
         self.commands.set_max_frame(n.limits.max_frame);
         self.engine.set_settings(n.engine);
+        self.engine.set_member_events(n.member_events);
         self.access.limits = n.limits;
         Ok(())
     }
@@ -1350,9 +1362,20 @@ impl Reactor {
         }
     }
 
-    /// Passes the engine's news to the application, in order.
+    /// Passes the engine's news to the application, in order, then the
+    /// changes of members' states (`MEMBER id name state endpoint`, kept
+    /// only after `SET membership/events 1`).
     fn flush_deliveries(&mut self) {
         self.replies.push_news(self.engine.news());
+        while let Some(e) = self.engine.poll_member_event() {
+            self.replies.push(vec![
+                "MEMBER".to_string(),
+                format!("{:016x}", e.id),
+                e.name,
+                e.state.name().to_string(),
+                e.endpoint,
+            ]);
+        }
     }
 
     /// As CZMQ: a loaded configuration file that changes on disk is loaded

@@ -56,6 +56,18 @@ impl MemberState {
         }
     }
 
+    /// The state `name` names (`alive`, `suspect`, `failed`, `left`).
+    pub fn parse(name: &str) -> Option<MemberState> {
+        [
+            MemberState::Alive,
+            MemberState::Suspect,
+            MemberState::Failed,
+            MemberState::Left,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+
     fn octet(self) -> u8 {
         match self {
             MemberState::Alive => 1,
