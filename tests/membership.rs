@@ -160,16 +160,16 @@ fn loss_and_pauses_make_no_member_failed() {
     let n = sim.len();
     // Two virtual minutes. A node in ten pauses for 2 s at random
     // moments, once every 10 s on average.
-    let pausers: Vec<usize> = (0..n / 10)
-        .map(|_| sim.rng.below(n as u64) as usize)
-        .collect();
+    let everyone: Vec<usize> = (0..n).collect();
+    let pausers = sim.rng.sample(&everyone, n / 10);
     for _ in 0..120 {
         let start = sim.now_ms();
-        let pausing: Vec<usize> = pausers
-            .iter()
-            .copied()
-            .filter(|_| sim.rng.chance(0.1))
-            .collect();
+        let mut pausing = Vec::new();
+        for &p in &pausers {
+            if !sim.is_paused(p) && sim.rng.chance(0.1) {
+                pausing.push(p);
+            }
+        }
         let mut pauses: Vec<(u64, usize)> = pausing
             .into_iter()
             .map(|p| (sim.rng.below(1_000), p))

@@ -614,10 +614,21 @@ impl Views {
     }
 
     /// Asks one passive peer to become active when the active view has
-    /// room and no request is under way.
+    /// room and no request is under way. A node that lost every link (and
+    /// is not joining) asks several at once, up to the room it has: one
+    /// request that hangs, to a peer that is paused or gone, must not
+    /// leave it cut off for a request timeout, since a node cut off that
+    /// long is taken as failed by the membership (it cannot deny a
+    /// suspicion).
     fn fill(&mut self, now: u64) {
         let pending = self.asking.len() + self.dialling.len();
-        if self.active.len() + pending >= self.settings.active_max || pending > 0 {
+        let joining = self
+            .asking
+            .values()
+            .chain(self.dialling.values())
+            .any(|r| matches!(r.intent, Intent::Join { .. }));
+        let cut_off = self.active.is_empty() && !joining;
+        if self.active.len() + pending >= self.settings.active_max || (pending > 0 && !cut_off) {
             return;
         }
         let candidates: Vec<usize> = (0..self.passive.len())
@@ -638,6 +649,9 @@ impl Views {
         let high = self.active.len() < self.settings.active_max.div_ceil(2);
         self.stats.promotions += 1;
         self.dial(peer.endpoint.clone(), Intent::Neighbor { peer, high }, now);
+        if cut_off {
+            self.fill(now);
+        }
     }
 
     /// Adds `peer` on `conn` to the active view, dropping a random active

@@ -766,3 +766,24 @@ fn a_node_whose_part_has_not_told_its_anchor_yet_makes_no_merge() {
         .iter()
         .any(|(e, _)| *e == peer(8).endpoint));
 }
+
+#[test]
+fn a_node_that_lost_every_link_asks_several_passive_peers_at_once() {
+    let mut v = views(1);
+    with_active(&mut v, &[2, 3]);
+    for p in 10..20 {
+        v.candidate(peer(p), 0);
+    }
+    // Room for three more, one request at a time while it has links.
+    let first = dials(&drain(&mut v));
+    assert_eq!(first.len(), 1, "{first:?}");
+    // The request hangs; then both links are lost at once (the node was
+    // paused, say): it asks as many peers as it has room for, at once.
+    v.link_down(2, 100);
+    v.link_down(3, 100);
+    let more = dials(&drain(&mut v));
+    assert_eq!(more.len(), 4, "{more:?}");
+    assert!(more
+        .iter()
+        .all(|(_, i)| matches!(i, Intent::Neighbor { high: true, .. })));
+}
