@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use zgossip::Node;
+use zgossip::{Member, Node};
 
 /// Exit codes scripts can rely on.
 const EXIT_NOT_FOUND: u8 = 1;
@@ -61,6 +61,21 @@ enum Cmd {
         /// Only keys starting with this
         #[arg(long, default_value = "")]
         prefix: String,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        join: JoinArgs,
+    },
+    /// List the members of the network as a node of it knows them: ID,
+    /// NAME, STATE (alive, suspect, failed, left), ENDPOINT
+    ///
+    /// A short-lived node connects to --connect, waits until another member
+    /// appears in its table and the table has not changed for 300 ms (it
+    /// arrives in batches), at most --timeout ms, and prints it; itself it
+    /// leaves out. Exit code 1 when no node is reachable or no member table
+    /// came in time (a CZMQ node keeps none).
+    Members {
         /// One JSON object per line
         #[arg(long)]
         json: bool,
@@ -243,6 +258,7 @@ fn main() -> ExitCode {
         } => put(&key, &value, ttl, &join),
         Cmd::Del { key, join } => del(&key, &join),
         Cmd::Watch { prefix, json, join } => watch(&prefix, json, &join),
+        Cmd::Members { json, join } => members(json, &join),
         Cmd::Keygen { cert } => keygen(cert.as_deref()),
         Cmd::Demo { nodes, tuples } => {
             demo::run(usize::from(nodes), tuples as usize).map_err(|e| Failure(EXIT_FAILURE, e))
@@ -449,6 +465,14 @@ fn open(args: &JoinArgs, name: &str) -> Result<Node, Failure> {
 /// and waits until at least one connection is up and the store has been
 /// quiet for a moment (the initial synchronisation is over).
 fn join(args: &JoinArgs) -> Result<Node, Failure> {
+    let (node, deadline) = reach(args)?;
+    wait_quiet(&node, deadline)?;
+    Ok(node)
+}
+
+/// A node that connects to the given endpoints, once at least one of its
+/// connections is up, and the deadline `--timeout` sets.
+fn reach(args: &JoinArgs) -> Result<(Node, Instant), Failure> {
     let node = open(args, "cli")?;
     let deadline = Instant::now() + Duration::from_millis(args.timeout);
     while node.stats()?.get("connections").copied().unwrap_or(0) == 0 {
@@ -464,8 +488,7 @@ fn join(args: &JoinArgs) -> Result<Node, Failure> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    wait_quiet(&node, deadline)?;
-    Ok(node)
+    Ok((node, deadline))
 }
 
 /// Waits until the store has not changed for 250 ms (or the deadline).
@@ -512,6 +535,111 @@ fn del(key: &str, args: &JoinArgs) -> Result<(), Failure> {
     node.unpublish(key)?;
     node.send(&["$TERM"])?;
     Ok(())
+}
+
+/// How long the member table must stay the same before `members` prints it.
+const MEMBERS_SETTLE: Duration = Duration::from_millis(300);
+
+fn members(json: bool, args: &JoinArgs) -> Result<(), Failure> {
+    let (node, deadline) = reach(args)?;
+    let list = wait_members(&node, deadline, args)?;
+    print_members(&list, json);
+    // The node leaves: the others list it as left, not failed.
+    node.send(&["$TERM"])?;
+    Ok(())
+}
+
+/// The members the node learnt from the network, without itself (the
+/// first of its list): waits until another member appears, then until the
+/// list has stayed the same for `MEMBERS_SETTLE` (the table arrives in
+/// batches) or the deadline comes, which prints it as it stands.
+fn wait_members(node: &Node, deadline: Instant, args: &JoinArgs) -> Result<Vec<Member>, Failure> {
+    let mut last: Vec<Member> = Vec::new();
+    let mut since = Instant::now();
+    loop {
+        let list: Vec<Member> = node.members()?.into_iter().skip(1).collect();
+        let now = Instant::now();
+        if list != last {
+            last = list;
+            since = now;
+        }
+        if !last.is_empty() && (now.duration_since(since) >= MEMBERS_SETTLE || now >= deadline) {
+            return Ok(last);
+        }
+        if now >= deadline {
+            return Err(Failure(
+                EXIT_NOT_FOUND,
+                format!(
+                    "no member table from {} within {} ms (a CZMQ node keeps none)",
+                    args.connect.join(", "),
+                    args.timeout
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `s` with its control characters escaped, so that a member takes one
+/// table row whatever its name.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Prints the members as an aligned table, or as one JSON object per line.
+fn print_members(list: &[Member], json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for m in list {
+            let _ = writeln!(
+                out,
+                "{{\"id\":\"{:016x}\",\"name\":{},\"state\":\"{}\",\"endpoint\":{}}}",
+                m.id,
+                json_string(&m.name),
+                m.state.name(),
+                json_string(&m.endpoint)
+            );
+        }
+    } else {
+        let header = ["ID", "NAME", "STATE", "ENDPOINT"].map(String::from);
+        let rows: Vec<[String; 4]> = std::iter::once(header)
+            .chain(list.iter().map(|m| {
+                [
+                    format!("{:016x}", m.id),
+                    printable(&m.name),
+                    m.state.name().to_string(),
+                    match m.endpoint.as_str() {
+                        "" => "-".to_string(),
+                        e => printable(e),
+                    },
+                ]
+            }))
+            .collect();
+        let mut width = [0usize; 3];
+        for row in &rows {
+            for (w, cell) in width.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for [id, name, state, endpoint] in &rows {
+            let _ = writeln!(
+                out,
+                "{id:<w0$}  {name:<w1$}  {state:<w2$}  {endpoint}",
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2]
+            );
+        }
+    }
+    let _ = out.flush();
 }
 
 fn watch(prefix: &str, json: bool, args: &JoinArgs) -> Result<(), Failure> {

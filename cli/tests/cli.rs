@@ -277,3 +277,149 @@ fn node_processes_with_only_discover_find_each_other() {
     assert_eq!(a.terminate(), 0);
     assert_eq!(b.terminate(), 0);
 }
+
+/// `zgossip members --json` on `ep`: one (id, name, state, endpoint) per
+/// line, each line checked to be exactly the JSON object the command
+/// documents.
+fn members_json(ep: &str) -> Vec<(String, String, String, String)> {
+    let (code, out, err) = run(&["members", "-c", ep, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| {
+            // {"id":"<16 hex>","name":<json>,"state":"<state>","endpoint":<json>}
+            let rest = l.strip_prefix(r#"{"id":""#).expect(l);
+            let (id, rest) = rest.split_at(16);
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{l}"
+            );
+            let rest = rest.strip_prefix(r#"","name":""#).expect(l);
+            let (name, rest) = rest.split_once(r#"","state":""#).expect(l);
+            let (state, rest) = rest.split_once(r#"","endpoint":""#).expect(l);
+            let endpoint = rest.strip_suffix(r#""}"#).expect(l);
+            assert!(
+                ["alive", "suspect", "failed", "left"].contains(&state),
+                "{l}"
+            );
+            (id.into(), name.into(), state.into(), endpoint.into())
+        })
+        .collect()
+}
+
+/// Runs `members --json` until `ok` holds for its list (at most `T`).
+fn members_until(
+    ep: &str,
+    what: &str,
+    ok: impl Fn(&[(String, String, String, String)]) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let deadline = Instant::now() + T;
+    loop {
+        let list = members_json(ep);
+        if ok(&list) {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {T:?}: {what}; last {list:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn state_of<'a>(list: &'a [(String, String, String, String)], name: &str) -> Option<&'a str> {
+    list.iter().find(|m| m.1 == name).map(|m| m.2.as_str())
+}
+
+#[test]
+fn members_lists_the_network_as_a_table_and_as_json() {
+    let hub = Proc::spawn(&["node", "--name", "hub", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = bound_endpoint(&hub);
+    // A name JSON must escape.
+    let leaf = Proc::spawn(&[
+        "node",
+        "--name",
+        "leaf \"one\"",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--join",
+        &hub_ep,
+    ]);
+    let leaf_ep = bound_endpoint(&leaf);
+    let leaf_json = r#"leaf \"one\""#;
+    let list = members_until(&hub_ep, "hub and leaf alive", |l| {
+        state_of(l, "hub") == Some("alive") && state_of(l, leaf_json) == Some("alive")
+    });
+    let hub_row = list.iter().find(|m| m.1 == "hub").unwrap();
+    let leaf_row = list.iter().find(|m| m.1 == leaf_json).unwrap();
+    assert_eq!(
+        (hub_row.3.as_str(), leaf_row.3.as_str()),
+        (hub_ep.as_str(), leaf_ep.as_str())
+    );
+    assert_ne!(hub_row.0, leaf_row.0);
+    // The command's own short-lived node is not listed (those of earlier
+    // runs may be, as left).
+    assert!(
+        list.iter().all(|m| m.1 != "cli" || m.2 == "left"),
+        "{list:?}"
+    );
+
+    // The table: a header, then one row per member, every column aligned
+    // on the header's.
+    let (code, out, err) = run(&["members", "-c", &hub_ep]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines[0];
+    assert!(header.starts_with("ID  "), "{out}");
+    let at = |col: &str| header.find(col).unwrap();
+    let (name_at, state_at, ep_at) = (at("NAME"), at("STATE"), at("ENDPOINT"));
+    assert!(
+        16 < name_at && name_at < state_at && state_at < ep_at,
+        "{out}"
+    );
+    for (name, endpoint) in [("hub", &hub_ep), ("leaf \"one\"", &leaf_ep)] {
+        let row = lines
+            .iter()
+            .find(|l| l.get(name_at..).is_some_and(|r| r.starts_with(name)))
+            .unwrap_or_else(|| panic!("no row for {name}: {out}"));
+        assert!(row[..16].chars().all(|c| c.is_ascii_hexdigit()), "{row}");
+        assert_eq!(&row[state_at..state_at + 5], "alive", "{out}");
+        assert_eq!(&row[ep_at..], endpoint.as_str(), "{out}");
+    }
+    // Besides, only short-lived nodes of earlier runs, left.
+    for row in &lines[1..] {
+        if !(row[name_at..].starts_with("hub ") || row[name_at..].starts_with("leaf ")) {
+            assert!(row[name_at..].starts_with("cli "), "{out}");
+            assert_eq!(&row[state_at..state_at + 4], "left", "{out}");
+        }
+    }
+
+    // A node that stops leaves: listed as left within seconds.
+    let started = Instant::now();
+    assert_eq!(leaf.terminate(), 0);
+    members_until(&hub_ep, "leaf left", |l| {
+        state_of(l, leaf_json) == Some("left")
+    });
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(hub.terminate(), 0);
+}
+
+#[test]
+fn members_exit_codes() {
+    let (code, _, err) = run(&["members"]);
+    assert_eq!(code, 2, "usage: {err}");
+    let (code, _, err) = run(&["members", "-c", "tcp://127.0.0.1:1", "--timeout", "300"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no node reachable"), "{err}");
+    let (code, _, err) = run(&["members", "-c", "bogus"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("bad endpoint 'bogus'"), "{err}");
+    // A node that speaks ZGP v1 only, as CZMQ's, keeps no member table.
+    let v1 = zgossip::Node::new("v1").unwrap();
+    v1.send(&["SET", "server/extensions", "0"]).unwrap();
+    let port = v1.bind("tcp://127.0.0.1:*").unwrap().unwrap();
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let (code, out, err) = run(&["members", "-c", &ep, "--timeout", "800"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("no member table"), "{err}");
+}

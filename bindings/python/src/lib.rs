@@ -1,10 +1,11 @@
 //! The native half of the `zgossip` Python package: `zgossip._zgossip`.
 //!
-//! It holds one class, `NodeCore`, a thin skin over [`zgossip::Node`]; the
-//! pure-Python `zgossip.Node` subclasses it and adds the context manager,
-//! iteration and asyncio. Errors are raised as the exception classes that
-//! `zgossip/__init__.py` defines (looked up once, on first use), so they
-//! have the module path `zgossip.*`.
+//! It holds two classes: `NodeCore`, a thin skin over [`zgossip::Node`]
+//! that the pure-Python `zgossip.Node` subclasses (adding the context
+//! manager, iteration and asyncio), and `Member`, the record
+//! `NodeCore.members()` returns (`zgossip.Member`). Errors are raised as
+//! the exception classes that `zgossip/__init__.py` defines (looked up
+//! once, on first use), so they have the module path `zgossip.*`.
 //!
 //! Every call that can wait runs detached from the interpreter (`py.detach`)
 //! so other Python threads go on; waits that may be long (`recv`) are cut
@@ -261,6 +262,17 @@ impl NodeCore {
         py.detach(|| self.node.stats()).map_err(|e| raise(py, e))
     }
 
+    /// The members of the network this node knows of, this node first, as
+    /// ``Member`` records. Failed and left members stay listed for
+    /// ``membership/gone-keep`` (5 minutes by default). Takes nothing off
+    /// the reply pipe.
+    fn members(&self, py: Python<'_>) -> PyResult<Vec<Member>> {
+        let list = py
+            .detach(|| self.node.members())
+            .map_err(|e| raise(py, e))?;
+        Ok(list.into_iter().map(Member::from).collect())
+    }
+
     /// The node's counters, gauges and propagation delay histogram in the
     /// Prometheus text exposition format (version 0.0.4), for an HTTP
     /// endpoint to serve. Takes nothing off the reply pipe.
@@ -326,6 +338,84 @@ impl NodeCore {
     }
 }
 
+/// The four member states, as ``MEMBERS`` and ``MEMBER`` name them.
+const MEMBER_STATES: [&str; 4] = ["alive", "suspect", "failed", "left"];
+
+/// One member of the network, as ``Node.members()`` lists it: ``id`` (the
+/// node id, drawn anew at every start), ``name``, ``state`` (``"alive"``,
+/// ``"suspect"``, ``"failed"`` or ``"left"``) and ``endpoint`` (where
+/// others dial it, ``""`` if it does not listen). Immutable, hashable;
+/// equal when all four are.
+#[pyclass(module = "zgossip", name = "Member", frozen, eq, hash, get_all)]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// The member's node id (``format(id, "016x")`` is the 16 hex digits of
+    /// ``MEMBERS`` and ``MEMBER``).
+    id: u64,
+    /// The name the member's node was created with.
+    name: String,
+    /// ``"alive"``, ``"suspect"``, ``"failed"`` or ``"left"``.
+    state: String,
+    /// Where others dial the member (``""``: it does not listen).
+    endpoint: String,
+}
+
+impl From<zgossip::Member> for Member {
+    fn from(m: zgossip::Member) -> Self {
+        Member {
+            id: m.id,
+            name: m.name,
+            state: m.state.name().to_string(),
+            endpoint: m.endpoint,
+        }
+    }
+}
+
+#[pymethods]
+impl Member {
+    /// A member record; ``state`` must be one of ``"alive"``,
+    /// ``"suspect"``, ``"failed"``, ``"left"`` (else ``ValueError``). A
+    /// ``MEMBER`` message from ``recv()`` becomes one with
+    /// ``Member(int(msg[1], 16), msg[2], msg[3], msg[4])``.
+    #[new]
+    fn new(id: u64, name: String, state: String, endpoint: String) -> PyResult<Self> {
+        if !MEMBER_STATES.contains(&state.as_str()) {
+            return Err(PyValueError::new_err(format!(
+                "state must be one of alive, suspect, failed, left, got {state:?}"
+            )));
+        }
+        Ok(Member {
+            id,
+            name,
+            state,
+            endpoint,
+        })
+    }
+
+    /// The arguments that rebuild the record (for ``copy`` and ``pickle``).
+    fn __getnewargs__(&self) -> (u64, String, String, String) {
+        (
+            self.id,
+            self.name.clone(),
+            self.state.clone(),
+            self.endpoint.clone(),
+        )
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // Python's own repr of the strings, quotes and escapes as Python
+        // writes them.
+        let r = |s: &str| -> PyResult<String> { Ok(PyString::new(py, s).repr()?.to_string()) };
+        Ok(format!(
+            "zgossip.Member(id=0x{:016x}, name={}, state={}, endpoint={})",
+            self.id,
+            r(&self.name)?,
+            r(&self.state)?,
+            r(&self.endpoint)?
+        ))
+    }
+}
+
 fn utf8_path(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     match path.into_os_string().into_string() {
         Ok(s) => Ok(s),
@@ -347,6 +437,7 @@ fn keypair(py: Python<'_>) -> PyResult<(String, String)> {
 #[pymodule]
 fn _zgossip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeCore>()?;
+    m.add_class::<Member>()?;
     m.add_function(wrap_pyfunction!(keypair, m)?)?;
     Ok(())
 }

@@ -28,6 +28,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Set
 
 __all__ = [
     "Node",
+    "Member",
     "Error",
     "CommandError",
     "IoError",
@@ -65,6 +66,7 @@ class TerminatedError(Error):
 
 # Imported after the exception classes: the native module looks them up
 # here when it first raises one.
+from ._zgossip import Member  # noqa: E402
 from ._zgossip import NodeCore as _NodeCore  # noqa: E402
 from ._zgossip import keypair  # noqa: E402
 

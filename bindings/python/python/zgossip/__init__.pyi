@@ -2,10 +2,11 @@
 # `python -m mypy.stubtest zgossip`).
 import os
 from types import TracebackType
-from typing import AsyncIterator, Dict, Iterator, List, Optional, Type, Union
+from typing import AsyncIterator, Dict, Iterator, List, Optional, Type, Union, final
 
 __all__ = [
     "Node",
+    "Member",
     "Error",
     "CommandError",
     "IoError",
@@ -31,6 +32,28 @@ class ConfigError(Error):
 
 class TerminatedError(Error):
     """The node has stopped."""
+
+@final
+class Member:
+    """One member of the network, as ``Node.members()`` lists it."""
+
+    def __new__(cls, id: int, name: str, state: str, endpoint: str) -> "Member": ...
+    @property
+    def id(self) -> int:
+        """The member's node id (16 hex digits in ``MEMBERS``/``MEMBER``)."""
+    @property
+    def name(self) -> str:
+        """The name the member's node was created with."""
+    @property
+    def state(self) -> str:
+        """``"alive"``, ``"suspect"``, ``"failed"`` or ``"left"``."""
+    @property
+    def endpoint(self) -> str:
+        """Where others dial the member; ``""`` if it does not listen."""
+    def __getnewargs__(self) -> tuple[int, str, str, str]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 class Node:
     """A gossip node, on an event-loop thread shared by the nodes of the process."""
@@ -76,6 +99,8 @@ class Node:
         """The value of ``key`` if the node holds it, else ``None``."""
     def keys(self, prefix: str = "") -> List[str]:
         """The keys held that start with ``prefix``."""
+    def members(self) -> List[Member]:
+        """The members of the network known here, this node first."""
     def stats(self) -> Dict[str, int]:
         """The node's counters by name."""
     def metrics(self) -> str:
