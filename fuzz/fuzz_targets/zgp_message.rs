@@ -29,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
                 // Overlay messages have one encoding: the very bytes.
                 assert_eq!(out, data, "re-encoding an overlay message changed it");
             }
+            zgp2::Message::Membership(m) => {
+                m.encode(&mut out);
+                // Membership messages have one encoding too.
+                assert_eq!(out, data, "re-encoding a membership message changed it");
+            }
         }
         // Flags other than "deleted" are ignored on decode, so compare the
         // decoded forms rather than the bytes.
