@@ -134,7 +134,9 @@ enum Call {
         key: String,
         value: String,
         ttl_ms: Option<u64>,
+        ephemeral: bool,
     },
+    Leave,
     Unpublish {
         key: String,
     },
@@ -525,8 +527,26 @@ impl Sim {
             key: key.to_string(),
             value: value.to_string(),
             ttl_ms,
+            ephemeral: false,
         };
         self.call(node, call);
+    }
+
+    /// Publishes a tuple tied to node `node`'s life (`EPHEMERAL`).
+    pub fn publish_ephemeral(&mut self, node: usize, key: &str, value: &str) {
+        let call = Call::Publish {
+            key: key.to_string(),
+            value: value.to_string(),
+            ttl_ms: None,
+            ephemeral: true,
+        };
+        self.call(node, call);
+    }
+
+    /// Node `node` announces its leave (as a node shutting down does
+    /// before it closes its links).
+    pub fn leave(&mut self, node: usize) {
+        self.call(node, Call::Leave);
     }
 
     pub fn unpublish(&mut self, node: usize, key: &str) {
@@ -876,7 +896,13 @@ impl Sim {
             Call::Connected { conn, role, peer } => e.handle_connected(conn, role, peer, now),
             Call::Closed { conn } => e.handle_closed(conn, now),
             Call::DialFailed { remote } => e.handle_dial_failed(remote, "unreachable", now),
-            Call::Publish { key, value, ttl_ms } => e.publish(&key, &value, ttl_ms, now),
+            Call::Publish {
+                key,
+                value,
+                ttl_ms,
+                ephemeral,
+            } => e.publish_with(&key, &value, ttl_ms, ephemeral, now),
+            Call::Leave => e.leave(now),
             Call::Unpublish { key } => e.unpublish(&key, now),
             Call::AddRemote { endpoint } => {
                 e.add_remote(&endpoint, now);

@@ -214,6 +214,7 @@ fn zgp2_tuple(key: &str, value: &str, clock: u64, deleted: bool) -> Vec<u8> {
             origin: 0xbad,
             expires: 0,
             deleted,
+            ephemeral: false,
         },
         &mut frame,
     );

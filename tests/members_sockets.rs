@@ -112,3 +112,35 @@ fn members_refuses_arguments_and_bad_settings_are_named() {
     assert_eq!(m.len(), 1);
     assert_eq!((m[0].name.as_str(), m[0].state), ("m", MemberState::Alive));
 }
+
+#[test]
+fn an_ephemeral_tuple_is_deleted_everywhere_when_its_writer_leaves() {
+    let (a, a_ep) = node("writer");
+    let (b, _) = node("reader");
+    b.join(&a_ep).unwrap();
+    eventually("b lists a", || {
+        state_of(&b, "writer") == Some(MemberState::Alive)
+    });
+    a.publish_ephemeral("svc/db", "tcp://10.0.0.1:5432")
+        .unwrap();
+    a.publish("plain", "stays").unwrap();
+    eventually("b holds both", || {
+        b.get("svc/db").unwrap().is_some() && b.get("plain").unwrap().is_some()
+    });
+    // Refused as PUBLISH would be.
+    let e = a.send(&["EPHEMERAL", "k"]).unwrap_err().to_string();
+    assert!(e.contains("EPHEMERAL takes 2 arguments"), "{e}");
+    drop(a);
+    eventually("svc/db deleted on b", || b.get("svc/db").unwrap().is_none());
+    assert_eq!(b.get("plain").unwrap().as_deref(), Some("stays"));
+    // b's application was told: DELETE svc/db.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut deleted = false;
+    while !deleted && Instant::now() < end {
+        if let Some(msg) = b.recv_timeout(Duration::from_millis(200)).unwrap() {
+            deleted = msg == ["DELETE", "svc/db"];
+        }
+    }
+    assert!(deleted, "no DELETE svc/db on b's pipe");
+    assert_eq!(b.stats().unwrap()["ephemeral-deleted"], 1);
+}

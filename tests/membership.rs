@@ -113,11 +113,7 @@ fn a_crash_is_failed_everywhere_a_leave_is_left_and_a_restart_is_alive_with_no_g
     // A graceful leave: told first, then the process exits.
     let leaver = 80;
     let gone = id_of(&sim, leaver);
-    let now = zgossip::engine::Now {
-        mono_ms: sim.now_ms(),
-        wall_ms: sim.now_ms(),
-    };
-    sim.engine_mut(leaver).unwrap().leave(now);
+    sim.leave(leaver);
     // The process exits once what it queued is sent (it lingers for it).
     let t = sim.now_ms() + 100;
     sim.run_until(t);
@@ -214,4 +210,89 @@ fn loss_and_pauses_make_no_member_failed() {
         );
     }
     println!("{suspicions} suspicions heard, {refutations} refutations, no failure");
+}
+
+/// Whether every live node but `except` holds `key` live (`true`) or not
+/// live (`false`).
+fn everywhere_live(sim: &Sim, key: &str, live_want: bool, except: &[usize]) -> Result<(), usize> {
+    for i in live(sim) {
+        if except.contains(&i) {
+            continue;
+        }
+        let is_live = sim
+            .engine(i)
+            .and_then(|e| e.store().get(key))
+            .is_some_and(|t| t.is_live());
+        if is_live != live_want {
+            return Err(i);
+        }
+    }
+    Ok(())
+}
+
+fn wait_for(
+    sim: &mut Sim,
+    what: &str,
+    limit_ms: u64,
+    mut check: impl FnMut(&Sim) -> Result<(), usize>,
+) -> u64 {
+    let start = sim.now_ms();
+    loop {
+        match check(sim) {
+            Ok(()) => return sim.now_ms() - start,
+            Err(node) => assert!(
+                sim.now_ms() - start < limit_ms,
+                "after {limit_ms} ms: {what} (node {node} is not there yet)"
+            ),
+        }
+        let t = sim.now_ms() + 50;
+        sim.run_until(t);
+    }
+}
+
+#[test]
+fn ephemeral_tuples_die_with_their_writer_and_live_again_if_it_was_only_cut_off() {
+    let mut sim = overlay(120, 14);
+    let (crasher, leaver, cut) = (10, 20, 30);
+    for w in [crasher, leaver, cut] {
+        sim.publish_ephemeral(w, &format!("svc/{w}"), "here");
+        sim.publish(w, &format!("plain/{w}"), "stays", None);
+    }
+    wait_for(&mut sim, "every ephemeral tuple everywhere", 10_000, |s| {
+        [crasher, leaver, cut]
+            .iter()
+            .try_for_each(|w| everywhere_live(s, &format!("svc/{w}"), true, &[]))
+    });
+    // kill -9: deleted everywhere once the writer is failed.
+    sim.crash(crasher);
+    let took = wait_for(&mut sim, "svc/10 deleted", 20_000, |s| {
+        everywhere_live(s, "svc/10", false, &[])
+    });
+    println!("crash: its ephemeral tuple deleted everywhere after {took} ms");
+    everywhere_live(&sim, "plain/10", true, &[]).expect("a plain tuple stays");
+    // A graceful leave: deleted at once.
+    sim.leave(leaver);
+    let t = sim.now_ms() + 100;
+    sim.run_until(t);
+    sim.crash(leaver);
+    let took = wait_for(&mut sim, "svc/20 deleted", 5_000, |s| {
+        everywhere_live(s, "svc/20", false, &[])
+    });
+    println!("leave: its ephemeral tuple deleted everywhere after {took} ms");
+    // Cut off long enough to be declared failed: the others delete its
+    // tuple; once it is back it refutes and writes the tuple again.
+    let others: Vec<usize> = (0..sim.len()).filter(|&i| i != cut).collect();
+    sim.partition(&others);
+    wait_for(&mut sim, "svc/30 deleted on the others", 30_000, |s| {
+        everywhere_live(s, "svc/30", false, &[cut])
+    });
+    sim.heal();
+    let took = wait_for(&mut sim, "svc/30 back everywhere", 60_000, |s| {
+        everywhere_live(s, "svc/30", true, &[])
+    });
+    println!("healed: its ephemeral tuple back everywhere after {took} ms");
+    let rewritten = sim.engine(cut).unwrap().stats().ephemeral_rewritten;
+    assert!(rewritten >= 1, "{rewritten}");
+    let id = sim.engine(cut).unwrap().id();
+    until_everywhere(&mut sim, id, MemberState::Alive, usize::MAX, 30_000);
 }

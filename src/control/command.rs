@@ -74,6 +74,13 @@ pub enum Command {
         value: String,
         ttl_ms: Option<u64>,
     },
+    /// EPHEMERAL key value [ttl-msecs]: as PUBLISH, the tuple tied to this
+    /// node's life (deleted everywhere when the node leaves or fails).
+    Ephemeral {
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    },
     /// UNPUBLISH key: delete network-wide.
     Unpublish(String),
     /// GET key: reply `VALUE key value`, or `VALUE key` when absent.
@@ -241,6 +248,14 @@ impl Command {
                     ttl_ms: p.ttl_ms,
                 })
             }
+            "EPHEMERAL" => {
+                let p = parse_write("EPHEMERAL", &args)?;
+                Ok(Command::Ephemeral {
+                    key: p.key.to_string(),
+                    value: p.value.to_string(),
+                    ttl_ms: p.ttl_ms,
+                })
+            }
             "UNPUBLISH" => parse_unpublish(&args).map(|k| Command::Unpublish(k.to_string())),
             "GET" => {
                 want(1, "GET key")?;
@@ -267,8 +282,8 @@ impl Command {
             "" => Err(Error::command("empty command name")),
             other => Err(Error::command(format!(
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
-                 CONFIGURE, SET, SAVE, CONNECT, JOIN, PUBLISH, UNPUBLISH, GET, KEYS, STATUS, STATS, \
-                 METRICS, SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
+                 CONFIGURE, SET, SAVE, CONNECT, JOIN, PUBLISH, EPHEMERAL, UNPUBLISH, GET, KEYS, STATUS, \
+                 STATS, METRICS, MEMBERS, SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
                  DISCOVER)"
             ))),
         }
@@ -327,6 +342,13 @@ impl std::fmt::Display for Command {
                     None => Ok(()),
                 }
             }
+            Command::Ephemeral { key, value, ttl_ms } => {
+                write!(f, "EPHEMERAL {key} ({} bytes)", value.len())?;
+                match ttl_ms {
+                    Some(t) => write!(f, " ttl {t} ms"),
+                    None => Ok(()),
+                }
+            }
             Command::Unpublish(key) => write!(f, "UNPUBLISH {key}"),
             Command::Get(key) => write!(f, "GET {key}"),
             Command::Keys(prefix) => write!(f, "KEYS {prefix}"),
@@ -358,20 +380,25 @@ pub(crate) struct PublishArgs<'a> {
 /// Checks the arguments of PUBLISH (the frames after the name) without
 /// allocating: the handle's fast path for the most frequent command.
 pub(crate) fn parse_publish<S: AsRef<str>>(args: &[S]) -> Result<PublishArgs<'_>, Error> {
+    parse_write("PUBLISH", args)
+}
+
+/// Checks the arguments of PUBLISH or EPHEMERAL, naming `name` in errors.
+fn parse_write<'a, S: AsRef<str>>(name: &str, args: &'a [S]) -> Result<PublishArgs<'a>, Error> {
     let (key, value, ttl) = match args {
         [k, v] => (k.as_ref(), v.as_ref(), None),
         [k, v, t] => (k.as_ref(), v.as_ref(), Some(t.as_ref())),
         _ => {
             return Err(Error::command(format!(
-                "PUBLISH takes 2 arguments, got {}: usage: PUBLISH key value [ttl-msecs]",
+                "{name} takes 2 arguments, got {}: usage: {name} key value [ttl-msecs]",
                 args.len()
             )))
         }
     };
     if has_nul(key.as_bytes()) || has_nul(value.as_bytes()) {
-        return Err(Error::command(
-            "PUBLISH: arguments cannot contain NUL characters",
-        ));
+        return Err(Error::command(format!(
+            "{name}: arguments cannot contain NUL characters"
+        )));
     }
     check_key(key)?;
     let ttl_ms = match ttl {
@@ -379,12 +406,12 @@ pub(crate) fn parse_publish<S: AsRef<str>>(args: &[S]) -> Result<PublishArgs<'_>
         Some(t) => match t.parse::<u64>() {
             Ok(0) | Err(_) => {
                 return Err(Error::command(format!(
-                    "PUBLISH: ttl must be a positive number of milliseconds, got '{t}'"
+                    "{name}: ttl must be a positive number of milliseconds, got '{t}'"
                 )))
             }
             Ok(n) if n > MAX_TTL_MS => {
                 return Err(Error::command(format!(
-                    "PUBLISH: ttl of {n} ms exceeds the limit of {MAX_TTL_MS} ms"
+                    "{name}: ttl of {n} ms exceeds the limit of {MAX_TTL_MS} ms"
                 )))
             }
             Ok(n) => Some(n),
@@ -392,7 +419,7 @@ pub(crate) fn parse_publish<S: AsRef<str>>(args: &[S]) -> Result<PublishArgs<'_>
     };
     if value.len() > MAX_VALUE_LEN {
         return Err(Error::command(format!(
-            "PUBLISH: value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
+            "{name}: value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
             value.len()
         )));
     }

@@ -104,6 +104,8 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("members-digests-sent", "zgossip_members_digests_sent_total", Counter, "Member table digests sent."),
         ("members-digests-received", "zgossip_members_digests_received_total", Counter, "Member table digests received."),
         ("members-stalls", "zgossip_members_stalls_total", Counter, "Times this node found its own clock had stalled."),
+        ("ephemeral-deleted", "zgossip_ephemeral_deleted_total", Counter, "Ephemeral tuples deleted here because their writer left or failed."),
+        ("ephemeral-rewritten", "zgossip_ephemeral_rewritten_total", Counter, "This node's ephemeral tuples written again after another node took it as failed."),
         ("input-held", "zgossip_input_held_bytes", Gauge, "Bytes of incomplete frames held by all connections."),
         ("stalled-closed", "zgossip_stalled_closed_connections_total", Counter, "Connections closed because a frame stalled (limits/frame-timeout)."),
         ("input-refused", "zgossip_input_refused_connections_total", Counter, "Connections closed for limits/input-buffers."),

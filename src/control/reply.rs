@@ -104,8 +104,9 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
 }
 
 /// The membership's sizes and counters, for `STATS`.
-pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 17] {
+pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 19] {
     let m = engine.membership_stats();
+    let st = engine.stats();
     let (alive, suspect, gone) = engine.member_counts();
     [
         ("members-alive", alive as u64),
@@ -125,6 +126,8 @@ pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 17] 
         ("members-digests-sent", m.digests_sent),
         ("members-digests-received", m.digests_received),
         ("members-stalls", m.stalls),
+        ("ephemeral-deleted", st.ephemeral_deleted),
+        ("ephemeral-rewritten", st.ephemeral_rewritten),
     ]
 }
 

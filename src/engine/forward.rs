@@ -222,6 +222,7 @@ pub(super) fn zgp2_tuple<'a>(key: &'a str, t: Tuple<'a>) -> zgp2::Tuple<'a> {
         origin: t.version.origin,
         expires: t.expires,
         deleted: t.deleted,
+        ephemeral: t.ephemeral,
     }
 }
 

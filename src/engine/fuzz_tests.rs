@@ -104,6 +104,7 @@ fn frame(o: &Op, now_wall: u64) -> Vec<u8> {
             origin: o.origin,
             expires: o.expires_ms.map_or(0, |ms| offset(now_wall, ms).max(1)),
             deleted: o.deleted,
+            ephemeral: false,
         },
         &mut f,
     );

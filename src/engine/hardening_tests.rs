@@ -39,6 +39,7 @@ fn tuple(key: &str, value: &str, clock: u64, origin: u64, expires: u64, deleted:
             origin,
             expires,
             deleted,
+            ephemeral: false,
         },
         &mut f,
     );

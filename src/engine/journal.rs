@@ -174,6 +174,7 @@ mod tests {
             version,
             expires: 0,
             deleted: false,
+            ephemeral: false,
         };
         let hlc = |ms: u64| (WALL + ms) << 16;
         // Held already, newer than the disk's copy: kept.

@@ -95,6 +95,12 @@ impl Engine {
         while let Some((conn, msg)) = self.membership.poll_send() {
             self.send_membership(conn, msg, now);
         }
+        for id in self.membership.take_gone() {
+            self.bury_ephemerals_of(id, now);
+        }
+        if self.membership.take_declared_gone() {
+            self.rewrite_own_ephemerals(now);
+        }
     }
 
     fn send_membership(&mut self, conn: ConnId, msg: membership::Message, now: Now) {

@@ -118,6 +118,16 @@ pub struct Member {
     suspicion: Option<Box<Suspicion>>,
 }
 
+impl Member {
+    /// While the member is suspect: how many observers accused it (at most
+    /// eight are counted), and whether this node is one of them.
+    pub fn accusers(&self) -> Option<(usize, bool)> {
+        self.suspicion
+            .as_ref()
+            .map(|s| (s.accusers.len(), s.observer))
+    }
+}
+
 /// A change of a member's state, for the application (`MEMBER id name
 /// state endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +185,10 @@ pub struct Membership {
     tombstones: BTreeMap<u64, Tombstone>,
     digest: Box<[u64; BUCKETS]>,
     links: BTreeMap<ConnId, Link>,
+    /// Who is at the other end of connections whose digest came before
+    /// this end counted them as membership links (a client hears the
+    /// server's digest before the reply that makes its link active).
+    early: BTreeMap<ConnId, u64>,
     /// Records to spread, with the link each came on (not sent back there).
     pending: Vec<(MemberRecord, Option<ConnId>)>,
     flush_at: Option<u64>,
@@ -191,6 +205,12 @@ pub struct Membership {
     left: bool,
     /// Whether changes are kept for the application.
     events_on: bool,
+    /// Members that became failed or left (or were replaced) since the
+    /// engine last asked: their ephemeral tuples go.
+    gone_out: Vec<u64>,
+    /// Another node declared this one failed (or left) since the engine
+    /// last asked: its ephemeral tuples were deleted, it writes them again.
+    declared_gone: bool,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -244,6 +264,7 @@ impl Membership {
             tombstones: BTreeMap::new(),
             digest: Box::new([0; BUCKETS]),
             links: BTreeMap::new(),
+            early: BTreeMap::new(),
             pending: Vec::new(),
             flush_at: None,
             next_sync: 0,
@@ -257,6 +278,8 @@ impl Membership {
             rng: Rng::new(id ^ 0x6d65_6d62),
             left: false,
             events_on: false,
+            gone_out: Vec::new(),
+            declared_gone: false,
         }
     }
 
@@ -322,6 +345,26 @@ impl Membership {
         self.out.pop_front()
     }
 
+    /// Members that became failed or left, or were replaced, since the
+    /// last call (whatever `membership/events` says).
+    pub fn take_gone(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.gone_out)
+    }
+
+    /// Whether another node declared this one failed or left since the
+    /// last call.
+    pub fn take_declared_gone(&mut self) -> bool {
+        std::mem::take(&mut self.declared_gone)
+    }
+
+    /// Whether node `id` is failed, left, replaced or forgotten here.
+    pub fn is_gone(&self, id: u64) -> bool {
+        self.members
+            .get(&id)
+            .is_some_and(|m| m.record.state.is_gone())
+            || self.tombstones.contains_key(&id)
+    }
+
     /// Keeps changes of state for [`poll_event`](Self::poll_event) (off:
     /// none are kept).
     pub fn set_events(&mut self, on: bool) {
@@ -347,7 +390,8 @@ impl Membership {
         if self.left || self.links.contains_key(&conn) {
             return;
         }
-        self.links.insert(conn, Link::default());
+        let peer = self.early.remove(&conn);
+        self.links.insert(conn, Link { peer });
         if self.last_tick.is_none() {
             self.last_tick = Some(now);
             self.next_sync = now + self.settings.sync_interval_ms;
@@ -361,6 +405,7 @@ impl Membership {
     /// joins this node to it, or this node was stalled.
     pub fn link_down(&mut self, conn: ConnId, lost: bool, now: u64) {
         let Some(link) = self.links.remove(&conn) else {
+            self.early.remove(&conn);
             return;
         };
         let stalled = self.stalled(now);
@@ -452,10 +497,16 @@ impl Membership {
             } => {
                 self.stats.digests_received += 1;
                 let peer = me.id;
-                if let Some(link) = self.links.get_mut(&conn) {
-                    if link.peer.is_none() {
-                        link.peer = Some(peer);
+                match self.links.get_mut(&conn) {
+                    Some(link) => {
+                        if link.peer.is_none() {
+                            link.peer = Some(peer);
+                        }
                     }
+                    None if self.early.len() < 1024 => {
+                        self.early.insert(conn, peer);
+                    }
+                    None => {}
                 }
                 self.apply(me, Some(conn), now);
                 let ours = self.folded(bits);
@@ -633,6 +684,9 @@ impl Membership {
         let accused = r.state != MemberState::Alive && r.incarnation >= self.me.incarnation;
         let older_life = r.state == MemberState::Alive && r.incarnation > self.me.incarnation;
         if accused || older_life {
+            if r.state.is_gone() {
+                self.declared_gone = true;
+            }
             self.me.incarnation = r.incarnation + 1;
             self.stats.refutations += 1;
             self.spread(self.me.clone(), None, now);
@@ -658,6 +712,7 @@ impl Membership {
         };
         if r.state.is_gone() {
             self.gone += 1;
+            self.gone_out.push(id);
         }
         if r.state == MemberState::Suspect {
             m.suspicion = Some(self.new_suspicion(&r, now));
@@ -692,6 +747,7 @@ impl Membership {
             if let Some(m) = self.remove(id, now) {
                 self.stats.replaced += 1;
                 if !m.record.state.is_gone() {
+                    self.gone_out.push(id);
                     self.event(&MemberRecord {
                         state: MemberState::Left,
                         ..m.record
@@ -753,6 +809,9 @@ impl Membership {
         }
         if r.state.is_gone() {
             self.gone += 1;
+            if !was.is_gone() {
+                self.gone_out.push(r.id);
+            }
         }
         if m.suspicion.is_some() {
             self.suspects -= 1;

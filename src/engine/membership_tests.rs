@@ -476,3 +476,39 @@ fn nobody_declares_a_failure_whose_accusers_died_until_the_fallback() {
     assert_eq!(net.state(0, 3), Some(MemberState::Failed));
     assert_eq!(net.state(1, 3), Some(MemberState::Failed));
 }
+
+#[test]
+fn a_digest_that_comes_before_the_link_counts_still_names_its_peer() {
+    // A client hears the server's digest before the reply that makes its
+    // link a membership link: the peer is remembered for the link.
+    let mut a = Membership::new(1, "a", settings());
+    let mut b = Membership::new(2, "b", settings());
+    a.start(1);
+    b.start(1);
+    b.link_up(20, 0);
+    let (_, digest) = b.poll_send().unwrap();
+    a.handle_message(10, digest, 0);
+    assert_eq!(
+        a.member(2).map(|m| m.record.state),
+        Some(MemberState::Alive)
+    );
+    a.link_up(10, 0);
+    // The link is lost: a suspects b, as an observer.
+    a.link_down(10, true, 100);
+    let m = a.member(2).unwrap();
+    assert_eq!(m.record.state, MemberState::Suspect);
+    assert_eq!(m.accusers(), Some((1, true)));
+    // A connection that never became a link leaves nothing behind.
+    a.handle_message(
+        11,
+        Message::Digest {
+            reply: false,
+            me: b.me().clone(),
+            bits: 0,
+            hashes: vec![0],
+        },
+        0,
+    );
+    a.link_down(11, true, 100);
+    assert!(a.early.is_empty());
+}

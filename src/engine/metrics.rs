@@ -198,6 +198,7 @@ mod tests {
                 origin: 9,
                 expires: 0,
                 deleted: false,
+                ephemeral: false,
             };
             let mut f = Vec::new();
             zgp2::encode_tuple(&t, &mut f);

@@ -25,6 +25,7 @@
 //! `journal` (what a data directory is told) and `timers`.
 
 mod conn;
+mod ephemeral;
 mod forward;
 mod journal;
 mod limits;
@@ -156,6 +157,11 @@ pub struct Stats {
     pub expired_on_arrival: u64,
     /// Connections closed because a frame stalled (`limits/frame-timeout`).
     pub stalled_closed: u64,
+    /// Ephemeral tuples deleted here because their writer left or failed.
+    pub ephemeral_deleted: u64,
+    /// This node's ephemeral tuples written again after another node took
+    /// it as failed.
+    pub ephemeral_rewritten: u64,
 }
 
 /// The gossip engine of one node.

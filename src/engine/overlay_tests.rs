@@ -173,6 +173,7 @@ fn a_pushed_duplicate_prunes_its_link_and_a_reconciled_one_does_not() {
             origin: 9,
             expires: 0,
             deleted: false,
+            ephemeral: false,
         },
         &mut frame,
     );
@@ -248,6 +249,7 @@ fn tuple_frame(key: &str, pushed: bool) -> Vec<u8> {
             origin: 9,
             expires: 0,
             deleted: false,
+            ephemeral: false,
         },
         &mut f,
     );

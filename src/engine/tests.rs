@@ -555,6 +555,7 @@ fn a_relay_passes_a_zgp2_tuple_on_as_it_came_and_encodes_what_it_changed() {
                 origin: 77,
                 expires,
                 deleted,
+                ephemeral: false,
             },
             &mut f,
         );

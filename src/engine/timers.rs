@@ -220,6 +220,7 @@ impl Engine {
                             version: t.version,
                             expires: t.expires,
                             deleted: true,
+                            ephemeral: false,
                         };
                         self.journal(&key, &w, now.wall_ms);
                     }

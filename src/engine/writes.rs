@@ -9,6 +9,20 @@ impl Engine {
     /// forwarded to every peer. Publishing the same value again refreshes
     /// its version and its time to live.
     pub fn publish(&mut self, key: &str, value: &str, ttl_ms: Option<u64>, now: Now) {
+        self.publish_with(key, value, ttl_ms, false, now);
+    }
+
+    /// As [`publish`](Self::publish); `ephemeral`: the tuple is tied to
+    /// this node's life, and deleted on every node when this node leaves
+    /// or is declared failed (`EPHEMERAL key value`).
+    pub fn publish_with(
+        &mut self,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<u64>,
+        ephemeral: bool,
+        now: Now,
+    ) {
         if let Err(why) = self.settings.check_tuple_size(key.len(), value.len()) {
             // The handle refuses these with an error; this is the net.
             self.stats.oversize_tuples += 1;
@@ -19,7 +33,9 @@ impl Engine {
         let Engine { store, hlc, id, .. } = self;
         // One look-up of the key serves the check and the merge.
         let merged = store.merge_entry_with(key, now.wall_ms, |old| {
-            if ttl_ms.is_none() && old.is_some_and(|t| t.is_live() && t.value == value) {
+            if ttl_ms.is_none()
+                && old.is_some_and(|t| t.is_live() && t.value == value && t.ephemeral == ephemeral)
+            {
                 // CZMQ's rule for an unchanged value: nothing to do.
                 return None;
             }
@@ -31,6 +47,7 @@ impl Engine {
                 },
                 expires,
                 deleted: false,
+                ephemeral,
             })
         });
         if let Some((outcome, entry, w)) = merged {
@@ -47,6 +64,7 @@ impl Engine {
             version,
             expires: 0,
             deleted: true,
+            ephemeral: false,
         };
         self.apply(key, w, Arrival::LOCAL, now);
     }
@@ -91,6 +109,7 @@ impl Engine {
             version,
             expires,
             deleted: false,
+            ephemeral: false,
         };
         // A plain peer's write enters the tree here: pushed on.
         let arrival = Arrival {
@@ -167,6 +186,12 @@ impl Engine {
             }
             return;
         }
+        if t.ephemeral && !t.deleted && self.bury_if_writer_gone(t.key, version, now) {
+            return;
+        }
+        if t.deleted && self.refuse_own_burial(t.key, version, now) {
+            return;
+        }
         let w = Write {
             value: t.value,
             version,
@@ -174,6 +199,7 @@ impl Engine {
             // A write whose time ran out arrives as what it is everywhere
             // else by now: a tombstone with that version.
             deleted: t.deleted || expired,
+            ephemeral: t.ephemeral && !expired,
         };
         // Stored as it arrived: the frame can be forwarded as it is.
         let raw = (!expired && zgp2::is_canonical_tuple(frame, &t)).then_some(frame);

@@ -255,6 +255,14 @@ impl Node {
         self.send(&["PUBLISH", key, value, ms.as_str()])
     }
 
+    /// EPHEMERAL: publishes a tuple tied to this node's life: when this
+    /// node leaves or is declared failed, the tuple is deleted on every
+    /// node (each application gets `DELETE key`). A service's advertised
+    /// endpoint goes when the service does, with no time to live to tune.
+    pub fn publish_ephemeral(&self, key: &str, value: &str) -> Result<()> {
+        self.send(&["EPHEMERAL", key, value])
+    }
+
     /// UNPUBLISH: deletes a key network-wide (each application gets
     /// `DELETE key`).
     pub fn unpublish(&self, key: &str) -> Result<()> {

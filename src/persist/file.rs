@@ -303,6 +303,7 @@ mod tests {
             version: Version { clock, origin: 1 },
             expires: 0,
             deleted: false,
+            ephemeral: false,
         };
         record::encode(&mut out, key, &w, 0);
         out

@@ -9,7 +9,8 @@
 //! record  = length-4 crc-4 body                     ; crc: CRC-32 of body
 //! body    = key value clock-8 origin-8 flags-1 [expires-8] [since-8]
 //! key     = number-1 *OCTET ; value = number-4 *OCTET  (UTF-8 both)
-//! flags   = bit 0 deleted, bit 1 expires present, bit 2 since present
+//! flags   = bit 0 deleted, bit 1 expires present, bit 2 since present,
+//!           bit 3 ephemeral (tied to its writer's life)
 //! mark    = %x00.00.00.08 crc-4 "SYNC" nonce-4      ; all before it synced
 //! ```
 //!
@@ -38,7 +39,10 @@ pub const FRAME_LEN: usize = 8;
 const DELETED: u8 = 1;
 const HAS_EXPIRES: u8 = 2;
 const HAS_SINCE: u8 = 4;
-const KNOWN_FLAGS: u8 = DELETED | HAS_EXPIRES | HAS_SINCE;
+/// Since the membership (issue 25); a reader older than it refuses such a
+/// record as one of unknown flags.
+const EPHEMERAL: u8 = 8;
+const KNOWN_FLAGS: u8 = DELETED | HAS_EXPIRES | HAS_SINCE | EPHEMERAL;
 /// The shortest body: empty key and value, clock, origin, flags.
 const MIN_BODY: usize = 1 + 4 + 8 + 8 + 1;
 /// A mark's body: "SYNC" and the file's nonce.
@@ -118,6 +122,9 @@ pub fn encode(out: &mut Vec<u8>, key: &str, w: &Write<'_>, since: u64) {
     }
     if since != 0 {
         flags |= HAS_SINCE;
+    }
+    if w.ephemeral && !w.deleted {
+        flags |= EPHEMERAL;
     }
     out.push(flags);
     if w.expires != 0 {
@@ -227,6 +234,7 @@ fn decode_body(body: &[u8]) -> Result<Record<'_>, Bad> {
             version: Version { clock, origin },
             expires,
             deleted,
+            ephemeral: !deleted && flags & EPHEMERAL != 0,
         },
         since,
     })
@@ -399,6 +407,7 @@ mod tests {
             version: Version { clock, origin: 7 },
             expires: 0,
             deleted: false,
+            ephemeral: false,
         }
     }
 
@@ -473,6 +482,21 @@ mod tests {
         }
         let (m, len) = decode(&f[starts[5] - MARK_LEN..]).unwrap();
         assert_eq!((m, len), (Item::Mark(NONCE), MARK_LEN));
+    }
+
+    #[test]
+    fn an_ephemeral_write_reads_back_as_ephemeral() {
+        let mut out = header(NONCE).to_vec();
+        let eph = Write {
+            ephemeral: true,
+            ..w("tcp://h:1", 3)
+        };
+        encode(&mut out, "svc", &eph, 0);
+        encode(&mut out, "plain", &w("v", 4), 0);
+        assert_eq!(scan(&out).unwrap().records, 2);
+        let all: Vec<Record<'_>> = records(&out).collect();
+        assert!(all[0].write.ephemeral && !all[1].write.ephemeral);
+        assert_eq!(all[0].write.value, "tcp://h:1");
     }
 
     #[test]

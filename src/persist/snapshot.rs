@@ -31,6 +31,7 @@ pub fn encode_entries(store: &Store, range: std::ops::Range<usize>, out: &mut Ve
             version: t.version,
             expires: t.expires,
             deleted: t.deleted,
+            ephemeral: t.ephemeral,
         };
         record::encode(out, key, &w, since);
         n += 1;
@@ -59,6 +60,7 @@ mod tests {
             version: Version { clock, origin: 3 },
             expires: 0,
             deleted: false,
+            ephemeral: false,
         };
         s.merge("a", w("1", 1), 0);
         s.merge(

@@ -534,6 +534,14 @@ impl Reactor {
                 self.engine.publish(&key, &value, ttl_ms, now);
                 Ok(None)
             }
+            Command::Ephemeral { key, value, ttl_ms } => {
+                self.engine
+                    .settings()
+                    .check_tuple_size(key.len(), value.len())
+                    .map_err(|why| Error::command(format!("EPHEMERAL: {why}")))?;
+                self.engine.publish_with(&key, &value, ttl_ms, true, now);
+                Ok(None)
+            }
             Command::Unpublish(key) => {
                 self.engine.unpublish(&key, now);
                 Ok(None)

@@ -105,6 +105,7 @@ mod tests {
             version: Version { clock, origin: 1 },
             expires: 0,
             deleted: false,
+            ephemeral: false,
         }
     }
 

@@ -9,6 +9,8 @@ pub(super) struct Packed(u64);
 pub(super) const DELETED: u64 = 1;
 pub(super) const HAS_EXPIRY: u64 = 2;
 pub(super) const HAS_PREV: u64 = 4;
+/// A live tuple tied to its writer's life (`docs/membership.md`).
+pub(super) const EPHEMERAL: u64 = 8;
 const OFFSET_BITS: u32 = 40;
 
 impl Packed {

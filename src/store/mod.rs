@@ -39,7 +39,7 @@ pub use fingerprint::{item_fingerprint, key_hash, value_hash};
 pub use version::{Hlc, Version};
 
 use arena::Arena;
-use entry::{buried_s, Entry, Packed, DELETED, HAS_EXPIRY, HAS_PREV};
+use entry::{buried_s, Entry, Packed, DELETED, EPHEMERAL, HAS_EXPIRY, HAS_PREV};
 use index::{index_hash, Hasher, Index, Probe as Slot};
 use origins::Origins;
 
@@ -63,6 +63,9 @@ pub struct Write<'a> {
     /// Wall-clock ms at which the tuple expires; 0 = never.
     pub expires: u64,
     pub deleted: bool,
+    /// Tied to its writer's life: deleted everywhere when the writer
+    /// (the version's origin) leaves or fails. Never on a tombstone.
+    pub ephemeral: bool,
 }
 
 /// One stored key, as read from the store.
@@ -75,6 +78,8 @@ pub struct Tuple<'a> {
     pub expires: u64,
     /// A tombstone: deleted, or expired.
     pub deleted: bool,
+    /// Tied to its writer's life (see [`Write::ephemeral`]).
+    pub ephemeral: bool,
     /// Hash of the value this write replaced (for a tombstone: of the value
     /// it removed), 0 if none; lets stale copies from CZMQ peers be
     /// recognised.
@@ -177,6 +182,7 @@ impl Store {
                     0
                 },
                 deleted: flags & DELETED != 0,
+                ephemeral: flags & EPHEMERAL != 0,
                 prev_hash: if flags & HAS_PREV != 0 {
                     self.prev.get(&n).copied().unwrap_or(0)
                 } else {
@@ -261,14 +267,28 @@ impl Store {
     }
 
     fn set_deleted(&mut self, i: usize, deleted: bool) {
+        self.set_flag(i, DELETED, deleted);
+    }
+
+    fn set_flag(&mut self, i: usize, flag: u64, on: bool) {
         let e = &mut self.entries[i];
         let flags = e.packed.flags();
-        let flags = if deleted {
-            flags | DELETED
-        } else {
-            flags & !DELETED
-        };
+        let flags = if on { flags | flag } else { flags & !flag };
         e.packed = e.packed.with_flags(flags);
+    }
+
+    /// The keys of the live tuples tied to the life of node `origin`
+    /// (written by it as ephemeral). A pass over the store: called when a
+    /// member leaves or fails, which is rare.
+    pub fn ephemeral_of(&self, origin: u64) -> Vec<String> {
+        (0..self.entries.len())
+            .filter(|&i| {
+                let e = &self.entries[i];
+                e.packed.flags() & (EPHEMERAL | DELETED) == EPHEMERAL
+                    && self.origins.id(e.origin) == origin
+            })
+            .map(|i| self.tuple(i).0.to_string())
+            .collect()
     }
 
     /// Replaces the value of entry `i` (see [`Arena::replace_value`]).
@@ -332,7 +352,13 @@ impl Store {
                 let packed = Packed::new(
                     self.text.len(),
                     key.len(),
-                    if w.deleted { DELETED } else { 0 },
+                    if w.deleted {
+                        DELETED
+                    } else if w.ephemeral {
+                        EPHEMERAL
+                    } else {
+                        0
+                    },
                 );
                 let n = self.entries.len();
                 self.index
@@ -382,6 +408,7 @@ impl Store {
         let replaced = std::mem::replace(&mut e.origin, origin);
         self.origins.release(replaced);
         self.set_deleted(i, w.deleted);
+        self.set_flag(i, EPHEMERAL, w.ephemeral && !w.deleted);
         if w.deleted {
             self.set_buried(i, now_wall);
         }
@@ -446,6 +473,7 @@ impl Store {
         let (prev, expires) = (value_hash(t.value), t.expires);
         self.set_value(i, "");
         self.set_deleted(i, true);
+        self.set_flag(i, EPHEMERAL, false);
         self.set_buried(i, now_wall);
         self.set_side(i, expires, Some(prev));
         self.live -= 1;
@@ -567,6 +595,7 @@ mod tests {
             version: v(clock, 1),
             expires: 0,
             deleted: false,
+            ephemeral: false,
         }
     }
 
@@ -576,6 +605,7 @@ mod tests {
             version: v(clock, 1),
             expires: 0,
             deleted: true,
+            ephemeral: false,
         }
     }
 
@@ -742,6 +772,7 @@ mod tests {
                     version,
                     expires: 0,
                     deleted: false,
+                    ephemeral: false,
                 },
                 0,
             );
@@ -754,6 +785,7 @@ mod tests {
                 version: later,
                 expires: if n % 3 == 0 { 9_000 + n } else { 0 },
                 deleted: n % 2 == 0,
+                ephemeral: false,
             };
             s.merge(&key, w, 0);
         }
@@ -862,6 +894,7 @@ mod tests {
                     version: v(o.clock, o.origin),
                     expires: 0,
                     deleted: (o.clock * 7 + o.origin + u64::from(o.key)) % 4 == 0,
+                    ephemeral: false,
                 },
                 0,
             );
@@ -926,5 +959,38 @@ mod tests {
             apply(&mut right, &yz_ops);
             prop_assert_eq!(state(&left), state(&right));
         }
+    }
+
+    #[test]
+    fn ephemeral_tuples_are_found_by_writer_and_a_tombstone_is_never_ephemeral() {
+        let mut s = Store::new();
+        let w = |value, clock, origin, ephemeral| Write {
+            value,
+            version: Version { clock, origin },
+            expires: 0,
+            deleted: false,
+            ephemeral,
+        };
+        s.merge("a", w("1", 1, 7, true), 0);
+        s.merge("b", w("2", 1, 7, false), 0);
+        s.merge("c", w("3", 1, 8, true), 0);
+        assert_eq!(s.ephemeral_of(7), ["a"]);
+        assert_eq!(s.ephemeral_of(8), ["c"]);
+        assert!(s.get("a").unwrap().ephemeral);
+        // A newer plain write of the key is not ephemeral any more.
+        s.merge("a", w("1", 2, 7, false), 0);
+        assert!(s.ephemeral_of(7).is_empty());
+        // A tombstone never is.
+        s.merge(
+            "c",
+            Write {
+                value: "",
+                deleted: true,
+                ..w("", 2, 8, true)
+            },
+            0,
+        );
+        assert!(!s.get("c").unwrap().ephemeral);
+        assert!(s.ephemeral_of(8).is_empty());
     }
 }

@@ -10,7 +10,7 @@
 //! WANT    (9) = number-4 *key-hash
 //! key = number-1 *OCTET ; value = number-4 *OCTET
 //! clock, origin, expires, lo, hi, fingerprint, key-hash = number-8
-//! count = number-4 ; flags = number-1 (bit 0: deleted)
+//! count = number-4 ; flags = number-1 (bit 0: deleted, bit 1: pushed, bit 2: ephemeral)
 //! ```
 //!
 //! All numbers are unsigned, big-endian. Decoding checks every length
@@ -46,6 +46,10 @@ const FLAG_DELETED: u8 = 1;
 /// sent by a reconciliation or a repair: only a pushed duplicate says that
 /// a link of the tree is redundant. Older receivers ignore it.
 const FLAG_PUSHED: u8 = 2;
+/// Flags bit 2 of a tuple: tied to its writer's life (an ephemeral
+/// tuple, `docs/membership.md`); peers that do not know it pass the tuple
+/// on as a plain one.
+const FLAG_EPHEMERAL: u8 = 4;
 
 /// Bytes of one range entry in RANGES.
 pub const RANGE_LEN: usize = 28;
@@ -62,6 +66,8 @@ pub struct Tuple<'a> {
     /// Wall-clock ms of expiry, 0 = never.
     pub expires: u64,
     pub deleted: bool,
+    /// Tied to its writer's life (flags bit 2; never on a tombstone).
+    pub ephemeral: bool,
 }
 
 /// A range of key hashes, inclusive at both ends, with the sender's count
@@ -175,6 +181,8 @@ pub fn tuple_frame_len(key_len: usize, value_len: usize) -> usize {
 fn tuple_flags(t: &Tuple<'_>) -> u8 {
     if t.deleted {
         FLAG_DELETED
+    } else if t.ephemeral {
+        FLAG_EPHEMERAL
     } else {
         0
     }
@@ -364,6 +372,7 @@ fn decode_tuple_quickly(body: &[u8]) -> Option<Tuple<'_>> {
         origin: word(8)?,
         expires: word(16)?,
         deleted: tail[24] & FLAG_DELETED != 0,
+        ephemeral: tail[24] & (FLAG_DELETED | FLAG_EPHEMERAL) == FLAG_EPHEMERAL,
     })
 }
 
@@ -392,6 +401,7 @@ fn decode_carefully(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
                 origin,
                 expires,
                 deleted: flags & FLAG_DELETED != 0,
+                ephemeral: flags & (FLAG_DELETED | FLAG_EPHEMERAL) == FLAG_EPHEMERAL,
             })
         }
         ID_RANGES => {
@@ -466,6 +476,7 @@ mod tests {
             origin: 7,
             expires: 99,
             deleted: true,
+            ephemeral: false,
         };
         let mut out = Vec::new();
         encode_tuple(&t, &mut out);
@@ -482,6 +493,7 @@ mod tests {
             origin: 0x1112_1314_1516_1718,
             expires: 0x2122_2324_2526_2728,
             deleted: false,
+            ephemeral: false,
         };
         let mut out = vec![0xEE];
         encode_tuple(&t, &mut out);
@@ -502,6 +514,39 @@ mod tests {
     }
 
     #[test]
+    fn an_ephemeral_tuple_carries_flag_bit_2_and_a_tombstone_never_does() {
+        let t = Tuple {
+            key: "svc/db",
+            value: "tcp://10.0.0.1:5432",
+            clock: 1,
+            origin: 2,
+            expires: 0,
+            deleted: false,
+            ephemeral: true,
+        };
+        let mut f = Vec::new();
+        encode_tuple(&t, &mut f);
+        assert_eq!(f.last(), Some(&4));
+        assert_eq!(decode(&f).unwrap(), Message::Tuple(t));
+        assert!(is_canonical_tuple(&f, &t));
+        // Deleted and ephemeral at once: a tombstone, never ephemeral.
+        let last = f.len() - 1;
+        f[last] = 5;
+        match decode(&f).unwrap() {
+            Message::Tuple(d) => assert!(d.deleted && !d.ephemeral),
+            other => panic!("{other:?}"),
+        }
+        let dead = Tuple {
+            value: "",
+            deleted: true,
+            ..t
+        };
+        let mut f = Vec::new();
+        encode_tuple(&dead, &mut f);
+        assert_eq!(f.last(), Some(&1));
+    }
+
+    #[test]
     fn only_frames_as_we_encode_them_are_canonical() {
         for (value, deleted) in [("v", false), ("", true)] {
             let t = Tuple {
@@ -511,6 +556,7 @@ mod tests {
                 origin: 2,
                 expires: 3,
                 deleted,
+                ephemeral: false,
             };
             let mut f = Vec::new();
             encode_tuple(&t, &mut f);
@@ -527,6 +573,7 @@ mod tests {
             origin: 2,
             expires: 0,
             deleted: true,
+            ephemeral: false,
         };
         let with_value = Tuple {
             value: "v",
@@ -618,6 +665,7 @@ mod tests {
                         origin: 2,
                         expires: 3,
                         deleted: true,
+                        ephemeral: false,
                     },
                     &mut out,
                 );
@@ -668,7 +716,7 @@ mod tests {
         #[test]
         fn every_prefix_of_a_tuple_is_rejected(key in "[a-z]{0,20}", value in "[a-z]{0,40}") {
             let mut out = Vec::new();
-            encode_tuple(&Tuple { key: &key, value: &value, clock: 1, origin: 2, expires: 3, deleted: false }, &mut out);
+            encode_tuple(&Tuple { key: &key, value: &value, clock: 1, origin: 2, expires: 3, deleted: false , ephemeral: false }, &mut out);
             for n in 0..out.len() {
                 prop_assert!(decode(&out[..n]).is_err());
             }
