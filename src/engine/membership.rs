@@ -498,11 +498,8 @@ impl Membership {
                 self.stats.digests_received += 1;
                 let peer = me.id;
                 match self.links.get_mut(&conn) {
-                    Some(link) => {
-                        if link.peer.is_none() {
-                            link.peer = Some(peer);
-                        }
-                    }
+                    Some(link) if link.peer.is_none() => link.peer = Some(peer),
+                    Some(_) => {}
                     None if self.early.len() < 1024 => {
                         self.early.insert(conn, peer);
                     }
