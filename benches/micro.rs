@@ -49,6 +49,7 @@ fn zgp2_tuple_round_trip(b: Bencher) {
         origin: 7,
         expires: 0,
         deleted: false,
+        ephemeral: false,
     };
     let mut out = Vec::with_capacity(96);
     b.bench_local(|| {
@@ -105,6 +106,7 @@ fn store_merge_new_keys(b: Bencher, n: usize) {
                     },
                     expires: 0,
                     deleted: false,
+                    ephemeral: false,
                 },
                 0,
             );
@@ -146,6 +148,7 @@ fn engine_receive_and_forward(b: Bencher) {
                 origin: 2,
                 expires: 0,
                 deleted: false,
+                ephemeral: false,
             },
             &mut frame,
         );
