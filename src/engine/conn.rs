@@ -72,6 +72,9 @@ pub(super) struct Conn {
     /// Closed because the peer went silent past the link's timeout (its
     /// membership then suspects the peer).
     pub(super) lost: bool,
+    /// Until then (mono ms), an INVALID from the server answers a frame
+    /// sent before our last HELLO again: it starts nothing over.
+    pub(super) rehello_until: u64,
     /// What the limits count and time for it (see `limits`).
     pub(super) meter: Meter,
     /// Sync sends not yet encoded, in order (see `sync::fill_sends`).

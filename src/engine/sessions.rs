@@ -37,6 +37,7 @@ impl Engine {
                 last_tx: now.mono_ms,
                 closing: false,
                 lost: false,
+                rehello_until: 0,
                 meter,
                 sends: VecDeque::new(),
                 after_sends: Vec::new(),
@@ -291,7 +292,21 @@ impl Engine {
             Message::Publish { key, value, ttl } => self.accept_v1(key, value, ttl, conn, now),
             // The server forgot our session: start over, resending every
             // tuple so that nothing sent into the forgotten session is lost.
-            Message::Invalid => self.send_hello_and_tuples(conn, now),
+            // Once per round trip: the INVALIDs that follow within it
+            // answer frames sent before that HELLO (every tuple of the
+            // restart among them, on a link that reorders), and starting
+            // over for each would multiply the traffic without end.
+            Message::Invalid => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if now.mono_ms < c.rehello_until {
+                    return;
+                }
+                let hold = c.rtt_ms.unwrap_or(100).saturating_mul(2).clamp(20, 1_000);
+                c.rehello_until = now.mono_ms + hold;
+                self.send_hello_and_tuples(conn, now);
+            }
             Message::Ping => self.send(conn, &Message::Pong, now),
             Message::Pong => {
                 // The round trip of the link, for the tree's timers.

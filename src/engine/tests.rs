@@ -218,6 +218,17 @@ fn remote_lifecycle_dial_hello_ping_invalid_redial() {
     // INVALID: HELLO and every tuple again.
     c.handle_frame(5, &enc(Message::Invalid), false, at(now));
     assert_eq!(names(&drain(&mut c, 5)), ["HELLO", "PUBLISH"]);
+    // More INVALIDs within the round trip answer frames sent before that
+    // HELLO: they start nothing over (on a link that reorders, each
+    // restart's tuples drew INVALIDs of their own, without end).
+    for _ in 0..3 {
+        c.handle_frame(5, &enc(Message::Invalid), false, at(now + 5));
+    }
+    assert!(drain(&mut c, 5).is_empty());
+    // One later than that means the server forgot us again.
+    now += 1_000;
+    c.handle_frame(5, &enc(Message::Invalid), false, at(now));
+    assert_eq!(names(&drain(&mut c, 5)), ["HELLO", "PUBLISH"]);
     // Tuples from the server are stored, delivered, not sent back.
     c.handle_frame(5, &enc(pubmsg("s", "1")), false, at(now));
     assert!(drain(&mut c, 5).is_empty());
