@@ -175,6 +175,12 @@ pub struct Membership {
     tombstones: BTreeMap<u64, Tombstone>,
     digest: Box<[u64; BUCKETS]>,
     links: BTreeMap<ConnId, Link>,
+    /// Who spoke on connections that do not carry membership yet: a link
+    /// this node dialled as a neighbour request starts when the answer
+    /// comes, and the peer's digest, sent as its end started, comes
+    /// before. Taken by [`Membership::link_up`], dropped by
+    /// [`Membership::link_down`]; at most one per open connection.
+    early_peers: BTreeMap<ConnId, u64>,
     /// Records to spread, with the link each came on (not sent back there).
     pending: Vec<(MemberRecord, Option<ConnId>)>,
     flush_at: Option<u64>,
@@ -244,6 +250,7 @@ impl Membership {
             tombstones: BTreeMap::new(),
             digest: Box::new([0; BUCKETS]),
             links: BTreeMap::new(),
+            early_peers: BTreeMap::new(),
             pending: Vec::new(),
             flush_at: None,
             next_sync: 0,
@@ -347,7 +354,8 @@ impl Membership {
         if self.left || self.links.contains_key(&conn) {
             return;
         }
-        self.links.insert(conn, Link::default());
+        let peer = self.early_peers.remove(&conn);
+        self.links.insert(conn, Link { peer });
         if self.last_tick.is_none() {
             self.last_tick = Some(now);
             self.next_sync = now + self.settings.sync_interval_ms;
@@ -360,6 +368,7 @@ impl Membership {
     /// member at the other end is suspected, unless another link still
     /// joins this node to it, or this node was stalled.
     pub fn link_down(&mut self, conn: ConnId, lost: bool, now: u64) {
+        self.early_peers.remove(&conn);
         let Some(link) = self.links.remove(&conn) else {
             return;
         };
@@ -452,9 +461,16 @@ impl Membership {
             } => {
                 self.stats.digests_received += 1;
                 let peer = me.id;
-                if let Some(link) = self.links.get_mut(&conn) {
-                    if link.peer.is_none() {
-                        link.peer = Some(peer);
+                match self.links.get_mut(&conn) {
+                    Some(link) => {
+                        if link.peer.is_none() {
+                            link.peer = Some(peer);
+                        }
+                    }
+                    // Before this end counts the link as started: kept
+                    // for then, or the link's loss would accuse nobody.
+                    None => {
+                        self.early_peers.entry(conn).or_insert(peer);
                     }
                 }
                 self.apply(me, Some(conn), now);

@@ -195,6 +195,42 @@ fn a_link_lost_makes_its_peer_suspect_everywhere_and_the_suspect_refutes() {
     assert_eq!(net.nodes[0].stats().failures, 0);
 }
 
+/// Found by the chaos harness: a node that dials a neighbour request
+/// counts the link as started when the answer comes, and the peer's
+/// digest, sent when its end started, comes before. The node still knows
+/// who is at the other end, and accuses it when the link is lost (it did
+/// not: a crashed node was accused by fewer observers, failed later, and
+/// one whose every link was dialled by its neighbours never).
+#[test]
+fn a_link_whose_peer_spoke_before_it_started_here_still_accuses_it() {
+    let mut net = Net::new(2);
+    let (ca, cb) = (net.next_conn, net.next_conn + 1);
+    net.next_conn += 2;
+    net.links.insert((0, ca), (1, cb));
+    net.links.insert((1, cb), (0, ca));
+    // 1's end starts first: its digest reaches 0 before 0's end starts.
+    net.nodes[1].link_up(cb, net.now);
+    net.run();
+    assert_eq!(net.nodes[0].early_peers.get(&ca), Some(&net.id(1)));
+    net.nodes[0].link_up(ca, net.now);
+    net.run();
+    assert!(net.nodes[0].early_peers.is_empty());
+    net.crash(1);
+    assert_eq!(net.state(0, 1), Some(MemberState::Suspect));
+    // A connection that closes before it carried membership leaves nothing.
+    let me = net.nodes[1].me().clone();
+    let digest = Message::Digest {
+        reply: false,
+        me,
+        bits: 0,
+        hashes: vec![0],
+    };
+    net.nodes[0].handle_message(77, digest, net.now);
+    assert_eq!(net.nodes[0].early_peers.len(), 1);
+    net.nodes[0].link_down(77, true, net.now);
+    assert!(net.nodes[0].early_peers.is_empty());
+}
+
 #[test]
 fn a_crashed_member_is_declared_failed_after_the_confirmed_wait() {
     let mut net = Net::new(5);
