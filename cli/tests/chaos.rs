@@ -1063,11 +1063,17 @@ fn members_scenario(default_nodes: usize) {
         .filter(|(_, _, e)| !excused(&e.member))
         .map(|(i, inc, e)| format!("h{i} #{inc}: {:?}", e.member))
         .collect();
-    let suspected: BTreeSet<String> = events
-        .iter()
-        .filter(|(_, _, e)| e.member.state == "suspect" && e.member.id != old_id)
-        .map(|(_, _, e)| e.member.name.clone())
-        .collect();
+    // Suspicions of live members (refuted, so not asserted): whose, and
+    // when first told, from the start of the run.
+    let mut suspected: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, e) in &events {
+        if e.member.state == "suspect" && e.member.id != old_id {
+            let key = format!("{} ({})", e.member.name, &e.member.id[..4]);
+            suspected
+                .entry(key)
+                .or_insert_with(|| secs(e.at.saturating_duration_since(t0)));
+        }
+    }
     if !false_failed.is_empty() {
         fail(
             "members were told failed that were never killed",
@@ -1078,7 +1084,7 @@ fn members_scenario(default_nodes: usize) {
     assert!(unknown.is_empty(), "lines not understood: {unknown:?}");
     eprintln!(
         "chaos members: passed, {n} nodes, {} member lines; no member failed but h{victim}'s \
-         first incarnation; suspected for a while (not failed): {suspected:?}; \
+         first incarnation; suspected, and refuted (first told at t=): {suspected:?}; \
          readers killed: {killed}; {} s (CHAOS_SEED={seed})",
         events.len(),
         t0.elapsed().as_secs()
