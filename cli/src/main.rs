@@ -33,6 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a node until interrupted, printing deliveries, expiries and deletes
+    /// (and, with --members, the changes of members' states)
     Node(NodeArgs),
     /// Print the value of a key, asking the network
     Get {
@@ -138,6 +139,12 @@ struct NodeArgs {
     /// One JSON object per line instead of text
     #[arg(long)]
     json: bool,
+    /// Also print every change of another member's state (it joined, is
+    /// suspect, failed, left; SET membership/events 1): `member ID NAME
+    /// STATE ENDPOINT`, or with --json
+    /// {"event":"member","id":..,"name":..,"state":..,"endpoint":..}
+    #[arg(long)]
+    members: bool,
     /// Trace protocol events on stderr
     #[arg(long)]
     verbose: bool,
@@ -317,6 +324,12 @@ fn json_string(s: &str) -> String {
 /// Prints one message from a node, as text or JSON. Returns false for
 /// messages that are not news (replies).
 fn print_event(m: &[String], json: bool, prefix: &str) -> bool {
+    if let [e, id, name, state, endpoint] = m {
+        if e == "MEMBER" {
+            print_member_event(id, name, state, endpoint, json);
+            return true;
+        }
+    }
     let (event, key, value) = match m {
         [e, k, v] if e == "DELIVER" => ("deliver", k, Some(v)),
         [e, k] if e == "EXPIRE" => ("expire", k, None),
@@ -348,6 +361,25 @@ fn print_event(m: &[String], json: bool, prefix: &str) -> bool {
     true
 }
 
+/// One `MEMBER id name state endpoint` from a node, as a line.
+fn print_member_event(id: &str, name: &str, state: &str, endpoint: &str, json: bool) {
+    let line = if json {
+        format!(
+            "{{\"event\":\"member\",\"id\":{},\"name\":{},\"state\":{},\"endpoint\":{}}}",
+            json_string(id),
+            json_string(name),
+            json_string(state),
+            json_string(endpoint)
+        )
+    } else {
+        let endpoint = if endpoint.is_empty() { "-" } else { endpoint };
+        format!("member {id} {} {state} {endpoint}", printable(name))
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 fn run_node(args: NodeArgs) -> Result<(), Failure> {
     let stop = stop_flag()?;
     let node = Arc::new(Node::new(&args.name)?);
@@ -359,6 +391,9 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     }
     if let Some(when) = &args.fsync {
         node.send(&["SET", "store/fsync", when])?;
+    }
+    if args.members {
+        node.send(&["SET", "membership/events", "1"])?;
     }
     if let Some(dir) = &args.data_dir {
         // Loaded before the node is reachable: it serves its tuples from

@@ -404,6 +404,60 @@ fn members_lists_the_network_as_a_table_and_as_json() {
     assert_eq!(hub.terminate(), 0);
 }
 
+/// `zgossip node --members` prints every change of another member's
+/// state as it happens: a node joining (alive), leaving (left), as text and
+/// as JSON; without the flag, nothing of members.
+#[test]
+fn node_members_prints_the_changes_of_members_states() {
+    let hub = Proc::spawn(&[
+        "node",
+        "--name",
+        "hub",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--members",
+        "--json",
+    ]);
+    let bound = hub.expect("bound", |l| l.starts_with(r#"{"event":"bound","#));
+    let hub_ep = bound
+        .split(r#""endpoint":""#)
+        .nth(1)
+        .and_then(|r| r.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("{bound}"))
+        .to_string();
+    let plain = Proc::spawn(&["node", "--name", "plain", "--members", "--join", &hub_ep]);
+    let quiet = Proc::spawn(&["node", "--name", "quiet", "--connect", &hub_ep]);
+    let member = |state: &str, name: &str| {
+        let (state, name) = (state.to_string(), name.to_string());
+        move |l: &str| {
+            l.starts_with(r#"{"event":"member","id":""#)
+                && l.contains(&format!(r#""name":"{name}","state":"{state}","endpoint":"#))
+        }
+    };
+    let line = hub.expect("plain alive", member("alive", "plain"));
+    // {"event":"member","id":"<16 hex>","name":..,"state":..,"endpoint":""}
+    let id = &line[r#"{"event":"member","id":""#.len()..][..16];
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+    assert!(line.ends_with(r#""endpoint":""}"#), "{line}");
+    // As text: member ID NAME STATE ENDPOINT, `-` for no endpoint.
+    let text = plain.expect("hub alive", |l| {
+        l.starts_with("member ") && l.contains(" hub ")
+    });
+    assert_eq!(text.split(' ').nth(3), Some("alive"), "{text}");
+    assert_eq!(text.split(' ').nth(4), Some(hub_ep.as_str()), "{text}");
+    hub.expect("quiet alive", member("alive", "quiet"));
+    // Without --members a node prints nothing of members (it has heard of
+    // the hub and of plain by now: plain is listed at the hub).
+    std::thread::sleep(Duration::from_millis(300));
+    let printed: Vec<String> = quiet.lines.try_iter().collect();
+    assert!(printed.iter().all(|l| !l.contains("member")), "{printed:?}");
+    assert_eq!(quiet.terminate(), 0);
+    hub.expect("quiet left", member("left", "quiet"));
+    assert_eq!(plain.terminate(), 0);
+    hub.expect("plain left", member("left", "plain"));
+    assert_eq!(hub.terminate(), 0);
+}
+
 #[test]
 fn members_exit_codes() {
     let (code, _, err) = run(&["members"]);

@@ -28,6 +28,10 @@
 //! store (a refresh of an unchanged value changes nothing it shows).
 //! [`Cluster::dump`] reads a node's tuples again from outside, through
 //! `zgossip watch --connect` run inside the namespace, as a cross-check.
+//! Nodes run with `--members` (see [`Cluster::node_args`]) also print
+//! every change of another member's state, each kept with the time the
+//! harness read it ([`Cluster::member_events`]); [`Cluster::members`]
+//! reads a node's `MEMBERS` from outside, through `zgossip members --json`.
 //! Writes go through `zgossip put/del --connect` run inside the host's
 //! namespace against its node, as a user would from a shell.
 //!
@@ -286,39 +290,83 @@ pub struct View {
     pub unknown: Vec<String>,
     /// The endpoint the node said it bound.
     pub bound: Option<String>,
+    /// Its `member` lines (`zgossip node --members`), in order, each with
+    /// the time it was read.
+    pub member_events: Vec<MemberEvent>,
     /// Its stdout closed (it exited).
     pub closed: bool,
 }
 
+/// The string field `name` of a one-line JSON object (None: not there).
+fn json_field(line: &str, name: &str) -> Option<String> {
+    let tag = format!("\"{name}\":\"");
+    let start = line.find(&tag)? + tag.len();
+    let mut out = String::new();
+    let mut chars = line[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                c => out.push(c),
+            },
+            c => out.push(c),
+        }
+    }
+}
+
 /// One `--json` line: (event, key, value).
 fn parse_line(line: &str) -> Option<(String, Option<String>, Option<String>)> {
-    let field = |name: &str| -> Option<String> {
-        let tag = format!("\"{name}\":\"");
-        let start = line.find(&tag)? + tag.len();
-        let mut out = String::new();
-        let mut chars = line[start..].chars();
-        loop {
-            match chars.next()? {
-                '"' => return Some(out),
-                '\\' => match chars.next()? {
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'u' => {
-                        let hex: String = chars.by_ref().take(4).collect();
-                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                    }
-                    c => out.push(c),
-                },
-                c => out.push(c),
-            }
-        }
-    };
-    Some((field("event")?, field("key"), field("value")))
+    Some((
+        json_field(line, "event")?,
+        json_field(line, "key"),
+        json_field(line, "value"),
+    ))
+}
+
+/// A member as a node told it: in a `member` line of its output, or in a
+/// line of `zgossip members --json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// 16 hex digits, drawn anew at every start of a node.
+    pub id: String,
+    pub name: String,
+    /// alive, suspect, failed or left.
+    pub state: String,
+    pub endpoint: String,
+}
+
+impl Member {
+    fn parse(line: &str) -> Option<Member> {
+        Some(Member {
+            id: json_field(line, "id")?,
+            name: json_field(line, "name")?,
+            state: json_field(line, "state")?,
+            endpoint: json_field(line, "endpoint")?,
+        })
+    }
+}
+
+/// A change of a member's state as a node printed it, and when the
+/// harness read the line (the node printed it at most a few ms before).
+#[derive(Clone, Debug)]
+pub struct MemberEvent {
+    pub at: Instant,
+    pub member: Member,
 }
 
 impl View {
     fn apply(&mut self, line: &str) {
+        self.apply_at(line, Instant::now());
+    }
+
+    fn apply_at(&mut self, line: &str, at: Instant) {
         self.lines += 1;
         match parse_line(line) {
             Some((e, Some(k), Some(v))) if e == "deliver" => {
@@ -334,7 +382,11 @@ impl View {
             Some((e, _, _)) if e == "bound" => {
                 self.bound = Some(line.to_string());
             }
-            Some((e, _, _)) if e == "discovering" => {}
+            Some((e, _, _)) if e == "discovering" || e == "metrics" => {}
+            Some((e, _, _)) if e == "member" => match Member::parse(line) {
+                Some(member) => self.member_events.push(MemberEvent { at, member }),
+                None => self.unknown.push(line.to_string()),
+            },
             _ => self.unknown.push(line.to_string()),
         }
     }
@@ -357,6 +409,9 @@ pub struct Host {
     node: Option<NodeProc>,
     /// Resurrections seen by earlier incarnations.
     past_resurrected: Vec<String>,
+    /// The member lines of earlier incarnations, with the incarnation (the
+    /// count of starts) that printed them.
+    past_member_events: Vec<(u32, MemberEvent)>,
     proxy: Option<Child>,
     contacts: Vec<usize>,
     loss: Option<f64>,
@@ -438,6 +493,7 @@ impl Cluster {
                 starts: 0,
                 node: None,
                 past_resurrected: Vec::new(),
+                past_member_events: Vec::new(),
                 proxy: None,
                 contacts: Vec::new(),
                 loss: None,
@@ -547,7 +603,7 @@ impl Cluster {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
                 let _ = writeln!(record, "{:.3} {line}", t.as_secs_f64());
-                v.lock().unwrap().apply(&line);
+                v.lock().unwrap().apply_at(&line, Instant::now());
             }
             v.lock().unwrap().closed = true;
         });
@@ -588,16 +644,96 @@ impl Cluster {
     /// `kill -9` of host `i`'s node (`ip netns exec` execs the node, so
     /// the child is the node itself).
     pub fn kill9(&mut self, i: usize) {
-        let h = &mut self.hosts[i];
-        let mut p = h.node.take().expect("kill9 of a node that is not running");
+        let mut p = self.hosts[i]
+            .node
+            .take()
+            .expect("kill9 of a node that is not running");
         let _ = p.child.kill();
         let _ = p.child.wait();
+        self.retire(i, p);
+    }
+
+    /// SIGTERM to host `i`'s node: it announces its leave and exits. Waits
+    /// (at most 10 s) for it to exit, and its output to end; Ok(its exit
+    /// code). Err: it did not exit in time (it is killed then).
+    pub fn term(&mut self, i: usize) -> Result<Option<i32>, String> {
+        let mut p = self.hosts[i]
+            .node
+            .take()
+            .expect("term of a node that is not running");
+        let pid = p.child.id().to_string();
+        let sent = run("kill", &["-TERM", &pid]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match p.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    break None;
+                }
+            }
+        };
+        // Its last lines, read to the end of its output.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !p.view.lock().unwrap().closed && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.retire(i, p);
+        sent?;
+        match status {
+            Some(s) => Ok(s.code()),
+            None => Err(format!(
+                "h{i}: the node did not exit within 10 s of SIGTERM"
+            )),
+        }
+    }
+
+    /// Keeps what an incarnation of host `i` that ended saw.
+    fn retire(&mut self, i: usize, p: NodeProc) {
+        let h = &mut self.hosts[i];
         let v = p.view.lock().unwrap();
         h.past_resurrected.extend(
             v.resurrected
                 .iter()
                 .map(|r| format!("h{i} #{}: {r}", h.starts)),
         );
+        h.past_member_events
+            .extend(v.member_events.iter().map(|e| (h.starts, e.clone())));
+    }
+
+    /// The `member` lines of host `i`'s running node, in order (empty if
+    /// down; nodes print them with `--members`).
+    pub fn member_events(&self, i: usize) -> Vec<MemberEvent> {
+        match &self.hosts[i].node {
+            Some(p) => p.view.lock().unwrap().member_events.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every `member` line any incarnation of any host printed: (host,
+    /// incarnation, line).
+    pub fn all_member_events(&self) -> Vec<(usize, u32, MemberEvent)> {
+        let mut all = Vec::new();
+        for h in &self.hosts {
+            all.extend(
+                h.past_member_events
+                    .iter()
+                    .map(|(n, e)| (h.index, *n, e.clone())),
+            );
+            if let Some(p) = &h.node {
+                let v = p.view.lock().unwrap();
+                all.extend(
+                    v.member_events
+                        .iter()
+                        .map(|e| (h.index, h.starts, e.clone())),
+                );
+            }
+        }
+        all
     }
 
     /// Starts host `i`'s node again, with the same arguments.
@@ -763,6 +899,40 @@ impl Cluster {
         let _ = child.kill();
         let _ = child.wait();
         view.tuples
+    }
+
+    /// Reads host `i`'s member table from outside: `zgossip members --json
+    /// --connect` in its namespace (a short-lived node named `cli`, itself
+    /// left out; the others list it as `left` after). The node of host
+    /// `i` is listed too. Err: the command failed, or took more than
+    /// `timeout` and 5 s (it is killed then, and others will list that
+    /// short-lived node as failed: say so).
+    pub fn members(&self, i: usize, timeout: Duration) -> Result<Vec<Member>, String> {
+        let ep = self.hosts[i].endpoint();
+        let ms = timeout.as_millis().to_string();
+        let c = self.cli(
+            i,
+            &["members", "--json", "--connect", &ep, "--timeout", &ms],
+        );
+        let started = Instant::now();
+        let limit = timeout + Duration::from_secs(5);
+        let out = run_bounded(c, limit);
+        if started.elapsed() >= limit {
+            return Err(format!(
+                "h{i}: zgossip members did not end within {limit:?} and was killed"
+            ));
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "h{i}: zgossip members failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| Member::parse(l).ok_or_else(|| format!("h{i}: zgossip members said {l:?}")))
+            .collect()
     }
 
     /// Drops `pct` percent of the packets host `i` receives on `eth0`,
