@@ -42,12 +42,24 @@ enum Cmd {
         join: JoinArgs,
     },
     /// Publish a tuple into the network
+    ///
+    /// With --ephemeral the tuple is tied to this command's life: the
+    /// command stays, prints `holding KEY` once the tuple is written, and
+    /// holds it until SIGINT or SIGTERM; then it leaves and every node
+    /// deletes the tuple (also when the command is killed: once the network
+    /// declares it failed, within seconds). Exit code 1 if the tuple is
+    /// deleted, expires or is written over by another node meanwhile.
     Put {
         key: String,
         value: String,
-        /// Time to live in milliseconds (the tuple disappears everywhere after it)
+        /// Time to live in milliseconds (the tuple disappears everywhere
+        /// after it; with --ephemeral, refreshed every ttl/3 while held)
         #[arg(long)]
         ttl: Option<u64>,
+        /// Tie the tuple to this command and hold it until interrupted
+        /// (EPHEMERAL; see docs/membership.md)
+        #[arg(long)]
+        ephemeral: bool,
         #[command(flatten)]
         join: JoinArgs,
     },
@@ -118,10 +130,15 @@ struct NodeArgs {
     #[arg(long)]
     join: Vec<String>,
     /// Tuple to publish at start, key=value (repeatable)
-    #[arg(long, value_parser = parse_pair)]
+    #[arg(long, value_parser = parse_pair, value_name = "KEY=VALUE")]
     publish: Vec<(String, String)>,
-    /// Time to live of the --publish tuples, in ms (they are refreshed
-    /// every ttl/3 while the node runs, as a presence record)
+    /// Tuple to publish at start tied to this node's life, key=value
+    /// (repeatable): every node deletes it when this node stops or is
+    /// declared failed (EPHEMERAL; see docs/membership.md)
+    #[arg(long, value_parser = parse_pair, value_name = "KEY=VALUE")]
+    ephemeral: Vec<(String, String)>,
+    /// Time to live of the --publish and --ephemeral tuples, in ms (they
+    /// are refreshed every ttl/3 while the node runs, as a presence record)
     #[arg(long)]
     ttl: Option<u64>,
     /// Configuration file to LOAD (ZPL, as CZMQ zconfig)
@@ -261,8 +278,16 @@ fn main() -> ExitCode {
             key,
             value,
             ttl,
+            ephemeral: false,
             join,
         } => put(&key, &value, ttl, &join),
+        Cmd::Put {
+            key,
+            value,
+            ttl,
+            ephemeral: true,
+            join,
+        } => hold(&key, &value, ttl, &join),
         Cmd::Del { key, join } => del(&key, &join),
         Cmd::Watch { prefix, json, join } => watch(&prefix, json, &join),
         Cmd::Members { json, join } => members(json, &join),
@@ -459,6 +484,9 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
                 None => node.publish(k, v)?,
             }
         }
+        for (k, v) in &args.ephemeral {
+            publish_ephemeral(node, k, v, args.ttl)?;
+        }
         Ok(())
     };
     publish_all(&node)?;
@@ -563,6 +591,65 @@ fn put(key: &str, value: &str, ttl: Option<u64>, args: &JoinArgs) -> Result<(), 
     // The node lingers on $TERM until the tuple has left.
     node.send(&["$TERM"])?;
     Ok(())
+}
+
+/// EPHEMERAL key value [ttl]: a ttl of 0 is refused, as the command does.
+fn publish_ephemeral(
+    node: &Node,
+    key: &str,
+    value: &str,
+    ttl: Option<u64>,
+) -> Result<(), zgossip::Error> {
+    match ttl {
+        Some(t) => node.send(&["EPHEMERAL", key, value, &t.to_string()]),
+        None => node.publish_ephemeral(key, value),
+    }
+}
+
+/// `put --ephemeral`: writes the tuple tied to this node's life and holds
+/// it until SIGINT or SIGTERM, refreshing it every ttl/3 with a ttl; then
+/// the node leaves, and every node deletes the tuple. Fails (exit 1) when
+/// the tuple stops being this command's: deleted, expired or written over.
+fn hold(key: &str, value: &str, ttl: Option<u64>, args: &JoinArgs) -> Result<(), Failure> {
+    let node = join(args)?;
+    // Set up once the network is reached: a signal before then ends the
+    // command at once, with nothing written.
+    let stop = stop_flag()?;
+    publish_ephemeral(&node, key, value, ttl)?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "holding {}", printable(key));
+        let _ = out.flush();
+    }
+    let refresh = ttl.map(|t| Duration::from_millis((t / 3).max(1)));
+    let mut next_refresh = refresh.map(|r| Instant::now() + r);
+    let mut lost = None;
+    while lost.is_none() && !stop.load(Ordering::Relaxed) {
+        if let Some(m) = node.recv_timeout(Duration::from_millis(100))? {
+            lost = match m.as_slice() {
+                [e, k, v] if e == "DELIVER" && k == key && v != value => {
+                    Some("written over by another node")
+                }
+                [e, k] if e == "DELETE" && k == key => Some("deleted"),
+                [e, k] if e == "EXPIRE" && k == key => Some("expired"),
+                _ => None,
+            };
+        }
+        if let (Some(at), Some(r)) = (next_refresh, refresh) {
+            if lost.is_none() && Instant::now() >= at {
+                publish_ephemeral(&node, key, value, ttl)?;
+                next_refresh = Some(Instant::now() + r);
+            }
+        }
+    }
+    node.send(&["$TERM"])?;
+    match lost {
+        None => Ok(()),
+        Some(why) => Err(Failure(
+            EXIT_NOT_FOUND,
+            format!("{}: {why}, no longer held", printable(key)),
+        )),
+    }
 }
 
 fn del(key: &str, args: &JoinArgs) -> Result<(), Failure> {

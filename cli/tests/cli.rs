@@ -57,18 +57,54 @@ impl Proc {
         }
     }
 
+    /// Waits for lines satisfying each of `wanted`, in any order.
+    fn expect_all(&self, wanted: &[&str]) {
+        let mut missing: Vec<&str> = wanted.to_vec();
+        let deadline = Instant::now() + T;
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => missing.retain(|w| *w != l),
+                Err(_) => panic!("no lines {missing:?} within {T:?}"),
+            }
+        }
+    }
+
+    /// The lines that come within `d`.
+    fn lines_for(&self, d: Duration) -> Vec<String> {
+        let deadline = Instant::now() + d;
+        let mut lines = Vec::new();
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(l);
+        }
+        lines
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) -> i32 {
+    fn terminate(self) -> i32 {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.wait("stop on SIGTERM")
+    }
+
+    /// Waits for the process to exit (at most `T`); its exit code.
+    fn wait(mut self, what: &str) -> i32 {
         let deadline = Instant::now() + T;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "process did not {what}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the process still runs.
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 }
 
@@ -476,4 +512,130 @@ fn members_exit_codes() {
     let (code, out, err) = run(&["members", "-c", &ep, "--timeout", "800"]);
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
     assert!(err.contains("no member table"), "{err}");
+}
+
+#[test]
+fn a_node_takes_its_ephemeral_tuples_along_when_it_stops() {
+    let hub = Proc::spawn(&["node", "--name", "hub", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = bound_endpoint(&hub);
+    let svc = Proc::spawn(&[
+        "node",
+        "--name",
+        "svc",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--join",
+        &hub_ep,
+        "--ephemeral",
+        "svc/db=tcp://10.0.0.5:5432",
+        "--publish",
+        "plain=stays",
+    ]);
+    hub.expect_all(&["svc/db = tcp://10.0.0.5:5432", "plain = stays"]);
+    svc.expect_all(&["svc/db = tcp://10.0.0.5:5432", "plain = stays"]);
+    let (code, out, err) = run(&["get", "svc/db", "-c", &hub_ep]);
+    assert_eq!((code, out.as_str()), (0, "tcp://10.0.0.5:5432\n"), "{err}");
+
+    // SIGTERM: the node leaves, and the hub deletes its ephemeral tuple at
+    // once (well within seconds); the plain one stays.
+    let started = Instant::now();
+    assert_eq!(svc.terminate(), 0);
+    hub.expect("the delete at the hub", |l| l == "svc/db deleted");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (code, _, err) = run(&["get", "svc/db", "-c", &hub_ep]);
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = run(&["get", "plain", "-c", &hub_ep]);
+    assert_eq!((code, out.as_str()), (0, "stays\n"), "{err}");
+    let later = hub.lines_for(Duration::from_millis(300));
+    assert!(later.iter().all(|l| !l.ends_with(" deleted")), "{later:?}");
+    assert_eq!(hub.terminate(), 0);
+}
+
+#[test]
+fn put_ephemeral_holds_the_tuple_until_interrupted() {
+    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = bound_endpoint(&hub);
+    // With a ttl the tuple is refreshed while held: it outlives its ttl.
+    let mut holder = Proc::spawn(&[
+        "put",
+        "--ephemeral",
+        "svc/web",
+        "tcp://10.0.0.6:80",
+        "--ttl",
+        "900",
+        "-c",
+        &hub_ep,
+    ]);
+    holder.expect("holding", |l| l == "holding svc/web");
+    hub.expect("the tuple at the hub", |l| {
+        l == "svc/web = tcp://10.0.0.6:80"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(holder.running(), "put --ephemeral exited while holding");
+    let (code, out, err) = run(&["get", "svc/web", "-c", &hub_ep]);
+    assert_eq!((code, out.as_str()), (0, "tcp://10.0.0.6:80\n"), "{err}");
+
+    // Interrupted: it exits cleanly, and the tuple is deleted.
+    let started = Instant::now();
+    assert_eq!(holder.terminate(), 0);
+    hub.expect("the delete at the hub", |l| l == "svc/web deleted");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (code, _, err) = run(&["get", "svc/web", "-c", &hub_ep]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(hub.terminate(), 0);
+}
+
+#[test]
+fn put_ephemeral_exits_when_its_tuple_is_no_longer_its_own() {
+    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = bound_endpoint(&hub);
+    for (key, change) in [
+        ("written/over", &["put", "written/over", "other"][..]),
+        ("deleted", &["del", "deleted"][..]),
+    ] {
+        let holder = Proc::spawn(&["put", "--ephemeral", key, "mine", "-c", &hub_ep]);
+        holder.expect("holding", |l| l == format!("holding {key}"));
+        hub.expect("the tuple at the hub", |l| l == format!("{key} = mine"));
+        let mut args = change.to_vec();
+        args.extend(["-c", &hub_ep]);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(holder.wait("exit when its tuple changed"), 1, "{key}");
+    }
+    assert_eq!(hub.terminate(), 0);
+}
+
+#[test]
+fn ephemeral_usage_and_exit_codes() {
+    let (code, _, err) = run(&["put", "--ephemeral", "k", "-c", "tcp://127.0.0.1:1"]);
+    assert_eq!(code, 2, "usage: {err}");
+    let (code, _, err) = run(&["node", "--ephemeral", "no-equals-sign"]);
+    assert_eq!(code, 2, "usage: {err}");
+    assert!(err.contains("expected key=value"), "{err}");
+    let (code, _, err) = run(&[
+        "put",
+        "--ephemeral",
+        "k",
+        "v",
+        "-c",
+        "tcp://127.0.0.1:1",
+        "--timeout",
+        "300",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no node reachable"), "{err}");
+    // The command's own checks, in its words.
+    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = bound_endpoint(&hub);
+    let (code, out, err) = run(&["put", "--ephemeral", "k", "v", "--ttl", "0", "-c", &hub_ep]);
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(
+        err.contains("EPHEMERAL: ttl must be a positive number of milliseconds, got '0'"),
+        "{err}"
+    );
+    let long_key = "k".repeat(256);
+    let (code, _, err) = run(&["put", "--ephemeral", &long_key, "v", "-c", &hub_ep]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("255"), "{err}");
+    assert_eq!(hub.terminate(), 0);
 }

@@ -67,6 +67,18 @@ fn command_err(msg: String) -> Error {
     Error::Command(msg)
 }
 
+/// A ttl in seconds as the milliseconds argument of `command` (at least
+/// 1); anything but a positive finite number is refused, naming `command`.
+fn ttl_ms(py: Python<'_>, command: &str, t: f64) -> PyResult<String> {
+    if !(t.is_finite() && t > 0.0) {
+        return Err(command_error(
+            py,
+            format!("{command}: ttl must be a positive number of seconds, got {t}"),
+        ));
+    }
+    Ok(((t * 1000.0).round() as u64).max(1).to_string())
+}
+
 /// Seconds (a float, `None` for no limit) as a `Duration`.
 fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout {
@@ -216,14 +228,33 @@ impl NodeCore {
         let result = match ttl {
             None => py.detach(|| self.node.publish(key, value)),
             Some(t) => {
-                if !(t.is_finite() && t > 0.0) {
-                    return Err(command_error(
-                        py,
-                        format!("PUBLISH: ttl must be a positive number of seconds, got {t}"),
-                    ));
-                }
-                let ms = ((t * 1000.0).round() as u64).max(1).to_string();
+                let ms = ttl_ms(py, "PUBLISH", t)?;
                 py.detach(|| self.node.send(&["PUBLISH", key, value, &ms]))
+            }
+        };
+        result.map_err(|e| raise(py, e))
+    }
+
+    /// Publishes a tuple tied to this node's life (``EPHEMERAL``): it spreads
+    /// as ``publish()`` does, and when this node stops (``close()``, garbage
+    /// collection) or is declared failed (its process killed, its links
+    /// lost), every node deletes it and each application gets ``DELETE
+    /// key``. ``ttl``, in seconds, also makes it expire network-wide after
+    /// that long; ``None`` keeps it as long as the node lives. Unlike
+    /// ``publish()``, it waits until the node has carried it out.
+    #[pyo3(signature = (key, value, ttl = None))]
+    fn publish_ephemeral(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &str,
+        ttl: Option<f64>,
+    ) -> PyResult<()> {
+        let result = match ttl {
+            None => py.detach(|| self.node.publish_ephemeral(key, value)),
+            Some(t) => {
+                let ms = ttl_ms(py, "EPHEMERAL", t)?;
+                py.detach(|| self.node.send(&["EPHEMERAL", key, value, &ms]))
             }
         };
         result.map_err(|e| raise(py, e))

@@ -92,7 +92,7 @@ class Node(_NodeCore):
 
     ``Node(name)`` starts it; ``close()`` (or leaving a ``with`` block)
     stops it. Typed methods cover every command (``bind``, ``connect``,
-    ``publish``, ``status``, ``port``, ``set``, ``load``, ``save``,
+    ``publish``, ``publish_ephemeral``, ``status``, ``port``, ``set``, ``load``, ``save``,
     ``verbose``); ``send(*frames)`` and ``recv(timeout)`` speak the raw
     string protocol of CZMQ's actor. Deliveries of new tuples (``DELIVER
     key value``) and replies to raw commands share one queue, in the order

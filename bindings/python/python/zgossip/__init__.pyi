@@ -89,6 +89,8 @@ class Node:
         """Joins the overlay through a member at a ``tcp://`` endpoint."""
     def publish(self, key: str, value: str, ttl: Optional[float] = None) -> None:
         """Publishes a tuple; ``ttl`` in seconds makes it expire."""
+    def publish_ephemeral(self, key: str, value: str, ttl: Optional[float] = None) -> None:
+        """Publishes a tuple deleted everywhere when this node stops or fails."""
     def status(self) -> int:
         """The number of tuples held."""
     def port(self) -> int:
