@@ -409,9 +409,6 @@ impl Membership {
             return;
         };
         let stalled = self.stalled(now);
-        if self.links.is_empty() {
-            self.last_tick = None;
-        }
         let Some(peer) = link.peer else {
             return;
         };
@@ -540,6 +537,13 @@ impl Membership {
         self.last_tick = Some(now);
         self.run_suspicions(now);
         self.forget_gone(now);
+        if self.links.is_empty() && self.suspects == 0 && self.gone == 0 {
+            // Nothing left to watch: the clock stops until a link opens.
+            // (A node that lost its last link still runs the suspicions it
+            // raised: its peer may be the one that died.)
+            self.last_tick = None;
+            return;
+        }
         if now >= self.next_sync && !self.left {
             self.next_sync = now + self.settings.sync_interval_ms;
             let conns: Vec<ConnId> = self

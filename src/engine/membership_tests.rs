@@ -512,3 +512,20 @@ fn nobody_declares_a_failure_whose_accusers_died_until_the_fallback() {
     assert_eq!(net.state(0, 3), Some(MemberState::Failed));
     assert_eq!(net.state(1, 3), Some(MemberState::Failed));
 }
+
+#[test]
+fn a_node_that_lost_its_only_link_still_declares_the_failure() {
+    // A hub and one client; the client is killed: the hub has no link
+    // left, and its suspicion must still run out (its clock stopped with
+    // its last link, and the killed writer's ephemeral tuples stayed).
+    let mut net = Net::line(2);
+    net.crash(1);
+    assert_eq!(net.state(0, 1), Some(MemberState::Suspect));
+    net.advance(settings().suspect_max_ms + TICK_MS);
+    assert_eq!(net.state(0, 1), Some(MemberState::Failed));
+    // Then it keeps ticking only while it has something to forget.
+    assert!(net.nodes[0].poll_timeout().is_some());
+    net.advance(settings().gone_keep_ms + TICK_MS);
+    assert_eq!(net.state(0, 1), None);
+    assert_eq!(net.nodes[0].poll_timeout(), None);
+}
