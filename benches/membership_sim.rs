@@ -115,10 +115,27 @@ struct Load {
     member_bytes: u64,
 }
 
+/// Resident memory of this process, in bytes (Linux; 0 elsewhere).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 fn detect(n: usize, quick: bool) {
     let wall = Instant::now();
+    let before = rss_bytes();
     let mut sim = overlay(n, 25);
     let formed = wall.elapsed().as_secs_f64();
+    let entries = (n * (n - 1)) as f64;
+    println!(
+        "resident memory {:.0} MiB for {} member entries: at most {:.0} bytes each \
+         (the engines, links and stores counted in)",
+        (rss_bytes().saturating_sub(before)) as f64 / (1 << 20) as f64,
+        n * (n - 1),
+        rss_bytes().saturating_sub(before) as f64 / entries
+    );
     let complete = (0..n)
         .filter(|&i| sim.engine(i).unwrap().member_counts() == (n - 1, 0, 0))
         .count();

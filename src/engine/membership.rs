@@ -35,7 +35,7 @@
 //! messages and the time go in; messages to send, events for the
 //! application and a deadline come out.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 // Maps iterated in ways that decide what is sent are ordered ones: a run of
 // the simulator must not depend on a hash seed.
@@ -181,7 +181,9 @@ pub struct Membership {
     settings: MembershipSettings,
     me: MemberRecord,
     members: BTreeMap<u64, Member>,
-    by_name: HashMap<String, Vec<u64>>,
+    /// (hash of the name, id): the members of a name, without a second
+    /// copy of every name (a table entry costs about 200 bytes, not 280).
+    by_name: BTreeSet<(u64, u64)>,
     tombstones: BTreeMap<u64, Tombstone>,
     digest: Box<[u64; BUCKETS]>,
     links: BTreeMap<ConnId, Link>,
@@ -218,6 +220,14 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// A 64-bit hash of a member's name (FNV-1a, then mixed).
+fn name_hash(name: &str) -> u64 {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    mix(h)
 }
 
 fn bucket(id: u64) -> usize {
@@ -260,7 +270,7 @@ impl Membership {
                 endpoint: String::new(),
             },
             members: BTreeMap::new(),
-            by_name: HashMap::new(),
+            by_name: BTreeSet::new(),
             tombstones: BTreeMap::new(),
             digest: Box::new([0; BUCKETS]),
             links: BTreeMap::new(),
@@ -610,12 +620,7 @@ impl Membership {
         if m.record.state.is_gone() {
             self.gone -= 1;
         }
-        if let Some(ids) = self.by_name.get_mut(&m.record.name) {
-            ids.retain(|&i| i != id);
-            if ids.is_empty() {
-                self.by_name.remove(&m.record.name);
-            }
-        }
+        self.by_name.remove(&(name_hash(&m.record.name), id));
         self.tombstones.insert(
             id,
             Tombstone {
@@ -704,7 +709,7 @@ impl Membership {
         }
         let id = r.id;
         self.digest[bucket(id)] ^= record_hash(&r);
-        self.by_name.entry(r.name.clone()).or_default().push(id);
+        self.by_name.insert((name_hash(&r.name), id));
         let mut m = Member {
             record: r.clone(),
             changed_at: now,
@@ -731,14 +736,14 @@ impl Membership {
     /// selves: members of that name that are gone, or alive at the same
     /// endpoint, and started earlier.
     fn replace_former_selves(&mut self, r: &MemberRecord, now: u64) {
-        let Some(ids) = self.by_name.get(&r.name) else {
-            return;
-        };
-        let former: Vec<u64> = ids
-            .iter()
-            .filter_map(|id| self.members.get(id))
+        let h = name_hash(&r.name);
+        let former: Vec<u64> = self
+            .by_name
+            .range((h, 0)..=(h, u64::MAX))
+            .filter_map(|(_, id)| self.members.get(id))
             .filter(|m| {
-                m.record.started < r.started
+                m.record.name == r.name
+                    && m.record.started < r.started
                     && (m.record.state.is_gone()
                         || (!r.endpoint.is_empty() && m.record.endpoint == r.endpoint))
             })
@@ -822,14 +827,8 @@ impl Membership {
             self.suspects += 1;
         }
         if m.record.name != r.name {
-            let old = std::mem::take(&mut m.record.name);
-            if let Some(ids) = self.by_name.get_mut(&old) {
-                ids.retain(|&i| i != r.id);
-                if ids.is_empty() {
-                    self.by_name.remove(&old);
-                }
-            }
-            self.by_name.entry(r.name.clone()).or_default().push(r.id);
+            self.by_name.remove(&(name_hash(&m.record.name), r.id));
+            self.by_name.insert((name_hash(&r.name), r.id));
         }
         m.record = r.clone();
         m.changed_at = now;
