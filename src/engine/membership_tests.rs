@@ -529,3 +529,102 @@ fn a_node_that_lost_its_only_link_still_declares_the_failure() {
     assert_eq!(net.state(0, 1), None);
     assert_eq!(net.nodes[0].poll_timeout(), None);
 }
+
+mod forged {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = MemberRecord> {
+        (1u64..40, 0u64..6, 1u8..=4, 1u64..40, 0u64..5, "[a-c]{0,2}").prop_map(
+            |(id, incarnation, state, by, started, name)| {
+                let state = match state {
+                    1 => MemberState::Alive,
+                    2 => MemberState::Suspect,
+                    3 => MemberState::Failed,
+                    _ => MemberState::Left,
+                };
+                let by = if matches!(state, MemberState::Alive | MemberState::Left) {
+                    id
+                } else {
+                    by
+                };
+                MemberRecord {
+                    id,
+                    incarnation,
+                    state,
+                    by,
+                    started,
+                    name,
+                    endpoint: String::new(),
+                }
+            },
+        )
+    }
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Records(ConnId, Vec<MemberRecord>),
+        Digest(ConnId, MemberRecord, u8, bool),
+        Up(ConnId),
+        Down(ConnId, bool),
+        Time(u64),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            (0u64..6, proptest::collection::vec(record(), 0..20))
+                .prop_map(|(c, r)| Input::Records(c, r)),
+            (0u64..6, record(), 0u8..=8, any::<bool>())
+                .prop_map(|(c, r, b, reply)| Input::Digest(c, r, b, reply)),
+            (0u64..6).prop_map(Input::Up),
+            (0u64..6, any::<bool>()).prop_map(|(c, l)| Input::Down(c, l)),
+            (0u64..20_000).prop_map(Input::Time),
+        ]
+    }
+
+    proptest! {
+        /// Whatever authenticated peers send (stale, forged, contradictory
+        /// records; digests of any size; links that come and go), the
+        /// machine never panics, its table stays within its bound, its
+        /// counts match the table, and it never says itself anything but
+        /// alive.
+        #[test]
+        fn forged_and_stale_records_keep_the_table_bounded_and_consistent(
+            inputs in proptest::collection::vec(input(), 1..80)
+        ) {
+            let mut m = Membership::new(
+                7,
+                "me",
+                MembershipSettings { max_members: 10, ..settings() },
+            );
+            m.start(1);
+            let mut now = 0;
+            for i in inputs {
+                match i {
+                    Input::Records(c, r) => m.handle_message(c, Message::Members(r), now),
+                    Input::Digest(c, me, bits, reply) => {
+                        let hashes = vec![3; 1 << bits];
+                        m.handle_message(c, Message::Digest { reply, me, bits, hashes }, now)
+                    }
+                    Input::Up(c) => m.link_up(c, now),
+                    Input::Down(c, lost) => m.link_down(c, lost, now),
+                    Input::Time(dt) => {
+                        now += dt;
+                        m.handle_timeout(now);
+                    }
+                }
+                while m.poll_send().is_some() {}
+                prop_assert!(m.members().count() <= 10);
+                prop_assert!(m.early.len() <= 1024);
+                let (alive, suspect, gone) = m.counts();
+                let table = m.members().count();
+                prop_assert_eq!(alive + suspect + gone, table);
+                prop_assert_eq!(
+                    suspect,
+                    m.members().filter(|x| x.record.state == MemberState::Suspect).count()
+                );
+                prop_assert_eq!(m.me().state, MemberState::Alive);
+            }
+        }
+    }
+}
