@@ -8,8 +8,10 @@
 //! Membership (issue 25): a node `kill -9`'d is listed failed by every
 //! other process, one stopped with SIGTERM left, and the killed one
 //! restarted under its name alive again, with no ghost of its former id;
-//! no member is ever listed failed that was not killed (see
-//! `members_scenario`).
+//! the ephemeral tuples of the two stopped nodes are deleted everywhere
+//! with their failed and left lines, their plain ones stay, and the
+//! restarted one's new ephemeral tuples are held everywhere; no member is
+//! ever listed failed that was not killed (see `members_scenario`).
 //!
 //! CI size: 16 nodes (`CHAOS_NODES` for more, by hand), a seed printed
 //! (`CHAOS_SEED` replays its choices). Without root, iproute2 or iptables
