@@ -8,8 +8,10 @@
 //! Membership (issue 25): a node `kill -9`'d is listed failed by every
 //! other process, one stopped with SIGTERM left, and the killed one
 //! restarted under its name alive again, with no ghost of its former id;
-//! no member is ever listed failed that was not killed (see
-//! `members_scenario`).
+//! the ephemeral tuples of the two stopped nodes are deleted everywhere
+//! with their failed and left lines, their plain ones stay, and the
+//! restarted one's new ephemeral tuples are held everywhere; no member is
+//! ever listed failed that was not killed (see `members_scenario`).
 //!
 //! CI size: 16 nodes (`CHAOS_NODES` for more, by hand), a seed printed
 //! (`CHAOS_SEED` replays its choices). Without root, iproute2 or iptables
@@ -598,6 +600,9 @@ const TARGET_FAILED: Duration = Duration::from_secs(5);
 const TARGET_LEFT: Duration = Duration::from_secs(1);
 /// A restarted node: started, joined, and listed alive everywhere.
 const ALIVE_WITHIN: Duration = Duration::from_secs(20);
+/// Every process holds the tuples expected (before the faults, after the
+/// restart): bounded, and reported.
+const HELD_WITHIN: Duration = Duration::from_secs(15);
 /// Every process's `MEMBERS` shows what its member lines told (or, after
 /// the restart, no longer lists the former self).
 const MEMBERS_WITHIN: Duration = Duration::from_secs(15);
@@ -774,21 +779,142 @@ fn only<'a>(list: &'a [chaos::Member], name: &str) -> Result<&'a chaos::Member, 
     }
 }
 
+/// The tuples a node of the membership scenario publishes at its start
+/// `start` (1 for its first): two ephemeral ones, `svc/NAME/a` and
+/// `svc/NAME/b`, and one plain one, `conf/NAME`, each value naming the
+/// start, so that a tuple of a restarted node differs from its former one.
+struct Published {
+    ephemeral: Vec<(String, String)>,
+    plain: (String, String),
+}
+
+impl Published {
+    fn of(name: &str, start: u32) -> Published {
+        Published {
+            ephemeral: ["a", "b"]
+                .iter()
+                .map(|s| (format!("svc/{name}/{s}"), format!("{name}-{start}-{s}")))
+                .collect(),
+            plain: (format!("conf/{name}"), format!("{name}-{start}-conf")),
+        }
+    }
+
+    /// The `zgossip node` arguments that publish them.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (k, v) in &self.ephemeral {
+            args.push("--ephemeral".to_string());
+            args.push(format!("{k}={v}"));
+        }
+        args.push("--publish".to_string());
+        args.push(format!("{}={}", self.plain.0, self.plain.1));
+        args
+    }
+
+    fn ephemeral_keys(&self) -> Vec<String> {
+        self.ephemeral.iter().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+/// When host `i`'s running node was told the last of `keys` deleted, at
+/// or after `since`: None while it still holds one of them, or was not
+/// told of its delete since.
+fn deleted_since(c: &Cluster, i: usize, since: Instant, keys: &[String]) -> Option<Instant> {
+    c.with_view(i, |v| {
+        let mut last = since;
+        for k in keys {
+            if v.tuples.contains_key(k) {
+                return None;
+            }
+            let at = v
+                .tuple_events
+                .iter()
+                .rev()
+                .find(|e| e.at >= since && e.event == "delete" && &e.key == k)?
+                .at;
+            last = last.max(at);
+        }
+        Some(last)
+    })
+    .flatten()
+}
+
+/// When host `i`'s running node was first told the last of `tuples`, at
+/// or after `since`: None while it does not hold one of them, or was not
+/// told of it since.
+fn delivered_since(
+    c: &Cluster,
+    i: usize,
+    since: Instant,
+    tuples: &[(String, String)],
+) -> Option<Instant> {
+    c.with_view(i, |v| {
+        let mut last = since;
+        for (k, value) in tuples {
+            if v.tuples.get(k) != Some(value) {
+                return None;
+            }
+            let at = v
+                .tuple_events
+                .iter()
+                .find(|e| {
+                    e.at >= since
+                        && e.event == "deliver"
+                        && &e.key == k
+                        && e.value.as_ref() == Some(value)
+                })?
+                .at;
+            last = last.max(at);
+        }
+        Some(last)
+    })
+    .flatten()
+}
+
+/// What host `i`'s node holds of `keys`, for a report.
+fn holds_of(c: &Cluster, i: usize, keys: &[String]) -> BTreeMap<String, String> {
+    c.held(i)
+        .into_iter()
+        .filter(|(k, _)| keys.contains(k))
+        .collect()
+}
+
+/// The largest gap between two times of each process (the member line and
+/// the last tuple line): "at most 0.01 s apart (h3)".
+fn apart(a: &[(usize, Duration)], b: &[(usize, Duration)]) -> String {
+    let gap = a
+        .iter()
+        .zip(b)
+        .map(|(&(i, x), &(_, y))| (x.abs_diff(y), i))
+        .max();
+    match gap {
+        Some((d, i)) => format!("at most {:.3} s apart (h{i})", d.as_secs_f64()),
+        None => "no process".into(),
+    }
+}
+
 /// Issue 25 on real processes, `n` nodes joined in an overlay, each
 /// printing its member changes (`zgossip node --members`, each line timed
 /// as the harness reads it):
 ///
 /// 1. every node lists every other alive; `MEMBERS` of each agrees, and
-///    gives each node's id;
-/// 2. `kill -9` of one: every other process lists it `failed`;
-/// 3. SIGTERM of another: every other process lists it `left`;
+///    gives each node's id; every node holds the tuples the two nodes that
+///    will be stopped published at their start (two ephemeral, one plain
+///    each);
+/// 2. `kill -9` of one: every other process lists it `failed` and deleted
+///    its ephemeral tuples, and holds its plain one;
+/// 3. SIGTERM of another: every other process lists it `left` and deleted
+///    its ephemeral tuples, and holds its plain one;
 /// 4. the killed one starts again under its name: listed `alive` (a new
-///    id) everywhere, and no process lists its former id (no ghost);
-/// 5. no process ever listed a member `failed` that was not killed.
+///    id) everywhere, and no process lists its former id (no ghost); its
+///    ephemeral tuples, published again by the new process, are held
+///    everywhere;
+/// 5. no process ever listed a member `failed` that was not killed, and
+///    no tuple deleted came back but the restarted node's new writes.
 ///
-/// Each step's time is taken per process, from the fault to the member
-/// line that shows it; `MEMBERS` of every process is then read (from
-/// outside, `zgossip members`) and must agree.
+/// Each step's time is taken per process, from the fault to the last line
+/// that shows it (member line, deletes or deliveries); `MEMBERS` of every
+/// process is then read (from outside, `zgossip members`) and must agree.
 fn members_scenario(default_nodes: usize) {
     use std::sync::atomic::AtomicUsize;
     let n = env_usize("CHAOS_NODES", default_nodes).max(4);
@@ -811,6 +937,23 @@ fn members_scenario(default_nodes: usize) {
         } else {
             c.contacts(i, &[0, other]);
         }
+    }
+    // The victim (kill -9, restarted later) and the leaver (SIGTERM): not
+    // host 0, every other's contact. Each publishes its tuples at start.
+    let picked = rng.pick(&all[1..], 2);
+    let (victim, leaver) = (picked[0], picked[1]);
+    let victim_first = Published::of(&name(victim), 1);
+    let leaver_tuples = Published::of(&name(leaver), 1);
+    for (i, p) in [(victim, &victim_first), (leaver, &leaver_tuples)] {
+        let args = p.args();
+        c.host_args(i, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    // What every node holds before the faults, after the kill, after the
+    // leave and after the restart.
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    for p in [&victim_first, &leaver_tuples] {
+        expected.extend(p.ephemeral.iter().cloned());
+        expected.insert(p.plain.0.clone(), p.plain.1.clone());
     }
     c.node_args(&["--members"]);
     c.start_all();
@@ -886,11 +1029,21 @@ fn members_scenario(default_nodes: usize) {
         read.as_secs_f64(),
         secs(t0.elapsed())
     );
-
-    // The victim (kill -9, restarted later) and the leaver (SIGTERM): not
-    // host 0, every other's contact.
-    let picked = rng.pick(&all[1..], 2);
-    let (victim, leaver) = (picked[0], picked[1]);
+    // Every node holds the tuples of h{victim} and h{leaver}, ephemeral
+    // and plain (they were published before the others started).
+    let took = c
+        .wait_holding(&all, &expected, HELD_WITHIN)
+        .unwrap_or_else(|r| fail("not every node holds the published tuples", r));
+    eprintln!(
+        "chaos members: every node holds the {} tuples of h{victim} and h{leaver} \
+         (ephemeral {:?}, {:?}; plain {:?}, {:?}), waited {:.2} s",
+        expected.len(),
+        victim_first.ephemeral_keys(),
+        leaver_tuples.ephemeral_keys(),
+        victim_first.plain.0,
+        leaver_tuples.plain.0,
+        took.as_secs_f64()
+    );
     let old_id = ids[victim].clone();
     // The overlay settles (its views fill, shuffles go round) before the
     // faults: CHAOS_MEMBERS_SETTLE seconds, 5 by default.
@@ -898,26 +1051,53 @@ fn members_scenario(default_nodes: usize) {
     std::thread::sleep(settle);
     let others: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
 
-    // 2. kill -9: failed everywhere. (Issue 25 also wants the victim's
-    // ephemeral tuples deleted everywhere within the same time; they do
-    // not exist yet. When they do, the victim publishes some, the harness
-    // times deletes as it times member lines, and `seen` below becomes
-    // the later of the `failed` line and the last of those deletes.)
+    // 2. kill -9: failed everywhere, and its ephemeral tuples deleted
+    // everywhere (issue 25: both within 5 s); `seen` is the later of the
+    // `failed` line and the last of those deletes.
+    let victim_keys = victim_first.ephemeral_keys();
     let at = Instant::now();
     c.kill9(victim);
+    let failed_line = |i| first_told(&c, i, at, |m| m.id == old_id && m.state == "failed");
     let failed = wait_each(
         &others,
         at,
         FAILED_WITHIN,
-        |i| first_told(&c, i, at, |m| m.id == old_id && m.state == "failed"),
-        |i| format!("lists h{victim} as {:?}", told(&c, i).get(&old_id)),
+        |i| Some(failed_line(i)?.max(deleted_since(&c, i, at, &victim_keys)?)),
+        |i| {
+            format!(
+                "lists h{victim} as {:?}, holds {:?} of its ephemeral tuples",
+                told(&c, i).get(&old_id),
+                holds_of(&c, i, &victim_keys)
+            )
+        },
     )
-    .unwrap_or_else(|r| fail(&format!("kill -9 of h{victim}: not failed everywhere"), r));
+    .unwrap_or_else(|r| {
+        fail(
+            &format!("kill -9 of h{victim}: not failed, its ephemeral tuples deleted, everywhere"),
+            r,
+        )
+    });
+    let since = |t: Option<Instant>| t.unwrap().saturating_duration_since(at);
+    let failed_only: Vec<(usize, Duration)> =
+        others.iter().map(|&i| (i, since(failed_line(i)))).collect();
+    let deleted: Vec<(usize, Duration)> = others
+        .iter()
+        .map(|&i| (i, since(deleted_since(&c, i, at, &victim_keys))))
+        .collect();
     eprintln!(
-        "chaos members: kill -9 h{victim}: failed at {} (t={})",
+        "chaos members: kill -9 h{victim}: failed and its {} ephemeral tuples deleted at {}; \
+         in each process the failed line and the last delete {} (t={})",
+        victim_keys.len(),
         figures(&failed, Some(TARGET_FAILED)),
+        apart(&failed_only, &deleted),
         secs(t0.elapsed())
     );
+    // Its plain tuple stays, and so do the leaver's tuples.
+    for (k, _) in &victim_first.ephemeral {
+        expected.remove(k);
+    }
+    c.wait_holding(&others, &expected, Duration::ZERO)
+        .unwrap_or_else(|r| fail(&format!("kill -9 of h{victim}: the tuples left"), r));
     let read = wait_members(&c, &others, MEMBERS_WITHIN, &killed_readers, |_, list| {
         let m = only(list, &name(victim))?;
         if m.id == old_id && m.state == "failed" {
@@ -935,6 +1115,7 @@ fn members_scenario(default_nodes: usize) {
     // 3. SIGTERM: left everywhere.
     let leaver_id = ids[leaver].clone();
     let live: Vec<usize> = others.iter().copied().filter(|&i| i != leaver).collect();
+    let leaver_keys = leaver_tuples.ephemeral_keys();
     let at = Instant::now();
     match c.term(leaver) {
         Ok(Some(0)) => {}
@@ -944,19 +1125,46 @@ fn members_scenario(default_nodes: usize) {
         ),
         Err(e) => fail(&format!("h{leaver} on SIGTERM"), e),
     }
+    let left_line = |i| first_told(&c, i, at, |m| m.id == leaver_id && m.state == "left");
     let left = wait_each(
         &live,
         at,
         LEFT_WITHIN,
-        |i| first_told(&c, i, at, |m| m.id == leaver_id && m.state == "left"),
-        |i| format!("lists h{leaver} as {:?}", told(&c, i).get(&leaver_id)),
+        |i| Some(left_line(i)?.max(deleted_since(&c, i, at, &leaver_keys)?)),
+        |i| {
+            format!(
+                "lists h{leaver} as {:?}, holds {:?} of its ephemeral tuples",
+                told(&c, i).get(&leaver_id),
+                holds_of(&c, i, &leaver_keys)
+            )
+        },
     )
-    .unwrap_or_else(|r| fail(&format!("SIGTERM of h{leaver}: not left everywhere"), r));
+    .unwrap_or_else(|r| {
+        fail(
+            &format!("SIGTERM of h{leaver}: not left, its ephemeral tuples deleted, everywhere"),
+            r,
+        )
+    });
+    let since = |t: Option<Instant>| t.unwrap().saturating_duration_since(at);
+    let left_only: Vec<(usize, Duration)> =
+        live.iter().map(|&i| (i, since(left_line(i)))).collect();
+    let deleted: Vec<(usize, Duration)> = live
+        .iter()
+        .map(|&i| (i, since(deleted_since(&c, i, at, &leaver_keys))))
+        .collect();
     eprintln!(
-        "chaos members: SIGTERM h{leaver}: left at {} (t={})",
+        "chaos members: SIGTERM h{leaver}: left and its {} ephemeral tuples deleted at {}; \
+         in each process the left line and the last delete {} (t={})",
+        leaver_keys.len(),
         figures(&left, Some(TARGET_LEFT)),
+        apart(&left_only, &deleted),
         secs(t0.elapsed())
     );
+    for (k, _) in &leaver_tuples.ephemeral {
+        expected.remove(k);
+    }
+    c.wait_holding(&live, &expected, Duration::ZERO)
+        .unwrap_or_else(|r| fail(&format!("SIGTERM of h{leaver}: the tuples left"), r));
     let read = wait_members(&c, &live, MEMBERS_WITHIN, &killed_readers, |_, list| {
         let m = only(list, &name(leaver))?;
         if m.id == leaver_id && m.state == "left" {
@@ -972,27 +1180,52 @@ fn members_scenario(default_nodes: usize) {
     );
 
     // 4. The victim starts again under its name: a new id, alive
-    // everywhere; its former id listed nowhere.
+    // everywhere, and the ephemeral tuples the new process publishes at
+    // its start held everywhere; its former id listed nowhere.
+    let victim_again = Published::of(&name(victim), 2);
+    let args = victim_again.args();
+    c.host_args(victim, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let at = Instant::now();
     c.start(victim);
+    let alive_line = |i| {
+        first_told(&c, i, at, |m| {
+            m.name == name(victim) && m.id != old_id && m.state == "alive"
+        })
+    };
     let alive = wait_each(
         &live,
         at,
         ALIVE_WITHIN,
-        |i| {
-            first_told(&c, i, at, |m| {
-                m.name == name(victim) && m.id != old_id && m.state == "alive"
-            })
-        },
+        |i| Some(alive_line(i)?.max(delivered_since(&c, i, at, &victim_again.ephemeral)?)),
         |i| {
             let of: Vec<chaos::Member> = told(&c, i)
                 .into_values()
                 .filter(|m| m.name == name(victim))
                 .collect();
-            format!("lists {of:?}")
+            format!(
+                "lists {of:?}, holds {:?} of its ephemeral tuples",
+                holds_of(&c, i, &victim_again.ephemeral_keys())
+            )
         },
     )
-    .unwrap_or_else(|r| fail(&format!("h{victim} restarted: not alive everywhere"), r));
+    .unwrap_or_else(|r| {
+        fail(
+            &format!("h{victim} restarted: not alive, its ephemeral tuples held, everywhere"),
+            r,
+        )
+    });
+    let since = |t: Option<Instant>| t.unwrap().saturating_duration_since(at);
+    let alive_only: Vec<(usize, Duration)> =
+        live.iter().map(|&i| (i, since(alive_line(i)))).collect();
+    let delivered: Vec<(usize, Duration)> = live
+        .iter()
+        .map(|&i| {
+            (
+                i,
+                since(delivered_since(&c, i, at, &victim_again.ephemeral)),
+            )
+        })
+        .collect();
     let new_ids: BTreeSet<String> = live
         .iter()
         .flat_map(|&i| {
@@ -1010,13 +1243,29 @@ fn members_scenario(default_nodes: usize) {
     }
     let new_id = new_ids.into_iter().next().unwrap();
     eprintln!(
-        "chaos members: h{victim} restarted (new id {new_id}, was {old_id}): alive at {} \
-         (from the restart, its start and join included; t={})",
+        "chaos members: h{victim} restarted (new id {new_id}, was {old_id}): alive and its \
+         new ephemeral tuples held at {} (from the restart, its start and join included); \
+         in each process the alive line and the last delivery {} (t={})",
         figures(&alive, None),
+        apart(&alive_only, &delivered),
         secs(t0.elapsed())
     );
+    // Every live process, the restarted one included, holds exactly its
+    // new tuples and the leaver's plain one.
     let mut and_victim = live.clone();
     and_victim.push(victim);
+    for (k, v) in victim_again.ephemeral.iter().chain([&victim_again.plain]) {
+        expected.insert(k.clone(), v.clone());
+    }
+    let took = c
+        .wait_holding(&and_victim, &expected, HELD_WITHIN)
+        .unwrap_or_else(|r| fail(&format!("h{victim} restarted: the tuples"), r));
+    eprintln!(
+        "chaos members: every live process, h{victim} included, holds exactly the {} tuples \
+         expected, waited {:.2} s",
+        expected.len(),
+        took.as_secs_f64()
+    );
     let read = wait_members(
         &c,
         &and_victim,
@@ -1079,6 +1328,22 @@ fn members_scenario(default_nodes: usize) {
             "members were told failed that were never killed",
             format!("{false_failed:?}"),
         );
+    }
+    // Nothing deleted came back, in any process: the only key delivered
+    // again after its delete is the victim's ephemeral ones, at the values
+    // of its new process.
+    let again: Vec<String> = victim_again
+        .ephemeral
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let resurrected: Vec<String> = c
+        .resurrections()
+        .into_iter()
+        .filter(|r| !again.iter().any(|a| r.ends_with(&format!(": {a}"))))
+        .collect();
+    if !resurrected.is_empty() {
+        fail("deleted tuples came back", format!("{resurrected:?}"));
     }
     let unknown = c.unknown_lines();
     assert!(unknown.is_empty(), "lines not understood: {unknown:?}");

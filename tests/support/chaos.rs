@@ -28,6 +28,9 @@
 //! store (a refresh of an unchanged value changes nothing it shows).
 //! [`Cluster::dump`] reads a node's tuples again from outside, through
 //! `zgossip watch --connect` run inside the namespace, as a cross-check.
+//! Each line is kept with the time the harness read it, so that a test
+//! can time when a process saw a tuple arrive or go ([`Cluster::with_view`],
+//! [`View::tuple_events`]).
 //! Nodes run with `--members` (see [`Cluster::node_args`]) also print
 //! every change of another member's state, each kept with the time the
 //! harness read it ([`Cluster::member_events`]); [`Cluster::members`]
@@ -293,6 +296,9 @@ pub struct View {
     /// Its `member` lines (`zgossip node --members`), in order, each with
     /// the time it was read.
     pub member_events: Vec<MemberEvent>,
+    /// Its `deliver`, `delete` and `expire` lines, in order, each with the
+    /// time it was read.
+    pub tuple_events: Vec<TupleEvent>,
     /// Its stdout closed (it exited).
     pub closed: bool,
 }
@@ -361,6 +367,16 @@ pub struct MemberEvent {
     pub member: Member,
 }
 
+/// A change of a tuple as a node printed it (`deliver`, `delete` or
+/// `expire`; the value of a `deliver`), and when the harness read the line.
+#[derive(Clone, Debug)]
+pub struct TupleEvent {
+    pub at: Instant,
+    pub event: String,
+    pub key: String,
+    pub value: Option<String>,
+}
+
 impl View {
     fn apply(&mut self, line: &str) {
         self.apply_at(line, Instant::now());
@@ -373,11 +389,23 @@ impl View {
                 if self.deleted.contains(&k) {
                     self.resurrected.push(format!("{k}={v}"));
                 }
+                self.tuple_events.push(TupleEvent {
+                    at,
+                    event: e,
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                });
                 self.tuples.insert(k, v);
             }
             Some((e, Some(k), None)) if e == "delete" || e == "expire" => {
                 self.tuples.remove(&k);
-                self.deleted.insert(k);
+                self.deleted.insert(k.clone());
+                self.tuple_events.push(TupleEvent {
+                    at,
+                    event: e,
+                    key: k,
+                    value: None,
+                });
             }
             Some((e, _, _)) if e == "bound" => {
                 self.bound = Some(line.to_string());
@@ -712,6 +740,15 @@ impl Cluster {
             Some(p) => p.view.lock().unwrap().member_events.clone(),
             None => Vec::new(),
         }
+    }
+
+    /// `f` of what host `i`'s running node told (its tuples, its tuple and
+    /// member lines with their times), read under one lock: None if down.
+    pub fn with_view<R>(&self, i: usize, f: impl FnOnce(&View) -> R) -> Option<R> {
+        self.hosts[i]
+            .node
+            .as_ref()
+            .map(|p| f(&p.view.lock().unwrap()))
     }
 
     /// Every `member` line any incarnation of any host printed: (host,
