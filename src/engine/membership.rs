@@ -83,7 +83,7 @@ impl Default for MembershipSettings {
     fn default() -> MembershipSettings {
         MembershipSettings {
             suspect_min_ms: 2_000,
-            suspect_max_ms: 8_000,
+            suspect_max_ms: 6_000,
             confirmations: 3,
             gone_keep_ms: 300_000,
             tombstone_keep_ms: 24 * 3_600_000,
