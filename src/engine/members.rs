@@ -14,10 +14,8 @@ impl Engine {
     pub fn members(&self) -> Vec<MemberRecord> {
         let mut list = vec![self.membership.me().clone()];
         let mut others: Vec<&Member> = self.membership.members().collect();
-        others.sort_by(|a, b| {
-            (a.record.name.as_str(), a.record.id).cmp(&(b.record.name.as_str(), b.record.id))
-        });
-        list.extend(others.into_iter().map(|m| m.record.clone()));
+        others.sort_by(|a, b| (a.record.name(), a.record.id).cmp(&(b.record.name(), b.record.id)));
+        list.extend(others.into_iter().map(|m| m.record.to_record()));
         list
     }
 

@@ -166,7 +166,7 @@ fn linked_nodes_learn_each_other_and_every_member_beyond() {
     let ids: Vec<u64> = net.events(0).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids.len(), 3, "one join event per other member: {ids:?}");
     let m = net.nodes[3].member(net.id(0)).unwrap();
-    assert_eq!(m.record.name, "n0");
+    assert_eq!(m.record.name(), "n0");
     assert_eq!(m.record.started, 1_000);
 }
 
@@ -627,4 +627,28 @@ mod forged {
             }
         }
     }
+}
+
+#[test]
+fn a_stored_record_gives_back_the_record_it_was_made_of() {
+    let r = MemberRecord {
+        id: 9,
+        incarnation: 3,
+        state: MemberState::Suspect,
+        by: 4,
+        started: 5,
+        name: "nœud-1".into(),
+        endpoint: "tcp://[::1]:5670".into(),
+    };
+    let s = Stored::of(&r);
+    assert_eq!((s.name(), s.endpoint()), ("nœud-1", "tcp://[::1]:5670"));
+    assert_eq!(s.to_record(), r);
+    // A name longer than any the wire carries is cut at a character.
+    let long = MemberRecord {
+        name: "é".repeat(40_000),
+        ..r
+    };
+    let s = Stored::of(&long);
+    assert!(s.name().len() <= usize::from(u16::MAX) && s.name().starts_with('é'));
+    assert_eq!(s.endpoint(), "tcp://[::1]:5670");
 }
