@@ -5,7 +5,7 @@
 //! frames; the changes of state wait for the application
 //! ([`Engine::poll_member_event`]).
 
-use super::membership::{Member, MemberEvent, MembershipStats};
+use super::membership::{LinkEnd, Member, MemberEvent, MembershipStats};
 use super::*;
 use crate::wire::membership::{self, MemberRecord};
 
@@ -63,9 +63,9 @@ impl Engine {
         self.run_membership(now);
     }
 
-    /// A link closed; `lost`: neither end chose to close it.
-    pub(super) fn membership_link_down(&mut self, conn: ConnId, lost: bool, now: Now) {
-        self.membership.link_down(conn, lost, now.mono_ms);
+    /// A link closed, and how.
+    pub(super) fn membership_link_down(&mut self, conn: ConnId, end: LinkEnd, now: Now) {
+        self.membership.link_down(conn, end, now.mono_ms);
         self.run_membership(now);
     }
 

@@ -94,6 +94,19 @@ impl Default for MembershipSettings {
     }
 }
 
+/// How a membership link ended, as its end here saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEnd {
+    /// One end chose to close it (a leave, the views' choice, a limit).
+    Chosen,
+    /// The peer's end went away: a reset or a close this end did not ask
+    /// for (a process killed, its kernel closed the socket).
+    Reset,
+    /// This end closed it: the peer was silent past the link's timeout.
+    /// Weaker evidence than a reset: the peer may only be paused.
+    Silent,
+}
+
 /// A suspicion in progress.
 #[derive(Debug, Clone)]
 struct Suspicion {
@@ -101,6 +114,12 @@ struct Suspicion {
     accusers: Vec<u64>,
     /// This node accused the member itself (it lost its link).
     observer: bool,
+    /// This node's own accusation came from a reset, not from silence: it
+    /// may declare the failure after the confirmed wait. An accuser that
+    /// only saw silence waits at least twice `suspect-min` (a node paused
+    /// for two seconds loses all its links at once too, and must have the
+    /// time to come back and deny).
+    reset_seen: bool,
     /// A node that did not accuse waits this much longer (the accusers
     /// declare the failure; this node only steps in if none did).
     fallback: u64,
@@ -489,7 +508,8 @@ impl Membership {
     /// either end (a reset, or silence past the link's timeout): the
     /// member at the other end is suspected, unless another link still
     /// joins this node to it, or this node was stalled.
-    pub fn link_down(&mut self, conn: ConnId, lost: bool, now: u64) {
+    pub fn link_down(&mut self, conn: ConnId, end: LinkEnd, now: u64) {
+        let lost = end != LinkEnd::Chosen;
         let Some(link) = self.links.remove(&conn) else {
             self.early.remove(&conn);
             return;
@@ -517,6 +537,17 @@ impl Membership {
             ..record
         };
         self.apply(accusation, None, now);
+        if end == LinkEnd::Reset {
+            let settings = &self.settings;
+            if let Some(s) = self
+                .members
+                .get_mut(&peer)
+                .and_then(|m| m.suspicion.as_mut())
+            {
+                s.reset_seen = true;
+                s.deadline = deadline(settings, s);
+            }
+        }
     }
 
     /// Whether this node's own clock stalled lately: what it saw meanwhile
@@ -871,6 +902,7 @@ impl Membership {
             since: now,
             accusers: vec![r.by],
             observer: r.by == self.me.id,
+            reset_seen: false,
             fallback: max + self.rng.below(max.max(1)),
             deadline: 0,
         };
@@ -1051,6 +1083,9 @@ fn deadline(s: &MembershipSettings, sus: &Suspicion) -> u64 {
     let max = s.suspect_max_ms as f64;
     let k = f64::from(s.confirmations.max(1));
     let c = (sus.accusers.len().saturating_sub(1)) as f64;
-    let wait = (max - (max - min) * (c + 1.0).ln() / (k + 1.0).ln()).max(min);
+    let mut wait = (max - (max - min) * (c + 1.0).ln() / (k + 1.0).ln()).max(min);
+    if sus.observer && !sus.reset_seen {
+        wait = wait.max(2.0 * min);
+    }
     sus.since + wait as u64 + if sus.observer { 0 } else { sus.fallback }
 }

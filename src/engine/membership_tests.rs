@@ -63,16 +63,28 @@ impl Net {
             .expect("linked")
     }
 
-    /// The link between `a` and `b` closes; `lost` at each end as given.
+    /// The link between `a` and `b` closes; `lost` at each end as given
+    /// (lost: that end timed the other out).
     fn cut(&mut self, a: usize, b: usize, lost_a: bool, lost_b: bool) {
+        let end = |lost| {
+            if lost {
+                LinkEnd::Silent
+            } else {
+                LinkEnd::Chosen
+            }
+        };
+        self.cut_as(a, b, end(lost_a), end(lost_b));
+    }
+
+    fn cut_as(&mut self, a: usize, b: usize, end_a: LinkEnd, end_b: LinkEnd) {
         let ca = self.conn_to(a, b);
         let (_, cb) = self.links.remove(&(a, ca)).unwrap();
         self.links.remove(&(b, cb));
         if !self.dead[a] {
-            self.nodes[a].link_down(ca, lost_a, self.now);
+            self.nodes[a].link_down(ca, end_a, self.now);
         }
         if !self.dead[b] {
-            self.nodes[b].link_down(cb, lost_b, self.now);
+            self.nodes[b].link_down(cb, end_b, self.now);
         }
         self.run();
     }
@@ -87,7 +99,7 @@ impl Net {
             .map(|(_, &(y, _))| y)
             .collect();
         for p in peers {
-            self.cut(i, p, false, true);
+            self.cut_as(i, p, LinkEnd::Chosen, LinkEnd::Reset);
         }
     }
 
@@ -227,7 +239,7 @@ fn a_link_whose_peer_spoke_before_it_started_here_still_accuses_it() {
     };
     net.nodes[0].handle_message(77, digest, net.now);
     assert_eq!(net.nodes[0].early.len(), 1);
-    net.nodes[0].link_down(77, true, net.now);
+    net.nodes[0].link_down(77, LinkEnd::Reset, net.now);
     assert!(net.nodes[0].early.is_empty());
 }
 
@@ -270,6 +282,7 @@ fn one_accuser_waits_the_longest_and_confirmations_shorten_it() {
         since: 0,
         accusers: (0..accusers as u64).collect(),
         observer: true,
+        reset_seen: true,
         fallback: 0,
         deadline: 0,
     };
@@ -285,6 +298,12 @@ fn one_accuser_waits_the_longest_and_confirmations_shorten_it() {
         ..mk(4)
     };
     assert_eq!(deadline(&s, &waiting), s.suspect_min_ms + 5);
+    // An accuser that only saw silence waits at least twice the minimum.
+    let silent = Suspicion {
+        reset_seen: false,
+        ..mk(4)
+    };
+    assert_eq!(deadline(&s, &silent), 2 * s.suspect_min_ms);
 
     // In a network: a member that only one observer lost, and that cannot
     // refute (it is cut off), is failed after the longest wait.
@@ -607,7 +626,10 @@ mod forged {
                         m.handle_message(c, Message::Digest { reply, me, bits, hashes }, now)
                     }
                     Input::Up(c) => m.link_up(c, now),
-                    Input::Down(c, lost) => m.link_down(c, lost, now),
+                    Input::Down(c, lost) => {
+                        let end = if lost { LinkEnd::Silent } else { LinkEnd::Chosen };
+                        m.link_down(c, end, now)
+                    }
                     Input::Time(dt) => {
                         now += dt;
                         m.handle_timeout(now);
@@ -651,4 +673,27 @@ fn a_stored_record_gives_back_the_record_it_was_made_of() {
     let s = Stored::of(&long);
     assert!(s.name().len() <= usize::from(u16::MAX) && s.name().starts_with('é'));
     assert_eq!(s.endpoint(), "tcp://[::1]:5670");
+}
+
+#[test]
+fn an_accuser_that_only_saw_silence_waits_twice_the_minimum() {
+    // A node paused for two seconds is timed out by all its peers at once,
+    // as a crashed one is reset by all: silence alone must leave it the
+    // time to come back and deny.
+    let mut net = Net::new(5);
+    for i in 0..4 {
+        net.link(i, 4);
+    }
+    net.link(0, 1);
+    net.link(1, 2);
+    net.link(2, 3);
+    net.dead[4] = true;
+    for p in 0..4 {
+        net.cut(4, p, false, true);
+    }
+    let s = settings();
+    net.advance(2 * s.suspect_min_ms - TICK_MS);
+    assert_eq!(net.state(0, 4), Some(MemberState::Suspect));
+    net.advance(TICK_MS);
+    assert_eq!(net.state(0, 4), Some(MemberState::Failed));
 }

@@ -267,8 +267,8 @@ impl Engine {
 
     /// A connection closed (either side): the tree and the views forget
     /// it; an active peer lost is replaced.
-    pub(super) fn overlay_closed(&mut self, conn: ConnId, lost: bool, now: Now) {
-        self.membership_link_down(conn, lost, now);
+    pub(super) fn overlay_closed(&mut self, conn: ConnId, end: membership::LinkEnd, now: Now) {
+        self.membership_link_down(conn, end, now);
         self.tree.link_down(conn);
         self.tree_root.link_down(conn, now.mono_ms);
         self.guide_tree();

@@ -94,9 +94,8 @@ impl Engine {
             if let Role::Outbound(remote) = c.role {
                 self.schedule_redial(remote, now);
             }
-            // Neither end chose this close: a reset, or the peer's end
-            // failed.
-            self.overlay_closed(conn, true, now);
+            // Not this end's choice: a reset, or the peer's end failed.
+            self.overlay_closed(conn, membership::LinkEnd::Reset, now);
         }
     }
 
@@ -121,7 +120,11 @@ impl Engine {
         };
         c.closing = true;
         let role = c.role;
-        let lost = c.lost;
+        let end = if c.lost {
+            membership::LinkEnd::Silent
+        } else {
+            membership::LinkEnd::Chosen
+        };
         self.trace(format_args!("closing connection {conn}: {reason}"));
         self.actions.push_back(Action::Close {
             conn,
@@ -131,7 +134,7 @@ impl Engine {
         if let Role::Outbound(remote) = role {
             self.schedule_redial(remote, now);
         }
-        self.overlay_closed(conn, lost, now);
+        self.overlay_closed(conn, end, now);
     }
 
     /// Closes a connection whose peer went silent past its timeout.
