@@ -61,9 +61,6 @@ const DEADLINE_MS: u64 = 3_000;
 const TAIL_MS: u64 = 1_000;
 /// Step of the virtual clock while waiting for a write.
 const STEP_MS: u64 = 10;
-/// Joins: this many nodes per `JOIN_EVERY_MS`.
-const JOINS_PER_STEP: usize = 10;
-const JOIN_EVERY_MS: u64 = 100;
 /// After the last join: three shuffle periods.
 const SETTLE_MS: u64 = 30_000;
 /// The seeds of iroh-gossip's `simulations/all.toml`.
@@ -264,14 +261,7 @@ fn network(n: usize, seed: u64) -> Sim {
 /// 100 ms, then three shuffle periods to settle.
 fn overlay(n: usize, seed: u64) -> Sim {
     let mut sim = network(n, seed);
-    for i in 1..n {
-        let contact = sim.rng.index(i);
-        sim.join(i, contact);
-        if i % JOINS_PER_STEP == 0 {
-            run_for(&mut sim, JOIN_EVERY_MS);
-        }
-    }
-    run_for(&mut sim, SETTLE_MS);
+    sim.join_all(SETTLE_MS);
     sim
 }
 

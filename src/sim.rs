@@ -543,6 +543,22 @@ impl Sim {
         self.call(node, call);
     }
 
+    /// Nodes 1 to the last join, each through a random earlier node
+    /// ([`Sim::join`]), ten per 100 virtual ms, as a network that grows;
+    /// then the simulation runs `settle_ms` more.
+    pub fn join_all(&mut self, settle_ms: u64) {
+        for i in 1..self.len() {
+            let contact = self.rng.index(i);
+            self.join(i, contact);
+            if i % 10 == 0 {
+                let t = self.now_ms() + 100;
+                self.run_until(t);
+            }
+        }
+        let t = self.now_ms() + settle_ms;
+        self.run_until(t);
+    }
+
     /// Node `node` announces its leave (as a node shutting down does
     /// before it closes its links).
     pub fn leave(&mut self, node: usize) {

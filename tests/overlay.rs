@@ -54,16 +54,7 @@ fn overlay(n: usize, seed: u64) -> Sim {
     let mut sim = Sim::new(n, seed, Settings::default());
     sim.conditions.latency_ms = (10, 50);
     sim.conditions.in_order = true;
-    for i in 1..n {
-        let contact = sim.rng.below(i as u64) as usize;
-        sim.join(i, contact);
-        if i % 10 == 0 {
-            let t = sim.now_ms() + 100;
-            sim.run_until(t);
-        }
-    }
-    let t = sim.now_ms() + 20_000;
-    sim.run_until(t);
+    sim.join_all(20_000);
     sim
 }
 
