@@ -169,6 +169,35 @@ impl Engine {
         self.scratch = frame;
     }
 
+    /// Sends an overlay or membership message on a ZGP/2 connection; one
+    /// longer than the peer accepts goes in halves.
+    pub(super) fn send_zgp2<M: Outgoing>(&mut self, conn: ConnId, msg: M, now: Now) {
+        let Some(c) = self.conns.get(&conn).filter(|c| c.peer.zgp2 && !c.closing) else {
+            return;
+        };
+        let peer = c.peer;
+        if self.verbose {
+            self.trace(format_args!(
+                "{} {conn}: send {}",
+                role_name(c.role),
+                msg.name()
+            ));
+        }
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        msg.encode(&mut frame);
+        if !peer.accepts(frame.len()) {
+            if let Ok((a, b)) = msg.halve() {
+                self.scratch = frame;
+                self.send_zgp2(conn, a, now);
+                self.send_zgp2(conn, b, now);
+                return;
+            }
+        }
+        self.queue_frame(conn, &frame, now);
+        self.scratch = frame;
+    }
+
     pub(super) fn queue_frame(&mut self, conn: ConnId, frame: &[u8], now: Now) {
         if self.verbose {
             if let (Some(c), Ok(msg)) = (self.conns.get(&conn), gossip::decode(frame)) {
@@ -193,6 +222,57 @@ impl Engine {
             if dirty {
                 self.dirty.push(conn);
             }
+        }
+    }
+}
+
+/// A ZGP/2 message of the overlay or the membership, which the engine cuts
+/// in two when it is longer than the peer accepts.
+pub(super) trait Outgoing: Sized {
+    fn name(&self) -> &'static str;
+    fn encode(&self, out: &mut Vec<u8>);
+    /// The message in two halves, if it carries a list of more than one.
+    fn halve(self) -> Result<(Self, Self), Self>;
+}
+
+impl Outgoing for crate::wire::overlay::Message {
+    fn name(&self) -> &'static str {
+        crate::wire::overlay::Message::name(self)
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        crate::wire::overlay::Message::encode(self, out)
+    }
+    fn halve(self) -> Result<(Self, Self), Self> {
+        use crate::wire::overlay::Message::{Graft, IHave};
+        match self {
+            IHave(mut a) if a.len() > 1 => {
+                let b = a.split_off(a.len() / 2);
+                Ok((IHave(a), IHave(b)))
+            }
+            Graft(mut a) if a.len() > 1 => {
+                let b = a.split_off(a.len() / 2);
+                Ok((Graft(a), Graft(b)))
+            }
+            other => Err(other),
+        }
+    }
+}
+
+impl Outgoing for crate::wire::membership::Message {
+    fn name(&self) -> &'static str {
+        crate::wire::membership::Message::name(self)
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        crate::wire::membership::Message::encode(self, out)
+    }
+    fn halve(self) -> Result<(Self, Self), Self> {
+        use crate::wire::membership::Message::Members;
+        match self {
+            Members(mut a) if a.len() > 1 => {
+                let b = a.split_off(a.len() / 2);
+                Ok((Members(a), Members(b)))
+            }
+            other => Err(other),
         }
     }
 }

@@ -102,33 +102,6 @@ impl Engine {
     }
 
     fn send_membership(&mut self, conn: ConnId, msg: membership::Message, now: Now) {
-        let Some(c) = self.conns.get(&conn).filter(|c| c.peer.zgp2 && !c.closing) else {
-            return;
-        };
-        let peer = c.peer;
-        if self.verbose {
-            self.trace(format_args!(
-                "{} {conn}: send {}",
-                role_name(c.role),
-                msg.name()
-            ));
-        }
-        let mut frame = std::mem::take(&mut self.scratch);
-        frame.clear();
-        msg.encode(&mut frame);
-        if !peer.accepts(frame.len()) {
-            if let membership::Message::Members(records) = msg {
-                if records.len() > 1 {
-                    self.scratch = frame;
-                    let mut a = records;
-                    let b = a.split_off(a.len() / 2);
-                    self.send_membership(conn, membership::Message::Members(a), now);
-                    self.send_membership(conn, membership::Message::Members(b), now);
-                    return;
-                }
-            }
-        }
-        self.queue_frame(conn, &frame, now);
-        self.scratch = frame;
+        self.send_zgp2(conn, msg, now);
     }
 }

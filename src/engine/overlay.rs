@@ -413,40 +413,6 @@ impl Engine {
     /// Sends an overlay message on a ZGP/2 connection; an announcement
     /// longer than the peer accepts goes in several.
     fn send_overlay(&mut self, conn: ConnId, msg: overlay::Message, now: Now) {
-        let Some(c) = self.conns.get(&conn).filter(|c| c.peer.zgp2 && !c.closing) else {
-            return;
-        };
-        let peer = c.peer;
-        if self.verbose {
-            self.trace(format_args!(
-                "{} {conn}: send {}",
-                role_name(c.role),
-                msg.name()
-            ));
-        }
-        let mut frame = std::mem::take(&mut self.scratch);
-        frame.clear();
-        msg.encode(&mut frame);
-        if !peer.accepts(frame.len()) {
-            if let overlay::Message::IHave(ids) | overlay::Message::Graft(ids) = &msg {
-                if ids.len() > 1 {
-                    let (a, b) = ids.split_at(ids.len() / 2);
-                    let (a, b) = (a.to_vec(), b.to_vec());
-                    let halves = match msg {
-                        overlay::Message::IHave(_) => {
-                            [overlay::Message::IHave(a), overlay::Message::IHave(b)]
-                        }
-                        _ => [overlay::Message::Graft(a), overlay::Message::Graft(b)],
-                    };
-                    self.scratch = frame;
-                    for half in halves {
-                        self.send_overlay(conn, half, now);
-                    }
-                    return;
-                }
-            }
-        }
-        self.queue_frame(conn, &frame, now);
-        self.scratch = frame;
+        self.send_zgp2(conn, msg, now);
     }
 }

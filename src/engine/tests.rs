@@ -893,3 +893,41 @@ fn backlogs_are_bounded_across_connections() {
     s.handle_timeout(at(400));
     assert!(closes(&mut s).is_empty(), "the rest fits");
 }
+
+/// An overlay or membership message longer than the peer accepts goes in
+/// halves, each within its limit.
+#[test]
+fn messages_longer_than_the_peer_accepts_go_in_halves() {
+    use crate::wire::membership::{self, MemberRecord, MemberState};
+    let mut e = Engine::new("e", 1, Settings::default());
+    let peer = Peer {
+        zgp2: true,
+        max_frame: Some(600),
+        ..Peer::default()
+    };
+    e.handle_connected(5, Role::Inbound, peer, at(0));
+    drain(&mut e, 5);
+    let records: Vec<MemberRecord> = (2..40u64)
+        .map(|id| MemberRecord {
+            id,
+            incarnation: 0,
+            state: MemberState::Alive,
+            by: id,
+            started: 1,
+            name: format!("member-{id}"),
+            endpoint: "tcp://10.0.0.1:5670".into(),
+        })
+        .collect();
+    e.send_zgp2(5, membership::Message::Members(records.clone()), at(0));
+    let frames = drain(&mut e, 5);
+    assert!(frames.len() > 1, "{} frames", frames.len());
+    let mut got = Vec::new();
+    for f in &frames {
+        assert!(f.len() <= 600, "{} bytes", f.len());
+        match zgp2::decode(f) {
+            Ok(zgp2::Message::Membership(membership::Message::Members(r))) => got.extend(r),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, records, "every record once, in order");
+}
