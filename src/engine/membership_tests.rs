@@ -155,6 +155,19 @@ impl Net {
             .collect()
     }
 
+    /// Node 4 linked to each of 0 to 3 (all four observe it), and 0 to 3
+    /// in a line.
+    fn hub_and_line() -> Net {
+        let mut net = Net::new(5);
+        for i in 0..4 {
+            net.link(i, 4);
+        }
+        for i in 1..4 {
+            net.link(i - 1, i);
+        }
+        net
+    }
+
     fn line(n: usize) -> Net {
         let mut net = Net::new(n);
         for i in 1..n {
@@ -245,14 +258,7 @@ fn a_link_whose_peer_spoke_before_it_started_here_still_accuses_it() {
 
 #[test]
 fn a_crashed_member_is_declared_failed_after_the_confirmed_wait() {
-    let mut net = Net::new(5);
-    // 4 is linked to every other node: all of them observe it.
-    for i in 0..4 {
-        net.link(i, 4);
-    }
-    net.link(0, 1);
-    net.link(1, 2);
-    net.link(2, 3);
+    let mut net = Net::hub_and_line();
     net.events(0);
     net.crash(4);
     for i in 0..4 {
@@ -680,13 +686,7 @@ fn an_accuser_that_only_saw_silence_waits_twice_the_minimum() {
     // A node paused for two seconds is timed out by all its peers at once,
     // as a crashed one is reset by all: silence alone must leave it the
     // time to come back and deny.
-    let mut net = Net::new(5);
-    for i in 0..4 {
-        net.link(i, 4);
-    }
-    net.link(0, 1);
-    net.link(1, 2);
-    net.link(2, 3);
+    let mut net = Net::hub_and_line();
     net.dead[4] = true;
     for p in 0..4 {
         net.cut(4, p, false, true);
