@@ -462,7 +462,6 @@ fn node_members_prints_the_changes_of_members_states() {
         .unwrap_or_else(|| panic!("{bound}"))
         .to_string();
     let plain = Proc::spawn(&["node", "--name", "plain", "--members", "--join", &hub_ep]);
-    let quiet = Proc::spawn(&["node", "--name", "quiet", "--connect", &hub_ep]);
     let member = |state: &str, name: &str| {
         let (state, name) = (state.to_string(), name.to_string());
         move |l: &str| {
@@ -471,6 +470,9 @@ fn node_members_prints_the_changes_of_members_states() {
         }
     };
     let line = hub.expect("plain alive", member("alive", "plain"));
+    // Started only now: the hub's lines are read in order, and a quiet
+    // node that connected first would print its line before plain's.
+    let quiet = Proc::spawn(&["node", "--name", "quiet", "--connect", &hub_ep]);
     // {"event":"member","id":"<16 hex>","name":..,"state":..,"endpoint":""}
     let id = &line[r#"{"event":"member","id":""#.len()..][..16];
     assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
