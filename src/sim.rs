@@ -1135,7 +1135,7 @@ impl Sim {
         let peer = Peer {
             addr: None,
             zgp2: true,
-            timeout_ms: Some(self.settings.session_timeout_ms),
+            timeout_ms: Some(self.settings.link_timeout_ms),
             max_frame: None,
         };
         let conn = server_conn(id);

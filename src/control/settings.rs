@@ -94,6 +94,7 @@ pub(crate) fn from_config(
     s.session_timeout_ms = ms("server/timeout", defaults.session_timeout_ms)?;
     s.ping_interval_ms = ms("remote/ping-interval", s.ping_interval_ms)?.max(1);
     s.remote_timeout_ms = ms("remote/timeout", s.remote_timeout_ms)?.max(1);
+    s.link_timeout_ms = ms("overlay/link-timeout", s.link_timeout_ms)?.max(3);
     s.reconnect_ivl_ms = ms("remote/reconnect-ivl", s.reconnect_ivl_ms)?.max(1);
     s.reconnect_ivl_max_ms = ms("remote/reconnect-ivl-max", s.reconnect_ivl_max_ms)?.max(1);
     s.sync_interval_ms = ms("server/sync-interval", s.sync_interval_ms)?.max(1);

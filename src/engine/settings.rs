@@ -14,6 +14,13 @@ pub struct Settings {
     /// A remote connection that received nothing (not even a PONG) for this
     /// long is considered dead: it is closed and redialled.
     pub remote_timeout_ms: u64,
+    /// A link between two of our nodes (ZGP/2: overlay links, and CONNECTs
+    /// between our nodes) silent for this long is dead, at either end
+    /// (`overlay/link-timeout`). The server announces it at the handshake
+    /// and the client pings at a third of it, so an idle link costs one
+    /// PING and one PONG a third of this; CZMQ peers keep
+    /// `session_timeout_ms` and `ping_interval_ms`.
+    pub link_timeout_ms: u64,
     /// First delay before redialling a remote; doubles up to the maximum.
     pub reconnect_ivl_ms: u64,
     pub reconnect_ivl_max_ms: u64,
@@ -46,7 +53,7 @@ pub struct Settings {
     /// An inbound plain (ZGP v1) connection that sent nothing for this long
     /// is closed (`limits/idle-timeout`). CZMQ clients never PING, so this
     /// is long; ZGP/2 clients PING and are closed after
-    /// `session_timeout_ms` of silence.
+    /// `link_timeout_ms` of silence.
     pub idle_timeout_ms: u64,
     /// The largest frame a peer accepts (`limits/max-frame`): a tuple is
     /// stored only if it fits in every encoding it may be forwarded in
@@ -110,6 +117,7 @@ impl Default for Settings {
             session_timeout_ms: 1000,
             ping_interval_ms: 250,
             remote_timeout_ms: 10_000,
+            link_timeout_ms: 3_000,
             reconnect_ivl_ms: 100,
             reconnect_ivl_max_ms: 2_000,
             sync_interval_ms: 10_000,

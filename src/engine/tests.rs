@@ -748,12 +748,13 @@ fn closes(e: &mut Engine) -> Vec<ConnId> {
 }
 
 /// A silent inbound connection is closed, not just its session: a ZGP/2
-/// client (which PINGs) after the session timeout, a plain one (CZMQ's
+/// client (which PINGs) after the link timeout, a plain one (CZMQ's
 /// never PING) after `idle_timeout_ms`.
 #[test]
 fn silent_inbound_connections_are_closed() {
     let settings = Settings {
-        session_timeout_ms: 1_000,
+        session_timeout_ms: 200,
+        link_timeout_ms: 1_000,
         idle_timeout_ms: 5_000,
         ..Settings::default()
     };
@@ -772,7 +773,7 @@ fn silent_inbound_connections_are_closed() {
     assert_eq!(
         closes(&mut s),
         [2],
-        "the ZGP/2 client, silent past the timeout"
+        "the ZGP/2 client, silent past the link timeout (not the session timeout)"
     );
     s.handle_timeout(at(4_900));
     assert!(
@@ -782,6 +783,90 @@ fn silent_inbound_connections_are_closed() {
     s.handle_timeout(at(5_100));
     assert_eq!(closes(&mut s), [1]);
     assert_eq!(s.stats().idle_closed, 2);
+}
+
+/// A ZGP/2 server announces its link timeout: our client pings at a third
+/// of it (not at `remote/ping-interval`, meant for CZMQ servers), and gives
+/// the link up after that much silence (not after `remote/timeout`).
+#[test]
+fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
+    let mut c = Engine::new("c", 2, Settings::default());
+    let r = c.add_remote("tcp://x:1", at(0));
+    assert!(matches!(c.poll_action(), Some(Action::Dial { .. })));
+    let peer = Peer {
+        zgp2: true,
+        timeout_ms: Some(3_000),
+        ..Peer::default()
+    };
+    c.handle_connected(5, Role::Outbound(r), peer, at(0));
+    drain(&mut c, 5);
+    let mut pings = Vec::new();
+    let mut t = 0;
+    // The server answers every PING, so the link stays up.
+    while t < 10_000 {
+        t = c.poll_timeout().unwrap();
+        c.handle_timeout(at(t));
+        if names(&drain(&mut c, 5)).contains(&"PING") {
+            pings.push(t);
+            c.handle_frame(5, &enc(Message::Pong), false, at(t + 1));
+        }
+    }
+    assert!(closes(&mut c).is_empty(), "answered: never dead");
+    assert!(
+        (9..=11).contains(&pings.len()),
+        "one PING a second, got {pings:?}"
+    );
+    assert!(pings.windows(2).all(|w| w[1] - w[0] >= 1_000));
+    // Unanswered: dead once 3 s passed without a PONG.
+    let last = t;
+    let mut closed_at = None;
+    while t < last + 10_000 && closed_at.is_none() {
+        t = c.poll_timeout().unwrap();
+        c.handle_timeout(at(t));
+        drain(&mut c, 5);
+        if !closes(&mut c).is_empty() {
+            closed_at = Some(t);
+        }
+    }
+    let silent = closed_at.expect("closed") - (pings.last().unwrap() + 1);
+    assert!(
+        (3_000..3_400).contains(&silent),
+        "closed after {silent} ms of silence"
+    );
+}
+
+/// A ZGP/2 client that only sends (its server has nothing to say back)
+/// still pings, so the PONGs keep the link alive: the silence one way is
+/// not a dead link.
+#[test]
+fn a_zgp2_remote_that_only_sends_pings_for_the_silence_it_hears() {
+    let mut c = Engine::new("c", 2, Settings::default());
+    let r = c.add_remote("tcp://x:1", at(0));
+    assert!(matches!(c.poll_action(), Some(Action::Dial { .. })));
+    let peer = Peer {
+        zgp2: true,
+        timeout_ms: Some(3_000),
+        ..Peer::default()
+    };
+    c.handle_connected(5, Role::Outbound(r), peer, at(0));
+    drain(&mut c, 5);
+    let mut pings = 0;
+    for step in 1..=200u64 {
+        let t = step * 50;
+        c.publish(&format!("k{step}"), "v", None, at(t));
+        c.handle_timeout(at(t));
+        let sent = drain(&mut c, 5);
+        // The tuples go in ZGP/2 frames; only the PING is a ZGP v1 one.
+        if sent.iter().any(|f| matches!(decode(f), Ok(Message::Ping))) {
+            pings += 1;
+            c.handle_frame(5, &enc(Message::Pong), false, at(t + 1));
+        }
+        assert!(
+            closes(&mut c).is_empty(),
+            "closed at {t} ms, after {pings} pings"
+        );
+    }
+    assert!((9..=11).contains(&pings), "{pings} pings in 10 s");
 }
 
 /// A plain client that keeps talking is never closed.

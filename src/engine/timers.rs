@@ -89,18 +89,21 @@ impl Engine {
             }
             match c.role {
                 Role::Inbound => {
-                    // A ZGP/2 client PINGs several times per session
-                    // timeout: silence that long means it is gone. A plain
-                    // client may be silent for long (CZMQ's never PING).
+                    // A ZGP/2 client PINGs three times per link timeout:
+                    // silence that long means it is gone. A plain client
+                    // may be silent for long (CZMQ's never PING); its
+                    // session expires after the session timeout.
                     let limit = if c.peer.zgp2 {
-                        s.session_timeout_ms
+                        s.link_timeout_ms
                     } else {
                         s.idle_timeout_ms.max(s.session_timeout_ms)
                     };
-                    if t.saturating_sub(c.last_rx) > limit {
+                    let silent = t.saturating_sub(c.last_rx);
+                    if silent > limit {
                         idle.push((id, limit));
-                    } else if c.session == Session::Connected
-                        && t.saturating_sub(c.last_rx) > s.session_timeout_ms
+                    } else if !c.peer.zgp2
+                        && c.session == Session::Connected
+                        && silent > s.session_timeout_ms
                     {
                         expire.push(id);
                     } else if c.session == Session::Connected && c.peer.zgp2 && t >= c.next_sync {
@@ -108,17 +111,34 @@ impl Engine {
                     }
                 }
                 Role::Outbound(_) => {
-                    let interval = match c.peer.timeout_ms {
-                        Some(peer) => (peer / 3).clamp(1, s.ping_interval_ms.max(1)),
-                        None => s.ping_interval_ms,
+                    // A ZGP/2 server announced its link timeout: ping at a
+                    // third of it, and give it up after that much silence.
+                    // A plain server gets `remote/ping-interval`.
+                    let (interval, dead_after) = match c.peer.timeout_ms {
+                        Some(peer) if c.peer.zgp2 => {
+                            ((peer / 3).max(1), s.remote_timeout_ms.min(peer.max(1)))
+                        }
+                        Some(peer) => (
+                            (peer / 3).clamp(1, s.ping_interval_ms.max(1)),
+                            s.remote_timeout_ms,
+                        ),
+                        None => (s.ping_interval_ms, s.remote_timeout_ms),
                     };
-                    if t.saturating_sub(c.last_rx) > s.remote_timeout_ms {
+                    if t.saturating_sub(c.last_rx) > dead_after {
                         dead.push(id);
                     } else if c.peer.zgp2
                         && t.saturating_sub(c.last_sync_rx) > s.sync_interval_ms.saturating_mul(3)
                     {
                         rehello.push(id);
-                    } else if t.saturating_sub(c.last_tx) >= interval {
+                    } else if t.saturating_sub(c.last_tx) >= interval
+                        || (t.saturating_sub(c.last_rx) >= interval
+                            && c.ping_sent_at
+                                .is_none_or(|p| t.saturating_sub(p) >= interval))
+                    {
+                        // Quiet one way or the other: a client that only
+                        // sends (pushing writes its server already has)
+                        // hears nothing back but PONGs, and must not take
+                        // the silence for a dead link.
                         ping.push(id);
                     }
                 }

@@ -886,7 +886,7 @@ impl Reactor {
             let timeout = self
                 .engine
                 .settings()
-                .session_timeout_ms
+                .link_timeout_ms
                 .min(u64::from(u32::MAX));
             properties.push((
                 zgp2::TIMEOUT_PROPERTY.to_string(),

@@ -170,10 +170,10 @@ fn a_long_pause_is_timed_out_by_the_peer_and_the_node_recovers() {
     sim.run_until(1_000);
     let opened = sim.stats.links_opened;
     let t = sim.now_ms();
-    sim.pause(1, 3_000);
+    sim.pause(1, 5_000);
     sim.publish(0, "k", "v", None);
-    // The server closes the silent connection after its session timeout.
-    sim.run_until(t + 2_000);
+    // The server closes the silent connection after its link timeout.
+    sim.run_until(t + 3_500);
     assert_eq!(sim.engine(0).unwrap().connection_count(), 0, "seed {seed}");
     assert_eq!(sim.engine(1).unwrap().connection_count(), 1, "seed {seed}");
     // Resumed: the node hears of the close, redials and catches up.
