@@ -287,3 +287,39 @@ fn ephemeral_tuples_die_with_their_writer_and_live_again_if_it_was_only_cut_off(
     let id = sim.engine(cut).unwrap().id();
     until_everywhere(&mut sim, id, MemberState::Alive, usize::MAX, 30_000);
 }
+
+/// A node that crashes together with every node it linked to (a host, a
+/// rack) leaves no observer to accuse it: the others find it when a dial
+/// to it (from their passive views, refilling the links they lost) finds
+/// no one, and it is failed everywhere; its neighbours, observed by the
+/// survivors, are failed as usual.
+#[test]
+fn a_node_that_crashes_with_all_its_observers_is_still_failed_everywhere() {
+    let mut sim = overlay(60, 17);
+    let v = 7;
+    let v_id = id_of(&sim, v);
+    let neighbours: Vec<u64> = sim
+        .engine(v)
+        .unwrap()
+        .active_peers()
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    assert!(!neighbours.is_empty());
+    let group: Vec<usize> = (0..sim.len())
+        .filter(|&i| i == v || neighbours.contains(&id_of(&sim, i)))
+        .collect();
+    for &i in &group {
+        sim.crash(i);
+    }
+    let took = until_everywhere(&mut sim, v_id, MemberState::Failed, v, 120_000);
+    println!(
+        "{} crashed together; the one no survivor linked to failed everywhere after {took} ms",
+        group.len()
+    );
+    let unreachable: u64 = live(&sim)
+        .into_iter()
+        .map(|i| sim.engine(i).unwrap().membership_stats().unreachable)
+        .sum();
+    assert!(unreachable > 0, "found by a dial");
+}

@@ -97,6 +97,7 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("members-records-refused", "zgossip_members_records_refused_total", Counter, "Records of forgotten or replaced members, refused."),
         ("members-suspicions", "zgossip_members_suspicions_total", Counter, "Members that became suspect here."),
         ("members-suspicions-withheld", "zgossip_members_suspicions_withheld_total", Counter, "Lost links not taken as the peer's fault because this node had stalled."),
+        ("members-unreachable", "zgossip_members_unreachable_total", Counter, "Members suspected because a dial to them found no one there."),
         ("members-refutations", "zgossip_members_refutations_total", Counter, "Times this node said it was alive against a suspicion."),
         ("members-failures", "zgossip_members_failures_total", Counter, "Members that became failed here."),
         ("members-leaves", "zgossip_members_leaves_total", Counter, "Leaves this node announced (0 or 1)."),

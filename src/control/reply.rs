@@ -104,7 +104,7 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
 }
 
 /// The membership's sizes and counters, for `STATS`.
-pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 19] {
+pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 20] {
     let m = engine.membership_stats();
     let st = engine.stats();
     let (alive, suspect, gone) = engine.member_counts();
@@ -119,6 +119,7 @@ pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 19] 
         ("members-records-refused", m.records_refused),
         ("members-suspicions", m.suspicions),
         ("members-suspicions-withheld", m.suspicions_withheld),
+        ("members-unreachable", m.unreachable),
         ("members-refutations", m.refutations),
         ("members-failures", m.failures),
         ("members-leaves", m.leaves),

@@ -69,6 +69,12 @@ impl Engine {
         self.run_membership(now);
     }
 
+    /// The overlay could not dial member `id`.
+    pub(super) fn member_unreachable(&mut self, id: u64, now: Now) {
+        self.membership.unreachable(id, now.mono_ms);
+        self.run_membership(now);
+    }
+
     pub(super) fn on_membership(&mut self, conn: ConnId, msg: membership::Message, now: Now) {
         // A digest may come before this end counts the link as started:
         // the answer carries this node's record, with its start.

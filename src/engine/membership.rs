@@ -233,6 +233,9 @@ pub struct MembershipStats {
     pub suspicions: u64,
     /// Suspicions this node did not raise because it had been stalled.
     pub suspicions_withheld: u64,
+    /// Suspicions this node raised because a dial to the member found no
+    /// one there ([`Membership::unreachable`]).
+    pub unreachable: u64,
     pub refutations: u64,
     pub failures: u64,
     pub leaves: u64,
@@ -555,6 +558,36 @@ impl Membership {
                 s.deadline = deadline(settings, s);
             }
         }
+    }
+
+    /// A dial to member `id` found no one (refused, or no answer in
+    /// time). Its observers may all have failed with it (a host, a rack,
+    /// one side of a cut): then no link loss accuses it, and this is the
+    /// only evidence the network gets. An accusation as strong as a
+    /// timed-out link's (it waits at least twice `suspect-min`), raised
+    /// only against a member listed alive that no link of ours joins to
+    /// (a link says it is there). A live member refutes it.
+    pub fn unreachable(&mut self, id: u64, now: u64) {
+        if self.left || self.links.values().any(|l| l.peer == Some(id)) {
+            return;
+        }
+        let Some(record) = self.members.get(&id).map(|m| m.record.to_record()) else {
+            return;
+        };
+        if record.state != MemberState::Alive {
+            return;
+        }
+        if self.stalled(now) {
+            self.stats.suspicions_withheld += 1;
+            return;
+        }
+        self.stats.unreachable += 1;
+        let accusation = MemberRecord {
+            state: MemberState::Suspect,
+            by: self.me.id,
+            ..record
+        };
+        self.apply(accusation, None, now);
     }
 
     /// Whether this node's own clock stalled lately: what it saw meanwhile

@@ -145,6 +145,13 @@ impl Net {
         }
     }
 
+    /// Node `at` dialled `of` and found no one there.
+    fn unreachable(&mut self, at: usize, of: usize) {
+        let (id, now) = (self.id(of), self.now);
+        self.nodes[at].unreachable(id, now);
+        self.run();
+    }
+
     fn state(&self, at: usize, of: usize) -> Option<MemberState> {
         self.nodes[at].member(self.id(of)).map(|m| m.record.state)
     }
@@ -696,4 +703,58 @@ fn an_accuser_that_only_saw_silence_waits_twice_the_minimum() {
     assert_eq!(net.state(0, 4), Some(MemberState::Suspect));
     net.advance(TICK_MS);
     assert_eq!(net.state(0, 4), Some(MemberState::Failed));
+}
+
+#[test]
+fn a_member_whose_observers_died_with_it_is_failed_by_a_dial_that_finds_no_one() {
+    // 3 hangs off 2 alone; 2 and 3 die together (a host, a rack): 1 loses
+    // its link to 2 and accuses 2, but nobody is left to accuse 3.
+    let mut net = Net::line(4);
+    net.dead[3] = true;
+    net.crash(2);
+    let s = settings();
+    net.advance(3 * s.suspect_max_ms);
+    assert_eq!(net.state(0, 2), Some(MemberState::Failed));
+    assert_eq!(net.state(0, 3), Some(MemberState::Alive), "no evidence");
+    // 0 dials 3 (its passive view held it) and finds no one.
+    net.unreachable(0, 3);
+    assert_eq!(net.state(1, 3), Some(MemberState::Suspect));
+    assert_eq!(net.nodes[0].stats().unreachable, 1);
+    // As strong as a timed-out link: twice the minimum at least.
+    net.advance(2 * s.suspect_min_ms - TICK_MS);
+    assert_eq!(net.state(0, 3), Some(MemberState::Suspect));
+    net.advance(s.suspect_max_ms + TICK_MS);
+    assert_eq!(net.state(0, 3), Some(MemberState::Failed));
+    assert_eq!(net.state(1, 3), Some(MemberState::Failed));
+}
+
+#[test]
+fn a_dial_that_finds_no_one_accuses_only_an_alive_member_no_link_joins_to() {
+    let mut net = Net::line(3);
+    // 1 is linked to 2: its own link says 2 is there.
+    net.unreachable(1, 2);
+    assert_eq!(net.state(0, 2), Some(MemberState::Alive));
+    assert_eq!(net.nodes[1].stats().unreachable, 0);
+    // Unknown ids are nothing to accuse.
+    let now = net.now;
+    net.nodes[0].unreachable(999, now);
+    assert_eq!(net.nodes[0].stats().unreachable, 0);
+    // 0 has no link to 2, and 2 is alive (the dial failed for another
+    // reason): 2 hears the suspicion and refutes it.
+    net.unreachable(0, 2);
+    assert_eq!(net.nodes[0].stats().unreachable, 1);
+    assert_eq!(net.nodes[2].stats().refutations, 1);
+    for i in 0..3 {
+        for j in 0..3 {
+            if i != j {
+                assert_eq!(net.state(i, j), Some(MemberState::Alive), "{i} of {j}");
+            }
+        }
+    }
+    // Already suspect: not accused again.
+    net.dead[2] = true;
+    net.cut(1, 2, true, false);
+    assert_eq!(net.state(0, 2), Some(MemberState::Suspect));
+    net.unreachable(0, 2);
+    assert_eq!(net.nodes[0].stats().unreachable, 1);
 }

@@ -230,7 +230,7 @@ impl Engine {
         if zgp2 {
             self.views.link_up(conn, &endpoint, now.mono_ms);
         } else {
-            self.views.dial_failed(&endpoint, now.mono_ms);
+            self.views.dial_useless(&endpoint, now.mono_ms);
             self.close(conn, "overlay peer does not speak ZGP/2".into(), now);
         }
         self.run_overlay(now);
@@ -339,6 +339,7 @@ impl Engine {
                     ViewAction::Send { conn, msg } => self.send_overlay(conn, msg, now),
                     ViewAction::Dial { endpoint, intent } => self.dial_overlay(endpoint, intent),
                     ViewAction::Close { conn, reason } => self.close(conn, reason.into(), now),
+                    ViewAction::Unreachable { id } => self.member_unreachable(id, now),
                 }
             }
             while let Some(tree::TreeAction::Send { conn, msg }) = self.tree.poll_action() {

@@ -97,6 +97,12 @@ pub enum ViewAction {
         conn: ConnId,
         reason: &'static str,
     },
+    /// A dial to member `id` found no one there (refused, or no answer
+    /// within `overlay/request-timeout`): evidence for the membership that
+    /// it may have failed, whoever else observes it.
+    Unreachable {
+        id: u64,
+    },
 }
 
 /// Counters of the views.
@@ -442,9 +448,21 @@ impl Views {
         );
     }
 
-    /// A dial the views asked for failed (or the peer does not speak
-    /// ZGP/2).
+    /// A dial the views asked for failed: no connection (refused, or no
+    /// answer in time). A member asked to become active is reported
+    /// [`ViewAction::Unreachable`].
     pub fn dial_failed(&mut self, endpoint: &str, now: u64) {
+        if let Some(req) = self.dialling.remove(endpoint) {
+            if let Intent::Neighbor { peer, .. } = &req.intent {
+                self.out.push_back(ViewAction::Unreachable { id: peer.id });
+            }
+            self.request_failed(req.intent, true, now);
+        }
+    }
+
+    /// A dialled peer answered but does not speak ZGP/2: alive, but of no
+    /// use to the overlay.
+    pub fn dial_useless(&mut self, endpoint: &str, now: u64) {
         if let Some(req) = self.dialling.remove(endpoint) {
             self.request_failed(req.intent, true, now);
         }
