@@ -45,9 +45,7 @@ impl DnsSeed {
         if rest.starts_with("//") {
             return Err(bad("no // after dns:"));
         }
-        let (name, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| bad("missing :PORT"))?;
+        let (name, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing :PORT"))?;
         let port = match port.parse::<u16>() {
             Ok(0) | Err(_) => return Err(bad(&format!("port '{port}' is not 1 to 65535"))),
             Ok(p) => p,
@@ -110,7 +108,11 @@ mod tests {
     fn good_seeds_parse_and_print_back() {
         for (s, name, port) in [
             ("dns:seeds.test:5670", "seeds.test", 5670),
-            ("dns:zgossip-headless.default.svc.cluster.local:1", "zgossip-headless.default.svc.cluster.local", 1),
+            (
+                "dns:zgossip-headless.default.svc.cluster.local:1",
+                "zgossip-headless.default.svc.cluster.local",
+                1,
+            ),
             ("dns:localhost:65535", "localhost", 65535),
             ("dns:Seeds.Test.:80", "Seeds.Test", 80),
             ("dns:_svc.x:9", "_svc.x", 9),

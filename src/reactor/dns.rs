@@ -270,7 +270,9 @@ mod tests {
         .unwrap();
         let got = d.take_answers(50);
         assert_eq!(got.len(), 1);
-        assert!(got[0].as_ref().is_err_and(|e| e.to_string().contains("no such name")));
+        assert!(got[0]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("no such name")));
         assert_eq!(d.stats.failures, 1);
         assert_eq!(d.poll_timeout(), Some(1050));
         d.seeds[0].next_at = None;
