@@ -136,6 +136,8 @@ impl Drop for Net {
             let _ = ip(&["netns", "del", ns]);
             let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
         }
+        // Only when empty: another program's entries stay.
+        let _ = std::fs::remove_dir("/etc/netns");
         if std::thread::panicking() {
             eprintln!("logs kept in {}", self.dir.display());
         } else {
