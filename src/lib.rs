@@ -10,6 +10,7 @@ pub mod beacon;
 pub mod certs;
 pub mod config;
 mod control;
+pub mod dns_seed;
 pub mod endpoint;
 pub mod engine;
 mod error;

@@ -124,11 +124,21 @@ struct NodeArgs {
     /// Endpoint of a node to keep connected (repeatable)
     #[arg(long)]
     connect: Vec<String>,
-    /// Join the overlay through a member at this tcp:// endpoint
-    /// (repeatable): the node keeps a few links the overlay picks (see
-    /// docs/overlay.md)
+    /// Join the overlay through a member at this tcp:// endpoint, or
+    /// through every address of a DNS name, dns:NAME:PORT (resolved again
+    /// every --dns-interval) (repeatable): the node keeps a few links the
+    /// overlay picks (see docs/overlay.md)
     #[arg(long)]
     join: Vec<String>,
+    /// The endpoint other nodes dial to reach this one, tcp://HOST:PORT,
+    /// when it is not the bound one (NAT, containers, several addresses;
+    /// SET overlay/advertise)
+    #[arg(long, value_name = "ENDPOINT")]
+    advertise: Option<String>,
+    /// How often the dns: names given to --join are resolved again, in ms
+    /// (default 30000; SET overlay/dns-interval)
+    #[arg(long, value_name = "MS")]
+    dns_interval: Option<u64>,
     /// Tuple to publish at start, key=value (repeatable)
     #[arg(long, value_parser = parse_pair, value_name = "KEY=VALUE")]
     publish: Vec<(String, String)>,
@@ -419,6 +429,12 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     }
     if args.members {
         node.send(&["SET", "membership/events", "1"])?;
+    }
+    if let Some(endpoint) = &args.advertise {
+        node.send(&["SET", "overlay/advertise", endpoint])?;
+    }
+    if let Some(ms) = args.dns_interval {
+        node.send(&["SET", "overlay/dns-interval", &ms.to_string()])?;
     }
     if let Some(dir) = &args.data_dir {
         // Loaded before the node is reachable: it serves its tuples from

@@ -185,6 +185,28 @@ fn exit_codes_tell_what_went_wrong() {
 }
 
 #[test]
+fn a_bad_advertise_or_dns_seed_is_refused_saying_why() {
+    let (code, _, err) = run(&["node", "--advertise", "tcp://*:5670"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("overlay/advertise must be tcp://HOST:PORT"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["node", "--join", "dns:seeds.test"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("bad DNS seed 'dns:seeds.test': missing :PORT"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["node", "--dns-interval", "5", "--join", "dns:s.test:1"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("overlay/dns-interval must be between 100"),
+        "{err}"
+    );
+}
+
+#[test]
 fn demo_runs_to_a_clean_exit() {
     let (code, out, err) = run(&["demo", "--nodes", "4", "--tuples", "20"]);
     assert_eq!(code, 0, "{err}");

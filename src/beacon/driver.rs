@@ -141,6 +141,16 @@ impl Driver {
         self.start_over(now);
     }
 
+    /// The TCP port others dial changed (`overlay/advertise`): beacon
+    /// it from now on.
+    pub(crate) fn set_tcp_port(&mut self, tcp_port: u16, now: Now) {
+        if tcp_port != self.tcp_port {
+            self.tcp_port = tcp_port;
+            self.encode_beacon();
+            self.next_send = now.mono_ms;
+        }
+    }
+
     fn start_over(&mut self, now: Now) {
         self.encode_beacon();
         let key = self.public_key.as_ref();

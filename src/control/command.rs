@@ -3,6 +3,7 @@
 
 use std::sync::mpsc;
 
+use crate::dns_seed::DnsSeed;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::wire::gossip::MAX_KEY_LEN;
@@ -45,6 +46,11 @@ pub enum Command {
     /// member at `endpoint` (a contact), dialled as a CURVE client of the
     /// key when given. The overlay then picks this node's links.
     Join(Endpoint, Option<[u8; 32]>),
+    /// `JOIN dns:NAME:PORT [server-public-key]`: join the overlay through
+    /// the addresses NAME resolves to (A and AAAA records), resolved again
+    /// every `overlay/dns-interval`; dialled as CURVE clients of the key
+    /// when given.
+    JoinDns(DnsSeed, Option<[u8; 32]>),
     /// `SET PUBLICKEY key` (one frame "SET PUBLICKEY", as CZMQ): our CURVE
     /// public key, Z85.
     SetPublicKey([u8; 32]),
@@ -165,17 +171,20 @@ impl Command {
                 if args.len() != 2 {
                     want(1, "JOIN endpoint [server-public-key]")?;
                 }
-                let ep = Endpoint::parse_connect(args[0])?;
-                if !matches!(ep, Endpoint::Tcp { .. }) {
-                    return Err(Error::command(format!(
-                        "JOIN: '{}' is not a tcp:// endpoint (the overlay links nodes over TCP)",
-                        args[0]
-                    )));
-                }
                 let key = match args.get(1) {
                     Some(k) => Some(crate::certs::decode_key("JOIN: server public key", k)?),
                     None => None,
                 };
+                if DnsSeed::is_seed(args[0]) {
+                    return Ok(Command::JoinDns(DnsSeed::parse(args[0])?, key));
+                }
+                let ep = Endpoint::parse_connect(args[0])?;
+                if !matches!(ep, Endpoint::Tcp { .. }) {
+                    return Err(Error::command(format!(
+                        "JOIN: '{}' is not a tcp:// endpoint or a dns:NAME:PORT seed (the overlay links nodes over TCP)",
+                        args[0]
+                    )));
+                }
                 Ok(Command::Join(ep, key))
             }
             "SET PUBLICKEY" | "SET SECRETKEY" => {
@@ -314,6 +323,10 @@ impl std::fmt::Display for Command {
             Command::Join(ep, None) => write!(f, "JOIN {ep}"),
             Command::Join(ep, Some(k)) => {
                 write!(f, "JOIN {ep} {}", crate::wire::z85::encode_key(k))
+            }
+            Command::JoinDns(seed, None) => write!(f, "JOIN {seed}"),
+            Command::JoinDns(seed, Some(k)) => {
+                write!(f, "JOIN {seed} {}", crate::wire::z85::encode_key(k))
             }
             Command::SetPublicKey(k) => {
                 write!(f, "SET PUBLICKEY {}", crate::wire::z85::encode_key(k))
@@ -557,6 +570,36 @@ mod tests {
         assert!(err(&["JOIN", "ipc:///tmp/x"]).contains("not a tcp:// endpoint"));
         assert!(err(&["JOIN", "tcp://host"]).contains("expected host:port"));
         assert!(err(&["JOIN", "tcp://h:1", "short"]).contains("40-character Z85"));
+    }
+
+    #[test]
+    fn join_takes_a_dns_seed_and_an_optional_key() {
+        let (public, _) = crate::certs::keypair().unwrap();
+        let key = crate::wire::z85::decode_key(&public).unwrap();
+        let seed = Command::parse(&["JOIN", "dns:seeds.test:5670"]).unwrap();
+        assert_eq!(
+            seed,
+            Command::JoinDns(
+                DnsSeed {
+                    name: "seeds.test".into(),
+                    port: 5670
+                },
+                None
+            )
+        );
+        assert_eq!(seed.to_string(), "JOIN dns:seeds.test:5670");
+        let keyed = Command::parse(&["JOIN", "dns:seeds.test:5670", &public]).unwrap();
+        assert!(matches!(keyed, Command::JoinDns(_, Some(k)) if k == key));
+        assert_eq!(
+            keyed.to_string(),
+            format!("JOIN dns:seeds.test:5670 {public}")
+        );
+        assert!(err(&["JOIN", "dns:seeds.test"]).contains("missing :PORT"));
+        assert!(err(&["JOIN", "dns:seeds.test:0"]).contains("not 1 to 65535"));
+        assert!(err(&["JOIN", "dns::1"]).contains("missing host name"));
+        assert!(err(&["JOIN", "dns:a b:1"]).contains("not allowed in a host name"));
+        assert!(err(&["JOIN", "dns:s.test:1", "short"]).contains("40-character Z85"));
+        assert!(err(&["JOIN", "dns:s.test:1", &public, "x"]).contains("usage"));
     }
 
     #[test]

@@ -118,6 +118,12 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("cluster-refused", "zgossip_cluster_refused_total", Counter, "Handshakes that failed because the peer is of another cluster."),
         ("bytes-in", "zgossip_bytes_in_total", Counter, "Bytes read from all connections."),
         ("bytes-out", "zgossip_bytes_out_total", Counter, "Bytes written to all connections."),
+        ("dns-seeds", "zgossip_dns_seeds", Gauge, "DNS seeds (JOIN dns:NAME:PORT) this node resolves."),
+        ("dns-resolutions", "zgossip_dns_resolutions_total", Counter, "Resolutions of DNS seeds that gave addresses."),
+        ("dns-failures", "zgossip_dns_failures_total", Counter, "Resolutions of DNS seeds that failed or gave no address (tried again an interval later)."),
+        ("dns-addresses", "zgossip_dns_addresses", Gauge, "Addresses in the last answers of the DNS seeds, summed."),
+        ("dns-joins", "zgossip_dns_joins_total", Counter, "Joins dialled to addresses of DNS seeds."),
+        ("dns-dropped", "zgossip_dns_dropped_addresses_total", Counter, "Addresses of DNS answers left out (beyond what a seed keeps, undialable, or this node's own)."),
         ("discovery-answers", "zgossip_discovery_answers_total", Counter, "Discovery beacons answered."),
         ("discovery-other-cluster", "zgossip_discovery_other_cluster_total", Counter, "Discovery beacons of another cluster ignored."),
         ("discovery-peers", "zgossip_discovery_peers", Gauge, "Peers heard by discovery."),
@@ -360,6 +366,8 @@ mod tests {
             .into_iter()
             .chain(crate::control::reply::overlay_counters(&e))
             .chain(store)
+            .chain(crate::control::reply::seed_counters(&e))
+            .chain(crate::reactor::dns::DnsSeeds::new(1).counters())
             .map(|(n, _)| n)
             .chain([
                 "input-held",

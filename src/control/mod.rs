@@ -12,8 +12,11 @@
 //!   what each new connection may do (its mechanism, or its refusal).
 //! - [`config_file`]: the configuration file loaded, and when to check it
 //!   for changes.
+//! - [`advertise`]: the endpoint this node tells others to dial
+//!   (`overlay/advertise`, else the bound one).
 
 pub(crate) mod access;
+pub(crate) mod advertise;
 pub mod command;
 pub(crate) mod config_file;
 pub(crate) mod metrics;

@@ -103,6 +103,13 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
     ]
 }
 
+/// What the overlay did with DNS seeds' answers, for `STATS` (after the
+/// reactor's `dns-*` counters of resolutions).
+pub(crate) fn seed_counters(engine: &Engine) -> [(&'static str, u64); 2] {
+    let v = engine.overlay_stats().views;
+    [("dns-joins", v.seed_joins), ("dns-dropped", v.seed_dropped)]
+}
+
 /// The membership's sizes and counters, for `STATS`.
 pub(crate) fn membership_counters(engine: &Engine) -> [(&'static str, u64); 20] {
     let m = engine.membership_stats();

@@ -38,7 +38,15 @@ pub(crate) struct NodeSettings {
     /// `membership/events`: `MEMBER id name state endpoint` on the pipe
     /// whenever a member's state changes.
     pub member_events: bool,
+    /// `overlay/advertise`: the endpoint told to others instead of the
+    /// bound one (`None`: the bound one).
+    pub advertise: Option<String>,
+    /// `overlay/dns-interval`: ms between two resolutions of a DNS seed.
+    pub dns_interval_ms: u64,
 }
+
+/// `overlay/dns-interval` when unset, ms.
+pub(crate) const DEFAULT_DNS_INTERVAL_MS: u64 = 30_000;
 
 /// The longest cluster name (it travels in beacons, one length octet).
 pub(crate) const MAX_CLUSTER_NAME: usize = 255;
@@ -170,6 +178,14 @@ pub(crate) fn from_config(
             Some(v) => Fsync::parse(v).map_err(Error::Config)?,
         },
         member_events,
+        advertise: super::advertise::parse_advertise(cfg.get("overlay/advertise").unwrap_or(""))?,
+        dns_interval_ms: ranged(
+            &num,
+            "overlay/dns-interval",
+            DEFAULT_DNS_INTERVAL_MS,
+            100,
+            u64::MAX / 4,
+        )?,
     })
 }
 
@@ -340,6 +356,31 @@ mod tests {
         assert_eq!(n.limits, Limits::default());
         assert!(n.zgp2_enabled && !n.verbose);
         assert_eq!(n.linger_ms, 500);
+    }
+
+    #[test]
+    fn the_advertised_endpoint_and_the_dns_interval_are_read_and_checked() {
+        let n = read(&[]).unwrap();
+        assert_eq!(n.advertise, None);
+        assert_eq!(n.dns_interval_ms, DEFAULT_DNS_INTERVAL_MS);
+        let n = read(&[
+            ("overlay/advertise", "tcp://203.0.113.7:7000"),
+            ("overlay/dns-interval", "500"),
+        ])
+        .unwrap();
+        assert_eq!(n.advertise.as_deref(), Some("tcp://203.0.113.7:7000"));
+        assert_eq!(n.dns_interval_ms, 500);
+        assert_eq!(read(&[("overlay/advertise", "")]).unwrap().advertise, None);
+        for (path, value, says) in [
+            ("overlay/advertise", "tcp://*:5670", "cannot connect to '*'"),
+            ("overlay/advertise", "ipc:///x", "not a tcp:// endpoint"),
+            ("overlay/advertise", "10.0.0.1", "tcp://HOST:PORT"),
+            ("overlay/dns-interval", "10", "between 100 and"),
+            ("overlay/dns-interval", "soon", "whole number"),
+        ] {
+            let e = read(&[(path, value)]).unwrap_err().to_string();
+            assert!(e.contains(says), "{path}={value}: {e}");
+        }
     }
 
     #[test]

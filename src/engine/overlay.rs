@@ -63,6 +63,21 @@ impl Engine {
         self.run_overlay(now);
     }
 
+    /// A DNS seed (`JOIN dns:NAME:PORT`) resolved to `endpoints`
+    /// (`tcp://address:port`): addresses new since its last answer are
+    /// joined through, within the views' bounds (`Views::seed_resolved`).
+    /// The driver resolves; the engine only hears the answers.
+    pub fn seed_resolved(
+        &mut self,
+        seed: &str,
+        endpoints: &[String],
+        key: Option<[u8; 32]>,
+        now: Now,
+    ) {
+        self.views.seed_resolved(seed, endpoints, key, now.mono_ms);
+        self.run_overlay(now);
+    }
+
     /// A member heard of by discovery: joined through if this node is
     /// alone, else kept as a passive peer.
     pub fn add_candidate(&mut self, id: u64, endpoint: &str, key: Option<[u8; 32]>, now: Now) {

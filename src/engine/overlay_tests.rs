@@ -430,3 +430,51 @@ mod forged {
         }
     }
 }
+
+/// `overlay/advertise`: the driver hands the engine the advertised
+/// endpoint in place of the bound one; the JOIN it sends, and the
+/// membership's own record (MEMBERS), carry it.
+#[test]
+fn the_advertised_endpoint_is_what_joins_and_the_member_table_tell() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.set_endpoint("tcp://*:5670"); // bound to a wildcard
+    e.set_endpoint("tcp://203.0.113.7:7000"); // then advertised
+    assert_eq!(e.endpoint(), "tcp://203.0.113.7:7000");
+    e.join("tcp://10.0.0.2:5670", None, at(0));
+    let Some(Action::Dial { remote, .. }) = actions(&mut e).pop() else {
+        panic!("no dial");
+    };
+    e.handle_connected(4, Role::Outbound(remote), ZGP2, at(1));
+    let sent = overlay_msgs(&drain(&mut e, 4));
+    assert!(
+        sent.contains(&overlay::Message::Join(entry(1, "tcp://203.0.113.7:7000"))),
+        "{sent:?}"
+    );
+    let me = e.members().into_iter().next().expect("own record");
+    assert_eq!((me.id, me.endpoint.as_str()), (1, "tcp://203.0.113.7:7000"));
+}
+
+/// A DNS seed's answer, as the driver hands it over: each address is
+/// joined through with the seed's key; the same answer again joins none.
+#[test]
+fn a_dns_seed_answer_dials_each_address_as_a_join() {
+    let mut e = Engine::new("e", 1, Settings::default());
+    e.set_endpoint("tcp://10.0.0.1:5670");
+    let key = Some([9u8; 32]);
+    let answer: Vec<String> = (2..=4).map(|i| format!("tcp://10.0.0.{i}:5670")).collect();
+    e.seed_resolved("dns:seeds.test:5670", &answer, key, at(0));
+    let mut dialled: Vec<String> = actions(&mut e)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Dial { endpoint, .. } => Some(endpoint),
+            _ => None,
+        })
+        .collect();
+    dialled.sort();
+    assert_eq!(dialled, answer);
+    assert_eq!(e.overlay_stats().views.seed_joins, 3);
+    e.seed_resolved("dns:seeds.test:5670", &answer, key, at(100));
+    assert!(!actions(&mut e)
+        .iter()
+        .any(|a| matches!(a, Action::Dial { .. })));
+}

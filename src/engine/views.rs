@@ -123,6 +123,20 @@ pub struct ViewStats {
     /// on a link that is not active, a reply nobody asked for, the node's
     /// own id): ignored.
     pub ignored: u64,
+    /// Joins dialled to an address a DNS seed resolved to.
+    pub seed_joins: u64,
+    /// Addresses of DNS answers left out: beyond what a seed keeps
+    /// ([`Views::seed_limit`]) or not dialable.
+    pub seed_dropped: u64,
+}
+
+/// A DNS seed (`JOIN dns:NAME:PORT`) as the views know it: the endpoints
+/// of its last answer, at most [`Views::seed_limit`] of them, and the key
+/// to dial them with.
+#[derive(Debug, Clone, Default)]
+struct Seed {
+    endpoints: Vec<String>,
+    key: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +168,11 @@ pub struct Views {
     /// Endpoints (and keys) given to `join`: dialled again while the node
     /// is alone.
     contacts: Vec<(String, Option<[u8; 32]>)>,
+    /// DNS seeds, by name (`dns:NAME:PORT`): their addresses are joined
+    /// when they first appear in an answer, and dialled again (a few)
+    /// while the node is alone. The driver resolves; the views only get
+    /// the answers ([`Views::seed_resolved`]).
+    seeds: BTreeMap<String, Seed>,
     /// Peers whose link failed or that could not be reached, with when:
     /// tried again one per shuffle period, forgotten after
     /// `failed_keep_ms`; at most `passive_max`.
@@ -201,6 +220,7 @@ impl Views {
             dialling: BTreeMap::new(),
             asking: BTreeMap::new(),
             contacts: Vec::new(),
+            seeds: BTreeMap::new(),
             failed: Vec::new(),
             last_shuffle: Vec::new(),
             next_shuffle: None,
@@ -285,6 +305,93 @@ impl Views {
         }
         self.dial(endpoint.to_string(), Intent::Join { key }, now);
         self.arm(now);
+    }
+
+    /// Most addresses kept of one DNS seed's answer: the active and passive
+    /// views' sizes together (an answer with hundreds of records is cut to
+    /// this, at random, keeping those already known).
+    pub fn seed_limit(&self) -> usize {
+        (self.settings.active_max + self.settings.passive_max).max(1)
+    }
+
+    /// The DNS seed `seed` (`dns:NAME:PORT`) resolved to `endpoints`
+    /// (`tcp://address:port`), to be dialled as CURVE clients of `key`
+    /// when given. The answer replaces the seed's previous one, cut to
+    /// [`Views::seed_limit`] addresses; each address that was not in the
+    /// previous answer is joined through as `JOIN` would, at most
+    /// `active_max` of them per answer (the others wait as the seed's
+    /// addresses, dialled when the node is alone). An empty answer (a
+    /// failed resolution) keeps the previous one.
+    pub fn seed_resolved(
+        &mut self,
+        seed: &str,
+        endpoints: &[String],
+        key: Option<[u8; 32]>,
+        now: u64,
+    ) {
+        let limit = self.seed_limit();
+        let known = self
+            .seeds
+            .get(seed)
+            .map(|s| s.endpoints.clone())
+            .unwrap_or_default();
+        let mut fresh: Vec<String> = Vec::new();
+        let mut kept: Vec<String> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for e in endpoints {
+            if !endpoint_is_dialable(e) || *e == self.me.endpoint {
+                self.stats.seed_dropped += 1;
+                continue;
+            }
+            if !seen.insert(e.as_str()) {
+                continue;
+            }
+            if known.contains(e) {
+                kept.push(e.clone());
+            } else {
+                fresh.push(e.clone());
+            }
+        }
+        if kept.is_empty() && fresh.is_empty() {
+            if let Some(s) = self.seeds.get_mut(seed) {
+                s.key = key;
+            }
+            return;
+        }
+        // Keep what was known first, then new addresses at random.
+        kept.truncate(limit);
+        let mut fresh = self.rng.sample(&fresh, fresh.len());
+        let room = limit - kept.len();
+        if fresh.len() > room {
+            self.stats.seed_dropped += (fresh.len() - room) as u64;
+            fresh.truncate(room);
+        }
+        let mut joins = 0;
+        for e in &fresh {
+            if joins >= self.settings.active_max {
+                break;
+            }
+            let linked = self.active.iter().any(|a| a.peer.endpoint == *e);
+            if !linked && !self.dialling.contains_key(e) {
+                joins += 1;
+                self.stats.seed_joins += 1;
+                self.dial(e.clone(), Intent::Join { key }, now);
+            }
+        }
+        kept.extend(fresh);
+        self.seeds.insert(
+            seed.to_string(),
+            Seed {
+                endpoints: kept,
+                key,
+            },
+        );
+        self.arm(now);
+    }
+
+    /// The addresses a DNS seed resolved to last (empty: none yet).
+    pub fn seed_endpoints(&self, seed: &str) -> &[String] {
+        self.seeds.get(seed).map_or(&[], |s| &s.endpoints)
     }
 
     /// A member heard of outside the overlay (discovery). A node that is
@@ -555,6 +662,19 @@ impl Views {
         if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
             for (c, key) in self.contacts.clone() {
                 self.dial(c, Intent::Join { key }, now);
+            }
+            self.dial_seeds(now);
+        }
+    }
+
+    /// A node alone dials a few addresses of each DNS seed again (at most
+    /// `active_max` per seed, drawn at random).
+    fn dial_seeds(&mut self, now: u64) {
+        let seeds: Vec<Seed> = self.seeds.values().cloned().collect();
+        for seed in seeds {
+            let picks = self.rng.sample(&seed.endpoints, self.settings.active_max);
+            for e in picks {
+                self.dial(e, Intent::Join { key: seed.key }, now);
             }
         }
     }

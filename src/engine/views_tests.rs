@@ -787,3 +787,86 @@ fn a_node_that_lost_every_link_asks_several_passive_peers_at_once() {
         .iter()
         .all(|(_, i)| matches!(i, Intent::Neighbor { high: true, .. })));
 }
+
+fn addrs(hosts: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    hosts
+        .map(|i| format!("tcp://10.1.{}.{}:5670", i / 256, i % 256))
+        .collect()
+}
+
+#[test]
+fn a_dns_seed_is_joined_through_each_address_and_a_new_one_after_re_resolution() {
+    let mut v = views(1);
+    let seed = "dns:seeds.test:5670";
+    v.seed_resolved(seed, &addrs(2..=4), None, 0);
+    let first: Vec<String> = dials(&drain(&mut v)).into_iter().map(|d| d.0).collect();
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(sorted, addrs(2..=4));
+    assert_eq!(v.stats.seed_joins, 3);
+    // The same answer again: nothing new to join.
+    v.seed_resolved(seed, &addrs(2..=4), None, 100);
+    assert!(dials(&drain(&mut v)).is_empty());
+    // A record added: only it is joined, with the seed's key.
+    let key = Some([7u8; 32]);
+    v.seed_resolved(seed, &addrs(2..=5), key, 200);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![(addrs(5..=5)[0].clone(), Intent::Join { key })]
+    );
+    assert_eq!(v.seed_endpoints(seed).len(), 4);
+}
+
+#[test]
+fn a_dns_answer_with_hundreds_of_records_is_bounded() {
+    let mut v = views(1);
+    let s = ViewSettings::default();
+    let answer = addrs(1..=600);
+    v.seed_resolved("dns:many.test:1", &answer, None, 0);
+    let d = dials(&drain(&mut v));
+    assert_eq!(d.len(), s.active_max, "joins per answer");
+    let kept = v.seed_endpoints("dns:many.test:1").to_vec();
+    assert_eq!(kept.len(), s.active_max + s.passive_max);
+    assert_eq!(v.stats.seed_dropped, (600 - kept.len()) as u64);
+    // The next answer keeps what was kept, and joins none of the rest it
+    // already holds.
+    v.seed_resolved("dns:many.test:1", &answer, None, 10);
+    let mut again = v.seed_endpoints("dns:many.test:1").to_vec();
+    let mut kept = kept;
+    again.sort();
+    kept.sort();
+    assert_eq!(again, kept);
+    assert!(dials(&drain(&mut v)).is_empty());
+}
+
+#[test]
+fn a_dns_answer_skips_the_own_endpoint_and_undialable_ones_and_an_empty_one_keeps_the_last() {
+    let mut v = views(1);
+    let answer = vec![
+        "tcp://10.0.0.1:5670".to_string(), // ourselves (peer(1)'s endpoint)
+        "tcp://0.0.0.0:5670".to_string(),
+        "tcp://10.0.0.9:5670".to_string(),
+    ];
+    v.seed_resolved("dns:s:5670", &answer, None, 0);
+    assert_eq!(
+        dials(&drain(&mut v)),
+        vec![("tcp://10.0.0.9:5670".into(), Intent::Join { key: None })]
+    );
+    assert_eq!(v.stats.seed_dropped, 2);
+    v.seed_resolved("dns:s:5670", &[], None, 10);
+    assert_eq!(v.seed_endpoints("dns:s:5670"), ["tcp://10.0.0.9:5670"]);
+}
+
+#[test]
+fn an_alone_node_dials_its_seed_addresses_again() {
+    let mut v = views(1);
+    v.seed_resolved("dns:s:5670", &addrs(2..=3), None, 0);
+    drain(&mut v);
+    let t = ViewSettings::default().request_timeout_ms;
+    v.handle_timeout(t); // both dials time out
+    drain(&mut v);
+    v.handle_timeout(v.poll_timeout().unwrap());
+    let mut again: Vec<String> = dials(&drain(&mut v)).into_iter().map(|d| d.0).collect();
+    again.sort();
+    assert_eq!(again, addrs(2..=3));
+}

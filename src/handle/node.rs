@@ -227,7 +227,9 @@ impl Node {
         self.send(&["CONNECT", endpoint])
     }
 
-    /// JOIN the overlay through a member at `endpoint` (`tcp://host:port`):
+    /// JOIN the overlay through a member at `endpoint` (`tcp://host:port`),
+    /// or through every address a DNS name resolves to (`dns:NAME:PORT`,
+    /// resolved off the event loop and again every `overlay/dns-interval`):
     /// the node then keeps a few links the overlay picks (at most
     /// `overlay/active-max`) instead of one to every node. See
     /// `docs/overlay.md`.

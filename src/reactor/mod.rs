@@ -5,6 +5,7 @@
 //! check: [`Reactor::poll_timeout`] and [`Reactor::handle_timeout`].
 
 pub(crate) mod affinity;
+pub(crate) mod dns;
 pub(crate) mod inproc;
 mod net;
 mod persist;
@@ -37,7 +38,7 @@ use crate::config::Config;
 use crate::control::access::Access;
 use crate::control::command::{Command, Envelope};
 use crate::control::config_file::ConfigFile;
-use crate::control::{metrics, reply, settings};
+use crate::control::{advertise, metrics, reply, settings};
 use crate::endpoint::Endpoint;
 use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings};
 use crate::error::{Error, Result};
@@ -130,6 +131,13 @@ pub(crate) struct Reactor {
     discovery: Option<crate::beacon::driver::Driver>,
     /// The data directory (`store/path`), once set.
     persist: Option<persist::Persist>,
+    /// `overlay/advertise`: the endpoint told to others, when set.
+    advertise: Option<String>,
+    /// The endpoint the first TCP bind gives others (`tcp://*:PORT` for a
+    /// wildcard bind), when there was one.
+    listening: Option<String>,
+    /// DNS seeds (`JOIN dns:NAME:PORT`), resolved on helper threads.
+    dns: dns::DnsSeeds,
 }
 
 impl Reactor {
@@ -195,6 +203,9 @@ impl Reactor {
             access: Access::default(),
             discovery: None,
             persist: None,
+            advertise: None,
+            listening: None,
+            dns: dns::DnsSeeds::new(settings::DEFAULT_DNS_INTERVAL_MS),
         };
         Ok((reactor, waker))
     }
@@ -300,6 +311,7 @@ impl Reactor {
             discovery,
             self.config_file.poll_timeout(),
             self.persist.as_ref().and_then(|p| p.poll_timeout()),
+            self.dns.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -317,6 +329,7 @@ impl Reactor {
                 d.timeout(links, &self.access.policy, now);
             }
         }
+        self.dns.start_due(now.mono_ms, &self.waker);
         self.engine.handle_timeout(now);
         if let Some(p) = self.persist.as_mut() {
             p.take(&mut self.engine, now);
@@ -421,6 +434,7 @@ impl Reactor {
             );
         }
         let now = self.now();
+        self.take_dns_answers(now);
         for _ in 0..COMMAND_BUDGET {
             if !self.commands.take(&mut self.batch) {
                 return;
@@ -520,6 +534,11 @@ impl Reactor {
                 self.engine.join(&ep.to_string(), key, now);
                 Ok(None)
             }
+            Command::JoinDns(seed, key) => {
+                self.dns.add(seed, key, now.mono_ms)?;
+                self.dns.start_due(now.mono_ms, &self.waker);
+                Ok(None)
+            }
             Command::SetPublicKey(_)
             | Command::SetSecretKey(_)
             | Command::ZapDomain(_)
@@ -601,6 +620,8 @@ impl Reactor {
             .chain(self.access.counters(stalled))
             .chain(own)
             .chain(reply::store_counters(&store))
+            .chain(self.dns.counters())
+            .chain(reply::seed_counters(&self.engine))
             .chain(discovery.into_iter().flatten())
             .collect()
     }
@@ -653,17 +674,11 @@ impl Reactor {
             _ => text.clone(),
         };
         self.trace(format_args!("bound {shown}"));
-        if port.is_some() && self.engine.endpoint().is_empty() {
-            // The first TCP endpoint is what overlay peers dial; bound to a
-            // wildcard, it is `tcp://*:PORT` and each peer puts in the
-            // address our connection to it comes from.
-            let advertised = match ep {
-                Endpoint::Tcp { host, .. } if host == "0.0.0.0" || host == "[::]" => {
-                    format!("tcp://*:{}", self.port)
-                }
-                _ => shown.clone(),
-            };
-            self.engine.set_endpoint(&advertised);
+        if let (Endpoint::Tcp { host, .. }, Some(p), None) = (ep, port, &self.listening) {
+            // The first TCP endpoint is what overlay peers dial, unless
+            // `overlay/advertise` says otherwise.
+            self.listening = Some(advertise::listening_endpoint(host, p));
+            self.tell_own_endpoint();
         }
         self.bound.push(text);
         self.listeners.insert(token, (listener, shown));
@@ -703,8 +718,10 @@ impl Reactor {
             };
             self.bind(&Endpoint::parse_bind(&format!("tcp://{host}:*"))?)?;
         }
-        let port = u16::try_from(self.port)
-            .map_err(|_| Error::command("DISCOVER: the node has no TCP port"))?;
+        // Beacons carry the port of the endpoint told to others.
+        let port = advertise::endpoint_port(&self.own_endpoint())
+            .or_else(|| u16::try_from(self.port).ok().filter(|p| *p != 0))
+            .ok_or_else(|| Error::command("DISCOVER: the node has no TCP port"))?;
         let driver = disc::Driver::start(
             udp,
             &options,
@@ -803,7 +820,53 @@ impl Reactor {
         self.engine.set_settings(n.engine);
         self.engine.set_member_events(n.member_events);
         self.access.limits = n.limits;
+        self.dns.set_interval(n.dns_interval_ms);
+        if n.advertise != self.advertise {
+            self.advertise = n.advertise;
+            self.tell_own_endpoint();
+        }
         Ok(())
+    }
+
+    /// The endpoint this node tells others to dial: `overlay/advertise`,
+    /// else its first TCP bind's (empty: it does not listen). The one
+    /// place it is derived.
+    fn own_endpoint(&self) -> String {
+        advertise::own_endpoint(self.advertise.as_deref(), self.listening.as_deref())
+    }
+
+    /// Tells the engine (overlay and membership) and the beacons the
+    /// endpoint others dial, when it changed.
+    fn tell_own_endpoint(&mut self) {
+        let own = self.own_endpoint();
+        if own == self.engine.endpoint() {
+            return;
+        }
+        self.trace(format_args!("telling others to dial {own}"));
+        self.engine.set_endpoint(&own);
+        if let Some(port) = advertise::endpoint_port(&own) {
+            let now = self.now();
+            if let Some(d) = self.discovery.as_mut() {
+                d.set_tcp_port(port, now);
+            }
+        }
+    }
+
+    /// Hands the DNS seeds' answers to the engine.
+    fn take_dns_answers(&mut self, now: Now) {
+        for answer in self.dns.take_answers(now.mono_ms) {
+            match answer {
+                Ok(r) => {
+                    self.trace(format_args!(
+                        "{} resolved to {} address(es)",
+                        r.seed,
+                        r.endpoints.len()
+                    ));
+                    self.engine.seed_resolved(&r.seed, &r.endpoints, r.key, now);
+                }
+                Err(e) => self.trace(format_args!("DNS seed: {e}")),
+            }
+        }
     }
 
     /// `store/path` and `store/fsync`: the data directory opened and

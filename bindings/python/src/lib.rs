@@ -211,9 +211,11 @@ impl NodeCore {
     }
 
     /// Joins the overlay through a member at ``endpoint``
-    /// (``tcp://host:port``): the node keeps a few links the overlay picks
-    /// (at most ``overlay/active-max``) instead of one to every node. A bad
-    /// endpoint raises ``CommandError``.
+    /// (``tcp://host:port``), or through every address of a DNS name
+    /// (``dns:NAME:PORT``, resolved off the event loop and again every
+    /// ``overlay/dns-interval``): the node keeps a few links the overlay
+    /// picks (at most ``overlay/active-max``) instead of one to every node.
+    /// A bad endpoint raises ``CommandError``.
     fn join(&self, py: Python<'_>, endpoint: &str) -> PyResult<()> {
         py.detach(|| self.node.join(endpoint))
             .map_err(|e| raise(py, e))

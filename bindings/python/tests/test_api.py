@@ -274,6 +274,11 @@ def test_nodes_that_join_keep_a_few_links_and_share_every_write() -> None:
             assert 1 <= stats["overlay-active"] <= 5
         with pytest.raises(zgossip.CommandError, match="not a tcp:// endpoint"):
             nodes[0].join("ipc:///tmp/nowhere")
+        with pytest.raises(zgossip.CommandError, match="bad DNS seed .*missing :PORT"):
+            nodes[0].join("dns:seeds.example")
+        # A name the resolver may not know: taken, resolved off the loop.
+        nodes[0].join("dns:localhost:1")
+        assert nodes[0].stats()["dns-seeds"] == 1
     finally:
         for n in nodes:
             n.close()

@@ -86,7 +86,9 @@ class Node:
     def connect(self, endpoint: str) -> None:
         """Connects to a remote node's endpoint."""
     def join(self, endpoint: str) -> None:
-        """Joins the overlay through a member at a ``tcp://`` endpoint."""
+        """Joins the overlay through a member at a ``tcp://`` endpoint, or
+        through every address of a DNS name, ``dns:NAME:PORT`` (resolved
+        again every ``overlay/dns-interval``)."""
     def publish(self, key: str, value: str, ttl: Optional[float] = None) -> None:
         """Publishes a tuple; ``ttl`` in seconds makes it expire."""
     def publish_ephemeral(self, key: str, value: str, ttl: Optional[float] = None) -> None:
