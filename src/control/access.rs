@@ -154,6 +154,8 @@ impl Access {
                     Ok((
                         zmtp::MechanismConfig::CurveServer {
                             keys: keys.clone(),
+                            also: Vec::new(),
+                            retired: Vec::new(),
                             check: Some(check),
                         },
                         false,
