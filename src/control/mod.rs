@@ -10,12 +10,15 @@
 //! - [`metrics`]: the `METRICS` text (Prometheus exposition format).
 //! - [`access`]: CURVE keys, access rules and limits, their commands, and
 //!   what each new connection may do (its mechanism, or its refusal).
+//! - [`keyring`]: the node's own CURVE key pairs, several during a key
+//!   rotation, one of them primary.
 //! - [`config_file`]: the configuration file loaded, and when to check it
 //!   for changes.
 
 pub(crate) mod access;
 pub mod command;
 pub(crate) mod config_file;
+pub(crate) mod keyring;
 pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod settings;
