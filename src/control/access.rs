@@ -321,7 +321,7 @@ impl Access {
             ("input-refused", self.input_refused),
             ("fd-refused", self.fd_refused),
             ("plain-dials", self.plain_dials),
-            ("curve-handshakes", ring.handshakes()),
+            ("curve-handshakes", ring.handshakes),
             ("curve-handshakes-secondary", ring.secondary_handshakes),
             ("curve-retired-refused", ring.retired_refused),
             ("curve-unknown-refused", ring.unknown_refused),
