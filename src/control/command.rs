@@ -796,7 +796,7 @@ mod tests {
         assert!(err(&["KEYRING", "CERT", ""]).contains("path is empty"));
         assert!(err(&["CURVE", "REMOVE"]).contains("at least 1 key"));
         let five: Vec<&str> = std::iter::once("tcp://h:1")
-            .chain(std::iter::repeat(public.as_str()).take(MAX_SERVER_KEYS + 1))
+            .chain(std::iter::repeat_n(public.as_str(), MAX_SERVER_KEYS + 1))
             .collect();
         let mut frames = vec!["CONNECT"];
         frames.extend(five);

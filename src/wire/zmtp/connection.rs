@@ -1186,6 +1186,9 @@ mod tests {
         (c, s, client, server)
     }
 
+    /// How a handshake ended on one side.
+    type Outcome = Result<Vec<Seen>, Error>;
+
     /// A server holding `primary` and `also` (retired: `retired`), and a
     /// client dialling it with `server_key`: how the handshake ends on
     /// each side, and the key the server says the HELLO was addressed to.
@@ -1194,11 +1197,7 @@ mod tests {
         also: &[Keypair],
         retired: &[Keypair],
         server_key: [u8; 32],
-    ) -> (
-        Result<Vec<Seen>, Error>,
-        Result<Vec<Seen>, Error>,
-        Option<[u8; 32]>,
-    ) {
+    ) -> (Outcome, Outcome, Option<[u8; 32]>) {
         let mut c = cfg(SocketType::Dealer);
         c.mechanism = MechanismConfig::CurveClient {
             keys: Keypair::generate().unwrap(),
