@@ -37,7 +37,7 @@ pub use control::command::Command;
 /// exposition format 0.0.4).
 pub use control::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use error::{Error, ErrorKind, Result};
-pub use handle::{Member, MemberState, Node};
+pub use handle::{HeldKey, Member, MemberState, Node};
 
 /// Helpers for tests and tools that speak to a node directly, below the
 /// command API. Not part of the stable API.

@@ -6,7 +6,7 @@
 //! (handshake and frame timeouts, tuples and bytes per second) are the
 //! engine's (`engine::limits`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 /// zauth-style access rules.
@@ -18,7 +18,22 @@ pub(crate) struct Policy {
     deny: HashSet<IpAddr>,
     /// CURVE client keys allowed: `None` = any client that knows our
     /// public key (the default, and `CURVE *`).
-    curve_keys: Option<HashSet<[u8; 32]>>,
+    curve_keys: Option<CurveKeys>,
+}
+
+/// The CURVE client keys a node admits, by where they came from: listed
+/// with `CURVE ALLOW`, or read from a directory of certificates (`CURVE
+/// dir`, read again to take its changes, removals included).
+#[derive(Debug, Clone, Default)]
+struct CurveKeys {
+    listed: HashSet<[u8; 32]>,
+    dirs: BTreeMap<String, HashSet<[u8; 32]>>,
+}
+
+impl CurveKeys {
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.listed.contains(key) || self.dirs.values().any(|d| d.contains(key))
+    }
 }
 
 /// Normalizes an address: an IPv4-mapped IPv6 address is its IPv4 address.
@@ -52,12 +67,50 @@ impl Policy {
         self.curve_keys = None;
     }
 
-    /// `CURVE ALLOW key...` / `CURVE dir`: from now on only listed keys
-    /// (added to those already listed).
+    /// `CURVE ALLOW key...`: from now on only listed keys (added to those
+    /// already listed).
     pub(crate) fn curve_allow(&mut self, keys: &[[u8; 32]]) {
         self.curve_keys
-            .get_or_insert_with(HashSet::new)
+            .get_or_insert_with(CurveKeys::default)
+            .listed
             .extend(keys.iter().copied());
+    }
+
+    /// `CURVE dir`: the keys of the certificates in `dir` replace those
+    /// the directory gave before (a certificate deleted there is no
+    /// longer admitted). Returns the keys no longer admitted at all.
+    pub(crate) fn curve_allow_dir(&mut self, dir: &str, keys: &[[u8; 32]]) -> Vec<[u8; 32]> {
+        let ck = self.curve_keys.get_or_insert_with(CurveKeys::default);
+        let before = ck
+            .dirs
+            .insert(dir.to_string(), keys.iter().copied().collect())
+            .unwrap_or_default();
+        before.into_iter().filter(|k| !ck.contains(k)).collect()
+    }
+
+    /// `CURVE REMOVE key...`: these keys are no longer admitted, whether
+    /// listed or read from a directory (until a directory is read again).
+    /// Returns how many were admitted. Under `CURVE *` nothing changes: a
+    /// list must be set first.
+    pub(crate) fn curve_remove(&mut self, keys: &[[u8; 32]]) -> usize {
+        let Some(ck) = self.curve_keys.as_mut() else {
+            return 0;
+        };
+        let mut removed = 0;
+        for key in keys {
+            let was = ck.contains(key);
+            ck.listed.remove(key);
+            for d in ck.dirs.values_mut() {
+                d.remove(key);
+            }
+            removed += usize::from(was);
+        }
+        removed
+    }
+
+    /// Whether only listed CURVE client keys are admitted (not `CURVE *`).
+    pub(crate) fn curve_listed(&self) -> bool {
+        self.curve_keys.is_some()
     }
 
     /// Whether a TCP peer at `ip` may connect (zauth: a whitelist wins over
@@ -81,10 +134,13 @@ impl Policy {
         match &self.curve_keys {
             None => Ok(()),
             Some(keys) if keys.contains(key) => Ok(()),
-            Some(_) => Err("client key is not allowed".into()),
+            Some(_) => Err(CLIENT_NOT_ALLOWED.into()),
         }
     }
 }
+
+/// Why a CURVE client whose key is not admitted is refused.
+pub(crate) const CLIENT_NOT_ALLOWED: &str = "client key is not allowed";
 
 /// Limits that bound what one peer can cost the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +233,31 @@ mod tests {
         assert!(p.check_curve_key(&[2; 32]).is_ok());
         p.curve_allow_any();
         assert!(p.check_curve_key(&[1; 32]).is_ok());
+    }
+
+    /// Keys leave the list at run time: `CURVE REMOVE`, or a directory
+    /// read again without their certificates.
+    #[test]
+    fn curve_keys_removed_at_run_time() {
+        let mut p = Policy::default();
+        assert_eq!(p.curve_remove(&[[1; 32]]), 0, "CURVE * has no list");
+        assert!(p.check_curve_key(&[1; 32]).is_ok());
+        p.curve_allow(&[[1; 32], [2; 32]]);
+        assert_eq!(p.curve_remove(&[[1; 32], [9; 32]]), 1);
+        assert!(p.check_curve_key(&[1; 32]).is_err());
+        assert!(p.check_curve_key(&[2; 32]).is_ok());
+        assert!(p
+            .curve_allow_dir("d", &[[3; 32], [4; 32], [2; 32]])
+            .is_empty());
+        assert!(p.check_curve_key(&[3; 32]).is_ok());
+        // Read again without 3 and 2: 3 is gone, 2 stays (also listed).
+        assert_eq!(p.curve_allow_dir("d", &[[4; 32]]), vec![[3; 32]]);
+        assert!(p.check_curve_key(&[3; 32]).is_err());
+        assert!(p.check_curve_key(&[2; 32]).is_ok());
+        // Removing every key admits no one (not everyone).
+        p.curve_remove(&[[2; 32], [4; 32]]);
+        assert!(p.curve_listed());
+        assert!(p.check_curve_key(&[4; 32]).is_err());
     }
 
     /// Open connections are counted per address, an IPv4-mapped address

@@ -216,15 +216,18 @@ struct JoinArgs {
 /// alphabet has `-`: a key may start with it and is still a value.
 #[derive(Args, Default)]
 struct CurveArgs {
-    /// Our CURVE secret key (the public key is derived from it)
+    /// Our CURVE secret key (the public key is derived from it); given
+    /// again, more keys held for a key rotation, the first primary
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
-    curve_secret: Option<String>,
+    curve_secret: Vec<String>,
     /// Load our CURVE key pair from a CZMQ zcert secret file
     #[arg(long, value_name = "FILE")]
     curve_cert: Option<String>,
-    /// The server public key of the nodes given with --connect and --join
+    /// The server public key of the nodes given with --connect and --join;
+    /// given again, more keys tried in turn (a server rotating its key);
+    /// --join uses the first
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
-    curve_server: Option<String>,
+    curve_server: Vec<String>,
     /// Accept only CURVE clients with this public key (repeatable; `*` for any)
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     curve_allow: Vec<String>,
@@ -233,8 +236,11 @@ struct CurveArgs {
 impl CurveArgs {
     /// Applies the keys to a node; returns the server key for CONNECT.
     fn apply(&self, node: &Node) -> Result<(), zgossip::Error> {
-        if let Some(secret) = &self.curve_secret {
-            node.send(&["SET SECRETKEY", secret])?;
+        if let Some((primary, more)) = self.curve_secret.split_first() {
+            node.send(&["SET SECRETKEY", primary])?;
+            for secret in more {
+                node.send(&["KEYRING", "ADD", secret])?;
+            }
         }
         if let Some(cert) = &self.curve_cert {
             node.send(&["CERT", cert])?;
@@ -250,14 +256,16 @@ impl CurveArgs {
     }
 
     fn connect(&self, node: &Node, endpoint: &str) -> Result<(), zgossip::Error> {
-        match &self.curve_server {
-            Some(key) => node.send(&["CONNECT", endpoint, key]),
-            None => node.connect(endpoint),
+        if self.curve_server.is_empty() {
+            return node.connect(endpoint);
         }
+        let mut frames = vec!["CONNECT", endpoint];
+        frames.extend(self.curve_server.iter().map(String::as_str));
+        node.send(&frames)
     }
 
     fn join(&self, node: &Node, endpoint: &str) -> Result<(), zgossip::Error> {
-        match &self.curve_server {
+        match self.curve_server.first() {
             Some(key) => node.send(&["JOIN", endpoint, key]),
             None => node.join(endpoint),
         }

@@ -267,6 +267,45 @@ fn curve_keys_from_keygen_secure_a_network() {
     assert_eq!(code, 1, "{err}");
 }
 
+/// A node started mid-rotation holds both its keys (`--curve-secret`
+/// twice, the first primary); a client given both server keys
+/// (`--curve-server` twice) gets in whichever it tries first.
+#[test]
+fn curve_keys_given_twice_hold_a_rotation() {
+    let (new_public, new_secret) = zgossip::certs::keypair().unwrap();
+    let (old_public, old_secret) = zgossip::certs::keypair().unwrap();
+    let (stranger, _) = zgossip::certs::keypair().unwrap();
+    let hub = Proc::spawn(&[
+        "node",
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--curve-secret",
+        &new_secret,
+        "--curve-secret",
+        &old_secret,
+    ]);
+    let ep = bound_endpoint(&hub);
+    for (i, servers) in [[&old_public, &stranger], [&stranger, &new_public]]
+        .iter()
+        .enumerate()
+    {
+        let value = format!("v{i}");
+        let (code, _, err) = run(&[
+            "put",
+            "rotating",
+            &value,
+            "-c",
+            &ep,
+            "--curve-server",
+            servers[0],
+            "--curve-server",
+            servers[1],
+        ]);
+        assert_eq!(code, 0, "{err}");
+        hub.expect("the tuple", |l| l == format!("rotating = {value}"));
+    }
+}
+
 /// A key pair whose key (public if `public`, else secret) starts with `-`
 /// (one in 85 does: `-` is a Z85 digit).
 fn pair_starting_with_hyphen(public: bool) -> (String, String) {

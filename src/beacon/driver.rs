@@ -134,6 +134,15 @@ impl Driver {
         self.start_over(now);
     }
 
+    /// The node's primary key changed from one key to another (a key
+    /// rotation): beacon the new key at once; the peers heard stay (they
+    /// speak CURVE as before).
+    pub(crate) fn announce_key(&mut self, public_key: &[u8; 32], now: Now) {
+        self.public_key = Some(*public_key);
+        self.encode_beacon();
+        self.next_send = now.mono_ms;
+    }
+
     /// The node's cluster changed: beacon the new name at once and hear
     /// only nodes of the new cluster.
     pub(crate) fn set_cluster(&mut self, cluster: &str, now: Now) {

@@ -39,9 +39,11 @@ pub enum Command {
     Load(String),
     Set(String, String),
     Save(String),
-    /// CONNECT endpoint [server-public-key]: with a key, dial as a CURVE
-    /// client of that server.
-    Connect(Endpoint, Option<[u8; 32]>),
+    /// CONNECT endpoint [server-public-key...]: with a key, dial as a
+    /// CURVE client of that server; with several (a server rotating its
+    /// key holds more than one), the first, then the next after a dial
+    /// that fails. Empty: plain.
+    Connect(Endpoint, Vec<[u8; 32]>),
     /// JOIN endpoint [server-public-key]: join the overlay through the
     /// member at `endpoint` (a contact), dialled as a CURVE client of the
     /// key when given. The overlay then picks this node's links.
@@ -72,8 +74,27 @@ pub enum Command {
     CurveAllow(Vec<[u8; 32]>),
     /// `CURVE *`: any CURVE client that knows our public key (default).
     CurveAny,
-    /// `CURVE directory`: clients whose zcert public files are there (zauth).
+    /// `CURVE directory`: clients whose zcert public files are there
+    /// (zauth); sent again, the directory is read again and replaces what
+    /// it gave before.
     CurveCerts(String),
+    /// `CURVE REMOVE key...`: these client keys are no longer admitted;
+    /// their open connections are closed.
+    CurveRemove(Vec<[u8; 32]>),
+    /// `KEYRING ADD secret-key`: one more key pair held (a client may
+    /// address any held key); the first one held is primary.
+    KeyringAdd([u8; 32]),
+    /// `KEYRING CERT path`: as `KEYRING ADD`, the key pair of a zcert file.
+    KeyringCert(String),
+    /// `KEYRING USE public-key`: a held key becomes primary (announced,
+    /// and used as a CURVE client).
+    KeyringUse([u8; 32]),
+    /// `KEYRING REMOVE public-key`: a held key other than the primary is
+    /// retired; clients addressing it are refused from now on.
+    KeyringRemove([u8; 32]),
+    /// `KEYRING LIST`: reply `KEYRING` and three frames per held key:
+    /// public key, `primary` or `secondary`, handshakes completed with it.
+    KeyringList,
     /// PUBLISH key value [ttl-msecs]
     Publish {
         key: String,
@@ -157,15 +178,23 @@ impl Command {
                 Ok(Command::Save(args[0].to_string()))
             }
             "CONNECT" => {
-                if args.len() != 2 {
-                    want(1, "CONNECT endpoint [server-public-key]")?;
+                if args.is_empty() || args.len() > 1 + MAX_SERVER_KEYS {
+                    return Err(Error::command(format!(
+                        "CONNECT takes 1 to {} arguments, got {}: usage: CONNECT endpoint \
+                         [server-public-key...] (at most {MAX_SERVER_KEYS} keys)",
+                        1 + MAX_SERVER_KEYS,
+                        args.len()
+                    )));
                 }
                 let ep = Endpoint::parse_connect(args[0])?;
-                let key = match args.get(1) {
-                    Some(k) => Some(crate::certs::decode_key("CONNECT: server public key", k)?),
-                    None => None,
-                };
-                Ok(Command::Connect(ep, key))
+                let mut keys: Vec<[u8; 32]> = Vec::new();
+                for k in &args[1..] {
+                    let key = crate::certs::decode_key("CONNECT: server public key", k)?;
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+                Ok(Command::Connect(ep, keys))
             }
             "JOIN" => {
                 if args.len() != 2 {
@@ -225,12 +254,21 @@ impl Command {
                     Command::Deny(ips)
                 })
             }
+            "CURVE REMOVE" => parse_keys("CURVE REMOVE", "client key", &args).map(Command::CurveRemove),
+            "CURVE" if args.first() == Some(&"REMOVE") => {
+                parse_keys("CURVE REMOVE", "client key", &args[1..]).map(Command::CurveRemove)
+            }
+            "KEYRING" | "KEYRING ADD" | "KEYRING CERT" | "KEYRING USE" | "KEYRING REMOVE"
+            | "KEYRING LIST" => parse_keyring(name, &args),
             "CURVE" | "CURVE ALLOW" => {
                 let keys = match (name, args.first()) {
                     ("CURVE ALLOW", _) => &args[..],
                     (_, Some(&"ALLOW")) => &args[1..],
                     _ => {
-                        want(1, "CURVE * | CURVE directory | CURVE ALLOW key...")?;
+                        want(
+                            1,
+                            "CURVE * | CURVE directory | CURVE ALLOW key... | CURVE REMOVE key...",
+                        )?;
                         non_empty(name, "directory", args[0])?;
                         return Ok(if args[0] == "*" {
                             Command::CurveAny
@@ -293,7 +331,7 @@ impl Command {
                 "unknown command '{other}' (expected one of VERBOSE, $TERM, BIND, PORT, LOAD, \
                  CONFIGURE, SET, SAVE, CONNECT, JOIN, PUBLISH, EPHEMERAL, UNPUBLISH, GET, KEYS, STATUS, \
                  STATS, METRICS, MEMBERS, SET PUBLICKEY, SET SECRETKEY, ZAP DOMAIN, KEYGEN, CERT, ALLOW, DENY, CURVE, \
-                 DISCOVER)"
+                 KEYRING, DISCOVER)"
             ))),
         }
     }
@@ -316,9 +354,10 @@ impl std::fmt::Display for Command {
             Command::Load(file) => write!(f, "LOAD {file}"),
             Command::Set(path, value) => write!(f, "SET {path} {value}"),
             Command::Save(file) => write!(f, "SAVE {file}"),
-            Command::Connect(ep, None) => write!(f, "CONNECT {ep}"),
-            Command::Connect(ep, Some(k)) => {
-                write!(f, "CONNECT {ep} {}", crate::wire::z85::encode_key(k))
+            Command::Connect(ep, keys) => {
+                write!(f, "CONNECT {ep}")?;
+                keys.iter()
+                    .try_for_each(|k| write!(f, " {}", crate::wire::z85::encode_key(k)))
             }
             Command::Join(ep, None) => write!(f, "JOIN {ep}"),
             Command::Join(ep, Some(k)) => {
@@ -348,6 +387,17 @@ impl std::fmt::Display for Command {
             Command::CurveAllow(keys) => write!(f, "CURVE ALLOW ({} keys)", keys.len()),
             Command::CurveAny => write!(f, "CURVE *"),
             Command::CurveCerts(dir) => write!(f, "CURVE {dir}"),
+            Command::CurveRemove(keys) => write!(f, "CURVE REMOVE ({} keys)", keys.len()),
+            // Never show a secret in a trace.
+            Command::KeyringAdd(_) => write!(f, "KEYRING ADD <redacted>"),
+            Command::KeyringCert(p) => write!(f, "KEYRING CERT {p}"),
+            Command::KeyringUse(k) => {
+                write!(f, "KEYRING USE {}", crate::wire::z85::encode_key(k))
+            }
+            Command::KeyringRemove(k) => {
+                write!(f, "KEYRING REMOVE {}", crate::wire::z85::encode_key(k))
+            }
+            Command::KeyringList => write!(f, "KEYRING LIST"),
             Command::Publish { key, value, ttl_ms } => {
                 write!(f, "PUBLISH {key} ({} bytes)", value.len())?;
                 match ttl_ms {
@@ -372,6 +422,73 @@ impl std::fmt::Display for Command {
             Command::Discover(args) => write!(f, "DISCOVER {}", args.join(" ")),
         }
     }
+}
+
+/// Most server keys one `CONNECT` may name (a rotation needs two).
+pub const MAX_SERVER_KEYS: usize = 4;
+
+/// `KEYRING verb ...`, as one frame `KEYRING ADD` or two, `KEYRING` `ADD`.
+fn parse_keyring(name: &str, args: &[&str]) -> Result<Command, Error> {
+    let (verb, args) =
+        match name.strip_prefix("KEYRING ") {
+            Some(verb) => (verb, args),
+            None => match args.split_first() {
+                Some((verb, rest)) => (*verb, rest),
+                None => return Err(Error::command(
+                    "KEYRING takes a verb: usage: KEYRING ADD secret-key | KEYRING CERT path | \
+                     KEYRING USE public-key | KEYRING REMOVE public-key | KEYRING LIST",
+                )),
+            },
+        };
+    let one = |usage: &str| -> Result<&str, Error> {
+        match args {
+            [a] => Ok(a),
+            _ => Err(Error::command(format!(
+                "KEYRING {verb} takes 1 argument, got {}: usage: KEYRING {verb} {usage}",
+                args.len()
+            ))),
+        }
+    };
+    let what = format!("KEYRING {verb}");
+    match verb {
+        "ADD" => Ok(Command::KeyringAdd(crate::certs::decode_key(
+            &format!("{what}: secret key"),
+            one("secret-key")?,
+        )?)),
+        "CERT" => {
+            let path = one("path")?;
+            non_empty(&what, "path", path)?;
+            Ok(Command::KeyringCert(path.to_string()))
+        }
+        "USE" => Ok(Command::KeyringUse(crate::certs::decode_key(
+            &format!("{what}: public key"),
+            one("public-key")?,
+        )?)),
+        "REMOVE" => Ok(Command::KeyringRemove(crate::certs::decode_key(
+            &format!("{what}: public key"),
+            one("public-key")?,
+        )?)),
+        "LIST" if args.is_empty() => Ok(Command::KeyringList),
+        "LIST" => Err(Error::command(format!(
+            "KEYRING LIST takes 0 arguments, got {}: usage: KEYRING LIST",
+            args.len()
+        ))),
+        other => Err(Error::command(format!(
+            "KEYRING: unknown verb '{other}' (expected ADD, CERT, USE, REMOVE or LIST)"
+        ))),
+    }
+}
+
+/// One or more Z85 keys, as `CURVE ALLOW` and `CURVE REMOVE` take them.
+fn parse_keys(name: &str, what: &str, args: &[&str]) -> Result<Vec<[u8; 32]>, Error> {
+    if args.is_empty() {
+        return Err(Error::command(format!(
+            "{name} takes at least 1 key: usage: {name} key..."
+        )));
+    }
+    args.iter()
+        .map(|k| crate::certs::decode_key(&format!("{name}: {what}"), k))
+        .collect()
 }
 
 fn non_empty(name: &str, what: &str, v: &str) -> Result<(), Error> {
@@ -615,7 +732,7 @@ mod tests {
         assert!(!c.to_string().contains(&secret), "secret shown: {c}");
         assert!(matches!(
             Command::parse(&["CONNECT", "tcp://127.0.0.1:5", &public]).unwrap(),
-            Command::Connect(_, Some(k)) if k == key
+            Command::Connect(_, k) if k == vec![key]
         ));
         assert!(err(&["CONNECT", "tcp://127.0.0.1:5", "short"]).contains("40-character Z85"));
         assert!(err(&["SET PUBLICKEY", "HelloWorld"]).contains("40-character Z85"));
@@ -645,5 +762,88 @@ mod tests {
         ));
         assert!(err(&["DENY", "example.com"]).contains("not an IP address"));
         assert!(err(&["DENY"]).contains("at least 1 argument"));
+    }
+
+    #[test]
+    fn keyring_and_rotation_commands() {
+        let (public, secret) = crate::certs::keypair().unwrap();
+        let (other, _) = crate::certs::keypair().unwrap();
+        let key = crate::wire::z85::decode_key(&public).unwrap();
+        let key2 = crate::wire::z85::decode_key(&other).unwrap();
+        let secret_key = crate::wire::z85::decode_key(&secret).unwrap();
+        for frames in [
+            vec!["KEYRING", "ADD", &secret],
+            vec!["KEYRING ADD", &secret],
+        ] {
+            let c = Command::parse(&frames).unwrap();
+            assert_eq!(c, Command::KeyringAdd(secret_key));
+            assert!(!c.to_string().contains(&secret), "secret shown: {c}");
+        }
+        assert_eq!(
+            Command::parse(&["KEYRING", "USE", &public]).unwrap(),
+            Command::KeyringUse(key)
+        );
+        assert_eq!(
+            Command::parse(&["KEYRING REMOVE", &public]).unwrap(),
+            Command::KeyringRemove(key)
+        );
+        assert_eq!(
+            Command::parse(&["KEYRING", "CERT", "a/node"]).unwrap(),
+            Command::KeyringCert("a/node".into())
+        );
+        assert_eq!(
+            Command::parse(&["KEYRING", "LIST"]).unwrap(),
+            Command::KeyringList
+        );
+        // Several server keys, in order, a repeated one once.
+        assert_eq!(
+            Command::parse(&["CONNECT", "tcp://h:1", &other, &public, &other]).unwrap(),
+            Command::Connect(
+                Endpoint::parse_connect("tcp://h:1").unwrap(),
+                vec![key2, key]
+            )
+        );
+        assert_eq!(
+            Command::parse(&["CURVE", "REMOVE", &public]).unwrap(),
+            Command::CurveRemove(vec![key])
+        );
+        assert_eq!(
+            Command::parse(&["CURVE REMOVE", &public, &other]).unwrap(),
+            Command::CurveRemove(vec![key, key2])
+        );
+    }
+
+    /// Keys that are not Z85, not 32 bytes, missing or too many: refused
+    /// with a message that says what is wrong.
+    #[test]
+    fn bad_keys_and_keyring_usage_are_refused_saying_why() {
+        let (public, _) = crate::certs::keypair().unwrap();
+        let not_z85 = "\\".repeat(40);
+        let short = &public[..20]; // Z85 of 16 bytes
+        for bad in [not_z85.as_str(), short, "", &format!("{public}x")] {
+            for frames in [
+                vec!["KEYRING", "ADD", bad],
+                vec!["KEYRING", "USE", bad],
+                vec!["KEYRING REMOVE", bad],
+                vec!["CURVE", "REMOVE", bad],
+                vec!["CONNECT", "tcp://h:1", &public, bad],
+            ] {
+                let e = err(&frames);
+                assert!(e.contains("40-character Z85"), "{frames:?}: {e}");
+            }
+        }
+        assert!(err(&["KEYRING"]).contains("KEYRING takes a verb"));
+        assert!(err(&["KEYRING", "INSTALL", &public]).contains("unknown verb 'INSTALL'"));
+        assert!(err(&["KEYRING", "USE"]).contains("KEYRING USE takes 1 argument, got 0"));
+        assert!(err(&["KEYRING LIST", "x"]).contains("KEYRING LIST takes 0 arguments"));
+        assert!(err(&["KEYRING", "CERT", ""]).contains("path is empty"));
+        assert!(err(&["CURVE", "REMOVE"]).contains("at least 1 key"));
+        let five: Vec<&str> = std::iter::once("tcp://h:1")
+            .chain(std::iter::repeat_n(public.as_str(), MAX_SERVER_KEYS + 1))
+            .collect();
+        let mut frames = vec!["CONNECT"];
+        frames.extend(five);
+        assert!(err(&frames).contains("at most 4 keys"));
+        assert!(err(&["CONNECT"]).contains("usage: CONNECT endpoint"));
     }
 }

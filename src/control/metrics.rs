@@ -112,6 +112,12 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("input-refused", "zgossip_input_refused_connections_total", Counter, "Connections closed for limits/input-buffers."),
         ("fd-refused", "zgossip_fd_refused_connections_total", Counter, "Connections refused at the file descriptor limit."),
         ("plain-dials", "zgossip_plain_dials_total", Counter, "Plain (NULL) dials made while the node has a CURVE key pair."),
+        ("curve-handshakes", "zgossip_curve_handshakes_total", Counter, "CURVE handshakes clients completed with one of this node's keys."),
+        ("curve-handshakes-secondary", "zgossip_curve_handshakes_secondary_total", Counter, "CURVE handshakes clients completed with a held key other than the primary (clients not yet moved to the new key)."),
+        ("curve-retired-refused", "zgossip_curve_retired_refused_total", Counter, "CURVE handshakes refused because the client addressed a key this node retired."),
+        ("curve-unknown-refused", "zgossip_curve_unknown_refused_total", Counter, "CURVE handshakes refused because the client addressed a key this node never held (or forgot)."),
+        ("curve-client-refused", "zgossip_curve_client_refused_total", Counter, "CURVE handshakes refused because the client's key is not admitted (CURVE ALLOW, CURVE dir)."),
+        ("curve-client-closed", "zgossip_curve_client_closed_connections_total", Counter, "Open connections closed because their client's key was removed from the admitted keys."),
         ("replies-pending", "zgossip_replies_pending", Gauge, "Replies and deliveries waiting for the application."),
         ("replies-coalesced", "zgossip_replies_coalesced_total", Counter, "Deliveries folded into a later one of the same key."),
         ("handoff-reads", "zgossip_handoff_reads_total", Counter, "Always 0 (kept so that STATS keeps its names)."),
@@ -368,13 +374,9 @@ mod tests {
             .chain(store)
             .chain(crate::control::reply::seed_counters(&e))
             .chain(crate::reactor::dns::DnsSeeds::new(1).counters())
+            .chain(crate::control::access::Access::default().counters(0))
             .map(|(n, _)| n)
             .chain([
-                "input-held",
-                "stalled-closed",
-                "input-refused",
-                "fd-refused",
-                "plain-dials",
                 "replies-pending",
                 "replies-coalesced",
                 "handoff-reads",

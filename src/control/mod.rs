@@ -10,6 +10,8 @@
 //! - [`metrics`]: the `METRICS` text (Prometheus exposition format).
 //! - [`access`]: CURVE keys, access rules and limits, their commands, and
 //!   what each new connection may do (its mechanism, or its refusal).
+//! - [`keyring`]: the node's own CURVE key pairs, several during a key
+//!   rotation, one of them primary.
 //! - [`config_file`]: the configuration file loaded, and when to check it
 //!   for changes.
 //! - [`advertise`]: the endpoint this node tells others to dial
@@ -19,6 +21,7 @@ pub(crate) mod access;
 pub(crate) mod advertise;
 pub mod command;
 pub(crate) mod config_file;
+pub(crate) mod keyring;
 pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod settings;

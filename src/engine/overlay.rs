@@ -416,7 +416,8 @@ impl Engine {
             backoff_ms: self.settings.reconnect_ivl_ms,
             redial_at: None,
             removed: false,
-            server_key,
+            server_keys: server_key.into_iter().collect(),
+            key_at: 0,
             overlay: true,
         };
         let id = self.add_remote_slot(remote);

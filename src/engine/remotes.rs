@@ -13,9 +13,12 @@ pub(super) struct Remote {
     /// Removed by [`Engine::remove_remote`]: never dialled again; the slot
     /// is reused once no dial is in flight.
     pub(super) removed: bool,
-    /// The CURVE public key of the server at `endpoint`: dialled as a
-    /// CURVE client of it (`None`: plain).
-    pub(super) server_key: Option<[u8; 32]>,
+    /// The CURVE public keys of the server at `endpoint`: dialled as a
+    /// CURVE client of one of them (empty: plain). Several during the
+    /// server's key rotation: a dial that fails tries the next one.
+    pub(super) server_keys: Vec<[u8; 32]>,
+    /// Which of `server_keys` the next dial uses.
+    pub(super) key_at: usize,
     /// Dialled for the overlay's views: tried once, never redialled (a
     /// peer that cannot be reached is replaced from the passive view).
     pub(super) overlay: bool,
@@ -43,7 +46,8 @@ impl Engine {
             backoff_ms: self.settings.reconnect_ivl_ms,
             redial_at: None,
             removed: false,
-            server_key: None,
+            server_keys: Vec::new(),
+            key_at: 0,
             overlay: false,
         };
         let id = self.add_remote_slot(remote);
@@ -93,14 +97,24 @@ impl Engine {
 
     /// Dials `remote` as a CURVE client of the server with this public key.
     pub fn set_remote_key(&mut self, remote: RemoteId, key: Option<[u8; 32]>) {
+        self.set_remote_keys(remote, key.into_iter().collect());
+    }
+
+    /// Dials `remote` as a CURVE client of the server, which holds one of
+    /// these public keys (empty: plain): the first first, the next one
+    /// after a dial that fails (a server rotating its key holds the new
+    /// and the old key for a while). A connection that is up stays.
+    pub fn set_remote_keys(&mut self, remote: RemoteId, keys: Vec<[u8; 32]>) {
         if let Some(r) = self.remotes.get_mut(remote) {
-            r.server_key = key;
+            r.server_keys = keys;
+            r.key_at = 0;
         }
     }
 
-    /// The server key `remote` is dialled with (`None`: plain).
+    /// The server key `remote`'s next dial uses (`None`: plain).
     pub fn remote_key(&self, remote: RemoteId) -> Option<[u8; 32]> {
-        self.remotes.get(remote).and_then(|r| r.server_key)
+        let r = self.remotes.get(remote)?;
+        r.server_keys.get(r.key_at).copied()
     }
 
     /// The endpoint a remote dials (`None`: unknown or removed).
@@ -122,6 +136,10 @@ impl Engine {
     /// Dialling a remote failed before its handshake completed.
     pub fn handle_dial_failed(&mut self, remote: RemoteId, reason: &str, now: Now) {
         self.trace(format_args!("cannot reach remote {remote}: {reason}"));
+        if let Some(r) = self.remotes.get_mut(remote) {
+            // The server may hold another of its keys by now.
+            r.key_at = (r.key_at + 1) % r.server_keys.len().max(1);
+        }
         let overlay = self
             .remotes
             .get(remote)

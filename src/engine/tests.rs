@@ -1016,3 +1016,29 @@ fn messages_longer_than_the_peer_accepts_go_in_halves() {
     }
     assert_eq!(got, records, "every record once, in order");
 }
+
+/// A remote with several server keys (its server rotates its key) dials
+/// with the first, then the next one after each failed dial, round; a
+/// dial that gets through keeps its key for the redials after it.
+#[test]
+fn a_remote_with_several_server_keys_tries_the_next_after_a_failed_dial() {
+    let mut e = server();
+    let r = e.add_remote("tcp://10.0.0.2:7000", at(0));
+    actions(&mut e);
+    assert_eq!(e.remote_key(r), None, "plain until keys are set");
+    e.set_remote_keys(r, vec![[1; 32], [2; 32]]);
+    assert_eq!(e.remote_key(r), Some([1; 32]));
+    e.handle_dial_failed(r, "HELLO addressed to a retired server key", at(1));
+    assert_eq!(e.remote_key(r), Some([2; 32]));
+    e.handle_dial_failed(r, "refused", at(2));
+    assert_eq!(e.remote_key(r), Some([1; 32]), "round again");
+    e.handle_dial_failed(r, "refused", at(3));
+    e.handle_connected(5, Role::Outbound(r), Peer::default(), at(4));
+    e.handle_closed(5, at(5));
+    assert_eq!(e.remote_key(r), Some([2; 32]), "the key that worked stays");
+    // New keys replace the list and start from its first.
+    e.set_remote_keys(r, vec![[3; 32]]);
+    assert_eq!(e.remote_key(r), Some([3; 32]));
+    e.handle_dial_failed(r, "refused", at(6));
+    assert_eq!(e.remote_key(r), Some([3; 32]));
+}

@@ -19,10 +19,12 @@
 //! `Replies`); the reactor uses the queues and nothing else of this
 //! module: it never sees the `Node`.
 
+mod held_key;
 pub(crate) mod inbox;
 mod node;
 pub(crate) mod pipe;
 mod ready_signal;
 pub(crate) mod replies;
 
+pub use held_key::HeldKey;
 pub use node::{Member, MemberState, Node};

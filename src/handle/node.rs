@@ -315,6 +315,22 @@ impl Node {
             .collect()
     }
 
+    /// KEYRING LIST: the CURVE key pairs the node holds (public halves),
+    /// the primary first (without the pipe). Empty for a node without a
+    /// key. `docs/security.md`, "Key rotation".
+    pub fn keyring(&self) -> Result<Vec<crate::HeldKey>> {
+        let reply = self
+            .execute_with(Command::KeyringList, true)?
+            .unwrap_or_default();
+        reply[1.min(reply.len())..]
+            .chunks(3)
+            .map(|c| match c {
+                [public, role, handshakes] => crate::HeldKey::from_frames(public, role, handshakes),
+                _ => Err(Error::command("KEYRING: a key of fewer than three frames")),
+            })
+            .collect()
+    }
+
     /// METRICS: the node's counters, gauges and propagation delay
     /// histogram in the Prometheus text exposition format (version 0.0.4;
     /// `docs/metrics.md` lists them), for an HTTP endpoint to serve

@@ -79,6 +79,10 @@ struct Socket {
     /// Registered for writability too (only while output waits or a
     /// connect is in progress: otherwise every ACK would wake us).
     writable_interest: bool,
+    /// Under CURVE, the peer's long-term public key once the handshake
+    /// is done (a client's is checked again when the admitted keys
+    /// change).
+    curve_peer: Option<[u8; 32]>,
 }
 
 pub(crate) struct Reactor {
@@ -473,6 +477,7 @@ impl Reactor {
                     | Command::Keys(_)
                     | Command::Members
                     | Command::Keygen
+                    | Command::KeyringList
             );
             // The writes before it reach the data directory first (with
             // `store/fsync always`, synced before the command is carried
@@ -525,9 +530,9 @@ impl Reactor {
                 self.flush_deliveries();
                 Ok(Some(reply::status(self.engine.store())))
             }
-            Command::Connect(ep, key) => {
+            Command::Connect(ep, keys) => {
                 let remote = self.engine.add_remote(&ep.to_string(), now);
-                self.engine.set_remote_key(remote, key);
+                self.engine.set_remote_keys(remote, keys);
                 Ok(None)
             }
             Command::Join(ep, key) => {
@@ -548,7 +553,13 @@ impl Reactor {
             | Command::Deny(_)
             | Command::CurveAllow(_)
             | Command::CurveAny
-            | Command::CurveCerts(_) => self.execute_access(cmd),
+            | Command::CurveCerts(_)
+            | Command::CurveRemove(_)
+            | Command::KeyringAdd(_)
+            | Command::KeyringCert(_)
+            | Command::KeyringUse(_)
+            | Command::KeyringRemove(_)
+            | Command::KeyringList => self.execute_access(cmd),
             Command::Publish { key, value, ttl_ms } => {
                 self.engine.publish(&key, &value, ttl_ms, now);
                 Ok(None)
@@ -650,7 +661,41 @@ impl Reactor {
                     .restart_overlay("the node's key pair changed", now);
             }
         }
+        if let Some(public) = done.primary_changed {
+            // A rotation: announced from now on (overlay messages,
+            // beacons); the links made with the old key stay.
+            let now = self.now();
+            self.engine.set_public_key(Some(public));
+            if let Some(d) = self.discovery.as_mut() {
+                d.announce_key(&public, now);
+            }
+        }
+        if done.clients_removed {
+            self.close_removed_clients();
+        }
         Ok(done.reply)
+    }
+
+    /// Closes the connections whose CURVE client key is no longer
+    /// admitted (`CURVE REMOVE`, a `CURVE dir` read again without it),
+    /// with an `ERROR` saying why; they are refused when they come back.
+    fn close_removed_clients(&mut self) {
+        let now = self.now();
+        let gone: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.role == Role::Inbound && c.ready)
+            .filter(|(_, c)| c.curve_peer.is_some_and(|k| !self.access.admits_client(&k)))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in gone {
+            let why = "client key removed from the admitted CURVE keys";
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.zmtp.fail(why);
+            }
+            self.access.client_closed += 1;
+            self.drop_conn(token, why, now);
+        }
     }
 
     fn bind(&mut self, ep: &Endpoint) -> Result<()> {
@@ -1022,6 +1067,7 @@ impl Reactor {
                 ip,
                 held_input: 0,
                 writable_interest: true,
+                curve_peer: None,
             },
         );
         // Send our greeting now if we can.
@@ -1203,7 +1249,7 @@ impl Reactor {
                     let data = &read_buf[..n];
                     total += n;
                     *bytes_in += n as u64;
-                    let input = take_in(c, engine, *zgp2_enabled, id, now, data)?;
+                    let input = take_in(c, engine, access, *zgp2_enabled, id, now, data)?;
                     if input == Input::Refused {
                         return Ok(input);
                     }
@@ -1352,6 +1398,9 @@ impl Reactor {
         if !c.connecting {
             let _ = c.stream.write(c.zmtp.pending_output());
         }
+        if c.role == Role::Inbound && !c.ready {
+            self.access.count_handshake(None, Some(reason));
+        }
         if let Some(ip) = c.ip {
             self.access.addresses.remove(ip);
         }
@@ -1489,6 +1538,7 @@ enum Input {
 fn take_in(
     c: &mut Socket,
     engine: &mut Engine,
+    access: &mut Access,
     zgp2_enabled: bool,
     id: ConnId,
     now: Now,
@@ -1509,7 +1559,7 @@ fn take_in(
         return Ok(input);
     }
     c.zmtp.feed(&data[taken..]);
-    process_input(c, engine, zgp2_enabled, id, now)
+    process_input(c, engine, access, zgp2_enabled, id, now)
 }
 
 /// Runs the codec over buffered input: handshake completion tells the
@@ -1517,6 +1567,7 @@ fn take_in(
 fn process_input(
     c: &mut Socket,
     engine: &mut Engine,
+    access: &mut Access,
     zgp2_enabled: bool,
     id: ConnId,
     now: Now,
@@ -1526,6 +1577,10 @@ fn process_input(
             Ok(None) => return Ok(Input::Taken),
             Ok(Some(zmtp::ConnectionEvent::Ready(info))) => {
                 c.ready = true;
+                c.curve_peer = info.curve_key;
+                if c.role == Role::Inbound {
+                    access.count_handshake(c.zmtp.curve_server_key(), None);
+                }
                 let number = |name: &str| {
                     info.property(name)
                         .and_then(|v| std::str::from_utf8(v).ok())

@@ -167,9 +167,26 @@ pub(crate) struct Completed {
     pub peer_key: [u8; KEY_LEN],
 }
 
+/// Why a HELLO was refused when it was addressed to a key the server
+/// retired (`KEYRING REMOVE`): the box opened only with that key.
+pub const HELLO_RETIRED: &str = "HELLO addressed to a retired server key";
+/// Why a HELLO was refused when no key the server holds (or retired)
+/// opens its box.
+pub const HELLO_UNKNOWN: &str = "cannot open HELLO box (wrong server key?)";
+
 /// One connection's CURVE state.
 pub(crate) struct Curve {
+    /// Our long-term key pair: a server's primary key until a HELLO
+    /// opened with another of `also`, then that one.
     ours: Keypair,
+    /// Server: the other long-term keys a HELLO may be addressed to (held
+    /// during a key rotation); tried after `ours`.
+    also: Vec<Keypair>,
+    /// Server: keys retired from `also`: a HELLO they open is refused with
+    /// [`HELLO_RETIRED`], so the refusal can be told apart and counted.
+    retired: Vec<Keypair>,
+    /// Server: a HELLO opened (with `ours`).
+    opened: bool,
     /// Server: the check applied to a client's long-term key.
     check: Option<ClientCheck>,
     /// Client: the server's long-term key; server: unused.
@@ -215,6 +232,27 @@ impl Curve {
         Curve::new(ours, check, public, true)
     }
 
+    /// A server that answers a HELLO addressed to `ours` or to any of
+    /// `also`, and refuses one addressed to a key of `retired` with
+    /// [`HELLO_RETIRED`].
+    pub(crate) fn server_of(
+        ours: Keypair,
+        also: Vec<Keypair>,
+        retired: Vec<Keypair>,
+        check: Option<ClientCheck>,
+    ) -> Curve {
+        let mut c = Curve::server(ours, check);
+        c.also = also;
+        c.retired = retired;
+        c
+    }
+
+    /// Server: the public key the client's HELLO was addressed to, once a
+    /// HELLO opened.
+    pub(crate) fn server_key_used(&self) -> Option<[u8; KEY_LEN]> {
+        (self.is_server && self.opened).then_some(self.ours.public)
+    }
+
     fn new(
         ours: Keypair,
         check: Option<ClientCheck>,
@@ -223,6 +261,9 @@ impl Curve {
     ) -> Curve {
         Curve {
             ours,
+            also: Vec::new(),
+            retired: Vec::new(),
+            opened: false,
             check,
             server_key,
             is_server,
@@ -329,9 +370,27 @@ impl Curve {
         let client_transient = key_at(data, 74).ok_or(bad.clone())?;
         let short = data.get(106..114).ok_or(bad.clone())?;
         let sealed = data.get(114..).ok_or(bad)?;
-        let opened = salsa(&client_transient, &self.ours.secret)
-            .decrypt(&nonce(b"CurveZMQHELLO---", short), sealed)
-            .map_err(|_| Error::Crypto("cannot open HELLO box (wrong server key?)"))?;
+        let hello_nonce = nonce(b"CurveZMQHELLO---", short);
+        let open = |k: &Keypair| {
+            salsa(&client_transient, &k.secret)
+                .decrypt(&hello_nonce, sealed)
+                .ok()
+        };
+        // The primary key first, then the others held; the one that opens
+        // the box is ours for the rest of the handshake.
+        let found = std::iter::once(&self.ours)
+            .chain(&self.also)
+            .find_map(|k| open(k).map(|o| (k.clone(), o)));
+        let Some((key, opened)) = found else {
+            if self.retired.iter().any(|k| open(k).is_some()) {
+                return Err(Error::Crypto(HELLO_RETIRED));
+            }
+            return Err(Error::Crypto(HELLO_UNKNOWN));
+        };
+        self.ours = key;
+        self.also.clear();
+        self.retired.clear();
+        self.opened = true;
         if opened.len() != 64 {
             return Err(Error::Crypto("HELLO box has the wrong size"));
         }

@@ -306,6 +306,21 @@ impl NodeCore {
         Ok(list.into_iter().map(Member::from).collect())
     }
 
+    /// The CURVE key pairs the node holds (public halves), the primary
+    /// first, as ``(public_key, primary, handshakes)`` tuples; empty for a
+    /// node without a key. ``node.send("KEYRING", "ADD", secret)``,
+    /// ``"USE"`` and ``"REMOVE"`` change them (docs/security.md, "Key
+    /// rotation"). Takes nothing off the reply pipe.
+    fn keyring(&self, py: Python<'_>) -> PyResult<Vec<(String, bool, u64)>> {
+        let list = py
+            .detach(|| self.node.keyring())
+            .map_err(|e| raise(py, e))?;
+        Ok(list
+            .into_iter()
+            .map(|k| (k.public, k.primary, k.handshakes))
+            .collect())
+    }
+
     /// The node's counters, gauges and propagation delay histogram in the
     /// Prometheus text exposition format (version 0.0.4), for an HTTP
     /// endpoint to serve. Takes nothing off the reply pipe.

@@ -47,8 +47,14 @@ pub enum MechanismConfig {
     /// CURVE server (greeting as-server = 1) with our long-term key pair;
     /// `check`, when set, decides which client keys may connect.
     CurveServer {
-        /// Our long-term key pair.
+        /// Our long-term key pair (the primary one).
         keys: Keypair,
+        /// Other long-term key pairs a client's HELLO may be addressed to
+        /// (held during a key rotation; empty for one key).
+        also: Vec<Keypair>,
+        /// Retired key pairs: a HELLO addressed to one is refused, with a
+        /// reason of its own (`curve::HELLO_RETIRED`).
+        retired: Vec<Keypair>,
         /// Client authorization (None: any client that knows our key).
         check: Option<ClientCheck>,
     },
@@ -65,9 +71,16 @@ impl fmt::Debug for MechanismConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MechanismConfig::Null => f.write_str("Null"),
-            MechanismConfig::CurveServer { keys, check } => f
+            MechanismConfig::CurveServer {
+                keys,
+                also,
+                retired,
+                check,
+            } => f
                 .debug_struct("CurveServer")
                 .field("keys", keys)
+                .field("also", also)
+                .field("retired", &retired.len())
                 .field("check", &check.is_some())
                 .finish(),
             MechanismConfig::CurveClient { keys, server_key } => f

@@ -550,6 +550,13 @@ impl Connection {
         self.state == State::Ready
     }
 
+    /// Under CURVE as server: the public key of ours the peer's HELLO was
+    /// addressed to (one of several a server may hold during a key
+    /// rotation), once a HELLO opened. `None` otherwise.
+    pub fn curve_server_key(&self) -> Option<[u8; curve::KEY_LEN]> {
+        self.mechanism.curve_server_key()
+    }
+
     /// Whether the connection failed or was closed with [`fail`](Self::fail).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
@@ -1172,9 +1179,72 @@ mod tests {
         let mut s = cfg(SocketType::Router);
         s.mechanism = MechanismConfig::CurveServer {
             keys: server.clone(),
+            also: Vec::new(),
+            retired: Vec::new(),
             check,
         };
         (c, s, client, server)
+    }
+
+    /// How a handshake ended on one side.
+    type Outcome = Result<Vec<Seen>, Error>;
+
+    /// A server holding `primary` and `also` (retired: `retired`), and a
+    /// client dialling it with `server_key`: how the handshake ends on
+    /// each side, and the key the server says the HELLO was addressed to.
+    fn curve_with_held_keys(
+        primary: &Keypair,
+        also: &[Keypair],
+        retired: &[Keypair],
+        server_key: [u8; 32],
+    ) -> (Outcome, Outcome, Option<[u8; 32]>) {
+        let mut c = cfg(SocketType::Dealer);
+        c.mechanism = MechanismConfig::CurveClient {
+            keys: Keypair::generate().unwrap(),
+            server_key,
+        };
+        let mut s = cfg(SocketType::Router);
+        s.mechanism = MechanismConfig::CurveServer {
+            keys: primary.clone(),
+            also: also.to_vec(),
+            retired: retired.to_vec(),
+            check: None,
+        };
+        let mut a = Connection::new(c);
+        let mut b = Connection::new(s);
+        let (ra, rb) = pump_result(&mut a, &mut b);
+        (ra, rb, b.curve_server_key())
+    }
+
+    #[test]
+    fn curve_hello_to_a_secondary_held_key_opens() {
+        let (old, new) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+        // Primary old, new held beside it: a client of either gets in,
+        // and the server says which key it was addressed to.
+        for (addressed, want) in [(&old, &old), (&new, &new)] {
+            let (ra, rb, used) =
+                curve_with_held_keys(&old, std::slice::from_ref(&new), &[], addressed.public);
+            assert!(matches!(ra.unwrap()[..], [Seen::Ready(..)]));
+            assert!(matches!(rb.unwrap()[..], [Seen::Ready(..)]));
+            assert_eq!(used, Some(want.public));
+        }
+    }
+
+    #[test]
+    fn curve_hello_to_a_retired_key_is_refused_and_named() {
+        let (old, new) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+        let (ra, rb, used) =
+            curve_with_held_keys(&new, &[], std::slice::from_ref(&old), old.public);
+        assert_eq!(rb, Err(Error::Crypto(curve::HELLO_RETIRED)));
+        assert!(
+            matches!(ra, Err(Error::PeerError(ref r)) if r.contains("retired")),
+            "{ra:?}"
+        );
+        assert_eq!(used, None);
+        // A key the server never held: the usual refusal.
+        let stranger = Keypair::generate().unwrap();
+        let (_, rb, _) = curve_with_held_keys(&new, &[], &[old], stranger.public);
+        assert_eq!(rb, Err(Error::Crypto(curve::HELLO_UNKNOWN)));
     }
 
     #[test]

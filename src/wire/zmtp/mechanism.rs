@@ -32,9 +32,17 @@ impl Mechanism {
     pub(super) fn new(config: &MechanismConfig) -> Mechanism {
         match config {
             MechanismConfig::Null => Mechanism::Null(NullMechanism),
-            MechanismConfig::CurveServer { keys, check } => {
-                Mechanism::Curve(Box::new(Curve::server(keys.clone(), check.clone())))
-            }
+            MechanismConfig::CurveServer {
+                keys,
+                also,
+                retired,
+                check,
+            } => Mechanism::Curve(Box::new(Curve::server_of(
+                keys.clone(),
+                also.clone(),
+                retired.clone(),
+                check.clone(),
+            ))),
             MechanismConfig::CurveClient { keys, server_key } => {
                 Mechanism::Curve(Box::new(Curve::client(keys.clone(), *server_key)))
             }
@@ -45,6 +53,15 @@ impl Mechanism {
         match self {
             Mechanism::Null(_) => "NULL",
             Mechanism::Curve(_) => "CURVE",
+        }
+    }
+
+    /// Under CURVE as server: the public key the peer's HELLO was
+    /// addressed to, once one opened.
+    pub(super) fn curve_server_key(&self) -> Option<[u8; curve::KEY_LEN]> {
+        match self {
+            Mechanism::Null(_) => None,
+            Mechanism::Curve(c) => c.server_key_used(),
         }
     }
 

@@ -107,6 +107,9 @@ class Node:
         """The members of the network known here, this node first."""
     def stats(self) -> Dict[str, int]:
         """The node's counters by name."""
+    def keyring(self) -> List[tuple[str, bool, int]]:
+        """The CURVE keys held, the primary first: ``(public, primary,
+        handshakes)``."""
     def metrics(self) -> str:
         """The node's metrics in the Prometheus text exposition format
         (version 0.0.4; docs/metrics.md lists them)."""
