@@ -186,6 +186,12 @@ struct NodeArgs {
     /// UDP port of the beacons (default 5675)
     #[arg(long, requires = "discover")]
     discover_port: Option<u16>,
+    /// Address family of the beacons: 0 (IPv4 broadcast), 1 (IPv6
+    /// multicast) or both (the two at once, and a TCP endpoint that takes
+    /// both; docs/discovery.md, "Dual stack"). Default: ZSYS_IPV6, else 0
+    #[arg(long, requires = "discover", value_name = "0|1|both",
+          value_parser = ["0", "1", "both"])]
+    discover_ipv6: Option<String>,
     /// Serve the node's metrics at http://ADDR/metrics (Prometheus text
     /// format; see docs/metrics.md), e.g. 127.0.0.1:9464 (port 0 picks one)
     #[arg(long, value_name = "ADDR")]
@@ -490,6 +496,9 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
         };
         if let Some(port) = args.discover_port {
             options.port = port;
+        }
+        if let Some(family) = &args.discover_ipv6 {
+            options.set("ipv6", family)?;
         }
         let (host, port) = node.discover(&options)?;
         if args.json {
