@@ -549,6 +549,16 @@ mod tests {
         assert_eq!((old.port, old.node_id, old.advertised), (5000, 42, None));
         // Earlier versions never carry one.
         assert_eq!(decode(&encode(5000, 42)).unwrap().advertised, None);
+        // The byte example of docs/protocol.md, section 11.
+        let id = 0x0102_0304_0506_0708;
+        let mut doc = encode_advertised(4660, id, None, "", id, "tcp://h:4660");
+        set_flag(&mut doc, FLAG_LOOKING, true);
+        let mut want = vec![0x5A, 0x47, 0x44, 5, 1, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8];
+        want.extend_from_slice(&[0u8; 32]);
+        want.push(0);
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0x0C]);
+        want.extend_from_slice(b"tcp://h:4660");
+        assert_eq!(doc, want);
     }
 
     #[test]
