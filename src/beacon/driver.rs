@@ -9,29 +9,72 @@ use mio::{Interest, Registry, Token};
 
 use super::discovery::{self, Discovery, DiscoveryAction, Heard};
 use super::frame;
+use super::iface::{self, Choice};
 use super::options::DiscoverOptions;
 use super::udp::UdpBeacon;
 use crate::engine::{Engine, Now};
 use crate::error::{Error, Result};
 use crate::security::Policy;
 
-/// The reactor token of the discovery socket (far above connection tokens).
-pub(crate) const TOKEN: Token = Token(0xffff_fff0);
+/// The reactor tokens of the discovery sockets, one per family beaconed
+/// (far above connection tokens).
+pub(crate) const TOKENS: [Token; 2] = [Token(0xffff_fff0), Token(0xffff_fff1)];
 /// Datagrams read per wakeup before the rest of the node is served.
 const READ_BUDGET: usize = 256;
 
-/// Opens the beacon sockets for `options`. `Ok(None)`: no usable interface.
-pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<UdpBeacon>> {
-    let resolved = options
-        .udp()
-        .resolve(|k| std::env::var(k).ok())
+/// Whether `token` is one of the discovery sockets'.
+pub(crate) fn is_token(token: Token) -> bool {
+    TOKENS.contains(&token)
+}
+
+/// Opens the beacon sockets for `options`: one, or with `ipv6=both` an
+/// IPv4 and an IPv6 one on the same interface. Empty: no usable interface.
+pub(crate) fn open(options: &DiscoverOptions) -> Result<Vec<UdpBeacon>> {
+    let families = options
+        .udp_families()
+        .iter()
+        .map(|u| u.resolve(|k| std::env::var(k).ok()))
+        .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| Error::command(format!("DISCOVER: {e}")))?;
-    UdpBeacon::open(options.port, &resolved).map_err(|e| {
+    let cannot = |e| {
         Error::io(
             format!("DISCOVER: cannot open UDP port {}", options.port),
             e,
         )
-    })
+    };
+    let [v4, v6] = &families[..] else {
+        let one = &families[0];
+        return Ok(UdpBeacon::open(options.port, one)
+            .map_err(cannot)?
+            .into_iter()
+            .collect());
+    };
+    let ifaces = iface::list().map_err(cannot)?;
+    let (c4, c6) = iface::choose_both(&ifaces, &v4.interface);
+    if matches!((&c4, &c6), (Choice::None, Choice::None)) {
+        return Ok(Vec::new());
+    }
+    let mut sockets = Vec::new();
+    for (opts, choice, family) in [(v4, c4, "IPv4"), (v6, c6, "IPv6")] {
+        let Some(udp) =
+            UdpBeacon::open_on(options.port, opts, choice, ifaces.clone()).map_err(|e| {
+                Error::io(
+                    format!(
+                        "DISCOVER ipv6=both: cannot open the {family} beacon on UDP port {}",
+                        options.port
+                    ),
+                    e,
+                )
+            })?
+        else {
+            return Err(Error::command(format!(
+                "DISCOVER ipv6=both: the interface '{}' has no usable {family} address",
+                v4.interface
+            )));
+        };
+        sockets.push(udp);
+    }
+    Ok(sockets)
 }
 
 /// Where discovered peers go: the engine's overlay, which decides which
@@ -46,13 +89,44 @@ fn admits(policy: &Policy, ip: IpAddr, key: Option<&[u8; 32]>) -> bool {
     policy.check_address(ip).is_ok() && key.is_none_or(|k| policy.check_curve_key(k).is_ok())
 }
 
-/// Discovery running inside a node's reactor.
-pub(crate) struct Driver {
+/// One beacon socket pair of the driver (one per family) and what went
+/// through it.
+struct Family {
     udp: UdpBeacon,
     recv: mio::net::UdpSocket,
+    /// Datagrams read.
+    heard: u64,
+    /// More datagrams may wait (the read budget ran out).
+    backlog: bool,
+}
+
+/// The discovery state machine for a node: a CURVE node's when `curve`,
+/// of `cluster`, keeping peers at their IPv4 address when `dual`.
+fn new_discovery(
+    node_id: u64,
+    curve: bool,
+    settings: &discovery::DiscoverySettings,
+    cluster: &str,
+    dual: bool,
+    now_ms: u64,
+) -> Discovery {
+    let d = Discovery::new(node_id, curve, settings.clone(), now_ms).in_cluster(cluster);
+    if dual {
+        d.preferring_ipv4()
+    } else {
+        d
+    }
+}
+
+/// Discovery running inside a node's reactor.
+pub(crate) struct Driver {
+    /// The beacon sockets: one, or IPv4 then IPv6 (`ipv6=both`).
+    families: Vec<Family>,
     beacon: Vec<u8>,
     node_id: u64,
     tcp_port: u16,
+    /// `overlay/advertise` when set: beacons carry it (version 5).
+    advertised: Option<String>,
     public_key: Option<[u8; 32]>,
     cluster: String,
     settings: discovery::DiscoverySettings,
@@ -66,45 +140,57 @@ pub(crate) struct Driver {
     anchor: Option<u64>,
     next_send: u64,
     disc: Discovery,
-    backlog: bool,
     send_errors: u64,
 }
 
 impl Driver {
-    /// Starts beaconing `tcp_port` for `node_id` on `udp`; with the node's
+    /// Starts beaconing `tcp_port` for `node_id` on `sockets` (one per
+    /// family, registered with `tokens`, one each); with the node's
     /// CURVE `public_key` when it has a key pair and its `cluster` name
     /// when it has one (see [`frame`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
-        udp: UdpBeacon,
+        sockets: Vec<UdpBeacon>,
         options: &DiscoverOptions,
         node_id: u64,
         tcp_port: u16,
         public_key: Option<&[u8; 32]>,
         cluster: &str,
         registry: &Registry,
-        token: Token,
+        tokens: [Token; 2],
         now_ms: u64,
     ) -> Result<Driver> {
-        let clone = udp
-            .recv
-            .try_clone()
-            .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
-        let mut recv = mio::net::UdpSocket::from_std(clone);
-        registry
-            .register(&mut recv, token, Interest::READABLE)
-            .map_err(|e| Error::io("DISCOVER: cannot register UDP socket", e))?;
+        let mut families = Vec::new();
+        for (udp, token) in sockets.into_iter().zip(tokens) {
+            let clone = udp
+                .recv
+                .try_clone()
+                .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
+            let mut recv = mio::net::UdpSocket::from_std(clone);
+            if let Err(e) = registry.register(&mut recv, token, Interest::READABLE) {
+                for f in &mut families {
+                    let Family { recv, .. } = f;
+                    let _ = registry.deregister(recv);
+                }
+                return Err(Error::io("DISCOVER: cannot register UDP socket", e));
+            }
+            families.push(Family {
+                udp,
+                recv,
+                heard: 0,
+                backlog: true,
+            });
+        }
         let settings = options.settings();
-        Ok(Driver {
-            udp,
-            recv,
-            beacon: {
-                let mut b = frame::encode_for(tcp_port, node_id, public_key, cluster, None);
-                frame::set_flag(&mut b, frame::FLAG_LOOKING, true);
-                b
-            },
+        let curve = public_key.is_some();
+        let dual = families.len() > 1;
+        let disc = new_discovery(node_id, curve, &settings, cluster, dual, now_ms);
+        let mut driver = Driver {
+            families,
+            beacon: Vec::new(),
             node_id,
             tcp_port,
+            advertised: None,
             public_key: public_key.copied(),
             cluster: cluster.to_string(),
             interval_ms: options.interval_ms.max(1),
@@ -112,18 +198,20 @@ impl Driver {
             joined: false,
             anchor: None,
             next_send: now_ms,
-            disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms)
-                .in_cluster(cluster),
+            disc,
             settings,
-            backlog: true,
             send_errors: 0,
-        })
+        };
+        driver.encode_beacon();
+        Ok(driver)
     }
 
     /// Stops beaconing. The overlay keeps the links it made: they are
     /// links like any other now.
     pub(crate) fn stop(mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.recv);
+        for f in &mut self.families {
+            let _ = registry.deregister(&mut f.recv);
+        }
     }
 
     /// The node's key pair changed (or was set): beacon the new public
@@ -150,11 +238,13 @@ impl Driver {
         self.start_over(now);
     }
 
-    /// The TCP port others dial changed (`overlay/advertise`): beacon
-    /// it from now on.
-    pub(crate) fn set_tcp_port(&mut self, tcp_port: u16, now: Now) {
-        if tcp_port != self.tcp_port {
+    /// The endpoint others dial changed: beacon its TCP port from now
+    /// on, and with `advertised` (`overlay/advertise`, when set) the
+    /// whole endpoint.
+    pub(crate) fn set_endpoint(&mut self, tcp_port: u16, advertised: Option<&str>, now: Now) {
+        if tcp_port != self.tcp_port || advertised != self.advertised.as_deref() {
             self.tcp_port = tcp_port;
+            self.advertised = advertised.map(str::to_string);
             self.encode_beacon();
             self.next_send = now.mono_ms;
         }
@@ -162,14 +252,15 @@ impl Driver {
 
     fn start_over(&mut self, now: Now) {
         self.encode_beacon();
-        let key = self.public_key.as_ref();
-        self.disc = Discovery::new(
+        let curve = self.public_key.is_some();
+        self.disc = new_discovery(
             self.node_id,
-            key.is_some(),
-            self.settings.clone(),
+            curve,
+            &self.settings,
+            &self.cluster,
+            self.dual_stack(),
             now.mono_ms,
-        )
-        .in_cluster(&self.cluster);
+        );
         self.disc.set_joined(self.joined);
         self.disc.set_anchor(self.anchor);
         self.next_send = now.mono_ms;
@@ -177,19 +268,47 @@ impl Driver {
 
     fn encode_beacon(&mut self) {
         let key = self.public_key.as_ref();
-        self.beacon =
-            frame::encode_for(self.tcp_port, self.node_id, key, &self.cluster, self.anchor);
+        let (port, id, cluster) = (self.tcp_port, self.node_id, &self.cluster);
+        self.beacon = match &self.advertised {
+            // Looking for peers: the node's own id stands for the anchor
+            // (receivers ignore it while the flag is set).
+            Some(ep) => {
+                let anchor = self.anchor.unwrap_or(id);
+                frame::encode_advertised(port, id, key, cluster, anchor, ep)
+            }
+            None => frame::encode_for(port, id, key, cluster, self.anchor),
+        };
         frame::set_flag(&mut self.beacon, frame::FLAG_LOOKING, !self.joined);
     }
 
+    /// The address beacons go out from (the IPv4 one with `ipv6=both`).
     pub(crate) fn hostname(&self) -> &str {
-        &self.udp.hostname
+        self.families
+            .first()
+            .map_or("", |f| f.udp.hostname.as_str())
+    }
+
+    /// Whether the driver beacons over both IPv4 and IPv6.
+    pub(crate) fn dual_stack(&self) -> bool {
+        self.families.len() > 1
+    }
+
+    /// Datagrams read over one family.
+    fn heard(&self, ipv6: bool) -> u64 {
+        self.families
+            .iter()
+            .filter(|f| f.udp.is_ipv6() == ipv6)
+            .map(|f| f.heard)
+            .sum()
     }
 
     /// Counters for STATS.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 10] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 13] {
         let s = self.disc.stats();
         [
+            ("discovery-beacons-ipv4", self.heard(false)),
+            ("discovery-beacons-ipv6", self.heard(true)),
+            ("discovery-family-switches", s.family_switches),
             ("discovery-answers", s.answers),
             ("discovery-other-cluster", s.other_cluster),
             ("discovery-peers", self.disc.peer_count() as u64),
@@ -203,28 +322,44 @@ impl Driver {
         ]
     }
 
-    /// The socket may have datagrams.
-    pub(crate) fn readable(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
-        let engine = &mut *links.engine;
-        self.backlog = false;
-        let mut buf = [0u8; 512];
+    /// The socket of `token` may have datagrams.
+    pub(crate) fn readable(&mut self, token: Token, links: Links<'_>, policy: &Policy, now: Now) {
+        if let Some(i) = TOKENS.iter().position(|t| *t == token) {
+            self.read(i, links.engine, policy, now);
+        }
+        self.apply(links, now);
+    }
+
+    /// Reads the datagrams waiting on family `i`'s socket, up to the
+    /// budget.
+    fn read(&mut self, i: usize, engine: &mut Engine, policy: &Policy, now: Now) {
+        let Some(f) = self.families.get_mut(i) else {
+            return;
+        };
+        f.backlog = false;
+        // One byte more than a beacon may be: a longer datagram arrives
+        // longer than the limit (cut), and is refused.
+        let mut buf = [0u8; frame::MAX_DATAGRAM + 1];
         let mut budget_left = true;
         for i in 0..=READ_BUDGET {
             if i == READ_BUDGET {
                 budget_left = false;
                 break;
             }
-            match self.recv.recv_from(&mut buf) {
+            match f.recv.recv_from(&mut buf) {
                 Ok((n, from)) => {
+                    f.heard += 1;
                     let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
-                    let heard =
-                        self.disc
-                            .handle_datagram(from.ip(), &buf[..n], now.mono_ms, &admit);
+                    // An IPv4 peer seen through an IPv6 socket is an IPv4 peer.
+                    let source = from.ip().to_canonical();
+                    let heard = self
+                        .disc
+                        .handle_datagram(source, &buf[..n], now.mono_ms, &admit);
                     if engine.verbose() && !matches!(heard, Heard::Known | Heard::Own) {
                         eprintln!(
                             "zgossip {}: beacon from {}: {heard:?}",
                             engine.name(),
-                            self.udp.peer_name(from)
+                            f.udp.peer_name(from)
                         );
                     }
                 }
@@ -234,8 +369,7 @@ impl Driver {
                 Err(_) => break,
             }
         }
-        self.backlog = !budget_left;
-        self.apply(links, now);
+        f.backlog = !budget_left;
     }
 
     /// Follows whether the node has overlay links: then it beacons every
@@ -270,25 +404,28 @@ impl Driver {
         }
     }
 
+    /// Sends the beacon over every family.
     fn send_beacon(&mut self, engine: &Engine) {
-        if let Err(e) = self.udp.send.send_to(&self.beacon, self.udp.dest) {
-            self.send_errors += 1;
-            if engine.verbose() {
-                eprintln!("zgossip {}: cannot send beacon: {e}", engine.name());
+        for f in &self.families {
+            if let Err(e) = f.udp.send.send_to(&self.beacon, f.udp.dest) {
+                self.send_errors += 1;
+                if engine.verbose() {
+                    eprintln!(
+                        "zgossip {}: cannot send beacon to {}: {e}",
+                        engine.name(),
+                        f.udp.dest
+                    );
+                }
             }
         }
     }
 
     /// Sends the beacon when due and runs the state machine's timers.
     pub(crate) fn timeout(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
-        if self.backlog {
-            self.readable(
-                Links {
-                    engine: links.engine,
-                },
-                policy,
-                now,
-            );
+        for i in 0..self.families.len() {
+            if self.families[i].backlog {
+                self.read(i, links.engine, policy, now);
+            }
         }
         self.follow_overlay(links.engine, now);
         if now.mono_ms >= self.next_send {
@@ -301,7 +438,7 @@ impl Driver {
 
     /// When the driver wants [`Driver::timeout`] (monotonic ms).
     pub(crate) fn poll_timeout(&self) -> u64 {
-        if self.backlog {
+        if self.families.iter().any(|f| f.backlog) {
             return 0;
         }
         let t = self.next_send;
@@ -314,31 +451,26 @@ impl Driver {
             self.send_beacon(links.engine);
         }
         while let Some(action) = self.disc.poll_action() {
+            let dial = action.dial_endpoint().unwrap_or_default();
             match action {
                 DiscoveryAction::Found {
-                    peer,
-                    endpoint,
-                    server_key,
+                    peer, server_key, ..
                 }
                 | DiscoveryAction::Moved {
-                    peer,
-                    endpoint,
-                    server_key,
+                    peer, server_key, ..
                 } => {
-                    let endpoint = discovery::endpoint_string(endpoint);
-                    links.engine.add_candidate(peer, &endpoint, server_key, now);
+                    links.engine.add_candidate(peer, &dial, server_key, now);
                 }
                 DiscoveryAction::Forget { peer } => links.engine.forget_candidate(peer),
                 DiscoveryAction::Anchor {
                     peer,
-                    endpoint,
                     server_key,
                     anchor,
+                    ..
                 } => {
-                    let endpoint = discovery::endpoint_string(endpoint);
                     links
                         .engine
-                        .heard_anchor(peer, &endpoint, server_key, anchor, now);
+                        .heard_anchor(peer, &dial, server_key, anchor, now);
                 }
             }
         }

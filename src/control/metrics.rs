@@ -140,6 +140,9 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("discovery-not-allowed", "zgossip_discovery_not_allowed_total", Counter, "Discovery beacons from peers the access rules refuse."),
         ("discovery-dials", "zgossip_discovery_dials_total", Counter, "Peers found by discovery handed to the overlay."),
         ("discovery-refused", "zgossip_discovery_refused_total", Counter, "Discovered peers refused (the candidate list was full)."),
+        ("discovery-beacons-ipv4", "zgossip_discovery_beacons_ipv4_total", Counter, "Discovery datagrams received over IPv4."),
+        ("discovery-beacons-ipv6", "zgossip_discovery_beacons_ipv6_total", Counter, "Discovery datagrams received over IPv6."),
+        ("discovery-family-switches", "zgossip_discovery_family_switches_total", Counter, "Peers heard over both families taken from their IPv6 address to their IPv4 one (DISCOVER ipv6=both)."),
         ("store-loaded", "zgossip_store_loaded_total", Counter, "Records loaded from the data directory."),
         ("store-expired-on-load", "zgossip_store_expired_on_load_total", Counter, "Records whose time to live ran out while the node was down."),
         ("store-records-written", "zgossip_store_records_written_total", Counter, "Records written to the data directory."),
@@ -393,6 +396,9 @@ mod tests {
                 "discovery-not-allowed",
                 "discovery-dials",
                 "discovery-refused",
+                "discovery-beacons-ipv4",
+                "discovery-beacons-ipv6",
+                "discovery-family-switches",
             ]);
         for n in names {
             assert!(

@@ -260,13 +260,13 @@ impl Reactor {
             self.handle_wakeup();
         }
         let token = Token(ev.token().0 & LOCAL_TOKENS);
-        if token == crate::beacon::driver::TOKEN {
+        if crate::beacon::driver::is_token(token) {
             let now = self.now();
             if let Some(d) = self.discovery.as_mut() {
                 let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
                 };
-                d.readable(links, &self.access.policy, now);
+                d.readable(token, links, &self.access.policy, now);
             }
         } else if !self.conns.contains_key(&token) && self.listeners.contains_key(&token) {
             // Connections first: one look-up of a map already at hand
@@ -745,7 +745,8 @@ impl Reactor {
         if let Some(old) = self.discovery.take() {
             old.stop(&self.registry);
         }
-        let Some(udp) = disc::open(&options)? else {
+        let sockets = disc::open(&options)?;
+        let Some(first) = sockets.first() else {
             return Err(Error::command(format!(
                 "DISCOVER: no usable interface (interface '{}')",
                 options
@@ -756,7 +757,9 @@ impl Reactor {
             )));
         };
         if self.port <= 0 {
-            let host = match udp.hostname.as_str() {
+            let host = match first.hostname.as_str() {
+                // Both families: one socket that takes both (docs/discovery.md).
+                _ if options.dual_stack => "[::]".to_string(),
                 "*" => "*".to_string(),
                 h if h.contains(':') => format!("[{}]", h.split('%').next().unwrap_or(h)),
                 h => h.to_string(),
@@ -767,20 +770,22 @@ impl Reactor {
         let port = advertise::endpoint_port(&self.own_endpoint())
             .or_else(|| u16::try_from(self.port).ok().filter(|p| *p != 0))
             .ok_or_else(|| Error::command("DISCOVER: the node has no TCP port"))?;
-        let driver = disc::Driver::start(
-            udp,
+        let mut driver = disc::Driver::start(
+            sockets,
             &options,
             self.engine.id(),
             port,
             self.access.curve_public_key().as_ref(),
             &self.cluster,
             &self.registry,
-            self.tok(crate::beacon::driver::TOKEN),
+            crate::beacon::driver::TOKENS.map(|t| self.tok(t)),
             now.mono_ms,
         )?;
+        driver.set_endpoint(port, self.advertised_endpoint().as_deref(), now);
         let hostname = driver.hostname().to_string();
         self.trace(format_args!(
-            "discovering on {hostname}, UDP port {}, advertising TCP port {port} ({})",
+            "discovering on {hostname}{}, UDP port {}, advertising TCP port {port} ({})",
+            if driver.dual_stack() { " and IPv6" } else { "" },
             options.port,
             if self.access.server {
                 "CURVE: only peers that beacon a public key"
@@ -880,6 +885,13 @@ impl Reactor {
         advertise::own_endpoint(self.advertise.as_deref(), self.listening.as_deref())
     }
 
+    /// The endpoint beacons carry whole (version 5): the node's own
+    /// endpoint when `overlay/advertise` makes it (else beacons carry
+    /// its port, and peers dial their source address).
+    fn advertised_endpoint(&self) -> Option<String> {
+        self.advertise.as_ref().map(|_| self.own_endpoint())
+    }
+
     /// Tells the engine (overlay and membership) and the beacons the
     /// endpoint others dial, when it changed.
     fn tell_own_endpoint(&mut self) {
@@ -891,8 +903,9 @@ impl Reactor {
         self.engine.set_endpoint(&own);
         if let Some(port) = advertise::endpoint_port(&own) {
             let now = self.now();
+            let advertised = self.advertised_endpoint();
             if let Some(d) = self.discovery.as_mut() {
-                d.set_tcp_port(port, now);
+                d.set_endpoint(port, advertised.as_deref(), now);
             }
         }
     }
@@ -951,7 +964,7 @@ impl Reactor {
         loop {
             let t = Token(self.next_token & LOCAL_TOKENS);
             self.next_token = self.next_token.wrapping_add(1);
-            let reserved = t == crate::beacon::driver::TOKEN;
+            let reserved = crate::beacon::driver::is_token(t);
             if !reserved && !self.conns.contains_key(&t) && !self.listeners.contains_key(&t) {
                 return t;
             }
@@ -1082,10 +1095,7 @@ impl Reactor {
             match listener.accept() {
                 Ok(stream) => {
                     let peer = stream.peer();
-                    let ip = match &stream {
-                        Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
-                        Stream::Unix(..) => None,
-                    };
+                    let ip = stream.peer_ip();
                     let refuse = self.access.refusal(ip);
                     match &refuse {
                         Some(why) => self.trace(format_args!(
