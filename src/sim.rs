@@ -911,7 +911,7 @@ impl Sim {
             }
             Call::Connected { conn, role, peer } => e.handle_connected(conn, role, peer, now),
             Call::Closed { conn } => e.handle_closed(conn, now),
-            Call::DialFailed { remote } => e.handle_dial_failed(remote, "unreachable", now),
+            Call::DialFailed { remote } => e.handle_dial_unanswered(remote, "unreachable", now),
             Call::Publish {
                 key,
                 value,

@@ -296,9 +296,9 @@ impl Engine {
         self.run_overlay(now);
     }
 
-    /// A dial of the views failed.
-    pub(super) fn overlay_dial_failed(&mut self, endpoint: &str, now: Now) {
-        self.views.dial_failed(endpoint, now.mono_ms);
+    /// A dial of the views failed (`nobody_there`: refused or unanswered).
+    pub(super) fn overlay_dial_failed(&mut self, endpoint: &str, nobody_there: bool, now: Now) {
+        self.views.dial_failed(endpoint, nobody_there, now.mono_ms);
         self.run_overlay(now);
     }
 

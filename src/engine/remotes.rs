@@ -135,6 +135,19 @@ impl Engine {
 
     /// Dialling a remote failed before its handshake completed.
     pub fn handle_dial_failed(&mut self, remote: RemoteId, reason: &str, now: Now) {
+        self.dial_failed_as(remote, reason, false, now);
+    }
+
+    /// A dial found nobody there: the connection was refused, or went
+    /// unanswered (timed out, host unreachable). Unlike other failures (no
+    /// route from here, a handshake refused), this is evidence that the
+    /// peer is down: an overlay dial of a member accuses it (see
+    /// `docs/membership.md`).
+    pub fn handle_dial_unanswered(&mut self, remote: RemoteId, reason: &str, now: Now) {
+        self.dial_failed_as(remote, reason, true, now);
+    }
+
+    fn dial_failed_as(&mut self, remote: RemoteId, reason: &str, nobody_there: bool, now: Now) {
         self.trace(format_args!("cannot reach remote {remote}: {reason}"));
         if let Some(r) = self.remotes.get_mut(remote) {
             // The server may hold another of its keys by now.
@@ -147,7 +160,7 @@ impl Engine {
             .map(|r| r.endpoint.clone());
         self.schedule_redial(remote, now);
         if let Some(endpoint) = overlay {
-            self.overlay_dial_failed(&endpoint, now);
+            self.overlay_dial_failed(&endpoint, nobody_there, now);
         }
     }
 

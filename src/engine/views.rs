@@ -555,12 +555,13 @@ impl Views {
         );
     }
 
-    /// A dial the views asked for failed: no connection (refused, or no
-    /// answer in time). A member asked to become active is reported
-    /// [`ViewAction::Unreachable`].
-    pub fn dial_failed(&mut self, endpoint: &str, now: u64) {
+    /// A dial the views asked for failed. `nobody_there`: the connection
+    /// was refused or went unanswered (not a failure of this end, such as
+    /// no route from here, nor a handshake refused): a member asked to
+    /// become active is then reported [`ViewAction::Unreachable`].
+    pub fn dial_failed(&mut self, endpoint: &str, nobody_there: bool, now: u64) {
         if let Some(req) = self.dialling.remove(endpoint) {
-            if let Intent::Neighbor { peer, .. } = &req.intent {
+            if let (true, Intent::Neighbor { peer, .. }) = (nobody_there, &req.intent) {
                 self.out.push_back(ViewAction::Unreachable { id: peer.id });
             }
             self.request_failed(req.intent, true, now);
@@ -634,7 +635,8 @@ impl Views {
             .map(|(e, _)| e.clone())
             .collect();
         for endpoint in late {
-            self.dial_failed(&endpoint, now);
+            // No connection within the request timeout: unanswered.
+            self.dial_failed(&endpoint, true, now);
         }
         let late: Vec<ConnId> = self
             .asking
@@ -759,36 +761,43 @@ impl Views {
     /// long is taken as failed by the membership (it cannot deny a
     /// suspicion).
     fn fill(&mut self, now: u64) {
-        let pending = self.asking.len() + self.dialling.len();
-        let joining = self
-            .asking
-            .values()
-            .chain(self.dialling.values())
-            .any(|r| matches!(r.intent, Intent::Join { .. }));
-        let cut_off = self.active.is_empty() && !joining;
-        if self.active.len() + pending >= self.settings.active_max || (pending > 0 && !cut_off) {
-            return;
-        }
-        let candidates: Vec<usize> = (0..self.passive.len())
-            .filter(|&i| {
-                let p = &self.passive[i];
-                !self.active.iter().any(|a| a.peer.id == p.id)
-                    && !self.dialling.contains_key(&p.endpoint)
-            })
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
-        let peer = self.passive[candidates[self.rng.index(candidates.len())]].clone();
-        // High priority (a full node makes room) while the node has fewer
-        // than half its links: one or two links are a thin thread, and a
-        // small group of nodes that lost its links to the rest would
-        // otherwise stay cut off, refused by full nodes for ever.
-        let high = self.active.len() < self.settings.active_max.div_ceil(2);
-        self.stats.promotions += 1;
-        self.dial(peer.endpoint.clone(), Intent::Neighbor { peer, high }, now);
-        if cut_off {
-            self.fill(now);
+        // Each round dials one more peer (its endpoint joins `dialling`),
+        // so a node cut off asks at most `active-max` at once.
+        for _ in 0..self.settings.active_max.max(1) {
+            let pending = self.asking.len() + self.dialling.len();
+            let joining = self
+                .asking
+                .values()
+                .chain(self.dialling.values())
+                .any(|r| matches!(r.intent, Intent::Join { .. }));
+            let cut_off = self.active.is_empty() && !joining;
+            if self.active.len() + pending >= self.settings.active_max || (pending > 0 && !cut_off)
+            {
+                return;
+            }
+            let candidates: Vec<usize> = (0..self.passive.len())
+                .filter(|&i| {
+                    let p = &self.passive[i];
+                    !self.active.iter().any(|a| a.peer.id == p.id)
+                        && !self.dialling.contains_key(&p.endpoint)
+                        && p.endpoint != self.me.endpoint
+                })
+                .collect();
+            if candidates.is_empty() {
+                return;
+            }
+            let peer = self.passive[candidates[self.rng.index(candidates.len())]].clone();
+            // High priority (a full node makes room) while the node has
+            // fewer than half its links: one or two links are a thin
+            // thread, and a small group of nodes that lost its links to the
+            // rest would otherwise stay cut off, refused by full nodes for
+            // ever.
+            let high = self.active.len() < self.settings.active_max.div_ceil(2);
+            self.stats.promotions += 1;
+            self.dial(peer.endpoint.clone(), Intent::Neighbor { peer, high }, now);
+            if !cut_off {
+                return;
+            }
         }
     }
 

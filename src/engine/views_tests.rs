@@ -279,9 +279,30 @@ fn a_failed_active_link_is_replaced_from_the_passive_view() {
             }
         )]
     );
-    // That dial fails: the peer is forgotten.
-    v.dial_failed(&peer(7).endpoint, 200);
+    // That dial fails: the peer is forgotten; refused or unanswered, it
+    // is reported to the membership as unreachable.
+    v.dial_failed(&peer(7).endpoint, true, 200);
     assert!(v.passive().is_empty());
+    let unreachable = |acts: &[ViewAction]| -> Vec<u64> {
+        acts.iter()
+            .filter_map(|a| match a {
+                ViewAction::Unreachable { id } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(unreachable(&drain(&mut v)), vec![7]);
+    // A failure of this end (no route from here, a refused handshake)
+    // says nothing of the peer.
+    let mut v = views(1);
+    with_active(&mut v, &[2]);
+    know(&mut v, 7);
+    drain(&mut v);
+    assert!(v.link_down(2, 100));
+    drain(&mut v);
+    v.dial_failed(&peer(7).endpoint, false, 200);
+    assert!(v.passive().is_empty());
+    assert!(unreachable(&drain(&mut v)).is_empty());
 }
 
 #[test]
@@ -381,7 +402,7 @@ fn a_failed_peer_is_remembered_and_tried_again_each_period_until_forgotten() {
         for (endpoint, _) in dials(&drain(&mut v)) {
             assert_eq!(endpoint, peer(2).endpoint);
             tries += 1;
-            v.dial_failed(&endpoint, t);
+            v.dial_failed(&endpoint, true, t);
             drain(&mut v);
         }
         t += 1;
@@ -914,4 +935,25 @@ fn an_alone_node_dials_its_seed_addresses_again() {
     let mut again: Vec<String> = dials(&drain(&mut v)).into_iter().map(|d| d.0).collect();
     again.sort();
     assert_eq!(again, addrs(2..=3));
+}
+
+#[test]
+fn a_cut_off_node_whose_passive_view_names_its_own_endpoint_asks_the_others_and_stops() {
+    // A forged entry under another id but this node's own endpoint: it is
+    // never dialled, and it does not keep the node asking for ever (the
+    // node once recursed on it until its stack overflowed).
+    let mut v = views(1);
+    v.add_passive(
+        PeerEntry {
+            id: 9,
+            endpoint: peer(1).endpoint,
+            key: None,
+        },
+        &[],
+    );
+    know(&mut v, 7);
+    drain(&mut v);
+    v.fill(0);
+    let asked: Vec<String> = dials(&drain(&mut v)).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(asked, vec![peer(7).endpoint]);
 }

@@ -68,6 +68,9 @@ struct Socket {
     role: Role,
     /// TCP connect still in progress.
     connecting: bool,
+    /// The TCP connect failed for want of anyone there (refused, timed
+    /// out, host unreachable): told to the engine as such.
+    unanswered: bool,
     /// Handshake done and the engine has been told (`handle_connected`).
     ready: bool,
     peer: String,
@@ -1075,6 +1078,7 @@ impl Reactor {
                 zmtp,
                 role,
                 connecting,
+                unanswered: false,
                 ready: false,
                 peer,
                 ip,
@@ -1157,7 +1161,12 @@ impl Reactor {
                 let connecting = matches!(stream, Stream::Tcp(..));
                 self.add_conn(stream, Role::Outbound(remote), connecting, endpoint.into())
             }
-            Err(e) => self.engine.handle_dial_failed(remote, &e.to_string(), now),
+            Err(e) => match &e {
+                Error::Io { source, .. } if net::nobody_there(source) => self
+                    .engine
+                    .handle_dial_unanswered(remote, &e.to_string(), now),
+                _ => self.engine.handle_dial_failed(remote, &e.to_string(), now),
+            },
         }
     }
 
@@ -1173,6 +1182,7 @@ impl Reactor {
                 Ok(true) => c.connecting = false,
                 Ok(false) => return,
                 Err(e) => {
+                    c.unanswered = net::nobody_there(&e);
                     let reason = e.to_string();
                     self.drop_conn(token, &reason, now);
                     return;
@@ -1423,7 +1433,11 @@ impl Reactor {
         // got through is a failed dial.
         self.engine.handle_closed(token.0 as ConnId, now);
         if let (false, Role::Outbound(remote)) = (c.ready, c.role) {
-            self.engine.handle_dial_failed(remote, reason, now);
+            if c.unanswered {
+                self.engine.handle_dial_unanswered(remote, reason, now);
+            } else {
+                self.engine.handle_dial_failed(remote, reason, now);
+            }
         }
     }
 

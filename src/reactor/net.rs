@@ -278,6 +278,19 @@ fn resolve(host: &str, port: u16, ep: &Endpoint) -> Result<SocketAddr, Error> {
 }
 
 /// Starts connecting to a tcp or ipc endpoint (non-blocking).
+/// Whether a failed connect says nobody is there (the peer refused it,
+/// or never answered), rather than that this end could not try (no route,
+/// no address of that family here).
+pub(crate) fn nobody_there(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::ETIMEDOUT | libc::EHOSTUNREACH)
+    ) || matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut
+    )
+}
+
 pub(crate) fn dial(ep: &Endpoint) -> Result<Stream, Error> {
     match ep {
         Endpoint::Tcp { host, port } => {
@@ -303,5 +316,23 @@ pub(crate) fn dial(ep: &Endpoint) -> Result<Stream, Error> {
         Endpoint::Inproc(_) => Err(Error::command(format!(
             "{ep}: inproc is dialled through the registry"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_or_unanswered_connect_says_nobody_is_there() {
+        let os = io::Error::from_raw_os_error;
+        assert!(nobody_there(&os(libc::ECONNREFUSED)));
+        assert!(nobody_there(&os(libc::ETIMEDOUT)));
+        assert!(nobody_there(&os(libc::EHOSTUNREACH)));
+        // This end could not try: no route, no address of that family.
+        assert!(!nobody_there(&os(libc::ENETUNREACH)));
+        assert!(!nobody_there(&os(libc::EAFNOSUPPORT)));
+        assert!(!nobody_there(&os(libc::EADDRNOTAVAIL)));
+        assert!(!nobody_there(&io::Error::other("handshake refused")));
     }
 }
