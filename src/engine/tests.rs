@@ -785,21 +785,28 @@ fn silent_inbound_connections_are_closed() {
     assert_eq!(s.stats().idle_closed, 2);
 }
 
-/// A ZGP/2 server announces its link timeout: our client pings at a third
-/// of it (not at `remote/ping-interval`, meant for CZMQ servers), and gives
-/// the link up after twice that much silence (not after `remote/timeout`).
-#[test]
-fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
+/// A client linked (connection 5) to a ZGP/2 server that announced a
+/// link timeout of `timeout_ms`, at time 0, its first frames taken.
+fn linked_to_zgp2_server(timeout_ms: u64) -> Engine {
     let mut c = Engine::new("c", 2, Settings::default());
     let r = c.add_remote("tcp://x:1", at(0));
     assert!(matches!(c.poll_action(), Some(Action::Dial { .. })));
     let peer = Peer {
         zgp2: true,
-        timeout_ms: Some(3_000),
+        timeout_ms: Some(timeout_ms),
         ..Peer::default()
     };
     c.handle_connected(5, Role::Outbound(r), peer, at(0));
     drain(&mut c, 5);
+    c
+}
+
+/// A ZGP/2 server announces its link timeout: our client pings at a third
+/// of it (not at `remote/ping-interval`, meant for CZMQ servers), and gives
+/// the link up after twice that much silence (not after `remote/timeout`).
+#[test]
+fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
+    let mut c = linked_to_zgp2_server(3_000);
     let mut pings = Vec::new();
     let mut t = 0;
     // The server answers every PING, so the link stays up.
@@ -840,16 +847,7 @@ fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
 /// not a dead link.
 #[test]
 fn a_zgp2_remote_that_only_sends_pings_for_the_silence_it_hears() {
-    let mut c = Engine::new("c", 2, Settings::default());
-    let r = c.add_remote("tcp://x:1", at(0));
-    assert!(matches!(c.poll_action(), Some(Action::Dial { .. })));
-    let peer = Peer {
-        zgp2: true,
-        timeout_ms: Some(3_000),
-        ..Peer::default()
-    };
-    c.handle_connected(5, Role::Outbound(r), peer, at(0));
-    drain(&mut c, 5);
+    let mut c = linked_to_zgp2_server(3_000);
     let mut pings = 0;
     for step in 1..=200u64 {
         let t = step * 50;
