@@ -289,7 +289,32 @@ impl Discovery {
         admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
     ) -> Heard {
         self.stats.beacons += 1;
-        let heard = self.classify(source, data, now_ms, admit);
+        let heard = match frame::decode(data) {
+            Ok(announce) => self.classify(source, &announce, now_ms, admit),
+            Err(r) => Heard::Rejected(r),
+        };
+        self.count(heard, now_ms)
+    }
+
+    /// A node announced itself other than by beacon (a DNS-SD service,
+    /// `dnssd`): dialled at `endpoint`, by the very rules beacons follow
+    /// (own id, cluster, key, access rules, `max_peers`, `dials_per_sec`).
+    pub fn handle_announce(
+        &mut self,
+        endpoint: SocketAddr,
+        announce: &frame::Announce,
+        now_ms: u64,
+        admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
+    ) -> Heard {
+        let announce = frame::Announce {
+            port: endpoint.port(),
+            ..announce.clone()
+        };
+        let heard = self.classify(endpoint.ip(), &announce, now_ms, admit);
+        self.count(heard, now_ms)
+    }
+
+    fn count(&mut self, heard: Heard, now_ms: u64) -> Heard {
         match heard {
             Heard::Rejected(_) | Heard::BadSource => self.stats.rejected += 1,
             Heard::Own => self.stats.own += 1,
@@ -307,14 +332,10 @@ impl Discovery {
     fn classify(
         &mut self,
         source: IpAddr,
-        data: &[u8],
+        announce: &frame::Announce,
         now_ms: u64,
         admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
     ) -> Heard {
-        let announce = match frame::decode(data) {
-            Ok(a) => a,
-            Err(r) => return Heard::Rejected(r),
-        };
         if announce.node_id == self.own_id {
             return Heard::Own;
         }

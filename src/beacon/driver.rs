@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use mio::{Interest, Registry, Token};
 
 use super::discovery::{self, Discovery, DiscoveryAction, Heard};
+use super::dnssd;
 use super::frame;
+use super::iface::{self, Choice};
+use super::mdns::Mdns;
 use super::options::DiscoverOptions;
 use super::udp::UdpBeacon;
 use crate::engine::{Engine, Now};
@@ -20,18 +23,78 @@ pub(crate) const TOKEN: Token = Token(0xffff_fff0);
 /// Datagrams read per wakeup before the rest of the node is served.
 const READ_BUDGET: usize = 256;
 
-/// Opens the beacon sockets for `options`. `Ok(None)`: no usable interface.
-pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<UdpBeacon>> {
+/// The interface `DISCOVER` runs on, as its options choose it.
+pub(crate) struct Interface {
+    /// The address the node beacons from and binds TCP on when it has no
+    /// endpoint (`*` for the wildcard).
+    pub hostname: String,
+    /// The interface's name (`None` for the wildcard): where mDNS runs.
+    pub name: Option<String>,
+    pub ipv6: bool,
+    /// The beacon sockets (`None` with `beacon=0`).
+    pub udp: Option<UdpBeacon>,
+}
+
+/// Chooses the interface for `options` and opens the beacon sockets
+/// there (unless `beacon=0`). `Ok(None)`: no usable interface.
+pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<Interface>> {
+    options.check()?;
     let resolved = options
         .udp()
         .resolve(|k| std::env::var(k).ok())
         .map_err(|e| Error::command(format!("DISCOVER: {e}")))?;
-    UdpBeacon::open(options.port, &resolved).map_err(|e| {
-        Error::io(
-            format!("DISCOVER: cannot open UDP port {}", options.port),
-            e,
-        )
-    })
+    let ifaces = iface::list().map_err(|e| Error::io("DISCOVER: cannot list interfaces", e))?;
+    let (hostname, name) = match iface::choose(&ifaces, &resolved.interface, resolved.ipv6) {
+        Choice::None => return Ok(None),
+        Choice::Wildcard => ("*".to_string(), None),
+        Choice::Iface(i) => (i.addr.to_string(), Some(i.name)),
+    };
+    let udp = if options.beacon {
+        let udp = UdpBeacon::open(options.port, &resolved).map_err(|e| {
+            Error::io(
+                format!("DISCOVER: cannot open UDP port {}", options.port),
+                e,
+            )
+        })?;
+        match udp {
+            Some(u) => Some(u),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
+    Ok(Some(Interface {
+        hostname: udp.as_ref().map_or(hostname, |u| u.hostname.clone()),
+        name,
+        ipv6: resolved.ipv6,
+        udp,
+    }))
+}
+
+/// What the node tells others in its DNS-SD record besides its id, key
+/// and cluster.
+pub(crate) struct Identity<'a> {
+    /// The node's name (the instance name starts with it).
+    pub name: &'a str,
+    /// `overlay/advertise`, when set.
+    pub advertise: Option<&'a str>,
+}
+
+/// The beacon sockets, with beacons on.
+struct Sockets {
+    udp: UdpBeacon,
+    recv: mio::net::UdpSocket,
+}
+
+/// mDNS, with `mdns=1`: the daemon, the node's name and advertised
+/// endpoint for its record, when the live services are next fed to the
+/// discovery again.
+struct MdnsPart {
+    mdns: Mdns,
+    name: String,
+    advertise: Option<String>,
+    ipv6: bool,
+    next_refresh: u64,
 }
 
 /// Where discovered peers go: the engine's overlay, which decides which
@@ -48,8 +111,10 @@ fn admits(policy: &Policy, ip: IpAddr, key: Option<&[u8; 32]>) -> bool {
 
 /// Discovery running inside a node's reactor.
 pub(crate) struct Driver {
-    udp: UdpBeacon,
-    recv: mio::net::UdpSocket,
+    /// The beacon sockets (`None` with `beacon=0`).
+    sockets: Option<Sockets>,
+    hostname: String,
+    mdns: Option<MdnsPart>,
     beacon: Vec<u8>,
     node_id: u64,
     tcp_port: u16,
@@ -71,33 +136,63 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Starts beaconing `tcp_port` for `node_id` on `udp`; with the node's
+    /// Starts beaconing `tcp_port` for `node_id` on the interface's
+    /// sockets, and with `mdns=1` announcing it over mDNS; with the node's
     /// CURVE `public_key` when it has a key pair and its `cluster` name
-    /// when it has one (see [`frame`]).
+    /// when it has one (see [`frame`], [`dnssd`]). `wake` wakes the node
+    /// when mDNS has news.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
-        udp: UdpBeacon,
+        iface: Interface,
         options: &DiscoverOptions,
         node_id: u64,
+        identity: Identity<'_>,
         tcp_port: u16,
         public_key: Option<&[u8; 32]>,
         cluster: &str,
         registry: &Registry,
         token: Token,
+        wake: Box<dyn Fn() + Send>,
         now_ms: u64,
     ) -> Result<Driver> {
-        let clone = udp
-            .recv
-            .try_clone()
-            .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
-        let mut recv = mio::net::UdpSocket::from_std(clone);
-        registry
-            .register(&mut recv, token, Interest::READABLE)
-            .map_err(|e| Error::io("DISCOVER: cannot register UDP socket", e))?;
+        let sockets = match iface.udp {
+            Some(udp) => {
+                let clone = udp
+                    .recv
+                    .try_clone()
+                    .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
+                let mut recv = mio::net::UdpSocket::from_std(clone);
+                registry
+                    .register(&mut recv, token, Interest::READABLE)
+                    .map_err(|e| Error::io("DISCOVER: cannot register UDP socket", e))?;
+                Some(Sockets { udp, recv })
+            }
+            None => None,
+        };
+        let mdns = if options.mdns {
+            let record = dnssd::record(
+                identity.name,
+                node_id,
+                tcp_port,
+                cluster,
+                public_key,
+                identity.advertise,
+            );
+            Some(MdnsPart {
+                mdns: Mdns::start(record, iface.name.as_deref(), iface.ipv6, wake)?,
+                name: identity.name.to_string(),
+                advertise: identity.advertise.map(str::to_string),
+                ipv6: iface.ipv6,
+                next_refresh: now_ms + options.interval_ms.max(1),
+            })
+        } else {
+            None
+        };
         let settings = options.settings();
         Ok(Driver {
-            udp,
-            recv,
+            sockets,
+            hostname: iface.hostname,
+            mdns,
             beacon: {
                 let mut b = frame::encode_for(tcp_port, node_id, public_key, cluster, None);
                 frame::set_flag(&mut b, frame::FLAG_LOOKING, true);
@@ -122,8 +217,11 @@ impl Driver {
 
     /// Stops beaconing. The overlay keeps the links it made: they are
     /// links like any other now.
+    /// The mDNS service says goodbye (dropping the driver does too).
     pub(crate) fn stop(mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.recv);
+        if let Some(s) = self.sockets.as_mut() {
+            let _ = registry.deregister(&mut s.recv);
+        }
     }
 
     /// The node's key pair changed (or was set): beacon the new public
@@ -132,6 +230,7 @@ impl Driver {
     pub(crate) fn set_public_key(&mut self, public_key: Option<&[u8; 32]>, now: Now) {
         self.public_key = public_key.copied();
         self.start_over(now);
+        self.reannounce();
     }
 
     /// The node's primary key changed from one key to another (a key
@@ -141,6 +240,7 @@ impl Driver {
         self.public_key = Some(*public_key);
         self.encode_beacon();
         self.next_send = now.mono_ms;
+        self.reannounce();
     }
 
     /// The node's cluster changed: beacon the new name at once and hear
@@ -148,16 +248,39 @@ impl Driver {
     pub(crate) fn set_cluster(&mut self, cluster: &str, now: Now) {
         self.cluster = cluster.to_string();
         self.start_over(now);
+        self.reannounce();
     }
 
-    /// The TCP port others dial changed (`overlay/advertise`): beacon
-    /// it from now on.
-    pub(crate) fn set_tcp_port(&mut self, tcp_port: u16, now: Now) {
+    /// The endpoint others dial changed (`overlay/advertise`): beacon
+    /// its port, and announce it over mDNS, from now on.
+    pub(crate) fn set_own_endpoint(&mut self, tcp_port: u16, advertise: Option<&str>, now: Now) {
         if tcp_port != self.tcp_port {
             self.tcp_port = tcp_port;
             self.encode_beacon();
             self.next_send = now.mono_ms;
         }
+        if let Some(m) = self.mdns.as_mut() {
+            m.advertise = advertise.map(str::to_string);
+        }
+        self.reannounce();
+    }
+
+    /// The DNS-SD record again, when what it says changed.
+    fn reannounce(&mut self) {
+        let Some(m) = self.mdns.as_mut() else {
+            return;
+        };
+        let record = dnssd::record(
+            &m.name,
+            self.node_id,
+            self.tcp_port,
+            &self.cluster,
+            self.public_key.as_ref(),
+            m.advertise.as_deref(),
+        );
+        // A failure leaves the last record announced; the next change
+        // tries again.
+        let _ = m.mdns.announce(record);
     }
 
     fn start_over(&mut self, now: Now) {
@@ -183,7 +306,12 @@ impl Driver {
     }
 
     pub(crate) fn hostname(&self) -> &str {
-        &self.udp.hostname
+        &self.hostname
+    }
+
+    /// Counters of mDNS for STATS (none without `mdns=1`).
+    pub(crate) fn mdns_counters(&self) -> Option<[(&'static str, u64); 5]> {
+        self.mdns.as_ref().map(|m| m.mdns.counters())
     }
 
     /// Counters for STATS.
@@ -207,6 +335,9 @@ impl Driver {
     pub(crate) fn readable(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
         let engine = &mut *links.engine;
         self.backlog = false;
+        let Some(sockets) = self.sockets.as_mut() else {
+            return;
+        };
         let mut buf = [0u8; 512];
         let mut budget_left = true;
         for i in 0..=READ_BUDGET {
@@ -214,7 +345,7 @@ impl Driver {
                 budget_left = false;
                 break;
             }
-            match self.recv.recv_from(&mut buf) {
+            match sockets.recv.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
                     let heard =
@@ -224,7 +355,7 @@ impl Driver {
                         eprintln!(
                             "zgossip {}: beacon from {}: {heard:?}",
                             engine.name(),
-                            self.udp.peer_name(from)
+                            sockets.udp.peer_name(from)
                         );
                     }
                 }
@@ -271,7 +402,10 @@ impl Driver {
     }
 
     fn send_beacon(&mut self, engine: &Engine) {
-        if let Err(e) = self.udp.send.send_to(&self.beacon, self.udp.dest) {
+        let Some(s) = self.sockets.as_ref() else {
+            return;
+        };
+        if let Err(e) = s.udp.send.send_to(&self.beacon, s.udp.dest) {
             self.send_errors += 1;
             if engine.verbose() {
                 eprintln!("zgossip {}: cannot send beacon: {e}", engine.name());
@@ -295,8 +429,77 @@ impl Driver {
             self.next_send = now.mono_ms + self.current_interval();
             self.send_beacon(links.engine);
         }
+        let refresh = self
+            .mdns
+            .as_ref()
+            .is_some_and(|m| now.mono_ms >= m.next_refresh);
+        if refresh {
+            self.refresh_services(policy, now);
+        }
         self.disc.handle_timeout(now.mono_ms);
         self.apply(links, now);
+    }
+
+    /// mDNS news (the bridge woke the node): services resolved are read
+    /// and handed to the discovery, as beacons are; garbage is counted.
+    pub(crate) fn take_mdns(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
+        let Some(m) = self.mdns.as_mut() else {
+            return;
+        };
+        let services = m.mdns.take();
+        if services.is_empty() {
+            return;
+        }
+        let engine = &*links.engine;
+        for service in services {
+            match dnssd::read(&service, &self.cluster, m.ipv6) {
+                Ok(heard) => {
+                    m.mdns.stats.found += 1;
+                    let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
+                    let what = self.disc.handle_announce(
+                        heard.address,
+                        &heard.announce,
+                        now.mono_ms,
+                        &admit,
+                    );
+                    if engine.verbose() {
+                        eprintln!(
+                            "zgossip {}: mDNS service {} at {}: {what:?}",
+                            engine.name(),
+                            service.fullname,
+                            heard.address
+                        );
+                    }
+                }
+                Err(why) => {
+                    m.mdns.reject(&service.fullname);
+                    if engine.verbose() {
+                        eprintln!(
+                            "zgossip {}: mDNS service {} ignored: {why}",
+                            engine.name(),
+                            service.fullname
+                        );
+                    }
+                }
+            }
+        }
+        self.apply(links, now);
+    }
+
+    /// The live services heard again, as beacons are every interval: the
+    /// discovery keeps them, and forgets those removed after `expiry`.
+    fn refresh_services(&mut self, policy: &Policy, now: Now) {
+        let Some(m) = self.mdns.as_mut() else {
+            return;
+        };
+        m.next_refresh = now.mono_ms + self.interval_ms;
+        let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
+        for service in m.mdns.live() {
+            if let Ok(heard) = dnssd::read(service, &self.cluster, m.ipv6) {
+                self.disc
+                    .handle_announce(heard.address, &heard.announce, now.mono_ms, &admit);
+            }
+        }
     }
 
     /// When the driver wants [`Driver::timeout`] (monotonic ms).
@@ -304,7 +507,14 @@ impl Driver {
         if self.backlog {
             return 0;
         }
-        let t = self.next_send;
+        let mut t = if self.sockets.is_some() {
+            self.next_send
+        } else {
+            u64::MAX
+        };
+        if let Some(m) = self.mdns.as_ref() {
+            t = t.min(m.next_refresh);
+        }
         self.disc.poll_timeout().map_or(t, |d| d.min(t))
     }
 

@@ -4,9 +4,11 @@
 
 mod actor;
 pub mod discovery;
+pub mod dnssd;
 pub(crate) mod driver;
 pub mod frame;
 pub mod iface;
+pub(crate) mod mdns;
 pub mod options;
 pub mod udp;
 

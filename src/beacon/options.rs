@@ -36,6 +36,11 @@ pub struct DiscoverOptions {
     /// Beacon interval in ms once the node has overlay links
     /// (`quiet-interval`), default 30000; 0: always `interval`.
     pub quiet_interval_ms: u64,
+    /// Announce the node and browse for the others over mDNS / DNS-SD
+    /// as `_zgossip._tcp.local` (`mdns`, 0 or 1), default 0.
+    pub mdns: bool,
+    /// UDP beacons (`beacon`, 0 or 1), default 1; 0 only with `mdns=1`.
+    pub beacon: bool,
 }
 
 impl Default for DiscoverOptions {
@@ -51,12 +56,14 @@ impl Default for DiscoverOptions {
             dials_per_sec: 10,
             expiry_ms: None,
             quiet_interval_ms: 30_000,
+            mdns: false,
+            beacon: true,
         }
     }
 }
 
 /// The option names, as arguments and under `discovery/` in configuration.
-pub const OPTION_NAMES: [&str; 10] = [
+pub const OPTION_NAMES: [&str; 12] = [
     "port",
     "interval",
     "interface",
@@ -67,6 +74,8 @@ pub const OPTION_NAMES: [&str; 10] = [
     "dials-per-sec",
     "expiry",
     "quiet-interval",
+    "mdns",
+    "beacon",
 ];
 
 impl DiscoverOptions {
@@ -106,6 +115,8 @@ impl DiscoverOptions {
             "quiet-interval" => {
                 self.quiet_interval_ms = num(0, 3_600_000, "0 to 3600000 ms")?;
             }
+            "mdns" => self.mdns = num(0, 1, "0 or 1")? == 1,
+            "beacon" => self.beacon = num(0, 1, "0 or 1")? == 1,
             _ => {
                 return Err(Error::command(format!(
                     "DISCOVER: unknown option '{name}' (expected one of {})",
@@ -130,6 +141,16 @@ impl DiscoverOptions {
         Ok(())
     }
 
+    /// Checks the options together: some way to be found must be left.
+    pub fn check(&self) -> Result<()> {
+        if !self.beacon && !self.mdns {
+            return Err(Error::command(
+                "DISCOVER: beacon=0 needs mdns=1 (no way left to find peers)",
+            ));
+        }
+        Ok(())
+    }
+
     /// These options as `DISCOVER` arguments.
     pub fn to_args(&self) -> Vec<String> {
         let mut a = vec![
@@ -139,6 +160,12 @@ impl DiscoverOptions {
             format!("dials-per-sec={}", self.dials_per_sec),
             format!("quiet-interval={}", self.quiet_interval_ms),
         ];
+        if self.mdns {
+            a.push("mdns=1".into());
+        }
+        if !self.beacon {
+            a.push("beacon=0".into());
+        }
         if let Some(i) = &self.interface {
             a.push(format!("interface={i}"));
         }
@@ -204,8 +231,12 @@ mod tests {
             "dials-per-sec=3",
             "expiry=5000",
             "quiet-interval=0",
+            "mdns=1",
+            "beacon=0",
         ])
         .unwrap();
+        assert!(o.mdns && !o.beacon);
+        o.check().unwrap();
         assert_eq!(o.quiet_interval_ms(), 250, "0: never quiet");
         assert_eq!(o.port, 6000);
         assert_eq!(o.interval_ms, 250);
@@ -226,6 +257,11 @@ mod tests {
         assert!(err("colour=red").contains("unknown option 'colour'"));
         assert!(err("interval=soon").contains("interval must be"));
         assert!(err("quiet-interval=-1").contains("quiet-interval must be"));
+        assert!(err("mdns=2").contains("mdns must be 0 or 1"));
+        let mut o = DiscoverOptions::default();
+        o.apply_args(&["beacon=0"]).unwrap();
+        let e = o.check().unwrap_err().to_string();
+        assert!(e.contains("beacon=0 needs mdns=1"), "{e}");
         let d = DiscoverOptions::default();
         assert_eq!(d.quiet_interval_ms(), 30_000);
         assert_eq!(d.settings().expiry_ms, 90_000, "three quiet intervals");

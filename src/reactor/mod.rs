@@ -374,6 +374,10 @@ impl Reactor {
         }
         inproc::unbind_all(self.owner);
         self.listeners.clear();
+        // Beacons stop, and the mDNS service says goodbye.
+        if let Some(d) = self.discovery.take() {
+            d.stop(&self.registry);
+        }
         // The others list this node as left at once, not failed later: the
         // leave goes out with the output the linger flushes.
         let now = self.now();
@@ -439,6 +443,12 @@ impl Reactor {
         }
         let now = self.now();
         self.take_dns_answers(now);
+        if let Some(d) = self.discovery.as_mut() {
+            let links = crate::beacon::driver::Links {
+                engine: &mut self.engine,
+            };
+            d.take_mdns(links, &self.access.policy, now);
+        }
         for _ in 0..COMMAND_BUDGET {
             if !self.commands.take(&mut self.batch) {
                 return;
@@ -623,6 +633,7 @@ impl Reactor {
         ];
         let store = self.persist.as_ref().map(|p| p.stats).unwrap_or_default();
         let discovery = self.discovery.as_ref().map(|d| d.counters());
+        let mdns = self.discovery.as_ref().and_then(|d| d.mdns_counters());
         let stalled = self.engine.stats().stalled_closed;
         reply::engine_counters(&self.engine)
             .into_iter()
@@ -634,6 +645,7 @@ impl Reactor {
             .chain(self.dns.counters())
             .chain(reply::seed_counters(&self.engine))
             .chain(discovery.into_iter().flatten())
+            .chain(mdns.into_iter().flatten())
             .collect()
     }
 
@@ -745,7 +757,7 @@ impl Reactor {
         if let Some(old) = self.discovery.take() {
             old.stop(&self.registry);
         }
-        let Some(udp) = disc::open(&options)? else {
+        let Some(iface) = disc::open(&options)? else {
             return Err(Error::command(format!(
                 "DISCOVER: no usable interface (interface '{}')",
                 options
@@ -756,7 +768,7 @@ impl Reactor {
             )));
         };
         if self.port <= 0 {
-            let host = match udp.hostname.as_str() {
+            let host = match iface.hostname.as_str() {
                 "*" => "*".to_string(),
                 h if h.contains(':') => format!("[{}]", h.split('%').next().unwrap_or(h)),
                 h => h.to_string(),
@@ -767,21 +779,34 @@ impl Reactor {
         let port = advertise::endpoint_port(&self.own_endpoint())
             .or_else(|| u16::try_from(self.port).ok().filter(|p| *p != 0))
             .ok_or_else(|| Error::command("DISCOVER: the node has no TCP port"))?;
+        let waker = self.waker.clone();
         let driver = disc::Driver::start(
-            udp,
+            iface,
             &options,
             self.engine.id(),
+            disc::Identity {
+                name: self.engine.name(),
+                advertise: self.advertise.as_deref(),
+            },
             port,
             self.access.curve_public_key().as_ref(),
             &self.cluster,
             &self.registry,
             self.tok(crate::beacon::driver::TOKEN),
+            Box::new(move || {
+                let _ = waker.wake();
+            }),
             now.mono_ms,
         )?;
         let hostname = driver.hostname().to_string();
         self.trace(format_args!(
-            "discovering on {hostname}, UDP port {}, advertising TCP port {port} ({})",
-            options.port,
+            "discovering on {hostname}{}{}, advertising TCP port {port} ({})",
+            if options.beacon {
+                format!(", UDP port {}", options.port)
+            } else {
+                String::new()
+            },
+            if options.mdns { ", mDNS" } else { "" },
             if self.access.server {
                 "CURVE: only peers that beacon a public key"
             } else {
@@ -892,7 +917,7 @@ impl Reactor {
         if let Some(port) = advertise::endpoint_port(&own) {
             let now = self.now();
             if let Some(d) = self.discovery.as_mut() {
-                d.set_tcp_port(port, now);
+                d.set_own_endpoint(port, self.advertise.as_deref(), now);
             }
         }
     }
