@@ -140,6 +140,11 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("discovery-not-allowed", "zgossip_discovery_not_allowed_total", Counter, "Discovery beacons from peers the access rules refuse."),
         ("discovery-dials", "zgossip_discovery_dials_total", Counter, "Peers found by discovery handed to the overlay."),
         ("discovery-refused", "zgossip_discovery_refused_total", Counter, "Discovered peers refused (the candidate list was full)."),
+        ("mdns-announced", "zgossip_mdns_announced_total", Counter, "Registrations of this node's DNS-SD service (DISCOVER mdns=1; again when its key, cluster or endpoint changed)."),
+        ("mdns-found", "zgossip_mdns_found_total", Counter, "mDNS services resolved that read as peers (handed to discovery, which applies its rules)."),
+        ("mdns-ignored", "zgossip_mdns_ignored_total", Counter, "mDNS services ignored: garbage TXT records, no usable address, or beyond the limits."),
+        ("mdns-removed", "zgossip_mdns_removed_total", Counter, "mDNS services that said goodbye or expired."),
+        ("mdns-services", "zgossip_mdns_services", Gauge, "mDNS services alive now (heard, not removed)."),
         ("store-loaded", "zgossip_store_loaded_total", Counter, "Records loaded from the data directory."),
         ("store-expired-on-load", "zgossip_store_expired_on_load_total", Counter, "Records whose time to live ran out while the node was down."),
         ("store-records-written", "zgossip_store_records_written_total", Counter, "Records written to the data directory."),
@@ -393,6 +398,11 @@ mod tests {
                 "discovery-not-allowed",
                 "discovery-dials",
                 "discovery-refused",
+                "mdns-announced",
+                "mdns-found",
+                "mdns-ignored",
+                "mdns-removed",
+                "mdns-services",
             ]);
         for n in names {
             assert!(
