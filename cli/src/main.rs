@@ -34,7 +34,7 @@ struct Cli {
 enum Cmd {
     /// Run a node until interrupted, printing deliveries, expiries and deletes
     /// (and, with --members, the changes of members' states)
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Print the value of a key, asking the network
     Get {
         key: String,
@@ -186,6 +186,13 @@ struct NodeArgs {
     /// UDP port of the beacons (default 5675)
     #[arg(long, requires = "discover")]
     discover_port: Option<u16>,
+    /// With --discover: also announce the node and browse for the others
+    /// over mDNS / DNS-SD (`_zgossip._tcp.local`, DISCOVER mdns=1)
+    #[arg(long, requires = "discover")]
+    mdns: bool,
+    /// With --mdns: no UDP beacons, mDNS only (DISCOVER beacon=0)
+    #[arg(long, requires = "mdns")]
+    no_beacon: bool,
     /// Serve the node's metrics at http://ADDR/metrics (Prometheus text
     /// format; see docs/metrics.md), e.g. 127.0.0.1:9464 (port 0 picks one)
     #[arg(long, value_name = "ADDR")]
@@ -290,7 +297,7 @@ impl From<zgossip::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Node(args) => run_node(args),
+        Cmd::Node(args) => run_node(*args),
         Cmd::Get { key, join } => get(&key, &join),
         Cmd::Put {
             key,
@@ -486,6 +493,8 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     if args.discover {
         let mut options = zgossip::DiscoverOptions {
             interface: args.interface.clone(),
+            mdns: args.mdns,
+            beacon: !args.no_beacon,
             ..Default::default()
         };
         if let Some(port) = args.discover_port {
@@ -497,8 +506,11 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
                 "{{\"event\":\"discovering\",\"host\":{},\"port\":{port}}}",
                 json_string(&host)
             );
+        } else if args.no_beacon {
+            println!("discovering from {host} over mDNS");
         } else {
-            println!("discovering from {host}, beacons on UDP port {port}");
+            let mdns = if args.mdns { " and mDNS" } else { "" };
+            println!("discovering from {host}, beacons on UDP port {port}{mdns}");
         }
     }
     let publish_all = |node: &Node| -> Result<(), zgossip::Error> {
