@@ -1071,6 +1071,79 @@ mod tests {
     }
 
     #[test]
+    fn announcements_other_than_beacons_follow_the_beacons_rules() {
+        let key = [5u8; 32];
+        let announce = |id: u64, key: Option<[u8; 32]>, cluster: &str| frame::Announce {
+            version: 0,
+            flags: 0,
+            port: 0,
+            node_id: id,
+            public_key: key,
+            cluster: cluster.into(),
+            anchor: None,
+        };
+        let s = DiscoverySettings {
+            max_peers: 2,
+            ..DiscoverySettings::default()
+        };
+        let mut d = Discovery::new(1, true, s, 0).in_cluster("lab");
+        let at = sa("10.0.0.2:7000");
+        assert_eq!(
+            d.handle_announce(at, &announce(1, Some(key), "lab"), 0, ANY),
+            Heard::Own
+        );
+        assert_eq!(
+            d.handle_announce(at, &announce(2, None, "lab"), 0, ANY),
+            Heard::Plain
+        );
+        assert_eq!(
+            d.handle_announce(at, &announce(3, Some(key), "other"), 0, ANY),
+            Heard::OtherCluster
+        );
+        let refuse = |_: IpAddr, _: Option<&[u8; 32]>| false;
+        assert_eq!(
+            d.handle_announce(at, &announce(4, Some(key), "lab"), 0, &refuse),
+            Heard::NotAllowed
+        );
+        assert_eq!(
+            d.handle_announce(at, &announce(5, Some(key), "lab"), 0, ANY),
+            Heard::New
+        );
+        assert_eq!(
+            actions(&mut d),
+            [DiscoveryAction::Found {
+                peer: 5,
+                endpoint: at,
+                server_key: Some(key)
+            }]
+        );
+        // Heard again: known, not handed on twice; the table is bounded.
+        assert_eq!(
+            d.handle_announce(at, &announce(5, Some(key), "lab"), 9, ANY),
+            Heard::Known
+        );
+        let far = sa("10.0.0.3:7000");
+        d.handle_announce(far, &announce(6, Some(key), "lab"), 9, ANY);
+        let farther = sa("10.0.0.4:7000");
+        assert_eq!(
+            d.handle_announce(farther, &announce(7, Some(key), "lab"), 9, ANY),
+            Heard::Full
+        );
+        let st = d.stats();
+        assert_eq!(st.beacons, 0, "not beacons");
+        assert_eq!(
+            (
+                st.own,
+                st.ignored_plain,
+                st.other_cluster,
+                st.not_allowed,
+                st.refused_full
+            ),
+            (1, 1, 1, 1, 1)
+        );
+    }
+
+    #[test]
     fn endpoints_format_for_connect() {
         assert_eq!(endpoint_string(sa("10.0.0.1:5")), "tcp://10.0.0.1:5");
         assert_eq!(endpoint_string(sa("[fd00::1]:5")), "tcp://[fd00::1]:5");
