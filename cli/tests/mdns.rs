@@ -401,22 +401,35 @@ fn our_nodes(net: &mut Net, python: &str) -> Result<(), String> {
     })
     .map_err(|e| format!("{e}: {}", show(net)))?;
 
-    // Counted: found over mDNS, no beacon heard, the other kind ignored.
-    let ma = metrics(&nodes[0].1);
-    let mc = metrics(&nodes[2].1);
-    for (who, text, ignored) in [
-        ("a", &ma, "zgossip_discovery_ignored_curve_total"),
-        ("c", &mc, "zgossip_discovery_ignored_plain_total"),
+    // Counted: found over mDNS (the other three), no beacon heard, the
+    // other kind (the two nodes of the other mechanism) ignored.
+    for (who, ns, ignored) in [
+        (
+            "a",
+            nodes[0].1.clone(),
+            "zgossip_discovery_ignored_curve_total",
+        ),
+        (
+            "c",
+            nodes[2].1.clone(),
+            "zgossip_discovery_ignored_plain_total",
+        ),
     ] {
-        let found = metric(text, "zgossip_mdns_found_total");
-        let announced = metric(text, "zgossip_mdns_announced_total");
-        let beacons = metric(text, "zgossip_discovery_beacons_total");
-        let other_kind = metric(text, ignored);
-        if found < 3 || announced < 1 || beacons != 0 || other_kind < 2 {
-            return Err(format!(
-                "{who}: mdns found {found}, announced {announced}, beacons {beacons}, \
-                 {ignored} {other_kind}\n{text}"
-            ));
+        let mut text = String::new();
+        wait_for(
+            &format!("{who} to count the services"),
+            Duration::from_secs(20),
+            || {
+                text = metrics(&ns);
+                metric(&text, "zgossip_mdns_found_total") >= 3
+                    && metric(&text, "zgossip_mdns_announced_total") >= 1
+                    && metric(&text, ignored) >= 2
+            },
+        )
+        .map_err(|e| format!("{e}\n{text}"))?;
+        let beacons = metric(&text, "zgossip_discovery_beacons_total");
+        if beacons != 0 {
+            return Err(format!("{who} heard {beacons} beacons with --no-beacon"));
         }
     }
 
