@@ -344,6 +344,44 @@ fn garbage_and_floods_are_ignored_without_harm() {
         "dials not rate limited: {:?}",
         a.stats()
     );
+    // Damaged beacons of version 5 (the advertised endpoint): cut short,
+    // an endpoint that is not one or names another port, and oversize
+    // datagrams. Each is refused and counted; none is tracked.
+    let (rejected, peers) = (stat(&a, "discovery-rejected"), stat(&a, "discovery-peers"));
+    let good = frame::encode_advertised(7000, 77, None, "", 77, "tcp://10.1.2.3:7000");
+    for i in 0..300usize {
+        let bad = match i % 4 {
+            0 => good[..56 + i % (good.len() - 56)].to_vec(),
+            1 => {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 1] = b'1';
+                b
+            }
+            2 => {
+                let mut b = good[..56].to_vec();
+                b.push(9);
+                b.extend_from_slice(b"tcp://*:0");
+                b
+            }
+            _ => {
+                let mut b = good.clone();
+                b.resize(frame::MAX_DATAGRAM + 1 + i, b'x');
+                b
+            }
+        };
+        tx.send_to(&bad, to).unwrap();
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || stat(&a, "discovery-rejected")
+            >= rejected + 300),
+        "{:?}",
+        a.stats()
+    );
+    assert!(stat(&a, "discovery-peers") <= peers, "{:?}", a.stats());
     // The node still works: once the made-up peers expire, a real one is
     // found and they converge.
     a.publish("from/a", "1").unwrap();

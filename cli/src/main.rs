@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use zgossip::{Member, Node};
 
 /// Exit codes scripts can rely on.
@@ -193,12 +193,39 @@ struct NodeArgs {
     /// With --mdns: no UDP beacons, mDNS only (DISCOVER beacon=0)
     #[arg(long, requires = "mdns")]
     no_beacon: bool,
+    /// Address family of the beacons (and of mDNS with --mdns): 0 (IPv4
+    /// broadcast), 1 (IPv6 multicast) or both (the two at once, and a TCP
+    /// endpoint that takes both; docs/discovery.md, "Dual stack").
+    /// Default: ZSYS_IPV6, else 0
+    #[arg(long, requires = "discover", value_name = "0|1|both")]
+    discover_ipv6: Option<DiscoverFamily>,
     /// Serve the node's metrics at http://ADDR/metrics (Prometheus text
     /// format; see docs/metrics.md), e.g. 127.0.0.1:9464 (port 0 picks one)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
     #[command(flatten)]
     curve: CurveArgs,
+}
+
+/// The beacons' address family (`--discover-ipv6`), as `DISCOVER ipv6=`
+/// takes it.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DiscoverFamily {
+    #[value(name = "0")]
+    Ipv4,
+    #[value(name = "1")]
+    Ipv6,
+    Both,
+}
+
+impl DiscoverFamily {
+    fn as_option(self) -> &'static str {
+        match self {
+            DiscoverFamily::Ipv4 => "0",
+            DiscoverFamily::Ipv6 => "1",
+            DiscoverFamily::Both => "both",
+        }
+    }
 }
 
 #[derive(Args)]
@@ -499,6 +526,9 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
         };
         if let Some(port) = args.discover_port {
             options.port = port;
+        }
+        if let Some(family) = args.discover_ipv6 {
+            options.set("ipv6", family.as_option())?;
         }
         let (host, port) = node.discover(&options)?;
         if args.json {

@@ -375,6 +375,39 @@ fn node_processes_with_only_discover_find_each_other() {
     assert_eq!(b.terminate(), 0);
 }
 
+#[test]
+fn node_processes_discover_over_both_families_with_discover_ipv6_both() {
+    // In a sealed namespace (only `lo`): each process beacons IPv4
+    // broadcast and IPv6 multicast on `lo`, and listens on `[::]`.
+    let ns = match netns::Netns::sealed() {
+        Ok(ns) => ns,
+        Err(why) => return netns::skip(&why),
+    };
+    let args = |kv: &'static str| {
+        vec![
+            "node",
+            "--discover",
+            "--interface",
+            "lo",
+            "--discover-port",
+            "5698",
+            "--discover-ipv6",
+            "both",
+            "--publish",
+            kv,
+        ]
+    };
+    let a = Proc::spawn_command(ns.command(BIN, &args("from-a=1"), &[]));
+    let b = Proc::spawn_command(ns.command(BIN, &args("from-b=2"), &[]));
+    a.expect("b's tuple", |l| l == "from-b = 2");
+    b.expect("a's tuple", |l| l == "from-a = 1");
+    assert_eq!(a.terminate(), 0);
+    assert_eq!(b.terminate(), 0);
+    let (code, _, err) = run(&["node", "--discover", "--discover-ipv6", "3"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("possible values: 0, 1, both"), "{err}");
+}
+
 /// `zgossip members --json` on `ep`: one (id, name, state, endpoint) per
 /// line, each line checked to be exactly the JSON object the command
 /// documents.

@@ -15,6 +15,10 @@
 //!   a key of the wrong length, too many keys, a bad version, a bad
 //!   endpoint) and one of another cluster: ignored and counted, the node
 //!   stays up.
+//! - With `--discover-ipv6 both` (hosts with an IPv4 and a ULA IPv6
+//!   address), nodes that beacon over both families and mDNS, and one
+//!   with mDNS alone, form one network: each peer is one peer (same id,
+//!   however heard), and the beacons of both families are counted.
 //!
 //! Needs root, iproute2 (`ip netns`) and python-zeroconf (PyPI
 //! `zeroconf`, in the project's `.venv`; scripts/test.sh installs both).
@@ -195,6 +199,15 @@ impl Net {
         ])?;
         ip(&["-n", &ns, "link", "set", "eth0", "multicast", "on", "up"])?;
         ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        Ok((ns, addr))
+    }
+
+    /// A host as [`Net::host`] with an IPv6 address too, `fd83::n/64`
+    /// (no duplicate address detection: usable at once).
+    fn dual_host(&mut self, tag: &str, n: u8) -> Result<(String, String), String> {
+        let (ns, addr) = self.host(tag, n)?;
+        let v6 = format!("fd83::{n}/64");
+        ip(&["-n", &ns, "addr", "add", &v6, "dev", "eth0", "nodad"])?;
         Ok((ns, addr))
     }
 
@@ -605,4 +618,96 @@ fn json(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[test]
+fn dual_stack_beacons_and_mdns_make_one_network_one_peer_per_node() {
+    let mut net = match Net::new("d", "10.85.0") {
+        Ok(n) => n,
+        Err(e) => return skip(&e),
+    };
+    if let Err(e) = dual_stack(&mut net) {
+        panic!("{e}");
+    }
+}
+
+fn dual_stack(net: &mut Net) -> Result<(), String> {
+    let both = [
+        "--discover",
+        "--mdns",
+        "--discover-ipv6",
+        "both",
+        "--interface",
+        "eth0",
+        "--verbose",
+        "--metrics",
+        "127.0.0.1:9464",
+    ];
+    let mut nodes = Vec::new();
+    for (tag, n, mdns_only) in [("a", 1, false), ("b", 2, false), ("c", 3, true)] {
+        let (ns, addr) = net.dual_host(tag, n)?;
+        let mut args = both.to_vec();
+        if mdns_only {
+            args.push("--no-beacon");
+        }
+        let p = net.node(&ns, tag, &addr, &args)?;
+        nodes.push((ns, p));
+    }
+    let (a, b, c) = (nodes[0].1, nodes[1].1, nodes[2].1);
+    let show = |net: &Net| {
+        format!(
+            "a knows {:?}, b {:?}, c {:?}\n--- a\n{}\n--- c\n{}",
+            net.alive(a),
+            net.alive(b),
+            net.alive(c),
+            net.log("a"),
+            net.log("c")
+        )
+    };
+    wait_for(
+        "the three nodes to know each other",
+        Duration::from_secs(30),
+        || net.alive(a) == ["b", "c"] && net.alive(b) == ["a", "c"] && net.alive(c) == ["a", "b"],
+    )
+    .map_err(|e| format!("{e}: {}", show(net)))?;
+    // a hears b by beacons of both families and by mDNS, c by mDNS
+    // alone: two peers. mDNS finds all three services (its own
+    // included). c beacons nothing and hears none.
+    let mut text = String::new();
+    wait_for(
+        "a to count both families and mDNS",
+        Duration::from_secs(20),
+        || {
+            text = metrics(&nodes[0].0);
+            metric(&text, "zgossip_discovery_beacons_ipv4_total") >= 1
+                && metric(&text, "zgossip_discovery_beacons_ipv6_total") >= 1
+                && metric(&text, "zgossip_mdns_found_total") >= 3
+                && metric(&text, "zgossip_discovery_peers") >= 2
+        },
+    )
+    .map_err(|e| format!("{e}\n{text}"))?;
+    // Heard again for a few intervals: still one peer per node.
+    std::thread::sleep(Duration::from_secs(3));
+    let text = metrics(&nodes[0].0);
+    let peers = metric(&text, "zgossip_discovery_peers");
+    if peers != 2 {
+        return Err(format!("a tracks {peers} peers, not 2\n{text}"));
+    }
+    let mut text = String::new();
+    wait_for(
+        "c to find the three services",
+        Duration::from_secs(20),
+        || {
+            text = metrics(&nodes[2].0);
+            metric(&text, "zgossip_mdns_found_total") >= 3
+                && metric(&text, "zgossip_discovery_peers") == 2
+        },
+    )
+    .map_err(|e| format!("{e}\n{text}"))?;
+    let beacons = metric(&text, "zgossip_discovery_beacons_total");
+    if beacons != 0 {
+        return Err(format!("c (mDNS alone) heard {beacons} beacons\n{text}"));
+    }
+    println!("dual stack and mDNS: one network, one peer per node");
+    Ok(())
 }

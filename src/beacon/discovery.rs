@@ -27,6 +27,15 @@
 //!   followed there;
 //! - a new peer that beacons from the address of a known one replaces it
 //!   (a node restarted: same endpoint, new id);
+//! - peers are told apart by node id alone: a node heard over IPv4 and
+//!   IPv6 (`DISCOVER ipv6=both`) is one peer, handed on once, at one
+//!   address. With [`Discovery::preferring_ipv4`], an IPv4 beacon of a
+//!   peer known at an IPv6 address (same key, same advertised endpoint)
+//!   takes it there at once; otherwise the other family is a second
+//!   address like any, followed only once the first falls silent;
+//! - a peer that beacons an advertised endpoint (version 5) is dialled
+//!   there rather than at the beacon's source; when the endpoint names an
+//!   address, the access rules apply to it too;
 //! - a peer silent for `expiry_ms` is forgotten;
 //! - a node that has overlay links beacons quietly (the driver's
 //!   business); when it hears a beacon flagged "looking for peers" it
@@ -92,12 +101,17 @@ pub enum DiscoveryAction {
         peer: u64,
         endpoint: SocketAddr,
         server_key: Option<[u8; 32]>,
+        /// The endpoint the peer asks to be dialled at, if any (then
+        /// `endpoint` is only where its beacon came from).
+        advertised: Option<String>,
     },
-    /// A known peer beacons from a new address (or with a new key).
+    /// A known peer beacons from a new address (or with a new key, or a
+    /// new advertised endpoint).
     Moved {
         peer: u64,
         endpoint: SocketAddr,
         server_key: Option<[u8; 32]>,
+        advertised: Option<String>,
     },
     /// A peer went silent: not worth dialling any more.
     Forget { peer: u64 },
@@ -107,8 +121,39 @@ pub enum DiscoveryAction {
         peer: u64,
         endpoint: SocketAddr,
         server_key: Option<[u8; 32]>,
+        advertised: Option<String>,
         anchor: u64,
     },
+}
+
+impl DiscoveryAction {
+    /// The endpoint to dial for `Found`, `Moved` and `Anchor`: the
+    /// advertised one when the peer beaconed one, else its beacon's
+    /// source address at its port.
+    pub fn dial_endpoint(&self) -> Option<String> {
+        match self {
+            DiscoveryAction::Found {
+                endpoint,
+                advertised,
+                ..
+            }
+            | DiscoveryAction::Moved {
+                endpoint,
+                advertised,
+                ..
+            }
+            | DiscoveryAction::Anchor {
+                endpoint,
+                advertised,
+                ..
+            } => Some(
+                advertised
+                    .clone()
+                    .unwrap_or_else(|| endpoint_string(*endpoint)),
+            ),
+            DiscoveryAction::Forget { .. } => None,
+        }
+    }
 }
 
 /// What became of one datagram (for tracing and tests).
@@ -156,6 +201,9 @@ pub struct DiscoveryStats {
     pub dials: u64,
     /// Beacons sent at once to answer a newcomer.
     pub answers: u64,
+    /// Peers taken to an IPv4 address from an IPv6 one at once
+    /// (`preferring_ipv4`).
+    pub family_switches: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +220,8 @@ struct DiscoveredPeer {
     endpoint: SocketAddr,
     /// Its CURVE public key, from its beacons.
     key: Option<[u8; 32]>,
+    /// The endpoint it asks to be dialled at (version 5 beacons).
+    advertised: Option<String>,
     /// Last beacon from `endpoint`.
     seen_ms: u64,
     /// Last beacon from anywhere.
@@ -187,6 +237,8 @@ pub struct Discovery {
     curve: bool,
     /// This node's cluster name (empty: none).
     cluster: String,
+    /// A peer heard over both families is kept at its IPv4 address.
+    prefer_ipv4: bool,
     /// The node has overlay links: it answers newcomers.
     joined: bool,
     /// The node's overlay anchor, while it has overlay links.
@@ -221,6 +273,7 @@ impl Discovery {
             own_id,
             curve,
             cluster: String::new(),
+            prefer_ipv4: false,
             joined: false,
             anchor: None,
             answer: false,
@@ -241,6 +294,13 @@ impl Discovery {
     /// Hears only nodes of the cluster `name` (empty: nodes of none).
     pub fn in_cluster(mut self, name: &str) -> Discovery {
         self.cluster = name.to_string();
+        self
+    }
+
+    /// Keeps a peer heard over both IPv4 and IPv6 at its IPv4 address
+    /// (`DISCOVER ipv6=both`; see the module comment).
+    pub fn preferring_ipv4(mut self) -> Discovery {
+        self.prefer_ipv4 = true;
         self
     }
 
@@ -290,15 +350,17 @@ impl Discovery {
     ) -> Heard {
         self.stats.beacons += 1;
         let heard = match frame::decode(data) {
-            Ok(announce) => self.classify(source, &announce, now_ms, admit),
+            Ok(announce) => self.classify(source, announce, now_ms, admit),
             Err(r) => Heard::Rejected(r),
         };
         self.count(heard, now_ms)
     }
 
     /// A node announced itself other than by beacon (a DNS-SD service,
-    /// `dnssd`): dialled at `endpoint`, by the very rules beacons follow
-    /// (own id, cluster, key, access rules, `max_peers`, `dials_per_sec`).
+    /// `dnssd`) at `endpoint`: taken by the very rules beacons follow
+    /// (own id, cluster, key, access rules, `max_peers`, `dials_per_sec`),
+    /// and dialled at its advertised endpoint when it has one, as a
+    /// version 5 beacon's sender is.
     pub fn handle_announce(
         &mut self,
         endpoint: SocketAddr,
@@ -310,7 +372,7 @@ impl Discovery {
             port: endpoint.port(),
             ..announce.clone()
         };
-        let heard = self.classify(endpoint.ip(), &announce, now_ms, admit);
+        let heard = self.classify(endpoint.ip(), announce, now_ms, admit);
         self.count(heard, now_ms)
     }
 
@@ -332,7 +394,7 @@ impl Discovery {
     fn classify(
         &mut self,
         source: IpAddr,
-        announce: &frame::Announce,
+        announce: frame::Announce,
         now_ms: u64,
         admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
     ) -> Heard {
@@ -351,7 +413,10 @@ impl Discovery {
             (false, true) => return Heard::Curve,
             _ => {}
         }
-        if !admit(source, key.as_ref()) {
+        let advertised = announce.advertised;
+        let advertised_ip = advertised.as_deref().and_then(frame::advertised_ip);
+        if !admit(source, key.as_ref()) || advertised_ip.is_some_and(|ip| !admit(ip, key.as_ref()))
+        {
             return Heard::NotAllowed;
         }
         if announce.flags & frame::FLAG_LOOKING != 0 {
@@ -367,21 +432,32 @@ impl Discovery {
                     peer: id,
                     endpoint,
                     server_key: key,
+                    advertised: advertised.clone(),
                     anchor: theirs,
                 });
             }
         }
         if let Some(p) = self.peers.get_mut(&id) {
             p.heard_ms = now_ms;
-            if p.endpoint == endpoint && p.key == key {
+            if p.endpoint == endpoint && p.key == key && p.advertised == advertised {
                 p.seen_ms = now_ms;
                 return Heard::Known;
             }
-            if now_ms.saturating_sub(p.seen_ms) < self.settings.stale_ms {
+            // The same node over the preferred family: taken at once.
+            let to_ipv4 = self.prefer_ipv4
+                && endpoint.is_ipv4()
+                && p.endpoint.is_ipv6()
+                && p.key == key
+                && p.advertised == advertised;
+            if !to_ipv4 && now_ms.saturating_sub(p.seen_ms) < self.settings.stale_ms {
                 return Heard::Elsewhere;
+            }
+            if to_ipv4 {
+                self.stats.family_switches += 1;
             }
             p.endpoint = endpoint;
             p.key = key;
+            p.advertised = advertised;
             p.seen_ms = now_ms;
             let requeue = match p.link {
                 Link::Pending { .. } => false,
@@ -408,6 +484,7 @@ impl Discovery {
             DiscoveredPeer {
                 endpoint,
                 key,
+                advertised,
                 seen_ms: now_ms,
                 heard_ms: now_ms,
                 link,
@@ -489,17 +566,20 @@ impl Discovery {
             self.tokens_milli -= 1000;
             self.stats.dials += 1;
             let (endpoint, server_key) = (p.endpoint, p.key);
+            let advertised = p.advertised.clone();
             self.actions.push_back(if moved {
                 DiscoveryAction::Moved {
                     peer: id,
                     endpoint,
                     server_key,
+                    advertised,
                 }
             } else {
                 DiscoveryAction::Found {
                     peer: id,
                     endpoint,
                     server_key,
+                    advertised,
                 }
             });
         }
@@ -600,6 +680,7 @@ mod tests {
                 peer: 5,
                 endpoint: sa("10.0.0.2:7000"),
                 server_key: None,
+                advertised: None,
                 anchor: 3
             }]
         );
@@ -663,7 +744,8 @@ mod tests {
             [DiscoveryAction::Found {
                 peer: 20,
                 endpoint: sa("10.0.0.2:7000"),
-                server_key: None
+                server_key: None,
+                advertised: None,
             }]
         );
         assert_eq!(
@@ -671,7 +753,8 @@ mod tests {
             [DiscoveryAction::Found {
                 peer: 10,
                 endpoint: sa("10.0.0.1:6000"),
-                server_key: None
+                server_key: None,
+                advertised: None,
             }]
         );
         assert_eq!(high.peer_count(), 1);
@@ -816,7 +899,8 @@ mod tests {
             [DiscoveryAction::Moved {
                 peer: 5,
                 endpoint: sa("10.0.0.3:7000"),
-                server_key: None
+                server_key: None,
+                advertised: None,
             }]
         );
         // A new port counts as a move too.
@@ -826,7 +910,8 @@ mod tests {
             [DiscoveryAction::Moved {
                 peer: 5,
                 endpoint: sa("10.0.0.3:7001"),
-                server_key: None
+                server_key: None,
+                advertised: None,
             }]
         );
         assert_eq!(d.stats().moves, 2);
@@ -845,12 +930,14 @@ mod tests {
                 DiscoveryAction::Found {
                     peer: 5,
                     endpoint: sa("10.0.0.2:7000"),
-                    server_key: None
+                    server_key: None,
+                    advertised: None,
                 },
                 DiscoveryAction::Moved {
                     peer: 5,
                     endpoint: sa("10.0.0.3:7000"),
-                    server_key: None
+                    server_key: None,
+                    advertised: None,
                 }
             ]
         );
@@ -894,13 +981,15 @@ mod tests {
                 DiscoveryAction::Found {
                     peer: 5,
                     endpoint: sa("10.0.0.2:7000"),
-                    server_key: None
+                    server_key: None,
+                    advertised: None,
                 },
                 DiscoveryAction::Forget { peer: 5 },
                 DiscoveryAction::Found {
                     peer: 6,
                     endpoint: sa("10.0.0.2:7000"),
-                    server_key: None
+                    server_key: None,
+                    advertised: None,
                 },
             ]
         );
@@ -974,7 +1063,8 @@ mod tests {
             [DiscoveryAction::Found {
                 peer: 6,
                 endpoint: sa("10.0.0.3:7000"),
-                server_key: Some(key)
+                server_key: Some(key),
+                advertised: None,
             }]
         );
         let st = d.stats();
@@ -1065,7 +1155,8 @@ mod tests {
             [DiscoveryAction::Moved {
                 peer: 5,
                 endpoint: sa("10.0.0.2:7000"),
-                server_key: Some(new)
+                server_key: Some(new),
+                advertised: None,
             }]
         );
     }
@@ -1081,6 +1172,7 @@ mod tests {
             public_key: key,
             cluster: cluster.into(),
             anchor: None,
+            advertised: None,
         };
         let s = DiscoverySettings {
             max_peers: 2,
@@ -1114,7 +1206,8 @@ mod tests {
             [DiscoveryAction::Found {
                 peer: 5,
                 endpoint: at,
-                server_key: Some(key)
+                server_key: Some(key),
+                advertised: None,
             }]
         );
         // Heard again: known, not handed on twice; the table is bounded.
@@ -1141,6 +1234,151 @@ mod tests {
             ),
             (1, 1, 1, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_peer_heard_over_both_families_is_one_peer_kept_at_its_ipv4_address() {
+        let s = DiscoverySettings::for_interval(100); // stale after 300 ms
+        let b = frame::encode(7000, 5);
+        // Heard over IPv6 first: handed on there, then taken to IPv4 at
+        // once; IPv6 beacons after that change nothing.
+        let mut d = Discovery::new(1, false, s.clone(), 0).preferring_ipv4();
+        assert_eq!(d.handle_datagram(ip("fd00::5"), &b, 0, ANY), Heard::New);
+        assert_eq!(d.handle_datagram(ip("10.0.0.5"), &b, 1, ANY), Heard::Moved);
+        for t in 2..20 {
+            assert_eq!(
+                d.handle_datagram(ip("fd00::5"), &b, t * 50, ANY),
+                Heard::Elsewhere
+            );
+            assert_eq!(
+                d.handle_datagram(ip("10.0.0.5"), &b, t * 50 + 1, ANY),
+                Heard::Known
+            );
+        }
+        assert_eq!(d.peer_count(), 1);
+        assert_eq!(
+            actions(&mut d),
+            [
+                DiscoveryAction::Found {
+                    peer: 5,
+                    endpoint: sa("[fd00::5]:7000"),
+                    server_key: None,
+                    advertised: None,
+                },
+                DiscoveryAction::Moved {
+                    peer: 5,
+                    endpoint: sa("10.0.0.5:7000"),
+                    server_key: None,
+                    advertised: None,
+                },
+            ]
+        );
+        assert_eq!(d.stats().family_switches, 1);
+        // IPv4 falls silent: IPv6 takes over after the stale time, and
+        // IPv4 takes it back as soon as it is heard again.
+        assert_eq!(
+            d.handle_datagram(ip("fd00::5"), &b, 1_500, ANY),
+            Heard::Moved
+        );
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.5"), &b, 1_600, ANY),
+            Heard::Moved
+        );
+        assert_eq!(d.endpoint(5), Some(sa("10.0.0.5:7000")));
+        assert_eq!(d.peer_count(), 1);
+        // Heard over IPv4 first: one peer, one hand-on, IPv6 ignored.
+        let mut d = Discovery::new(1, false, s.clone(), 0).preferring_ipv4();
+        assert_eq!(d.handle_datagram(ip("10.0.0.5"), &b, 0, ANY), Heard::New);
+        assert_eq!(
+            d.handle_datagram(ip("fd00::5"), &b, 1, ANY),
+            Heard::Elsewhere
+        );
+        assert_eq!(actions(&mut d).len(), 1);
+        // A forged IPv4 beacon with another key is not taken at once.
+        let mut d = Discovery::new(1, true, s.clone(), 0).preferring_ipv4();
+        let real = frame::encode_curve(7000, 5, &[1; 32]);
+        let forged = frame::encode_curve(7000, 5, &[2; 32]);
+        d.handle_datagram(ip("fd00::5"), &real, 0, ANY);
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.9"), &forged, 1, ANY),
+            Heard::Elsewhere
+        );
+        // Without the preference: the first address heard stays.
+        let mut d = Discovery::new(1, false, s, 0);
+        d.handle_datagram(ip("fd00::5"), &b, 0, ANY);
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.5"), &b, 1, ANY),
+            Heard::Elsewhere
+        );
+        assert_eq!(d.endpoint(5), Some(sa("[fd00::5]:7000")));
+    }
+
+    #[test]
+    fn an_advertised_endpoint_is_dialled_instead_of_the_source() {
+        let ep = "tcp://198.51.100.7:7000";
+        let b = frame::encode_advertised(7000, 5, None, "", 5, ep);
+        let mut d = Discovery::new(1, false, DiscoverySettings::default(), 0);
+        assert_eq!(d.handle_datagram(ip("10.0.0.5"), &b, 0, ANY), Heard::New);
+        let found = actions(&mut d);
+        assert_eq!(
+            found,
+            [DiscoveryAction::Found {
+                peer: 5,
+                endpoint: sa("10.0.0.5:7000"),
+                server_key: None,
+                advertised: Some(ep.into()),
+            }]
+        );
+        assert_eq!(found[0].dial_endpoint().as_deref(), Some(ep));
+        // Heard over the other family too: the same peer, nothing new.
+        assert_eq!(
+            d.handle_datagram(ip("fd00::5"), &b, 10, ANY),
+            Heard::Elsewhere
+        );
+        // A new advertised endpoint is a move (once the old one is silent).
+        let other = frame::encode_advertised(7000, 5, None, "", 5, "tcp://peer.example:7000");
+        d.handle_datagram(ip("10.0.0.5"), &other, 60_000, ANY);
+        assert_eq!(
+            actions(&mut d)
+                .iter()
+                .map(DiscoveryAction::dial_endpoint)
+                .collect::<Vec<_>>(),
+            [Some("tcp://peer.example:7000".to_string())]
+        );
+        // Without one: the source address.
+        let plain = DiscoveryAction::Found {
+            peer: 6,
+            endpoint: sa("[fd00::6]:7000"),
+            server_key: None,
+            advertised: None,
+        };
+        assert_eq!(
+            plain.dial_endpoint().as_deref(),
+            Some("tcp://[fd00::6]:7000")
+        );
+        assert_eq!(DiscoveryAction::Forget { peer: 6 }.dial_endpoint(), None);
+    }
+
+    #[test]
+    fn access_rules_apply_to_an_advertised_address_and_bad_ones_are_counted() {
+        let admit =
+            |ip: IpAddr, _: Option<&[u8; 32]>| ip != "203.0.113.66".parse::<IpAddr>().unwrap();
+        let mut d = Discovery::new(1, false, DiscoverySettings::default(), 0);
+        let denied = frame::encode_advertised(7000, 5, None, "", 5, "tcp://203.0.113.66:7000");
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.5"), &denied, 0, &admit),
+            Heard::NotAllowed
+        );
+        let mut bad = frame::encode_advertised(7000, 6, None, "", 6, "tcp://10.0.0.6:7000");
+        let n = bad.len();
+        bad[n - 1] = b'1'; // another port than the beacon's
+        assert_eq!(
+            d.handle_datagram(ip("10.0.0.6"), &bad, 0, &admit),
+            Heard::Rejected(frame::Rejected::Advertise)
+        );
+        assert_eq!(d.peer_count(), 0);
+        assert_eq!((d.stats().not_allowed, d.stats().rejected), (1, 1));
+        assert!(actions(&mut d).is_empty());
     }
 
     #[test]

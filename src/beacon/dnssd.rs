@@ -220,12 +220,13 @@ pub fn read(service: &Service, own_cluster: &str, ipv6: bool) -> Result<Heard, G
         ),
         None => None,
     };
-    let address = match endpoint {
-        Some(a) => a,
-        None => SocketAddr::new(
-            pick_address(&service.addresses, ipv6).ok_or(Garbage::NoAddress)?,
-            service.port,
-        ),
+    // The service's address at its SRV port is where it is heard, as a
+    // beacon's source; a TXT `endpoint` is dialled instead, as a version 5
+    // beacon's advertised endpoint (and stands for the address when the
+    // service has none).
+    let address = match pick_address(&service.addresses, ipv6) {
+        Some(ip) => SocketAddr::new(ip, service.port),
+        None => endpoint.ok_or(Garbage::NoAddress)?,
     };
     Ok(Heard {
         address,
@@ -237,6 +238,7 @@ pub fn read(service: &Service, own_cluster: &str, ipv6: bool) -> Result<Heard, G
             public_key,
             cluster,
             anchor: None,
+            advertised: endpoint.map(super::discovery::endpoint_string),
         },
     })
 }
@@ -261,7 +263,7 @@ fn dialable(ip: IpAddr) -> bool {
 fn link_local(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_link_local(),
-        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+        IpAddr::V6(_) => super::iface::is_link_local(*ip),
     }
 }
 
@@ -338,6 +340,15 @@ mod tests {
             false,
         )
         .unwrap();
+        assert_eq!(h.address, "10.0.0.2:7000".parse().unwrap());
+        assert_eq!(
+            h.announce.advertised.as_deref(),
+            Some("tcp://203.0.113.5:9000")
+        );
+        // Without address records: heard at the endpoint.
+        let mut bare = service(&[("endpoint", "tcp://203.0.113.5:9000")]);
+        bare.addresses.clear();
+        let h = read(&bare, "", false).unwrap();
         assert_eq!(h.address, "203.0.113.5:9000".parse().unwrap());
         // A host name is not announced (the address records say where).
         let r = record("a", 1, 7000, "", None, Some("tcp://gw.example:9000"));

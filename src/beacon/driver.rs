@@ -18,81 +18,103 @@ use crate::engine::{Engine, Now};
 use crate::error::{Error, Result};
 use crate::security::Policy;
 
-/// The reactor token of the discovery socket (far above connection tokens).
-pub(crate) const TOKEN: Token = Token(0xffff_fff0);
+/// The reactor tokens of the discovery sockets, one per family beaconed
+/// (far above connection tokens).
+pub(crate) const TOKENS: [Token; 2] = [Token(0xffff_fff0), Token(0xffff_fff1)];
 /// Datagrams read per wakeup before the rest of the node is served.
 const READ_BUDGET: usize = 256;
 
-/// The interface `DISCOVER` runs on, as its options choose it.
+/// Whether `token` is one of the discovery sockets'.
+pub(crate) fn is_token(token: Token) -> bool {
+    TOKENS.contains(&token)
+}
+
+/// The interface `DISCOVER` runs on, as its options choose it, and the
+/// beacon sockets opened there.
 pub(crate) struct Interface {
-    /// The address the node beacons from and binds TCP on when it has no
-    /// endpoint (`*` for the wildcard).
+    /// The address the node beacons from (the IPv4 one with `ipv6=both`)
+    /// and binds TCP on when it has no endpoint (`*` for the wildcard).
     pub hostname: String,
     /// The interface's name (`None` for the wildcard): where mDNS runs.
     pub name: Option<String>,
+    /// IPv6 is the one family (`ipv6=1`, or `ZSYS_IPV6`).
     pub ipv6: bool,
-    /// The beacon sockets (`None` with `beacon=0`).
-    pub udp: Option<UdpBeacon>,
+    /// The beacon sockets: one, or IPv4 then IPv6 (`ipv6=both`); none
+    /// with `beacon=0`.
+    pub sockets: Vec<UdpBeacon>,
 }
 
-/// Chooses the interface for `options` and opens the beacon sockets
-/// there (unless `beacon=0`). `Ok(None)`: no usable interface.
+/// Chooses the interface for `options` (with `ipv6=both`, one interface
+/// for both families) and opens the beacon sockets there, one per family
+/// (none with `beacon=0`). `Ok(None)`: no usable interface.
 pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<Interface>> {
     options.check()?;
-    let resolved = options
-        .udp()
-        .resolve(|k| std::env::var(k).ok())
+    let families = options
+        .udp_families()
+        .iter()
+        .map(|u| u.resolve(|k| std::env::var(k).ok()))
+        .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| Error::command(format!("DISCOVER: {e}")))?;
     let ifaces = iface::list().map_err(|e| Error::io("DISCOVER: cannot list interfaces", e))?;
-    let (hostname, name) = match iface::choose(&ifaces, &resolved.interface, resolved.ipv6) {
-        Choice::None => return Ok(None),
-        Choice::Wildcard => ("*".to_string(), None),
-        Choice::Iface(i) => (i.addr.to_string(), Some(i.name)),
-    };
-    let udp = if options.beacon {
-        let udp = UdpBeacon::open(options.port, &resolved).map_err(|e| {
-            Error::io(
-                format!("DISCOVER: cannot open UDP port {}", options.port),
-                e,
-            )
-        })?;
-        match udp {
-            Some(u) => Some(u),
-            None => return Ok(None),
+    let chosen = match &families[..] {
+        [v4, v6] => {
+            let (c4, c6) = iface::choose_both(&ifaces, &v4.interface);
+            vec![(v4, c4), (v6, c6)]
         }
-    } else {
-        None
+        [one] => vec![(one, iface::choose(&ifaces, &one.interface, one.ipv6))],
+        _ => return Ok(None),
     };
+    let (hostname, name) = match chosen.iter().map(|(_, c)| c).find(|c| **c != Choice::None) {
+        None | Some(Choice::None) => return Ok(None),
+        Some(Choice::Wildcard) => ("*".to_string(), None),
+        Some(Choice::Iface(i)) => (i.addr.to_string(), Some(i.name.clone())),
+    };
+    let mut sockets = Vec::new();
+    if options.beacon {
+        for (opts, choice) in chosen {
+            let family = if opts.ipv6 { "IPv6" } else { "IPv4" };
+            let udp =
+                UdpBeacon::open_on(options.port, opts, choice, ifaces.clone()).map_err(|e| {
+                    Error::io(
+                        format!(
+                            "DISCOVER: cannot open the {family} beacon on UDP port {}",
+                            options.port
+                        ),
+                        e,
+                    )
+                })?;
+            let Some(udp) = udp else {
+                return Err(Error::command(format!(
+                    "DISCOVER ipv6=both: the interface '{}' has no usable {family} address",
+                    opts.interface
+                )));
+            };
+            sockets.push(udp);
+        }
+    }
     Ok(Some(Interface {
-        hostname: udp.as_ref().map_or(hostname, |u| u.hostname.clone()),
+        hostname: sockets.first().map_or(hostname, |u| u.hostname.clone()),
         name,
-        ipv6: resolved.ipv6,
-        udp,
+        ipv6: !options.dual_stack && families[0].ipv6,
+        sockets,
     }))
 }
 
-/// What the node tells others in its DNS-SD record besides its id, key
-/// and cluster.
+/// What the node tells others besides its id, port, key and cluster.
 pub(crate) struct Identity<'a> {
-    /// The node's name (the instance name starts with it).
+    /// The node's name (the DNS-SD instance name starts with it).
     pub name: &'a str,
-    /// `overlay/advertise`, when set.
-    pub advertise: Option<&'a str>,
+    /// The endpoint others dial when `overlay/advertise` makes it: beacons
+    /// carry it (version 5), and the DNS-SD record as TXT `endpoint`.
+    pub advertised: Option<&'a str>,
 }
 
-/// The beacon sockets, with beacons on.
-struct Sockets {
-    udp: UdpBeacon,
-    recv: mio::net::UdpSocket,
-}
-
-/// mDNS, with `mdns=1`: the daemon, the node's name and advertised
-/// endpoint for its record, when the live services are next fed to the
-/// discovery again.
+/// mDNS, with `mdns=1`: the daemon, the node's name for its record, the
+/// family preferred among a service's addresses, and when the live
+/// services are next fed to the discovery again.
 struct MdnsPart {
     mdns: Mdns,
     name: String,
-    advertise: Option<String>,
     ipv6: bool,
     next_refresh: u64,
 }
@@ -109,15 +131,50 @@ fn admits(policy: &Policy, ip: IpAddr, key: Option<&[u8; 32]>) -> bool {
     policy.check_address(ip).is_ok() && key.is_none_or(|k| policy.check_curve_key(k).is_ok())
 }
 
+/// One beacon socket pair of the driver (one per family) and what went
+/// through it.
+struct Family {
+    udp: UdpBeacon,
+    recv: mio::net::UdpSocket,
+    /// Datagrams read.
+    heard: u64,
+    /// More datagrams may wait (the read budget ran out).
+    backlog: bool,
+}
+
+/// The discovery state machine for a node: a CURVE node's when `curve`,
+/// of `cluster`, keeping peers at their IPv4 address when `dual`.
+fn new_discovery(
+    node_id: u64,
+    curve: bool,
+    settings: &discovery::DiscoverySettings,
+    cluster: &str,
+    dual: bool,
+    now_ms: u64,
+) -> Discovery {
+    let d = Discovery::new(node_id, curve, settings.clone(), now_ms).in_cluster(cluster);
+    if dual {
+        d.preferring_ipv4()
+    } else {
+        d
+    }
+}
+
 /// Discovery running inside a node's reactor.
 pub(crate) struct Driver {
-    /// The beacon sockets (`None` with `beacon=0`).
-    sockets: Option<Sockets>,
+    /// The beacon sockets: one, or IPv4 then IPv6 (`ipv6=both`); none
+    /// with `beacon=0`.
+    families: Vec<Family>,
+    /// `ipv6=both`: peers are kept at their IPv4 address.
+    dual_stack: bool,
     hostname: String,
     mdns: Option<MdnsPart>,
     beacon: Vec<u8>,
     node_id: u64,
     tcp_port: u16,
+    /// `overlay/advertise` when set: beacons carry it (version 5), and
+    /// the DNS-SD record as TXT `endpoint`.
+    advertised: Option<String>,
     public_key: Option<[u8; 32]>,
     cluster: String,
     settings: discovery::DiscoverySettings,
@@ -131,16 +188,16 @@ pub(crate) struct Driver {
     anchor: Option<u64>,
     next_send: u64,
     disc: Discovery,
-    backlog: bool,
     send_errors: u64,
 }
 
 impl Driver {
     /// Starts beaconing `tcp_port` for `node_id` on the interface's
-    /// sockets, and with `mdns=1` announcing it over mDNS; with the node's
-    /// CURVE `public_key` when it has a key pair and its `cluster` name
-    /// when it has one (see [`frame`], [`dnssd`]). `wake` wakes the node
-    /// when mDNS has news.
+    /// sockets (one per family, registered with `tokens`, one each), and
+    /// with `mdns=1` announcing it over mDNS; with the node's CURVE
+    /// `public_key` when it has a key pair and its `cluster` name when it
+    /// has one (see [`frame`], [`dnssd`]). `wake` wakes the node when
+    /// mDNS has news.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         iface: Interface,
@@ -151,24 +208,11 @@ impl Driver {
         public_key: Option<&[u8; 32]>,
         cluster: &str,
         registry: &Registry,
-        token: Token,
+        tokens: [Token; 2],
         wake: Box<dyn Fn() + Send>,
         now_ms: u64,
     ) -> Result<Driver> {
-        let sockets = match iface.udp {
-            Some(udp) => {
-                let clone = udp
-                    .recv
-                    .try_clone()
-                    .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
-                let mut recv = mio::net::UdpSocket::from_std(clone);
-                registry
-                    .register(&mut recv, token, Interest::READABLE)
-                    .map_err(|e| Error::io("DISCOVER: cannot register UDP socket", e))?;
-                Some(Sockets { udp, recv })
-            }
-            None => None,
-        };
+        // mDNS first: should a socket fail after, dropping it says goodbye.
         let mdns = if options.mdns {
             let record = dnssd::record(
                 identity.name,
@@ -176,30 +220,53 @@ impl Driver {
                 tcp_port,
                 cluster,
                 public_key,
-                identity.advertise,
+                identity.advertised,
             );
+            // With ipv6=both mDNS runs over both families too.
+            let both = iface.ipv6 || options.dual_stack;
             Some(MdnsPart {
-                mdns: Mdns::start(record, iface.name.as_deref(), iface.ipv6, wake)?,
+                mdns: Mdns::start(record, iface.name.as_deref(), both, wake)?,
                 name: identity.name.to_string(),
-                advertise: identity.advertise.map(str::to_string),
                 ipv6: iface.ipv6,
                 next_refresh: now_ms + options.interval_ms.max(1),
             })
         } else {
             None
         };
+        let mut families = Vec::new();
+        for (udp, token) in iface.sockets.into_iter().zip(tokens) {
+            let clone = udp
+                .recv
+                .try_clone()
+                .map_err(|e| Error::io("DISCOVER: cannot use UDP socket", e))?;
+            let mut recv = mio::net::UdpSocket::from_std(clone);
+            if let Err(e) = registry.register(&mut recv, token, Interest::READABLE) {
+                for f in &mut families {
+                    let Family { recv, .. } = f;
+                    let _ = registry.deregister(recv);
+                }
+                return Err(Error::io("DISCOVER: cannot register UDP socket", e));
+            }
+            families.push(Family {
+                udp,
+                recv,
+                heard: 0,
+                backlog: true,
+            });
+        }
         let settings = options.settings();
-        Ok(Driver {
-            sockets,
+        let curve = public_key.is_some();
+        let dual_stack = options.dual_stack;
+        let disc = new_discovery(node_id, curve, &settings, cluster, dual_stack, now_ms);
+        let mut driver = Driver {
+            families,
+            dual_stack,
             hostname: iface.hostname,
             mdns,
-            beacon: {
-                let mut b = frame::encode_for(tcp_port, node_id, public_key, cluster, None);
-                frame::set_flag(&mut b, frame::FLAG_LOOKING, true);
-                b
-            },
+            beacon: Vec::new(),
             node_id,
             tcp_port,
+            advertised: identity.advertised.map(str::to_string),
             public_key: public_key.copied(),
             cluster: cluster.to_string(),
             interval_ms: options.interval_ms.max(1),
@@ -207,20 +274,20 @@ impl Driver {
             joined: false,
             anchor: None,
             next_send: now_ms,
-            disc: Discovery::new(node_id, public_key.is_some(), settings.clone(), now_ms)
-                .in_cluster(cluster),
+            disc,
             settings,
-            backlog: true,
             send_errors: 0,
-        })
+        };
+        driver.encode_beacon();
+        Ok(driver)
     }
 
-    /// Stops beaconing. The overlay keeps the links it made: they are
+    /// Stops beaconing, and the mDNS service says goodbye (dropping the
+    /// driver does too). The overlay keeps the links it made: they are
     /// links like any other now.
-    /// The mDNS service says goodbye (dropping the driver does too).
     pub(crate) fn stop(mut self, registry: &Registry) {
-        if let Some(s) = self.sockets.as_mut() {
-            let _ = registry.deregister(&mut s.recv);
+        for f in &mut self.families {
+            let _ = registry.deregister(&mut f.recv);
         }
     }
 
@@ -251,18 +318,18 @@ impl Driver {
         self.reannounce();
     }
 
-    /// The endpoint others dial changed (`overlay/advertise`): beacon
-    /// its port, and announce it over mDNS, from now on.
-    pub(crate) fn set_own_endpoint(&mut self, tcp_port: u16, advertise: Option<&str>, now: Now) {
-        if tcp_port != self.tcp_port {
+    /// The endpoint others dial changed: beacon its TCP port from now
+    /// on, and with `advertised` (`overlay/advertise`, when set) the
+    /// whole endpoint; announce both over mDNS (SRV port, TXT
+    /// `endpoint`).
+    pub(crate) fn set_endpoint(&mut self, tcp_port: u16, advertised: Option<&str>, now: Now) {
+        if tcp_port != self.tcp_port || advertised != self.advertised.as_deref() {
             self.tcp_port = tcp_port;
+            self.advertised = advertised.map(str::to_string);
             self.encode_beacon();
             self.next_send = now.mono_ms;
+            self.reannounce();
         }
-        if let Some(m) = self.mdns.as_mut() {
-            m.advertise = advertise.map(str::to_string);
-        }
-        self.reannounce();
     }
 
     /// The DNS-SD record again, when what it says changed.
@@ -276,7 +343,7 @@ impl Driver {
             self.tcp_port,
             &self.cluster,
             self.public_key.as_ref(),
-            m.advertise.as_deref(),
+            self.advertised.as_deref(),
         );
         // A failure leaves the last record announced; the next change
         // tries again.
@@ -285,14 +352,15 @@ impl Driver {
 
     fn start_over(&mut self, now: Now) {
         self.encode_beacon();
-        let key = self.public_key.as_ref();
-        self.disc = Discovery::new(
+        let curve = self.public_key.is_some();
+        self.disc = new_discovery(
             self.node_id,
-            key.is_some(),
-            self.settings.clone(),
+            curve,
+            &self.settings,
+            &self.cluster,
+            self.dual_stack(),
             now.mono_ms,
-        )
-        .in_cluster(&self.cluster);
+        );
         self.disc.set_joined(self.joined);
         self.disc.set_anchor(self.anchor);
         self.next_send = now.mono_ms;
@@ -300,13 +368,36 @@ impl Driver {
 
     fn encode_beacon(&mut self) {
         let key = self.public_key.as_ref();
-        self.beacon =
-            frame::encode_for(self.tcp_port, self.node_id, key, &self.cluster, self.anchor);
+        let (port, id, cluster) = (self.tcp_port, self.node_id, &self.cluster);
+        self.beacon = match &self.advertised {
+            // Looking for peers: the node's own id stands for the anchor
+            // (receivers ignore it while the flag is set).
+            Some(ep) => {
+                let anchor = self.anchor.unwrap_or(id);
+                frame::encode_advertised(port, id, key, cluster, anchor, ep)
+            }
+            None => frame::encode_for(port, id, key, cluster, self.anchor),
+        };
         frame::set_flag(&mut self.beacon, frame::FLAG_LOOKING, !self.joined);
     }
 
+    /// The address beacons go out from (the IPv4 one with `ipv6=both`).
     pub(crate) fn hostname(&self) -> &str {
         &self.hostname
+    }
+
+    /// Whether the driver runs over both IPv4 and IPv6 (`ipv6=both`).
+    pub(crate) fn dual_stack(&self) -> bool {
+        self.dual_stack
+    }
+
+    /// Datagrams read over one family.
+    fn heard(&self, ipv6: bool) -> u64 {
+        self.families
+            .iter()
+            .filter(|f| f.udp.is_ipv6() == ipv6)
+            .map(|f| f.heard)
+            .sum()
     }
 
     /// Counters of mDNS for STATS (none without `mdns=1`).
@@ -315,9 +406,12 @@ impl Driver {
     }
 
     /// Counters for STATS.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 10] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 13] {
         let s = self.disc.stats();
         [
+            ("discovery-beacons-ipv4", self.heard(false)),
+            ("discovery-beacons-ipv6", self.heard(true)),
+            ("discovery-family-switches", s.family_switches),
             ("discovery-answers", s.answers),
             ("discovery-other-cluster", s.other_cluster),
             ("discovery-peers", self.disc.peer_count() as u64),
@@ -331,31 +425,44 @@ impl Driver {
         ]
     }
 
-    /// The socket may have datagrams.
-    pub(crate) fn readable(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
-        let engine = &mut *links.engine;
-        self.backlog = false;
-        let Some(sockets) = self.sockets.as_mut() else {
+    /// The socket of `token` may have datagrams.
+    pub(crate) fn readable(&mut self, token: Token, links: Links<'_>, policy: &Policy, now: Now) {
+        if let Some(i) = TOKENS.iter().position(|t| *t == token) {
+            self.read(i, links.engine, policy, now);
+        }
+        self.apply(links, now);
+    }
+
+    /// Reads the datagrams waiting on family `i`'s socket, up to the
+    /// budget.
+    fn read(&mut self, i: usize, engine: &mut Engine, policy: &Policy, now: Now) {
+        let Some(f) = self.families.get_mut(i) else {
             return;
         };
-        let mut buf = [0u8; 512];
+        f.backlog = false;
+        // One byte more than a beacon may be: a longer datagram arrives
+        // longer than the limit (cut), and is refused.
+        let mut buf = [0u8; frame::MAX_DATAGRAM + 1];
         let mut budget_left = true;
         for i in 0..=READ_BUDGET {
             if i == READ_BUDGET {
                 budget_left = false;
                 break;
             }
-            match sockets.recv.recv_from(&mut buf) {
+            match f.recv.recv_from(&mut buf) {
                 Ok((n, from)) => {
+                    f.heard += 1;
                     let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
-                    let heard =
-                        self.disc
-                            .handle_datagram(from.ip(), &buf[..n], now.mono_ms, &admit);
+                    // An IPv4 peer seen through an IPv6 socket is an IPv4 peer.
+                    let source = from.ip().to_canonical();
+                    let heard = self
+                        .disc
+                        .handle_datagram(source, &buf[..n], now.mono_ms, &admit);
                     if engine.verbose() && !matches!(heard, Heard::Known | Heard::Own) {
                         eprintln!(
                             "zgossip {}: beacon from {}: {heard:?}",
                             engine.name(),
-                            sockets.udp.peer_name(from)
+                            f.udp.peer_name(from)
                         );
                     }
                 }
@@ -365,8 +472,7 @@ impl Driver {
                 Err(_) => break,
             }
         }
-        self.backlog = !budget_left;
-        self.apply(links, now);
+        f.backlog = !budget_left;
     }
 
     /// Follows whether the node has overlay links: then it beacons every
@@ -401,28 +507,28 @@ impl Driver {
         }
     }
 
+    /// Sends the beacon over every family.
     fn send_beacon(&mut self, engine: &Engine) {
-        let Some(s) = self.sockets.as_ref() else {
-            return;
-        };
-        if let Err(e) = s.udp.send.send_to(&self.beacon, s.udp.dest) {
-            self.send_errors += 1;
-            if engine.verbose() {
-                eprintln!("zgossip {}: cannot send beacon: {e}", engine.name());
+        for f in &self.families {
+            if let Err(e) = f.udp.send.send_to(&self.beacon, f.udp.dest) {
+                self.send_errors += 1;
+                if engine.verbose() {
+                    eprintln!(
+                        "zgossip {}: cannot send beacon to {}: {e}",
+                        engine.name(),
+                        f.udp.dest
+                    );
+                }
             }
         }
     }
 
     /// Sends the beacon when due and runs the state machine's timers.
     pub(crate) fn timeout(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
-        if self.backlog {
-            self.readable(
-                Links {
-                    engine: links.engine,
-                },
-                policy,
-                now,
-            );
+        for i in 0..self.families.len() {
+            if self.families[i].backlog {
+                self.read(i, links.engine, policy, now);
+            }
         }
         self.follow_overlay(links.engine, now);
         if now.mono_ms >= self.next_send {
@@ -504,13 +610,13 @@ impl Driver {
 
     /// When the driver wants [`Driver::timeout`] (monotonic ms).
     pub(crate) fn poll_timeout(&self) -> u64 {
-        if self.backlog {
+        if self.families.iter().any(|f| f.backlog) {
             return 0;
         }
-        let mut t = if self.sockets.is_some() {
-            self.next_send
-        } else {
+        let mut t = if self.families.is_empty() {
             u64::MAX
+        } else {
+            self.next_send
         };
         if let Some(m) = self.mdns.as_ref() {
             t = t.min(m.next_refresh);
@@ -524,31 +630,26 @@ impl Driver {
             self.send_beacon(links.engine);
         }
         while let Some(action) = self.disc.poll_action() {
+            let dial = action.dial_endpoint().unwrap_or_default();
             match action {
                 DiscoveryAction::Found {
-                    peer,
-                    endpoint,
-                    server_key,
+                    peer, server_key, ..
                 }
                 | DiscoveryAction::Moved {
-                    peer,
-                    endpoint,
-                    server_key,
+                    peer, server_key, ..
                 } => {
-                    let endpoint = discovery::endpoint_string(endpoint);
-                    links.engine.add_candidate(peer, &endpoint, server_key, now);
+                    links.engine.add_candidate(peer, &dial, server_key, now);
                 }
                 DiscoveryAction::Forget { peer } => links.engine.forget_candidate(peer),
                 DiscoveryAction::Anchor {
                     peer,
-                    endpoint,
                     server_key,
                     anchor,
+                    ..
                 } => {
-                    let endpoint = discovery::endpoint_string(endpoint);
                     links
                         .engine
-                        .heard_anchor(peer, &endpoint, server_key, anchor, now);
+                        .heard_anchor(peer, &dial, server_key, anchor, now);
                 }
             }
         }

@@ -2,8 +2,10 @@
 //! to say "node `id` listens for gossip on TCP port `port` at the address
 //! this datagram came from", from version 2 on "and speaks only CURVE, as
 //! the server of this public key", from version 3 on "in this cluster",
-//! and from version 4 on "in the part of the overlay anchored at this
-//! node id". Sans-IO: bytes in, bytes out.
+//! from version 4 on "in the part of the overlay anchored at this
+//! node id", and from version 5 on "dial me at this endpoint, not at the
+//! address this datagram came from" (`overlay/advertise`). Sans-IO: bytes
+//! in, bytes out.
 //!
 //! ```text
 //! offset  size  field
@@ -19,6 +21,12 @@
 //!               (version 4 and later: 0-255, 0 for no cluster name)
 //!     48     n  the cluster name, UTF-8 without control characters
 //!   48+n     8  version 4 and later: the overlay anchor, big-endian, not 0
+//!               (ignored while the "looking" flag is set)
+//!   56+n     1  version 5 and later: length m of the advertised endpoint,
+//!               1-255
+//!   57+n     m  the advertised endpoint, `tcp://HOST:PORT` (UTF-8), a host
+//!               name or address that is not a wildcard, broadcast or
+//!               multicast, and PORT the port at offset 5
 //! ```
 //!
 //! A version 1 beacon is exactly 15 bytes and comes from a node without a
@@ -33,10 +41,17 @@
 //! (docs/overlay.md, "Parts that formed apart"). Nodes of releases before
 //! version 4 hear a version 4 beacon only when it carries a key (they read
 //! its first 47 bytes); the newer node still hears theirs and dials them.
+//! A node with `overlay/advertise` set sends version 5: version 4 (a node
+//! still looking for peers puts its own id as the anchor, which receivers
+//! ignore while the flag is set) and the endpoint to dial. Receivers that
+//! know version 4 read it as a later version, ignore the endpoint and dial
+//! the source address at the port, as they did before; earlier ones
+//! ignore it as they ignore version 4.
 //! A later version keeps all these fields where they are and may append
 //! more. Anything else (other magic, version
-//! 0, a wrong length, port 0, id 0, a version 2 key of zeros, a bad name)
-//! is not a beacon of ours.
+//! 0, a wrong length, port 0, id 0, a version 2 key of zeros, a bad name,
+//! a bad endpoint, more than [`MAX_DATAGRAM`] bytes) is not a beacon of
+//! ours.
 
 /// The first bytes of every discovery beacon (and the subscription filter).
 pub const MAGIC: &[u8; 3] = b"ZGD";
@@ -50,6 +65,12 @@ pub const VERSION_CLUSTER: u8 = 3;
 /// The version of a node in the overlay: version 3 (the name may be
 /// empty) plus its anchor.
 pub const VERSION_ANCHOR: u8 = 4;
+/// The version of a node with an advertised endpoint: version 4 plus the
+/// endpoint.
+pub const VERSION_ADVERTISE: u8 = 5;
+/// The longest datagram read as a beacon; longer ones are refused
+/// (`Rejected::Length`) whatever their version.
+pub const MAX_DATAGRAM: usize = 1024;
 /// Length of a version 1 beacon.
 pub const LEN: usize = 15;
 /// Length of a version 2 beacon.
@@ -71,7 +92,7 @@ pub fn set_flag(beacon: &mut [u8], flag: u8, on: bool) {
 }
 
 /// The longest beacon this code writes.
-pub const MAX_LEN: usize = LEN_CURVE + 1 + 255 + 8;
+pub const MAX_LEN: usize = LEN_CURVE + 1 + 255 + 8 + 1 + 255;
 
 /// A decoded discovery beacon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +107,9 @@ pub struct Announce {
     pub cluster: String,
     /// The sender's overlay anchor (version 4 and later).
     pub anchor: Option<u64>,
+    /// The endpoint the sender asks to be dialled at (version 5 and
+    /// later): `tcp://HOST:PORT`, checked.
+    pub advertised: Option<String>,
 }
 
 /// Why a datagram is not a beacon of ours.
@@ -106,6 +130,10 @@ pub enum Rejected {
     Cluster,
     /// A version 4 anchor missing or 0.
     Anchor,
+    /// A version 5 advertised endpoint missing, cut short, empty, not
+    /// UTF-8, not `tcp://HOST:PORT`, naming no dialable host, or with
+    /// another port than the beacon's.
+    Advertise,
 }
 
 /// Encodes a version 1 beacon (a node without a CURVE key pair).
@@ -159,6 +187,51 @@ pub fn encode_anchor(
     b
 }
 
+/// Encodes a version 5 beacon (a node with an advertised endpoint,
+/// `tcp://HOST:PORT` of at most 255 bytes, callers check; `anchor` is
+/// the node's own id while it looks for peers).
+pub fn encode_advertised(
+    port: u16,
+    node_id: u64,
+    public_key: Option<&[u8; 32]>,
+    cluster: &str,
+    anchor: u64,
+    advertised: &str,
+) -> Vec<u8> {
+    let endpoint = &advertised.as_bytes()[..advertised.len().min(255)];
+    let mut b = encode_anchor(port, node_id, public_key, cluster, anchor);
+    b[3] = VERSION_ADVERTISE;
+    b.push(endpoint.len() as u8);
+    b.extend_from_slice(endpoint);
+    b
+}
+
+/// Checks an advertised endpoint heard in a beacon of port `port`: the
+/// very endpoint `overlay/advertise` accepts, with the beacon's port, and
+/// a host that is not multicast either.
+fn advertised_endpoint(bytes: &[u8], port: u16) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.chars().any(char::is_control) {
+        return None;
+    }
+    let endpoint = crate::control::advertise::parse_advertise(text).ok()??;
+    if endpoint != text || crate::control::advertise::endpoint_port(text) != Some(port) {
+        return None;
+    }
+    match advertised_ip(text) {
+        Some(ip) if ip.is_multicast() => None,
+        _ => Some(endpoint),
+    }
+}
+
+/// The address in an advertised `tcp://HOST:PORT` when HOST is one (not
+/// a name).
+pub fn advertised_ip(endpoint: &str) -> Option<std::net::IpAddr> {
+    let rest = endpoint.strip_prefix("tcp://")?;
+    let (host, _) = rest.rsplit_once(':')?;
+    crate::endpoint::Endpoint::bare_host(host).parse().ok()
+}
+
 /// The beacon of a node: version 4 with an overlay anchor, else version 3
 /// in a named cluster, else version 2 with a public key, else version 1.
 pub fn encode_for(
@@ -186,6 +259,9 @@ pub fn encode_for(
 pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
     if data.len() >= MAGIC.len() && &data[..MAGIC.len()] != MAGIC {
         return Err(Rejected::Magic);
+    }
+    if data.len() > MAX_DATAGRAM {
+        return Err(Rejected::Length);
     }
     if data.len() < LEN {
         return Err(Rejected::Short);
@@ -237,8 +313,9 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
     } else {
         String::new()
     };
+    let anchor_at = LEN_CURVE + 1 + n;
     let anchor = if version >= VERSION_ANCHOR {
-        let at = LEN_CURVE + 1 + n;
+        let at = anchor_at;
         let bytes = data.get(at..at + 8).ok_or(Rejected::Anchor)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(bytes);
@@ -246,6 +323,17 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
             0 => return Err(Rejected::Anchor),
             a => Some(a),
         }
+    } else {
+        None
+    };
+    let advertised = if version >= VERSION_ADVERTISE {
+        let at = anchor_at + 8;
+        let m = usize::from(*data.get(at).ok_or(Rejected::Advertise)?);
+        let bytes = data
+            .get(at + 1..at + 1 + m)
+            .filter(|_| m > 0)
+            .ok_or(Rejected::Advertise)?;
+        Some(advertised_endpoint(bytes, port).ok_or(Rejected::Advertise)?)
     } else {
         None
     };
@@ -257,6 +345,7 @@ pub fn decode(data: &[u8]) -> Result<Announce, Rejected> {
         public_key,
         cluster,
         anchor,
+        advertised,
     })
 }
 
@@ -281,6 +370,7 @@ mod tests {
                 public_key: None,
                 cluster: String::new(),
                 anchor: None,
+                advertised: None,
             })
         );
     }
@@ -324,6 +414,7 @@ mod tests {
                 public_key: Some(key),
                 cluster: String::new(),
                 anchor: None,
+                advertised: None,
             })
         );
         assert_eq!(encode_for(0x1234, 42, Some(&key), "", None), b.to_vec());
@@ -426,18 +517,121 @@ mod tests {
     }
 
     #[test]
+    fn version_5_carries_the_advertised_endpoint_after_the_anchor() {
+        let ep = "tcp://203.0.113.7:5000";
+        let b = encode_advertised(5000, 42, None, "", 42, ep);
+        assert_eq!(b.len(), 47 + 1 + 8 + 1 + ep.len());
+        assert_eq!(b[3], 5);
+        assert_eq!(usize::from(b[56]), ep.len());
+        assert_eq!(&b[57..], ep.as_bytes());
+        let a = decode(&b).unwrap();
+        assert_eq!(
+            (a.version, a.port, a.node_id, a.anchor),
+            (5, 5000, 42, Some(42))
+        );
+        assert_eq!(a.advertised.as_deref(), Some(ep));
+        // With a key, a cluster, a host name, an IPv6 address.
+        for ep in [
+            "tcp://node-3.zgossip.default.svc:5000",
+            "tcp://[2001:db8::7]:5000",
+        ] {
+            let b = encode_advertised(5000, 42, Some(&[3u8; 32]), "prod", 7, ep);
+            let a = decode(&b).unwrap();
+            assert_eq!((a.cluster.as_str(), a.anchor), ("prod", Some(7)));
+            assert_eq!(a.public_key, Some([3u8; 32]));
+            assert_eq!(a.advertised.as_deref(), Some(ep));
+        }
+        // A receiver that knows version 4 reads it as a later version: the
+        // same fields, the endpoint ignored (it dials the source address).
+        let mut as_v4 = b.clone();
+        as_v4[3] = 4;
+        let old = decode(&as_v4).unwrap();
+        assert_eq!((old.port, old.node_id, old.advertised), (5000, 42, None));
+        // Earlier versions never carry one.
+        assert_eq!(decode(&encode(5000, 42)).unwrap().advertised, None);
+        // The byte example of docs/protocol.md, section 11.
+        let id = 0x0102_0304_0506_0708;
+        let mut doc = encode_advertised(4660, id, None, "", id, "tcp://h:4660");
+        set_flag(&mut doc, FLAG_LOOKING, true);
+        let mut want = vec![0x5A, 0x47, 0x44, 5, 1, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8];
+        want.extend_from_slice(&[0u8; 32]);
+        want.push(0);
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0x0C]);
+        want.extend_from_slice(b"tcp://h:4660");
+        assert_eq!(doc, want);
+    }
+
+    #[test]
+    fn version_5_with_a_bad_endpoint_is_refused() {
+        let good = encode_advertised(5000, 42, None, "", 42, "tcp://10.0.0.1:5000");
+        // Cut anywhere in the endpoint or its length.
+        for n in 56..good.len() {
+            assert_eq!(decode(&good[..n]), Err(Rejected::Advertise), "{n} bytes");
+        }
+        let with = |ep: &[u8]| {
+            let mut b = good[..56].to_vec();
+            b.push(ep.len() as u8);
+            b.extend_from_slice(ep);
+            decode(&b)
+        };
+        for bad in [
+            &b""[..],
+            b"tcp://10.0.0.1:5001",
+            b"tcp://10.0.0.1:*",
+            b"tcp://10.0.0.1",
+            b"tcp://*:5000",
+            b"tcp://0.0.0.0:5000",
+            b"tcp://[::]:5000",
+            b"tcp://255.255.255.255:5000",
+            b"tcp://224.0.0.1:5000",
+            b"tcp://[ff02::1]:5000",
+            b"ipc:///tmp/x",
+            b"inproc://x",
+            b"tcp://a\x07b:5000",
+            b"tcp://\xff:5000",
+            b"tcp://10.0.0.1:5000 ",
+            b"tcp://10.0.0.1:05000",
+            b"garbage",
+        ] {
+            assert_eq!(
+                with(bad),
+                Err(Rejected::Advertise),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // The length says more than there is.
+        let mut short = good.clone();
+        short[56] = 200;
+        assert_eq!(decode(&short), Err(Rejected::Advertise));
+        // Oversize datagrams, whatever they hold.
+        let mut huge = good.clone();
+        huge.resize(MAX_DATAGRAM + 1, b'x');
+        assert_eq!(decode(&huge), Err(Rejected::Length));
+        // A 255-byte endpoint fits.
+        let host = "h".repeat(255 - "tcp://:5000".len());
+        let long = format!("tcp://{host}:5000");
+        assert_eq!(long.len(), 255);
+        let b = encode_advertised(5000, 42, None, "", 42, &long);
+        assert!(b.len() <= MAX_LEN);
+        assert_eq!(decode(&b).unwrap().advertised, Some(long));
+    }
+
+    #[test]
     fn later_versions_may_append() {
-        let mut v5 = encode_anchor(5000, 42, Some(&[3u8; 32]), "c", 9);
-        v5[3] = 5;
-        v5[4] = 0x80;
-        v5.extend_from_slice(b"more");
-        let a = decode(&v5).unwrap();
-        assert_eq!((a.version, a.flags, a.port, a.node_id), (5, 0x80, 5000, 42));
+        let mut v6 = encode_advertised(5000, 42, Some(&[3u8; 32]), "c", 9, "tcp://h:5000");
+        v6[3] = 6;
+        v6[4] = 0x80;
+        v6.extend_from_slice(b"more");
+        let a = decode(&v6).unwrap();
+        assert_eq!((a.version, a.flags, a.port, a.node_id), (6, 0x80, 5000, 42));
         assert_eq!(a.public_key, Some([3u8; 32]));
         assert_eq!((a.cluster.as_str(), a.anchor), ("c", Some(9)));
-        // A later version still needs version 3's and 4's fields.
-        assert_eq!(decode(&v5[..LEN_CURVE]), Err(Rejected::Length));
-        assert_eq!(decode(&v5[..LEN_CURVE + 2]), Err(Rejected::Anchor));
+        assert_eq!(a.advertised.as_deref(), Some("tcp://h:5000"));
+        // A later version still needs version 3's, 4's and 5's fields.
+        assert_eq!(decode(&v6[..LEN_CURVE]), Err(Rejected::Length));
+        assert_eq!(decode(&v6[..LEN_CURVE + 2]), Err(Rejected::Anchor));
+        assert_eq!(decode(&v6[..LEN_CURVE + 2 + 8]), Err(Rejected::Advertise));
     }
 
     #[test]

@@ -183,6 +183,34 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
     }
 }
 
+/// Chooses one interface for both families at once (`DISCOVER
+/// ipv6=both`): `want` as [`choose`] reads it, for IPv4 first, else for
+/// IPv6; then both families' addresses on that one interface (an IPv6
+/// address that is not link-local first, since a link-local one needs
+/// its scope to be dialled). `*`: the wildcard for both.
+pub fn choose_both(ifaces: &[Iface], want: &str) -> (Choice, Choice) {
+    let name = match (choose(ifaces, want, false), choose(ifaces, want, true)) {
+        (Choice::Iface(i), _) | (_, Choice::Iface(i)) => i.name,
+        (v4, v6) => return (v4, v6),
+    };
+    let on = |ipv6: bool| {
+        let mut here = ifaces
+            .iter()
+            .filter(|i| i.name == name && i.up && i.addr.is_ipv6() == ipv6);
+        let routable = here.clone().find(|i| !is_link_local(i.addr));
+        match routable.or_else(|| here.next()) {
+            Some(i) => Choice::Iface(i.clone()),
+            None => Choice::None,
+        }
+    };
+    (on(false), on(true))
+}
+
+/// An IPv6 link-local address (`fe80::/10`).
+pub fn is_link_local(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 /// The name of the interface with `index`, from a list.
 pub fn name_of(ifaces: &[Iface], index: u32) -> Option<&str> {
     ifaces
@@ -243,6 +271,32 @@ mod tests {
         assert_eq!(name(choose(&l, "::1", true)), "lo ::1");
         let only_lo = vec![l[0].clone()];
         assert_eq!(choose(&only_lo, "", false), Choice::None);
+    }
+
+    #[test]
+    fn both_families_come_from_one_interface_routable_ipv6_first() {
+        let mut l = sample();
+        l.insert(3, iface("eth0", "fe80::3", "ffff:ffff:ffff:ffff::", false));
+        l.push(iface("eth1", "fe80::9", "ffff:ffff:ffff:ffff::", false));
+        l.push(iface("eth2", "fd00::22", "ffff:ffff:ffff:ffff::", false));
+        let both = |want: &str| {
+            let (a, b) = choose_both(&l, want);
+            (name(a), name(b))
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(both(""), pair("eth0 10.1.2.3", "eth0 fd00::3"));
+        assert_eq!(both("eth0"), pair("eth0 10.1.2.3", "eth0 fd00::3"));
+        assert_eq!(both("10.1.2.3"), pair("eth0 10.1.2.3", "eth0 fd00::3"));
+        assert_eq!(both("fd00::3"), pair("eth0 10.1.2.3", "eth0 fd00::3"));
+        // Only a link-local IPv6 address there: taken.
+        assert_eq!(both("eth1"), pair("eth1 192.168.7.9", "eth1 fe80::9"));
+        // One family missing on the interface.
+        assert_eq!(both("eth2"), pair("None", "eth2 fd00::22"));
+        assert_eq!(both("*"), pair("Wildcard", "Wildcard"));
+        assert_eq!(both("wlan0"), pair("None", "None"));
+        assert!(is_link_local("fe80::1".parse().unwrap()));
+        assert!(!is_link_local("fd00::1".parse().unwrap()));
+        assert!(!is_link_local("10.0.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct DiscoverOptions {
     pub group: Option<IpAddr>,
     /// IPv6 (`ipv6`, 0 or 1); implied by an IPv6 group.
     pub ipv6: Option<bool>,
+    /// Both families at once (`ipv6=both`): IPv4 beacons (broadcast, or
+    /// an IPv4 `group`) and IPv6 multicast on the same interface; `ipv6`
+    /// is then ignored. See `docs/discovery.md`, "Dual stack".
+    pub dual_stack: bool,
     /// Multicast TTL (`ttl`), default 1.
     pub ttl: Option<u32>,
     /// Most peers tracked (`max-peers`), default 256.
@@ -51,6 +55,7 @@ impl Default for DiscoverOptions {
             interface: None,
             group: None,
             ipv6: None,
+            dual_stack: false,
             ttl: None,
             max_peers: 256,
             dials_per_sec: 10,
@@ -107,7 +112,15 @@ impl DiscoverOptions {
                 }
                 self.group = Some(g);
             }
-            "ipv6" => self.ipv6 = Some(num(0, 1, "0 or 1")? == 1),
+            "ipv6" => {
+                let one = if v == "both" {
+                    None
+                } else {
+                    Some(num(0, 1, "0, 1 or both")? == 1)
+                };
+                self.dual_stack = one.is_none();
+                self.ipv6 = one;
+            }
             "ttl" => self.ttl = Some(num(1, 255, "1 to 255")? as u32),
             "max-peers" => self.max_peers = num(1, 65_536, "1 to 65536")? as usize,
             "dials-per-sec" => self.dials_per_sec = num(1, 10_000, "1 to 10000")? as u32,
@@ -172,7 +185,9 @@ impl DiscoverOptions {
         if let Some(g) = self.group {
             a.push(format!("group={g}"));
         }
-        if let Some(v) = self.ipv6 {
+        if self.dual_stack {
+            a.push("ipv6=both".into());
+        } else if let Some(v) = self.ipv6 {
             a.push(format!("ipv6={}", u8::from(v)));
         }
         if let Some(t) = self.ttl {
@@ -191,6 +206,23 @@ impl DiscoverOptions {
             ipv6: self.ipv6,
             ttl: self.ttl,
         }
+    }
+
+    /// The beacon sockets' options: one family, or with `ipv6=both` IPv4
+    /// then IPv6 (each family takes `group` only when it is of that
+    /// family).
+    pub(crate) fn udp_families(&self) -> Vec<UdpOptions> {
+        if !self.dual_stack {
+            return vec![self.udp()];
+        }
+        [false, true]
+            .into_iter()
+            .map(|ipv6| UdpOptions {
+                ipv6: Some(ipv6),
+                group: self.group.filter(|g| g.is_ipv6() == ipv6),
+                ..self.udp()
+            })
+            .collect()
     }
 
     /// The interval once the node has overlay links.
@@ -217,6 +249,45 @@ impl DiscoverOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_both_opens_one_socket_per_family() {
+        let mut o = DiscoverOptions::default();
+        assert_eq!(o.udp_families().len(), 1);
+        o.apply_args(&["ipv6=both", "group=ff02::7", "interface=eth1"])
+            .unwrap();
+        assert!(o.dual_stack);
+        assert_eq!(o.ipv6, None);
+        let f = o.udp_families();
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].ipv6, f[0].group), (Some(false), None));
+        assert_eq!(
+            (f[1].ipv6, f[1].group),
+            (Some(true), Some("ff02::7".parse().unwrap()))
+        );
+        assert!(f.iter().all(|u| u.interface.as_deref() == Some("eth1")));
+        let mut again = DiscoverOptions::default();
+        again.apply_args(&o.to_args()).unwrap();
+        assert_eq!(again, o, "printed as ipv6=both");
+        // A later ipv6=0 or 1 turns both off again.
+        o.apply_args(&["ipv6=1"]).unwrap();
+        assert!(!o.dual_stack);
+        assert_eq!(o.udp_families().len(), 1);
+        // With mDNS, and beacons off: both kept, printed and read back.
+        let mut o = DiscoverOptions::default();
+        o.apply_args(&["ipv6=both", "mdns=1", "beacon=0"]).unwrap();
+        o.check().unwrap();
+        let mut again = DiscoverOptions::default();
+        again.apply_args(&o.to_args()).unwrap();
+        assert_eq!(again, o);
+        assert!(again.dual_stack && again.mdns && !again.beacon);
+        // An IPv4 group goes to the IPv4 socket alone.
+        let mut o = DiscoverOptions::default();
+        o.apply_args(&["group=239.1.2.3", "ipv6=both"]).unwrap();
+        let f = o.udp_families();
+        assert_eq!(f[0].group, Some("239.1.2.3".parse().unwrap()));
+        assert_eq!(f[1].group, None);
+    }
 
     #[test]
     fn options_parse_and_print() {
@@ -257,6 +328,8 @@ mod tests {
         assert!(err("colour=red").contains("unknown option 'colour'"));
         assert!(err("interval=soon").contains("interval must be"));
         assert!(err("quiet-interval=-1").contains("quiet-interval must be"));
+        assert!(err("ipv6=2").contains("ipv6 must be 0, 1 or both"));
+        assert!(err("ipv6=dual").contains("ipv6 must be 0, 1 or both"));
         assert!(err("mdns=2").contains("mdns must be 0 or 1"));
         let mut o = DiscoverOptions::default();
         o.apply_args(&["beacon=0"]).unwrap();

@@ -115,6 +115,17 @@ impl UdpBeacon {
     pub fn open(port: u16, opts: &Resolved) -> io::Result<Option<UdpBeacon>> {
         let ifaces = iface::list()?;
         let choice = iface::choose(&ifaces, &opts.interface, opts.ipv6);
+        UdpBeacon::open_on(port, opts, choice, ifaces)
+    }
+
+    /// Opens the sockets for `port` on an interface already chosen (of
+    /// `opts.ipv6`'s family) from `ifaces`. `Ok(None)`: `Choice::None`.
+    pub fn open_on(
+        port: u16,
+        opts: &Resolved,
+        choice: Choice,
+        ifaces: Vec<Iface>,
+    ) -> io::Result<Option<UdpBeacon>> {
         let chosen = match choice {
             Choice::None => return Ok(None),
             Choice::Wildcard => None,
@@ -126,6 +137,11 @@ impl UdpBeacon {
             open_v4(port, opts, chosen.as_ref())?
         };
         Ok(Some(UdpBeacon { ifaces, ..beacon }))
+    }
+
+    /// Whether this beacon is the IPv6 one.
+    pub fn is_ipv6(&self) -> bool {
+        self.dest.is_ipv6()
     }
 
     /// A readable form of a datagram's source, as CZMQ gives it: the IP

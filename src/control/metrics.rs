@@ -145,6 +145,9 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("mdns-ignored", "zgossip_mdns_ignored_total", Counter, "mDNS services ignored: garbage TXT records, no usable address, or beyond the limits."),
         ("mdns-removed", "zgossip_mdns_removed_total", Counter, "mDNS services that said goodbye or expired."),
         ("mdns-services", "zgossip_mdns_services", Gauge, "mDNS services alive now (heard, not removed)."),
+        ("discovery-beacons-ipv4", "zgossip_discovery_beacons_ipv4_total", Counter, "Discovery datagrams received over IPv4."),
+        ("discovery-beacons-ipv6", "zgossip_discovery_beacons_ipv6_total", Counter, "Discovery datagrams received over IPv6."),
+        ("discovery-family-switches", "zgossip_discovery_family_switches_total", Counter, "Peers heard over both families taken from their IPv6 address to their IPv4 one (DISCOVER ipv6=both)."),
         ("store-loaded", "zgossip_store_loaded_total", Counter, "Records loaded from the data directory."),
         ("store-expired-on-load", "zgossip_store_expired_on_load_total", Counter, "Records whose time to live ran out while the node was down."),
         ("store-records-written", "zgossip_store_records_written_total", Counter, "Records written to the data directory."),
@@ -403,6 +406,9 @@ mod tests {
                 "mdns-ignored",
                 "mdns-removed",
                 "mdns-services",
+                "discovery-beacons-ipv4",
+                "discovery-beacons-ipv6",
+                "discovery-family-switches",
             ]);
         for n in names {
             assert!(

@@ -72,6 +72,9 @@ pub(super) struct Conn {
     /// Closed because the peer went silent past the link's timeout (its
     /// membership then suspects the peer).
     pub(super) lost: bool,
+    /// The peer said DISCONNECT on it: its close, when it comes, is the
+    /// peer's choice, not a failure.
+    pub(super) farewell: bool,
     /// Until then (mono ms), an INVALID from the server answers a frame
     /// sent before our last HELLO again: it starts nothing over.
     pub(super) rehello_until: u64,

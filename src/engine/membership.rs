@@ -499,6 +499,11 @@ impl Membership {
         [tick, self.flush_at].into_iter().flatten().min()
     }
 
+    /// The member at the other end of `conn`, once known.
+    pub fn link_peer(&self, conn: ConnId) -> Option<u64> {
+        self.links.get(&conn).and_then(|l| l.peer)
+    }
+
     /// A ZGP/2 link that carries membership opened: each end sends the
     /// other its own record and a digest of its table.
     pub fn link_up(&mut self, conn: ConnId, now: u64) {

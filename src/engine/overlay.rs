@@ -207,6 +207,11 @@ impl Engine {
                 self.tree_root.request(conn, root, seq, now.mono_ms);
             }
             mut other => {
+                if let overlay::Message::Disconnect { .. } = other {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.farewell = true;
+                    }
+                }
                 // A node bound to a wildcard address names itself
                 // `tcp://*:PORT`: it is where this connection comes from.
                 if let overlay::Message::Join(peer)

@@ -478,3 +478,61 @@ fn a_dns_seed_answer_dials_each_address_as_a_join() {
         .iter()
         .any(|a| matches!(a, Action::Dial { .. })));
 }
+
+fn member_frame(m: crate::wire::membership::Message) -> Vec<u8> {
+    let mut v = Vec::new();
+    m.encode(&mut v);
+    v
+}
+
+/// Node 2 on inbound link 7, its digest in: the hub knows who is there.
+fn hub_with_member_on_7() -> Engine {
+    use crate::wire::membership::{MemberRecord, MemberState, Message as M};
+    let mut e = hub(&[7]);
+    let me = MemberRecord {
+        id: 2,
+        incarnation: 1,
+        state: MemberState::Alive,
+        by: 2,
+        started: 1,
+        name: "two".into(),
+        endpoint: "tcp://10.0.0.2:5670".into(),
+    };
+    let digest = M::Digest {
+        reply: false,
+        me,
+        bits: 0,
+        hashes: vec![0],
+    };
+    e.handle_frame(7, &member_frame(digest), false, at(1));
+    drain(&mut e, 7);
+    assert_eq!(
+        e.member(2).map(|m| m.record.state),
+        Some(MemberState::Alive)
+    );
+    e
+}
+
+/// A link closed by its peer after a DISCONNECT (a second link to the same
+/// node, an eviction) is the peer's choice: the peer is not suspected. The
+/// same close without it is a failure of the peer's end.
+#[test]
+fn a_close_after_a_disconnect_suspects_nobody_and_one_without_it_does() {
+    use crate::wire::membership::MemberState;
+    let mut e = hub_with_member_on_7();
+    let bye = ov(overlay::Message::Disconnect { alive: true });
+    e.handle_frame(7, &bye, false, at(2));
+    e.handle_closed(7, at(3));
+    assert_eq!(
+        e.member(2).map(|m| m.record.state),
+        Some(MemberState::Alive)
+    );
+    assert_eq!(e.membership_stats().suspicions, 0);
+
+    let mut e = hub_with_member_on_7();
+    e.handle_closed(7, at(3));
+    assert_eq!(
+        e.member(2).map(|m| m.record.state),
+        Some(MemberState::Suspect)
+    );
+}

@@ -37,6 +37,7 @@ impl Engine {
                 last_tx: now.mono_ms,
                 closing: false,
                 lost: false,
+                farewell: false,
                 rehello_until: 0,
                 meter,
                 sends: VecDeque::new(),
@@ -94,8 +95,14 @@ impl Engine {
             if let Role::Outbound(remote) = c.role {
                 self.schedule_redial(remote, now);
             }
-            // Not this end's choice: a reset, or the peer's end failed.
-            self.overlay_closed(conn, membership::LinkEnd::Reset, now);
+            // Not this end's choice: the peer's, if it said so first;
+            // else a reset, or the peer's end failed.
+            let end = if c.farewell {
+                membership::LinkEnd::Chosen
+            } else {
+                membership::LinkEnd::Reset
+            };
+            self.overlay_closed(conn, end, now);
         }
     }
 

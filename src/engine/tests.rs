@@ -787,7 +787,7 @@ fn silent_inbound_connections_are_closed() {
 
 /// A ZGP/2 server announces its link timeout: our client pings at a third
 /// of it (not at `remote/ping-interval`, meant for CZMQ servers), and gives
-/// the link up after that much silence (not after `remote/timeout`).
+/// the link up after twice that much silence (not after `remote/timeout`).
 #[test]
 fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
     let mut c = Engine::new("c", 2, Settings::default());
@@ -817,7 +817,7 @@ fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
         "one PING a second, got {pings:?}"
     );
     assert!(pings.windows(2).all(|w| w[1] - w[0] >= 1_000));
-    // Unanswered: dead once 3 s passed without a PONG.
+    // Unanswered: dead once twice the timeout passed without a PONG.
     let last = t;
     let mut closed_at = None;
     while t < last + 10_000 && closed_at.is_none() {
@@ -830,7 +830,7 @@ fn a_zgp2_remote_pings_at_a_third_of_the_announced_link_timeout() {
     }
     let silent = closed_at.expect("closed") - (pings.last().unwrap() + 1);
     assert!(
-        (3_000..3_400).contains(&silent),
+        (6_000..6_400).contains(&silent),
         "closed after {silent} ms of silence"
     );
 }

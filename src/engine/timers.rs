@@ -112,12 +112,16 @@ impl Engine {
                 }
                 Role::Outbound(_) => {
                     // A ZGP/2 server announced its link timeout: ping at a
-                    // third of it, and give it up after that much silence.
+                    // third of it, and give it up after twice that much
+                    // silence (the server closes a silent link after its
+                    // timeout; here an answer can be lost too, so one
+                    // timeout of silence would come twice as often).
                     // A plain server gets `remote/ping-interval`.
                     let (interval, dead_after) = match c.peer.timeout_ms {
-                        Some(peer) if c.peer.zgp2 => {
-                            ((peer / 3).max(1), s.remote_timeout_ms.min(peer.max(1)))
-                        }
+                        Some(peer) if c.peer.zgp2 => (
+                            (peer / 3).max(1),
+                            s.remote_timeout_ms.min(peer.max(1).saturating_mul(2)),
+                        ),
                         Some(peer) => (
                             (peer / 3).clamp(1, s.ping_interval_ms.max(1)),
                             s.remote_timeout_ms,

@@ -819,6 +819,11 @@ impl Views {
             } else {
                 conn
             };
+            // Said before the close, so that the peer, which may not
+            // have seen both links yet, takes it for a choice and not for
+            // a failure (its membership would suspect this node). The
+            // peer keeps this node active on the other link.
+            self.send(loser, Message::Disconnect { alive: true });
             self.out.push_back(ViewAction::Close {
                 conn: loser,
                 reason: "second link to the same peer",

@@ -572,10 +572,55 @@ fn two_links_to_one_peer_keep_the_one_the_smaller_id_dialled_on_both_sides() {
         },
         0,
     );
-    assert_eq!(closed(&drain(&mut one)), vec![11]);
-    assert_eq!(closed(&drain(&mut two)), vec![21]);
+    // The loser is told before it is closed (DISCONNECT, alive): the
+    // other end may not have seen both links yet, and must not take the
+    // close for a failure.
+    let bye = Message::Disconnect { alive: true };
+    let told = |acts: &[ViewAction], conn: ConnId| {
+        sent(acts)
+            .into_iter()
+            .filter(|(c, m)| *c == conn && *m == bye)
+            .count()
+    };
+    let acts = drain(&mut one);
+    assert_eq!(told(&acts, 11), 1);
+    assert_eq!(closed(&acts), vec![11]);
+    let acts = drain(&mut two);
+    assert_eq!(told(&acts, 21), 1);
+    assert_eq!(closed(&acts), vec![21]);
     assert!(one.is_active(10) && two.is_active(20));
     assert_eq!(one.active_len(), 1);
+    assert_eq!(two.active_len(), 1);
+}
+
+#[test]
+fn a_peer_that_saw_one_of_two_links_when_the_other_end_dropped_it_keeps_the_other() {
+    // Node 2 knows node 1 on conn 21 only (the NEIGHBOR on conn 20 is
+    // still on its way) when node 1 says DISCONNECT on it and closes it.
+    let mut two = views(2);
+    two.handle_message(
+        21,
+        Message::Neighbor {
+            high: true,
+            peer: peer(1),
+        },
+        0,
+    );
+    drain(&mut two);
+    two.handle_message(21, Message::Disconnect { alive: true }, 0);
+    assert_eq!(closed(&drain(&mut two)), vec![21]);
+    assert!(!two.is_active(21));
+    // Then the request on the link node 1 kept.
+    two.handle_message(
+        20,
+        Message::Neighbor {
+            high: true,
+            peer: peer(1),
+        },
+        0,
+    );
+    drain(&mut two);
+    assert!(two.is_active(20));
     assert_eq!(two.active_len(), 1);
 }
 

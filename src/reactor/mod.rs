@@ -260,13 +260,13 @@ impl Reactor {
             self.handle_wakeup();
         }
         let token = Token(ev.token().0 & LOCAL_TOKENS);
-        if token == crate::beacon::driver::TOKEN {
+        if crate::beacon::driver::is_token(token) {
             let now = self.now();
             if let Some(d) = self.discovery.as_mut() {
                 let links = crate::beacon::driver::Links {
                     engine: &mut self.engine,
                 };
-                d.readable(links, &self.access.policy, now);
+                d.readable(token, links, &self.access.policy, now);
             }
         } else if !self.conns.contains_key(&token) && self.listeners.contains_key(&token) {
             // Connections first: one look-up of a map already at hand
@@ -769,6 +769,8 @@ impl Reactor {
         };
         if self.port <= 0 {
             let host = match iface.hostname.as_str() {
+                // Both families: one socket that takes both (docs/discovery.md).
+                _ if options.dual_stack => "[::]".to_string(),
                 "*" => "*".to_string(),
                 h if h.contains(':') => format!("[{}]", h.split('%').next().unwrap_or(h)),
                 h => h.to_string(),
@@ -780,19 +782,20 @@ impl Reactor {
             .or_else(|| u16::try_from(self.port).ok().filter(|p| *p != 0))
             .ok_or_else(|| Error::command("DISCOVER: the node has no TCP port"))?;
         let waker = self.waker.clone();
+        let advertised = self.advertised_endpoint();
         let driver = disc::Driver::start(
             iface,
             &options,
             self.engine.id(),
             disc::Identity {
                 name: self.engine.name(),
-                advertise: self.advertise.as_deref(),
+                advertised: advertised.as_deref(),
             },
             port,
             self.access.curve_public_key().as_ref(),
             &self.cluster,
             &self.registry,
-            self.tok(crate::beacon::driver::TOKEN),
+            crate::beacon::driver::TOKENS.map(|t| self.tok(t)),
             Box::new(move || {
                 let _ = waker.wake();
             }),
@@ -800,7 +803,8 @@ impl Reactor {
         )?;
         let hostname = driver.hostname().to_string();
         self.trace(format_args!(
-            "discovering on {hostname}{}{}, advertising TCP port {port} ({})",
+            "discovering on {hostname}{}{}{}, advertising TCP port {port} ({})",
+            if driver.dual_stack() { " and IPv6" } else { "" },
             if options.beacon {
                 format!(", UDP port {}", options.port)
             } else {
@@ -905,6 +909,13 @@ impl Reactor {
         advertise::own_endpoint(self.advertise.as_deref(), self.listening.as_deref())
     }
 
+    /// The endpoint beacons carry whole (version 5): the node's own
+    /// endpoint when `overlay/advertise` makes it (else beacons carry
+    /// its port, and peers dial their source address).
+    fn advertised_endpoint(&self) -> Option<String> {
+        self.advertise.as_ref().map(|_| self.own_endpoint())
+    }
+
     /// Tells the engine (overlay and membership) and the beacons the
     /// endpoint others dial, when it changed.
     fn tell_own_endpoint(&mut self) {
@@ -916,8 +927,9 @@ impl Reactor {
         self.engine.set_endpoint(&own);
         if let Some(port) = advertise::endpoint_port(&own) {
             let now = self.now();
+            let advertised = self.advertised_endpoint();
             if let Some(d) = self.discovery.as_mut() {
-                d.set_own_endpoint(port, self.advertise.as_deref(), now);
+                d.set_endpoint(port, advertised.as_deref(), now);
             }
         }
     }
@@ -976,7 +988,7 @@ impl Reactor {
         loop {
             let t = Token(self.next_token & LOCAL_TOKENS);
             self.next_token = self.next_token.wrapping_add(1);
-            let reserved = t == crate::beacon::driver::TOKEN;
+            let reserved = crate::beacon::driver::is_token(t);
             if !reserved && !self.conns.contains_key(&t) && !self.listeners.contains_key(&t) {
                 return t;
             }
@@ -1107,10 +1119,7 @@ impl Reactor {
             match listener.accept() {
                 Ok(stream) => {
                     let peer = stream.peer();
-                    let ip = match &stream {
-                        Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
-                        Stream::Unix(..) => None,
-                    };
+                    let ip = stream.peer_ip();
                     let refuse = self.access.refusal(ip);
                     match &refuse {
                         Some(why) => self.trace(format_args!(

@@ -1,7 +1,9 @@
 //! Sockets: listeners and streams over tcp, ipc and inproc.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+
+use socket2::{Domain, Protocol, Socket, Type};
 use std::os::unix::net::SocketAddr as UnixAddr;
 use std::path::PathBuf;
 
@@ -44,10 +46,12 @@ impl Stream {
         }
     }
 
-    /// The peer's IP address (TCP only).
+    /// The peer's IP address (TCP only). An IPv4 peer of a listener that
+    /// takes both families (`[::]`) is given as its IPv4 address, not as
+    /// `::ffff:a.b.c.d`, for the access rules and the endpoints told.
     pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
         match self {
-            Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip().to_canonical()),
             Stream::Unix(..) => None,
         }
     }
@@ -147,8 +151,7 @@ pub(crate) fn bind(ep: &Endpoint) -> Result<(Listener, Option<u16>), Error> {
     match ep {
         Endpoint::Tcp { host, port } => {
             let ip = bind_ip(host, ep)?;
-            let try_port =
-                |p: u16| -> io::Result<TcpListener> { TcpListener::bind(SocketAddr::new(ip, p)) };
+            let try_port = |p: u16| -> io::Result<TcpListener> { listen(SocketAddr::new(ip, p)) };
             let listener = match *port {
                 Port::Fixed(p) => try_port(p),
                 Port::Any => try_port(0),
@@ -191,6 +194,23 @@ pub(crate) fn bind(ep: &Endpoint) -> Result<(Listener, Option<u16>), Error> {
             "{ep}: inproc is bound through the registry"
         ))),
     }
+}
+
+/// A TCP listener on `addr`, as mio binds one; on the IPv6 wildcard
+/// (`[::]`) it takes IPv4 connections too, whatever the system's default
+/// (`net.ipv6.bindv6only`): one socket for both families.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    if addr.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        return TcpListener::bind(addr);
+    }
+    let s = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_only_v6(false)?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.set_cloexec(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(TcpListener::from_std(s.into()))
 }
 
 fn scan(
