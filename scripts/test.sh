@@ -15,7 +15,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 step() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------- packages
-DEB_PACKAGES=(pkg-config cmake g++ valgrind libzmq3-dev libczmq-dev iproute2 iptables dnsmasq-base)
+DEB_PACKAGES=(pkg-config cmake g++ valgrind libzmq3-dev libczmq-dev iproute2 iptables dnsmasq-base
+    python3-venv)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +27,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The mDNS test (cli/tests/mdns.rs) runs python-zeroconf, an mDNS
+# implementation no one here wrote, from the project's .venv.
+if [ ! -x .venv/bin/python ]; then
+    step "creating .venv"
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import zeroconf" 2>/dev/null; then
+    step "installing python-zeroconf into .venv (cli/tests/mdns.rs)"
+    .venv/bin/python -m pip install --quiet zeroconf
 fi
 
 # ---------------------------------------------------------------- rust

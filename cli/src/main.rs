@@ -186,9 +186,17 @@ struct NodeArgs {
     /// UDP port of the beacons (default 5675)
     #[arg(long, requires = "discover")]
     discover_port: Option<u16>,
-    /// Address family of the beacons: 0 (IPv4 broadcast), 1 (IPv6
-    /// multicast) or both (the two at once, and a TCP endpoint that takes
-    /// both; docs/discovery.md, "Dual stack"). Default: ZSYS_IPV6, else 0
+    /// With --discover: also announce the node and browse for the others
+    /// over mDNS / DNS-SD (`_zgossip._tcp.local`, DISCOVER mdns=1)
+    #[arg(long, requires = "discover")]
+    mdns: bool,
+    /// With --mdns: no UDP beacons, mDNS only (DISCOVER beacon=0)
+    #[arg(long, requires = "mdns")]
+    no_beacon: bool,
+    /// Address family of the beacons (and of mDNS with --mdns): 0 (IPv4
+    /// broadcast), 1 (IPv6 multicast) or both (the two at once, and a TCP
+    /// endpoint that takes both; docs/discovery.md, "Dual stack").
+    /// Default: ZSYS_IPV6, else 0
     #[arg(long, requires = "discover", value_name = "0|1|both")]
     discover_ipv6: Option<DiscoverFamily>,
     /// Serve the node's metrics at http://ADDR/metrics (Prometheus text
@@ -512,6 +520,8 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     if args.discover {
         let mut options = zgossip::DiscoverOptions {
             interface: args.interface.clone(),
+            mdns: args.mdns,
+            beacon: !args.no_beacon,
             ..Default::default()
         };
         if let Some(port) = args.discover_port {
@@ -526,8 +536,11 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
                 "{{\"event\":\"discovering\",\"host\":{},\"port\":{port}}}",
                 json_string(&host)
             );
+        } else if args.no_beacon {
+            println!("discovering from {host} over mDNS");
         } else {
-            println!("discovering from {host}, beacons on UDP port {port}");
+            let mdns = if args.mdns { " and mDNS" } else { "" };
+            println!("discovering from {host}, beacons on UDP port {port}{mdns}");
         }
     }
     let publish_all = |node: &Node| -> Result<(), zgossip::Error> {

@@ -349,7 +349,34 @@ impl Discovery {
         admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
     ) -> Heard {
         self.stats.beacons += 1;
-        let heard = self.classify(source, data, now_ms, admit);
+        let heard = match frame::decode(data) {
+            Ok(announce) => self.classify(source, announce, now_ms, admit),
+            Err(r) => Heard::Rejected(r),
+        };
+        self.count(heard, now_ms)
+    }
+
+    /// A node announced itself other than by beacon (a DNS-SD service,
+    /// `dnssd`) at `endpoint`: taken by the very rules beacons follow
+    /// (own id, cluster, key, access rules, `max_peers`, `dials_per_sec`),
+    /// and dialled at its advertised endpoint when it has one, as a
+    /// version 5 beacon's sender is.
+    pub fn handle_announce(
+        &mut self,
+        endpoint: SocketAddr,
+        announce: &frame::Announce,
+        now_ms: u64,
+        admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
+    ) -> Heard {
+        let announce = frame::Announce {
+            port: endpoint.port(),
+            ..announce.clone()
+        };
+        let heard = self.classify(endpoint.ip(), announce, now_ms, admit);
+        self.count(heard, now_ms)
+    }
+
+    fn count(&mut self, heard: Heard, now_ms: u64) -> Heard {
         match heard {
             Heard::Rejected(_) | Heard::BadSource => self.stats.rejected += 1,
             Heard::Own => self.stats.own += 1,
@@ -367,14 +394,10 @@ impl Discovery {
     fn classify(
         &mut self,
         source: IpAddr,
-        data: &[u8],
+        announce: frame::Announce,
         now_ms: u64,
         admit: &dyn Fn(IpAddr, Option<&[u8; 32]>) -> bool,
     ) -> Heard {
-        let announce = match frame::decode(data) {
-            Ok(a) => a,
-            Err(r) => return Heard::Rejected(r),
-        };
         if announce.node_id == self.own_id {
             return Heard::Own;
         }
@@ -1135,6 +1158,81 @@ mod tests {
                 server_key: Some(new),
                 advertised: None,
             }]
+        );
+    }
+
+    #[test]
+    fn announcements_other_than_beacons_follow_the_beacons_rules() {
+        let key = [5u8; 32];
+        let announce = |id: u64, key: Option<[u8; 32]>, cluster: &str| frame::Announce {
+            version: 0,
+            flags: 0,
+            port: 0,
+            node_id: id,
+            public_key: key,
+            cluster: cluster.into(),
+            anchor: None,
+            advertised: None,
+        };
+        let s = DiscoverySettings {
+            max_peers: 2,
+            ..DiscoverySettings::default()
+        };
+        let mut d = Discovery::new(1, true, s, 0).in_cluster("lab");
+        let at = sa("10.0.0.2:7000");
+        assert_eq!(
+            d.handle_announce(at, &announce(1, Some(key), "lab"), 0, ANY),
+            Heard::Own
+        );
+        assert_eq!(
+            d.handle_announce(at, &announce(2, None, "lab"), 0, ANY),
+            Heard::Plain
+        );
+        assert_eq!(
+            d.handle_announce(at, &announce(3, Some(key), "other"), 0, ANY),
+            Heard::OtherCluster
+        );
+        let refuse = |_: IpAddr, _: Option<&[u8; 32]>| false;
+        assert_eq!(
+            d.handle_announce(at, &announce(4, Some(key), "lab"), 0, &refuse),
+            Heard::NotAllowed
+        );
+        assert_eq!(
+            d.handle_announce(at, &announce(5, Some(key), "lab"), 0, ANY),
+            Heard::New
+        );
+        assert_eq!(
+            actions(&mut d),
+            [DiscoveryAction::Found {
+                peer: 5,
+                endpoint: at,
+                server_key: Some(key),
+                advertised: None,
+            }]
+        );
+        // Heard again: known, not handed on twice; the table is bounded.
+        assert_eq!(
+            d.handle_announce(at, &announce(5, Some(key), "lab"), 9, ANY),
+            Heard::Known
+        );
+        let far = sa("10.0.0.3:7000");
+        d.handle_announce(far, &announce(6, Some(key), "lab"), 9, ANY);
+        let farther = sa("10.0.0.4:7000");
+        assert_eq!(
+            d.handle_announce(farther, &announce(7, Some(key), "lab"), 9, ANY),
+            Heard::Full
+        );
+        let st = d.stats();
+        assert_eq!(st.beacons, 0, "not beacons");
+        assert_eq!(
+            (
+                st.own,
+                st.ignored_plain,
+                st.other_cluster,
+                st.not_allowed,
+                st.refused_full
+            ),
+            (1, 1, 1, 1, 1)
         );
     }
 

@@ -8,8 +8,10 @@ use std::net::IpAddr;
 use mio::{Interest, Registry, Token};
 
 use super::discovery::{self, Discovery, DiscoveryAction, Heard};
+use super::dnssd;
 use super::frame;
 use super::iface::{self, Choice};
+use super::mdns::Mdns;
 use super::options::DiscoverOptions;
 use super::udp::UdpBeacon;
 use crate::engine::{Engine, Now};
@@ -27,54 +29,94 @@ pub(crate) fn is_token(token: Token) -> bool {
     TOKENS.contains(&token)
 }
 
-/// Opens the beacon sockets for `options`: one, or with `ipv6=both` an
-/// IPv4 and an IPv6 one on the same interface. Empty: no usable interface.
-pub(crate) fn open(options: &DiscoverOptions) -> Result<Vec<UdpBeacon>> {
+/// The interface `DISCOVER` runs on, as its options choose it, and the
+/// beacon sockets opened there.
+pub(crate) struct Interface {
+    /// The address the node beacons from (the IPv4 one with `ipv6=both`)
+    /// and binds TCP on when it has no endpoint (`*` for the wildcard).
+    pub hostname: String,
+    /// The interface's name (`None` for the wildcard): where mDNS runs.
+    pub name: Option<String>,
+    /// IPv6 is the one family (`ipv6=1`, or `ZSYS_IPV6`).
+    pub ipv6: bool,
+    /// The beacon sockets: one, or IPv4 then IPv6 (`ipv6=both`); none
+    /// with `beacon=0`.
+    pub sockets: Vec<UdpBeacon>,
+}
+
+/// Chooses the interface for `options` (with `ipv6=both`, one interface
+/// for both families) and opens the beacon sockets there, one per family
+/// (none with `beacon=0`). `Ok(None)`: no usable interface.
+pub(crate) fn open(options: &DiscoverOptions) -> Result<Option<Interface>> {
+    options.check()?;
     let families = options
         .udp_families()
         .iter()
         .map(|u| u.resolve(|k| std::env::var(k).ok()))
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| Error::command(format!("DISCOVER: {e}")))?;
-    let cannot = |e| {
-        Error::io(
-            format!("DISCOVER: cannot open UDP port {}", options.port),
-            e,
-        )
+    let ifaces = iface::list().map_err(|e| Error::io("DISCOVER: cannot list interfaces", e))?;
+    let chosen = match &families[..] {
+        [v4, v6] => {
+            let (c4, c6) = iface::choose_both(&ifaces, &v4.interface);
+            vec![(v4, c4), (v6, c6)]
+        }
+        [one] => vec![(one, iface::choose(&ifaces, &one.interface, one.ipv6))],
+        _ => return Ok(None),
     };
-    let [v4, v6] = &families[..] else {
-        let one = &families[0];
-        return Ok(UdpBeacon::open(options.port, one)
-            .map_err(cannot)?
-            .into_iter()
-            .collect());
+    let (hostname, name) = match chosen.iter().map(|(_, c)| c).find(|c| **c != Choice::None) {
+        None | Some(Choice::None) => return Ok(None),
+        Some(Choice::Wildcard) => ("*".to_string(), None),
+        Some(Choice::Iface(i)) => (i.addr.to_string(), Some(i.name.clone())),
     };
-    let ifaces = iface::list().map_err(cannot)?;
-    let (c4, c6) = iface::choose_both(&ifaces, &v4.interface);
-    if matches!((&c4, &c6), (Choice::None, Choice::None)) {
-        return Ok(Vec::new());
-    }
     let mut sockets = Vec::new();
-    for (opts, choice, family) in [(v4, c4, "IPv4"), (v6, c6, "IPv6")] {
-        let Some(udp) =
-            UdpBeacon::open_on(options.port, opts, choice, ifaces.clone()).map_err(|e| {
-                Error::io(
-                    format!(
-                        "DISCOVER ipv6=both: cannot open the {family} beacon on UDP port {}",
-                        options.port
-                    ),
-                    e,
-                )
-            })?
-        else {
-            return Err(Error::command(format!(
-                "DISCOVER ipv6=both: the interface '{}' has no usable {family} address",
-                v4.interface
-            )));
-        };
-        sockets.push(udp);
+    if options.beacon {
+        for (opts, choice) in chosen {
+            let family = if opts.ipv6 { "IPv6" } else { "IPv4" };
+            let udp =
+                UdpBeacon::open_on(options.port, opts, choice, ifaces.clone()).map_err(|e| {
+                    Error::io(
+                        format!(
+                            "DISCOVER: cannot open the {family} beacon on UDP port {}",
+                            options.port
+                        ),
+                        e,
+                    )
+                })?;
+            let Some(udp) = udp else {
+                return Err(Error::command(format!(
+                    "DISCOVER ipv6=both: the interface '{}' has no usable {family} address",
+                    opts.interface
+                )));
+            };
+            sockets.push(udp);
+        }
     }
-    Ok(sockets)
+    Ok(Some(Interface {
+        hostname: sockets.first().map_or(hostname, |u| u.hostname.clone()),
+        name,
+        ipv6: !options.dual_stack && families[0].ipv6,
+        sockets,
+    }))
+}
+
+/// What the node tells others besides its id, port, key and cluster.
+pub(crate) struct Identity<'a> {
+    /// The node's name (the DNS-SD instance name starts with it).
+    pub name: &'a str,
+    /// The endpoint others dial when `overlay/advertise` makes it: beacons
+    /// carry it (version 5), and the DNS-SD record as TXT `endpoint`.
+    pub advertised: Option<&'a str>,
+}
+
+/// mDNS, with `mdns=1`: the daemon, the node's name for its record, the
+/// family preferred among a service's addresses, and when the live
+/// services are next fed to the discovery again.
+struct MdnsPart {
+    mdns: Mdns,
+    name: String,
+    ipv6: bool,
+    next_refresh: u64,
 }
 
 /// Where discovered peers go: the engine's overlay, which decides which
@@ -120,12 +162,18 @@ fn new_discovery(
 
 /// Discovery running inside a node's reactor.
 pub(crate) struct Driver {
-    /// The beacon sockets: one, or IPv4 then IPv6 (`ipv6=both`).
+    /// The beacon sockets: one, or IPv4 then IPv6 (`ipv6=both`); none
+    /// with `beacon=0`.
     families: Vec<Family>,
+    /// `ipv6=both`: peers are kept at their IPv4 address.
+    dual_stack: bool,
+    hostname: String,
+    mdns: Option<MdnsPart>,
     beacon: Vec<u8>,
     node_id: u64,
     tcp_port: u16,
-    /// `overlay/advertise` when set: beacons carry it (version 5).
+    /// `overlay/advertise` when set: beacons carry it (version 5), and
+    /// the DNS-SD record as TXT `endpoint`.
     advertised: Option<String>,
     public_key: Option<[u8; 32]>,
     cluster: String,
@@ -144,24 +192,49 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// Starts beaconing `tcp_port` for `node_id` on `sockets` (one per
-    /// family, registered with `tokens`, one each); with the node's
-    /// CURVE `public_key` when it has a key pair and its `cluster` name
-    /// when it has one (see [`frame`]).
+    /// Starts beaconing `tcp_port` for `node_id` on the interface's
+    /// sockets (one per family, registered with `tokens`, one each), and
+    /// with `mdns=1` announcing it over mDNS; with the node's CURVE
+    /// `public_key` when it has a key pair and its `cluster` name when it
+    /// has one (see [`frame`], [`dnssd`]). `wake` wakes the node when
+    /// mDNS has news.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
-        sockets: Vec<UdpBeacon>,
+        iface: Interface,
         options: &DiscoverOptions,
         node_id: u64,
+        identity: Identity<'_>,
         tcp_port: u16,
         public_key: Option<&[u8; 32]>,
         cluster: &str,
         registry: &Registry,
         tokens: [Token; 2],
+        wake: Box<dyn Fn() + Send>,
         now_ms: u64,
     ) -> Result<Driver> {
+        // mDNS first: should a socket fail after, dropping it says goodbye.
+        let mdns = if options.mdns {
+            let record = dnssd::record(
+                identity.name,
+                node_id,
+                tcp_port,
+                cluster,
+                public_key,
+                identity.advertised,
+            );
+            // With ipv6=both mDNS runs over both families too.
+            let both = iface.ipv6 || options.dual_stack;
+            Some(MdnsPart {
+                mdns: Mdns::start(record, iface.name.as_deref(), both, wake)?,
+                name: identity.name.to_string(),
+                ipv6: iface.ipv6,
+                next_refresh: now_ms + options.interval_ms.max(1),
+            })
+        } else {
+            None
+        };
         let mut families = Vec::new();
-        for (udp, token) in sockets.into_iter().zip(tokens) {
+        for (udp, token) in iface.sockets.into_iter().zip(tokens) {
             let clone = udp
                 .recv
                 .try_clone()
@@ -183,14 +256,17 @@ impl Driver {
         }
         let settings = options.settings();
         let curve = public_key.is_some();
-        let dual = families.len() > 1;
-        let disc = new_discovery(node_id, curve, &settings, cluster, dual, now_ms);
+        let dual_stack = options.dual_stack;
+        let disc = new_discovery(node_id, curve, &settings, cluster, dual_stack, now_ms);
         let mut driver = Driver {
             families,
+            dual_stack,
+            hostname: iface.hostname,
+            mdns,
             beacon: Vec::new(),
             node_id,
             tcp_port,
-            advertised: None,
+            advertised: identity.advertised.map(str::to_string),
             public_key: public_key.copied(),
             cluster: cluster.to_string(),
             interval_ms: options.interval_ms.max(1),
@@ -206,7 +282,8 @@ impl Driver {
         Ok(driver)
     }
 
-    /// Stops beaconing. The overlay keeps the links it made: they are
+    /// Stops beaconing, and the mDNS service says goodbye (dropping the
+    /// driver does too). The overlay keeps the links it made: they are
     /// links like any other now.
     pub(crate) fn stop(mut self, registry: &Registry) {
         for f in &mut self.families {
@@ -220,6 +297,7 @@ impl Driver {
     pub(crate) fn set_public_key(&mut self, public_key: Option<&[u8; 32]>, now: Now) {
         self.public_key = public_key.copied();
         self.start_over(now);
+        self.reannounce();
     }
 
     /// The node's primary key changed from one key to another (a key
@@ -229,6 +307,7 @@ impl Driver {
         self.public_key = Some(*public_key);
         self.encode_beacon();
         self.next_send = now.mono_ms;
+        self.reannounce();
     }
 
     /// The node's cluster changed: beacon the new name at once and hear
@@ -236,18 +315,39 @@ impl Driver {
     pub(crate) fn set_cluster(&mut self, cluster: &str, now: Now) {
         self.cluster = cluster.to_string();
         self.start_over(now);
+        self.reannounce();
     }
 
     /// The endpoint others dial changed: beacon its TCP port from now
     /// on, and with `advertised` (`overlay/advertise`, when set) the
-    /// whole endpoint.
+    /// whole endpoint; announce both over mDNS (SRV port, TXT
+    /// `endpoint`).
     pub(crate) fn set_endpoint(&mut self, tcp_port: u16, advertised: Option<&str>, now: Now) {
         if tcp_port != self.tcp_port || advertised != self.advertised.as_deref() {
             self.tcp_port = tcp_port;
             self.advertised = advertised.map(str::to_string);
             self.encode_beacon();
             self.next_send = now.mono_ms;
+            self.reannounce();
         }
+    }
+
+    /// The DNS-SD record again, when what it says changed.
+    fn reannounce(&mut self) {
+        let Some(m) = self.mdns.as_mut() else {
+            return;
+        };
+        let record = dnssd::record(
+            &m.name,
+            self.node_id,
+            self.tcp_port,
+            &self.cluster,
+            self.public_key.as_ref(),
+            self.advertised.as_deref(),
+        );
+        // A failure leaves the last record announced; the next change
+        // tries again.
+        let _ = m.mdns.announce(record);
     }
 
     fn start_over(&mut self, now: Now) {
@@ -283,14 +383,12 @@ impl Driver {
 
     /// The address beacons go out from (the IPv4 one with `ipv6=both`).
     pub(crate) fn hostname(&self) -> &str {
-        self.families
-            .first()
-            .map_or("", |f| f.udp.hostname.as_str())
+        &self.hostname
     }
 
-    /// Whether the driver beacons over both IPv4 and IPv6.
+    /// Whether the driver runs over both IPv4 and IPv6 (`ipv6=both`).
     pub(crate) fn dual_stack(&self) -> bool {
-        self.families.len() > 1
+        self.dual_stack
     }
 
     /// Datagrams read over one family.
@@ -300,6 +398,11 @@ impl Driver {
             .filter(|f| f.udp.is_ipv6() == ipv6)
             .map(|f| f.heard)
             .sum()
+    }
+
+    /// Counters of mDNS for STATS (none without `mdns=1`).
+    pub(crate) fn mdns_counters(&self) -> Option<[(&'static str, u64); 5]> {
+        self.mdns.as_ref().map(|m| m.mdns.counters())
     }
 
     /// Counters for STATS.
@@ -432,8 +535,77 @@ impl Driver {
             self.next_send = now.mono_ms + self.current_interval();
             self.send_beacon(links.engine);
         }
+        let refresh = self
+            .mdns
+            .as_ref()
+            .is_some_and(|m| now.mono_ms >= m.next_refresh);
+        if refresh {
+            self.refresh_services(policy, now);
+        }
         self.disc.handle_timeout(now.mono_ms);
         self.apply(links, now);
+    }
+
+    /// mDNS news (the bridge woke the node): services resolved are read
+    /// and handed to the discovery, as beacons are; garbage is counted.
+    pub(crate) fn take_mdns(&mut self, links: Links<'_>, policy: &Policy, now: Now) {
+        let Some(m) = self.mdns.as_mut() else {
+            return;
+        };
+        let services = m.mdns.take();
+        if services.is_empty() {
+            return;
+        }
+        let engine = &*links.engine;
+        for service in services {
+            match dnssd::read(&service, &self.cluster, m.ipv6) {
+                Ok(heard) => {
+                    m.mdns.stats.found += 1;
+                    let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
+                    let what = self.disc.handle_announce(
+                        heard.address,
+                        &heard.announce,
+                        now.mono_ms,
+                        &admit,
+                    );
+                    if engine.verbose() {
+                        eprintln!(
+                            "zgossip {}: mDNS service {} at {}: {what:?}",
+                            engine.name(),
+                            service.fullname,
+                            heard.address
+                        );
+                    }
+                }
+                Err(why) => {
+                    m.mdns.reject(&service.fullname);
+                    if engine.verbose() {
+                        eprintln!(
+                            "zgossip {}: mDNS service {} ignored: {why}",
+                            engine.name(),
+                            service.fullname
+                        );
+                    }
+                }
+            }
+        }
+        self.apply(links, now);
+    }
+
+    /// The live services heard again, as beacons are every interval: the
+    /// discovery keeps them, and forgets those removed after `expiry`.
+    fn refresh_services(&mut self, policy: &Policy, now: Now) {
+        let Some(m) = self.mdns.as_mut() else {
+            return;
+        };
+        m.next_refresh = now.mono_ms + self.interval_ms;
+        let admit = |ip: IpAddr, key: Option<&[u8; 32]>| admits(policy, ip, key);
+        for service in m.mdns.live() {
+            if let Ok(heard) = dnssd::read(service, &self.cluster, m.ipv6) {
+                self.disc
+                    .handle_announce(heard.address, &heard.announce, now.mono_ms, &admit);
+            }
+        }
     }
 
     /// When the driver wants [`Driver::timeout`] (monotonic ms).
@@ -441,7 +613,14 @@ impl Driver {
         if self.families.iter().any(|f| f.backlog) {
             return 0;
         }
-        let t = self.next_send;
+        let mut t = if self.families.is_empty() {
+            u64::MAX
+        } else {
+            self.next_send
+        };
+        if let Some(m) = self.mdns.as_ref() {
+            t = t.min(m.next_refresh);
+        }
         self.disc.poll_timeout().map_or(t, |d| d.min(t))
     }
 

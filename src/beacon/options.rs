@@ -40,6 +40,11 @@ pub struct DiscoverOptions {
     /// Beacon interval in ms once the node has overlay links
     /// (`quiet-interval`), default 30000; 0: always `interval`.
     pub quiet_interval_ms: u64,
+    /// Announce the node and browse for the others over mDNS / DNS-SD
+    /// as `_zgossip._tcp.local` (`mdns`, 0 or 1), default 0.
+    pub mdns: bool,
+    /// UDP beacons (`beacon`, 0 or 1), default 1; 0 only with `mdns=1`.
+    pub beacon: bool,
 }
 
 impl Default for DiscoverOptions {
@@ -56,12 +61,14 @@ impl Default for DiscoverOptions {
             dials_per_sec: 10,
             expiry_ms: None,
             quiet_interval_ms: 30_000,
+            mdns: false,
+            beacon: true,
         }
     }
 }
 
 /// The option names, as arguments and under `discovery/` in configuration.
-pub const OPTION_NAMES: [&str; 10] = [
+pub const OPTION_NAMES: [&str; 12] = [
     "port",
     "interval",
     "interface",
@@ -72,6 +79,8 @@ pub const OPTION_NAMES: [&str; 10] = [
     "dials-per-sec",
     "expiry",
     "quiet-interval",
+    "mdns",
+    "beacon",
 ];
 
 impl DiscoverOptions {
@@ -119,6 +128,8 @@ impl DiscoverOptions {
             "quiet-interval" => {
                 self.quiet_interval_ms = num(0, 3_600_000, "0 to 3600000 ms")?;
             }
+            "mdns" => self.mdns = num(0, 1, "0 or 1")? == 1,
+            "beacon" => self.beacon = num(0, 1, "0 or 1")? == 1,
             _ => {
                 return Err(Error::command(format!(
                     "DISCOVER: unknown option '{name}' (expected one of {})",
@@ -143,6 +154,16 @@ impl DiscoverOptions {
         Ok(())
     }
 
+    /// Checks the options together: some way to be found must be left.
+    pub fn check(&self) -> Result<()> {
+        if !self.beacon && !self.mdns {
+            return Err(Error::command(
+                "DISCOVER: beacon=0 needs mdns=1 (no way left to find peers)",
+            ));
+        }
+        Ok(())
+    }
+
     /// These options as `DISCOVER` arguments.
     pub fn to_args(&self) -> Vec<String> {
         let mut a = vec![
@@ -152,6 +173,12 @@ impl DiscoverOptions {
             format!("dials-per-sec={}", self.dials_per_sec),
             format!("quiet-interval={}", self.quiet_interval_ms),
         ];
+        if self.mdns {
+            a.push("mdns=1".into());
+        }
+        if !self.beacon {
+            a.push("beacon=0".into());
+        }
         if let Some(i) = &self.interface {
             a.push(format!("interface={i}"));
         }
@@ -246,6 +273,14 @@ mod tests {
         o.apply_args(&["ipv6=1"]).unwrap();
         assert!(!o.dual_stack);
         assert_eq!(o.udp_families().len(), 1);
+        // With mDNS, and beacons off: both kept, printed and read back.
+        let mut o = DiscoverOptions::default();
+        o.apply_args(&["ipv6=both", "mdns=1", "beacon=0"]).unwrap();
+        o.check().unwrap();
+        let mut again = DiscoverOptions::default();
+        again.apply_args(&o.to_args()).unwrap();
+        assert_eq!(again, o);
+        assert!(again.dual_stack && again.mdns && !again.beacon);
         // An IPv4 group goes to the IPv4 socket alone.
         let mut o = DiscoverOptions::default();
         o.apply_args(&["group=239.1.2.3", "ipv6=both"]).unwrap();
@@ -267,8 +302,12 @@ mod tests {
             "dials-per-sec=3",
             "expiry=5000",
             "quiet-interval=0",
+            "mdns=1",
+            "beacon=0",
         ])
         .unwrap();
+        assert!(o.mdns && !o.beacon);
+        o.check().unwrap();
         assert_eq!(o.quiet_interval_ms(), 250, "0: never quiet");
         assert_eq!(o.port, 6000);
         assert_eq!(o.interval_ms, 250);
@@ -291,6 +330,11 @@ mod tests {
         assert!(err("quiet-interval=-1").contains("quiet-interval must be"));
         assert!(err("ipv6=2").contains("ipv6 must be 0, 1 or both"));
         assert!(err("ipv6=dual").contains("ipv6 must be 0, 1 or both"));
+        assert!(err("mdns=2").contains("mdns must be 0 or 1"));
+        let mut o = DiscoverOptions::default();
+        o.apply_args(&["beacon=0"]).unwrap();
+        let e = o.check().unwrap_err().to_string();
+        assert!(e.contains("beacon=0 needs mdns=1"), "{e}");
         let d = DiscoverOptions::default();
         assert_eq!(d.quiet_interval_ms(), 30_000);
         assert_eq!(d.settings().expiry_ms, 90_000, "three quiet intervals");

@@ -377,6 +377,10 @@ impl Reactor {
         }
         inproc::unbind_all(self.owner);
         self.listeners.clear();
+        // Beacons stop, and the mDNS service says goodbye.
+        if let Some(d) = self.discovery.take() {
+            d.stop(&self.registry);
+        }
         // The others list this node as left at once, not failed later: the
         // leave goes out with the output the linger flushes.
         let now = self.now();
@@ -442,6 +446,12 @@ impl Reactor {
         }
         let now = self.now();
         self.take_dns_answers(now);
+        if let Some(d) = self.discovery.as_mut() {
+            let links = crate::beacon::driver::Links {
+                engine: &mut self.engine,
+            };
+            d.take_mdns(links, &self.access.policy, now);
+        }
         for _ in 0..COMMAND_BUDGET {
             if !self.commands.take(&mut self.batch) {
                 return;
@@ -626,6 +636,7 @@ impl Reactor {
         ];
         let store = self.persist.as_ref().map(|p| p.stats).unwrap_or_default();
         let discovery = self.discovery.as_ref().map(|d| d.counters());
+        let mdns = self.discovery.as_ref().and_then(|d| d.mdns_counters());
         let stalled = self.engine.stats().stalled_closed;
         reply::engine_counters(&self.engine)
             .into_iter()
@@ -637,6 +648,7 @@ impl Reactor {
             .chain(self.dns.counters())
             .chain(reply::seed_counters(&self.engine))
             .chain(discovery.into_iter().flatten())
+            .chain(mdns.into_iter().flatten())
             .collect()
     }
 
@@ -748,8 +760,7 @@ impl Reactor {
         if let Some(old) = self.discovery.take() {
             old.stop(&self.registry);
         }
-        let sockets = disc::open(&options)?;
-        let Some(first) = sockets.first() else {
+        let Some(iface) = disc::open(&options)? else {
             return Err(Error::command(format!(
                 "DISCOVER: no usable interface (interface '{}')",
                 options
@@ -760,7 +771,7 @@ impl Reactor {
             )));
         };
         if self.port <= 0 {
-            let host = match first.hostname.as_str() {
+            let host = match iface.hostname.as_str() {
                 // Both families: one socket that takes both (docs/discovery.md).
                 _ if options.dual_stack => "[::]".to_string(),
                 "*" => "*".to_string(),
@@ -773,23 +784,36 @@ impl Reactor {
         let port = advertise::endpoint_port(&self.own_endpoint())
             .or_else(|| u16::try_from(self.port).ok().filter(|p| *p != 0))
             .ok_or_else(|| Error::command("DISCOVER: the node has no TCP port"))?;
-        let mut driver = disc::Driver::start(
-            sockets,
+        let waker = self.waker.clone();
+        let advertised = self.advertised_endpoint();
+        let driver = disc::Driver::start(
+            iface,
             &options,
             self.engine.id(),
+            disc::Identity {
+                name: self.engine.name(),
+                advertised: advertised.as_deref(),
+            },
             port,
             self.access.curve_public_key().as_ref(),
             &self.cluster,
             &self.registry,
             crate::beacon::driver::TOKENS.map(|t| self.tok(t)),
+            Box::new(move || {
+                let _ = waker.wake();
+            }),
             now.mono_ms,
         )?;
-        driver.set_endpoint(port, self.advertised_endpoint().as_deref(), now);
         let hostname = driver.hostname().to_string();
         self.trace(format_args!(
-            "discovering on {hostname}{}, UDP port {}, advertising TCP port {port} ({})",
+            "discovering on {hostname}{}{}{}, advertising TCP port {port} ({})",
             if driver.dual_stack() { " and IPv6" } else { "" },
-            options.port,
+            if options.beacon {
+                format!(", UDP port {}", options.port)
+            } else {
+                String::new()
+            },
+            if options.mdns { ", mDNS" } else { "" },
             if self.access.server {
                 "CURVE: only peers that beacon a public key"
             } else {
