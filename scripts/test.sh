@@ -15,7 +15,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 step() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------- packages
-DEB_PACKAGES=(pkg-config cmake g++ valgrind libzmq3-dev libczmq-dev iproute2 iptables dnsmasq-base)
+DEB_PACKAGES=(pkg-config cmake g++ valgrind libzmq3-dev libczmq-dev iproute2 iptables dnsmasq-base chromium chromium-driver)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
