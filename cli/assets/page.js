@@ -130,7 +130,7 @@
     ]));
     $("links-body").replaceChildren(...rows);
     const count = (m) => s.links.filter((l) => l.mode === m).length;
-    $("links-info").textContent = s.links.length + " links: " + count("eager") + " eager, " +
+    $("links-info").textContent = s.links.length + (s.links.length === 1 ? " link: " : " links: ") + count("eager") + " eager, " +
       count("lazy") + " lazy, " + count("plain") + " plain";
   }
 
