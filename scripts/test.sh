@@ -16,7 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------- packages
 DEB_PACKAGES=(pkg-config cmake g++ valgrind libzmq3-dev libczmq-dev iproute2 iptables dnsmasq-base
-    python3-venv)
+    python3-venv chromium)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

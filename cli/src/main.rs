@@ -2,7 +2,12 @@
 //! the shell, or watch a demo cluster.
 
 mod demo;
+mod http_endpoints;
+mod http_server;
 mod metrics_http;
+mod metrics_text;
+mod page_http;
+mod page_state;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -203,6 +208,12 @@ struct NodeArgs {
     /// format; see docs/metrics.md), e.g. 127.0.0.1:9464 (port 0 picks one)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Serve a page that shows the network at http://ADDR/ (members,
+    /// links, tuples, propagation delay; see docs/page.md), e.g.
+    /// 127.0.0.1:8080 (port 0 picks one); the same ADDR as --metrics
+    /// serves both on one listener
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     #[command(flatten)]
     curve: CurveArgs,
 }
@@ -499,18 +510,13 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
             println!("bound {shown}");
         }
     }
-    if let Some(addr) = &args.metrics {
-        let bound =
-            metrics_http::serve(addr, node.clone()).map_err(|e| Failure(EXIT_FAILURE, e))?;
-        if args.json {
-            println!(
-                "{{\"event\":\"metrics\",\"url\":{}}}",
-                json_string(&format!("http://{bound}/metrics"))
-            );
-        } else {
-            println!("metrics at http://{bound}/metrics");
-        }
-    }
+    http_endpoints::start(
+        args.metrics.as_deref(),
+        args.http.as_deref(),
+        &node,
+        args.json,
+    )
+    .map_err(|e| Failure(EXIT_FAILURE, e))?;
     for ep in &args.connect {
         args.curve.connect(&node, ep)?;
     }
