@@ -448,7 +448,14 @@ impl<'a> Connection<'a> {
                 }
             }
             let gone = self.client_gone()?;
-            let released = matches!(self.decoder.next(), Ok(Some(m)) if m == ["RELEASE"]);
+            let released = match self.decoder.next() {
+                Ok(m) => m.is_some_and(|m| m == ["RELEASE"]),
+                // Garbage: released as if gone, and told why.
+                Err(e) => {
+                    self.release(key, value);
+                    return self.send(&["ERROR", &e.to_string()]);
+                }
+            };
             if gone || released {
                 self.release(key, value);
                 return if released {
