@@ -270,7 +270,10 @@ fn bad_commands_are_refused_with_a_reason() {
     assert_eq!(e.kind(), ErrorKind::Command);
     assert!(e.to_string().contains("unknown command 'FROB'"), "{e}");
     let e = node.send(&["CONNECT"]).unwrap_err();
-    assert!(e.to_string().contains("CONNECT takes 1 to 5 arguments"), "{e}");
+    assert!(
+        e.to_string().contains("CONNECT takes 1 to 5 arguments"),
+        "{e}"
+    );
     let e = node.send(&["BIND", "tcp://127.0.0.1"]).unwrap_err();
     assert!(e.to_string().contains("bad endpoint"), "{e}");
     let long = "x".repeat(300);

@@ -1,6 +1,11 @@
 //! The `zgossip` command: run a node, read and write a gossip network from
 //! the shell, or watch a demo cluster.
 
+mod agent;
+mod agent_commands;
+mod control_client;
+mod control_codec;
+mod control_path;
 mod demo;
 mod http_endpoints;
 mod http_server;
@@ -10,6 +15,7 @@ mod page_http;
 mod page_state;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +27,10 @@ use zgossip::{Member, Node};
 /// Exit codes scripts can rely on.
 const EXIT_NOT_FOUND: u8 = 1;
 const EXIT_FAILURE: u8 = 3;
+/// No agent listens at the control socket (and no --connect was given).
+const EXIT_NO_AGENT: u8 = 4;
+/// The agent went away in the middle of a command (during `watch`, say).
+const EXIT_AGENT_GONE: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +38,13 @@ const EXIT_FAILURE: u8 = 3;
     version,
     about = "Spread key/value tuples across a network of nodes (wire-compatible with CZMQ zgossip)",
     after_help = "Exit codes: 0 success, 1 key not found or nothing reached in time, \
-                  2 bad usage, 3 failure (cannot bind, bad endpoint, ...)."
+                  2 bad usage, 3 failure (cannot bind, bad endpoint, ...), \
+                  4 no local agent at the control socket, 5 the agent went away \
+                  during the command.\n\n\
+                  get, put, del, keys, members, stats and watch ask the local agent \
+                  (a running `zgossip node`) at --agent PATH, by default \
+                  $XDG_RUNTIME_DIR/zgossip/node.sock, else /tmp/zgossip-UID/node.sock; \
+                  with --connect they join the network themselves (docs/agent.md)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,7 +56,8 @@ enum Cmd {
     /// Run a node until interrupted, printing deliveries, expiries and deletes
     /// (and, with --members, the changes of members' states)
     Node(Box<NodeArgs>),
-    /// Print the value of a key, asking the network
+    /// Print the value of a key, asking the local agent (or, with
+    /// --connect, the network)
     Get {
         key: String,
         #[command(flatten)]
@@ -54,6 +71,8 @@ enum Cmd {
     /// deletes the tuple (also when the command is killed: once the network
     /// declares it failed, within seconds). Exit code 1 if the tuple is
     /// deleted, expires or is written over by another node meanwhile.
+    /// Through the agent the agent's node holds the tuple for this command
+    /// and deletes it when the command stops or dies (docs/agent.md).
     Put {
         key: String,
         value: String,
@@ -75,6 +94,7 @@ enum Cmd {
         join: JoinArgs,
     },
     /// Print every tuple and every change (under a prefix) until interrupted
+    /// (exit 5 if the agent goes meanwhile)
     Watch {
         /// Only keys starting with this
         #[arg(long, default_value = "")]
@@ -88,7 +108,8 @@ enum Cmd {
     /// List the members of the network as a node of it knows them: ID,
     /// NAME, STATE (alive, suspect, failed, left), ENDPOINT
     ///
-    /// A short-lived node connects to --connect, waits until another member
+    /// Through the local agent: the agent's member table, its own node
+    /// first. With --connect, a short-lived node connects, waits until another member
     /// appears in its table and the table has not changed for 300 ms (it
     /// arrives in batches), at most --timeout ms, and prints it; itself it
     /// leaves out. Exit code 1 when no node is reachable or no member table
@@ -99,6 +120,22 @@ enum Cmd {
         json: bool,
         #[command(flatten)]
         join: JoinArgs,
+    },
+    /// Print the keys held (under a prefix), one a line
+    Keys {
+        /// Only keys starting with this
+        #[arg(default_value = "")]
+        prefix: String,
+        #[command(flatten)]
+        join: JoinArgs,
+    },
+    /// Print the local agent's node's counters (STATS), `name value` a line
+    Stats {
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// Make a CURVE key pair: print the public and the secret key (Z85), or
     /// write a CZMQ zcert pair (PATH and PATH_secret) and print the public key
@@ -214,6 +251,15 @@ struct NodeArgs {
     /// serves both on one listener
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// Serve the local agent (get, put, ... of this user) at this Unix
+    /// socket; default $XDG_RUNTIME_DIR/zgossip/NAME.sock, else
+    /// /tmp/zgossip-UID/NAME.sock. Its directory must be the user's own,
+    /// mode 0700 (created so when missing); the socket is made 0600
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Serve no local agent
+    #[arg(long, conflicts_with = "control")]
+    no_control: bool,
     #[command(flatten)]
     curve: CurveArgs,
 }
@@ -241,20 +287,72 @@ impl DiscoverFamily {
 
 #[derive(Args)]
 struct JoinArgs {
-    /// Endpoint of a node of the network (repeatable)
-    #[arg(long, short = 'c', required = true)]
+    /// Endpoint of a node of the network (repeatable): a short-lived node
+    /// joins through it, instead of asking the local agent
+    #[arg(long, short = 'c')]
     connect: Vec<String>,
-    /// How long to wait for the network, in ms
+    /// The local agent's control socket (default: the one `zgossip node`
+    /// serves by default)
+    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    agent: Option<PathBuf>,
+    /// How long to wait for the network or the agent, in ms
     #[arg(long, default_value_t = 3000)]
     timeout: u64,
-    /// Configuration file to LOAD first
-    #[arg(long)]
+    /// Configuration file to LOAD first (with --connect)
+    #[arg(long, requires = "connect")]
     config: Option<String>,
-    /// Trace protocol events on stderr
-    #[arg(long)]
+    /// Trace protocol events on stderr (with --connect)
+    #[arg(long, requires = "connect")]
     verbose: bool,
     #[command(flatten)]
     curve: CurveArgs,
+}
+
+impl JoinArgs {
+    /// The agent's socket to ask, or `None` with --connect.
+    fn agent_path(&self) -> Option<PathBuf> {
+        if !self.connect.is_empty() {
+            return None;
+        }
+        if !self.curve.is_empty() {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "the --curve-* options need --connect (the local agent uses its own keys)",
+                )
+                .exit();
+        }
+        Some(
+            self.agent
+                .clone()
+                .unwrap_or_else(|| control_path::default_path(control_path::DEFAULT_NAME)),
+        )
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout)
+    }
+}
+
+/// The options of a command that only the local agent answers.
+#[derive(Args)]
+struct AgentArgs {
+    /// The local agent's control socket (default: the one `zgossip node`
+    /// serves by default)
+    #[arg(long, value_name = "PATH")]
+    agent: Option<PathBuf>,
+    /// How long to wait for the agent's reply, in ms
+    #[arg(long, default_value_t = 3000)]
+    timeout: u64,
+}
+
+impl AgentArgs {
+    fn path(&self) -> PathBuf {
+        self.agent
+            .clone()
+            .unwrap_or_else(|| control_path::default_path(control_path::DEFAULT_NAME))
+    }
 }
 
 /// CURVE security (see docs/security.md). Keys are 40-character Z85, whose
@@ -279,6 +377,13 @@ struct CurveArgs {
 }
 
 impl CurveArgs {
+    fn is_empty(&self) -> bool {
+        self.curve_secret.is_empty()
+            && self.curve_cert.is_none()
+            && self.curve_server.is_empty()
+            && self.curve_allow.is_empty()
+    }
+
     /// Applies the keys to a node; returns the server key for CONNECT.
     fn apply(&self, node: &Node) -> Result<(), zgossip::Error> {
         if let Some((primary, more)) = self.curve_secret.split_first() {
@@ -336,24 +441,41 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Node(args) => run_node(*args),
-        Cmd::Get { key, join } => get(&key, &join),
+        Cmd::Get { key, join } => match join.agent_path() {
+            Some(path) => agent_commands::get(&path, &key, join.timeout()),
+            None => get(&key, &join),
+        },
         Cmd::Put {
             key,
             value,
             ttl,
-            ephemeral: false,
+            ephemeral,
             join,
-        } => put(&key, &value, ttl, &join),
-        Cmd::Put {
-            key,
-            value,
-            ttl,
-            ephemeral: true,
-            join,
-        } => hold(&key, &value, ttl, &join),
-        Cmd::Del { key, join } => del(&key, &join),
-        Cmd::Watch { prefix, json, join } => watch(&prefix, json, &join),
-        Cmd::Members { json, join } => members(json, &join),
+        } => match (join.agent_path(), ephemeral) {
+            (Some(path), false) => agent_commands::put(&path, &key, &value, ttl, join.timeout()),
+            (Some(path), true) => agent_commands::hold(&path, &key, &value, ttl, join.timeout()),
+            (None, false) => put(&key, &value, ttl, &join),
+            (None, true) => hold(&key, &value, ttl, &join),
+        },
+        Cmd::Del { key, join } => match join.agent_path() {
+            Some(path) => agent_commands::del(&path, &key, join.timeout()),
+            None => del(&key, &join),
+        },
+        Cmd::Watch { prefix, json, join } => match join.agent_path() {
+            Some(path) => agent_commands::watch(&path, &prefix, json),
+            None => watch(&prefix, json, &join),
+        },
+        Cmd::Members { json, join } => match join.agent_path() {
+            Some(path) => agent_commands::members(&path, json, join.timeout()),
+            None => members(json, &join),
+        },
+        Cmd::Keys { prefix, join } => match join.agent_path() {
+            Some(path) => agent_commands::keys(&path, &prefix, join.timeout()),
+            None => keys(&prefix, &join),
+        },
+        Cmd::Stats { json, agent } => {
+            agent_commands::stats(&agent.path(), json, Duration::from_millis(agent.timeout))
+        }
         Cmd::Keygen { cert } => keygen(cert.as_deref()),
         Cmd::Demo { nodes, tuples } => {
             demo::run(usize::from(nodes), tuples as usize).map_err(|e| Failure(EXIT_FAILURE, e))
@@ -517,6 +639,8 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
         args.json,
     )
     .map_err(|e| Failure(EXIT_FAILURE, e))?;
+    let watchers = Arc::new(agent::Watchers::default());
+    let agent = start_agent(&args, &node, &watchers)?;
     for ep in &args.connect {
         args.curve.connect(&node, ep)?;
     }
@@ -567,6 +691,7 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     let mut next_refresh = refresh.map(|r| Instant::now() + r);
     while !stop.load(Ordering::Relaxed) {
         if let Some(m) = node.recv_timeout(Duration::from_millis(100))? {
+            watchers.dispatch(&m);
             print_event(&m, args.json, "");
         }
         if let (Some(at), Some(r)) = (next_refresh, refresh) {
@@ -576,8 +701,43 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
             }
         }
     }
+    // The socket goes first: a command started now finds no agent.
+    drop(agent);
     node.send(&["$TERM"])?;
     Ok(())
+}
+
+/// Serves the local agent at --control (an error if it cannot), or at the
+/// default path (a warning if it cannot: the node runs without it), unless
+/// --no-control.
+fn start_agent(
+    args: &NodeArgs,
+    node: &Arc<Node>,
+    watchers: &Arc<agent::Watchers>,
+) -> Result<Option<agent::Agent>, Failure> {
+    if args.no_control {
+        return Ok(None);
+    }
+    let path = args
+        .control
+        .clone()
+        .unwrap_or_else(|| control_path::default_path(&args.name));
+    match agent::serve(&path, node.clone(), watchers.clone()) {
+        Ok(agent) => {
+            let shown = agent.path().display().to_string();
+            if args.json {
+                println!("{{\"event\":\"control\",\"path\":{}}}", json_string(&shown));
+            } else {
+                println!("control at {shown}");
+            }
+            Ok(Some(agent))
+        }
+        Err(e) if args.control.is_some() => Err(Failure(EXIT_FAILURE, format!("--control: {e}"))),
+        Err(e) => {
+            eprintln!("zgossip: no local agent: {e} (--control PATH serves one elsewhere)");
+            Ok(None)
+        }
+    }
 }
 
 /// A node set up from the shared options, connecting to `--connect`.
@@ -722,6 +882,13 @@ fn hold(key: &str, value: &str, ttl: Option<u64>, args: &JoinArgs) -> Result<(),
             format!("{}: {why}, no longer held", printable(key)),
         )),
     }
+}
+
+fn keys(prefix: &str, args: &JoinArgs) -> Result<(), Failure> {
+    let node = join(args)?;
+    agent_commands::print_keys(&node.keys(prefix)?);
+    node.send(&["$TERM"])?;
+    Ok(())
 }
 
 fn del(key: &str, args: &JoinArgs) -> Result<(), Failure> {

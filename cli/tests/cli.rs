@@ -592,7 +592,9 @@ fn node_members_prints_the_changes_of_members_states() {
 
 #[test]
 fn members_exit_codes() {
-    let (code, _, err) = run(&["members"]);
+    // Without --connect, members asks the local agent (tests/agent.rs);
+    // both at once is a usage error.
+    let (code, _, err) = run(&["members", "--agent", "x.sock", "-c", "tcp://127.0.0.1:1"]);
     assert_eq!(code, 2, "usage: {err}");
     let (code, _, err) = run(&["members", "-c", "tcp://127.0.0.1:1", "--timeout", "300"]);
     assert_eq!(code, 1, "{err}");
