@@ -597,7 +597,7 @@ impl Cluster {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &h.ns])
             .arg(&self.bin)
-            .args(["node", "--json", "--name", &format!("h{i}")])
+            .args(["node", "--json", "--no-control", "--name", &format!("h{i}")])
             .args(["--bind", &h.endpoint()]);
         match self.mode {
             Mode::Join => {
