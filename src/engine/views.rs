@@ -290,10 +290,15 @@ impl Views {
         let requests = self.dialling.values().chain(self.asking.values());
         let give_up = requests.map(|r| r.since.saturating_add(limit)).min();
         let merge = self.merge.as_ref().map(|m| m.2);
-        [self.next_shuffle, give_up, merge]
+        // Each Option made a plain number first: the min of Options read
+        // the bytes of a None (uninitialised, harmlessly) and branched on
+        // them, which valgrind reports in the C tests.
+        let next = [self.next_shuffle, give_up, merge]
             .into_iter()
-            .flatten()
+            .map(|t| t.unwrap_or(u64::MAX))
             .min()
+            .unwrap_or(u64::MAX);
+        (next != u64::MAX).then_some(next)
     }
 
     /// Joins the network through a member at `endpoint` (`JOIN`): dialled
