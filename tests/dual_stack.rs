@@ -30,6 +30,18 @@ fn members(n: &Node) -> BTreeMap<String, (MemberState, String)> {
         .collect()
 }
 
+/// Waits (at most 40 s) for `done`; fails showing the node's keys,
+/// members and stats if it never is.
+fn converge(node: &Node, role: &str, done: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(40), done),
+        "host {role}: keys {:?}, members {:?}, stats {:?}",
+        node.keys(""),
+        members(node),
+        node.stats()
+    );
+}
+
 /// Waits (bounded) for every host of the test to have written its
 /// `done-i` file, after writing this one's.
 fn done_and_wait(dir: &Path, role: &str, hosts: usize) {
@@ -109,16 +121,9 @@ fn ipv4_only_ipv6_only_and_dual_stack_nodes_form_one_network() {
             let m = members(n);
             m.len() == HOSTS && m.values().all(|(s, _)| *s == MemberState::Alive)
         };
-        let converged = wait_until(Duration::from_secs(40), || {
+        converge(&node, &role, || {
             node.keys("").unwrap().len() == HOSTS && all_alive(&node)
         });
-        assert!(
-            converged,
-            "host {role}: keys {:?}, members {:?}, stats {:?}",
-            node.keys(""),
-            members(&node),
-            node.stats()
-        );
         // Peers heard by discovery: each other host once, whatever the
         // families it was heard over; the single-family hosts never hear
         // each other.
@@ -191,17 +196,10 @@ fn a_node_is_dialled_at_its_advertised_endpoint_not_its_beacon_source() {
         ])
         .unwrap();
         node.publish(&format!("host/{role}"), &role).unwrap();
-        let converged = wait_until(Duration::from_secs(40), || {
+        converge(&node, &role, || {
             node.keys("").unwrap().len() == HOSTS
                 && members(&node).get("host0").map(|m| m.1.as_str()) == Some(ADVERTISED)
         });
-        assert!(
-            converged,
-            "host {role}: keys {:?}, members {:?}, stats {:?}",
-            node.keys(""),
-            members(&node),
-            node.stats()
-        );
         // Every other host was heard (over one family or two: one peer
         // each), and host 0's version 5 beacons were taken.
         assert!(
