@@ -393,7 +393,7 @@ fn main() {
     command
         .env("ZG_NETNS_TEST", INSIDE)
         .env("ZG_NETNS_PARENT", netns::own_netns().unwrap_or_default());
-    let out = netns::run_bounded(command, Duration::from_secs(if quick { 90 } else { 1200 }));
+    let out = netns::cmd::run_bounded(command, Duration::from_secs(if quick { 90 } else { 1200 }));
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
     if !quick {

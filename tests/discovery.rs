@@ -14,7 +14,8 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::wait_until;
-use netns::{assert_passed, inside, run_bounded, skip, Lan, Netns};
+use netns::cmd::run_bounded;
+use netns::{assert_passed, inside, skip, Lan, Netns};
 use zgossip::beacon::frame;
 use zgossip::{Beacon, DiscoverOptions, Node, UdpOptions};
 

@@ -12,7 +12,8 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::wait_until;
-use netns::{assert_passed, inside, run_bounded, skip, Netns};
+use netns::cmd::run_bounded;
+use netns::{assert_passed, inside, skip, Netns};
 use zgossip::beacon::frame;
 use zgossip::Node;
 

@@ -10,34 +10,15 @@ mod netns;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::wait_until;
-use netns::{assert_passed, inside, run_bounded, skip, Lan};
+use netns::cmd::{ip_in, run_bounded};
+use netns::{assert_passed, inside, skip, Lan};
 use zgossip::{MemberState, Node};
 
 fn stat(n: &Node, name: &str) -> u64 {
     n.stats().unwrap().get(name).copied().unwrap_or(0)
-}
-
-/// Runs `ip -n NS args`, naming what failed.
-fn ip_in(ns: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(["-n", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `ip` ({e}); install iproute2"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip -n {ns} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// The members a node lists, by name, with their states and endpoints.
@@ -47,6 +28,18 @@ fn members(n: &Node) -> BTreeMap<String, (MemberState, String)> {
         .into_iter()
         .map(|m| (m.name, (m.state, m.endpoint)))
         .collect()
+}
+
+/// Waits (at most 40 s) for `done`; fails showing the node's keys,
+/// members and stats if it never is.
+fn converge(node: &Node, role: &str, done: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(40), done),
+        "host {role}: keys {:?}, members {:?}, stats {:?}",
+        node.keys(""),
+        members(node),
+        node.stats()
+    );
 }
 
 /// Waits (bounded) for every host of the test to have written its
@@ -74,6 +67,22 @@ fn run_hosts(test: &str, lan: &Lan, dir: &Path) {
     for (i, h) in handles.into_iter().enumerate() {
         assert_passed(&format!("{test} host {i}"), &h.join().unwrap());
     }
+}
+
+/// The parent's part of a test: a LAN of `hosts`, changed by `setup`
+/// (a failure there is a reason to skip, as a failure to make the LAN
+/// is), then every host's part run with a scratch directory `tag`.
+fn run_on_lan(test: &str, hosts: usize, tag: &str, setup: impl FnOnce(&Lan) -> Result<(), String>) {
+    let lan = match Lan::new(hosts) {
+        Ok(l) => l,
+        Err(why) => return skip(&why),
+    };
+    if let Err(why) = setup(&lan) {
+        return skip(&why);
+    }
+    let dir = netns::temp_dir(tag);
+    run_hosts(test, &lan, &dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn test_dir() -> PathBuf {
@@ -112,16 +121,9 @@ fn ipv4_only_ipv6_only_and_dual_stack_nodes_form_one_network() {
             let m = members(n);
             m.len() == HOSTS && m.values().all(|(s, _)| *s == MemberState::Alive)
         };
-        let converged = wait_until(Duration::from_secs(40), || {
+        converge(&node, &role, || {
             node.keys("").unwrap().len() == HOSTS && all_alive(&node)
         });
-        assert!(
-            converged,
-            "host {role}: keys {:?}, members {:?}, stats {:?}",
-            node.keys(""),
-            members(&node),
-            node.stats()
-        );
         // Peers heard by discovery: each other host once, whatever the
         // families it was heard over; the single-family hosts never hear
         // each other.
@@ -159,21 +161,13 @@ fn ipv4_only_ipv6_only_and_dual_stack_nodes_form_one_network() {
         done_and_wait(&test_dir(), &role, HOSTS);
         return;
     }
-    let lan = match Lan::new(HOSTS) {
-        Ok(l) => l,
-        Err(why) => return skip(&why),
-    };
     // Host 0: IPv4 only. Host 1: IPv6 only.
-    let (h0, h1) = (lan.hosts[0].name.clone(), lan.hosts[1].name.clone());
-    let single_family = ip_in(&h0, &["-6", "addr", "del", "fd77::1/64", "dev", "eth0"])
-        .and_then(|_| ip_in(&h1, &["addr", "del", "10.77.0.2/24", "dev", "eth0"]))
-        .and_then(|_| ip_in(&h1, &["-4", "route", "flush", "dev", "eth0"]));
-    if let Err(why) = single_family {
-        return skip(&why);
-    }
-    let dir = netns::temp_dir("dual");
-    run_hosts(T, &lan, &dir);
-    let _ = std::fs::remove_dir_all(dir);
+    run_on_lan(T, HOSTS, "dual", |lan| {
+        let (h0, h1) = (&lan.hosts[0].name, &lan.hosts[1].name);
+        ip_in(h0, &["-6", "addr", "del", "fd77::1/64", "dev", "eth0"])?;
+        ip_in(h1, &["addr", "del", "10.77.0.2/24", "dev", "eth0"])?;
+        ip_in(h1, &["-4", "route", "flush", "dev", "eth0"])
+    });
 }
 
 /// Host 0 advertises `tcp://10.77.9.1:7001`, an address of its own that
@@ -202,17 +196,10 @@ fn a_node_is_dialled_at_its_advertised_endpoint_not_its_beacon_source() {
         ])
         .unwrap();
         node.publish(&format!("host/{role}"), &role).unwrap();
-        let converged = wait_until(Duration::from_secs(40), || {
+        converge(&node, &role, || {
             node.keys("").unwrap().len() == HOSTS
                 && members(&node).get("host0").map(|m| m.1.as_str()) == Some(ADVERTISED)
         });
-        assert!(
-            converged,
-            "host {role}: keys {:?}, members {:?}, stats {:?}",
-            node.keys(""),
-            members(&node),
-            node.stats()
-        );
         // Every other host was heard (over one family or two: one peer
         // each), and host 0's version 5 beacons were taken.
         assert!(
@@ -225,20 +212,12 @@ fn a_node_is_dialled_at_its_advertised_endpoint_not_its_beacon_source() {
         done_and_wait(&test_dir(), &role, HOSTS);
         return;
     }
-    let lan = match Lan::new(HOSTS) {
-        Ok(l) => l,
-        Err(why) => return skip(&why),
-    };
-    let (h0, h1) = (lan.hosts[0].name.clone(), lan.hosts[1].name.clone());
     // Host 0 gets a second address; host 1 has IPv4 only.
-    let setup = ip_in(&h0, &["addr", "add", "10.77.9.1/32", "dev", "eth0"])
-        .and_then(|_| ip_in(&h1, &["-6", "addr", "del", "fd77::2/64", "dev", "eth0"]));
-    if let Err(why) = setup {
-        return skip(&why);
-    }
-    let dir = netns::temp_dir("adv");
-    run_hosts(T, &lan, &dir);
-    let _ = std::fs::remove_dir_all(dir);
+    run_on_lan(T, HOSTS, "adv", |lan| {
+        let (h0, h1) = (&lan.hosts[0].name, &lan.hosts[1].name);
+        ip_in(h0, &["addr", "add", "10.77.9.1/32", "dev", "eth0"])?;
+        ip_in(h1, &["-6", "addr", "del", "fd77::2/64", "dev", "eth0"])
+    });
 }
 
 /// Host 0 is not a node: a TCP listener on `10.77.9.1:7001` alone (an
@@ -294,17 +273,10 @@ fn a_discovered_peer_is_dialled_at_the_endpoint_its_beacon_advertises() {
         done_and_wait(&test_dir(), &role, HOSTS);
         return;
     }
-    let lan = match Lan::new(HOSTS) {
-        Ok(l) => l,
-        Err(why) => return skip(&why),
-    };
-    if let Err(why) = ip_in(
-        &lan.hosts[0].name,
-        &["addr", "add", "10.77.9.1/32", "dev", "eth0"],
-    ) {
-        return skip(&why);
-    }
-    let dir = netns::temp_dir("advdial");
-    run_hosts(T, &lan, &dir);
-    let _ = std::fs::remove_dir_all(dir);
+    run_on_lan(T, HOSTS, "advdial", |lan| {
+        ip_in(
+            &lan.hosts[0].name,
+            &["addr", "add", "10.77.9.1/32", "dev", "eth0"],
+        )
+    });
 }

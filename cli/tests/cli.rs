@@ -347,25 +347,21 @@ fn curve_keys_starting_with_a_hyphen_are_values_not_flags() {
     hub.expect("the tuple", |l| l == "hyphen = ok");
 }
 
-#[test]
-fn node_processes_with_only_discover_find_each_other() {
-    // Beacons never leave the machine: both processes run in a sealed
-    // namespace that has only `lo`, and beacon on `lo`.
+/// Two `zgossip node` processes in a sealed namespace (only `lo`), each
+/// discovering on `lo` with `discover` (and `--discover-port PORT`) and
+/// publishing one tuple, find each other, take each other's tuple and
+/// end cleanly. Beacons never leave the machine.
+fn two_nodes_discover_each_other_in_a_sealed_namespace(port: &str, discover: &[&str]) {
     let ns = match netns::Netns::sealed() {
         Ok(ns) => ns,
         Err(why) => return netns::skip(&why),
     };
     let args = |kv: &'static str| {
-        vec![
-            "node",
-            "--discover",
-            "--interface",
-            "lo",
-            "--discover-port",
-            "5699",
-            "--publish",
-            kv,
-        ]
+        let mut args = vec!["node", "--discover", "--interface", "lo"];
+        args.extend(["--discover-port", port]);
+        args.extend_from_slice(discover);
+        args.extend(["--publish", kv]);
+        args
     };
     let a = Proc::spawn_command(ns.command(BIN, &args("from-a=1"), &[]));
     let b = Proc::spawn_command(ns.command(BIN, &args("from-b=2"), &[]));
@@ -376,33 +372,15 @@ fn node_processes_with_only_discover_find_each_other() {
 }
 
 #[test]
+fn node_processes_with_only_discover_find_each_other() {
+    two_nodes_discover_each_other_in_a_sealed_namespace("5699", &[]);
+}
+
+#[test]
 fn node_processes_discover_over_both_families_with_discover_ipv6_both() {
-    // In a sealed namespace (only `lo`): each process beacons IPv4
-    // broadcast and IPv6 multicast on `lo`, and listens on `[::]`.
-    let ns = match netns::Netns::sealed() {
-        Ok(ns) => ns,
-        Err(why) => return netns::skip(&why),
-    };
-    let args = |kv: &'static str| {
-        vec![
-            "node",
-            "--discover",
-            "--interface",
-            "lo",
-            "--discover-port",
-            "5698",
-            "--discover-ipv6",
-            "both",
-            "--publish",
-            kv,
-        ]
-    };
-    let a = Proc::spawn_command(ns.command(BIN, &args("from-a=1"), &[]));
-    let b = Proc::spawn_command(ns.command(BIN, &args("from-b=2"), &[]));
-    a.expect("b's tuple", |l| l == "from-b = 2");
-    b.expect("a's tuple", |l| l == "from-a = 1");
-    assert_eq!(a.terminate(), 0);
-    assert_eq!(b.terminate(), 0);
+    // Each process beacons IPv4 broadcast and IPv6 multicast on `lo`, and
+    // listens on `[::]`.
+    two_nodes_discover_each_other_in_a_sealed_namespace("5698", &["--discover-ipv6", "both"]);
     let (code, _, err) = run(&["node", "--discover", "--discover-ipv6", "3"]);
     assert_ne!(code, 0);
     assert!(err.contains("possible values: 0, 1, both"), "{err}");

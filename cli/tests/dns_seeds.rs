@@ -22,13 +22,16 @@
 //! dnsmasq-base`; scripts/test.sh installs it). Without them it skips
 //! saying why; under `CI=true` it fails naming what is missing.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "support/bridge_net.rs"]
+mod bridge_net;
+
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
+use bridge_net::netns::cmd::{ip_in, run};
+use bridge_net::{metric, metrics, BridgeNet as Net};
+
 const PORT: u16 = 5670;
 const DNS_ADDR: &str = "10.79.0.53";
 /// The addresses of the seed nodes (the fourth is added later).
@@ -56,27 +59,6 @@ fn skip(why: &str) {
     );
 }
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `{program}` ({e})"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run("ip", args).map(|_| ())
-}
-
 /// The dnsmasq program, if installed (it lives in /usr/sbin).
 fn dnsmasq_path() -> Option<PathBuf> {
     ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/sbin/dnsmasq"]
@@ -85,148 +67,28 @@ fn dnsmasq_path() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A process whose stdout lines are collected.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut c: Command, log: PathBuf) -> Result<Proc, String> {
-        let err = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {c:?}: {e}"))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("stdout");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Ok(Proc { child, lines })
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-/// Everything the test made, undone on drop (even when it fails): the
-/// processes killed, the namespaces deleted, their `/etc/netns` entries
-/// removed, the scratch directory removed unless the test failed.
-struct Net {
-    prefix: String,
-    namespaces: Vec<String>,
-    procs: Vec<Proc>,
-    dir: PathBuf,
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for p in &mut self.procs {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
-        for ns in self.namespaces.iter().rev() {
-            let _ = ip(&["netns", "del", ns]);
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
-        }
-        // Only when empty: another program's entries stay.
-        let _ = std::fs::remove_dir("/etc/netns");
-        if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+/// The bridge, and no host yet.
+fn new_net() -> Result<Net, String> {
+    let prefix = format!("zgdns{}", std::process::id());
+    let bridge = format!("{prefix}b");
+    Net::new(prefix, bridge)
 }
 
 impl Net {
-    /// A bridge and no host yet.
-    fn new() -> Result<Net, String> {
-        run("ip", &["-V"]).map_err(|e| format!("{e}; install iproute2"))?;
-        let prefix = format!("zgdns{}", std::process::id());
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&prefix);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut net = Net {
-            namespaces: Vec::new(),
-            procs: Vec::new(),
-            dir,
-            prefix,
-        };
-        let bridge = format!("{}b", net.prefix);
-        ip(&["netns", "add", &bridge]).map_err(|e| format!("{e} (needs root)"))?;
-        net.namespaces.push(bridge.clone());
-        ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
-        Ok(net)
-    }
-
-    fn bridge(&self) -> &str {
-        &self.namespaces[0]
-    }
-
     /// A host on the bridge with `addrs` (the first is its source
     /// address), resolving names through dnsmasq.
     fn host(&mut self, tag: &str, addrs: &[&str]) -> Result<String, String> {
         let ns = format!("{}{tag}", self.prefix);
-        ip(&["netns", "add", &ns])?;
-        self.namespaces.push(ns.clone());
-        let etc = PathBuf::from("/etc/netns").join(&ns);
-        std::fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
-        std::fs::write(
-            etc.join("resolv.conf"),
-            format!("nameserver {DNS_ADDR}\noptions timeout:1 attempts:2\n"),
-        )
-        .map_err(|e| format!("resolv.conf: {e}"))?;
-        let port = format!("v{tag}");
-        let bridge = self.bridge().to_string();
-        ip(&[
-            "-n", &bridge, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+        self.add_host(&ns, &format!("v{tag}"))?;
+        self.resolv_conf(
             &ns,
-        ])?;
-        ip(&["-n", &bridge, "link", "set", &port, "master", "br0", "up"])?;
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            &format!("nameserver {DNS_ADDR}\noptions timeout:1 attempts:2\n"),
+        )?;
         for a in addrs {
-            ip(&["-n", &ns, "addr", "add", &format!("{a}/16"), "dev", "eth0"])?;
+            ip_in(&ns, &["addr", "add", &format!("{a}/16"), "dev", "eth0"])?;
         }
-        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip_in(&ns, &["link", "set", "eth0", "up"])?;
         Ok(ns)
-    }
-
-    fn spawn(
-        &mut self,
-        ns: &str,
-        tag: &str,
-        program: &str,
-        args: &[&str],
-    ) -> Result<usize, String> {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]).args(args);
-        let log = self.dir.join(format!("{tag}.stderr"));
-        self.procs.push(Proc::spawn(c, log)?);
-        Ok(self.procs.len() - 1)
-    }
-
-    /// Starts `zgossip node` in `ns` and waits (at most 10 s) until it
-    /// says it bound.
-    fn node(&mut self, ns: &str, name: &str, args: &[&str]) -> Result<usize, String> {
-        let mut all = vec!["node", "--name", name, "--members"];
-        all.extend_from_slice(args);
-        let i = self.spawn(ns, name, BIN, &all)?;
-        wait_for(&format!("{name} to bind"), Duration::from_secs(10), || {
-            self.procs[i]
-                .lines()
-                .iter()
-                .any(|l| l.starts_with("bound "))
-        })?;
-        Ok(i)
     }
 
     /// The names `proc` has printed `member ... NAME alive ENDPOINT` of,
@@ -244,25 +106,11 @@ impl Net {
         }
         out
     }
-
-    fn log(&self, tag: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{tag}.stderr"))).unwrap_or_default()
-    }
 }
 
 /// Polls `f` every 50 ms for at most `limit`.
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    for _ in 0..100_000 {
-        if f() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("timed out after {limit:?} waiting for {what}"))
+fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) -> Result<(), String> {
+    bridge_net::wait_for(what, limit, Duration::from_millis(50), f)
 }
 
 /// The hosts file dnsmasq serves: `seeds.test` for the first `seeds`
@@ -282,34 +130,12 @@ fn hosts_file(seeds: usize) -> String {
     text
 }
 
-/// `GET /metrics` from a node's metrics server on 127.0.0.1:9464 inside
-/// `ns` (bash's /dev/tcp: no HTTP client needed).
-fn metrics(ns: &str) -> Result<String, String> {
-    run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            ns,
-            "bash",
-            "-c",
-            "exec 3<>/dev/tcp/127.0.0.1/9464 && \
-             printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3 && timeout 5 cat <&3",
-        ],
-    )
-}
-
-fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 #[test]
 fn a_dns_name_is_a_seed_list_joined_whole_and_followed_as_it_changes() {
     let Some(dnsmasq) = dnsmasq_path() else {
         return skip("no dnsmasq; install dnsmasq-base");
     };
-    let mut net = match Net::new() {
+    let mut net = match new_net() {
         Ok(n) => n,
         Err(e) => return skip(&e),
     };

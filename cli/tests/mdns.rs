@@ -25,13 +25,16 @@
 //! Without them it skips saying why; under `CI=true` it fails naming what
 //! is missing.
 
-use std::io::{BufRead, BufReader};
+#[path = "support/bridge_net.rs"]
+mod bridge_net;
+
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
+use bridge_net::netns::cmd::{ip_in, run};
+use bridge_net::BridgeNet;
+
 const PORT: u16 = 5670;
 /// How long a python-zeroconf helper runs at most (it is killed sooner).
 const HELPER_SECONDS: &str = "120";
@@ -49,27 +52,6 @@ fn skip(why: &str) {
          python-zeroconf (.venv/bin/python -m pip install zeroconf). It never uses the \
          real network."
     );
-}
-
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `{program}` ({e})"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run("ip", args).map(|_| ())
 }
 
 /// A Python that has python-zeroconf: the project's `.venv` first.
@@ -91,114 +73,44 @@ fn helper_script() -> String {
         .into_owned()
 }
 
-/// A process whose stdout lines are collected.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut c: Command, log: PathBuf) -> Result<Proc, String> {
-        let err = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {c:?}: {e}"))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("stdout");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Ok(Proc { child, lines })
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-/// Everything a scenario made, undone on drop (even when it fails): the
-/// processes killed, the namespaces deleted, the scratch directory
-/// removed unless the test failed.
+/// A scenario's bridge, whose hosts get addresses `SUBNET.N` (a /24).
 struct Net {
-    prefix: String,
+    base: BridgeNet,
     subnet: &'static str,
-    namespaces: Vec<String>,
-    procs: Vec<Proc>,
-    dir: PathBuf,
 }
 
-impl Drop for Net {
-    fn drop(&mut self) {
-        for p in &mut self.procs {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
-        for ns in self.namespaces.iter().rev() {
-            let _ = ip(&["netns", "del", ns]);
-        }
-        if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+impl Deref for Net {
+    type Target = BridgeNet;
+
+    fn deref(&self) -> &BridgeNet {
+        &self.base
+    }
+}
+
+impl DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut BridgeNet {
+        &mut self.base
     }
 }
 
 impl Net {
-    /// A bridge, no host yet; hosts get addresses `SUBNET.N` (a /24).
+    /// A bridge, no host yet.
     fn new(tag: &str, subnet: &'static str) -> Result<Net, String> {
-        run("ip", &["-V"]).map_err(|e| format!("{e}; install iproute2"))?;
         let prefix = format!("zgm{tag}{}", std::process::id());
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&prefix);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut net = Net {
-            prefix,
-            subnet,
-            namespaces: Vec::new(),
-            procs: Vec::new(),
-            dir,
-        };
-        let bridge = format!("{}-br", net.prefix);
-        ip(&["netns", "add", &bridge]).map_err(|e| format!("{e} (needs root)"))?;
-        net.namespaces.push(bridge.clone());
-        ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
-        Ok(net)
+        let bridge = format!("{prefix}-br");
+        let base = BridgeNet::new(prefix, bridge)?;
+        Ok(Net { base, subnet })
     }
 
     /// A host on the bridge at `SUBNET.n`: `lo` and `eth0`, multicast
     /// routed to `eth0`, nothing else. Returns (namespace, address).
     fn host(&mut self, tag: &str, n: u8) -> Result<(String, String), String> {
         let ns = format!("{}-{tag}", self.prefix);
-        ip(&["netns", "add", &ns])?;
-        self.namespaces.push(ns.clone());
-        let port = format!("v{tag}");
-        let bridge = self.namespaces[0].clone();
-        ip(&[
-            "-n", &bridge, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-            &ns,
-        ])?;
-        ip(&["-n", &bridge, "link", "set", &port, "master", "br0", "up"])?;
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        self.add_host(&ns, &format!("v{tag}"))?;
         let addr = format!("{}.{n}", self.subnet);
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "eth0",
-        ])?;
-        ip(&["-n", &ns, "link", "set", "eth0", "multicast", "on", "up"])?;
-        ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        ip_in(&ns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+        ip_in(&ns, &["link", "set", "eth0", "multicast", "on", "up"])?;
+        ip_in(&ns, &["route", "add", "224.0.0.0/4", "dev", "eth0"])?;
         Ok((ns, addr))
     }
 
@@ -207,39 +119,19 @@ impl Net {
     fn dual_host(&mut self, tag: &str, n: u8) -> Result<(String, String), String> {
         let (ns, addr) = self.host(tag, n)?;
         let v6 = format!("fd83::{n}/64");
-        ip(&["-n", &ns, "addr", "add", &v6, "dev", "eth0", "nodad"])?;
+        ip_in(&ns, &["addr", "add", &v6, "dev", "eth0", "nodad"])?;
         Ok((ns, addr))
-    }
-
-    fn spawn(
-        &mut self,
-        ns: &str,
-        tag: &str,
-        program: &str,
-        args: &[&str],
-    ) -> Result<usize, String> {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]).args(args);
-        let log = self.dir.join(format!("{tag}.stderr"));
-        self.procs.push(Proc::spawn(c, log)?);
-        Ok(self.procs.len() - 1)
     }
 
     /// Starts `zgossip node` in `ns`, bound to `addr`, and waits (at most
     /// 10 s) until it says it bound.
     fn node(&mut self, ns: &str, name: &str, addr: &str, args: &[&str]) -> Result<usize, String> {
         let bind = format!("tcp://{addr}:{PORT}");
-        let mut all = vec!["node", "--name", name, "--members", "--bind", &bind];
+        let mut all = vec!["--bind", bind.as_str()];
         all.extend_from_slice(args);
-        let i = self.spawn(ns, name, BIN, &all)?;
-        wait_for(&format!("{name} to bind"), Duration::from_secs(10), || {
-            self.procs[i]
-                .lines()
-                .iter()
-                .any(|l| l.starts_with("bound "))
-        })
-        .map_err(|e| format!("{e}\n{}", self.log(name)))?;
-        Ok(i)
+        self.base
+            .node(ns, name, &all)
+            .map_err(|e| format!("{e}\n{}", self.log(name)))
     }
 
     /// The names `proc` has printed `member ... NAME alive ENDPOINT` of
@@ -259,52 +151,23 @@ impl Net {
         out
     }
 
-    fn log(&self, tag: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{tag}.stderr"))).unwrap_or_default()
-    }
-
     fn still_running(&mut self, proc: usize) -> bool {
         matches!(self.procs[proc].child.try_wait(), Ok(None))
     }
 }
 
 /// Polls `f` every 100 ms for at most `limit`.
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    for _ in 0..10_000 {
-        if f() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(format!("timed out after {limit:?} waiting for {what}"))
+fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) -> Result<(), String> {
+    bridge_net::wait_for(what, limit, Duration::from_millis(100), f)
 }
 
-/// `GET /metrics` from a node's metrics server on 127.0.0.1:9464 inside
-/// `ns` (bash's /dev/tcp: no HTTP client needed).
+/// `GET /metrics` from a node inside `ns` (empty if it does not answer).
 fn metrics(ns: &str) -> String {
-    run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            ns,
-            "bash",
-            "-c",
-            "exec 3<>/dev/tcp/127.0.0.1/9464 && \
-             printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3 && timeout 5 cat <&3",
-        ],
-    )
-    .unwrap_or_default()
+    bridge_net::metrics(ns).unwrap_or_default()
 }
 
 fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
+    bridge_net::metric(text, name).unwrap_or(0)
 }
 
 /// What python-zeroconf resolved: the JSON line of the service whose

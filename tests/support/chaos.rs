@@ -41,13 +41,20 @@
 //! Every wait here is bounded in time, every loop in count.
 #![allow(dead_code)]
 
+#[path = "netns.rs"]
+mod netns;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use netns::cmd::run_bounded;
+use netns::cmd::{ip, ip_in, require_ip, run};
+use netns::{add_bridge, plug};
 
 /// The port every node binds.
 pub const PORT: u16 = 5670;
@@ -152,71 +159,11 @@ pub fn skip(why: &str) {
     );
 }
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `{program}` ({e})"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run("ip", args).map(|_| ())
-}
-
 /// Runs `iptables args` inside namespace `ns`.
 fn iptables(ns: &str, args: &[&str]) -> Result<(), String> {
     let mut all = vec!["netns", "exec", ns, "iptables", "-w", "5"];
     all.extend_from_slice(args);
     run("ip", &all).map(|_| ())
-}
-
-/// Runs a command to its end, at most `limit`; kills it after.
-pub fn run_bounded(mut c: Command, limit: Duration) -> Output {
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start child");
-    // Read the pipes while waiting, so that a chatty child never blocks.
-    let mut out_pipe = child.stdout.take().expect("stdout");
-    let mut err_pipe = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                break child.wait().expect("child status");
-            }
-        }
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
-    }
 }
 
 /// Removes what runs of this harness whose process is gone left behind:
@@ -482,7 +429,7 @@ impl Cluster {
         if !bin.exists() {
             return Err(format!("no zgossip binary at {}", bin.display()));
         }
-        run("ip", &["-V"]).map_err(|e| format!("{e}; install iproute2"))?;
+        require_ip()?;
         run("iptables", &["--version"])
             .map_err(|e| format!("{e}; install Debian's iptables (apt-get install iptables)"))?;
         remove_stale();
@@ -505,8 +452,7 @@ impl Cluster {
             delay_ms: BTreeMap::new(),
         };
         for br in ["br0", "br1"] {
-            ip(&["-n", &bridge, "link", "add", br, "type", "bridge"])?;
-            ip(&["-n", &bridge, "link", "set", br, "up"])?;
+            add_bridge(&bridge, br)?;
         }
         for i in 0..n {
             let ns = format!("{base}h{i}");
@@ -527,15 +473,10 @@ impl Cluster {
                 loss: None,
                 args: Vec::new(),
             });
-            ip(&[
-                "-n", &bridge, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ])?;
-            ip(&["-n", &bridge, "link", "set", &port, "master", "br0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            plug(&bridge, &port, &ns)?;
             let cidr = format!("{}/16", address(i));
-            ip(&["-n", &ns, "addr", "add", &cidr, "brd", "+", "dev", "eth0"])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip_in(&ns, &["addr", "add", &cidr, "brd", "+", "dev", "eth0"])?;
+            ip_in(&ns, &["link", "set", "eth0", "up"])?;
         }
         // Check once that the statistic match works in a namespace here.
         let h0 = cluster.hosts[0].ns.clone();

@@ -18,10 +18,14 @@
 //!   own; default and multicast routes point at `eth0`.
 #![allow(dead_code)]
 
+#[path = "cmd.rs"]
+pub mod cmd;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+
+use cmd::{ip, ip_in};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -43,23 +47,6 @@ pub fn inside(test: &str) -> Option<String> {
             Some(std::env::var("ZG_NETNS_ROLE").unwrap_or_default())
         }
         _ => None,
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `ip` ({e}); install iproute2"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
     }
 }
 
@@ -119,11 +106,11 @@ impl Netns {
     pub fn sealed() -> Result<Netns, String> {
         let ns = Netns::new("s")?;
         let n = ns.name.as_str();
-        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        ip_in(n, &["link", "set", "lo", "up"])?;
         // `src`: lo's address has host scope, so without it a datagram to
         // 255.255.255.255 from an unbound socket would leave from 0.0.0.0.
         for to in ["default", "224.0.0.0/4"] {
-            ip(&["-n", n, "route", "add", to, "dev", "lo", "src", "127.0.0.1"])?;
+            ip_in(n, &["route", "add", to, "dev", "lo", "src", "127.0.0.1"])?;
         }
         Ok(ns)
     }
@@ -155,27 +142,6 @@ impl Netns {
     }
 }
 
-/// Runs a command to its end, at most `limit`; kills it after.
-pub fn run_bounded(mut c: Command, limit: Duration) -> Output {
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start child");
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                break;
-            }
-        }
-    }
-    child.wait_with_output().expect("child output")
-}
-
 /// Checks that a child test passed (its body ran and succeeded).
 pub fn assert_passed(what: &str, out: &Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -198,48 +164,43 @@ impl Lan {
     pub fn new(n: usize) -> Result<Lan, String> {
         let bridge = Netns::new("b")?;
         let b = bridge.name.clone();
-        ip(&["-n", &b, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &b, "link", "set", "br0", "up"])?;
+        add_bridge(&b, "br0")?;
         let mut hosts = Vec::new();
         for i in 1..=n {
             let h = Netns::new("h")?;
             let name = h.name.clone();
-            let port = format!("v{i}");
-            ip(&[
-                "-n", &b, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &name,
-            ])?;
-            ip(&["-n", &b, "link", "set", &port, "master", "br0", "up"])?;
-            ip(&["-n", &name, "link", "set", "lo", "up"])?;
-            ip(&[
-                "-n",
-                &name,
-                "addr",
-                "add",
-                &format!("10.77.0.{i}/24"),
-                "brd",
-                "+",
-                "dev",
-                "eth0",
-            ])?;
-            ip(&[
-                "-n",
-                &name,
-                "-6",
-                "addr",
-                "add",
-                &format!("fd77::{i}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ])?;
-            ip(&["-n", &name, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &name, "route", "add", "default", "dev", "eth0"])?;
-            ip(&["-n", &name, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+            plug(&b, &format!("v{i}"), &name)?;
+            let v4 = format!("10.77.0.{i}/24");
+            ip_in(&name, &["addr", "add", &v4, "brd", "+", "dev", "eth0"])?;
+            let v6 = format!("fd77::{i}/64");
+            ip_in(&name, &["-6", "addr", "add", &v6, "dev", "eth0", "nodad"])?;
+            ip_in(&name, &["link", "set", "eth0", "up"])?;
+            ip_in(&name, &["route", "add", "default", "dev", "eth0"])?;
+            ip_in(&name, &["route", "add", "224.0.0.0/4", "dev", "eth0"])?;
             hosts.push(h);
         }
         Ok(Lan { hosts, bridge })
     }
+}
+
+/// Adds bridge `br` to namespace `ns`, up.
+pub fn add_bridge(ns: &str, br: &str) -> Result<(), String> {
+    ip_in(ns, &["link", "add", br, "type", "bridge"])?;
+    ip_in(ns, &["link", "set", br, "up"])
+}
+
+/// Plugs namespace `host` into bridge `br0` of namespace `bridge`: a veth
+/// pair, `port` on the bridge (up), `eth0` in `host`; `host`'s `lo` up.
+/// `eth0` stays down, for its addresses to be added first.
+pub fn plug(bridge: &str, port: &str, host: &str) -> Result<(), String> {
+    ip_in(
+        bridge,
+        &[
+            "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", host,
+        ],
+    )?;
+    ip_in(bridge, &["link", "set", port, "master", "br0", "up"])?;
+    ip_in(host, &["link", "set", "lo", "up"])
 }
 
 /// A fresh empty directory under the test temp dir.
