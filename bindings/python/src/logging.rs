@@ -139,26 +139,3 @@ pub fn log_next(py: Python<'_>, timeout: f64) -> Option<Line> {
 pub fn log_dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn python_levels_map_to_filters() {
-        assert_eq!(filter_for(10), LevelFilter::Debug);
-        assert_eq!(filter_for(20), LevelFilter::Info);
-        assert_eq!(filter_for(30), LevelFilter::Warn);
-        assert_eq!(filter_for(50), LevelFilter::Off);
-        assert_eq!(filter_for(0), LevelFilter::Trace);
-        for level in [
-            Level::Error,
-            Level::Warn,
-            Level::Info,
-            Level::Debug,
-            Level::Trace,
-        ] {
-            assert!(filter_for(python_level(level).into()) >= level);
-        }
-    }
-}

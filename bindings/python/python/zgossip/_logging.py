@@ -33,6 +33,7 @@ _PARTS = ("engine", "reactor", "discovery", "store")
 _LEVEL_EVERY = 0.25
 
 _lock = threading.Lock()
+_started = False
 _thread: Optional[threading.Thread] = None
 _stop = threading.Event()
 
@@ -53,11 +54,18 @@ def _logger_name(target: str) -> str:
 def _pump() -> None:
     loggers: Dict[str, logging.Logger] = {}
     checked = time.monotonic()
+    dropped = 0
     while not _stop.is_set():
         line = _zgossip.log_next(_LEVEL_EVERY)
         if time.monotonic() - checked >= _LEVEL_EVERY:
             _zgossip.log_set_level(_level())
             checked = time.monotonic()
+            now_dropped = _zgossip.log_dropped()
+            if now_dropped > dropped:
+                logging.getLogger(LOGGER).warning(
+                    "%d log lines dropped: the queue was full", now_dropped - dropped
+                )
+                dropped = now_dropped
         if line is None:
             continue
         level, target, message = line
@@ -70,23 +78,23 @@ def _pump() -> None:
 def start() -> None:
     """Starts the thread once (at the first ``Node``), and tells the native
     side the loggers' level now."""
-    global _thread
+    global _started, _thread
     with _lock:
-        if _thread is None:
-            if not _zgossip.log_install():
-                # Another logger of Rust's log facade runs in this process
-                # (another extension installed one): the lines go there.
-                _thread = threading.current_thread()
-                return
-            _thread = threading.Thread(target=_pump, name="zgossip-log", daemon=True)
-            _thread.start()
-            atexit.register(_shutdown)
-        _zgossip.log_set_level(_level())
+        if not _started:
+            _started = True
+            # False: another logger of Rust's log facade runs in this
+            # process (another extension installed one); the lines go
+            # there, and its level is not ours to set.
+            if _zgossip.log_install():
+                _thread = threading.Thread(target=_pump, name="zgossip-log", daemon=True)
+                _thread.start()
+                atexit.register(_shutdown)
+        if _thread is not None:
+            _zgossip.log_set_level(_level())
 
 
 def _shutdown() -> None:
     """Stops the thread before the interpreter goes away."""
     _stop.set()
-    thread = _thread
-    if thread is not None and thread is not threading.current_thread():
-        thread.join(timeout=2 * _LEVEL_EVERY + 1)
+    if _thread is not None:
+        _thread.join(timeout=2 * _LEVEL_EVERY + 1)
