@@ -80,6 +80,39 @@ int zgossip_recvx (struct zgossip_t *node, char **first, ...);
 #define ZGOSSIP_VERSION_PATCH 0
 
 /*
+ The levels of log lines, as `zgossip_set_log_level` takes them and the
+ handler receives them: the lower, the more severe.
+ */
+typedef enum {
+    /*
+     No line at all (only for `zgossip_set_log_level`).
+     */
+    ZGOSSIP_LOG_OFF = 0,
+    /*
+     Something stopped a node or its data directory.
+     */
+    ZGOSSIP_LOG_ERROR = 1,
+    /*
+     Something went wrong and the node goes on (a torn data file cut, a
+     configuration file that no longer loads).
+     */
+    ZGOSSIP_LOG_WARN = 2,
+    /*
+     A recovery (the data directory is written again).
+     */
+    ZGOSSIP_LOG_INFO = 3,
+    /*
+     The protocol trace `VERBOSE` prints: connections, binds, dials,
+     writes refused, sessions expired.
+     */
+    ZGOSSIP_LOG_DEBUG = 4,
+    /*
+     A line per message received, sent or forwarded.
+     */
+    ZGOSSIP_LOG_TRACE = 5,
+} zgossip_log_level;
+
+/*
  Result codes. Calls that return `int` return `ZGOSSIP_OK` (0) or a
  non-negative count on success, and the *negated* code on failure, e.g.
  `-ZGOSSIP_ERR_TIMEOUT`. The numbers are fixed and never reused.
@@ -137,6 +170,16 @@ typedef enum {
  */
 typedef struct zgossip_t zgossip_t;
 
+/*
+ A log handler: `level` is a `zgossip_log_level` (1 to 5), `target` the
+ part that wrote the line (`zgossip::engine`, `zgossip::reactor`,
+ `zgossip::discovery`, `zgossip::store`; other targets come from the
+ libraries zgossip uses, e.g. `mdns_sd`), `message` the line without a
+ newline (`NAME: what`, NAME the node's), `user` what was given to
+ `zgossip_set_log_handler`. Both strings are valid only during the call.
+ */
+typedef void (*zgossip_log_fn)(int level, const char *target, const char *message, void *user);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -164,6 +207,35 @@ const char *zgossip_last_error(void);
  other numbers. Never NULL; the string is static.
  */
 const char *zgossip_result_name(int code);
+
+/*
+ Routes the library's log lines to `handler` instead of stderr, for the
+ whole process (every node), from now on; `handler` NULL restores the
+ default (warnings and errors on stderr, and the trace of `VERBOSE`
+ nodes). Lines up to `zgossip_set_log_level` reach it
+ (`ZGOSSIP_LOG_INFO` by default): set `ZGOSSIP_LOG_DEBUG` to receive the
+ protocol trace of every node, `VERBOSE` or not. A `VERBOSE` node still
+ prints its trace on stderr too, as in CZMQ.
+
+ The handler is called from the library's threads (the event loop,
+ discovery), several at once, and must be thread-safe. It must return
+ quickly and must not call any zgossip function: it runs on the event
+ loop, which serves every node. Once this call returns, the handler it
+ replaced is no longer running nor called. Returns 0, or
+ -`ZGOSSIP_ERR_CONFIG` when the process already has another logger of
+ Rust's `log` facade (a Rust program that installed its own).
+ */
+int zgossip_set_log_handler(zgossip_log_fn handler, void *user);
+
+/*
+ Sets the most detailed level given to the log handler, a
+ `zgossip_log_level` (`ZGOSSIP_LOG_OFF` to `ZGOSSIP_LOG_TRACE`; by
+ default `ZGOSSIP_LOG_INFO`). It may be called before or after
+ `zgossip_set_log_handler`. Below `ZGOSSIP_LOG_DEBUG`, nothing of the
+ trace is even formatted. Returns 0, or -`ZGOSSIP_ERR_INVALID_ARG` for
+ a level out of range.
+ */
+int zgossip_set_log_level(int level);
 
 /*
  Starts a node; `name` prefixes its trace lines (CZMQ:

@@ -16,6 +16,7 @@ pub mod engine;
 mod error;
 pub mod ffi;
 mod handle;
+mod logging;
 pub mod news;
 mod persist;
 mod reactor;

@@ -2,11 +2,13 @@
 # Builds the Python package into the project-local virtualenv (.venv at the
 # repository root) and runs its checks: rustfmt and clippy on the binding
 # crate, mypy.stubtest on the hand-written stub, and the pytest suite
-# (including the pyzmq and CZMQ interop tests). Exits non-zero on any
-# failure, and when pytest collects no test.
+# (including the pyzmq and CZMQ interop tests), then builds the binary
+# wheel and tests it in a virtualenv without Rust (wheel.sh). Exits non-zero
+# on any failure, and when pytest collects no test.
 #
 #   bindings/python/test.sh            everything
 #   bindings/python/test.sh -k czmq    extra arguments go to pytest
+#   ZGOSSIP_WHEEL=0 bindings/python/test.sh   skip the wheel step (wheel.sh)
 #
 # Needs python3 (>= 3.9, with venv), a Rust toolchain and network access to
 # PyPI the first time. The CZMQ tests need libczmq (Debian libczmq-dev);
@@ -56,4 +58,9 @@ if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2
     exit 1
 fi
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+if [ "${ZGOSSIP_WHEEL:-1}" != "0" ]; then
+    step "the binary wheel: abi3 manylinux, installed where no Rust is (wheel.sh)"
+    "$HERE/wheel.sh"
+fi

@@ -380,10 +380,17 @@ struct State {
 }
 
 impl State {
+    /// A line of the beacon's trace (`VERBOSE`, printed as CZMQ's zbeacon
+    /// does; the logger at debug level, target `zgossip::discovery`).
     fn trace(&self, what: std::fmt::Arguments<'_>) {
-        if self.verbose {
-            eprintln!("zbeacon: {what}");
-        }
+        crate::logging::trace(
+            self.verbose,
+            crate::logging::DISCOVERY,
+            log::Level::Debug,
+            "zbeacon",
+            None,
+            what,
+        );
     }
 
     fn run(&mut self) {
@@ -398,7 +405,13 @@ impl State {
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("zbeacon: poll failed: {e}");
+                    crate::logging::notice_as(
+                        "zbeacon",
+                        crate::logging::DISCOVERY,
+                        log::Level::Error,
+                        None,
+                        format_args!("poll failed: {e}"),
+                    );
                     return;
                 }
             }
@@ -447,9 +460,15 @@ impl State {
                         .map(|s| s.beacon.hostname.clone())
                         .unwrap_or_default();
                     if hostname.is_empty() {
-                        eprintln!(
-                            "zbeacon: no broadcast interface found (interface='{}')",
-                            self.options.interface
+                        crate::logging::notice_as(
+                            "zbeacon",
+                            crate::logging::DISCOVERY,
+                            log::Level::Warn,
+                            None,
+                            format_args!(
+                                "no broadcast interface found (interface='{}')",
+                                self.options.interface
+                            ),
                         );
                     }
                     if direct {

@@ -458,11 +458,10 @@ impl Driver {
                     let heard = self
                         .disc
                         .handle_datagram(source, &buf[..n], now.mono_ms, &admit);
-                    if engine.verbose() && !matches!(heard, Heard::Known | Heard::Own) {
-                        eprintln!(
-                            "zgossip {}: beacon from {}: {heard:?}",
-                            engine.name(),
-                            f.udp.peer_name(from)
+                    if !matches!(heard, Heard::Known | Heard::Own) {
+                        trace(
+                            engine,
+                            format_args!("beacon from {}: {heard:?}", f.udp.peer_name(from)),
                         );
                     }
                 }
@@ -512,13 +511,10 @@ impl Driver {
         for f in &self.families {
             if let Err(e) = f.udp.send.send_to(&self.beacon, f.udp.dest) {
                 self.send_errors += 1;
-                if engine.verbose() {
-                    eprintln!(
-                        "zgossip {}: cannot send beacon to {}: {e}",
-                        engine.name(),
-                        f.udp.dest
-                    );
-                }
+                trace(
+                    engine,
+                    format_args!("cannot send beacon to {}: {e}", f.udp.dest),
+                );
             }
         }
     }
@@ -568,24 +564,20 @@ impl Driver {
                         now.mono_ms,
                         &admit,
                     );
-                    if engine.verbose() {
-                        eprintln!(
-                            "zgossip {}: mDNS service {} at {}: {what:?}",
-                            engine.name(),
-                            service.fullname,
-                            heard.address
-                        );
-                    }
+                    trace(
+                        engine,
+                        format_args!(
+                            "mDNS service {} at {}: {what:?}",
+                            service.fullname, heard.address
+                        ),
+                    );
                 }
                 Err(why) => {
                     m.mdns.reject(&service.fullname);
-                    if engine.verbose() {
-                        eprintln!(
-                            "zgossip {}: mDNS service {} ignored: {why}",
-                            engine.name(),
-                            service.fullname
-                        );
-                    }
+                    trace(
+                        engine,
+                        format_args!("mDNS service {} ignored: {why}", service.fullname),
+                    );
                 }
             }
         }
@@ -654,4 +646,17 @@ impl Driver {
             }
         }
     }
+}
+
+/// A line of the node's trace about discovery (`VERBOSE`; the logger at
+/// debug level, target `zgossip::discovery`).
+fn trace(engine: &Engine, what: std::fmt::Arguments<'_>) {
+    crate::logging::trace(
+        engine.verbose(),
+        crate::logging::DISCOVERY,
+        log::Level::Debug,
+        "zgossip",
+        Some(engine.name()),
+        what,
+    );
 }

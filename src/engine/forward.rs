@@ -117,10 +117,10 @@ impl Engine {
         if announced {
             self.run_overlay(now);
         }
-        if self.verbose {
+        if self.tracing_messages() {
             if let Some((key, t)) = self.store.entry(entry) {
                 let what = describe(&plain_publish(key, t, now));
-                self.trace(format_args!("forwarded {what} to {sent} peers"));
+                self.trace_message(format_args!("forwarded {what} to {sent} peers"));
             }
         }
     }
@@ -151,9 +151,9 @@ impl Engine {
     /// as the connection takes them: a CZMQ node joining a large store
     /// costs a few hundred KiB of output, not a second copy of the store.
     pub(super) fn send_all_tuples(&mut self, conn: ConnId, now: Now) {
-        if self.verbose {
+        if self.tracing_messages() {
             let role = self.conns.get(&conn).map_or("?", |c| role_name(c.role));
-            self.trace(format_args!(
+            self.trace_message(format_args!(
                 "{role} {conn}: send every tuple ({} x PUBLISH)",
                 self.store.len()
             ));
@@ -176,8 +176,8 @@ impl Engine {
             return;
         };
         let peer = c.peer;
-        if self.verbose {
-            self.trace(format_args!(
+        if self.tracing_messages() {
+            self.trace_message(format_args!(
                 "{} {conn}: send {}",
                 role_name(c.role),
                 msg.name()
@@ -199,9 +199,9 @@ impl Engine {
     }
 
     pub(super) fn queue_frame(&mut self, conn: ConnId, frame: &[u8], now: Now) {
-        if self.verbose {
+        if self.tracing_messages() {
             if let (Some(c), Ok(msg)) = (self.conns.get(&conn), gossip::decode(frame)) {
-                self.trace(format_args!(
+                self.trace_message(format_args!(
                     "{} {conn}: send {}",
                     role_name(c.role),
                     describe(&msg)

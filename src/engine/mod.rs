@@ -248,7 +248,8 @@ impl Engine {
         self.id
     }
 
-    /// Prints a trace of protocol events on stderr when on.
+    /// Prints a trace of protocol events on stderr when on (the logger
+    /// gets them whether or not: `src/logging.rs`).
     pub fn set_verbose(&mut self, on: bool) {
         self.verbose = on;
     }
@@ -293,10 +294,35 @@ impl Engine {
         self.conns.len()
     }
 
+    /// A line of the protocol trace (`VERBOSE`; the logger at debug level,
+    /// target `zgossip::engine`).
     fn trace(&self, what: std::fmt::Arguments<'_>) {
-        if self.verbose {
-            eprintln!("zgossip {}: {}", self.name, what);
-        }
+        crate::logging::trace(
+            self.verbose,
+            crate::logging::ENGINE,
+            log::Level::Debug,
+            "zgossip",
+            Some(&self.name),
+            what,
+        );
+    }
+
+    /// Whether lines per message (a frame received, sent, forwarded) go
+    /// anywhere: callers check it before describing the message.
+    fn tracing_messages(&self) -> bool {
+        crate::logging::tracing(self.verbose, crate::logging::ENGINE, log::Level::Trace)
+    }
+
+    /// A line per message (`VERBOSE`; the logger at trace level).
+    fn trace_message(&self, what: std::fmt::Arguments<'_>) {
+        crate::logging::trace(
+            self.verbose,
+            crate::logging::ENGINE,
+            log::Level::Trace,
+            "zgossip",
+            Some(&self.name),
+            what,
+        );
     }
 }
 

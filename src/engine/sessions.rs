@@ -202,8 +202,8 @@ impl Engine {
                 return;
             }
         };
-        if self.verbose {
-            self.trace(format_args!(
+        if self.tracing_messages() {
+            self.trace_message(format_args!(
                 "{} {conn}: recv {}",
                 role_name(role),
                 describe(&msg)

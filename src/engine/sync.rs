@@ -287,7 +287,7 @@ impl Engine {
         frame: &[u8],
         now: Now,
     ) {
-        if self.verbose {
+        if self.tracing_messages() {
             let what = match &msg {
                 zgp2::Message::Tuple(t) => format!(
                     "TUPLE key={}{}",
@@ -300,7 +300,7 @@ impl Engine {
                 zgp2::Message::Overlay(m) => m.name().to_string(),
                 zgp2::Message::Membership(m) => m.name().to_string(),
             };
-            self.trace(format_args!("{} {conn}: recv {what}", role_name(role)));
+            self.trace_message(format_args!("{} {conn}: recv {what}", role_name(role)));
         }
         if role == Role::Inbound && matches!(session, Session::Expired | Session::Invalidated) {
             // ZGP/2 clients ping; traffic means the session is alive.

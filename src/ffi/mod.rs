@@ -28,6 +28,7 @@ mod boundary;
 mod keys;
 
 mod error;
+mod log_handler;
 mod node;
 mod ownership;
 mod version;
@@ -35,6 +36,9 @@ mod view;
 
 pub use error::{zgossip_last_error, zgossip_result, zgossip_result_name};
 pub use keys::zgossip_keypair;
+pub use log_handler::{
+    zgossip_log_fn, zgossip_log_level, zgossip_set_log_handler, zgossip_set_log_level,
+};
 pub use node::{
     zgossip_destroy, zgossip_fd, zgossip_frames_free, zgossip_new, zgossip_rcvtimeo, zgossip_recv,
     zgossip_recv_view, zgossip_send, zgossip_set_rcvtimeo, zgossip_str_free, zgossip_str_send,

@@ -108,7 +108,12 @@ fn try_on_a_thread(set: &CpuSet) -> std::result::Result<(), String> {
 pub(crate) fn apply_to_this_thread() {
     if let Ok(Some(set)) = io_cpus() {
         if let Err(e) = sched_setaffinity(Pid::from_raw(0), set) {
-            eprintln!("zgossip: {IO_CPUS_ENV}: cannot keep this thread on its CPUs: {e}");
+            crate::logging::notice(
+                crate::logging::REACTOR,
+                log::Level::Warn,
+                None,
+                format_args!("{IO_CPUS_ENV}: cannot keep this thread on its CPUs: {e}"),
+            );
         }
     }
 }

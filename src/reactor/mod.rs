@@ -19,6 +19,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use log::Level;
 use mio::{Interest, Token};
 
 /// Wakes a node's event loop: a note to its thread naming the node (a
@@ -44,6 +45,7 @@ use crate::engine::{Action, ConnId, Engine, Now, Peer, RemoteId, Role, Settings}
 use crate::error::{Error, Result};
 use crate::handle::inbox::{Batch, Inbox, Next};
 use crate::handle::replies::Replies;
+use crate::logging;
 use crate::wire::{zgp2, zmtp};
 
 use net::{Listener, Stream};
@@ -226,10 +228,17 @@ impl Reactor {
         read_clocks().now
     }
 
+    /// A line of the trace (`VERBOSE`; the logger at debug level, target
+    /// `zgossip::reactor`).
     fn trace(&self, what: std::fmt::Arguments<'_>) {
-        if self.engine.verbose() {
-            eprintln!("zgossip {}: {}", self.engine.name(), what);
-        }
+        logging::trace(
+            self.engine.verbose(),
+            logging::REACTOR,
+            Level::Debug,
+            "zgossip",
+            Some(self.engine.name()),
+            what,
+        );
     }
 
     /// Whether the node still runs (no `$TERM` yet).
@@ -1557,7 +1566,12 @@ impl Reactor {
         match self.load(&file) {
             Ok(()) => self.trace(format_args!("reloaded configuration from {file}")),
             Err(e) => {
-                eprintln!("zgossip {}: {e}", self.engine.name());
+                logging::notice(
+                    logging::REACTOR,
+                    Level::Warn,
+                    Some(self.engine.name()),
+                    format_args!("{e}"),
+                );
                 self.config_file.failed(current);
             }
         }

@@ -22,8 +22,11 @@ use std::io;
 use std::path::Path;
 use std::sync::mpsc;
 
+use log::Level;
+
 use crate::engine::{Engine, Now, Restored};
 use crate::error::Result;
+use crate::logging;
 use crate::persist::file::{self, DataDir};
 use crate::persist::{record, snapshot, Counters, Fsync};
 
@@ -126,12 +129,15 @@ impl Persist {
         let mut stats = Counters::default();
         if let Some((offset, why)) = opened.scan.torn {
             stats.torn_tails += 1;
-            eprintln!(
-                "zgossip {}: {shown}: cut {} bytes written after the last sync, from a torn or \
-                 damaged record at offset {offset} ({why}); the {} records before it are loaded",
-                engine.name(),
-                opened.cut_bytes,
-                opened.scan.records
+            logging::notice(
+                logging::STORE,
+                Level::Warn,
+                Some(engine.name()),
+                format_args!(
+                    "{shown}: cut {} bytes written after the last sync, from a torn or damaged \
+                     record at offset {offset} ({why}); the {} records before it are loaded",
+                    opened.cut_bytes, opened.scan.records
+                ),
             );
         }
         let held_before = engine.store().entries();
@@ -234,7 +240,12 @@ impl Persist {
     pub(crate) fn timeout(&mut self, engine: &mut Engine, now: Now) {
         if self.failing.is_some() {
             if now.mono_ms >= self.retry_at && self.compact(engine, now).is_ok() {
-                eprintln!("zgossip {}: {}: writing again", engine.name(), self.shown);
+                logging::notice(
+                    logging::STORE,
+                    Level::Info,
+                    Some(engine.name()),
+                    format_args!("{}: writing again", self.shown),
+                );
             }
             return;
         }
@@ -334,7 +345,12 @@ impl Persist {
                     })
                 }
                 Err(e) => {
-                    eprintln!("zgossip: cannot compact {}: no thread: {e}", self.shown);
+                    logging::notice(
+                        logging::STORE,
+                        Level::Warn,
+                        None,
+                        format_args!("cannot compact {}: no thread: {e}", self.shown),
+                    );
                     self.compact_after = now.mono_ms + RETRY_MS;
                     return;
                 }
@@ -402,7 +418,12 @@ impl Persist {
                 // the compaction is lost, and tried again later.
                 self.dir.discard_new();
                 self.stats.write_errors += 1;
-                eprintln!("zgossip: cannot compact {}: {e}", self.shown);
+                logging::notice(
+                    logging::STORE,
+                    Level::Warn,
+                    None,
+                    format_args!("cannot compact {}: {e}", self.shown),
+                );
                 self.compact_after = now.mono_ms + RETRY_MS;
             }
         }
@@ -448,7 +469,12 @@ impl Persist {
         }
         self.stats.write_errors += 1;
         if self.failing.is_none() {
-            eprintln!("zgossip: {why}; the node goes on from memory and tries again every second");
+            logging::notice(
+                logging::STORE,
+                Level::Error,
+                None,
+                format_args!("{why}; the node goes on from memory and tries again every second"),
+            );
             self.report = Some(why.clone());
         }
         self.failing = Some(why);
@@ -496,9 +522,11 @@ impl Persist {
                 let why = format!("cannot compact {}: {e}", self.shown);
                 self.stats.write_errors += 1;
                 if self.failing.is_none() {
-                    eprintln!(
-                        "zgossip {}: {why}; the node goes on from memory",
-                        engine.name()
+                    logging::notice(
+                        logging::STORE,
+                        Level::Error,
+                        Some(engine.name()),
+                        format_args!("{why}; the node goes on from memory"),
                     );
                     self.report = Some(why.clone());
                 }

@@ -22,11 +22,13 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use log::Level;
 use mio::{Events, Poll, Registry, Token, Waker};
 use parking_lot::{Condvar, Mutex};
 
 use super::{begin_round, end_round, round_instant, FastMap, Reactor, LOCAL_TOKENS};
 use crate::error::{Error, Result};
+use crate::logging;
 
 /// Environment variable: number of shared event-loop threads.
 pub const IO_THREADS_ENV: &str = "ZGOSSIP_IO_THREADS";
@@ -369,7 +371,12 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>, lif
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 // Cannot happen with a valid epoll set; never spin on it.
-                eprintln!("zgossip: event-loop poll failed: {e}");
+                logging::notice(
+                    logging::REACTOR,
+                    Level::Error,
+                    None,
+                    format_args!("event-loop poll failed: {e}"),
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -383,10 +390,7 @@ fn run(mut poll: Poll, rx: Receiver<(usize, Hosted)>, wake: Arc<ThreadWake>, lif
                     // A command may have woken it before it got here.
                     let woke = catch_unwind(AssertUnwindSafe(|| hosted.reactor.wakeup()));
                     if woke.is_err() {
-                        eprintln!(
-                            "zgossip {}: node stopped by an internal error (panic)",
-                            hosted.reactor.name()
-                        );
+                        stopped_by_panic(hosted.reactor.name());
                         continue; // dropped: its application is told
                     }
                     hosted_any = true;
@@ -449,10 +453,7 @@ fn serve(nodes: &mut Nodes, finished: &mut Vec<usize>, node: usize, f: impl FnOn
     }
     let reactor = &mut s.hosted.reactor;
     if catch_unwind(AssertUnwindSafe(|| f(reactor))).is_err() {
-        eprintln!(
-            "zgossip {}: node stopped by an internal error (panic)",
-            reactor.name()
-        );
+        stopped_by_panic(reactor.name());
         s.lingering = true;
         finished.push(node);
     }
@@ -504,11 +505,19 @@ fn give_turn(s: &mut Slot) -> bool {
     match outcome {
         Ok(keep) => keep,
         Err(_) => {
-            eprintln!(
-                "zgossip {}: node stopped by an internal error (panic)",
-                reactor.name()
-            );
+            stopped_by_panic(reactor.name());
             false
         }
     }
+}
+
+/// Says that the node `name` was stopped by a panic (an error; stderr
+/// when no logger takes it).
+fn stopped_by_panic(name: &str) {
+    logging::notice(
+        logging::REACTOR,
+        Level::Error,
+        Some(name),
+        format_args!("node stopped by an internal error (panic)"),
+    );
 }

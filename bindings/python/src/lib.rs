@@ -22,6 +22,8 @@ use pyo3::types::{PyBool, PyInt, PyString, PyType};
 
 use zgossip::{Error, ErrorKind};
 
+mod logging;
+
 /// Longest time a wait runs detached before checking for signals.
 const SLICE: Duration = Duration::from_millis(100);
 
@@ -104,6 +106,9 @@ impl NodeCore {
     #[new]
     #[pyo3(signature = (name = "zgossip"))]
     fn new(py: Python<'_>, name: &str) -> PyResult<Self> {
+        // The node's log lines go to `logging` (zgossip/_logging.py), from
+        // its first line on.
+        py.import("zgossip._logging")?.call_method0("start")?;
         let node = zgossip::Node::new(name).map_err(|e| raise(py, e))?;
         Ok(NodeCore {
             node,
@@ -487,5 +492,9 @@ fn _zgossip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeCore>()?;
     m.add_class::<Member>()?;
     m.add_function(wrap_pyfunction!(keypair, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::log_install, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::log_set_level, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::log_next, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::log_dropped, m)?)?;
     Ok(())
 }
