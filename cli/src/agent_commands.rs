@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use zgossip::Member;
 
 use crate::control_client::{reply_or_error, Client};
+use crate::json::json_text;
 use crate::{
-    json_string, print_event, print_members, printable, stop_flag, Failure, EXIT_FAILURE,
-    EXIT_NOT_FOUND,
+    print_event, print_members, printable, stop_flag, Failure, EXIT_FAILURE, EXIT_NOT_FOUND,
 };
 
 /// How often a streaming command looks at its stop flag.
@@ -96,7 +96,7 @@ pub fn stats(path: &Path, json: bool, timeout: Duration) -> Result<(), Failure> 
         let fields: Vec<String> = counters
             .chunks(2)
             .filter_map(|c| match c {
-                [name, value] => Some(format!("{}:{value}", json_string(name))),
+                [name, value] => Some(format!("{}:{value}", json_text(name))),
                 _ => None,
             })
             .collect();

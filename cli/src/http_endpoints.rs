@@ -9,7 +9,8 @@ use std::sync::Arc;
 use zgossip::Node;
 
 use crate::http_server::{self, Route};
-use crate::{json_string, metrics_http, page_http};
+use crate::json::json_text;
+use crate::{metrics_http, page_http};
 
 /// Starts the endpoints asked for, and prints a line for each
 /// (`metrics at URL`, `page at URL`, or a JSON event with `json`).
@@ -49,7 +50,7 @@ pub fn start(
 fn announce(what: &str, bound: SocketAddr, path: &str, json: bool) {
     let url = format!("http://{bound}{path}");
     if json {
-        println!("{{\"event\":\"{what}\",\"url\":{}}}", json_string(&url));
+        println!("{{\"event\":\"{what}\",\"url\":{}}}", json_text(&url));
     } else {
         println!("{what} at {url}");
     }

@@ -9,6 +9,7 @@ mod control_path;
 mod demo;
 mod http_endpoints;
 mod http_server;
+mod json;
 mod metrics_http;
 mod metrics_text;
 mod page_http;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use json::json_text;
 use zgossip::{Member, Node};
 
 /// Exit codes scripts can rely on.
@@ -513,24 +515,6 @@ fn stop_flag() -> Result<Arc<AtomicBool>, Failure> {
     Ok(flag)
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Prints one message from a node, as text or JSON. Returns false for
 /// messages that are not news (replies).
 fn print_event(m: &[String], json: bool, prefix: &str) -> bool {
@@ -553,10 +537,10 @@ fn print_event(m: &[String], json: bool, prefix: &str) -> bool {
         match value {
             Some(v) => format!(
                 "{{\"event\":\"{event}\",\"key\":{},\"value\":{}}}",
-                json_string(key),
-                json_string(v)
+                json_text(key),
+                json_text(v)
             ),
-            None => format!("{{\"event\":\"{event}\",\"key\":{}}}", json_string(key)),
+            None => format!("{{\"event\":\"{event}\",\"key\":{}}}", json_text(key)),
         }
     } else {
         match (event, value) {
@@ -576,10 +560,10 @@ fn print_member_event(id: &str, name: &str, state: &str, endpoint: &str, json: b
     let line = if json {
         format!(
             "{{\"event\":\"member\",\"id\":{},\"name\":{},\"state\":{},\"endpoint\":{}}}",
-            json_string(id),
-            json_string(name),
-            json_string(state),
-            json_string(endpoint)
+            json_text(id),
+            json_text(name),
+            json_text(state),
+            json_text(endpoint)
         )
     } else {
         let endpoint = if endpoint.is_empty() { "-" } else { endpoint };
@@ -624,10 +608,7 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
             _ => ep.clone(),
         };
         if args.json {
-            println!(
-                "{{\"event\":\"bound\",\"endpoint\":{}}}",
-                json_string(&shown)
-            );
+            println!("{{\"event\":\"bound\",\"endpoint\":{}}}", json_text(&shown));
         } else {
             println!("bound {shown}");
         }
@@ -664,7 +645,7 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
         if args.json {
             println!(
                 "{{\"event\":\"discovering\",\"host\":{},\"port\":{port}}}",
-                json_string(&host)
+                json_text(&host)
             );
         } else if args.no_beacon {
             println!("discovering from {host} over mDNS");
@@ -726,7 +707,7 @@ fn start_agent(
         Ok(agent) => {
             let shown = agent.path().display().to_string();
             if args.json {
-                println!("{{\"event\":\"control\",\"path\":{}}}", json_string(&shown));
+                println!("{{\"event\":\"control\",\"path\":{}}}", json_text(&shown));
             } else {
                 println!("control at {shown}");
             }
@@ -964,9 +945,9 @@ fn print_members(list: &[Member], json: bool) {
                 out,
                 "{{\"id\":\"{:016x}\",\"name\":{},\"state\":\"{}\",\"endpoint\":{}}}",
                 m.id,
-                json_string(&m.name),
+                json_text(&m.name),
                 m.state.name(),
-                json_string(&m.endpoint)
+                json_text(&m.endpoint)
             );
         }
     } else {
