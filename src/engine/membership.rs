@@ -35,18 +35,15 @@
 //! messages and the time go in; messages to send, events for the
 //! application and a deadline come out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 // Maps iterated in ways that decide what is sent are ordered, or hashed
 // with fixed keys: a run of the simulator must not depend on a hash seed.
 
+use super::member_table::MemberTable;
 use super::ConnId;
 use crate::rng::Rng;
 use crate::wire::membership::{MemberRecord, MemberState, Message, MAX_DIGEST_BITS, MAX_RECORDS};
-
-/// SipHash with fixed keys: the same order in every run.
-type FixedHash = BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 
 /// Buckets of the full digest (2^[`MAX_DIGEST_BITS`]).
 const BUCKETS: usize = 1 << MAX_DIGEST_BITS;
@@ -145,7 +142,7 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn of(r: &MemberRecord) -> Stored {
+    pub(super) fn of(r: &MemberRecord) -> Stored {
         // Names from the wire are at most 255 bytes; a longer one (only
         // ever local) is cut at a character boundary.
         let mut n = r.name.len().min(usize::from(u16::MAX));
@@ -192,14 +189,41 @@ impl Stored {
 #[derive(Debug, Clone)]
 pub struct Member {
     pub record: Stored,
-    /// Monotonic ms of the last change of state or incarnation.
-    pub changed_at: u64,
-    /// Monotonic ms of the last record about it that came here.
-    pub heard_at: u64,
+    /// The last change of state or incarnation, and the last record about
+    /// it that came here, in tenths of a second of monotonic time (four
+    /// bytes each: the table holds every member of the network).
+    changed: u32,
+    heard: u32,
     suspicion: Option<Box<Suspicion>>,
 }
 
+/// Monotonic ms as tenths of a second (136 years of them fit).
+fn tenths(ms: u64) -> u32 {
+    u32::try_from(ms / 100).unwrap_or(u32::MAX)
+}
+
 impl Member {
+    pub(super) fn new(record: Stored, now: u64) -> Member {
+        Member {
+            record,
+            changed: tenths(now),
+            heard: tenths(now),
+            suspicion: None,
+        }
+    }
+
+    /// Monotonic ms of the last change of state or incarnation (to a
+    /// tenth of a second).
+    pub fn changed_at(&self) -> u64 {
+        u64::from(self.changed) * 100
+    }
+
+    /// Monotonic ms of the last record about it that came here (to a
+    /// tenth of a second).
+    pub fn heard_at(&self) -> u64 {
+        u64::from(self.heard) * 100
+    }
+
     /// While the member is suspect: how many observers accused it (at most
     /// eight are counted), and whether this node is one of them.
     pub fn accusers(&self) -> Option<(usize, bool)> {
@@ -267,7 +291,7 @@ pub struct Membership {
     /// A hash map with a fixed hasher: iterated in one order run after
     /// run (the simulator replays), and about 25 bytes an entry lighter
     /// than a B-tree.
-    members: HashMap<u64, Member, FixedHash>,
+    members: MemberTable,
     /// (hash of the name, id): the members of a name, without a second
     /// copy of every name (a table entry costs about 200 bytes, not 280).
     by_name: BTreeSet<(u64, u64)>,
@@ -374,7 +398,7 @@ impl Membership {
                 name: name.to_string(),
                 endpoint: String::new(),
             },
-            members: HashMap::default(),
+            members: MemberTable::default(),
             by_name: BTreeSet::new(),
             tombstones: BTreeMap::new(),
             digest: Box::new([0; BUCKETS]),
@@ -753,7 +777,7 @@ impl Membership {
         let old: Vec<u64> = self
             .members
             .values()
-            .filter(|m| m.record.state.is_gone() && now >= m.changed_at + keep)
+            .filter(|m| m.record.state.is_gone() && now >= m.changed_at() + keep)
             .map(|m| m.record.id)
             .collect();
         for id in old {
@@ -809,7 +833,7 @@ impl Membership {
             self.add(r, from, now);
             return;
         };
-        m.heard_at = now;
+        m.heard = tenths(now);
         if r.state == MemberState::Suspect
             && m.record.state == MemberState::Suspect
             && r.incarnation == m.record.incarnation
@@ -862,12 +886,7 @@ impl Membership {
         let id = r.id;
         self.digest[bucket(id)] ^= record_hash(&r);
         self.by_name.insert((name_hash(&r.name), id));
-        let mut m = Member {
-            record: Stored::of(&r),
-            changed_at: now,
-            heard_at: now,
-            suspicion: None,
-        };
+        let mut m = Member::new(Stored::of(&r), now);
         if r.state.is_gone() {
             self.gone += 1;
             self.gone_out.push(id);
@@ -876,7 +895,7 @@ impl Membership {
             m.suspicion = Some(self.new_suspicion(&r, now));
             self.suspects += 1;
         }
-        self.members.insert(id, m);
+        self.members.insert(m);
         if !r.state.is_gone() {
             // A member first heard of as gone was never seen here: no news.
             self.event(&r);
@@ -984,7 +1003,7 @@ impl Membership {
             self.by_name.insert((name_hash(&r.name), r.id));
         }
         m.record = Stored::of(&r);
-        m.changed_at = now;
+        m.changed = tenths(now);
         match r.state {
             MemberState::Suspect => self.stats.suspicions += 1,
             MemberState::Failed => self.stats.failures += 1,

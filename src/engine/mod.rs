@@ -29,6 +29,7 @@ mod ephemeral;
 mod forward;
 mod journal;
 mod limits;
+mod member_table;
 mod members;
 pub mod membership;
 pub mod metrics;
