@@ -1,6 +1,7 @@
 //! The `zgossip` command: run a node, read and write a gossip network from
 //! the shell, or watch a demo cluster.
 
+mod accept_bounded;
 mod agent;
 mod agent_commands;
 mod control_client;
