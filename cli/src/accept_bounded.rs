@@ -105,6 +105,9 @@ mod tests {
         let refused = refused.into_inner();
         assert_eq!(refused.first(), Some(&2), "{refused:?}");
         let again = served.recv_timeout(Duration::from_secs(10));
-        assert!(again.is_ok_and(|s| s >= 3), "slots never came back: {refused:?}");
+        assert!(
+            again.is_ok_and(|s| s >= 3),
+            "slots never came back: {refused:?}"
+        );
     }
 }
