@@ -75,10 +75,13 @@ impl Response {
     }
 }
 
-/// Answers a request for a path it serves, `None` for the others (the
-/// server then answers `404`).
+/// Answers a request for a path it serves, `None` for the others.
+type Answer = Box<dyn Fn(&Request) -> Option<Response> + Send + Sync>;
+
+/// The paths a route answers (the server answers `404` for a path no
+/// route answers), and whether without a `Host`.
 pub struct Route {
-    answer: Box<dyn Fn(&Request) -> Option<Response> + Send + Sync>,
+    answer: Answer,
     /// Whether a request without a `Host` header is answered too.
     without_host: bool,
 }
