@@ -208,7 +208,7 @@ pub fn metrics(ns: &str) -> Result<String, String> {
             "bash",
             "-c",
             "exec 3<>/dev/tcp/127.0.0.1/9464 && \
-             printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3 && timeout 5 cat <&3",
+             printf 'GET /metrics HTTP/1.1\\r\\nHost: 127.0.0.1:9464\\r\\n\\r\\n' >&3 && timeout 5 cat <&3",
         ],
     )
 }
