@@ -6,19 +6,9 @@ mod netns;
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::process::{Proc, BIN, T};
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::process::{run, Proc, BIN, T};
 
 #[test]
 fn two_node_processes_exchange_tuples() {

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::http::{get_ok as get, request};
-use support::process::{Proc, BIN, T};
+use support::process::{run, Proc, T};
 
 /// Longest one run of the browser may take.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
@@ -294,12 +294,8 @@ fn a_request_for_another_host_is_refused() {
 
 #[test]
 fn a_bad_page_address_is_a_clear_error() {
-    let out = Command::new(BIN)
-        .args(["node", "--http", "no-port-here"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = run(&["node", "--no-control", "--http", "no-port-here"]);
+    assert_eq!(code, 3);
     assert!(
         err.contains("--http: 'no-port-here' is not a host:port address"),
         "{err}"

@@ -5,11 +5,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Instant;
 
 use support::http::{get, request as http};
-use support::process::{Proc, BIN, T};
+use support::process::{run, Proc, T};
 
 #[test]
 fn the_metrics_endpoint_serves_the_text_and_refuses_the_rest() {
@@ -124,23 +123,23 @@ fn the_metrics_endpoint_answers_ip_addresses_localhost_and_the_names_given() {
 
 #[test]
 fn a_bad_http_host_is_a_usage_error() {
-    let out = Command::new(BIN)
-        .args(["node", "--metrics", "127.0.0.1:0", "--http-host", "a:80"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let args = [
+        "node",
+        "--no-control",
+        "--metrics",
+        "127.0.0.1:0",
+        "--http-host",
+        "a:80",
+    ];
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 2);
     assert!(err.contains("'a:80' is not a host name"), "{err}");
 }
 
 #[test]
 fn a_bad_metrics_address_is_a_clear_error() {
-    let out = Command::new(BIN)
-        .args(["node", "--metrics", "no-port-here"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = run(&["node", "--no-control", "--metrics", "no-port-here"]);
+    assert_eq!(code, 3);
     assert!(
         err.contains("--metrics: 'no-port-here' is not a host:port address"),
         "{err}"

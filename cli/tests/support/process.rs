@@ -41,13 +41,8 @@ impl Proc {
     }
 
     /// Runs `c`, its stderr inherited.
-    pub fn spawn(mut c: Command) -> Proc {
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
+    pub fn spawn(c: Command) -> Proc {
+        let (child, lines) = launch(c, Stdio::inherit());
         Proc {
             child,
             lines,
@@ -56,13 +51,8 @@ impl Proc {
     }
 
     /// Runs `c`, its stderr kept for [`Proc::wait_with_stderr`].
-    pub fn spawn_keeping_stderr(mut c: Command) -> Proc {
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
+    pub fn spawn_keeping_stderr(c: Command) -> Proc {
+        let (mut child, lines) = launch(c, Stdio::piped());
         let mut err = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let kept = stderr.clone();
@@ -171,6 +161,23 @@ impl Proc {
     pub fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+}
+
+/// Starts `c` with its stdout piped and read as lines, and `stderr`.
+fn launch(mut c: Command, stderr: Stdio) -> (Child, mpsc::Receiver<String>) {
+    let mut child = c.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    (child, lines)
+}
+
+/// Runs `zgossip args` to its end; its exit code, stdout and stderr.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Drop for Proc {
