@@ -15,13 +15,13 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zgossip::Node;
 
+use crate::accept_bounded;
 use crate::control_codec::{self, Decoder, GREETING, MAX_REQUEST};
 use crate::control_path::{self, Existing};
 
@@ -122,10 +122,9 @@ pub fn serve(path: &Path, node: Arc<Node>, watchers: Arc<Watchers>) -> Result<Ag
     let ino = std::fs::symlink_metadata(path)
         .map_err(|e| format!("cannot read {shown}: {e}"))?
         .ino();
-    let active = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("zgossip-agent".into())
-        .spawn(move || accept_loop(listener, node, watchers, active))
+        .spawn(move || accept_loop(listener, node, watchers))
         .map_err(|e| format!("cannot start the agent's thread: {e}"))?;
     Ok(Agent {
         path: path.to_path_buf(),
@@ -133,41 +132,23 @@ pub fn serve(path: &Path, node: Arc<Node>, watchers: Arc<Watchers>) -> Result<Ag
     })
 }
 
-fn accept_loop(
-    listener: UnixListener,
-    node: Arc<Node>,
-    watchers: Arc<Watchers>,
-    active: Arc<AtomicUsize>,
-) {
-    for stream in listener.incoming() {
-        let mut stream = match stream {
-            Ok(s) => s,
-            // Out of descriptors, say: do not spin.
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            let _ = refuse(
-                &mut stream,
-                &format!("too many clients (at most {MAX_CLIENTS})"),
-            );
-            continue;
-        }
-        let (node, watchers, done) = (node.clone(), watchers.clone(), active.clone());
-        let spawned = std::thread::Builder::new()
-            .name("zgossip-agent-conn".into())
-            .spawn(move || {
-                let _ = Connection::new(stream, &node, &watchers).serve();
-                done.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            active.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
+fn accept_loop(listener: UnixListener, node: Arc<Node>, watchers: Arc<Watchers>) {
+    let refuse_busy = |mut stream: UnixStream| {
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let _ = refuse(
+            &mut stream,
+            &format!("too many clients (at most {MAX_CLIENTS})"),
+        );
+    };
+    accept_bounded::serve_each(
+        listener.incoming(),
+        MAX_CLIENTS,
+        "zgossip-agent-conn",
+        refuse_busy,
+        move |stream| {
+            let _ = Connection::new(stream, &node, &watchers).serve();
+        },
+    );
 }
 
 /// The greeting and one `ERROR`, for a connection not served.

@@ -9,12 +9,19 @@
 //! own, so that a client that connects and sends nothing (a browser's
 //! speculative connection, say) delays nobody; one more is answered
 //! `503` at once.
+//!
+//! Every request's `Host` must be one the endpoints answer
+//! (`http_host.rs`, against DNS rebinding), else it is answered `421`;
+//! a request without one is answered only by the routes that take that
+//! (`/metrics`, for HTTP/1.0 scrapers).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::accept_bounded;
+use crate::http_host::AllowedHosts;
 
 /// Largest request head (request line and headers) read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -68,15 +75,45 @@ impl Response {
     }
 }
 
-/// Answers a request for a path it serves, `None` for the others (the
-/// server then answers `404`).
-pub type Route = Box<dyn Fn(&Request) -> Option<Response> + Send + Sync>;
+/// Answers a request for a path it serves, `None` for the others.
+type Answer = Box<dyn Fn(&Request) -> Option<Response> + Send + Sync>;
 
-/// Binds `addr` (host:port; port 0 picks one) and serves `routes` on a
+/// The paths a route answers (the server answers `404` for a path no
+/// route answers), and whether without a `Host`.
+pub struct Route {
+    answer: Answer,
+    /// Whether a request without a `Host` header is answered too.
+    without_host: bool,
+}
+
+impl Route {
+    /// A route for requests with an allowed `Host` header.
+    pub fn new(answer: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static) -> Route {
+        Route {
+            answer: Box::new(answer),
+            without_host: false,
+        }
+    }
+
+    /// The same route, also for requests without a `Host` header
+    /// (HTTP/1.0 clients may send none).
+    pub fn also_without_host(mut self) -> Route {
+        self.without_host = true;
+        self
+    }
+}
+
+/// What a listener serves: its routes, and the `Host` values it answers.
+pub struct Site {
+    pub routes: Vec<Route>,
+    pub hosts: AllowedHosts,
+}
+
+/// Binds `addr` (host:port; port 0 picks one) and serves `site` on a
 /// thread for as long as the process runs: the first route that answers
 /// a request answers it. `option` names the command-line option in
 /// errors. Returns the address bound.
-pub fn serve(addr: &str, option: &str, routes: Vec<Route>) -> Result<SocketAddr, String> {
+pub fn serve(addr: &str, option: &str, site: Site) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|e| format!("{option}: '{addr}' is not a host:port address: {e}"))?
@@ -86,60 +123,32 @@ pub fn serve(addr: &str, option: &str, routes: Vec<Route>) -> Result<SocketAddr,
     let bound = listener
         .local_addr()
         .map_err(|e| format!("{option}: {e}"))?;
-    let routes = Arc::new(routes);
+    let site = Arc::new(site);
     std::thread::Builder::new()
         .name("zgossip-http".into())
-        .spawn(move || accept_loop(listener, routes))
+        .spawn(move || accept_loop(listener, site))
         .map_err(|e| format!("{option}: cannot start its thread: {e}"))?;
     Ok(bound)
 }
 
-fn accept_loop(listener: TcpListener, routes: Arc<Vec<Route>>) {
-    let busy = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        let mut s = match stream {
-            Ok(s) => s,
-            // Out of descriptors, say: do not spin.
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-            busy.fetch_sub(1, Ordering::AcqRel);
-            let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = write_response(
-                &mut s,
-                &Response::error("503 Service Unavailable", "busy: try again"),
-                false,
-            );
-            continue;
-        }
-        let (routes, done) = (routes.clone(), Release(busy.clone()));
-        let spawned = std::thread::Builder::new()
-            .name("zgossip-http-client".into())
-            .spawn(move || {
-                let _done = done;
-                let _ = handle(s, &routes);
-            });
-        // The closure, and with it the slot's release, is dropped when
-        // the thread cannot start.
-        if spawned.is_err() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+fn accept_loop(listener: TcpListener, site: Arc<Site>) {
+    let refuse_busy = |mut s: TcpStream| {
+        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+        let busy = Response::error("503 Service Unavailable", "busy: try again");
+        let _ = write_response(&mut s, &busy, false);
+    };
+    accept_bounded::serve_each(
+        listener.incoming(),
+        MAX_CLIENTS,
+        "zgossip-http-client",
+        refuse_busy,
+        move |s| {
+            let _ = handle(s, &site);
+        },
+    );
 }
 
-/// Gives a client slot back when dropped, whatever way its thread ends.
-struct Release(Arc<AtomicUsize>);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn handle(mut s: TcpStream, routes: &[Route]) -> std::io::Result<()> {
+fn handle(mut s: TcpStream, site: &Site) -> std::io::Result<()> {
     s.set_write_timeout(Some(TIMEOUT))?;
     let head = match read_head(&mut s) {
         Ok(h) => h,
@@ -147,13 +156,13 @@ fn handle(mut s: TcpStream, routes: &[Route]) -> std::io::Result<()> {
             return write_response(&mut s, &Response::error(status, status), false)
         }
     };
-    let (answer, head_only) = answer(&head, routes);
+    let (answer, head_only) = answer(&head, site);
     write_response(&mut s, &answer, head_only)
 }
 
 /// The answer to a request head, and whether it is to a `HEAD` (no
 /// body sent).
-pub fn answer(head: &str, routes: &[Route]) -> (Response, bool) {
+pub fn answer(head: &str, site: &Site) -> (Response, bool) {
     let line = head.lines().next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (method, target, version) = (parts.next(), parts.next(), parts.next());
@@ -173,14 +182,52 @@ pub fn answer(head: &str, routes: &[Route]) -> (Response, bool) {
             .with_header("Allow", "GET, HEAD");
         return (refused, false);
     }
+    let host = match host_header(head) {
+        Ok(host) => host,
+        Err(()) => {
+            let refused = Response::error("400 Bad Request", "more than one Host header");
+            return (refused, false);
+        }
+    };
+    if host.is_some_and(|h| !site.hosts.allows(h)) {
+        let refused = Response::error(
+            MISDIRECTED,
+            "this Host is not served: use an IP address or localhost, \
+             or start the node with --http-host NAME",
+        );
+        return (refused, false);
+    }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let request = Request {
         path: path.to_string(),
         query: query.to_string(),
     };
-    let found = routes.iter().find_map(|route| route(&request));
-    let answer = found.unwrap_or_else(|| Response::error("404 Not Found", "not found"));
+    let mut routes = site
+        .routes
+        .iter()
+        .filter(|route| host.is_some() || route.without_host);
+    let found = routes.find_map(|route| (route.answer)(&request));
+    let answer = found.unwrap_or_else(|| match host {
+        Some(_) => Response::error("404 Not Found", "not found"),
+        None => Response::error(MISDIRECTED, "a Host header is required here"),
+    });
     (answer, head_only)
+}
+
+/// The status of a request refused for its `Host`.
+const MISDIRECTED: &str = "421 Misdirected Request";
+
+/// The value of the request's `Host` header (trimmed), `None` without
+/// one, `Err` with more than one.
+fn host_header(head: &str) -> Result<Option<&str>, ()> {
+    let mut hosts = head.lines().skip(1).filter_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("host").then(|| value.trim())
+    });
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Err(()),
+        (host, None) => Ok(host),
+    }
 }
 
 /// Why a request was refused before it was read whole: its status line.
@@ -273,13 +320,21 @@ fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn routes() -> Vec<Route> {
-        vec![Box::new(|r: &Request| {
+    /// `/x` (its query in the body), and `/open`, served without a Host.
+    fn site() -> Site {
+        let x = Route::new(|r: &Request| {
             (r.path == "/x").then(|| Response::ok("text/plain", format!("q={}", r.query)))
-        })]
+        });
+        let open = Route::new(|r: &Request| {
+            (r.path == "/open").then(|| Response::ok("text/plain", String::new()))
+        });
+        Site {
+            routes: vec![x, open.also_without_host()],
+            hosts: AllowedHosts::new(&["gossip.example".to_string()]),
+        }
     }
 
-    /// Sends `request` to a server of `routes()`; the whole answer.
+    /// Sends `request` to a server of `site()`; the whole answer.
     fn exchange(addr: SocketAddr, request: &[u8]) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -291,16 +346,18 @@ mod tests {
 
     #[test]
     fn requests_are_routed_and_the_rest_refused() {
-        let routes = routes();
-        let status = |head: &str| answer(head, &routes).0.status;
-        assert_eq!(status("GET /x HTTP/1.1\r\nHost: a"), "200 OK");
-        assert_eq!(status("GET /x?a=1 HTTP/1.0"), "200 OK");
-        assert_eq!(answer("GET /x?a=1 HTTP/1.1", &routes).0.body, "q=a=1");
-        let (r, head_only) = answer("HEAD /x HTTP/1.1", &routes);
+        let site = site();
+        let status = |head: &str| answer(head, &site).0.status;
+        const HOST: &str = "\r\nHost: 127.0.0.1:80";
+        assert_eq!(status(&format!("GET /x HTTP/1.1{HOST}")), "200 OK");
+        assert_eq!(status(&format!("GET /x?a=1 HTTP/1.0{HOST}")), "200 OK");
+        let (r, _) = answer(&format!("GET /x?a=1 HTTP/1.1{HOST}"), &site);
+        assert_eq!(r.body, "q=a=1");
+        let (r, head_only) = answer(&format!("HEAD /x HTTP/1.1{HOST}"), &site);
         assert!(head_only && r.status == "200 OK");
-        assert_eq!(status("GET /y HTTP/1.1"), "404 Not Found");
-        assert_eq!(status("GET /x/ HTTP/1.1"), "404 Not Found");
-        let (r, _) = answer("POST /x HTTP/1.1", &routes);
+        assert_eq!(status(&format!("GET /y HTTP/1.1{HOST}")), "404 Not Found");
+        assert_eq!(status(&format!("GET /x/ HTTP/1.1{HOST}")), "404 Not Found");
+        let (r, _) = answer("POST /x HTTP/1.1", &site);
         assert_eq!(r.status, "405 Method Not Allowed");
         assert!(r.headers.contains(&("Allow", "GET, HEAD")));
         for bad in [
@@ -314,6 +371,44 @@ mod tests {
         ] {
             assert_eq!(status(bad), "400 Bad Request", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_the_hosts_allowed_are_answered() {
+        let site = site();
+        let status = |head: &str| answer(head, &site).0.status;
+        for host in [
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "localhost",
+            "LOCALHOST:8080",
+            "gossip.example:8080",
+        ] {
+            assert_eq!(
+                status(&format!("GET /x HTTP/1.1\r\nHost: {host}")),
+                "200 OK"
+            );
+            assert_eq!(
+                status(&format!("GET /x HTTP/1.1\r\nhost:{host} ")),
+                "200 OK"
+            );
+        }
+        // A rebound name, and anything not a host: refused, on every path,
+        // before the route runs.
+        for host in ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", ""] {
+            for path in ["/x", "/open", "/nothing"] {
+                let (r, _) = answer(&format!("GET {path} HTTP/1.1\r\nHost: {host}"), &site);
+                assert_eq!(r.status, "421 Misdirected Request", "{host} {path}");
+                assert!(r.body.contains("--http-host"), "{}", r.body);
+            }
+        }
+        let two = "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example";
+        assert_eq!(status(two), "400 Bad Request");
+        // Without a Host (HTTP/1.0): only the routes that take that.
+        assert_eq!(status("GET /open HTTP/1.0"), "200 OK");
+        assert_eq!(status("GET /open HTTP/1.1\r\nX-Host: a"), "200 OK");
+        assert_eq!(status("GET /x HTTP/1.0"), "421 Misdirected Request");
+        assert_eq!(status("GET /nothing HTTP/1.0"), "421 Misdirected Request");
     }
 
     #[test]
@@ -331,13 +426,13 @@ mod tests {
 
     #[test]
     fn the_server_bounds_what_it_reads_and_answers_over_tcp() {
-        let addr = serve("127.0.0.1:0", "--test", routes()).unwrap();
-        let ok = exchange(addr, b"GET /x?1 HTTP/1.1\r\n\r\n");
+        let addr = serve("127.0.0.1:0", "--test", site()).unwrap();
+        let ok = exchange(addr, b"GET /x?1 HTTP/1.1\r\nHost: localhost\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("Content-Length: 3\r\n") && ok.ends_with("\r\n\r\nq=1"));
-        let head = exchange(addr, b"HEAD /x HTTP/1.1\r\n\r\n");
+        let head = exchange(addr, b"HEAD /x HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
         assert!(head.ends_with("\r\n\r\n") && head.contains("Content-Length: 2\r\n"));
-        let missing = exchange(addr, b"GET /nothing HTTP/1.1\r\n\r\n");
+        let missing = exchange(addr, b"GET /nothing HTTP/1.1\r\nHost: [::1]\r\n\r\n");
         assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
         let not_utf8 = exchange(addr, b"GET /\xff HTTP/1.1\r\n\r\n");
         assert!(not_utf8.starts_with("HTTP/1.1 400 "), "{not_utf8}");
@@ -348,15 +443,21 @@ mod tests {
         // Idle clients take slots, not the server: the next one is served.
         let idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
         let started = Instant::now();
-        let ok = exchange(addr, b"GET /x HTTP/1.1\r\n\r\n");
+        let ok = exchange(addr, b"GET /open HTTP/1.0\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
         drop(idle);
+        let rebound = exchange(addr, b"GET /x HTTP/1.1\r\nHost: evil.example:80\r\n\r\n");
+        assert!(
+            rebound.starts_with("HTTP/1.1 421 Misdirected Request\r\n"),
+            "{rebound}"
+        );
+        assert!(!rebound.contains("q="), "{rebound}");
     }
 
     #[test]
     fn a_bad_address_is_a_clear_error() {
-        let err = serve("no-port-here", "--http", routes()).unwrap_err();
+        let err = serve("no-port-here", "--http", site()).unwrap_err();
         assert!(err.starts_with("--http: 'no-port-here' is not a host:port address"));
     }
 }

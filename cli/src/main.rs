@@ -1,6 +1,7 @@
 //! The `zgossip` command: run a node, read and write a gossip network from
 //! the shell, or watch a demo cluster.
 
+mod accept_bounded;
 mod agent;
 mod agent_commands;
 mod control_client;
@@ -8,6 +9,7 @@ mod control_codec;
 mod control_path;
 mod demo;
 mod http_endpoints;
+mod http_host;
 mod http_server;
 mod json;
 mod metrics_http;
@@ -253,6 +255,12 @@ struct NodeArgs {
     /// serves both on one listener
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// A host name the --http and --metrics endpoints answer to
+    /// (repeatable), besides IP addresses and localhost: a request whose
+    /// Host header names anything else is refused (421), against DNS
+    /// rebinding (see docs/page.md)
+    #[arg(long, value_name = "NAME", value_parser = http_host::parse_name)]
+    http_host: Vec<String>,
     /// Serve the local agent (get, put, ... of this user) at this Unix
     /// socket; default $XDG_RUNTIME_DIR/zgossip/NAME.sock, else
     /// /tmp/zgossip-UID/NAME.sock. Its directory must be the user's own,
@@ -616,6 +624,7 @@ fn run_node(args: NodeArgs) -> Result<(), Failure> {
     http_endpoints::start(
         args.metrics.as_deref(),
         args.http.as_deref(),
+        &args.http_host,
         &node,
         args.json,
     )

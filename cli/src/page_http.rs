@@ -26,7 +26,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 
 /// Serves `/`, `/page.js`, `/page.css` and `/api/state`.
 pub fn route(node: Arc<Node>) -> Route {
-    Box::new(move |r: &Request| {
+    Route::new(move |r: &Request| {
         let answer = match r.path.as_str() {
             PATH => asset("text/html; charset=utf-8", PAGE)
                 .with_header("Content-Security-Policy", POLICY),

@@ -3,16 +3,16 @@
 //! directories (XDG_RUNTIME_DIR too points there, so no default path
 //! outside them is ever used).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
-const T: Duration = Duration::from_secs(10);
+use support::process::{Proc, BIN, T};
 
 /// A private temporary directory (0700), removed at the end.
 struct TempDir(PathBuf);
@@ -47,101 +47,9 @@ fn command(dir: &TempDir, args: &[&str]) -> Command {
     c
 }
 
-/// A process whose stdout lines arrive on a channel and whose stderr is kept.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(dir: &TempDir, args: &[&str]) -> Proc {
-        let mut child = command(dir, args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let kept = stderr.clone();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            kept.lock().unwrap().push_str(&s);
-        });
-        Proc {
-            child,
-            lines: rx,
-            stderr,
-        }
-    }
-
-    /// Waits for a line satisfying `f`; returns it.
-    fn expect(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if f(&l) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("no line '{what}' within {T:?}"),
-            }
-        }
-    }
-
-    /// The lines that come within `d`.
-    fn lines_for(&self, d: Duration) -> Vec<String> {
-        let deadline = Instant::now() + d;
-        let mut lines = Vec::new();
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            lines.push(l);
-        }
-        lines
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args([sig, &pid]).status().unwrap();
-    }
-
-    /// Waits for the process to exit (at most `T`); its exit code and stderr.
-    fn wait(&mut self, what: &str) -> (i32, String) {
-        let deadline = Instant::now() + T;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The stderr reader ends with the process.
-                let read_by = Instant::now() + Duration::from_secs(2);
-                std::thread::sleep(Duration::from_millis(50));
-                while Instant::now() < read_by && std::sync::Arc::strong_count(&self.stderr) > 1 {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let err = self.stderr.lock().unwrap().clone();
-                return (status.code().unwrap_or(-1), err);
-            }
-            assert!(Instant::now() < deadline, "process did not {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `zgossip args` with `XDG_RUNTIME_DIR` in `dir`, its stderr kept.
+fn spawn(dir: &TempDir, args: &[&str]) -> Proc {
+    Proc::spawn_keeping_stderr(command(dir, args))
 }
 
 fn run(dir: &TempDir, args: &[&str]) -> (i32, String, String) {
@@ -172,7 +80,7 @@ fn agent(dir: &TempDir, sock: &Path, more: &[&str]) -> (Proc, String) {
         sock.to_str().unwrap(),
     ];
     args.extend(more);
-    let p = Proc::spawn(dir, &args);
+    let p = spawn(dir, &args);
     let ep = p.expect("bound", |l| l.starts_with("bound tcp://"));
     p.expect("control", |l| l.starts_with("control at "));
     (p, ep.trim_start_matches("bound ").to_string())
@@ -191,7 +99,7 @@ fn member_ids(dir: &TempDir, sock: &Path) -> Vec<String> {
 fn the_commands_work_through_the_agent_without_joining() {
     let dir = TempDir::new("commands");
     let sock = dir.join("a.sock");
-    let hub = Proc::spawn(
+    let hub = spawn(
         &dir,
         &[
             "node",
@@ -291,7 +199,7 @@ fn watch_streams_a_put_made_by_another_command() {
         &["--publish", "svc/a=1", "--publish", "other=x"],
     );
     let s = sock.to_str().unwrap();
-    let mut watch = Proc::spawn(&dir, &["watch", "--prefix", "svc/", "--agent", s]);
+    let mut watch = spawn(&dir, &["watch", "--prefix", "svc/", "--agent", s]);
     // Every tuple under the prefix first, then the changes.
     watch.expect("the tuple held", |l| l == "svc/a = 1");
     let (code, _, err) = ask(&dir, &sock, &["put", "svc/b", "two words"]);
@@ -305,15 +213,15 @@ fn watch_streams_a_put_made_by_another_command() {
     let later = watch.lines_for(Duration::from_millis(300));
     assert!(later.is_empty(), "outside the prefix: {later:?}");
     watch.signal("-INT");
-    assert_eq!(watch.wait("stop on SIGINT").0, 0);
+    assert_eq!(watch.wait_with_stderr("stop on SIGINT").0, 0);
 
     // --json, and the agent killed in the middle: exit 5, said so.
-    let mut watch = Proc::spawn(&dir, &["watch", "--json", "--agent", s]);
+    let mut watch = spawn(&dir, &["watch", "--json", "--agent", s]);
     watch.expect("a tuple as JSON", |l| {
         l == r#"{"event":"deliver","key":"svc/b","value":"two words"}"#
     });
     node.signal("-KILL");
-    let (code, err) = watch.wait("exit when the agent is gone");
+    let (code, err) = watch.wait_with_stderr("exit when the agent is gone");
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("went away") && err.contains(s), "{err}");
 
@@ -332,7 +240,7 @@ fn put_ephemeral_through_the_agent_is_held_for_the_command() {
     let sock = dir.join("a.sock");
     let (agent_proc, _) = agent(&dir, &sock, &[]);
     let s = sock.to_str().unwrap();
-    let mut holder = Proc::spawn(
+    let mut holder = spawn(
         &dir,
         &[
             "put",
@@ -352,21 +260,21 @@ fn put_ephemeral_through_the_agent_is_held_for_the_command() {
     let (code, out, err) = ask(&dir, &sock, &["get", "svc/web"]);
     assert_eq!((code, out.as_str()), (0, "tcp://10.0.0.6:80\n"), "{err}");
     holder.signal("-TERM");
-    assert_eq!(holder.wait("release on SIGTERM").0, 0);
+    assert_eq!(holder.wait_with_stderr("release on SIGTERM").0, 0);
     agent_proc.expect("the delete", |l| l == "svc/web deleted");
 
     // Killed: the agent notices the connection closed and deletes it.
-    let holder = Proc::spawn(&dir, &["put", "--ephemeral", "svc/db", "x", "--agent", s]);
+    let holder = spawn(&dir, &["put", "--ephemeral", "svc/db", "x", "--agent", s]);
     holder.expect("holding", |l| l == "holding svc/db");
     holder.signal("-KILL");
     agent_proc.expect("the delete", |l| l == "svc/db deleted");
 
     // Written over by another command: exit 1.
-    let mut holder = Proc::spawn(&dir, &["put", "--ephemeral", "svc/q", "mine", "--agent", s]);
+    let mut holder = spawn(&dir, &["put", "--ephemeral", "svc/q", "mine", "--agent", s]);
     holder.expect("holding", |l| l == "holding svc/q");
     let (code, _, err) = ask(&dir, &sock, &["put", "svc/q", "theirs"]);
     assert_eq!(code, 0, "{err}");
-    let (code, err) = holder.wait("exit when written over");
+    let (code, err) = holder.wait_with_stderr("exit when written over");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("written over"), "{err}");
 }

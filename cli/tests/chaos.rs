@@ -506,7 +506,13 @@ fn a_write_sent_just_before_a_reset_is_not_lost_to_a_forward() {
     use zgossip::wire::zmtp::SocketType;
 
     let mut node = Command::new(BIN)
-        .args(["node", "--json", "--bind", "tcp://127.0.0.1:*"])
+        .args([
+            "node",
+            "--no-control",
+            "--json",
+            "--bind",
+            "tcp://127.0.0.1:*",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

@@ -4,142 +4,17 @@
 #[path = "../../tests/support/netns.rs"]
 mod netns;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+mod support;
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
-const T: Duration = Duration::from_secs(10);
-
-/// A `zgossip node` process whose stdout lines arrive on a channel.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut c = Command::new(BIN);
-        c.args(args);
-        Proc::spawn_command(c)
-    }
-
-    fn spawn_command(mut c: Command) -> Proc {
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out: ChildStdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines: rx }
-    }
-
-    /// Waits for a line satisfying `f`; returns it.
-    fn expect(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if f(&l) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("no line '{what}' within {T:?}"),
-            }
-        }
-    }
-
-    /// Waits for lines satisfying each of `wanted`, in any order.
-    fn expect_all(&self, wanted: &[&str]) {
-        let mut missing: Vec<&str> = wanted.to_vec();
-        let deadline = Instant::now() + T;
-        while !missing.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => missing.retain(|w| *w != l),
-                Err(_) => panic!("no lines {missing:?} within {T:?}"),
-            }
-        }
-    }
-
-    /// The lines that come within `d`.
-    fn lines_for(&self, d: Duration) -> Vec<String> {
-        let deadline = Instant::now() + d;
-        let mut lines = Vec::new();
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            lines.push(l);
-        }
-        lines
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(self) -> i32 {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.wait("stop on SIGTERM")
-    }
-
-    /// Waits for the process to exit (at most `T`); its exit code.
-    fn wait(mut self, what: &str) -> i32 {
-        let deadline = Instant::now() + T;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "process did not {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Whether the process still runs.
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn bound_endpoint(p: &Proc) -> String {
-    let line = p.expect("bound", |l| l.starts_with("bound tcp://"));
-    line.trim_start_matches("bound ").to_string()
-}
+use support::process::{run, Proc, BIN, T};
 
 #[test]
 fn two_node_processes_exchange_tuples() {
-    let a = Proc::spawn(&[
-        "node",
-        "--bind",
-        "tcp://127.0.0.1:*",
-        "--publish",
-        "from-a=1",
-    ]);
-    let ep = bound_endpoint(&a);
-    let b = Proc::spawn(&["node", "--connect", &ep, "--publish", "from-b=2", "--json"]);
+    let a = Proc::node(&["--bind", "tcp://127.0.0.1:*", "--publish", "from-a=1"]);
+    let ep = a.bound_endpoint();
+    let b = Proc::node(&["--connect", &ep, "--publish", "from-b=2", "--json"]);
     a.expect("b's tuple", |l| l == "from-b = 2");
     b.expect("a's tuple", |l| {
         l == r#"{"event":"deliver","key":"from-a","value":"1"}"#
@@ -150,8 +25,8 @@ fn two_node_processes_exchange_tuples() {
 
 #[test]
 fn put_then_get_from_other_processes() {
-    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
-    let ep = bound_endpoint(&hub);
+    let hub = Proc::node(&["--bind", "tcp://127.0.0.1:*"]);
+    let ep = hub.bound_endpoint();
     let (code, _, err) = run(&["put", "greeting", "hello world", "-c", &ep]);
     assert_eq!(code, 0, "{err}");
     hub.expect("the tuple at the hub", |l| l == "greeting = hello world");
@@ -177,28 +52,35 @@ fn exit_codes_tell_what_went_wrong() {
     let (code, _, err) = run(&["get", "k", "-c", "bogus"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("bad endpoint 'bogus'"), "{err}");
-    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
-    let ep = bound_endpoint(&hub);
-    let (code, _, err) = run(&["node", "--bind", &ep]);
+    let hub = Proc::node(&["--bind", "tcp://127.0.0.1:*"]);
+    let ep = hub.bound_endpoint();
+    let (code, _, err) = run(&["node", "--no-control", "--bind", &ep]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("cannot bind"), "{err}");
 }
 
 #[test]
 fn a_bad_advertise_or_dns_seed_is_refused_saying_why() {
-    let (code, _, err) = run(&["node", "--advertise", "tcp://*:5670"]);
+    let (code, _, err) = run(&["node", "--no-control", "--advertise", "tcp://*:5670"]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("overlay/advertise must be tcp://HOST:PORT"),
         "{err}"
     );
-    let (code, _, err) = run(&["node", "--join", "dns:seeds.test"]);
+    let (code, _, err) = run(&["node", "--no-control", "--join", "dns:seeds.test"]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("bad DNS seed 'dns:seeds.test': missing :PORT"),
         "{err}"
     );
-    let (code, _, err) = run(&["node", "--dns-interval", "5", "--join", "dns:s.test:1"]);
+    let (code, _, err) = run(&[
+        "node",
+        "--no-control",
+        "--dns-interval",
+        "5",
+        "--join",
+        "dns:s.test:1",
+    ]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("overlay/dns-interval must be between 100"),
@@ -241,14 +123,8 @@ fn curve_keys_from_keygen_secure_a_network() {
     let server: Vec<&str> = server_keys.lines().collect();
     let client: Vec<&str> = client_keys.lines().collect();
     assert_eq!((server.len(), server[0].len()), (2, 40), "{server_keys}");
-    let hub = Proc::spawn(&[
-        "node",
-        "--bind",
-        "tcp://127.0.0.1:*",
-        "--curve-secret",
-        server[1],
-    ]);
-    let ep = bound_endpoint(&hub);
+    let hub = Proc::node(&["--bind", "tcp://127.0.0.1:*", "--curve-secret", server[1]]);
+    let ep = hub.bound_endpoint();
     let (code, _, err) = run(&[
         "put",
         "secret",
@@ -275,8 +151,7 @@ fn curve_keys_given_twice_hold_a_rotation() {
     let (new_public, new_secret) = zgossip::certs::keypair().unwrap();
     let (old_public, old_secret) = zgossip::certs::keypair().unwrap();
     let (stranger, _) = zgossip::certs::keypair().unwrap();
-    let hub = Proc::spawn(&[
-        "node",
+    let hub = Proc::node(&[
         "--bind",
         "tcp://127.0.0.1:*",
         "--curve-secret",
@@ -284,7 +159,7 @@ fn curve_keys_given_twice_hold_a_rotation() {
         "--curve-secret",
         &old_secret,
     ]);
-    let ep = bound_endpoint(&hub);
+    let ep = hub.bound_endpoint();
     for (i, servers) in [[&old_public, &stranger], [&stranger, &new_public]]
         .iter()
         .enumerate()
@@ -322,8 +197,7 @@ fn pair_starting_with_hyphen(public: bool) -> (String, String) {
 fn curve_keys_starting_with_a_hyphen_are_values_not_flags() {
     let (server_public, server_secret) = pair_starting_with_hyphen(true);
     let (client_public, client_secret) = pair_starting_with_hyphen(false);
-    let hub = Proc::spawn(&[
-        "node",
+    let hub = Proc::node(&[
         "--bind",
         "tcp://127.0.0.1:*",
         "--curve-secret",
@@ -331,7 +205,7 @@ fn curve_keys_starting_with_a_hyphen_are_values_not_flags() {
         "--curve-allow",
         &client_public,
     ]);
-    let ep = bound_endpoint(&hub);
+    let ep = hub.bound_endpoint();
     let (code, _, err) = run(&[
         "put",
         "hyphen",
@@ -357,14 +231,14 @@ fn two_nodes_discover_each_other_in_a_sealed_namespace(port: &str, discover: &[&
         Err(why) => return netns::skip(&why),
     };
     let args = |kv: &'static str| {
-        let mut args = vec!["node", "--discover", "--interface", "lo"];
+        let mut args = vec!["node", "--no-control", "--discover", "--interface", "lo"];
         args.extend(["--discover-port", port]);
         args.extend_from_slice(discover);
         args.extend(["--publish", kv]);
         args
     };
-    let a = Proc::spawn_command(ns.command(BIN, &args("from-a=1"), &[]));
-    let b = Proc::spawn_command(ns.command(BIN, &args("from-b=2"), &[]));
+    let a = Proc::spawn(ns.command(BIN, &args("from-a=1"), &[]));
+    let b = Proc::spawn(ns.command(BIN, &args("from-b=2"), &[]));
     a.expect("b's tuple", |l| l == "from-b = 2");
     b.expect("a's tuple", |l| l == "from-a = 1");
     assert_eq!(a.terminate(), 0);
@@ -381,7 +255,7 @@ fn node_processes_discover_over_both_families_with_discover_ipv6_both() {
     // Each process beacons IPv4 broadcast and IPv6 multicast on `lo`, and
     // listens on `[::]`.
     two_nodes_discover_each_other_in_a_sealed_namespace("5698", &["--discover-ipv6", "both"]);
-    let (code, _, err) = run(&["node", "--discover", "--discover-ipv6", "3"]);
+    let (code, _, err) = run(&["node", "--no-control", "--discover", "--discover-ipv6", "3"]);
     assert_ne!(code, 0);
     assert!(err.contains("possible values: 0, 1, both"), "{err}");
 }
@@ -441,11 +315,10 @@ fn state_of<'a>(list: &'a [(String, String, String, String)], name: &str) -> Opt
 
 #[test]
 fn members_lists_the_network_as_a_table_and_as_json() {
-    let hub = Proc::spawn(&["node", "--name", "hub", "--bind", "tcp://127.0.0.1:*"]);
-    let hub_ep = bound_endpoint(&hub);
+    let hub = Proc::node(&["--name", "hub", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = hub.bound_endpoint();
     // A name JSON must escape.
-    let leaf = Proc::spawn(&[
-        "node",
+    let leaf = Proc::node(&[
         "--name",
         "leaf \"one\"",
         "--bind",
@@ -453,7 +326,7 @@ fn members_lists_the_network_as_a_table_and_as_json() {
         "--join",
         &hub_ep,
     ]);
-    let leaf_ep = bound_endpoint(&leaf);
+    let leaf_ep = leaf.bound_endpoint();
     let leaf_json = r#"leaf \"one\""#;
     let list = members_until(&hub_ep, "hub and leaf alive", |l| {
         state_of(l, "hub") == Some("alive") && state_of(l, leaf_json) == Some("alive")
@@ -517,8 +390,7 @@ fn members_lists_the_network_as_a_table_and_as_json() {
 /// as JSON; without the flag, nothing of members.
 #[test]
 fn node_members_prints_the_changes_of_members_states() {
-    let hub = Proc::spawn(&[
-        "node",
+    let hub = Proc::node(&[
         "--name",
         "hub",
         "--bind",
@@ -533,7 +405,7 @@ fn node_members_prints_the_changes_of_members_states() {
         .and_then(|r| r.strip_suffix(r#""}"#))
         .unwrap_or_else(|| panic!("{bound}"))
         .to_string();
-    let plain = Proc::spawn(&["node", "--name", "plain", "--members", "--join", &hub_ep]);
+    let plain = Proc::node(&["--name", "plain", "--members", "--join", &hub_ep]);
     let member = |state: &str, name: &str| {
         let (state, name) = (state.to_string(), name.to_string());
         move |l: &str| {
@@ -544,7 +416,7 @@ fn node_members_prints_the_changes_of_members_states() {
     let line = hub.expect("plain alive", member("alive", "plain"));
     // Started only now: the hub's lines are read in order, and a quiet
     // node that connected first would print its line before plain's.
-    let quiet = Proc::spawn(&["node", "--name", "quiet", "--connect", &hub_ep]);
+    let quiet = Proc::node(&["--name", "quiet", "--connect", &hub_ep]);
     // {"event":"member","id":"<16 hex>","name":..,"state":..,"endpoint":""}
     let id = &line[r#"{"event":"member","id":""#.len()..][..16];
     assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
@@ -592,10 +464,9 @@ fn members_exit_codes() {
 
 #[test]
 fn a_node_takes_its_ephemeral_tuples_along_when_it_stops() {
-    let hub = Proc::spawn(&["node", "--name", "hub", "--bind", "tcp://127.0.0.1:*"]);
-    let hub_ep = bound_endpoint(&hub);
-    let svc = Proc::spawn(&[
-        "node",
+    let hub = Proc::node(&["--name", "hub", "--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = hub.bound_endpoint();
+    let svc = Proc::node(&[
         "--name",
         "svc",
         "--bind",
@@ -629,10 +500,10 @@ fn a_node_takes_its_ephemeral_tuples_along_when_it_stops() {
 
 #[test]
 fn put_ephemeral_holds_the_tuple_until_interrupted() {
-    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
-    let hub_ep = bound_endpoint(&hub);
+    let hub = Proc::node(&["--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = hub.bound_endpoint();
     // With a ttl the tuple is refreshed while held: it outlives its ttl.
-    let mut holder = Proc::spawn(&[
+    let mut holder = Proc::start(&[
         "put",
         "--ephemeral",
         "svc/web",
@@ -663,13 +534,13 @@ fn put_ephemeral_holds_the_tuple_until_interrupted() {
 
 #[test]
 fn put_ephemeral_exits_when_its_tuple_is_no_longer_its_own() {
-    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
-    let hub_ep = bound_endpoint(&hub);
+    let hub = Proc::node(&["--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = hub.bound_endpoint();
     for (key, change) in [
         ("written/over", &["put", "written/over", "other"][..]),
         ("deleted", &["del", "deleted"][..]),
     ] {
-        let holder = Proc::spawn(&["put", "--ephemeral", key, "mine", "-c", &hub_ep]);
+        let mut holder = Proc::start(&["put", "--ephemeral", key, "mine", "-c", &hub_ep]);
         holder.expect("holding", |l| l == format!("holding {key}"));
         hub.expect("the tuple at the hub", |l| l == format!("{key} = mine"));
         let mut args = change.to_vec();
@@ -685,7 +556,7 @@ fn put_ephemeral_exits_when_its_tuple_is_no_longer_its_own() {
 fn ephemeral_usage_and_exit_codes() {
     let (code, _, err) = run(&["put", "--ephemeral", "k", "-c", "tcp://127.0.0.1:1"]);
     assert_eq!(code, 2, "usage: {err}");
-    let (code, _, err) = run(&["node", "--ephemeral", "no-equals-sign"]);
+    let (code, _, err) = run(&["node", "--no-control", "--ephemeral", "no-equals-sign"]);
     assert_eq!(code, 2, "usage: {err}");
     assert!(err.contains("expected key=value"), "{err}");
     let (code, _, err) = run(&[
@@ -701,8 +572,8 @@ fn ephemeral_usage_and_exit_codes() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no node reachable"), "{err}");
     // The command's own checks, in its words.
-    let hub = Proc::spawn(&["node", "--bind", "tcp://127.0.0.1:*"]);
-    let hub_ep = bound_endpoint(&hub);
+    let hub = Proc::node(&["--bind", "tcp://127.0.0.1:*"]);
+    let hub_ep = hub.bound_endpoint();
     let (code, out, err) = run(&["put", "--ephemeral", "k", "v", "--ttl", "0", "-c", &hub_ep]);
     assert_eq!((code, out.as_str()), (3, ""), "{err}");
     assert!(

@@ -33,6 +33,7 @@ fn start(dir: &str, writer_port: u16) -> (Child, u16) {
     let mut child = Command::new(BIN)
         .args([
             "node",
+            "--no-control",
             "--name",
             "crash",
             "--data-dir",

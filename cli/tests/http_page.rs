@@ -9,75 +9,30 @@
 //! the test is skipped, saying so, unless `CI=true`, where it fails.
 //! Loopback only; every wait bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod support;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
-const T: Duration = Duration::from_secs(10);
+use support::http::{get_ok as get, request};
+use support::process::{run, Proc, T};
+
 /// Longest one run of the browser may take.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
 const EVIL_KEY: &str = "<script>alert(1)</script>";
 const EVIL_VALUE: &str = "<img src=x onerror=\"document.title='pwned'\">";
 
-struct Killed(Child);
+/// A browser process, killed when dropped.
+struct Killed(std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts `zgossip node` with `args`; returns it and its stdout lines.
-fn node(args: &[&str]) -> (Killed, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .arg("node")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (Killed(child), rx)
-}
-
-fn expect(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
-    let deadline = Instant::now() + T;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(l) if l.starts_with(prefix) => return l[prefix.len()..].to_string(),
-            Ok(_) => {}
-            Err(_) => panic!("no line '{prefix}...' within {T:?}"),
-        }
-    }
-}
-
-/// The body of `GET path` from `addr` (host:port).
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(T)).unwrap();
-    s.set_write_timeout(Some(T)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut out = Vec::new();
-    s.take(16 << 20).read_to_end(&mut out).unwrap();
-    let out = String::from_utf8(out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect(&out);
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    body.to_string()
 }
 
 /// The browser: `chromium` (Debian) or `chromium-browser`, on the PATH.
@@ -156,7 +111,7 @@ fn the_page_shows_the_network_in_a_browser() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("http_page");
     std::fs::create_dir_all(&dir).unwrap();
     let evil = format!("{EVIL_KEY}={EVIL_VALUE}");
-    let (_a, a_lines) = node(&[
+    let a = Proc::node(&[
         "--name",
         "alpha",
         "--bind",
@@ -166,15 +121,15 @@ fn the_page_shows_the_network_in_a_browser() {
         "--publish",
         &evil,
     ]);
-    let ep = expect(&a_lines, "bound ");
-    let url = expect(&a_lines, "page at ");
+    let ep = a.expect_prefix("bound ");
+    let url = a.expect_prefix("page at ");
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
     assert!(addr.starts_with("127.0.0.1:"), "{url}");
     // A second node joins and publishes while the test runs.
-    let (_b, _b_lines) = node(&[
+    let _b = Proc::node(&[
         "--name",
         "beta",
         "--join",
@@ -184,7 +139,7 @@ fn the_page_shows_the_network_in_a_browser() {
         "--publish",
         "from-beta=published during the test",
     ]);
-    expect(&a_lines, "from-beta = published during the test");
+    a.expect_prefix("from-beta = published during the test");
     let deadline = Instant::now() + T;
     loop {
         let state = get(&addr, "/api/state");
@@ -254,20 +209,14 @@ fn the_page_shows_the_network_in_a_browser() {
 }
 
 /// Sends `request` to `addr`; the status line and the body.
-fn exchange(addr: &str, request: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(T)).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.take(16 << 20).read_to_end(&mut out).unwrap();
-    let out = String::from_utf8(out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect(&out);
-    (head.lines().next().unwrap().to_string(), body.to_string())
+fn exchange(addr: &str, head: &str) -> (String, String) {
+    let (status, _, body) = request(addr, head.as_bytes());
+    (status, body)
 }
 
 #[test]
 fn one_address_serves_the_page_its_state_and_the_metrics() {
-    let (_a, a_lines) = node(&[
+    let a = Proc::node(&[
         "--name",
         "<b>alpha</b>",
         "--publish",
@@ -279,12 +228,12 @@ fn one_address_serves_the_page_its_state_and_the_metrics() {
         "--metrics",
         "127.0.0.1:0",
     ]);
-    let metrics = expect(&a_lines, "metrics at http://");
-    let page = expect(&a_lines, "page at http://");
+    let metrics = a.expect_prefix("metrics at http://");
+    let page = a.expect_prefix("page at http://");
     let addr = page.trim_end_matches('/').to_string();
     assert_eq!(metrics, format!("{addr}/metrics"));
     assert!(get(&addr, "/metrics").contains("# TYPE zgossip_tuples gauge"));
-    let (status, html) = exchange(&addr, "GET / HTTP/1.1\r\n\r\n");
+    let (status, html) = exchange(&addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(html.contains("<script src=\"/page.js\" defer></script>"));
     assert!(get(&addr, "/page.js").contains("textContent"));
@@ -301,20 +250,52 @@ fn one_address_serves_the_page_its_state_and_the_metrics() {
     assert!(state.contains("\"total\":2,"), "{state}");
     let (status, _) = exchange(&addr, "DELETE /api/state HTTP/1.1\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
-    let (status, _) = exchange(&addr, "GET /api/nothing HTTP/1.1\r\n\r\n");
+    let (status, _) = exchange(
+        &addr,
+        "GET /api/nothing HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     let (status, _) = exchange(&addr, "GET /api/state\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
 }
 
+/// DNS rebinding: a page of another site, whose name now points at
+/// 127.0.0.1, asks for the state. Its browser sends that name as `Host`.
+#[test]
+fn a_request_for_another_host_is_refused() {
+    let a = Proc::node(&[
+        "--publish",
+        "secret=s3cr3t",
+        "--http",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let page = a.expect_prefix("page at http://");
+    let addr = page.trim_end_matches('/').to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    for path in ["/", "/api/state", "/page.js", "/metrics"] {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: evil.example:{port}\r\n\r\n");
+        let (status, body) = exchange(&addr, &head);
+        assert_eq!(status, "HTTP/1.1 421 Misdirected Request", "{path}");
+        assert!(
+            !body.contains("s3cr3t") && body.contains("--http-host"),
+            "{body}"
+        );
+    }
+    // Without a Host, only /metrics is answered.
+    let (status, _) = exchange(&addr, "GET /api/state HTTP/1.0\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 421 Misdirected Request");
+    let (status, _) = exchange(&addr, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    // The address the node printed, as the browser sends it, is served.
+    assert!(get(&addr, "/api/state").contains("s3cr3t"));
+}
+
 #[test]
 fn a_bad_page_address_is_a_clear_error() {
-    let out = Command::new(BIN)
-        .args(["node", "--http", "no-port-here"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = run(&["node", "--no-control", "--http", "no-port-here"]);
+    assert_eq!(code, 3);
     assert!(
         err.contains("--http: 'no-port-here' is not a host:port address"),
         "{err}"

@@ -1,81 +1,18 @@
 //! `zgossip node --metrics ADDR`: the metrics endpoint fetched over
 //! loopback (every wait and read bounded).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
-const T: Duration = Duration::from_secs(10);
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `zgossip node` with `args`; returns it and its stdout lines.
-fn node(args: &[&str]) -> (Killed, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .arg("node")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (Killed(child), rx)
-}
-
-fn expect(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
-    let deadline = Instant::now() + T;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(l) if l.starts_with(prefix) => return l[prefix.len()..].to_string(),
-            Ok(_) => {}
-            Err(_) => panic!("no line '{prefix}...' within {T:?}"),
-        }
-    }
-}
-
-/// Sends `request` to `addr`; returns the status line, headers and body.
-fn http(addr: &str, request: &[u8]) -> (String, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(T)).unwrap();
-    s.set_write_timeout(Some(T)).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    s.take(16 << 20).read_to_end(&mut out).unwrap();
-    let out = String::from_utf8(out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect(&out);
-    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    (status.to_string(), headers.to_string(), body.to_string())
-}
-
-fn get(addr: &str, path: &str) -> (String, String, String) {
-    http(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    )
-}
+use support::http::{get, request as http};
+use support::process::{run, Proc, T};
 
 #[test]
 fn the_metrics_endpoint_serves_the_text_and_refuses_the_rest() {
-    let (a, a_lines) = node(&[
+    let a = Proc::node(&[
         "--bind",
         "tcp://127.0.0.1:*",
         "--publish",
@@ -83,12 +20,12 @@ fn the_metrics_endpoint_serves_the_text_and_refuses_the_rest() {
         "--metrics",
         "127.0.0.1:0",
     ]);
-    let ep = expect(&a_lines, "bound ");
-    let url = expect(&a_lines, "metrics at http://");
+    let ep = a.expect_prefix("bound ");
+    let url = a.expect_prefix("metrics at http://");
     let addr = url.trim_end_matches("/metrics").to_string();
-    let (_b, b_lines) = node(&["--connect", &ep, "--publish", "from-b=2"]);
-    expect(&b_lines, "from-a = 1");
-    expect(&a_lines, "from-b = 2");
+    let b = Proc::node(&["--connect", &ep, "--publish", "from-b=2"]);
+    b.expect_prefix("from-a = 1");
+    a.expect_prefix("from-b = 2");
 
     let (status, headers, body) = get(&addr, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
@@ -156,13 +93,53 @@ fn the_metrics_endpoint_serves_the_text_and_refuses_the_rest() {
 }
 
 #[test]
+fn the_metrics_endpoint_answers_ip_addresses_localhost_and_the_names_given() {
+    let a = Proc::node(&["--metrics", "127.0.0.1:0", "--http-host", "Gossip.Example"]);
+    let url = a.expect_prefix("metrics at http://");
+    let addr = url.trim_end_matches("/metrics").to_string();
+    let with_host = |host: &str| {
+        let head = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        http(&addr, head.as_bytes())
+    };
+    for host in [
+        addr.as_str(),
+        "localhost:9464",
+        "[::1]",
+        "gossip.example:9464",
+    ] {
+        let (status, _, body) = with_host(host);
+        assert_eq!(status, "HTTP/1.1 200 OK", "{host}");
+        assert!(body.contains("# TYPE zgossip_tuples gauge"), "{host}");
+    }
+    // A rebound name: refused, nothing of the node in the answer.
+    let (status, _, body) = with_host("evil.example:9464");
+    assert_eq!(status, "HTTP/1.1 421 Misdirected Request");
+    assert!(!body.contains("zgossip_"), "{body}");
+    // An HTTP/1.0 scraper that sends no Host is answered.
+    let (status, _, body) = http(&addr, b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.contains("# TYPE zgossip_tuples gauge"));
+}
+
+#[test]
+fn a_bad_http_host_is_a_usage_error() {
+    let args = [
+        "node",
+        "--no-control",
+        "--metrics",
+        "127.0.0.1:0",
+        "--http-host",
+        "a:80",
+    ];
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 2);
+    assert!(err.contains("'a:80' is not a host name"), "{err}");
+}
+
+#[test]
 fn a_bad_metrics_address_is_a_clear_error() {
-    let out = Command::new(BIN)
-        .args(["node", "--metrics", "no-port-here"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = run(&["node", "--no-control", "--metrics", "no-port-here"]);
+    assert_eq!(code, 3);
     assert!(
         err.contains("--metrics: 'no-port-here' is not a host:port address"),
         "{err}"

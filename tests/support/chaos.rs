@@ -41,6 +41,8 @@
 //! Every wait here is bounded in time, every loop in count.
 #![allow(dead_code)]
 
+#[path = "lines.rs"]
+mod lines;
 #[path = "netns.rs"]
 mod netns;
 
@@ -52,6 +54,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use lines::lines_of;
 use netns::cmd::run_bounded;
 use netns::cmd::{ip, ip_in, require_ip, run};
 use netns::{add_bridge, plug};
@@ -1261,19 +1264,4 @@ fn relay(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
         }
         let _ = to.shutdown(std::net::Shutdown::Both);
     });
-}
-
-/// The lines a child writes to `out`, as they come, read on a thread of
-/// their own (which ends with the output).
-pub fn lines_of(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }

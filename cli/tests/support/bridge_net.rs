@@ -149,10 +149,11 @@ impl BridgeNet {
         Ok(self.procs.len() - 1)
     }
 
-    /// Starts `zgossip node --name NAME --members args` in `ns` and waits
-    /// (at most 10 s) until it says it bound.
+    /// Starts `zgossip node --no-control --name NAME --members args` in
+    /// `ns` (no local agent) and waits (at most 10 s) until it says it
+    /// bound.
     pub fn node(&mut self, ns: &str, name: &str, args: &[&str]) -> Result<usize, String> {
-        let mut all = vec!["node", "--name", name, "--members"];
+        let mut all = vec!["node", "--no-control", "--name", name, "--members"];
         all.extend_from_slice(args);
         let i = self.spawn(ns, name, BIN, &all)?;
         wait_for(
@@ -207,7 +208,7 @@ pub fn metrics(ns: &str) -> Result<String, String> {
             "bash",
             "-c",
             "exec 3<>/dev/tcp/127.0.0.1/9464 && \
-             printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3 && timeout 5 cat <&3",
+             printf 'GET /metrics HTTP/1.1\\r\\nHost: 127.0.0.1:9464\\r\\n\\r\\n' >&3 && timeout 5 cat <&3",
         ],
     )
 }
