@@ -197,9 +197,6 @@ pub struct DiscoveryStats {
     pub peers_found: u64,
     pub refused_full: u64,
     pub moves: u64,
-    /// Known peers that beaconed a new key from their address (a key
-    /// rotation): taken at once, and handed on as moved.
-    pub rekeys: u64,
     pub expired: u64,
     pub dials: u64,
     /// Beacons sent at once to answer a newcomer.
@@ -452,15 +449,8 @@ impl Discovery {
                 && p.endpoint.is_ipv6()
                 && p.key == key
                 && p.advertised == advertised;
-            // The same node at the same address with a new key: it
-            // rotated its key (`KEYRING USE`), and no other node can
-            // listen there. Taken at once: its old key will be retired.
-            let rekeyed = p.endpoint == endpoint && p.advertised == advertised;
-            if !to_ipv4 && !rekeyed && now_ms.saturating_sub(p.seen_ms) < self.settings.stale_ms {
+            if !to_ipv4 && now_ms.saturating_sub(p.seen_ms) < self.settings.stale_ms {
                 return Heard::Elsewhere;
-            }
-            if rekeyed {
-                self.stats.rekeys += 1;
             }
             if to_ipv4 {
                 self.stats.family_switches += 1;
@@ -1079,57 +1069,6 @@ mod tests {
         );
         let st = d.stats();
         assert_eq!((st.ignored_plain, st.ignored_curve, st.dials), (1, 0, 1));
-    }
-
-    /// A known peer that rotated its key beacons the new one from the same
-    /// address: taken at once (not held back as a peer heard elsewhere)
-    /// and handed on with the new key; a beacon from another address with
-    /// a new key is still held back until the old address falls silent.
-    #[test]
-    fn a_beacon_with_a_changed_key_updates_the_peer_and_hands_the_new_key_on() {
-        let (old, new) = ([0x42u8; 32], [0x43u8; 32]);
-        let mut d = Discovery::new(1, true, DiscoverySettings::default(), 0);
-        let from = ip("10.0.0.3");
-        assert_eq!(
-            d.handle_datagram(from, &frame::encode_curve(7000, 6, &old), 0, ANY),
-            Heard::New
-        );
-        assert_eq!(actions(&mut d).len(), 1);
-        assert_eq!(
-            d.handle_datagram(from, &frame::encode_curve(7000, 6, &old), 100, ANY),
-            Heard::Known
-        );
-        // Well within the stale time of the old beacons.
-        assert_eq!(
-            d.handle_datagram(from, &frame::encode_curve(7000, 6, &new), 200, ANY),
-            Heard::Moved
-        );
-        d.handle_timeout(2_000); // a dial token
-        assert_eq!(
-            actions(&mut d),
-            [DiscoveryAction::Moved {
-                peer: 6,
-                endpoint: sa("10.0.0.3:7000"),
-                server_key: Some(new),
-                advertised: None,
-            }]
-        );
-        assert_eq!(d.stats().rekeys, 1);
-        assert_eq!(
-            d.handle_datagram(from, &frame::encode_curve(7000, 6, &new), 2_100, ANY),
-            Heard::Known
-        );
-        // Another address with yet another key: not at once.
-        assert_eq!(
-            d.handle_datagram(
-                ip("10.0.0.4"),
-                &frame::encode_curve(7000, 6, &[0x44; 32]),
-                2_200,
-                ANY
-            ),
-            Heard::Elsewhere
-        );
-        assert_eq!(d.stats().rekeys, 1);
     }
 
     #[test]

@@ -406,7 +406,7 @@ impl Driver {
     }
 
     /// Counters for STATS.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 14] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 13] {
         let s = self.disc.stats();
         [
             ("discovery-beacons-ipv4", self.heard(false)),
@@ -422,7 +422,6 @@ impl Driver {
             ("discovery-not-allowed", s.not_allowed),
             ("discovery-dials", s.dials),
             ("discovery-refused", s.refused_full),
-            ("discovery-rekeys", s.rekeys),
         ]
     }
 
