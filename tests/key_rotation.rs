@@ -333,3 +333,172 @@ fn bad_keyring_input_is_refused_with_a_message() {
     assert_eq!(node.get("k").unwrap(), Some("v".into()));
     assert_eq!(node.keyring().unwrap().len(), 2);
 }
+
+/// Nodes of the JOIN network.
+const JOINED: usize = 8;
+
+/// A CURVE node that admits any client knowing its key (`CURVE *`), with
+/// small views and quick shuffles so that passive entries are dialled
+/// during the test, and membership events on.
+fn joined_node(i: usize) -> Member {
+    let node = Node::new(&format!("j{i}")).unwrap();
+    let key = Keypair::generate().unwrap();
+    node.send(&["KEYRING", "ADD", &z(&key.secret)]).unwrap();
+    for (name, value) in [
+        ("overlay/active-max", "3"),
+        ("overlay/shuffle-interval", "400"),
+        ("membership/events", "1"),
+    ] {
+        node.send(&["SET", name, value]).unwrap();
+    }
+    let port = node.bind("tcp://127.0.0.1:*").unwrap().unwrap();
+    Member {
+        node,
+        endpoint: format!("tcp://127.0.0.1:{port}"),
+        key: std::sync::Mutex::new(key),
+    }
+}
+
+/// Failed members listed anywhere, as (at node, of member).
+fn failed_members(members: &[Member]) -> Vec<(String, String)> {
+    let mut failed = Vec::new();
+    for m in members {
+        for r in m.node.members().unwrap() {
+            if r.state == zgossip::MemberState::Failed {
+                failed.push((m.node.name().to_string(), r.name.clone()));
+            }
+        }
+    }
+    failed
+}
+
+/// The rotation over an overlay formed with JOIN: peers know each other's
+/// keys only from overlay messages (JOIN, NEIGHBOR, shuffles), no CONNECT
+/// is ever told the new key. Each node adds a new key, switches to it
+/// (its active peers are told at once), waits until they took it, and
+/// retires the old one, while a writer publishes: nothing is lost, no
+/// member is ever failed, the overlay stays connected, old keys are
+/// refused afterwards.
+#[test]
+fn an_overlay_formed_with_join_rotates_every_key_and_loses_nothing() {
+    let members: Vec<Member> = (0..JOINED).map(joined_node).collect();
+    for i in 1..JOINED {
+        let via = &members[(i - 1) / 2];
+        members[i]
+            .node
+            .send(&["JOIN", &via.endpoint, &z(&via.key().public)])
+            .unwrap();
+    }
+    for m in &members {
+        assert!(
+            common::wait_until(T, || m.node.members().unwrap().len() == JOINED),
+            "{} does not list every member",
+            m.node.name()
+        );
+    }
+    let rekeys = |m: &Member| stat(&m.node, "overlay-rekeys");
+    let stop = AtomicBool::new(false);
+    let mut old_keys = Vec::new();
+    let mut failed_seen = Vec::new();
+    let written = std::thread::scope(|s| {
+        let writer_node = &members[0].node;
+        let stop = &stop;
+        let writer = s.spawn(move || {
+            let started = Instant::now();
+            let mut n = 0;
+            while n < MAX_WRITES && started.elapsed() < T && !stop.load(Ordering::SeqCst) {
+                writer_node
+                    .publish(&format!("j/{n:05}"), &format!("value {n}"))
+                    .unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        for x in 0..JOINED {
+            let new = Keypair::generate().unwrap();
+            let old = members[x].key();
+            let xn = &members[x].node;
+            xn.send(&["KEYRING", "ADD", &z(&new.secret)]).unwrap();
+            let before: u64 = members.iter().map(rekeys).sum();
+            let actives = stat(xn, "overlay-active");
+            assert!(actives > 0, "{} has no overlay link", xn.name());
+            xn.send(&["KEYRING", "USE", &z(&new.public)]).unwrap();
+            // Its active peers take the new key from its re-announcement.
+            assert!(
+                common::wait_until(T, || members.iter().map(rekeys).sum::<u64>()
+                    >= before + actives),
+                "{}'s peers did not take its new key",
+                xn.name()
+            );
+            xn.send(&["KEYRING", "REMOVE", &z(&old.public)]).unwrap();
+            *members[x].key.lock().unwrap() = new;
+            old_keys.push(old);
+            // Shuffles and refills of the views go on meanwhile: passive
+            // entries with the retired key are dialled and refused.
+            let pause = Instant::now();
+            while pause.elapsed() < Duration::from_millis(600) {
+                failed_seen.extend(failed_members(&members));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        writer.join().unwrap()
+    });
+    assert!(written > 100, "the writer wrote only {written}");
+    assert!(failed_seen.is_empty(), "members failed: {failed_seen:?}");
+
+    // Zero writes lost, and the overlay still carries a new write.
+    for m in &members {
+        common::wait_status(&m.node, written, T);
+        assert_eq!(
+            m.node.get(&format!("j/{:05}", written - 1)).unwrap(),
+            Some(format!("value {}", written - 1))
+        );
+    }
+    members[JOINED - 1]
+        .node
+        .publish("j/after", "rotated")
+        .unwrap();
+    for m in &members {
+        assert!(
+            common::wait_until(T, || m.node.get("j/after").unwrap().is_some()),
+            "{} did not get a write made after the rotation",
+            m.node.name()
+        );
+        assert!(stat(&m.node, "overlay-active") > 0, "{}", m.node.name());
+    }
+    // No member was accused for a refused handshake, none failed, and
+    // no handshake was refused for a key a node held.
+    assert!(failed_members(&members).is_empty());
+    for m in &members {
+        let name = m.node.name();
+        assert_eq!(stat(&m.node, "members-failures"), 0, "{name}");
+        assert_eq!(stat(&m.node, "members-unreachable"), 0, "{name}");
+        assert_eq!(stat(&m.node, "curve-unknown-refused"), 0, "{name}");
+        let held = m.node.keyring().unwrap();
+        assert_eq!(held.len(), 1, "{name}: {held:?}");
+        assert_eq!(held[0].public, z(&m.key().public));
+        // Its MEMBER events (the writes are not put on the pipe) never
+        // said failed.
+        while let Some(msg) = m.node.recv_timeout(Duration::from_millis(1)).unwrap() {
+            if msg[0] == "MEMBER" {
+                assert_ne!(msg[3], "failed", "{name}: {msg:?}");
+            }
+        }
+    }
+    let dialled_retired: u64 = members
+        .iter()
+        .map(|m| stat(&m.node, "curve-retired-refused"))
+        .sum();
+    let rekeyed: u64 = members.iter().map(rekeys).sum();
+    println!("retired keys dialled and refused: {dialled_retired}; entries re-keyed: {rekeyed}");
+
+    // The old server keys are refused afterwards; the new ones work.
+    for (m, old) in members.iter().zip(&old_keys) {
+        let e = handshake(&m.endpoint, old.public, Keypair::generate().unwrap()).unwrap_err();
+        assert!(e.contains("retired"), "{}: {e}", m.node.name());
+        handshake(&m.endpoint, m.key().public, Keypair::generate().unwrap()).unwrap();
+    }
+}

@@ -63,6 +63,7 @@ const STATS_METRICS: &[(&str, &str, Kind, &str)] = {
         ("overlay-promotions", "zgossip_overlay_promotions_total", Counter, "Passive peers promoted to the active view."),
         ("overlay-evictions", "zgossip_overlay_evictions_total", Counter, "Active peers evicted to make room."),
         ("overlay-merges", "zgossip_overlay_merges_total", Counter, "Overlay partitions merged (a smaller anchor heard)."),
+        ("overlay-rekeys", "zgossip_overlay_rekeys_total", Counter, "New keys of peers taken from the peers themselves (a key rotation)."),
         ("overlay-ignored", "zgossip_overlay_ignored_messages_total", Counter, "Overlay messages ignored."),
         ("tree-announced", "zgossip_tree_announced_writes_total", Counter, "Writes announced on lazy links."),
         ("tree-announce-frames", "zgossip_tree_announce_frames_total", Counter, "IHAVE frames sent."),

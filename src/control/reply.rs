@@ -57,7 +57,7 @@ pub(crate) fn engine_counters(engine: &Engine) -> [(&'static str, u64); 18] {
 
 /// The overlay's sizes and counters, for `STATS` (docs/overlay.md says
 /// what each means).
-pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
+pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 39] {
     let o = engine.overlay_stats();
     let (v, t, r) = (o.views, o.tree, o.root);
     let (root, level, detached) = engine.tree_root();
@@ -76,6 +76,7 @@ pub(crate) fn overlay_counters(engine: &Engine) -> [(&'static str, u64); 38] {
         ("overlay-promotions", v.promotions),
         ("overlay-evictions", v.evictions),
         ("overlay-merges", v.merges),
+        ("overlay-rekeys", v.rekeys),
         ("overlay-ignored", v.ignored),
         ("tree-announced", t.announced),
         ("tree-announce-frames", t.announce_frames),

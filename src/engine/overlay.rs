@@ -51,6 +51,14 @@ impl Engine {
         self.views.set_key(key);
     }
 
+    /// This node's primary key changed on a running node (`KEYRING USE`):
+    /// told to overlay peers from now on, and re-announced at once to the
+    /// active ones, so they dial it with the new key.
+    pub fn announce_public_key(&mut self, key: Option<[u8; 32]>, now: Now) {
+        self.views.announce_key(key);
+        self.run_overlay(now);
+    }
+
     /// The endpoint the overlay tells others (empty until set).
     pub fn endpoint(&self) -> &str {
         &self.views.me().endpoint

@@ -536,3 +536,71 @@ fn a_close_after_a_disconnect_suspects_nobody_and_one_without_it_does() {
         Some(MemberState::Suspect)
     );
 }
+
+/// Node 2 is a known member, alive, with no link to the hub; node 3 is
+/// active on link 8; a beacon of 2 (with key `key`) makes the hub ask 2 to
+/// be a neighbour. Returns the hub and the dial's remote.
+fn hub_dialling_member_2(key: [u8; 32]) -> (Engine, RemoteId) {
+    let mut e = hub_with_member_on_7();
+    e.handle_frame(
+        7,
+        &ov(overlay::Message::Disconnect { alive: true }),
+        false,
+        at(2),
+    );
+    e.handle_closed(7, at(3));
+    e.handle_connected(8, Role::Inbound, ZGP2, at(3));
+    e.handle_frame(8, &enc(Message::Hello), false, at(3));
+    e.handle_frame(
+        8,
+        &ov(overlay::Message::Join(entry(3, "tcp://10.0.0.3:5670"))),
+        false,
+        at(3),
+    );
+    drain(&mut e, 8);
+    e.add_candidate(2, "tcp://10.0.0.2:5670", Some(key), at(4));
+    let remote = actions(&mut e)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Dial { remote, endpoint } if endpoint == "tcp://10.0.0.2:5670" => Some(remote),
+            _ => None,
+        })
+        .expect("a neighbour dial of 2");
+    assert_eq!(e.remote_key(remote), Some(key));
+    (e, remote)
+}
+
+/// A neighbour dial refused in its CURVE handshake (2 retired the key it
+/// was dialled with) says 2 is there: no suspicion. A dial that finds no
+/// one there does accuse it.
+#[test]
+fn a_handshake_refusal_on_an_overlay_dial_raises_no_suspicion() {
+    use crate::wire::membership::MemberState;
+    let (mut e, remote) = hub_dialling_member_2([0xA2; 32]);
+    e.handle_dial_failed(remote, "HELLO addressed to a retired server key", at(5));
+    advance(&mut e, 50);
+    assert_eq!(e.membership_stats().unreachable, 0);
+    assert_eq!(e.membership_stats().suspicions, 0);
+    assert_eq!(
+        e.member(2).map(|m| m.record.state),
+        Some(MemberState::Alive)
+    );
+    // Its beacon with the new key: dialled with that key.
+    e.add_candidate(2, "tcp://10.0.0.2:5670", Some([0xB2; 32]), at(60));
+    let remote = actions(&mut e)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Dial { remote, endpoint } if endpoint == "tcp://10.0.0.2:5670" => Some(remote),
+            _ => None,
+        })
+        .expect("2 dialled again");
+    assert_eq!(e.remote_key(remote), Some([0xB2; 32]));
+
+    let (mut e, remote) = hub_dialling_member_2([0xA2; 32]);
+    e.handle_dial_unanswered(remote, "connection refused", at(5));
+    assert_eq!(e.membership_stats().unreachable, 1);
+    assert_eq!(
+        e.member(2).map(|m| m.record.state),
+        Some(MemberState::Suspect)
+    );
+}

@@ -125,6 +125,10 @@ pub struct ViewStats {
     pub ignored: u64,
     /// Joins dialled to an address a DNS seed resolved to.
     pub seed_joins: u64,
+    /// Peers' new keys taken from the peers themselves (a peer that
+    /// rotated its key re-announced it, or its beacon carried it): every
+    /// entry held for that node dials the new key from now on.
+    pub rekeys: u64,
     /// Addresses of DNS answers left out: beyond what a seed keeps
     /// ([`Views::seed_limit`]) or not dialable.
     pub seed_dropped: u64,
@@ -198,6 +202,12 @@ pub struct Views {
     merge: Option<(PeerEntry, u64, u64)>,
     /// When the last merge was made (one per shuffle period at most).
     last_merge: Option<u64>,
+    /// Keys nodes have moved away from, as the nodes themselves told
+    /// (node id, old key, its key now): an entry heard second-hand (a
+    /// shuffle sample taken before the rotation) that still carries an
+    /// old key is taken with the new one, so hearsay never brings a
+    /// retired key back. At most [`REKEYED_MAX`], oldest dropped first.
+    rekeyed: VecDeque<(u64, [u8; 32], [u8; 32])>,
     out: VecDeque<ViewAction>,
     pub stats: ViewStats,
 }
@@ -206,6 +216,9 @@ pub struct Views {
 /// through the node's own links (it may be news in its own part,
 /// spreading), ms; at most three times as long (drawn at random).
 pub const MERGE_WAIT_MS: u64 = 1_000;
+
+/// How many key changes of other nodes the views remember.
+pub const REKEYED_MAX: usize = 64;
 
 impl Views {
     pub fn new(me: PeerEntry, settings: ViewSettings, seed: u64) -> Views {
@@ -226,6 +239,7 @@ impl Views {
             next_shuffle: None,
             merge: None,
             last_merge: None,
+            rekeyed: VecDeque::new(),
             out: VecDeque::new(),
             stats: ViewStats::default(),
         }
@@ -244,6 +258,103 @@ impl Views {
     /// CURVE clients.
     pub fn set_key(&mut self, key: Option<[u8; 32]>) {
         self.me.key = key;
+    }
+
+    /// This node's primary key changed (`KEYRING USE`): from now on its
+    /// entry carries `key`, and each active peer is told at once with an
+    /// unrequested `NEIGHBOR-REPLY` (accepted) carrying the entry, so it
+    /// dials the new key when the link is lost and passes it on in its
+    /// shuffles. Peers that do not know this use of the message ignore it
+    /// (and learn the key from the next JOIN, NEIGHBOR or shuffle).
+    pub fn announce_key(&mut self, key: Option<[u8; 32]>) {
+        if self.me.key == key {
+            return;
+        }
+        self.me.key = key;
+        let conns: Vec<ConnId> = self.active.iter().map(|a| a.conn).collect();
+        for conn in conns {
+            self.send(
+                conn,
+                Message::NeighborReply {
+                    accepted: true,
+                    peer: self.me.clone(),
+                },
+            );
+        }
+    }
+
+    /// What node `peer.id` says of itself (its JOIN, NEIGHBOR or
+    /// NEIGHBOR-REPLY on its own link, `on_link`; or its beacon): its key
+    /// replaces the key of every entry held for it (active, passive,
+    /// failed), and a key replaced is remembered as one it moved away
+    /// from. A link's word also gives the key of a `JOIN` contact at its
+    /// endpoint (a beacon's does not: anyone can send one).
+    fn first_hand(&mut self, peer: &PeerEntry, on_link: bool) {
+        let Some(key) = peer.key else {
+            return;
+        };
+        if peer.id == self.me.id {
+            return;
+        }
+        let mut old = Vec::new();
+        let entries = self
+            .active
+            .iter_mut()
+            .map(|a| &mut a.peer)
+            .chain(self.passive.iter_mut())
+            .chain(self.failed.iter_mut().map(|(p, _)| p));
+        for p in entries.filter(|p| p.id == peer.id) {
+            if let Some(k) = p.key.filter(|&k| k != key) {
+                old.push(k);
+            }
+            p.key = Some(key);
+        }
+        if on_link && !peer.endpoint.is_empty() {
+            for contact in self.contacts.iter_mut() {
+                if contact.0 == peer.endpoint && contact.1.is_some_and(|k| k != key) {
+                    contact.1 = Some(key);
+                }
+            }
+        }
+        // Back on a key it had: no longer one it moved away from.
+        self.rekeyed.retain(|&(id, k, _)| id != peer.id || k != key);
+        for (id, _, now) in self.rekeyed.iter_mut() {
+            if *id == peer.id {
+                *now = key;
+            }
+        }
+        old.sort_unstable();
+        old.dedup();
+        if !old.is_empty() {
+            self.stats.rekeys += 1;
+        }
+        for k in old {
+            if !self
+                .rekeyed
+                .iter()
+                .any(|&(id, o, _)| id == peer.id && o == k)
+            {
+                if self.rekeyed.len() >= REKEYED_MAX {
+                    self.rekeyed.pop_front();
+                }
+                self.rekeyed.push_back((peer.id, k, key));
+            }
+        }
+    }
+
+    /// `peer` as heard second-hand, with the key its node moved to if the
+    /// entry carries one it moved away from.
+    fn current(&self, mut peer: PeerEntry) -> PeerEntry {
+        if let Some(k) = peer.key {
+            if let Some(&(_, _, now)) = self
+                .rekeyed
+                .iter()
+                .find(|&&(id, old, _)| id == peer.id && old == k)
+            {
+                peer.key = Some(now);
+            }
+        }
+        peer
     }
 
     pub fn settings(&self) -> &ViewSettings {
@@ -408,6 +519,8 @@ impl Views {
         if peer.id == self.me.id || !endpoint_is_dialable(&peer.endpoint) {
             return;
         }
+        // Its beacon: the key it announces now.
+        self.first_hand(&peer, false);
         if self.active.is_empty() && self.asking.is_empty() && self.dialling.is_empty() {
             let key = peer.key;
             self.dial(peer.endpoint, Intent::Join { key }, now);
@@ -724,6 +837,7 @@ impl Views {
     }
 
     fn remember_failed(&mut self, peer: PeerEntry, now: u64) {
+        let peer = self.current(peer);
         if peer.id == self.me.id || !endpoint_is_dialable(&peer.endpoint) {
             return;
         }
@@ -874,6 +988,7 @@ impl Views {
     /// `prefer_evict` (what we just sent away in a shuffle) makes room
     /// first, else a random one.
     fn add_passive(&mut self, peer: PeerEntry, prefer_evict: &[PeerEntry]) {
+        let peer = self.current(peer);
         if peer.id == self.me.id
             || !endpoint_is_dialable(&peer.endpoint)
             || self.active.iter().any(|a| a.peer.id == peer.id)
@@ -923,6 +1038,7 @@ impl Views {
             return self.ignore_and_close(conn, "a JOIN from this node itself");
         }
         self.stats.joins += 1;
+        self.first_hand(&peer, true);
         self.add_active(conn, peer.clone(), false);
         self.send(
             conn,
@@ -994,6 +1110,7 @@ impl Views {
             self.stats.ignored += 1;
             return;
         }
+        self.first_hand(&peer, true);
         let already = self.active.iter().any(|a| a.peer.id == peer.id);
         let accept = peer.id != self.me.id
             && (high || already || self.active.len() < self.settings.active_max);
@@ -1025,9 +1142,20 @@ impl Views {
 
     fn on_neighbor_reply(&mut self, conn: ConnId, accepted: bool, peer: PeerEntry, now: u64) {
         let Some(req) = self.asking.remove(&conn) else {
-            self.stats.ignored += 1;
+            // Unrequested, on an active link, from the node on it: the
+            // node re-announces its entry (its key changed).
+            let from_peer = self
+                .active
+                .iter()
+                .any(|a| a.conn == conn && a.peer.id == peer.id);
+            if accepted && from_peer {
+                self.first_hand(&peer, true);
+            } else {
+                self.stats.ignored += 1;
+            }
             return;
         };
+        self.first_hand(&peer, true);
         if peer.id == self.me.id {
             // We dialled ourselves (our own endpoint under another name).
             return self.ignore_and_close(conn, "dialled this node itself");

@@ -957,3 +957,145 @@ fn a_cut_off_node_whose_passive_view_names_its_own_endpoint_asks_the_others_and_
     let asked: Vec<String> = dials(&drain(&mut v)).into_iter().map(|(e, _)| e).collect();
     assert_eq!(asked, vec![peer(7).endpoint]);
 }
+
+fn keyed(id: u64, key: u8) -> PeerEntry {
+    PeerEntry {
+        key: Some([key; 32]),
+        ..peer(id)
+    }
+}
+
+fn passive_key(v: &Views, id: u64) -> Option<[u8; 32]> {
+    v.passive().iter().find(|p| p.id == id).and_then(|p| p.key)
+}
+
+/// A node's own word of its new key (its beacon here) replaces the key
+/// held for it, and a shuffle sample taken before its rotation, still
+/// carrying the old key, does not bring the old key back.
+#[test]
+fn a_peer_entry_with_a_new_key_for_a_known_id_replaces_the_key() {
+    let mut v = views(1);
+    with_active(&mut v, &[3, 4, 5, 6, 7]); // full: candidates stay passive
+    v.add_passive(keyed(2, 0xA0), &[]);
+    v.candidate(keyed(2, 0xB0), 10);
+    assert_eq!(passive_key(&v, 2), Some([0xB0; 32]));
+    assert_eq!(v.stats.rekeys, 1);
+    v.handle_message(
+        3,
+        Message::Shuffle {
+            ttl: 0,
+            peers: vec![keyed(2, 0xA0), keyed(8, 0xA8)],
+        },
+        20,
+    );
+    assert_eq!(
+        passive_key(&v, 2),
+        Some([0xB0; 32]),
+        "hearsay of the old key"
+    );
+    assert_eq!(passive_key(&v, 8), Some([0xA8; 32]));
+    // A key it has not moved away from is heard as before (latest wins).
+    v.handle_message(
+        4,
+        Message::Shuffle {
+            ttl: 0,
+            peers: vec![keyed(2, 0xC0)],
+        },
+        30,
+    );
+    assert_eq!(passive_key(&v, 2), Some([0xC0; 32]));
+}
+
+/// A node that switches its primary key tells its active peers at once
+/// (an unrequested NEIGHBOR-REPLY carrying its entry); a peer takes the
+/// key into its active entry, and dials it when the link is lost.
+#[test]
+fn a_rotated_key_is_re_announced_to_active_peers_and_taken_into_their_entries() {
+    let mut x = views(2);
+    with_active(&mut x, &[3, 4]);
+    x.announce_key(Some([0xB2; 32]));
+    let told = sent(&drain(&mut x));
+    assert_eq!(told.len(), 2, "{told:?}");
+    for (conn, msg) in &told {
+        assert!([3, 4].contains(conn));
+        assert_eq!(
+            *msg,
+            Message::NeighborReply {
+                accepted: true,
+                peer: keyed(2, 0xB2)
+            }
+        );
+    }
+    x.announce_key(Some([0xB2; 32]));
+    assert!(
+        drain(&mut x).is_empty(),
+        "the same key is not announced again"
+    );
+
+    // Peer 3 has 2 active on link 2 with its old key.
+    let mut v = views(3);
+    v.handle_message(
+        2,
+        Message::Neighbor {
+            high: true,
+            peer: keyed(2, 0xA2),
+        },
+        0,
+    );
+    drain(&mut v);
+    v.handle_message(2, told[0].1.clone(), 10);
+    assert!(drain(&mut v).is_empty(), "no answer to a re-announcement");
+    assert_eq!(v.stats.rekeys, 1);
+    assert_eq!(v.stats.ignored, 0);
+    let active: Vec<PeerEntry> = v.active().map(|(_, p)| p.clone()).collect();
+    assert_eq!(active, vec![keyed(2, 0xB2)]);
+    // The link fails: 2 is remembered and tried again with its new key.
+    assert!(v.link_down(2, 20));
+    v.handle_timeout(20 + ViewSettings::default().shuffle_interval_ms);
+    let tried = dials(&drain(&mut v));
+    assert!(
+        tried
+            .iter()
+            .any(|(_, i)| matches!(i, Intent::Neighbor { peer, .. } if *peer == keyed(2, 0xB2))),
+        "{tried:?}"
+    );
+    // An unrequested reply on a link that is not that node's is ignored.
+    let mut w = views(4);
+    w.handle_message(5, told[0].1.clone(), 0);
+    assert_eq!(w.stats.ignored, 1);
+    assert_eq!(w.active_len(), 0);
+}
+
+/// A neighbour dial with a key the peer has retired fails in its
+/// handshake: the peer is alive, so no one is accused, and it is not
+/// lost: its next beacon (or entry) with the new key brings it back, and
+/// it is dialled with that key.
+#[test]
+fn a_stale_key_dial_accuses_no_one_and_the_new_key_brings_the_peer_back() {
+    let mut v = views(1);
+    with_active(&mut v, &[3]);
+    v.add_passive(keyed(2, 0xA2), &[]);
+    v.handle_timeout(ViewSettings::default().shuffle_interval_ms);
+    let asked = dials(&drain(&mut v));
+    let stale = asked
+        .iter()
+        .find(|(e, _)| e == "tcp://10.0.0.2:5670")
+        .expect("a neighbour dial of 2");
+    assert!(matches!(&stale.1, Intent::Neighbor { peer, .. } if peer.key == Some([0xA2; 32])));
+    // The handshake is refused: not "nobody there".
+    v.dial_failed("tcp://10.0.0.2:5670", false, 11_000);
+    let after = drain(&mut v);
+    assert!(
+        !after
+            .iter()
+            .any(|a| matches!(a, ViewAction::Unreachable { .. })),
+        "{after:?}"
+    );
+    v.candidate(keyed(2, 0xB2), 12_000);
+    let again = dials(&drain(&mut v));
+    assert!(
+        again.iter().any(|(e, i)| e == "tcp://10.0.0.2:5670"
+            && matches!(i, Intent::Neighbor { peer, .. } if peer.key == Some([0xB2; 32]))),
+        "{again:?}"
+    );
+}

@@ -689,7 +689,7 @@ impl Reactor {
             // A rotation: announced from now on (overlay messages,
             // beacons); the links made with the old key stay.
             let now = self.now();
-            self.engine.set_public_key(Some(public));
+            self.engine.announce_public_key(Some(public), now);
             if let Some(d) = self.discovery.as_mut() {
                 d.announce_key(&public, now);
             }
