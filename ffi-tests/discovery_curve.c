@@ -17,13 +17,7 @@
 #include <time.h>
 
 #include <zgossip.h>
-
-static void
-sleep_ms (int msecs)
-{
-    struct timespec ts = { msecs / 1000, (long) (msecs % 1000) * 1000000 };
-    nanosleep (&ts, NULL);
-}
+#include "test_support.h"
 
 static zgossip_t *
 start (const char *name, bool secured, const char *key)

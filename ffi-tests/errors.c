@@ -14,8 +14,7 @@
 #include <string.h>
 
 #include <zgossip.h>
-
-#define streq(s1,s2) (!strcmp ((s1), (s2)))
+#include "test_support.h"
 
 //  Asserts a return code and that the last error mentions `what`
 #define expect_error(call, code, what) do { \

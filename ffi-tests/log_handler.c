@@ -23,24 +23,10 @@
 #include <unistd.h>
 
 #include <zgossip.h>
+#include "test_support.h"
 
 //  Generous: valgrind runs this too, 20-50 times slower
 #define DEADLINE_MS 30000
-
-static int64_t
-now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms (int msecs)
-{
-    struct timespec ts = { msecs / 1000, (long) (msecs % 1000) * 1000000 };
-    nanosleep (&ts, NULL);
-}
 
 //  What the handler saw; it runs on the library's threads
 typedef struct {

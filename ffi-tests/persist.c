@@ -14,8 +14,7 @@
 #include <unistd.h>
 
 #include <zgossip.h>
-
-#define streq(s1,s2) (!strcmp ((s1), (s2)))
+#include "test_support.h"
 
 //  GET key: the value, or NULL when the node does not hold it (freed by
 //  the caller)

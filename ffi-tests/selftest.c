@@ -28,23 +28,7 @@
 #include <zmq.h>
 
 #include <zgossip.h>
-
-#define streq(s1,s2) (!strcmp ((s1), (s2)))
-
-static int64_t
-now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms (int msecs)
-{
-    struct timespec ts = { msecs / 1000, (long) (msecs % 1000) * 1000000 };
-    nanosleep (&ts, NULL);
-}
+#include "test_support.h"
 
 //  ZGP v1 messages, one frame each: signature AA A0, id, version 1
 static const unsigned char zgp_hello [] = { 0xAA, 0xA0, 1, 1 };
