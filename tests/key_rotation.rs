@@ -144,6 +144,20 @@ fn rotate(members: &[Member], x: usize) -> Keypair {
     old
 }
 
+/// Publishes `PREFIX/NNNNN` every 2 ms until `stop`, `MAX_WRITES` or `T`;
+/// returns how many it wrote.
+fn write_until_stopped(node: &Node, prefix: &str, stop: &AtomicBool) -> usize {
+    let started = Instant::now();
+    let mut n = 0;
+    while n < MAX_WRITES && started.elapsed() < T && !stop.load(Ordering::SeqCst) {
+        node.publish(&format!("{prefix}/{n:05}"), &format!("value {n}"))
+            .unwrap();
+        n += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    n
+}
+
 #[test]
 fn ten_nodes_rotate_every_key_while_a_writer_publishes_and_lose_nothing() {
     let members = network();
@@ -152,18 +166,7 @@ fn ten_nodes_rotate_every_key_while_a_writer_publishes_and_lose_nothing() {
     let written = std::thread::scope(|s| {
         let writer_node = &members[3].node;
         let stop = &stop;
-        let writer = s.spawn(move || {
-            let started = Instant::now();
-            let mut n = 0;
-            while n < MAX_WRITES && started.elapsed() < T && !stop.load(Ordering::SeqCst) {
-                writer_node
-                    .publish(&format!("w/{n:05}"), &format!("value {n}"))
-                    .unwrap();
-                n += 1;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            n
-        });
+        let writer = s.spawn(move || write_until_stopped(writer_node, "w", stop));
         // Let the network form and the writer run before the first turn.
         std::thread::sleep(Duration::from_millis(300));
         for x in 0..NODES {
@@ -403,18 +406,7 @@ fn an_overlay_formed_with_join_rotates_every_key_and_loses_nothing() {
     let written = std::thread::scope(|s| {
         let writer_node = &members[0].node;
         let stop = &stop;
-        let writer = s.spawn(move || {
-            let started = Instant::now();
-            let mut n = 0;
-            while n < MAX_WRITES && started.elapsed() < T && !stop.load(Ordering::SeqCst) {
-                writer_node
-                    .publish(&format!("j/{n:05}"), &format!("value {n}"))
-                    .unwrap();
-                n += 1;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            n
-        });
+        let writer = s.spawn(move || write_until_stopped(writer_node, "j", stop));
         std::thread::sleep(Duration::from_millis(300));
         for x in 0..JOINED {
             let new = Keypair::generate().unwrap();
