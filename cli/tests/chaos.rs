@@ -921,6 +921,50 @@ fn apart(a: &[(usize, Duration)], b: &[(usize, Duration)]) -> String {
 /// Each step's time is taken per process, from the fault to the last line
 /// that shows it (member line, deletes or deliveries); `MEMBERS` of every
 /// process is then read (from outside, `zgossip members`) and must agree.
+/// A member gone from the network: every process of `watchers` must list
+/// `id` (host `who`) as `state` and have been told the delete of each of
+/// `keys`, its ephemeral tuples, within `limit` of `at`. Returns "at N
+/// processes, median ...; in each process the STATE line and the last
+/// delete ... apart", or what was missing.
+#[allow(clippy::too_many_arguments)]
+fn wait_gone(
+    c: &Cluster,
+    watchers: &[usize],
+    at: Instant,
+    who: usize,
+    id: &str,
+    state: &str,
+    keys: &[String],
+    limit: Duration,
+    target: Duration,
+) -> Result<String, String> {
+    let line = |i| first_told(c, i, at, |m| m.id == id && m.state == state);
+    let done = wait_each(
+        watchers,
+        at,
+        limit,
+        |i| Some(line(i)?.max(deleted_since(c, i, at, keys)?)),
+        |i| {
+            format!(
+                "lists h{who} as {:?}, holds {:?} of its ephemeral tuples",
+                told(c, i).get(id),
+                holds_of(c, i, keys)
+            )
+        },
+    )?;
+    let since = |t: Option<Instant>| t.unwrap().saturating_duration_since(at);
+    let lines: Vec<(usize, Duration)> = watchers.iter().map(|&i| (i, since(line(i)))).collect();
+    let deleted: Vec<(usize, Duration)> = watchers
+        .iter()
+        .map(|&i| (i, since(deleted_since(c, i, at, keys))))
+        .collect();
+    Ok(format!(
+        "{}; in each process the {state} line and the last delete {}",
+        figures(&done, Some(target)),
+        apart(&lines, &deleted)
+    ))
+}
+
 fn members_scenario(default_nodes: usize) {
     use std::sync::atomic::AtomicUsize;
     let n = env_usize("CHAOS_NODES", default_nodes).max(4);
@@ -1063,19 +1107,16 @@ fn members_scenario(default_nodes: usize) {
     let victim_keys = victim_first.ephemeral_keys();
     let at = Instant::now();
     c.kill9(victim);
-    let failed_line = |i| first_told(&c, i, at, |m| m.id == old_id && m.state == "failed");
-    let failed = wait_each(
+    let failed = wait_gone(
+        &c,
         &others,
         at,
+        victim,
+        &old_id,
+        "failed",
+        &victim_keys,
         FAILED_WITHIN,
-        |i| Some(failed_line(i)?.max(deleted_since(&c, i, at, &victim_keys)?)),
-        |i| {
-            format!(
-                "lists h{victim} as {:?}, holds {:?} of its ephemeral tuples",
-                told(&c, i).get(&old_id),
-                holds_of(&c, i, &victim_keys)
-            )
-        },
+        TARGET_FAILED,
     )
     .unwrap_or_else(|r| {
         fail(
@@ -1083,19 +1124,9 @@ fn members_scenario(default_nodes: usize) {
             r,
         )
     });
-    let since = |t: Option<Instant>| t.unwrap().saturating_duration_since(at);
-    let failed_only: Vec<(usize, Duration)> =
-        others.iter().map(|&i| (i, since(failed_line(i)))).collect();
-    let deleted: Vec<(usize, Duration)> = others
-        .iter()
-        .map(|&i| (i, since(deleted_since(&c, i, at, &victim_keys))))
-        .collect();
     eprintln!(
-        "chaos members: kill -9 h{victim}: failed and its {} ephemeral tuples deleted at {}; \
-         in each process the failed line and the last delete {} (t={})",
+        "chaos members: kill -9 h{victim}: failed and its {} ephemeral tuples deleted at {failed} (t={})",
         victim_keys.len(),
-        figures(&failed, Some(TARGET_FAILED)),
-        apart(&failed_only, &deleted),
         secs(t0.elapsed())
     );
     // Its plain tuple stays, and so do the leaver's tuples.
@@ -1131,19 +1162,16 @@ fn members_scenario(default_nodes: usize) {
         ),
         Err(e) => fail(&format!("h{leaver} on SIGTERM"), e),
     }
-    let left_line = |i| first_told(&c, i, at, |m| m.id == leaver_id && m.state == "left");
-    let left = wait_each(
+    let left = wait_gone(
+        &c,
         &live,
         at,
+        leaver,
+        &leaver_id,
+        "left",
+        &leaver_keys,
         LEFT_WITHIN,
-        |i| Some(left_line(i)?.max(deleted_since(&c, i, at, &leaver_keys)?)),
-        |i| {
-            format!(
-                "lists h{leaver} as {:?}, holds {:?} of its ephemeral tuples",
-                told(&c, i).get(&leaver_id),
-                holds_of(&c, i, &leaver_keys)
-            )
-        },
+        TARGET_LEFT,
     )
     .unwrap_or_else(|r| {
         fail(
@@ -1151,19 +1179,9 @@ fn members_scenario(default_nodes: usize) {
             r,
         )
     });
-    let since = |t: Option<Instant>| t.unwrap().saturating_duration_since(at);
-    let left_only: Vec<(usize, Duration)> =
-        live.iter().map(|&i| (i, since(left_line(i)))).collect();
-    let deleted: Vec<(usize, Duration)> = live
-        .iter()
-        .map(|&i| (i, since(deleted_since(&c, i, at, &leaver_keys))))
-        .collect();
     eprintln!(
-        "chaos members: SIGTERM h{leaver}: left and its {} ephemeral tuples deleted at {}; \
-         in each process the left line and the last delete {} (t={})",
+        "chaos members: SIGTERM h{leaver}: left and its {} ephemeral tuples deleted at {left} (t={})",
         leaver_keys.len(),
-        figures(&left, Some(TARGET_LEFT)),
-        apart(&left_only, &deleted),
         secs(t0.elapsed())
     );
     for (k, _) in &leaver_tuples.ephemeral {
