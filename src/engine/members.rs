@@ -65,10 +65,7 @@ impl Engine {
 
     /// A link closed, and how.
     pub(super) fn membership_link_down(&mut self, conn: ConnId, end: LinkEnd, now: Now) {
-        let peer = self.membership.link_peer(conn);
-        let before = self.membership.stats().suspicions;
-        self.membership.link_down(conn, end, now.mono_ms);
-        if let Some(peer) = peer.filter(|_| self.membership.stats().suspicions > before) {
+        if let Some(peer) = self.membership.link_down(conn, end, now.mono_ms) {
             self.trace(format_args!(
                 "link {conn} to member {peer:016x} lost ({end:?}): it is suspected"
             ));
@@ -78,9 +75,7 @@ impl Engine {
 
     /// The overlay could not dial member `id`.
     pub(super) fn member_unreachable(&mut self, id: u64, now: Now) {
-        let before = self.membership.stats().unreachable;
-        self.membership.unreachable(id, now.mono_ms);
-        if self.membership.stats().unreachable > before {
+        if self.membership.unreachable(id, now.mono_ms) {
             self.trace(format_args!(
                 "member {id:016x} not reached by a dial: it is suspected"
             ));

@@ -523,11 +523,6 @@ impl Membership {
         [tick, self.flush_at].into_iter().flatten().min()
     }
 
-    /// The member at the other end of `conn`, once known.
-    pub fn link_peer(&self, conn: ConnId) -> Option<u64> {
-        self.links.get(&conn).and_then(|l| l.peer)
-    }
-
     /// A ZGP/2 link that carries membership opened: each end sends the
     /// other its own record and a digest of its table.
     pub fn link_up(&mut self, conn: ConnId, now: u64) {
@@ -546,36 +541,28 @@ impl Membership {
     /// A membership link closed. `lost`: not by a leave or a choice of
     /// either end (a reset, or silence past the link's timeout): the
     /// member at the other end is suspected, unless another link still
-    /// joins this node to it, or this node was stalled.
-    pub fn link_down(&mut self, conn: ConnId, end: LinkEnd, now: u64) {
+    /// joins this node to it, or this node was stalled. Returns the member
+    /// it accused, if any.
+    pub fn link_down(&mut self, conn: ConnId, end: LinkEnd, now: u64) -> Option<u64> {
         let lost = end != LinkEnd::Chosen;
         let Some(link) = self.links.remove(&conn) else {
             self.early.remove(&conn);
-            return;
+            return None;
         };
         let stalled = self.stalled(now);
-        let Some(peer) = link.peer else {
-            return;
-        };
+        let peer = link.peer?;
         if !lost || self.links.values().any(|l| l.peer == Some(peer)) {
-            return;
+            return None;
         }
-        let Some(record) = self.members.get(&peer).map(|m| m.record.to_record()) else {
-            return;
-        };
+        let record = self.members.get(&peer).map(|m| m.record.to_record())?;
         if record.state.is_gone() || self.left {
-            return;
+            return None;
         }
         if stalled {
             self.stats.suspicions_withheld += 1;
-            return;
+            return None;
         }
-        let accusation = MemberRecord {
-            state: MemberState::Suspect,
-            by: self.me.id,
-            ..record
-        };
-        self.apply(accusation, None, now);
+        self.accuse(record, now);
         if end == LinkEnd::Reset {
             let settings = &self.settings;
             if let Some(s) = self
@@ -587,6 +574,17 @@ impl Membership {
                 s.deadline = deadline(settings, s);
             }
         }
+        Some(peer)
+    }
+
+    /// This node accuses the member of `record`: suspect, by this node.
+    fn accuse(&mut self, record: MemberRecord, now: u64) {
+        let accusation = MemberRecord {
+            state: MemberState::Suspect,
+            by: self.me.id,
+            ..record
+        };
+        self.apply(accusation, None, now);
     }
 
     /// A dial to member `id` found no one (refused, or no answer in
@@ -595,28 +593,25 @@ impl Membership {
     /// only evidence the network gets. An accusation as strong as a
     /// timed-out link's (it waits at least twice `suspect-min`), raised
     /// only against a member listed alive that no link of ours joins to
-    /// (a link says it is there). A live member refutes it.
-    pub fn unreachable(&mut self, id: u64, now: u64) {
+    /// (a link says it is there). A live member refutes it. Returns
+    /// whether this node accused it.
+    pub fn unreachable(&mut self, id: u64, now: u64) -> bool {
         if self.left || self.links.values().any(|l| l.peer == Some(id)) {
-            return;
+            return false;
         }
         let Some(record) = self.members.get(&id).map(|m| m.record.to_record()) else {
-            return;
+            return false;
         };
         if record.state != MemberState::Alive {
-            return;
+            return false;
         }
         if self.stalled(now) {
             self.stats.suspicions_withheld += 1;
-            return;
+            return false;
         }
         self.stats.unreachable += 1;
-        let accusation = MemberRecord {
-            state: MemberState::Suspect,
-            by: self.me.id,
-            ..record
-        };
-        self.apply(accusation, None, now);
+        self.accuse(record, now);
+        true
     }
 
     /// Whether this node's own clock stalled lately: what it saw meanwhile

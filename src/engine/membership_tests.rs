@@ -641,7 +641,7 @@ mod forged {
                     Input::Up(c) => m.link_up(c, now),
                     Input::Down(c, lost) => {
                         let end = if lost { LinkEnd::Silent } else { LinkEnd::Chosen };
-                        m.link_down(c, end, now)
+                        m.link_down(c, end, now);
                     }
                     Input::Time(dt) => {
                         now += dt;
